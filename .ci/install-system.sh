@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests need on a fresh Debian bookworm machine:
+# Mesa lavapipe from bookworm-backports (Dawn rejects bookworm's own Mesa 22),
+# Debian chromium for browser tests, and Debian's PyTorch for regenerating golden files.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+if [ ! -f /etc/apt/sources.list.d/backports.sources ]; then
+  cat > /etc/apt/sources.list.d/backports.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
+apt-get update -qq
+apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers >/dev/null
+apt-get install -y -qq chromium libvulkan1 >/dev/null
+if [ "${WHITTLE_TORCH:-0}" = "1" ]; then
+  apt-get install -y -qq python3-torch python3-numpy >/dev/null
+fi

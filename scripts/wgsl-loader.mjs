@@ -1,0 +1,12 @@
+// Node module hook: `import code from './x.wgsl?raw'` yields the file's text, as Vite does.
+// Registered by scripts/register-wgsl.mjs (`node --import ./scripts/register-wgsl.mjs ...`).
+import { readFile } from 'node:fs/promises';
+
+export async function load(url, context, nextLoad) {
+  if (url.startsWith('file:') && /\.wgsl\?raw$/.test(url)) {
+    const path = new URL(url.replace(/\?raw$/, ''));
+    const text = await readFile(path, 'utf8');
+    return { format: 'module', source: `export default ${JSON.stringify(text)};`, shortCircuit: true };
+  }
+  return nextLoad(url, context);
+}

@@ -1,0 +1,8 @@
+export { acquireGpu, Gpu, storageUsage, type AcquireOptions, type AdapterSummary } from './device';
+export { BufferPool, bucketSize, type BufferStats } from './bufferPool';
+export { PipelineCache, type BindingKind, type KernelSpec } from './pipelineCache';
+export { Recorder, type BufferBinding, type DispatchArgs, type KernelTiming } from './recorder';
+export { Params } from './params';
+export { GpuDeviceLostError, GpuOutOfMemoryError, GpuValidationError, WebGpuUnavailableError } from './errors';
+export { findWebGpu } from './navigator';
+export { f16BitsToF32, f32ToF16Bits, fromF16Array, toF16Array, bf16BitsToF32Array } from './f16';

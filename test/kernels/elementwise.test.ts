@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { axpby, axpbyRef } from '../../src/kernels/elementwise';
+import { expectClose } from '../helpers/compare';
+import { getTestGpu } from '../helpers/gpu';
+import { Rng } from '../helpers/random';
+
+describe('axpby', () => {
+  for (const n of [1, 7, 33, 1000, 70_001]) {
+    it(`matches the reference for n=${n}`, async () => {
+      const gpu = await getTestGpu();
+      const rng = new Rng(n);
+      const x = rng.f32(n);
+      const y = rng.f32(n);
+      const xb = gpu.upload(x);
+      const yb = gpu.upload(y);
+      const rec = gpu.recorder();
+      axpby(gpu, rec, xb, yb, n, 0.5, -2);
+      rec.submit();
+      expectClose(await gpu.readF32(yb, n), axpbyRef(x, y, 0.5, -2), 1e-6, 'axpby f32');
+      gpu.release(xb);
+      gpu.release(yb);
+    });
+  }
+
+  it('spreads more than 65535 groups over a 2-D grid', async () => {
+    const gpu = await getTestGpu();
+    const n = 65536 * 256 + 3;
+    const x = new Float32Array(n).fill(1);
+    const xb = gpu.upload(x);
+    const yb = gpu.upload(new Float32Array(n).fill(-1)); // an unwritten element stays -1
+    const rec = gpu.recorder();
+    axpby(gpu, rec, xb, yb, n, 3, 1);
+    rec.submit();
+    const out = await gpu.readF32(yb, n);
+    expect(out.every((v) => v === 2)).toBe(true);
+    gpu.release(xb);
+    gpu.release(yb);
+  });
+});

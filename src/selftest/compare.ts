@@ -17,31 +17,4 @@ export function maxRelError(actual: ArrayLike<number>, expected: ArrayLike<numbe
   return maxRef === 0 ? maxDiff : maxDiff / maxRef;
 }
 
-/** Deterministic PRNG (mulberry32) for self-test inputs; the tests use the same generator. */
-export class Rng {
-  private s: number;
-  constructor(seed = 1) {
-    this.s = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  uniform(lo = -1, hi = 1): number {
-    return lo + (hi - lo) * this.next();
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  normal(): number {
-    const u = Math.max(this.next(), 1e-12);
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
-  }
-  f32(n: number, lo = -1, hi = 1): Float32Array {
-    const a = new Float32Array(n);
-    for (let i = 0; i < n; i++) a[i] = this.uniform(lo, hi);
-    return a;
-  }
-}
+export { Rng } from '../util/random';

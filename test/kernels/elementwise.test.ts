@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { axpby, axpbyRef } from '../../src/kernels/elementwise';
+import { axpby, axpbyRef, copyColumns, copyColumnsRef } from '../../src/kernels/elementwise';
 import { expectClose } from '../helpers/compare';
 import { getTestGpu } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
@@ -36,4 +36,25 @@ describe('axpby', () => {
     gpu.release(xb);
     gpu.release(yb);
   });
+});
+
+describe('copyColumns', () => {
+  for (const accumulate of [false, true]) {
+    it(`copies a column block between strided matrices (accumulate=${accumulate})`, async () => {
+      const gpu = await getTestGpu();
+      const rng = new Rng(accumulate ? 2 : 3);
+      const rows = 7;
+      const src = rng.f32(rows * 33);
+      const dst = rng.f32(rows * 20);
+      const dims = { rows, width: 11, srcStride: 33, srcOffset: 22, dstStride: 20, dstOffset: 5, accumulate };
+      const sb = gpu.upload(src);
+      const db = gpu.upload(dst);
+      const rec = gpu.recorder();
+      copyColumns(gpu, rec, { src: sb, dst: db, ...dims });
+      rec.submit();
+      expectClose(await gpu.readF32(db, rows * 20), copyColumnsRef(src, dst, dims), 1e-6, 'copyColumns');
+      gpu.release(sb);
+      gpu.release(db);
+    });
+  }
 });

@@ -1,0 +1,90 @@
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { nodeModelDir } from '../../src/formats/nodeByteSource';
+import { LoraAdapter, defaultLoraConfig } from '../../src/model/lora';
+import { loadCausalLM, type LoadedModel } from '../../src/model/load';
+import { expectClose } from '../helpers/compare';
+import { getTestGpu } from '../helpers/gpu';
+import { FIXTURES, readGolden } from './golden';
+
+const MODELS = ['tiny-llama', 'tiny-qwen2', 'tiny-gpt2'];
+
+async function open(name: string, dtype: 'f32' | 'f16' = 'f32'): Promise<LoadedModel> {
+  const gpu = await getTestGpu();
+  const dir = await nodeModelDir(join(FIXTURES, 'models', name));
+  try {
+    return await loadCausalLM(gpu, dir, { dtype });
+  } finally {
+    await dir.close?.();
+  }
+}
+
+/** The adapter the golden file was made with (rank and alpha from its metadata). */
+async function goldenAdapter(loaded: LoadedModel, golden: Awaited<ReturnType<typeof readGolden>>): Promise<LoraAdapter> {
+  const gpu = await getTestGpu();
+  const adapter = new LoraAdapter(gpu, loaded.config, loaded.model.weights, defaultLoraConfig(loaded.config, {
+    r: Number(golden.metadata.rank),
+    alpha: Number(golden.metadata.alpha),
+  }));
+  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const name of golden.names) {
+    if (!name.startsWith('base_model.')) continue;
+    tensors.set(name, { shape: [...golden.shape(name)], data: await golden.f32(name) });
+  }
+  adapter.loadTensors((n) => tensors.get(n));
+  return adapter;
+}
+
+describe.each(MODELS)('%s against the PyTorch golden file', (name) => {
+  const opened: LoadedModel[] = [];
+  afterAll(() => {
+    for (const m of opened) m.model.destroy();
+  });
+
+  it('gives the same base and LoRA logits (f32 weights, 1e-4 relative)', async () => {
+    const loaded = await open(name);
+    opened.push(loaded);
+    const golden = await readGolden(name);
+    const [B, T] = golden.shape('tokens') as [number, number];
+    const tokens = Uint32Array.from(await golden.i32('tokens'));
+    expectClose(await loaded.model.logits(tokens, B, T), await golden.f32('base_logits'), 1e-4, `${name} base logits`);
+    const adapter = await goldenAdapter(loaded, golden);
+    expectClose(await loaded.model.logits(tokens, B, T, adapter), await golden.f32('lora_logits'), 1e-4, `${name} LoRA logits`);
+    adapter.destroy();
+  });
+
+  it('gives the same masked loss, token accuracy and LoRA gradients', async () => {
+    const loaded = await open(name);
+    opened.push(loaded);
+    const golden = await readGolden(name);
+    const [B, T] = golden.shape('tokens') as [number, number];
+    const batch = {
+      B,
+      T,
+      tokens: Uint32Array.from(await golden.i32('tokens')),
+      targets: Uint32Array.from(await golden.i32('targets')),
+      mask: await golden.f32('mask'),
+    };
+    const adapter = await goldenAdapter(loaded, golden);
+    const trained = batch.mask.reduce((s, m) => s + m, 0);
+    const totals = (await loaded.model.forwardBackward(batch, adapter, { gradScale: 1 / trained, accumulate: false }))!;
+    expect(totals.tokens).toBe(trained);
+    expect(Math.abs(totals.lossSum / totals.tokens - (await golden.f32('loss'))[0]!)).toBeLessThan(1e-4 * Math.abs((await golden.f32('loss'))[0]!));
+    expect(totals.correct / totals.tokens).toBeCloseTo((await golden.f32('token_accuracy'))[0]!, 6);
+    const grads = await adapter.readGradients();
+    expect(grads.size).toBeGreaterThan(0);
+    for (const [key, got] of grads) expectClose(got, await golden.f32(`grad.${key}`), 1e-4, `${name} grad ${key}`);
+    adapter.destroy();
+  });
+
+  it('stays close with f16 weights (weights rounded to half precision)', async () => {
+    const loaded = await open(name, 'f16');
+    opened.push(loaded);
+    const golden = await readGolden(name);
+    const [B, T] = golden.shape('tokens') as [number, number];
+    const tokens = Uint32Array.from(await golden.i32('tokens'));
+    // The golden logits come from f32 (or bf16) weights: f16 rounding of every weight moves them by
+    // about 2^-11 relative per weight, a few 1e-3 after two layers.
+    expectClose(await loaded.model.logits(tokens, B, T), await golden.f32('base_logits'), 1e-2, `${name} f16 base logits`);
+  });
+});

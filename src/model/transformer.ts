@@ -13,7 +13,7 @@
  */
 import type { Gpu, Recorder } from '../gpu';
 import { activation, activationBackward, swiglu, swigluBackward } from '../kernels/activation';
-import { attentionBackward, attentionForward } from '../kernels/attention';
+import { appendKv, attentionBackward, attentionDecode, attentionDecodeWorkspaceBytes, attentionForward } from '../kernels/attention';
 import { crossEntropyChunkGrad, crossEntropyChunkStats, crossEntropyFinalize, CE_STATE_STRIDE } from '../kernels/crossentropy';
 import { axpby, copyColumns } from '../kernels/elementwise';
 import { embedding } from '../kernels/embedding';
@@ -47,6 +47,7 @@ export interface LossTotals {
 
 /** Largest number of vocabulary columns per logits chunk. */
 const VOCAB_CHUNK = 8192;
+const MAX_WORKSPACES = 3;
 
 /**
  * Scratch buffers for one batch shape, allocated once and reused by every step of that shape:
@@ -183,10 +184,50 @@ export interface StepOptions {
   accumulate: boolean;
 }
 
+/** Keys and values of every layer for B sequences, up to `capacity` positions (generation). */
+export class KvCache {
+  /** Positions already in the cache (the same for every sequence). */
+  length = 0;
+  readonly k: GPUBuffer[] = [];
+  readonly v: GPUBuffer[] = [];
+  /** Split-K scratch of the decode kernel. */
+  readonly scratch: GPUBuffer;
+  /** The last position's hidden state of each sequence, [B, hidden]. */
+  readonly lastHidden: GPUBuffer;
+
+  constructor(
+    private readonly gpu: Gpu,
+    readonly config: ModelConfig,
+    readonly B: number,
+    readonly capacity: number,
+  ) {
+    if (capacity > config.maxPositions) {
+      throw new Error(`prompt plus new tokens (${capacity}) exceed the model's ${config.maxPositions} positions`);
+    }
+    const { kvHeads: Hkv, headDim: D, heads: Hq } = config;
+    for (let l = 0; l < config.layers; l++) {
+      this.k.push(gpu.createBuffer(B * capacity * Hkv * D * 4, `kcache${l}`));
+      this.v.push(gpu.createBuffer(B * capacity * Hkv * D * 4, `vcache${l}`));
+    }
+    this.scratch = gpu.createBuffer(attentionDecodeWorkspaceBytes({ B, Hq, D, capacity }), 'decode-scratch');
+    this.lastHidden = gpu.createBuffer(B * config.hidden * 4, 'last-hidden');
+  }
+
+  bytes(): number {
+    return [...this.k, ...this.v, this.scratch, this.lastHidden].reduce((s, b) => s + b.size, 0);
+  }
+
+  destroy(): void {
+    for (const b of [...this.k, ...this.v, this.scratch, this.lastHidden]) this.gpu.release(b);
+    this.k.length = 0;
+    this.v.length = 0;
+  }
+}
+
 export class CausalLM {
   readonly invFreq: GPUBuffer | null;
-  private workspace: Workspace | null = null;
-  private workspaceKey = '';
+  /** Workspaces by batch shape, most recently used last (training, evaluation and decoding alternate). */
+  private readonly workspaces = new Map<string, Workspace>();
 
   constructor(
     readonly gpu: Gpu,
@@ -197,15 +238,23 @@ export class CausalLM {
   }
 
   destroy(): void {
-    this.workspace?.destroy();
-    this.workspace = null;
+    for (const ws of this.workspaces.values()) ws.destroy();
+    this.workspaces.clear();
     if (this.invFreq) this.gpu.release(this.invFreq);
     this.weights.destroy();
   }
 
-  /** GPU bytes of the scratch buffers for the current batch shape (0 before the first batch). */
+  /** GPU bytes of the scratch buffers held for recent batch shapes. */
   workspaceBytes(): number {
-    return this.workspace?.bytes() ?? 0;
+    let n = 0;
+    for (const ws of this.workspaces.values()) n += ws.bytes();
+    return n;
+  }
+
+  /** Frees the scratch buffers (they are made again on the next batch). */
+  releaseWorkspaces(): void {
+    for (const ws of this.workspaces.values()) ws.destroy();
+    this.workspaces.clear();
   }
 
   /** Position of a linear layer within its block: 0..6 = q, k, v, o, gate, up, down (GPT-2: 0, 3, 4, 6). */
@@ -228,14 +277,24 @@ export class CausalLM {
     const r = adapter?.config.r ?? 0;
     const slots = adapter ? [...new Set([...adapter.modules.keys()].map((l) => this.slotOf(l)))].sort() : [];
     const key = `${B}x${T}:${r}:${slots.join(',')}:${backward}`;
-    const have = this.workspace;
     // A backward-capable workspace of the same shape also serves forward-only passes.
-    if (have && (this.workspaceKey === key || (!backward && this.workspaceKey === key.replace(/false$/, 'true')))) return have;
-    have?.destroy();
+    const keys = backward ? [key] : [key, key.replace(/false$/, 'true')];
+    for (const k of keys) {
+      const hit = this.workspaces.get(k);
+      if (!hit) continue;
+      this.workspaces.delete(k); // re-insert: most recently used last
+      this.workspaces.set(k, hit);
+      return hit;
+    }
+    while (this.workspaces.size >= MAX_WORKSPACES) {
+      const oldest = this.workspaces.keys().next().value!;
+      this.workspaces.get(oldest)!.destroy();
+      this.workspaces.delete(oldest);
+    }
     const vocabChunk = Math.min(this.config.vocabSize, VOCAB_CHUNK);
-    this.workspace = new Workspace(this.gpu, this.config, B, T, vocabChunk, r, slots, backward);
-    this.workspaceKey = key;
-    return this.workspace;
+    const ws = new Workspace(this.gpu, this.config, B, T, vocabChunk, r, slots, backward);
+    this.workspaces.set(key, ws);
+    return ws;
   }
 
   private upload(ws: Workspace, batch: TokenBatch): void {
@@ -327,7 +386,7 @@ export class CausalLM {
     });
   }
 
-  private embed(rec: Recorder, ws: Workspace): void {
+  private embed(rec: Recorder, ws: Workspace, positionStart = 0): void {
     const w = this.weights;
     embedding(this.gpu, rec, {
       ids: ws.ids,
@@ -336,7 +395,7 @@ export class CausalLM {
       shards: w.embed,
       dtype: w.dtype,
       out: ws.xs[0]!,
-      ...(w.positions ? { positionTable: w.positions, positionDtype: 'f32' as const, positionStart: 0, seqLen: ws.T } : {}),
+      ...(w.positions ? { positionTable: w.positions, positionDtype: 'f32' as const, positionStart, seqLen: ws.T } : {}),
     });
   }
 
@@ -345,14 +404,15 @@ export class CausalLM {
     return { B: ws.B, T: ws.T, Hq, Hkv, D };
   }
 
-  private rope(rec: Recorder, ws: Workspace, x: GPUBuffer, heads: number, backward: boolean): void {
-    const common = { invFreq: this.invFreq!, tokens: ws.N, heads, headDim: this.config.headDim, positionStart: 0, seqLen: ws.T };
+  private rope(rec: Recorder, ws: Workspace, x: GPUBuffer, heads: number, backward: boolean, positionStart = 0): void {
+    const common = { invFreq: this.invFreq!, tokens: ws.N, heads, headDim: this.config.headDim, positionStart, seqLen: ws.T };
     if (backward) ropeBackward(this.gpu, rec, { ...common, dOut: x });
     else rope(this.gpu, rec, { ...common, x });
   }
 
   /** One layer forward from `xin` to `xout`, leaving its internals in the workspace. */
-  private layerForward(rec: Recorder, ws: Workspace, l: number, xin: GPUBuffer, xout: GPUBuffer, adapter: LoraAdapter | null, dropoutSeed: number | undefined): void {
+  private layerForward(rec: Recorder, ws: Workspace, l: number, xin: GPUBuffer, xout: GPUBuffer, adapter: LoraAdapter | null, dropoutSeed: number | undefined, kv?: KvCache): void {
+    const pos = kv?.length ?? 0;
     const cfg = this.config;
     const layer = this.weights.layers[l]!;
     const C = cfg.hidden;
@@ -366,15 +426,19 @@ export class CausalLM {
       lin(layer.attnIn[0]!, ws.h1, ws.q, 0);
       lin(layer.attnIn[1]!, ws.h1, ws.k, 1);
       lin(layer.attnIn[2]!, ws.h1, ws.v, 2);
-      this.rope(rec, ws, ws.q, cfg.heads, false);
-      this.rope(rec, ws, ws.k, cfg.kvHeads, false);
+      this.rope(rec, ws, ws.q, cfg.heads, false, pos);
+      this.rope(rec, ws, ws.k, cfg.kvHeads, false, pos);
     } else {
       lin(layer.attnIn[0]!, ws.h1, ws.attnIn, 0);
       for (const [i, dst] of [ws.q, ws.k, ws.v].entries()) {
         copyColumns(this.gpu, rec, { src: ws.attnIn, dst, rows: N, width: C, srcStride: 3 * C, srcOffset: i * C, dstStride: C, dstOffset: 0 });
       }
     }
-    attentionForward(this.gpu, rec, { ...this.attnDims(ws), q: ws.q, k: ws.k, v: ws.v, out: ws.attn, lse: ws.lse });
+    if (!kv) {
+      attentionForward(this.gpu, rec, { ...this.attnDims(ws), q: ws.q, k: ws.k, v: ws.v, out: ws.attn, lse: ws.lse });
+    } else {
+      this.cachedAttention(rec, ws, kv, l);
+    }
     lin(layer.attnOut, ws.attn, ws.tmpC, 3);
     // xmid = xin + attention output, normalised into h2 in the same kernel.
     this.norm(rec, ws, layer.norm2, ws.tmpC, ws.h2, ws.stats2, { add: xin, sum: ws.xmid });
@@ -445,6 +509,58 @@ export class CausalLM {
       back(layer.attnIn[0]!, ws.h1, ws.dAttnIn, ws.dh, false, 0);
     }
     this.normBackward(rec, ws, layer.norm1, xin, ws.stats1, ws.dh, ws.dres, true);
+  }
+
+  /** Appends this pass's keys/values to the cache and attends over everything cached so far. */
+  private cachedAttention(rec: Recorder, ws: Workspace, kv: KvCache, l: number): void {
+    const { heads: Hq, kvHeads: Hkv, headDim: D } = this.config;
+    const pos = kv.length;
+    appendKv(this.gpu, rec, { kNew: ws.k, vNew: ws.v, kCache: kv.k[l]!, vCache: kv.v[l]!, B: ws.B, rows: ws.T, Hkv, D, capacity: kv.capacity, pos });
+    if (ws.T === 1) {
+      attentionDecode(this.gpu, rec, { q: ws.q, kCache: kv.k[l]!, vCache: kv.v[l]!, out: ws.attn, workspace: kv.scratch, B: ws.B, Hq, Hkv, D, capacity: kv.capacity, kvLen: pos + 1 });
+    } else {
+      attentionForward(this.gpu, rec, { ...this.attnDims(ws), q: ws.q, k: kv.k[l]!, v: kv.v[l]!, out: ws.attn, lse: ws.lse, pastLen: pos, kvCapacity: kv.capacity });
+    }
+  }
+
+  /**
+   * Feeds `tokens` [B, T] on top of the cache (a prompt when the cache is empty, one token per
+   * sequence when decoding) and records the logits of each sequence's last position into
+   * `logitsOut` [B, vocab]. Submits; the cache then holds T more positions.
+   */
+  forwardCached(tokens: Uint32Array, T: number, kv: KvCache, adapter: LoraAdapter | null, logitsOut: GPUBuffer): void {
+    const { B } = kv;
+    const cfg = this.config;
+    if (tokens.length !== B * T) throw new Error(`forwardCached: ${tokens.length} tokens for ${B} x ${T}`);
+    if (kv.length + T > kv.capacity) throw new Error(`the KV cache holds ${kv.capacity} positions; ${kv.length + T} needed`);
+    for (const id of tokens) if (id >= cfg.vocabSize) throw new Error(`token id ${id} is outside the vocabulary (${cfg.vocabSize})`);
+    const ws = this.ws(B, T, adapter, false);
+    this.gpu.write(ws.ids, tokens);
+    const rec = this.gpu.recorder(T === 1 ? 'decode' : 'prefill');
+    this.embed(rec, ws, kv.length);
+    for (let l = 0; l < cfg.layers; l++) this.layerForward(rec, ws, l, ws.xs[l]!, ws.xs[l + 1]!, adapter, undefined, kv);
+    // Only the last position of each sequence needs logits.
+    copyColumns(this.gpu, rec, { src: ws.xs[cfg.layers]!, dst: ws.tmpC, rows: B, width: cfg.hidden, srcStride: T * cfg.hidden, srcOffset: (T - 1) * cfg.hidden, dstStride: cfg.hidden, dstOffset: 0 });
+    const lastRows = { N: B } as Workspace;
+    this.norm(rec, lastRows, this.weights.finalNorm, ws.tmpC, kv.lastHidden, ws.statsF);
+    for (const chunk of this.headChunks(ws)) {
+      matmul(this.gpu, rec, {
+        a: kv.lastHidden,
+        b: chunk.shard,
+        offsetB: chunk.rowInShard * cfg.hidden,
+        c: logitsOut,
+        offsetC: chunk.vStart,
+        ldc: cfg.vocabSize,
+        M: B,
+        N: chunk.vc,
+        K: cfg.hidden,
+        transB: true,
+        bF16: this.weights.dtype === 'f16',
+        label: 'lm_head',
+      });
+    }
+    rec.submit();
+    kv.length += T;
   }
 
   /** Vocabulary chunks of the head: [vStart, vc) ranges that each lie inside one head shard. */

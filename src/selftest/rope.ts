@@ -1,0 +1,61 @@
+import type { Gpu } from '../gpu';
+import { ropeBackwardRef, ropeRef } from '../kernels/reference/rope';
+import { rope, ropeBackward, ropeInvFreq } from '../kernels/rope';
+import { maxRelError, Rng } from './compare';
+import type { SelfTestCase } from './types';
+
+async function withBuffers<T>(gpu: Gpu, fn: (track: (b: GPUBuffer) => GPUBuffer) => Promise<T>): Promise<T> {
+  const made: GPUBuffer[] = [];
+  try {
+    return await gpu.checked(() => fn((b) => (made.push(b), b)));
+  } finally {
+    for (const b of made) gpu.release(b);
+  }
+}
+
+export const selfTestCases: SelfTestCase[] = [
+  {
+    name: 'rope llama3 frequencies forward + backward (17 tokens, 3 heads, D=64)',
+    // WGSL only promises sin/cos to 2^-11 absolute on [-pi, pi]; browsers' software adapters
+    // (SwiftShader) come near that (1.5e-4 seen), so the in-browser bound is the spec's. The Node
+    // tests hold lavapipe to 1e-6.
+    tol: 5e-4,
+    run: (gpu) =>
+      withBuffers(gpu, async (t) => {
+        const [tokens, heads, headDim] = [17, 3, 64];
+        const n = tokens * heads * headDim;
+        const rng = new Rng(505);
+        const x = rng.f32(n);
+        const { invFreq } = ropeInvFreq({
+          head_dim: headDim,
+          rope_theta: 500000,
+          rope_scaling: {
+            rope_type: 'llama3',
+            factor: 32,
+            low_freq_factor: 1,
+            high_freq_factor: 4,
+            original_max_position_embeddings: 8192,
+          },
+        });
+        const positions = Uint32Array.from({ length: tokens }, () => rng.int(20000));
+        const common = {
+          invFreq: t(gpu.upload(invFreq)),
+          positions: t(gpu.upload(positions)),
+          tokens,
+          heads,
+          headDim,
+        };
+        const out = t(gpu.createBuffer(n * 4));
+        const back = t(gpu.upload(x));
+        const rec = gpu.recorder('selftest.rope');
+        rope(gpu, rec, { ...common, x: t(gpu.upload(x)), out });
+        ropeBackward(gpu, rec, { ...common, dOut: back });
+        rec.submit();
+        const a = { tokens, heads, headDim, invFreq, positions };
+        return Math.max(
+          maxRelError(await gpu.readF32(out, n), ropeRef(x, a)),
+          maxRelError(await gpu.readF32(back, n), ropeBackwardRef(x, a)),
+        );
+      }),
+  },
+];

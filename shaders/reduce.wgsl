@@ -1,0 +1,104 @@
+// Deterministic reductions: vector sums, sums of squares for the global gradient norm, and
+// gradient-norm clipping that reads its coefficient from a buffer (no CPU readback in a step).
+// Every sum has a fixed shape (per-thread strided loop, then a fixed tree), so results are
+// bit-identical from run to run.
+
+const WG: u32 = 256u;
+
+struct SumParams {
+  n: u32,
+  block: u32,        // elements per workgroup; workgroup g sums [g*block, min((g+1)*block, n))
+  out_offset: u32,   // workgroup g writes out[out_offset + g]
+  squared: u32,      // 1: sum of x^2
+  accumulate: u32,   // 1: add to what out already holds
+  groups_x: u32,     // workgroups per grid row (g = wid.y * groups_x + wid.x)
+  groups: u32,       // real number of blocks (the grid may be larger)
+  _pad: u32,
+}
+
+struct NormParams {
+  slots: u32,        // number of partial sums of squares to add up
+  max_norm: f32,
+  _pad0: u32,
+  _pad1: u32,
+}
+
+struct ScaleParams {
+  n: u32,
+  row_stride: u32,
+  coef_index: u32,   // element of `coef` holding the factor
+  _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> sp: SumParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+var<workgroup> partial: array<f32, WG>;
+
+// Sums this workgroup's partial[] into partial[0] after a barrier. One thread adds the 256
+// partials in order: a fixed order, and cheap to compile on CPU Vulkan (lavapipe), where barrier
+// trees take seconds; the serial tail is short next to the strided loop before it.
+fn fold_partials(lid: u32) {
+  workgroupBarrier();
+  if (lid == 0u) {
+    var total = 0.0;
+    for (var j = 0u; j < WG; j = j + 1u) {
+      total = total + partial[j];
+    }
+    partial[0] = total;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn sum_blocks(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let g = wid.y * sp.groups_x + wid.x;
+  if (g >= sp.groups) { return; } // whole workgroup leaves: uniform
+  let start = g * sp.block;
+  let end = min(start + sp.block, sp.n);
+  var acc = 0.0;
+  for (var i = start + lid; i < end; i = i + WG) {
+    let v = x[i];
+    acc = acc + select(v, v * v, sp.squared != 0u);
+  }
+  partial[lid] = acc;
+  fold_partials(lid);
+  if (lid == 0u) {
+    let o = sp.out_offset + g;
+    let prev = select(0.0, out[o], sp.accumulate != 0u);
+    out[o] = prev + partial[0];
+  }
+}
+
+// norm_out[0] = sqrt(sum of partials), norm_out[1] = min(1, max_norm / (norm + 1e-6)):
+// torch.nn.utils.clip_grad_norm_ with the default 2-norm.
+@group(0) @binding(0) var<uniform> np: NormParams;
+@group(0) @binding(1) var<storage, read> partials: array<f32>;
+@group(0) @binding(2) var<storage, read_write> norm_out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn norm_and_clip_coef(@builtin(local_invocation_index) lid: u32) {
+  var acc = 0.0;
+  for (var i = lid; i < np.slots; i = i + WG) {
+    acc = acc + partials[i];
+  }
+  partial[lid] = acc;
+  fold_partials(lid);
+  if (lid == 0u) {
+    let norm = sqrt(partial[0]);
+    norm_out[0] = norm;
+    norm_out[1] = min(1.0, np.max_norm / (norm + 1e-6));
+  }
+}
+
+// y *= coef[coef_index]: the clipping step, its factor left on the GPU by norm_and_clip_coef.
+@group(0) @binding(0) var<uniform> cp: ScaleParams;
+@group(0) @binding(1) var<storage, read> coef: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(WG)
+fn scale_by_buffer(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.y * cp.row_stride + gid.x;
+  if (i >= cp.n) { return; }
+  y[i] = y[i] * coef[cp.coef_index];
+}

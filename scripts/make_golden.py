@@ -450,6 +450,12 @@ def make(name, arch, cfg, dtype, seed, bias=False, rank=4, alpha=8):
         out[key + '.lora_B.weight'] = b.detach().float()
         out['grad.' + key + '.lora_A.weight'] = a.grad.float()
         out['grad.' + key + '.lora_B.weight'] = b.grad.float()
+    if arch == 'llama':
+        # Full-parameter gradients of the base model (no adapter): what pretraining computes.
+        Wg = {k: v.clone().requires_grad_() for k, v in W.items()}
+        masked_ce(fwd(cfg, Wg, tokens), targets, mask).backward()
+        for k, v in Wg.items():
+            out['fullgrad.' + k] = v.grad.float()
     # Training trajectory from the same initial adapter.
     lora2 = Lora({m: (a.detach().clone().requires_grad_(), b.detach().clone().requires_grad_()) for m, (a, b) in lora.p.items()}, rank, alpha)
     hp = dict(steps=10, lr=1e-2, betas=(0.9, 0.999), eps=1e-8, wd=0.01, clip=1.0)

@@ -16,13 +16,14 @@ import { activation, activationBackward, swiglu, swigluBackward } from '../kerne
 import { appendKv, attentionBackward, attentionDecode, attentionDecodeWorkspaceBytes, attentionForward } from '../kernels/attention';
 import { crossEntropyChunkGrad, crossEntropyChunkStats, crossEntropyFinalize, CE_STATE_STRIDE } from '../kernels/crossentropy';
 import { axpby, copyColumns } from '../kernels/elementwise';
-import { embedding } from '../kernels/embedding';
+import { embedding, embeddingBackward, embeddingGradIndex, packEmbeddingGradIndex } from '../kernels/embedding';
 import { loraBackward, loraDown, loraLinear } from '../kernels/lora';
 import { matmul } from '../kernels/matmul';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from '../kernels/norm';
 import { rope, ropeBackward } from '../kernels/rope';
 
 import { ropeInverseFrequencies, type ModelConfig } from './config';
+import type { BaseGradients } from './fullParameters';
 import type { LoraAdapter, LoraModule } from './lora';
 import type { LinearWeight, ModelWeights, NormWeight } from './weights';
 
@@ -98,6 +99,10 @@ class Workspace {
   readonly dAttnIn: GPUBuffer;
   readonly delta: GPUBuffer;
   readonly du: GPUBuffer;
+  /** N ones: bias gradients are column sums, onesᵀ dy. */
+  readonly ones: GPUBuffer;
+  /** The embedding-gradient index of the batch (full-parameter training). */
+  readonly embedIndex: GPUBuffer;
   /**
    * LoRA u = x Aᵀ per module slot of a layer (0..6: q, k, v, o, gate, up, down; GPT-2 uses
    * 0, 3, 4, 6), [N, r], saved for the backward pass. By slot, not by name: GPT-2 has two c_proj.
@@ -161,6 +166,9 @@ class Workspace {
     this.dAttnIn = cfg.family === 'gpt2' ? g(N * 3 * C, 'dqkv') : g(1, 'dqkv-unused');
     this.delta = g(B * H * T, 'delta');
     this.du = g(N * Math.max(loraRank, 1), 'du');
+    this.ones = f(N, 'ones');
+    gpu.write(this.ones, new Float32Array(N).fill(1));
+    this.embedIndex = g(3 * N + 1, 'embed-grad-index');
     for (const slot of loraSlots) this.u.set(slot, f(N * loraRank, `u.${slot}`));
   }
 
@@ -182,6 +190,8 @@ export interface StepOptions {
   gradScale: number;
   /** Add into the LoRA gradients instead of overwriting them (gradient accumulation). */
   accumulate: boolean;
+  /** Also compute gradients of every base weight (pretraining); LoRA fine-tuning leaves it out. */
+  full?: BaseGradients;
 }
 
 /** Keys and values of every layer for B sequences, up to `capacity` positions (generation). */
@@ -326,10 +336,11 @@ export class CausalLM {
     else layerNorm(this.gpu, rec, { x, weight: w.w, bias: w.b!, out, stats, rows: N, cols, eps, ...res });
   }
 
-  private normBackward(rec: Recorder, ws: Workspace, w: NormWeight, x: GPUBuffer, stats: GPUBuffer, dOut: GPUBuffer, dx: GPUBuffer, accumulate: boolean): void {
+  private normBackward(rec: Recorder, ws: Workspace, w: NormWeight, x: GPUBuffer, stats: GPUBuffer, dOut: GPUBuffer, dx: GPUBuffer, accumulate: boolean, full?: BaseGradients): void {
     const rows = ws.N;
     const cols = this.config.hidden;
-    if (this.config.normType === 'rms') rmsNormBackward(this.gpu, rec, { x, weight: w.w, rstd: stats, dOut, dx, rows, cols, accumulate });
+    const dWeight = full ? { dWeight: full.grad(w.w), accumulateWeight: true } : {};
+    if (this.config.normType === 'rms') rmsNormBackward(this.gpu, rec, { x, weight: w.w, rstd: stats, dOut, dx, rows, cols, accumulate, ...dWeight });
     else layerNormBackward(this.gpu, rec, { x, weight: w.w, stats, dOut, dx, rows, cols, accumulate });
   }
 
@@ -363,6 +374,12 @@ export class CausalLM {
   /** dx (+)= dy W, and the LoRA gradients of this layer when it is adapted. */
   private linearBackward(rec: Recorder, ws: Workspace, lin: LinearWeight, slot: number, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, accumulateDx: boolean, adapter: LoraAdapter | null, opts: StepOptions, dropout: { seed: number; p: number } | null): void {
     matmul(this.gpu, rec, { a: dy, b: lin.w, c: dx, M: ws.N, N: lin.inFeatures, K: lin.outFeatures, bF16: lin.f16, beta: accumulateDx ? 1 : 0, label: `${lin.kind}.dx` });
+    if (opts.full) {
+      // dW += dyᵀ x, dbias += onesᵀ dy (the gradients were cleared at the start of the step).
+      const gW = opts.full.grad(lin.w);
+      matmul(this.gpu, rec, { a: dy, b: x, c: gW, M: lin.outFeatures, N: lin.inFeatures, K: ws.N, transA: true, beta: 1, label: `${lin.kind}.dW` });
+      if (lin.bias) matmul(this.gpu, rec, { a: ws.ones, b: dy, c: opts.full.grad(lin.bias), M: 1, N: lin.outFeatures, K: ws.N, beta: 1, label: `${lin.kind}.dbias` });
+    }
     const lora = adapter?.modules.get(lin);
     if (!adapter || !lora) return;
     loraBackward(this.gpu, rec, {
@@ -479,7 +496,7 @@ export class CausalLM {
       activationBackward(this.gpu, rec, { kind: actKind(cfg), x: ws.gate, dOut: ws.dAct, dx: ws.dGate, n: N * cfg.intermediate });
       back(layer.mlpIn[0]!, ws.h2, ws.dGate, ws.dh, false, 4);
     }
-    this.normBackward(rec, ws, layer.norm2, ws.xmid, ws.stats2, ws.dh, ws.dres, true);
+    this.normBackward(rec, ws, layer.norm2, ws.xmid, ws.stats2, ws.dh, ws.dres, true, opts.full);
 
     // Attention: xmid = xin + attnOut(attention(q, k, v))
     back(layer.attnOut, ws.attn, ws.dres, ws.dAttn, false, 3);
@@ -508,7 +525,7 @@ export class CausalLM {
       }
       back(layer.attnIn[0]!, ws.h1, ws.dAttnIn, ws.dh, false, 0);
     }
-    this.normBackward(rec, ws, layer.norm1, xin, ws.stats1, ws.dh, ws.dres, true);
+    this.normBackward(rec, ws, layer.norm1, xin, ws.stats1, ws.dh, ws.dres, true, opts.full);
   }
 
   /** Appends this pass's keys/values to the cache and attends over everything cached so far. */
@@ -653,17 +670,24 @@ export class CausalLM {
    * Returns the totals buffer's contents after this micro-batch when `readLoss` (else null,
    * so that a step's micro-batches can run without waiting on the GPU).
    */
-  async forwardBackward(batch: TokenBatch, adapter: LoraAdapter, opts: StepOptions, readLoss = true): Promise<LossTotals | null> {
+  async forwardBackward(batch: TokenBatch, adapter: LoraAdapter | null, opts: StepOptions, readLoss = true): Promise<LossTotals | null> {
     const cfg = this.config;
+    if (!adapter && !opts.full) throw new Error('forwardBackward needs an adapter or full-parameter gradients');
     const ws = this.ws(batch.B, batch.T, adapter, true);
     this.upload(ws, batch);
     const rec = this.gpu.recorder('train-step');
+    const full = opts.full;
+    if (full && !opts.accumulate) for (const st of full.states.values()) rec.clear(st.grad, 0, st.n * 4);
     this.recordForward(rec, ws, adapter, opts.dropoutSeed, opts.accumulate);
     // Loss -> final norm: dL/dhF = sum over chunks of dlogits · head[chunk].
     let first = true;
     for (const chunk of this.headChunks(ws)) {
       this.headLogits(rec, ws, chunk);
       crossEntropyChunkGrad(this.gpu, rec, { logits: ws.logits, targets: ws.targets, mask: ws.mask, state: ws.ceState, rows: ws.N, vStart: chunk.vStart, vc: chunk.vc, gradScale: opts.gradScale });
+      if (full) {
+        // dHead[chunk] += dlogitsᵀ hF
+        matmul(this.gpu, rec, { a: ws.logits, b: ws.hF, c: full.grad(chunk.shard), offsetC: chunk.rowInShard * cfg.hidden, M: chunk.vc, N: cfg.hidden, K: ws.N, transA: true, beta: 1, label: 'lm_head.dW' });
+      }
       matmul(this.gpu, rec, {
         a: ws.logits,
         b: chunk.shard,
@@ -678,8 +702,14 @@ export class CausalLM {
       });
       first = false;
     }
-    this.normBackward(rec, ws, this.weights.finalNorm, ws.xs[cfg.layers]!, ws.statsF, ws.dh, ws.dres, false);
+    this.normBackward(rec, ws, this.weights.finalNorm, ws.xs[cfg.layers]!, ws.statsF, ws.dh, ws.dres, false, full);
     for (let l = cfg.layers - 1; l >= 0; l--) this.layerBackward(rec, ws, l, adapter, opts);
+    if (full) {
+      // ws.dres is now dL/d(embedding output): scatter it into the embedding rows.
+      const index = embeddingGradIndex(batch.tokens);
+      this.gpu.write(ws.embedIndex, packEmbeddingGradIndex(index));
+      embeddingBackward(this.gpu, rec, { index, indexBuffer: ws.embedIndex, dOut: ws.dres, cols: cfg.hidden, shards: full.embedGrad });
+    }
     rec.submit();
     return readLoss ? this.readTotals(ws) : null;
   }

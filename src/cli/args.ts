@@ -1,0 +1,141 @@
+// Argument parsing on node:util parseArgs, with a help text generated from the same spec so the
+// two never disagree, and value checks that name the flag at fault.
+
+import { parseArgs } from 'node:util';
+
+import { CliError } from './io';
+
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  /** Shown in help: `--batch N`. */
+  arg?: string;
+  help: string;
+  /** Shown in help as "(default ...)"; parsing does not apply it (commands do, so 'auto' stays visible). */
+  default?: string;
+  multiple?: boolean;
+  short?: string;
+}
+
+export interface CommandSpec {
+  name: string;
+  /** Positional arguments, in order; a trailing `?` marks optional ones. */
+  positionals: string[];
+  summary: string;
+  options: Record<string, OptionSpec>;
+  /** Extra lines at the end of the help. */
+  notes?: string[];
+}
+
+export type OptionValues = Record<string, string | boolean | string[] | undefined>;
+
+export interface ParsedCommand {
+  values: OptionValues;
+  positionals: string[];
+}
+
+export function commandHelp(spec: CommandSpec): string {
+  const lines = [`usage: whittle ${spec.name} ${spec.positionals.map((p) => (p.endsWith('?') ? `[${p.slice(0, -1)}]` : `<${p}>`)).join(' ')} [options]`, '', spec.summary, '', 'options:'];
+  const entries = Object.entries({ ...spec.options, help: { type: 'boolean', help: 'show this help' } as OptionSpec });
+  const left = entries.map(([name, o]) => `  --${name}${o.type === 'string' ? ` ${o.arg ?? 'VALUE'}` : ''}${o.multiple ? ' ...' : ''}`);
+  const width = Math.max(...left.map((l) => l.length)) + 2;
+  entries.forEach(([, o], i) => {
+    const dflt = o.default !== undefined ? ` (default ${o.default})` : '';
+    lines.push(`${left[i]!.padEnd(width)}${o.help}${dflt}`);
+  });
+  if (spec.notes?.length) lines.push('', ...spec.notes);
+  return lines.join('\n') + '\n';
+}
+
+/** Parses argv for one command; null when --help was asked for (the help is then printed). */
+export function parseCommand(spec: CommandSpec, argv: readonly string[], printHelp: (text: string) => void): ParsedCommand | null {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = { help: { type: 'boolean', short: 'h' } };
+  for (const [name, o] of Object.entries(spec.options)) {
+    options[name] = { type: o.type, ...(o.multiple ? { multiple: true } : {}), ...(o.short ? { short: o.short } : {}) };
+  }
+  let parsed: { values: OptionValues; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true }) as typeof parsed;
+  } catch (e) {
+    throw new CliError(`${(e as Error).message.replace(/\. To specify a positional.*$/s, '')}\n(see whittle ${spec.name} --help)`);
+  }
+  if (parsed.values.help) {
+    printHelp(commandHelp(spec));
+    return null;
+  }
+  const required = spec.positionals.filter((p) => !p.endsWith('?')).length;
+  if (parsed.positionals.length < required) {
+    const missing = spec.positionals.slice(parsed.positionals.length, required).map((p) => `<${p}>`);
+    throw new CliError(`missing ${missing.join(' ')}\n(see whittle ${spec.name} --help)`);
+  }
+  if (parsed.positionals.length > spec.positionals.length) {
+    throw new CliError(`unexpected argument ${JSON.stringify(parsed.positionals[spec.positionals.length])}\n(see whittle ${spec.name} --help)`);
+  }
+  return parsed;
+}
+
+function raw(values: OptionValues, name: string): string | undefined {
+  const v = values[name];
+  if (v === undefined || typeof v === 'boolean') return undefined;
+  return Array.isArray(v) ? v[v.length - 1] : v;
+}
+
+export function stringOption(values: OptionValues, name: string): string | undefined {
+  return raw(values, name);
+}
+
+export function listOption(values: OptionValues, name: string): string[] {
+  const v = values[name];
+  if (v === undefined || typeof v === 'boolean') return [];
+  return Array.isArray(v) ? v : [v];
+}
+
+export function flag(values: OptionValues, name: string): boolean {
+  return values[name] === true;
+}
+
+interface NumberRule {
+  min?: number;
+  max?: number;
+  /** Exclusive bounds. */
+  above?: number;
+  below?: number;
+  integer?: boolean;
+}
+
+function checkNumber(name: string, text: string, rule: NumberRule): number {
+  const v = text.trim() === '' ? NaN : Number(text);
+  const what = rule.integer ? 'an integer' : 'a number';
+  const bounds: string[] = [];
+  if (rule.min !== undefined) bounds.push(`>= ${rule.min}`);
+  if (rule.above !== undefined) bounds.push(`> ${rule.above}`);
+  if (rule.max !== undefined) bounds.push(`<= ${rule.max}`);
+  if (rule.below !== undefined) bounds.push(`< ${rule.below}`);
+  const ok =
+    Number.isFinite(v) &&
+    (!rule.integer || Number.isSafeInteger(v)) &&
+    (rule.min === undefined || v >= rule.min) &&
+    (rule.max === undefined || v <= rule.max) &&
+    (rule.above === undefined || v > rule.above) &&
+    (rule.below === undefined || v < rule.below);
+  if (!ok) throw new CliError(`--${name} must be ${what}${bounds.length ? ' ' + bounds.join(' and ') : ''}, got ${JSON.stringify(text)}`);
+  return v;
+}
+
+export function numberOption(values: OptionValues, name: string, fallback: number, rule: NumberRule = {}): number {
+  const text = raw(values, name);
+  return text === undefined ? fallback : checkNumber(name, text, rule);
+}
+
+/** A number, or 'auto' (also when absent). */
+export function autoNumberOption(values: OptionValues, name: string, rule: NumberRule = {}): number | 'auto' {
+  const text = raw(values, name);
+  if (text === undefined || text === 'auto') return 'auto';
+  return checkNumber(name, text, rule);
+}
+
+export function choiceOption<T extends string>(values: OptionValues, name: string, choices: readonly T[], fallback: T): T {
+  const text = raw(values, name);
+  if (text === undefined) return fallback;
+  if (!(choices as readonly string[]).includes(text)) throw new CliError(`--${name} must be one of ${choices.join(', ')}, got ${JSON.stringify(text)}`);
+  return text as T;
+}

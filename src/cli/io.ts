@@ -1,0 +1,40 @@
+// What a CLI command may touch besides the file system: its two output streams and the GPU.
+// Injected so tests run commands in-process and share one device.
+
+import type { Gpu } from '../gpu';
+
+export interface CliIo {
+  /** Writes to standard output (no newline added). */
+  stdout(text: string): void;
+  /** Writes to standard error (no newline added). */
+  stderr(text: string): void;
+  /**
+   * The GPU to run on. Absent: the CLI calls acquireGpu() and destroys the device when the command
+   * ends. A GPU given here is the caller's and is never destroyed.
+   */
+  acquireGpu?: () => Promise<Gpu>;
+  /** Aborts long commands (train stops after the current step and saves); Ctrl-C in a terminal. */
+  signal?: AbortSignal;
+}
+
+/** Bad input: the message is printed as is and the exit code is 1. */
+export class CliError extends Error {
+  override name = 'CliError';
+}
+
+export function nodeIo(): CliIo {
+  return {
+    stdout: (text) => void process.stdout.write(text),
+    stderr: (text) => void process.stderr.write(text),
+  };
+}
+
+/** The per-command context: io plus a lazily acquired GPU. */
+export interface CliContext {
+  io: CliIo;
+  gpu(): Promise<Gpu>;
+  /** stdout with a newline. */
+  print(line?: string): void;
+  /** stderr with a newline. */
+  note(line?: string): void;
+}

@@ -1,0 +1,101 @@
+// whittle: the headless CLI over the same engine as the browser app (Node + Dawn WebGPU).
+//   npm run cli -- <command> [args]     (commands: info, validate, generate, eval, train)
+// `main(argv, io)` runs one command in-process and resolves to its exit code (0 ok, 1 bad input
+// or failure), so tests call it directly with captured output and a shared GPU.
+
+import { pathToFileURL } from 'node:url';
+
+import { acquireGpu, WebGpuUnavailableError, type Gpu } from '../gpu';
+import { runEval, evalSpec } from './eval';
+import { generateSpec, runGenerate } from './generate';
+import { infoSpec, runInfo } from './info';
+import { CliError, nodeIo, type CliContext, type CliIo } from './io';
+import { runTrain, trainSpec } from './train';
+import { runValidate, validateSpec } from './validate';
+
+type Runner = (ctx: CliContext, argv: readonly string[]) => Promise<number>;
+
+const COMMANDS: Record<string, { run: Runner; summary: string }> = {
+  info: { run: runInfo, summary: infoSpec.summary },
+  validate: { run: runValidate, summary: validateSpec.summary },
+  generate: { run: runGenerate, summary: generateSpec.summary },
+  eval: { run: runEval, summary: evalSpec.summary },
+  train: { run: runTrain, summary: trainSpec.summary },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length)) + 2;
+  return [
+    'usage: whittle <command> [args] [options]',
+    '',
+    'Fine-tune language models with LoRA on WebGPU (Node: Dawn; without a GPU: Mesa lavapipe).',
+    '',
+    'commands:',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}${c.summary}`),
+    '',
+    'whittle <command> --help shows the options of a command.',
+    '',
+  ].join('\n');
+}
+
+const NO_GPU_HELP =
+  'Whittle needs WebGPU. In Node it uses Dawn (the "webgpu" npm package) over Vulkan: install a Vulkan ' +
+  'driver for your GPU, or on a machine without one Mesa lavapipe (Debian/Ubuntu: apt install mesa-vulkan-drivers).';
+
+export async function main(argv: readonly string[], io: CliIo = nodeIo()): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    io.stdout(usage());
+    return command === undefined ? 1 : 0;
+  }
+  const entry = Object.prototype.hasOwnProperty.call(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (!entry) {
+    io.stderr(`whittle: unknown command ${JSON.stringify(command)}\n\n${usage()}`);
+    return 1;
+  }
+
+  // An object, so TypeScript sees the assignments made inside ctx.gpu().
+  const device: { owned: Promise<Gpu> | null; given: Promise<Gpu> | null } = { owned: null, given: null };
+  const ctx: CliContext = {
+    io,
+    gpu() {
+      if (io.acquireGpu) return (device.given ??= io.acquireGpu());
+      return (device.owned ??= acquireGpu());
+    },
+    print: (line = '') => io.stdout(line + '\n'),
+    note: (line = '') => io.stderr(line + '\n'),
+  };
+  try {
+    return await entry.run(ctx, rest);
+  } catch (e) {
+    if (e instanceof WebGpuUnavailableError) {
+      io.stderr(`whittle ${command}: no WebGPU: ${e.message}\n${NO_GPU_HELP}\n`);
+    } else if (e instanceof CliError) {
+      io.stderr(`whittle ${command}: ${e.message}\n`);
+    } else {
+      const err = e instanceof Error ? e : new Error(String(e));
+      io.stderr(`whittle ${command}: ${err.name !== 'Error' ? `${err.name}: ` : ''}${err.message}\n`);
+      if (process.env.WHITTLE_DEBUG) io.stderr(`${err.stack}\n`);
+    }
+    return 1;
+  } finally {
+    if (device.owned) {
+      const gpu = await device.owned.catch(() => null);
+      gpu?.destroy();
+    }
+  }
+}
+
+const invokedPath = process.argv[1];
+if (invokedPath !== undefined && import.meta.url === pathToFileURL(invokedPath).href) {
+  // First Ctrl-C: stop gracefully (train saves a checkpoint); a second one kills.
+  const interrupt = new AbortController();
+  process.once('SIGINT', () => {
+    process.stderr.write('\nstopping after the current step (Ctrl-C again to kill)\n');
+    interrupt.abort('interrupted');
+    process.once('SIGINT', () => process.exit(130));
+  });
+  const code = await main(process.argv.slice(2), { ...nodeIo(), signal: interrupt.signal });
+  // Dawn can keep the event loop alive after the device is gone; the work is done.
+  process.exit(code);
+}

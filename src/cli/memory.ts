@@ -1,0 +1,156 @@
+// GPU memory a LoRA job needs, worked out from the config alone (no GPU, no weights read): the
+// same buffers the engine allocates (model/weights.ts, model/lora.ts, the Workspace of
+// model/transformer.ts, train/optimizer.ts), each rounded up to the buffer pool's bucket size.
+// `whittle info --measure` checks it against a real step. No Node imports: the UI can show it too.
+
+import { bucketSize } from '../gpu/bufferPool';
+import { CE_STATE_STRIDE } from '../kernels/crossentropy';
+import { planEmbeddingShards } from '../kernels/embedding';
+import { gradNormLayout } from '../kernels/reduce';
+import { expectedWeights, type ModelConfig } from '../model/config';
+import type { WeightDtype } from '../model/weights';
+
+export interface MemoryEstimateOptions {
+  batch: number;
+  seq: number;
+  rank: number;
+  dtype: WeightDtype;
+  /** Module kinds the adapter targets (q_proj, ... / c_attn, ...). */
+  targetModules: readonly string[];
+  /** Largest storage binding; tables bigger than this are split (default: 128 MiB, lavapipe's). */
+  maxStorageBufferBindingSize?: number;
+}
+
+export interface MemoryEstimate {
+  /** Frozen base weights in the chosen dtype (norms, biases and GPT-2 positions stay f32). */
+  weightsBytes: number;
+  /** LoRA A and B, their gradients and AdamW's two moments, all f32. */
+  loraBytes: number;
+  loraParameters: number;
+  /** The residual stream saved at every layer boundary: (layers + 1) x tokens x hidden x 4. */
+  residualBytes: number;
+  /** One layer's recomputed internals and their gradients, plus the LoRA u = xAᵀ per module. */
+  layerScratchBytes: number;
+  /** One vocabulary chunk of logits and the cross-entropy state. */
+  logitsBytes: number;
+  /** Gradient-norm partials and the clip coefficient. */
+  optimizerScratchBytes: number;
+  /**
+   * Uniform buffers of kernel parameters (256 bytes per kernel launch of a step). Approximate:
+   * about 100 launches per layer for forward, recomputation and backward.
+   */
+  kernelParamsBytes: number;
+  totalBytes: number;
+}
+
+const VOCAB_CHUNK = 8192;
+const DEFAULT_BINDING = 128 * 1024 * 1024;
+
+function sum(sizes: number[]): number {
+  return sizes.reduce((s, b) => s + b, 0);
+}
+
+/** Bytes a pool buffer of n f32 takes (the engine allocates at least one element). */
+const f32 = (n: number) => bucketSize(Math.max(1, n) * 4);
+
+/** Linear layers of one block with their shapes: [kind, out, in] (as model/weights.ts loads them). */
+function linearShapes(c: ModelConfig): [string, number, number][] {
+  const { hidden: C, intermediate: I, heads: H, kvHeads: Hkv, headDim: D } = c;
+  if (c.family === 'gpt2') return [['c_attn', 3 * C, C], ['c_proj', C, C], ['c_fc', I, C], ['c_proj', C, I]];
+  return [['q_proj', H * D, C], ['k_proj', Hkv * D, C], ['v_proj', Hkv * D, C], ['o_proj', C, H * D], ['gate_proj', I, C], ['up_proj', I, C], ['down_proj', C, I]];
+}
+
+/** Slot numbers (0..6) of the adapted linears in a block, as transformer.ts numbers them. */
+function loraSlots(c: ModelConfig, targets: readonly string[]): number[] {
+  const slots = c.family === 'gpt2' ? [0, 3, 4, 6] : [0, 1, 2, 3, 4, 5, 6];
+  return linearShapes(c)
+    .map(([kind], i) => (targets.includes(kind) ? slots[i]! : -1))
+    .filter((s) => s >= 0);
+}
+
+export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions): MemoryEstimate {
+  const elem = o.dtype === 'f16' ? 2 : 4;
+  const binding = o.maxStorageBufferBindingSize ?? DEFAULT_BINDING;
+
+  // Weights: tables and linear matrices in dtype, 1-D tensors and GPT-2's position table in f32.
+  const weights: number[] = [];
+  for (const w of expectedWeights(c)) {
+    const n = w.shape.reduce((a, b) => a * b, 1);
+    const isTable = w.name.endsWith('embed_tokens.weight') || w.name === 'wte.weight' || w.name === 'lm_head.weight';
+    if (isTable) {
+      for (const s of planEmbeddingShards(c.vocabSize, c.hidden, o.dtype, binding)) weights.push(bucketSize(s.rowCount * c.hidden * elem));
+    } else if (w.shape.length === 2 && w.name !== 'wpe.weight') {
+      weights.push(bucketSize(n * elem));
+    } else {
+      weights.push(f32(n));
+    }
+  }
+
+  // LoRA: a, b, gradA, gradB and two AdamW moments of each.
+  const lora: number[] = [];
+  const tensorSizes: number[] = [];
+  let loraParameters = 0;
+  for (let l = 0; l < c.layers; l++) {
+    for (const [kind, out, inF] of linearShapes(c)) {
+      if (!o.targetModules.includes(kind)) continue;
+      const aN = o.rank * inF;
+      const bN = out * o.rank;
+      loraParameters += aN + bN;
+      lora.push(4 * f32(aN), 4 * f32(bN));
+      tensorSizes.push(aN, bN);
+    }
+  }
+
+  // The training Workspace (transformer.ts) for B x T with backward.
+  const { hidden: C, intermediate: I, heads: H, kvHeads: Hkv, headDim: D, layers: L } = c;
+  const B = o.batch;
+  const T = o.seq;
+  const N = B * T;
+  const llama = c.family === 'llama';
+  const residual = Array.from({ length: L + 1 }, () => f32(N * C));
+  const vocabChunk = Math.min(c.vocabSize, VOCAB_CHUNK);
+  const logits = [f32(N * vocabChunk), f32(N * CE_STATE_STRIDE), f32(N), f32(N), f32(4)];
+  const scratch = [
+    f32(N), f32(N), f32(N), // ids, targets, mask
+    f32(N * C), f32(N * C), // h1, h2
+    f32(2 * N), f32(2 * N), f32(2 * N), // norm stats
+    f32(llama ? 1 : N * 3 * C), // fused qkv
+    f32(N * H * D), f32(N * Hkv * D), f32(N * Hkv * D), f32(N * H * D), f32(B * H * T), // q k v attn lse
+    f32(N * C), f32(N * C), f32(N * C), // xmid tmpC xout
+    f32(N * I), f32(llama ? N * I : 1), f32(N * I), f32(N * C), // gate up act hF
+    // backward
+    f32(N * C), f32(N * C), f32(N * I), f32(N * I), f32(llama ? N * I : 1),
+    f32(N * H * D), f32(N * H * D), f32(N * Hkv * D), f32(N * Hkv * D), f32(llama ? 1 : N * 3 * C), f32(B * H * T),
+    f32(N * Math.max(o.rank, 1)),
+    ...[...new Set(loraSlots(c, o.targetModules))].map(() => f32(N * o.rank)),
+  ];
+  const optimizer = tensorSizes.length ? [f32(gradNormLayout(tensorSizes).slots), f32(2)] : [];
+  const rope = llama ? [f32(D / 2)] : [];
+
+  const est = {
+    weightsBytes: sum(weights) + sum(rope),
+    loraBytes: sum(lora),
+    loraParameters,
+    residualBytes: sum(residual),
+    layerScratchBytes: sum(scratch),
+    logitsBytes: sum(logits),
+    optimizerScratchBytes: sum(optimizer),
+    kernelParamsBytes: bucketSize(256 * (100 * L + 20)),
+    totalBytes: 0,
+  };
+  est.totalBytes =
+    est.weightsBytes + est.loraBytes + est.residualBytes + est.layerScratchBytes + est.logitsBytes + est.optimizerScratchBytes + est.kernelParamsBytes;
+  return est;
+}
+
+/** 1536 -> "1.5 KiB". */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[i]}`;
+}

@@ -1,0 +1,253 @@
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { tokenizeExample, trainedTargets, type TokenizedExample } from '../data/examples';
+import { exportPeftAdapter } from '../formats/peft';
+import type { LoraAdapter } from '../model/lora';
+import { loadLatestCheckpoint, type Checkpoint } from '../train/checkpoint';
+import { NodeCheckpointStore } from '../train/checkpointStoreNode';
+import { resolveHyperparameters, type Hyperparameters, type HyperparameterRequest } from '../train/hyperparameters';
+import { resultsCsv, resultsCsvHeader, resultsCsvRow, type StepMetrics } from '../train/metrics';
+import { SCHEDULE_KINDS } from '../train/schedule';
+import { Trainer, type TrainingEvent } from '../train/trainer';
+import { autoNumberOption, choiceOption, flag, listOption, numberOption, parseCommand, stringOption, type CommandSpec, type OptionValues } from './args';
+import { loadDataset, type LoadedDataset } from './dataset';
+import { CliError, type CliContext } from './io';
+import { formatBytes } from './memory';
+import { baseModelName, loadAdapterFolder, openModel, padTokenId, writeAdapterFolder, type TextTools } from './model';
+
+export const METRICS_FILE = 'metrics.csv';
+export const JOB_FILE = 'job.json';
+export const CHECKPOINT_DIR = 'checkpoints';
+const JOB_ID = 'job';
+
+export const trainSpec: CommandSpec = {
+  name: 'train',
+  positionals: ['modelDir', 'train.jsonl'],
+  summary: 'Fine-tune a LoRA adapter; writes a PEFT adapter, metrics.csv, job.json and checkpoints into --out.',
+  options: {
+    out: { type: 'string', arg: 'DIR', help: 'output folder (required)' },
+    validation: { type: 'string', arg: 'FILE', help: 'validation JSONL: a batch every --eval-every steps, the whole file each epoch' },
+    epochs: { type: 'string', arg: 'N|auto', help: "OpenAI's rule: 3, more for small files", default: 'auto' },
+    'batch-size': { type: 'string', arg: 'N|auto', help: 'sequences per micro-batch', default: 'auto' },
+    'grad-accum': { type: 'string', arg: 'N|auto', help: 'micro-batches per optimizer step', default: 'auto' },
+    'learning-rate': { type: 'string', arg: 'X|auto', help: 'peak learning rate', default: 'auto (2e-4 x multiplier)' },
+    'lr-multiplier': { type: 'string', arg: 'X|auto', help: 'multiplies the base learning rate when --learning-rate is auto', default: '1' },
+    schedule: { type: 'string', arg: SCHEDULE_KINDS.join('|'), help: 'learning-rate schedule after warmup', default: 'linear' },
+    warmup: { type: 'string', arg: 'N|auto', help: 'warmup steps', default: 'auto (3% of steps)' },
+    'warmup-ratio': { type: 'string', arg: 'X|auto', help: 'warmup as a share of all steps (when --warmup is auto)', default: '0.03' },
+    'weight-decay': { type: 'string', arg: 'X|auto', help: 'AdamW weight decay', default: '0' },
+    'max-grad-norm': { type: 'string', arg: 'X|auto', help: 'gradient clipping norm, 0 = off', default: '1' },
+    'adam-beta1': { type: 'string', arg: 'X|auto', help: 'AdamW beta1', default: '0.9' },
+    'adam-beta2': { type: 'string', arg: 'X|auto', help: 'AdamW beta2', default: '0.999' },
+    'adam-eps': { type: 'string', arg: 'X|auto', help: 'AdamW epsilon', default: '1e-8' },
+    'lora-r': { type: 'string', arg: 'N|auto', help: 'LoRA rank', default: '8' },
+    'lora-alpha': { type: 'string', arg: 'X|auto', help: 'LoRA alpha', default: '2 x rank' },
+    'lora-dropout': { type: 'string', arg: 'X|auto', help: 'LoRA dropout', default: '0.05' },
+    'target-modules': { type: 'string', arg: 'a,b,..', help: 'modules to adapt', default: 'all linear layers' },
+    rslora: { type: 'boolean', help: 'rank-stabilised LoRA scaling alpha / sqrt(r)' },
+    'max-seq-len': { type: 'string', arg: 'N|auto', help: 'longer examples are truncated', default: "auto (longest example, at most the context and 1024)" },
+    seed: { type: 'string', arg: 'N|auto', help: 'LoRA init, data order and dropout', default: 'auto (random, recorded in job.json)' },
+    'eval-every': { type: 'string', arg: 'N|auto', help: 'steps between validation batches', default: 'auto (~20 per job)' },
+    'init-adapter': { type: 'string', arg: 'DIR', help: 'start from this PEFT adapter (its LoRA settings are used)' },
+    resume: { type: 'boolean', help: "continue the job in --out from its latest checkpoint (the checkpoint's hyperparameters are used)" },
+    dtype: { type: 'string', arg: 'f16|f32', help: 'storage of the frozen weights on the GPU', default: 'f16' },
+    'log-every': { type: 'string', arg: 'N', help: 'print a progress line every N steps', default: '1' },
+  },
+  notes: [
+    `Writes into --out: adapter_model.safetensors + adapter_config.json (PEFT), ${METRICS_FILE}`,
+    `(step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy,learning_rate,...), ${JOB_FILE} and ${CHECKPOINT_DIR}/.`,
+    'Ctrl-C stops after the current step, saving a checkpoint and the adapter so far; --resume continues.',
+  ],
+};
+
+function splitList(values: string[]): string[] {
+  return values.flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
+}
+
+/** The hyperparameter flags as a request ('auto' where not given). */
+function hyperparameterRequest(values: OptionValues): HyperparameterRequest {
+  const int = { integer: true };
+  const req: HyperparameterRequest = {
+    epochs: autoNumberOption(values, 'epochs', { ...int, min: 1 }),
+    batchSize: autoNumberOption(values, 'batch-size', { ...int, min: 1 }),
+    gradientAccumulation: autoNumberOption(values, 'grad-accum', { ...int, min: 1 }),
+    learningRate: autoNumberOption(values, 'learning-rate', { above: 0 }),
+    learningRateMultiplier: autoNumberOption(values, 'lr-multiplier', { above: 0 }),
+    warmupSteps: autoNumberOption(values, 'warmup', { ...int, min: 0 }),
+    warmupRatio: autoNumberOption(values, 'warmup-ratio', { min: 0, below: 1 }),
+    weightDecay: autoNumberOption(values, 'weight-decay', { min: 0 }),
+    maxGradNorm: autoNumberOption(values, 'max-grad-norm', { min: 0 }),
+    beta1: autoNumberOption(values, 'adam-beta1', { min: 0, below: 1 }),
+    beta2: autoNumberOption(values, 'adam-beta2', { min: 0, below: 1 }),
+    eps: autoNumberOption(values, 'adam-eps', { above: 0 }),
+    loraR: autoNumberOption(values, 'lora-r', { ...int, min: 1 }),
+    loraAlpha: autoNumberOption(values, 'lora-alpha', { above: 0 }),
+    loraDropout: autoNumberOption(values, 'lora-dropout', { min: 0, below: 1 }),
+    maxSeqLen: autoNumberOption(values, 'max-seq-len', { ...int, min: 2 }),
+    seed: autoNumberOption(values, 'seed', { ...int, min: 0 }),
+    evalEvery: autoNumberOption(values, 'eval-every', { ...int, min: 1 }),
+    schedule: choiceOption(values, 'schedule', ['auto', ...SCHEDULE_KINDS] as const, 'auto'),
+  };
+  const targets = splitList(listOption(values, 'target-modules'));
+  if (targets.length) req.targetModules = targets;
+  if (flag(values, 'rslora')) req.useRslora = true;
+  return req;
+}
+
+/** Examples over maxSeqLen tokens, tokenized again with truncation (the first pass was uncut). */
+function truncateTo(data: LoadedDataset, tools: TextTools, maxSeqLen: number): TokenizedExample[] {
+  return data.examples.map((e, i) =>
+    e.ids.length <= maxSeqLen ? e : tokenizeExample(data.lines[i]!.example, tools.tokenizer, tools.template, { maxSeqLen, endOfTurn: data.endOfTurn }),
+  );
+}
+
+function describeHp(hp: Hyperparameters): string {
+  const lr = `${hp.learningRate}${hp.auto.includes('learningRate') ? ` (${hp.learningRateMultiplier} x base)` : ''}`;
+  return [
+    `epochs ${hp.epochs}, batch ${hp.batchSize}${hp.gradientAccumulation > 1 ? ` x ${hp.gradientAccumulation}` : ''}, ${hp.totalSteps} steps`,
+    `learning rate ${lr}, ${hp.schedule}, warmup ${hp.warmupSteps}, weight decay ${hp.weightDecay}, clip ${hp.maxGradNorm}`,
+    `LoRA r ${hp.lora.r}, alpha ${hp.lora.alpha}, dropout ${hp.lora.dropout}${hp.lora.useRslora ? ', rsLoRA' : ''}, targets ${hp.lora.targetModules.join(',')}`,
+    `max seq len ${hp.maxSeqLen}, seed ${hp.seed}`,
+  ].join('\n  ');
+}
+
+function stepLine(m: StepMetrics, total: number): string {
+  const parts = [
+    `step ${String(m.step).padStart(String(total).length)}/${total}`,
+    `epoch ${m.epoch}`,
+    `loss ${m.trainLoss.toFixed(4)}`,
+    `acc ${m.trainAccuracy.toFixed(3)}`,
+  ];
+  if (m.validLoss !== undefined) parts.push(`valid ${m.validLoss.toFixed(4)}`);
+  if (m.fullValidLoss !== undefined) parts.push(`full valid ${m.fullValidLoss.toFixed(4)} (acc ${m.fullValidAccuracy!.toFixed(3)})`);
+  parts.push(`lr ${m.learningRate.toExponential(2)}`, `grad ${m.gradNorm.toFixed(3)}`, `${Math.round(m.tokensPerSecond)} tok/s`);
+  if (m.etaMs !== null) parts.push(`eta ${(m.etaMs / 1000).toFixed(0)} s`);
+  return parts.join('  ');
+}
+
+export async function runTrain(ctx: CliContext, argv: readonly string[]): Promise<number> {
+  const args = parseCommand(trainSpec, argv, ctx.io.stdout);
+  if (!args) return 0;
+  const { values } = args;
+  const [modelDir, trainFile] = args.positionals as [string, string];
+  const out = stringOption(values, 'out');
+  if (out === undefined) throw new CliError('--out DIR is required (see whittle train --help)');
+  const dtype = choiceOption(values, 'dtype', ['f16', 'f32'] as const, 'f16');
+  const logEvery = numberOption(values, 'log-every', 1, { integer: true, min: 1 });
+  const request = hyperparameterRequest(values);
+  const initDir = stringOption(values, 'init-adapter');
+  const resume = flag(values, 'resume');
+  if (resume && initDir !== undefined) throw new CliError('--resume and --init-adapter cannot be combined (a checkpoint holds the adapter)');
+
+  const store = new NodeCheckpointStore(join(out, CHECKPOINT_DIR));
+  let checkpoint: Checkpoint | null = null;
+  if (resume) {
+    checkpoint = await loadLatestCheckpoint(store, JOB_ID);
+    if (!checkpoint) throw new CliError(`--resume: no checkpoint in ${join(out, CHECKPOINT_DIR, JOB_ID)}`);
+  }
+
+  const opened = await openModel(ctx, modelDir, dtype);
+  const { model, config } = opened;
+  const gpu = model.gpu;
+  let initAdapter: LoraAdapter | null = null;
+  let trainer: Trainer | null = null;
+  try {
+    if (initDir !== undefined) {
+      initAdapter = await loadAdapterFolder(ctx, model, initDir);
+      const c = initAdapter.config;
+      const clash = (flagName: string, given: unknown, has: unknown) => {
+        if (given !== 'auto' && given !== undefined && JSON.stringify(given) !== JSON.stringify(has)) {
+          throw new CliError(`--${flagName} ${JSON.stringify(given)} differs from the --init-adapter's ${JSON.stringify(has)}; LoRA settings come from the adapter`);
+        }
+      };
+      clash('lora-r', request.loraR, c.r);
+      clash('lora-alpha', request.loraAlpha, c.alpha);
+      clash('lora-dropout', request.loraDropout, c.dropout);
+      if (request.targetModules && [...request.targetModules].sort().join() !== [...c.targetModules].sort().join()) clash('target-modules', request.targetModules, c.targetModules);
+      if (request.useRslora && !c.useRslora) clash('rslora', true, false);
+      Object.assign(request, { loraR: c.r, loraAlpha: c.alpha, loraDropout: c.dropout, targetModules: [...c.targetModules], useRslora: c.useRslora });
+    }
+
+    // Tokenized uncut first: the auto max sequence length is the longest example.
+    const explicitLen = checkpoint ? checkpoint.hyperparameters.maxSeqLen : request.maxSeqLen === 'auto' ? undefined : request.maxSeqLen;
+    if (explicitLen !== undefined && explicitLen > config.maxPositions) {
+      throw new CliError(`--max-seq-len ${explicitLen} exceeds the model's context of ${config.maxPositions} positions`);
+    }
+    const trainData = await loadDataset(trainFile, opened, explicitLen, 'training file');
+    const longest = Math.max(...trainData.examples.map((e) => e.fullLength));
+    const hp = checkpoint
+      ? checkpoint.hyperparameters
+      : resolveHyperparameters(request, trainData.examples.length, { model: { family: config.family, maxPositions: config.maxPositions }, longestExample: longest });
+    const validFile = stringOption(values, 'validation');
+    const validData = validFile === undefined ? null : await loadDataset(validFile, opened, hp.maxSeqLen, 'validation file');
+
+    // Examples with nothing left to train on after truncation would only cost compute.
+    const keep = (list: TokenizedExample[]) => list.filter((e) => trainedTargets(e) > 0);
+    const train = keep(truncateTo(trainData, opened, hp.maxSeqLen));
+    const dropped = trainData.examples.length - train.length;
+    if (dropped > 0) ctx.note(`note: ${dropped} training example${dropped === 1 ? '' : 's'} have no trained token within ${hp.maxSeqLen} tokens and are skipped`);
+    if (train.length === 0) throw new CliError(`${trainFile} has no example with a trained token within ${hp.maxSeqLen} tokens`);
+    const validation = validData ? keep(validData.examples) : [];
+    if (validData && validation.length === 0) throw new CliError(`${validFile} has no example with a trained token within ${hp.maxSeqLen} tokens`);
+
+    await mkdir(out, { recursive: true });
+    ctx.print(`training ${opened.path} (${config.modelType}, ${config.layers} layers, weights ${dtype}) on ${train.length} examples${validation.length ? `, validating on ${validation.length}` : ''}`);
+    ctx.print(`  ${describeHp(hp)}`);
+    writeFileSync(
+      join(out, JOB_FILE),
+      JSON.stringify({ model: baseModelName(modelDir), train: trainFile, validation: validFile ?? null, initAdapter: initDir ?? null, dtype, hyperparameters: hp }, null, 2) + '\n',
+    );
+
+    // Written as the job goes, so a crash keeps the steps so far (a resumed job's history first).
+    const metricsPath = join(out, METRICS_FILE);
+    writeFileSync(metricsPath, checkpoint ? resultsCsv(checkpoint.metrics) : resultsCsvHeader() + '\n');
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(ctx.io.signal?.reason ?? 'interrupted');
+    ctx.io.signal?.addEventListener('abort', onAbort);
+
+    trainer = new Trainer({
+      model,
+      hyperparameters: hp,
+      train,
+      validation,
+      padId: padTokenId(opened, config),
+      ...(initAdapter ? { adapter: initAdapter } : {}),
+      store,
+      jobId: JOB_ID,
+      onStep: (m) => {
+        appendFileSync(metricsPath, resultsCsvRow(m) + '\n');
+        if (m.step % logEvery === 0 || m.step === trainer!.totalSteps || m.fullValidLoss !== undefined) ctx.print(stepLine(m, trainer!.totalSteps));
+      },
+      onEvent: (e: TrainingEvent) => {
+        // Step events repeat what the step lines say.
+        if (/^Step \d+\/\d+:/.test(e.message)) return;
+        if (e.level === 'info') ctx.print(e.message);
+        else ctx.note(`${e.level}: ${e.message}`);
+      },
+    });
+    let result;
+    try {
+      result = checkpoint ? await trainer.resume(checkpoint, controller.signal) : await trainer.run(controller.signal);
+    } finally {
+      ctx.io.signal?.removeEventListener('abort', onAbort);
+    }
+    // The whole history (a resumed job's earlier steps included).
+    writeFileSync(metricsPath, resultsCsv(result.metrics));
+    const files = await exportPeftAdapter(trainer.adapter, { baseModelNameOrPath: baseModelName(modelDir) });
+    await writeAdapterFolder(out, files);
+    const last = result.metrics[result.metrics.length - 1];
+    ctx.print(
+      `${result.status === 'completed' ? 'done' : 'stopped'}: ${result.state.step}/${trainer.totalSteps} steps in ${(result.state.elapsedMs / 1000).toFixed(1)} s` +
+        `${last ? `, last training loss ${last.trainLoss.toFixed(4)}` : ''}, peak GPU memory ${formatBytes(gpu.memory().peakBytes)}`,
+    );
+    ctx.print(`adapter written to ${out} (adapter_model.safetensors, adapter_config.json); metrics in ${metricsPath}`);
+    if (result.status !== 'completed') ctx.print(`continue with: whittle train ${modelDir} ${trainFile} --out ${out} --resume`);
+    return result.status === 'completed' ? 0 : 1;
+  } finally {
+    trainer?.destroy();
+    initAdapter?.destroy();
+    model.destroy();
+  }
+}

@@ -1,0 +1,513 @@
+/**
+ * The training loop of a fine-tuning job, as OpenAI's fine-tuning jobs run it, locally:
+ * epochs over shuffled batches, gradient accumulation, a learning-rate schedule, AdamW with
+ * gradient clipping, validation (a small batch every `evalEvery` steps, the whole set at the end
+ * of each epoch), per-step metrics, an events log, checkpoints at the end of every epoch, and
+ * stop/resume that continues exactly where it stopped.
+ *
+ * Each optimizer step is one batch plan of up to batchSize x gradientAccumulation examples
+ * (bucketed by length, see data/batching), run as micro-batches of batchSize rows that share the
+ * plan's T.
+ *
+ * Determinism: the step plans of epoch e are a function of (seed, e), the dropout masks of a
+ * micro-batch of (seed, e, step in the epoch, micro-batch), the small validation batch of the
+ * step number, so a resumed job replays the same computation as an uninterrupted one.
+ */
+import { buildBatch, planBatches, type Batch, type BatchOptions, type BatchPlan } from '../data/batching';
+import type { TokenSequence } from '../data/examples';
+import { LoraAdapter } from '../model/lora';
+import type { CausalLM, LossTotals } from '../model/transformer';
+import {
+  captureCheckpoint,
+  checkpointName,
+  parseCheckpoint,
+  restoreCheckpoint,
+  saveAndPrune,
+  serializeCheckpoint,
+  CheckpointError,
+  type Checkpoint,
+  type CheckpointStore,
+  type TrainerState,
+} from './checkpoint';
+import type { Hyperparameters } from './hyperparameters';
+import type { StepMetrics } from './metrics';
+import { LoraOptimizer, type OptimizerSettings } from './optimizer';
+import { learningRateAt, warmupStepsFromRatio, type ScheduleSpec } from './schedule';
+
+export type EventLevel = 'info' | 'warning' | 'error';
+
+/** One line of the job's events log. */
+export interface TrainingEvent {
+  level: EventLevel;
+  message: string;
+  /** Optimizer step the event belongs to (null for job-level events before the first step). */
+  step: number | null;
+  /** Date.now() when it happened. */
+  time: number;
+}
+
+/** NaN or Infinity in the loss or the gradient norm: the job cannot continue. */
+export class TrainingDivergedError extends Error {
+  override name = 'TrainingDivergedError';
+  constructor(
+    /** 1-based optimizer step that diverged. */
+    readonly step: number,
+    readonly quantity: 'training loss' | 'gradient norm',
+    readonly value: number,
+  ) {
+    super(
+      `Training diverged at step ${step}: the ${quantity} is ${value}. ` +
+        'Lower the learning rate (or its multiplier), or keep gradient clipping on, and start again from the last checkpoint.',
+    );
+  }
+}
+
+export interface TrainerOptions {
+  model: CausalLM;
+  /** Resolved hyperparameters (resolveHyperparameters). */
+  hyperparameters: Hyperparameters;
+  /** Tokenized training examples, each at most hyperparameters.maxSeqLen ids. */
+  train: readonly TokenSequence[];
+  /** Tokenized validation examples (none: no validation metrics). */
+  validation?: readonly TokenSequence[];
+  /** Token id of padded positions. Default 0 (masked anyway). */
+  padId?: number;
+  /** Batching choices besides size and length (strategy, padMultiple, tokensPerBatch, bucketWindow). */
+  batching?: Pick<BatchOptions, 'strategy' | 'padMultiple' | 'tokensPerBatch' | 'bucketWindow'>;
+  /**
+   * Train this adapter (e.g. one loaded from a PEFT folder) instead of a new one initialised
+   * with the seed. Its LoRA config must be hyperparameters.lora. The trainer does not destroy it.
+   */
+  adapter?: LoraAdapter;
+  /** Where checkpoints go; none: checkpoints are only returned/on demand. */
+  store?: CheckpointStore;
+  /** Job id under which the store keeps this job's checkpoints. Default 'job'. */
+  jobId?: string;
+  /** Checkpoints kept in the store (older ones are deleted). Default 3. */
+  keepCheckpoints?: number;
+  onEvent?: (event: TrainingEvent) => void;
+  onStep?: (metrics: StepMetrics) => void;
+  /** A step event every this many steps (validation steps always log). Default 1. */
+  logEvery?: number;
+  /** Monotonic clock in ms (performance.now by default). */
+  clock?: () => number;
+}
+
+export interface TrainResult {
+  /** 'completed': every epoch ran. 'cancelled': the signal stopped it between steps. */
+  status: 'completed' | 'cancelled';
+  /** signal.reason when cancelled. */
+  reason?: unknown;
+  state: TrainerState;
+  metrics: StepMetrics[];
+  /** The checkpoint of the state returned (also in the store when there is one). */
+  checkpoint: { name: string; bytes: Uint8Array };
+}
+
+export interface EvalResult {
+  loss: number;
+  accuracy: number;
+  /** Trained tokens evaluated. */
+  tokens: number;
+}
+
+/** murmur3's finaliser, to turn (seed, epoch, index) into unrelated dropout seeds. */
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** The dropout seed of micro-batch `micro` of step `step` (0-based, within the epoch) of epoch `epoch`. */
+export function dropoutSeedOf(seed: number, epoch: number, step: number, micro: number): number {
+  let h = fmix32((seed ^ 0x2545f491) >>> 0);
+  h = fmix32((h + Math.imul(epoch + 1, 0x9e3779b9)) >>> 0);
+  h = fmix32((h + Math.imul(step + 1, 0x85ebca77)) >>> 0);
+  return fmix32((h + Math.imul(micro + 1, 0xc2b2ae3d)) >>> 0);
+}
+
+/** The batch with empty rows (padding, mask 0) appended up to `rows`. */
+function padRows(batch: Batch, rows: number, padId: number): Batch {
+  const n = rows * batch.T;
+  const tokens = new Uint32Array(n).fill(padId);
+  const targets = new Uint32Array(n).fill(padId);
+  const mask = new Float32Array(n);
+  tokens.set(batch.tokens);
+  targets.set(batch.targets);
+  mask.set(batch.mask);
+  return { ...batch, B: rows, tokens, targets, mask };
+}
+
+/** JSON with object keys sorted, so equal records compare equal whatever their key order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+const fmt = (x: number, digits = 4) => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
+
+export class Trainer {
+  readonly model: CausalLM;
+  readonly hp: Hyperparameters;
+  readonly adapter: LoraAdapter;
+  readonly optimizer: LoraOptimizer;
+  readonly jobId: string;
+  /** Optimizer steps of each epoch (with a tokensPerBatch cap they can differ). */
+  readonly stepsPerEpoch: number[];
+  readonly totalSteps: number;
+  readonly schedule: ScheduleSpec;
+  private readonly ownsAdapter: boolean;
+  private readonly train: readonly TokenSequence[];
+  private readonly validation: readonly TokenSequence[];
+  private readonly validationPlans: BatchPlan[];
+  private readonly padId: number;
+  private readonly settings: OptimizerSettings;
+  private readonly clock: () => number;
+  private readonly options: TrainerOptions;
+  private st: TrainerState;
+  private history: StepMetrics[] = [];
+  private running = false;
+  private checkpointRequested = false;
+  /** The checkpoint last saved, so stopping right after one does not write the same state twice. */
+  private lastSaved: { step: number; name: string; bytes: Uint8Array } | null = null;
+
+  constructor(options: TrainerOptions) {
+    const hp = options.hyperparameters;
+    this.options = options;
+    this.model = options.model;
+    this.hp = hp;
+    this.train = options.train;
+    this.validation = options.validation ?? [];
+    this.padId = options.padId ?? 0;
+    this.jobId = options.jobId ?? 'job';
+    this.clock = options.clock ?? (() => performance.now());
+    if (this.train.length === 0) throw new RangeError('the training set is empty');
+    if (hp.maxSeqLen > this.model.config.maxPositions) {
+      throw new RangeError(`maxSeqLen ${hp.maxSeqLen} exceeds the model's ${this.model.config.maxPositions} positions`);
+    }
+
+    // Plans only (no arrays), to count each epoch's steps for the schedule.
+    this.stepsPerEpoch = Array.from({ length: hp.epochs }, (_, epoch) => this.plans(epoch).length);
+    this.totalSteps = this.stepsPerEpoch.reduce((s, n) => s + n, 0);
+    const warmupSteps = hp.warmupRatio === null ? hp.warmupSteps : warmupStepsFromRatio(this.totalSteps, hp.warmupRatio);
+    this.schedule = { kind: hp.schedule, baseLr: hp.learningRate, warmupSteps, totalSteps: this.totalSteps };
+    this.settings = { lr: hp.learningRate, beta1: hp.beta1, beta2: hp.beta2, eps: hp.eps, weightDecay: hp.weightDecay, maxGradNorm: hp.maxGradNorm };
+    this.validationPlans = this.validation.length
+      ? planBatches(this.validation, { ...this.batchOptions(0), strategy: 'pad' })
+      : [];
+
+    if (options.adapter) {
+      const c = options.adapter.config;
+      const want = hp.lora;
+      const same = c.r === want.r && c.alpha === want.alpha && c.dropout === want.dropout && c.useRslora === want.useRslora && sameJson(c.targetModules, want.targetModules);
+      if (!same) throw new RangeError('the adapter was made with a LoRA config other than hyperparameters.lora');
+      this.adapter = options.adapter;
+      this.ownsAdapter = false;
+    } else {
+      this.adapter = new LoraAdapter(this.model.gpu, this.model.config, this.model.weights, hp.lora);
+      this.adapter.initialize(hp.seed);
+      this.ownsAdapter = true;
+    }
+    this.optimizer = new LoraOptimizer(this.model.gpu, this.adapter);
+    this.adapter.resetOptimizer();
+    this.st = { step: 0, epoch: 0, batchIndex: 0, totalSteps: this.totalSteps, seed: hp.seed, elapsedMs: 0, finished: false };
+  }
+
+  /** A copy of the current position. */
+  get state(): TrainerState {
+    return { ...this.st };
+  }
+
+  /** Every step's metrics so far (restored ones included). */
+  get metrics(): StepMetrics[] {
+    return this.history.map((m) => ({ ...m }));
+  }
+
+  private batchOptions(epoch: number): BatchOptions {
+    return { ...this.options.batching, batchSize: this.hp.batchSize, maxSeqLen: this.hp.maxSeqLen, seed: this.hp.seed, epoch, padId: this.padId };
+  }
+
+  /**
+   * The optimizer steps of an epoch, one plan each: its examples (up to batchSize x
+   * gradientAccumulation, bucketed by length) and the T they share.
+   */
+  private plans(epoch: number): BatchPlan[] {
+    const accum = this.hp.gradientAccumulation;
+    const budget = this.options.batching?.tokensPerBatch;
+    return planBatches(this.train, {
+      ...this.batchOptions(epoch),
+      batchSize: this.hp.batchSize * accum,
+      ...(budget === undefined ? {} : { tokensPerBatch: budget * accum }),
+    });
+  }
+
+  /**
+   * A step's micro-batches, all of one shape [rows, plan.T]: the engine accumulates a step's
+   * loss totals in the scratch buffers of one batch shape, and one shape also means one set of
+   * compiled dispatch sizes. A short last micro-batch is filled with empty rows (mask 0).
+   */
+  private microBatches(plan: BatchPlan): Batch[] {
+    const budget = this.options.batching?.tokensPerBatch;
+    const rows = Math.max(1, Math.min(this.hp.batchSize, budget === undefined ? Infinity : Math.floor(budget / plan.T)));
+    if (plan.examples.length <= rows) return [buildBatch(this.train, plan, this.padId)];
+    const out: Batch[] = [];
+    for (let at = 0; at < plan.examples.length; at += rows) {
+      const b = buildBatch(this.train, { examples: plan.examples.slice(at, at + rows), T: plan.T }, this.padId);
+      out.push(b.B === rows ? b : padRows(b, rows, this.padId));
+    }
+    return out;
+  }
+
+  private emit(level: EventLevel, message: string, step: number | null = this.st.step || null): void {
+    this.options.onEvent?.({ level, message, step, time: Date.now() });
+  }
+
+  /** Ask for a checkpoint after the current step (while running; saveCheckpoint when idle). */
+  requestCheckpoint(): void {
+    this.checkpointRequested = true;
+  }
+
+  private idle(what: string): void {
+    // Between awaits of a step the GPU state is half-updated and the scratch buffers are shared.
+    if (this.running) throw new Error(`${what} while training runs: use requestCheckpoint(), or stop the run first`);
+  }
+
+  /** The current state as a checkpoint, saved to the store when there is one (idle trainer only). */
+  async saveCheckpoint(): Promise<{ name: string; bytes: Uint8Array }> {
+    this.idle('saveCheckpoint');
+    return this.save(false);
+  }
+
+  /** The current state as a checkpoint file, not stored (idle trainer only). */
+  async snapshot(): Promise<{ name: string; bytes: Uint8Array }> {
+    this.idle('snapshot');
+    return this.serialize(false);
+  }
+
+  private async save(epochEnd: boolean): Promise<{ name: string; bytes: Uint8Array }> {
+    const saved = await this.serialize(epochEnd);
+    this.lastSaved = { step: this.st.step, ...saved };
+    if (this.options.store) await saveAndPrune(this.options.store, this.jobId, saved.name, saved.bytes, this.options.keepCheckpoints ?? 3);
+    return saved;
+  }
+
+  private async serialize(epochEnd: boolean): Promise<{ name: string; bytes: Uint8Array }> {
+    // At an epoch end the position already points at the next epoch, so st.epoch counts the
+    // epochs done: the name carries the 1-based number of the epoch that ended.
+    const name = checkpointName(this.st, epochEnd);
+    const cp = await captureCheckpoint(this.model.gpu, this.adapter, { name, state: this.st, hyperparameters: this.hp, metrics: this.history });
+    return { name, bytes: serializeCheckpoint(cp) };
+  }
+
+  /**
+   * Loads a checkpoint of this job (same hyperparameters): adapter, AdamW moments and step, data
+   * position, metrics. The next run() continues from there.
+   */
+  async restore(checkpoint: Uint8Array | Checkpoint): Promise<void> {
+    this.idle('restore');
+    const cp = checkpoint instanceof Uint8Array ? await parseCheckpoint(checkpoint) : checkpoint;
+    if (!sameJson(cp.hyperparameters, this.hp)) {
+      throw new CheckpointError(`checkpoint ${cp.name} belongs to a job with other hyperparameters; create the trainer with the checkpoint's hyperparameters`);
+    }
+    if (cp.state.totalSteps !== this.totalSteps) {
+      throw new CheckpointError(`checkpoint ${cp.name} is of a ${cp.state.totalSteps}-step job, this one has ${this.totalSteps} steps (different training data?)`);
+    }
+    restoreCheckpoint(this.model.gpu, this.adapter, this.optimizer, cp);
+    this.st = { ...cp.state };
+    this.lastSaved = null;
+    this.history = cp.metrics.map((m) => ({ ...m }));
+  }
+
+  /** restore() then run(). */
+  async resume(checkpoint: Uint8Array | Checkpoint, signal?: AbortSignal): Promise<TrainResult> {
+    await this.restore(checkpoint);
+    this.emit('info', `Resuming from step ${this.st.step}/${this.totalSteps} (epoch ${Math.min(this.st.epoch + 1, this.hp.epochs)}, batch ${this.st.batchIndex})`);
+    return this.run(signal);
+  }
+
+  /** Loss and token accuracy of the adapted model over batches of the validation set. */
+  private async evaluatePlans(plans: readonly BatchPlan[]): Promise<EvalResult> {
+    const sum: LossTotals = { lossSum: 0, tokens: 0, correct: 0 };
+    for (const plan of plans) {
+      const t = await this.model.evaluate(buildBatch(this.validation, plan, this.padId), this.adapter);
+      sum.lossSum += t.lossSum;
+      sum.tokens += t.tokens;
+      sum.correct += t.correct;
+    }
+    return { loss: sum.tokens > 0 ? sum.lossSum / sum.tokens : NaN, accuracy: sum.tokens > 0 ? sum.correct / sum.tokens : NaN, tokens: sum.tokens };
+  }
+
+  /** The whole validation set (null without one); idle trainer only. */
+  async evaluateValidation(): Promise<EvalResult | null> {
+    this.idle('evaluateValidation');
+    return this.validationPlans.length ? this.evaluatePlans(this.validationPlans) : null;
+  }
+
+  /**
+   * Trains from the current state to the end of the last epoch, or until `signal` aborts
+   * (checked between optimizer steps). Throws TrainingDivergedError on NaN/Inf, leaving the
+   * store's checkpoints as they were.
+   */
+  async run(signal?: AbortSignal): Promise<TrainResult> {
+    if (this.running) throw new Error('this trainer is already running');
+    this.running = true;
+    try {
+      return await this.loop(signal);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async loop(signal: AbortSignal | undefined): Promise<TrainResult> {
+    const hp = this.hp;
+    const gpu = this.model.gpu;
+    const segmentStart = this.clock();
+    const elapsedBefore = this.st.elapsedMs;
+    const stepBefore = this.st.step;
+    const elapsed = () => elapsedBefore + (this.clock() - segmentStart);
+
+    if (this.st.step === 0 && this.st.epoch === 0 && this.st.batchIndex === 0) {
+      this.emit(
+        'info',
+        `Fine-tuning started: ${this.train.length} training examples${this.validation.length ? `, ${this.validation.length} validation examples` : ''}, ` +
+          `${hp.epochs} epochs, ${this.totalSteps} steps, batch ${hp.batchSize}${hp.gradientAccumulation > 1 ? ` x ${hp.gradientAccumulation} accumulated` : ''}, ` +
+          `learning rate ${hp.learningRate} (${hp.schedule}, ${this.schedule.warmupSteps} warmup steps), LoRA r=${hp.lora.r} alpha=${hp.lora.alpha}, ` +
+          `${this.adapter.parameterCount} trainable parameters`,
+        null,
+      );
+    }
+
+    let plans: BatchPlan[] | null = null;
+    while (this.st.epoch < hp.epochs) {
+      plans ??= this.plans(this.st.epoch);
+      if (this.st.batchIndex >= plans.length) throw new CheckpointError(`batch ${this.st.batchIndex} is past the ${plans.length} batches of epoch ${this.st.epoch + 1}`);
+      if (signal?.aborted) return this.stop(signal, elapsed());
+
+      const stepStart = this.clock();
+      const epoch = this.st.epoch;
+      const planIndex = this.st.batchIndex;
+      const plan = plans[planIndex]!;
+      const batches = this.microBatches(plan);
+      const trained = batches.reduce((s, b) => s + b.trainedTokens, 0);
+      let processed = 0;
+      for (const i of plan.examples) processed += this.train[i]!.ids.length;
+      const stepNo = this.st.step + 1;
+      if (trained === 0) this.emit('warning', `Step ${stepNo} has no trained tokens (its examples train on nothing); its gradient is zero`, stepNo);
+
+      // All micro-batches share 1 / (trained tokens of the step): the step's gradient is the
+      // token-weighted mean over its examples, whatever the split. Totals accumulate on the GPU
+      // and are read once, after the last micro-batch.
+      const gradScale = 1 / Math.max(1, trained);
+      let totals: LossTotals | null = null;
+      for (const [i, batch] of batches.entries()) {
+        totals = await this.model.forwardBackward(
+          batch,
+          this.adapter,
+          { gradScale, accumulate: i > 0, dropoutSeed: dropoutSeedOf(hp.seed, epoch, planIndex, i) },
+          i === batches.length - 1,
+        );
+      }
+      const trainLoss = totals!.tokens > 0 ? totals!.lossSum / totals!.tokens : 0;
+      const trainAccuracy = totals!.tokens > 0 ? totals!.correct / totals!.tokens : 0;
+      // Checked before the update, so a NaN loss never reaches the weights.
+      if (!Number.isFinite(trainLoss)) this.diverged(new TrainingDivergedError(stepNo, 'training loss', trainLoss));
+
+      const learningRate = learningRateAt(this.schedule, this.st.step);
+      this.optimizer.apply(this.settings, learningRate);
+      const gradNorm = await this.optimizer.readGradNorm();
+      if (!Number.isFinite(gradNorm)) this.diverged(new TrainingDivergedError(stepNo, 'gradient norm', gradNorm));
+      const stepMs = this.clock() - stepStart;
+
+      this.st.step = stepNo;
+      this.st.batchIndex = planIndex + 1;
+      const epochEnd = this.st.batchIndex >= plans.length;
+      if (epochEnd) {
+        this.st.epoch++;
+        this.st.batchIndex = 0;
+        plans = null;
+      }
+      this.st.finished = this.st.epoch >= hp.epochs;
+
+      const m: StepMetrics = {
+        step: stepNo,
+        epoch: epoch + 1,
+        trainLoss,
+        trainAccuracy,
+        trainTokens: totals!.tokens,
+        learningRate,
+        gradNorm,
+        tokensPerSecond: stepMs > 0 ? (processed * 1000) / stepMs : 0,
+        elapsedMs: 0,
+        etaMs: null,
+        gpuBytes: 0,
+      };
+      if (this.validationPlans.length && stepNo % hp.evalEvery === 0) {
+        const index = (stepNo / hp.evalEvery - 1) % this.validationPlans.length;
+        const v = await this.evaluatePlans([this.validationPlans[index]!]);
+        m.validLoss = v.loss;
+        m.validAccuracy = v.accuracy;
+      }
+      if (epochEnd && this.validationPlans.length) {
+        const v = await this.evaluatePlans(this.validationPlans);
+        m.fullValidLoss = v.loss;
+        m.fullValidAccuracy = v.accuracy;
+      }
+      this.st.elapsedMs = elapsed();
+      m.elapsedMs = this.st.elapsedMs;
+      const done = stepNo - stepBefore;
+      m.etaMs = done > 0 ? ((this.clock() - segmentStart) / done) * (this.totalSteps - stepNo) : null;
+      m.gpuBytes = gpu.memory().liveBytes;
+      this.history.push(m);
+      this.options.onStep?.({ ...m });
+
+      const logEvery = this.options.logEvery ?? 1;
+      if (stepNo % logEvery === 0 || m.validLoss !== undefined || stepNo === this.totalSteps) {
+        let line = `Step ${stepNo}/${this.totalSteps}: training loss=${fmt(trainLoss)}`;
+        if (m.validLoss !== undefined) line += `, validation loss=${fmt(m.validLoss)}`;
+        this.emit('info', line, stepNo);
+      }
+      if (m.fullValidLoss !== undefined) {
+        this.emit('info', `Epoch ${epoch + 1}/${hp.epochs}: full validation loss=${fmt(m.fullValidLoss)}, token accuracy=${fmt(m.fullValidAccuracy!)}`, stepNo);
+      }
+      if (epochEnd || this.checkpointRequested) {
+        this.checkpointRequested = false;
+        const saved = await this.save(epochEnd);
+        this.emit('info', epochEnd ? `Checkpoint saved at epoch ${epoch + 1} (step ${stepNo})` : `Checkpoint saved at step ${stepNo}`, stepNo);
+        if (this.st.finished) {
+          this.emit('info', `The job has successfully completed: ${stepNo} steps in ${(this.st.elapsedMs / 1000).toFixed(1)} s`, stepNo);
+          return { status: 'completed', state: this.state, metrics: this.metrics, checkpoint: saved };
+        }
+      }
+    }
+    // Already finished when run() was called.
+    this.st.finished = true;
+    return { status: 'completed', state: this.state, metrics: this.metrics, checkpoint: await this.serialize(true) };
+  }
+
+  private diverged(error: TrainingDivergedError): never {
+    this.emit('error', error.message, error.step);
+    throw error;
+  }
+
+  private async stop(signal: AbortSignal, elapsedMs: number): Promise<TrainResult> {
+    this.st.elapsedMs = elapsedMs;
+    const last = this.lastSaved;
+    const saved = last && last.step === this.st.step ? { name: last.name, bytes: last.bytes } : await this.save(false);
+    this.emit('warning', `Training stopped at step ${this.st.step}/${this.totalSteps}; checkpoint ${saved.name} saved, the job can resume from it`);
+    return { status: 'cancelled', reason: signal.reason, state: this.state, metrics: this.metrics, checkpoint: saved };
+  }
+
+  /** Frees the optimizer's buffers, and the adapter when the trainer made it. */
+  destroy(): void {
+    this.optimizer.destroy();
+    if (this.ownsAdapter) this.adapter.destroy();
+  }
+}

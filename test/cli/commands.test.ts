@@ -1,0 +1,256 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { TextStream } from '../../src/cli/generate';
+import { estimateLoraJobMemory, type MemoryEstimate } from '../../src/cli/memory';
+import { writeAdapterFolder } from '../../src/cli/model';
+import { TextTokenizer } from '../../src/data/tokenizer';
+import { nodeModelDir } from '../../src/formats/nodeByteSource';
+import { exportPeftAdapter } from '../../src/formats/peft';
+import { bytesSource, readSafetensorsHeader } from '../../src/formats/safetensors';
+import { WebGpuUnavailableError } from '../../src/gpu';
+import { parseModelConfig } from '../../src/model/config';
+import { loadCausalLM } from '../../src/model/load';
+import { defaultLoraConfig, LoraAdapter } from '../../src/model/lora';
+import { getTestGpu } from '../helpers/gpu';
+import { Rng } from '../helpers/random';
+import { runCli } from './run';
+
+const FIXTURES = join(__dirname, '..', 'fixtures');
+const LLAMA = join(FIXTURES, 'models', 'tiny-llama');
+const GPT2 = join(FIXTURES, 'models', 'tiny-gpt2');
+const VALID = join(FIXTURES, 'data', 'chat_valid.jsonl');
+const ERRORS = join(FIXTURES, 'data', 'chat_errors.jsonl');
+const tmp = mkdtempSync(join(tmpdir(), 'whittle-cli-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const readJson = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+
+describe('whittle info', () => {
+  it('reports the architecture of tiny-llama as its config.json and weights say', async () => {
+    const cfg = readJson(join(LLAMA, 'config.json'));
+    const header = await readSafetensorsHeader(bytesSource(new Uint8Array(readFileSync(join(LLAMA, 'model.safetensors')))));
+    const weightsInFile = [...header.tensors.values()].reduce((s, t) => s + t.elements, 0);
+
+    const run = await runCli(['info', LLAMA, '--json', '--batch', '2', '--seq', '1000', '--rank', '8']);
+    expect(run.code).toBe(0);
+    const info = JSON.parse(run.stdout) as Record<string, unknown> & { job: Record<string, unknown>; estimate: MemoryEstimate };
+    expect(info).toMatchObject({
+      architecture: 'LlamaForCausalLM',
+      modelType: 'llama',
+      layers: cfg.num_hidden_layers,
+      hidden: cfg.hidden_size,
+      intermediate: cfg.intermediate_size,
+      heads: cfg.num_attention_heads,
+      kvHeads: cfg.num_key_value_heads,
+      vocabSize: cfg.vocab_size,
+      maxPositions: cfg.max_position_embeddings,
+      parameters: weightsInFile,
+      diskDtypes: { F32: header.tensors.size },
+      torchDtype: 'float32',
+      hasTokenizer: true,
+      hasChatTemplate: true,
+    });
+    // --seq beyond the context is capped to it.
+    expect(info.job).toMatchObject({ batch: 2, seq: 128, rank: 8, dtype: 'f16', seqCapped: true });
+    const e = info.estimate;
+    // LoRA parameters of rank 8 on all seven projections of both layers, by hand.
+    const C = 48, I = 88, kv = 2 * 12;
+    expect(e.loraParameters).toBe(2 * 8 * (C + C + (C + kv) * 2 + (C + C) + (C + I) * 2 + (I + C)));
+    expect(e.residualBytes).toBe(3 * 2 * 128 * C * 4);
+    expect(e.totalBytes).toBe(e.weightsBytes + e.loraBytes + e.residualBytes + e.layerScratchBytes + e.logitsBytes + e.optimizerScratchBytes + e.kernelParamsBytes);
+
+    const text = await runCli(['info', LLAMA]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/layers\s+2\n/);
+    expect(text.stdout).toMatch(/heads\s+4 \(kv heads 2, head dim 12\)/);
+    expect(text.stdout).toMatch(/parameters\s+70,128/);
+    expect(text.stdout).toMatch(/LoRA job memory estimate: batch 4 x seq 128 \(capped at the context\), rank 16, weights f16/);
+  });
+
+  it('--measure runs a training step whose peak is within 10% of the estimate', async () => {
+    const run = await runCli(['info', GPT2, '--json', '--measure', '--batch', '2', '--seq', '40', '--rank', '4', '--dtype', 'f32']);
+    expect(run.code).toBe(0);
+    const info = JSON.parse(run.stdout) as { estimate: { totalBytes: number }; measured: { peakBytes: number; loss: number } };
+    expect(Number.isFinite(info.measured.loss)).toBe(true);
+    expect(info.measured.peakBytes / info.estimate.totalBytes).toBeGreaterThan(0.9);
+    expect(info.measured.peakBytes / info.estimate.totalBytes).toBeLessThan(1.1);
+  });
+
+  it('the estimate scales the weights with the dtype and the activations with the tokens', () => {
+    const config = parseModelConfig(readJson(join(LLAMA, 'config.json')));
+    const base = { batch: 2, seq: 64, rank: 8, targetModules: ['q_proj', 'v_proj'] };
+    const f16 = estimateLoraJobMemory(config, { ...base, dtype: 'f16' });
+    const f32 = estimateLoraJobMemory(config, { ...base, dtype: 'f32' });
+    expect(f32.weightsBytes).toBeGreaterThan(1.8 * f16.weightsBytes);
+    const twice = estimateLoraJobMemory(config, { ...base, dtype: 'f16', batch: 4 });
+    expect(twice.residualBytes).toBe(2 * f16.residualBytes);
+    expect(twice.loraBytes).toBe(f16.loraBytes);
+  });
+});
+
+describe('whittle validate', () => {
+  it('lists line-numbered errors and exits 1 on a bad file', async () => {
+    const run = await runCli(['validate', ERRORS]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain('line 2: not valid JSON');
+    expect(run.stdout).toContain('line 8: messages[1].role "bot" is not one of');
+    expect(run.stdout).toContain('NOT OK');
+    const json = await runCli(['validate', ERRORS, '--json']);
+    expect(json.code).toBe(1);
+    const report = JSON.parse(json.stdout) as { ok: boolean; errorCount: number; errors: { line: number }[] };
+    expect(report.ok).toBe(false);
+    expect(report.errors[0]!.line).toBe(2);
+    expect(report.errorCount).toBeGreaterThanOrEqual(report.errors.length);
+  });
+
+  it('passes a good file, with token statistics from --model', async () => {
+    const run = await runCli(['validate', VALID, '--model', LLAMA, '--max-seq-len', '90']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/12 valid examples/);
+    expect(run.stdout).toMatch(/tokens per example: min \d+/);
+    expect(run.stdout).toMatch(/longer than the max sequence length of 90 tokens/);
+    expect(run.stdout).toMatch(/\nOK\n$/);
+  });
+});
+
+describe('whittle eval', () => {
+  it('--json prints exactly one object with a finite loss over the trained tokens', async () => {
+    const run = await runCli(['eval', LLAMA, VALID, '--json', '--batch-size', '3']);
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim().split('\n')).toHaveLength(1);
+    const result = JSON.parse(run.stdout) as Record<string, number>;
+    expect(Object.keys(result).sort()).toEqual(['loss', 'token_accuracy', 'tokens']);
+    expect(Number.isFinite(result.loss)).toBe(true);
+    expect(result.loss).toBeGreaterThan(0);
+    expect(result.token_accuracy).toBeGreaterThanOrEqual(0);
+    expect(result.token_accuracy).toBeLessThanOrEqual(1);
+    // The tokens counted are the ones the validation report says are trained.
+    const report = JSON.parse((await runCli(['validate', VALID, '--model', LLAMA, '--json'])).stdout) as { stats: { trainedTokens: number } };
+    expect(result.tokens).toBe(report.stats.trainedTokens);
+    // The batch size only changes how the work is cut.
+    const other = JSON.parse((await runCli(['eval', LLAMA, VALID, '--json', '--batch-size', '5'])).stdout) as Record<string, number>;
+    expect(other.tokens).toBe(result.tokens);
+    expect(Math.abs(other.loss! - result.loss!)).toBeLessThan(1e-4 * result.loss!);
+  });
+
+  it('refuses a data file with errors, naming the lines', async () => {
+    const run = await runCli(['eval', LLAMA, ERRORS]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toMatch(/data file .*chat_errors\.jsonl has \d+ errors:\n {2}line 2: not valid JSON/);
+  });
+});
+
+describe('whittle generate', () => {
+  it('streams text, deterministically when greedy, and stops at a stop string', async () => {
+    const args = ['generate', LLAMA, '--prompt', 'Hello there', '--max-new-tokens', '12', '--dtype', 'f32'];
+    const a = await runCli(args);
+    expect(a.code).toBe(0);
+    expect(a.stdout.endsWith('\n')).toBe(true);
+    expect(a.stdout.length).toBeGreaterThan(1);
+    expect(a.stderr).toMatch(/\[12 tokens in [\d.]+ s, [\d.]+ tokens\/s; prompt \d+ tokens .*finished: max tokens\]/);
+    const b = await runCli(args);
+    expect(b.stdout).toBe(a.stdout);
+
+    const text = a.stdout.slice(0, -1);
+    let k = 2;
+    while (k < text.length - 2 && /\uFFFD/.test(text.slice(k, k + 2))) k++;
+    const stop = text.slice(k, k + 2);
+    const stopped = await runCli([...args, '--stop', stop]);
+    expect(stopped.code).toBe(0);
+    expect(stopped.stdout).toBe(text.slice(0, text.indexOf(stop)) + '\n');
+    expect(stopped.stderr).toMatch(/finished: stop string/);
+
+    const chat = await runCli(['generate', LLAMA, '--chat', '--system', 'Be terse.', '--prompt', 'Hi', '--max-new-tokens', '5', '--temperature', '0.9', '--top-k', '20', '--seed', '4']);
+    expect(chat.code).toBe(0);
+    expect(chat.stderr).toMatch(/tokens\/s/);
+  });
+
+  it('applies a PEFT adapter from a folder', async () => {
+    const gpu = await getTestGpu();
+    const dir = await nodeModelDir(LLAMA);
+    const { model, config } = await loadCausalLM(gpu, dir, { dtype: 'f32' });
+    await dir.close();
+    const adapter = new LoraAdapter(gpu, config, model.weights, defaultLoraConfig(config, { r: 4 }));
+    adapter.initialize(5);
+    const rng = new Rng(6);
+    for (const m of adapter.modules.values()) gpu.write(m.b, rng.f32(m.linear.outFeatures * m.r, -1, 1));
+    const folder = join(tmp, 'random-adapter');
+    await writeAdapterFolder(folder, await exportPeftAdapter(adapter, { baseModelNameOrPath: LLAMA }));
+    adapter.destroy();
+    model.destroy();
+
+    const args = ['generate', LLAMA, '--prompt', 'Hello there', '--max-new-tokens', '10', '--dtype', 'f32'];
+    const base = await runCli(args);
+    const adapted = await runCli([...args, '--adapter', folder]);
+    expect(adapted.code).toBe(0);
+    expect(adapted.stdout).not.toBe(base.stdout);
+    // The adapter belongs to tiny-llama, not GPT-2.
+    const wrong = await runCli(['generate', GPT2, '--prompt', 'Hi', '--adapter', folder]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/PeftAdapterError: target_modules .* not in this gpt2 model/);
+  });
+
+  it('releases only final text: no split characters, no start of a stop string', () => {
+    const dir = join(LLAMA);
+    const tokenizer = TextTokenizer.fromJson(readJson(join(dir, 'tokenizer.json')), readJson(join(dir, 'tokenizer_config.json')));
+    const ids = tokenizer.encode('héllo wor, then STOP and more');
+    const stream = new TextStream(tokenizer, ['STOP']);
+    let out = '';
+    for (const id of ids) {
+      const piece = stream.push(id);
+      expect(piece).not.toMatch(/\uFFFD/);
+      out += piece;
+      if (stream.stopped) break;
+    }
+    expect(out).toBe('héllo wor, then ');
+    expect(stream.flush()).toBe('');
+    const plain = new TextStream(tokenizer, []);
+    expect(ids.map((id) => plain.push(id)).join('') + plain.flush()).toBe('héllo wor, then STOP and more');
+  });
+});
+
+describe('command line handling', () => {
+  it('explains bad input with exit code 1 and prints help with 0', async () => {
+    const unknown = await runCli(['fly']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/unknown command "fly"/);
+    const missing = await runCli(['eval', LLAMA]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/missing <file\.jsonl>/);
+    const badNumber = await runCli(['info', LLAMA, '--batch', '0']);
+    expect(badNumber.code).toBe(1);
+    expect(badNumber.stderr).toMatch(/--batch must be an integer >= 1, got "0"/);
+    const badFlag = await runCli(['info', LLAMA, '--nope']);
+    expect(badFlag.code).toBe(1);
+    expect(badFlag.stderr).toMatch(/Unknown option '--nope'/);
+    const noDir = await runCli(['info', join(tmp, 'absent')]);
+    expect(noDir.code).toBe(1);
+    expect(noDir.stderr).toMatch(/model folder .*absent does not exist/);
+    const noPrompt = await runCli(['generate', LLAMA]);
+    expect(noPrompt.code).toBe(1);
+    expect(noPrompt.stderr).toMatch(/--prompt is required/);
+    const badTarget = await runCli(['info', LLAMA, '--target-modules', 'q_proj,c_attn']);
+    expect(badTarget.code).toBe(1);
+    expect(badTarget.stderr).toMatch(/c_attn not in this llama model/);
+
+    const help = await runCli(['train', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^usage: whittle train <modelDir> <train\.jsonl> \[options\]/);
+    for (const f of ['--out DIR', '--validation FILE', '--epochs N|auto', '--learning-rate', '--lora-r', '--init-adapter DIR', '--max-grad-norm']) expect(help.stdout).toContain(f);
+    const top = await runCli(['--help']);
+    expect(top.code).toBe(0);
+    for (const c of ['info', 'validate', 'generate', 'eval', 'train']) expect(top.stdout).toMatch(new RegExp(`\\n  ${c} `));
+  });
+
+  it('says how to get WebGPU when there is none', async () => {
+    const run = await runCli(['eval', LLAMA, VALID], { acquireGpu: () => Promise.reject(new WebGpuUnavailableError('no adapter found')) });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/no WebGPU: no adapter found/);
+    expect(run.stderr).toMatch(/Vulkan/);
+    expect(run.stderr).toMatch(/lavapipe/);
+  });
+});

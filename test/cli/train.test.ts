@@ -1,0 +1,113 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { nodeModelDir } from '../../src/formats/nodeByteSource';
+import { importPeftAdapter } from '../../src/formats/peft';
+import { loadCausalLM } from '../../src/model/load';
+import { parseResultsCsv } from '../../src/train/metrics';
+import { getTestGpu } from '../helpers/gpu';
+import { runCli } from './run';
+
+const LLAMA = join(__dirname, '..', 'fixtures', 'models', 'tiny-llama');
+const tmp = mkdtempSync(join(tmpdir(), 'whittle-train-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** 12 short conversations with one pattern to learn. */
+function writeData(): string {
+  const lines: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    const a = (i * 5 + 2) % 10;
+    const b = (i * 3 + 1) % 10;
+    lines.push(
+      JSON.stringify({
+        messages: [
+          { role: 'system', content: 'Add.' },
+          { role: 'user', content: `${a}+${b}` },
+          { role: 'assistant', content: `sum ${a + b}` },
+        ],
+      }),
+    );
+  }
+  const path = join(tmp, 'train.jsonl');
+  writeFileSync(path, lines.join('\n') + '\n');
+  return path;
+}
+
+const evalLoss = async (data: string, adapter?: string) => {
+  const run = await runCli(['eval', LLAMA, data, '--json', ...(adapter ? ['--adapter', adapter] : [])]);
+  expect(run.code, run.stderr).toBe(0);
+  return (JSON.parse(run.stdout) as { loss: number }).loss;
+};
+
+describe('whittle train', () => {
+  it('lowers the loss, writes a PEFT adapter and metrics, continues from --init-adapter, resumes', async () => {
+    const data = writeData();
+    const out = join(tmp, 'run1');
+    const common = ['--batch-size', '4', '--lora-r', '4', '--lora-dropout', '0', '--warmup', '0', '--max-grad-norm', '1'];
+    const run = await runCli(['train', LLAMA, data, '--out', out, '--validation', data, '--eval-every', '3', '--epochs', '3', '--learning-rate', '1e-2', '--seed', '3', ...common]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/step 9\/9 +epoch 3 +loss [\d.]+ +acc [\d.]+ +valid [\d.]+/);
+    expect(run.stdout).toMatch(/adapter written to/);
+
+    for (const f of ['adapter_model.safetensors', 'adapter_config.json', 'metrics.csv', 'job.json']) expect(existsSync(join(out, f)), f).toBe(true);
+    const csv = readFileSync(join(out, 'metrics.csv'), 'utf8');
+    expect(csv.split('\n')[0]).toMatch(/^step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy,learning_rate,grad_norm,tokens_per_second/);
+    const rows = parseResultsCsv(csv);
+    expect(rows.map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    for (const r of rows) {
+      expect(Number.isFinite(r.train_loss)).toBe(true);
+      expect(r.tokens_per_second).toBeGreaterThan(0);
+    }
+    expect(rows[0]!.learning_rate).toBe(1e-2);
+    const config = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    expect(config).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 4, lora_alpha: 8, bias: 'none' });
+    const job = JSON.parse(readFileSync(join(out, 'job.json'), 'utf8')) as { hyperparameters: { seed: number; epochs: number } };
+    expect(job.hyperparameters).toMatchObject({ seed: 3, epochs: 3 });
+
+    // The loss on the training data, base model vs trained adapter.
+    const base = await evalLoss(data);
+    const trained = await evalLoss(data, out);
+    expect(trained).toBeLessThan(base - 0.5);
+
+    // The folder is a PEFT adapter importPeftAdapter loads.
+    const gpu = await getTestGpu();
+    const dir = await nodeModelDir(LLAMA);
+    const { model } = await loadCausalLM(gpu, dir, { dtype: 'f32' });
+    await dir.close();
+    const adapterDir = await nodeModelDir(out);
+    const adapter = await importPeftAdapter(gpu, model, adapterDir);
+    await adapterDir.close();
+    expect(adapter.config).toMatchObject({ r: 4, alpha: 8, dropout: 0 });
+    expect(adapter.modules.size).toBe(2 * 7);
+    adapter.destroy();
+    model.destroy();
+
+    // --init-adapter starts where run 1 ended: its first loss is far below run 1's first loss.
+    const out2 = join(tmp, 'run2');
+    const cont = await runCli(['train', LLAMA, data, '--out', out2, '--init-adapter', out, '--epochs', '1', '--learning-rate', '1e-3', '--seed', '4', ...common]);
+    expect(cont.code, cont.stderr).toBe(0);
+    const rows2 = parseResultsCsv(readFileSync(join(out2, 'metrics.csv'), 'utf8'));
+    expect(rows2).toHaveLength(3);
+    expect(rows2[0]!.train_loss!).toBeLessThan(rows[0]!.train_loss! - 0.5);
+    const clash = await runCli(['train', LLAMA, data, '--out', out2, '--init-adapter', out, '--lora-r', '8']);
+    expect(clash.code).toBe(1);
+    expect(clash.stderr).toMatch(/--lora-r 8 differs from the --init-adapter's 4/);
+
+    // Stopped after step 2 (as Ctrl-C would), then resumed to the end.
+    const out3 = join(tmp, 'run3');
+    const stop = new AbortController();
+    const args3 = ['train', LLAMA, data, '--out', out3, '--epochs', '1', '--learning-rate', '1e-2', '--seed', '5', ...common];
+    const stopped = await runCli(args3, { signal: stop.signal, onStdout: (t) => void (/^step 2\/3/m.test(t) && stop.abort()) });
+    expect(stopped.code).toBe(1);
+    expect(stopped.stdout).toMatch(/stopped: 2\/3 steps/);
+    expect(stopped.stdout).toMatch(/--resume/);
+    expect(parseResultsCsv(readFileSync(join(out3, 'metrics.csv'), 'utf8')).map((r) => r.step)).toEqual([1, 2]);
+    expect(existsSync(join(out3, 'adapter_model.safetensors'))).toBe(true);
+    const resumed = await runCli([...args3, '--resume']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(/Resuming from step 2\/3/);
+    expect(parseResultsCsv(readFileSync(join(out3, 'metrics.csv'), 'utf8')).map((r) => r.step)).toEqual([1, 2, 3]);
+  });
+});

@@ -1,0 +1,292 @@
+/**
+ * Causal grouped-query attention (f32) with an online softmax: forward, backward, KV-cache decode.
+ *
+ * Layouts (row-major, as the q/k/v projections produce them):
+ * - q, out, dout, dq: [B, T, Hq, D]
+ * - k, v, dk, dv: [B, kvCapacity, Hkv, D]; rows 0 .. pastLen+T-1 are used. In training
+ *   kvCapacity = T and pastLen = 0, i.e. plain [B, T, Hkv, D].
+ * - lse (per-row logsumexp of the scaled scores, natural log) and the backward workspace
+ *   `delta`: [B, Hq, T].
+ * Query t has position pastLen + t and attends keys 0 ..= pastLen + t. Query head h uses kv
+ * head floor(h / (Hq / Hkv)). Scale defaults to 1/sqrt(D). Head dims: multiples of 4 up to 128
+ * (tensors are read as vec4 rows; every real model's head dim qualifies).
+ *
+ * Decode: one new token per sequence, q [B, 1, Hq, D], over caches [B, capacity, Hkv, D] whose
+ * rows 0 .. kvLen-1 are valid (append the new token's k/v first with `appendKv`, then decode
+ * with kvLen = its position + 1). Keys are split over workgroups (flash-decoding) and merged by
+ * a second kernel through a caller-owned workspace (`attentionDecodeWorkspaceBytes`).
+ *
+ * Tensors must each fit one storage binding (maxStorageBufferBindingSize): split big batches.
+ */
+import code from '../../shaders/attention.wgsl?raw';
+import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
+import { grid1d } from './grid';
+
+/** Largest head dim the kernels hold in registers (MAX_D4 * 4 in the shader). */
+export const ATTENTION_MAX_HEAD_DIM = 128;
+/** Threads per workgroup: query rows (forward, dq), key rows (dk/dv) or splits (decode). */
+const ROWS = 64;
+/** Decode splits keys until about this many threads run (or chunks reach DECODE_MIN_CHUNK). */
+const DECODE_TARGET_THREADS = 4096;
+const DECODE_MIN_CHUNK = 32;
+
+export interface AttentionDims {
+  B: number;
+  T: number;
+  Hq: number;
+  Hkv: number;
+  D: number;
+  /** Softmax scale; 1/sqrt(D) when absent. */
+  scale?: number;
+}
+
+export interface AttentionForwardArgs extends AttentionDims {
+  q: BufferBinding;
+  k: BufferBinding;
+  v: BufferBinding;
+  out: BufferBinding;
+  lse: BufferBinding;
+  /** Cached keys before the first query (prefill continuing a cache). Default 0. */
+  pastLen?: number;
+  /** Rows per sequence in the k/v buffers. Default pastLen + T. */
+  kvCapacity?: number;
+}
+
+export interface AttentionBackwardArgs extends AttentionDims {
+  q: BufferBinding;
+  k: BufferBinding;
+  v: BufferBinding;
+  out: BufferBinding;
+  lse: BufferBinding;
+  dout: BufferBinding;
+  dq: BufferBinding;
+  dk: BufferBinding;
+  dv: BufferBinding;
+  /** Workspace of B*Hq*T f32 (rowsum(dout * out)); overwritten. */
+  delta: BufferBinding;
+  pastLen?: number;
+  kvCapacity?: number;
+}
+
+export interface AttentionDecodeArgs {
+  /** [B, 1, Hq, D] */
+  q: BufferBinding;
+  /** [B, capacity, Hkv, D] */
+  kCache: BufferBinding;
+  vCache: BufferBinding;
+  /** [B, 1, Hq, D] */
+  out: BufferBinding;
+  /** At least attentionDecodeWorkspaceBytes(...) bytes; overwritten. */
+  workspace: BufferBinding;
+  B: number;
+  Hq: number;
+  Hkv: number;
+  D: number;
+  capacity: number;
+  /** Valid cache rows, >= 1. */
+  kvLen: number;
+  scale?: number;
+  /** Keys per split; chosen from the problem size when absent. */
+  chunk?: number;
+}
+
+export interface AppendKvArgs {
+  /** [B, rows, Hkv, D] */
+  kNew: BufferBinding;
+  vNew: BufferBinding;
+  /** [B, capacity, Hkv, D] */
+  kCache: BufferBinding;
+  vCache: BufferBinding;
+  B: number;
+  rows: number;
+  Hkv: number;
+  D: number;
+  capacity: number;
+  /** First cache row written (every sequence of the batch is at the same length). */
+  pos: number;
+}
+
+function spec(entryPoint: string, bindings: KernelSpec['bindings']): KernelSpec {
+  return { name: `attention.${entryPoint}`, code, entryPoint, bindings, constants: { ROWS } };
+}
+
+// The head dim is a runtime parameter (see the shader's header), so each kernel compiles once.
+const FWD = spec('attn_fwd', ['uniform', 'read', 'read', 'read', 'write', 'write']);
+const BWD_DQ = spec('attn_bwd_dq', ['uniform', 'read', 'read', 'read', 'read', 'read', 'read', 'write', 'write']);
+const BWD_DKDV = spec('attn_bwd_dkdv', ['uniform', 'read', 'read', 'read', 'read', 'read', 'read', 'write', 'write']);
+const DECODE_PARTIAL = spec('attn_decode_partial', ['uniform', 'read', 'read', 'read', 'write']);
+const DECODE_COMBINE = spec('attn_decode_combine', ['uniform', 'read', 'write']);
+const KV_APPEND = spec('attn_kv_append', ['uniform', 'read', 'read', 'write', 'write']);
+
+function bytesOf(b: BufferBinding): number {
+  if ('buffer' in b) return b.size ?? b.buffer.size - (b.offset ?? 0);
+  return b.size;
+}
+
+function needFloats(what: string, b: BufferBinding, floats: number): void {
+  const have = bytesOf(b);
+  if (have < floats * 4) throw new Error(`attention: ${what} holds ${have} bytes, needs ${floats * 4}`);
+}
+
+function checkDims(d: AttentionDims): void {
+  for (const [k, v] of Object.entries({ B: d.B, T: d.T, Hq: d.Hq, Hkv: d.Hkv, D: d.D })) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`attention: ${k} must be a positive integer, got ${v}`);
+  }
+  if (d.Hq % d.Hkv !== 0) throw new Error(`attention: Hkv=${d.Hkv} must divide Hq=${d.Hq}`);
+  if (d.D > ATTENTION_MAX_HEAD_DIM || d.D % 4 !== 0) {
+    throw new Error(`attention: head dim ${d.D} must be a multiple of 4 and <= ${ATTENTION_MAX_HEAD_DIM}`);
+  }
+}
+
+function attnParams(d: AttentionDims, pastLen: number, kvCapacity: number): Uint8Array {
+  return new Params()
+    .u32(d.B)
+    .u32(d.T)
+    .u32(d.Hq)
+    .u32(d.Hkv)
+    .u32(kvCapacity)
+    .u32(pastLen)
+    .u32(d.D)
+    .f32(d.scale ?? 1 / Math.sqrt(d.D))
+    .bytes();
+}
+
+function kvGeometry(a: { T: number; pastLen?: number; kvCapacity?: number }): { pastLen: number; kvCapacity: number } {
+  const pastLen = a.pastLen ?? 0;
+  const kvCapacity = a.kvCapacity ?? pastLen + a.T;
+  if (!Number.isInteger(pastLen) || pastLen < 0) throw new Error(`attention: pastLen ${pastLen}`);
+  if (kvCapacity < pastLen + a.T) throw new Error(`attention: kvCapacity ${kvCapacity} < pastLen + T = ${pastLen + a.T}`);
+  return { pastLen, kvCapacity };
+}
+
+/** Records the forward pass: out = softmax(scale q k^T, causal) v, and lse per query row. */
+export function attentionForward(_gpu: Gpu, rec: Recorder, a: AttentionForwardArgs): void {
+  checkDims(a);
+  const { pastLen, kvCapacity } = kvGeometry(a);
+  const { B, T, Hq, Hkv, D } = a;
+  needFloats('q', a.q, B * T * Hq * D);
+  needFloats('k', a.k, B * kvCapacity * Hkv * D);
+  needFloats('v', a.v, B * kvCapacity * Hkv * D);
+  needFloats('out', a.out, B * T * Hq * D);
+  needFloats('lse', a.lse, B * Hq * T);
+  rec.dispatch(FWD, {
+    buffers: [a.q, a.k, a.v, a.out, a.lse],
+    params: attnParams(a, pastLen, kvCapacity),
+    workgroups: [Math.ceil(T / ROWS), Hq, B],
+  });
+}
+
+/**
+ * Records the backward pass (FlashAttention-2) as two kernels: dq, one thread per query row, which
+ * also stores delta = rowsum(dout * out) in the `delta` workspace; then dk, dv, one thread per key
+ * row, summing over the query heads that share its kv head itself. P is recomputed from lse and
+ * never stored. Deterministic (fixed summation order, no atomics). dk/dv rows past pastLen + T
+ * are not written.
+ */
+export function attentionBackward(_gpu: Gpu, rec: Recorder, a: AttentionBackwardArgs): void {
+  checkDims(a);
+  const { pastLen, kvCapacity } = kvGeometry(a);
+  const { B, T, Hq, Hkv, D } = a;
+  const qFloats = B * T * Hq * D;
+  const kvFloats = B * kvCapacity * Hkv * D;
+  for (const [n, b] of [['q', a.q], ['out', a.out], ['dout', a.dout], ['dq', a.dq]] as const) needFloats(n, b, qFloats);
+  for (const [n, b] of [['k', a.k], ['v', a.v], ['dk', a.dk], ['dv', a.dv]] as const) needFloats(n, b, kvFloats);
+  needFloats('lse', a.lse, B * Hq * T);
+  needFloats('delta', a.delta, B * Hq * T);
+  const params = attnParams(a, pastLen, kvCapacity);
+
+  rec.dispatch(BWD_DQ, {
+    buffers: [a.q, a.k, a.v, a.dout, a.lse, a.out, a.delta, a.dq],
+    params,
+    workgroups: [Math.ceil(T / ROWS), Hq, B],
+  });
+  rec.dispatch(BWD_DKDV, {
+    buffers: [a.q, a.k, a.v, a.dout, a.lse, a.delta, a.dk, a.dv],
+    params,
+    workgroups: [Math.ceil((pastLen + T) / ROWS), Hkv, B],
+  });
+}
+
+/** How decode splits the key range of a cache with `kvLen` valid rows. */
+export function attentionDecodeSplits(d: { B: number; Hq: number; kvLen: number; chunk?: number }): {
+  chunk: number;
+  nSplits: number;
+} {
+  let chunk = d.chunk;
+  if (chunk === undefined) {
+    // Enough splits to keep ~DECODE_TARGET_THREADS threads busy, none shorter than the minimum
+    // chunk: the merge costs grow with the number of splits.
+    const maxSplits = Math.max(1, Math.ceil(DECODE_TARGET_THREADS / (d.B * d.Hq)));
+    const splits = Math.max(1, Math.min(maxSplits, Math.floor(d.kvLen / DECODE_MIN_CHUNK)));
+    chunk = Math.ceil(d.kvLen / splits);
+  }
+  if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`attention decode: chunk ${chunk}`);
+  return { chunk, nSplits: Math.ceil(d.kvLen / chunk) };
+}
+
+/**
+ * Bytes of workspace decode needs for any kvLen <= capacity (with automatic chunks; a caller
+ * passing its own `chunk` needs B*Hq*ceil(kvLen/chunk)*(D+4)*4).
+ */
+export function attentionDecodeWorkspaceBytes(d: { B: number; Hq: number; D: number; capacity: number }): number {
+  // attentionDecodeSplits never makes more splits than this, for any kvLen <= capacity.
+  const maxSplits = Math.max(1, Math.ceil(DECODE_TARGET_THREADS / (d.B * d.Hq)));
+  const nSplits = Math.max(1, Math.min(maxSplits, Math.floor(d.capacity / DECODE_MIN_CHUNK)));
+  return d.B * d.Hq * nSplits * (d.D + 4) * 4;
+}
+
+/** Records single-token attention over a KV cache: split-K partial softmaxes, then their merge. */
+export function attentionDecode(_gpu: Gpu, rec: Recorder, a: AttentionDecodeArgs): void {
+  checkDims({ ...a, T: 1 });
+  const { B, Hq, Hkv, D, capacity, kvLen } = a;
+  if (!Number.isInteger(kvLen) || kvLen < 1 || kvLen > capacity) {
+    throw new Error(`attention decode: kvLen ${kvLen} outside 1..capacity ${capacity}`);
+  }
+  needFloats('q', a.q, B * Hq * D);
+  needFloats('out', a.out, B * Hq * D);
+  needFloats('kCache', a.kCache, B * capacity * Hkv * D);
+  needFloats('vCache', a.vCache, B * capacity * Hkv * D);
+  const { chunk, nSplits } = attentionDecodeSplits(a);
+  needFloats('workspace', a.workspace, B * Hq * nSplits * (D + 4));
+  const params = new Params()
+    .u32(B)
+    .u32(Hq)
+    .u32(Hkv)
+    .u32(capacity)
+    .u32(kvLen)
+    .u32(chunk)
+    .u32(nSplits)
+    .u32(D)
+    .f32(a.scale ?? 1 / Math.sqrt(D))
+    .bytes();
+  rec.dispatch(DECODE_PARTIAL, {
+    buffers: [a.q, a.kCache, a.vCache, a.workspace],
+    params,
+    workgroups: [Math.ceil(nSplits / ROWS), Hq, B],
+  });
+  rec.dispatch(DECODE_COMBINE, {
+    buffers: [a.workspace, a.out],
+    params,
+    workgroups: [Hq, B],
+  });
+}
+
+/**
+ * Records a copy of new k/v rows [B, rows, Hkv, D] into caches [B, capacity, Hkv, D] at row
+ * `pos` (one small kernel for both tensors and all sequences, instead of 2*B buffer copies).
+ */
+export function appendKv(gpu: Gpu, rec: Recorder, a: AppendKvArgs): void {
+  const { B, rows, Hkv, D, capacity, pos } = a;
+  if (pos < 0 || pos + rows > capacity) throw new Error(`appendKv: rows ${pos}..${pos + rows} past capacity ${capacity}`);
+  const n = B * rows * Hkv * D;
+  needFloats('kNew', a.kNew, n);
+  needFloats('vNew', a.vNew, n);
+  needFloats('kCache', a.kCache, B * capacity * Hkv * D);
+  needFloats('vCache', a.vCache, B * capacity * Hkv * D);
+  const g = grid1d(n, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
+  rec.dispatch(KV_APPEND, {
+    buffers: [a.kNew, a.vNew, a.kCache, a.vCache],
+    params: new Params().u32(n).u32(g.rowStride).u32(rows).u32(Hkv * D).u32(capacity).u32(pos).bytes(),
+    workgroups: g.workgroups,
+  });
+}

@@ -1,0 +1,356 @@
+import { describe, expect, it } from 'vitest';
+import type { Gpu } from '../../src/gpu';
+import {
+  appendKv,
+  attentionBackward,
+  attentionDecode,
+  attentionDecodeSplits,
+  attentionDecodeWorkspaceBytes,
+  attentionForward,
+} from '../../src/kernels/attention';
+import {
+  appendKvRef,
+  attentionBackwardRef,
+  attentionDecodeRef,
+  attentionForwardRef,
+  type AttentionRefDims,
+} from '../../src/kernels/reference/attention';
+import { selfTestCases } from '../../src/selftest/attention';
+import { expectClose, maxRelError } from '../helpers/compare';
+import { getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { Rng } from '../helpers/random';
+
+// Bounds, relative to the largest reference magnitude (f32 kernels vs f64 references):
+const FWD_TOL = 1e-5; // out and lse
+const BWD_TOL = 5e-5; // dq, dk, dv: longer f32 sums (delta, dS, accumulation over queries)
+
+interface Shape {
+  B: number;
+  T: number;
+  Hq: number;
+  Hkv: number;
+  D: number;
+  pastLen?: number;
+  scale?: number;
+  /** Half-width of the uniform distribution of q (a larger one sharpens the softmax). */
+  qRange?: number;
+  /** k/v rows past pastLen + T, filled with NaN: a kernel reading them would show. */
+  extraRows?: number;
+}
+
+const kvLenOf = (s: Shape) => (s.pastLen ?? 0) + s.T;
+const capOf = (s: Shape) => kvLenOf(s) + (s.extraRows ?? 0);
+/** Kernel and reference dims of a shape. */
+const dimsOf = (s: Shape): AttentionRefDims => ({
+  B: s.B,
+  T: s.T,
+  Hq: s.Hq,
+  Hkv: s.Hkv,
+  D: s.D,
+  scale: s.scale,
+  pastLen: s.pastLen,
+  kvCapacity: capOf(s),
+});
+
+/** Rows 0 .. kvLen-1 of each sequence of a [B, cap, Hkv, D] tensor. */
+function usedRows(x: ArrayLike<number>, s: Shape): Float64Array {
+  const row = s.Hkv * s.D;
+  const out = new Float64Array(s.B * kvLenOf(s) * row);
+  for (let b = 0; b < s.B; b++)
+    for (let i = 0; i < kvLenOf(s) * row; i++) out[b * kvLenOf(s) * row + i] = x[b * capOf(s) * row + i]!;
+  return out;
+}
+
+const label = (s: Shape) =>
+  `B=${s.B} T=${s.T} Hq=${s.Hq} Hkv=${s.Hkv} D=${s.D}` +
+  (s.pastLen ? ` pastLen=${s.pastLen}` : '') +
+  (s.scale !== undefined ? ` scale=${s.scale}` : '') +
+  (s.extraRows ? ` capacity=${capOf(s)}` : '');
+
+/** Random q, k, v, dout for a shape, never zeros (k/v rows past pastLen + T: NaN). */
+function inputs(s: Shape, seed: number) {
+  const rng = new Rng(seed);
+  const r = s.qRange ?? 1;
+  const k = rng.f32(s.B * capOf(s) * s.Hkv * s.D);
+  const v = rng.f32(k.length);
+  const row = s.Hkv * s.D;
+  for (let b = 0; b < s.B; b++) {
+    k.fill(NaN, (b * capOf(s) + kvLenOf(s)) * row, (b + 1) * capOf(s) * row);
+    v.fill(NaN, (b * capOf(s) + kvLenOf(s)) * row, (b + 1) * capOf(s) * row);
+  }
+  return { q: rng.f32(s.B * s.T * s.Hq * s.D, -r, r), k, v, dout: rng.f32(s.B * s.T * s.Hq * s.D) };
+}
+
+/** Runs forward (and backward) on the GPU with every output poisoned with NaN first. */
+async function runAttention(gpu: Gpu, s: Shape, x: ReturnType<typeof inputs>, withBackward: boolean) {
+  const nq = x.q.length;
+  const nkv = x.k.length;
+  const nrow = s.B * s.Hq * s.T;
+  const b = {
+    q: gpu.upload(x.q),
+    k: gpu.upload(x.k),
+    v: gpu.upload(x.v),
+    dout: gpu.upload(x.dout),
+    out: poisonedF32(gpu, nq),
+    lse: poisonedF32(gpu, nrow),
+    dq: poisonedF32(gpu, nq),
+    dk: poisonedF32(gpu, nkv),
+    dv: poisonedF32(gpu, nkv),
+    delta: poisonedF32(gpu, nrow),
+  };
+  try {
+    const rec = gpu.recorder('attention test');
+    attentionForward(gpu, rec, { ...dimsOf(s), ...b });
+    if (withBackward) attentionBackward(gpu, rec, { ...dimsOf(s), ...b });
+    await gpu.checked(() => rec.submit());
+    return {
+      out: await gpu.readF32(b.out, nq),
+      lse: await gpu.readF32(b.lse, nrow),
+      dq: withBackward ? await gpu.readF32(b.dq, nq) : null,
+      dk: withBackward ? await gpu.readF32(b.dk, nkv) : null,
+      dv: withBackward ? await gpu.readF32(b.dv, nkv) : null,
+    };
+  } finally {
+    for (const buf of Object.values(b)) gpu.release(buf);
+  }
+}
+
+describe('attention references', () => {
+  it('backward reference matches central finite differences of the forward reference', () => {
+    for (const dims of [
+      { B: 2, T: 4, Hq: 4, Hkv: 2, D: 3 },
+      { B: 1, T: 3, Hq: 2, Hkv: 1, D: 2, pastLen: 2, scale: 0.9 },
+    ] as AttentionRefDims[]) {
+      const kvLen = (dims.pastLen ?? 0) + dims.T;
+      const rng = new Rng(11);
+      const q = Float64Array.from(rng.f32(dims.B * dims.T * dims.Hq * dims.D, -2, 2));
+      const k = Float64Array.from(rng.f32(dims.B * kvLen * dims.Hkv * dims.D, -2, 2));
+      const v = Float64Array.from(rng.f32(k.length));
+      const dout = rng.f32(q.length);
+      const loss = () => {
+        const { out } = attentionForwardRef(q, k, v, dims);
+        return out.reduce((s, o, i) => s + o * dout[i]!, 0);
+      };
+      const analytic = attentionBackwardRef(dout, q, k, v, dims);
+      const h = 1e-5;
+      for (const [name, x, g] of [
+        ['q', q, analytic.dq],
+        ['k', k, analytic.dk],
+        ['v', v, analytic.dv],
+      ] as const) {
+        const numeric = new Float64Array(x.length);
+        for (let i = 0; i < x.length; i++) {
+          const x0 = x[i]!;
+          x[i] = x0 + h;
+          const up = loss();
+          x[i] = x0 - h;
+          const down = loss();
+          x[i] = x0;
+          numeric[i] = (up - down) / (2 * h);
+        }
+        expect(maxRelError(g, numeric), `d${name}`).toBeLessThan(1e-7);
+      }
+    }
+  });
+
+  it('forward reference with scale 0 averages v over the visible keys', () => {
+    const dims = { B: 1, T: 3, Hq: 2, Hkv: 1, D: 4, pastLen: 2, scale: 0 };
+    const rng = new Rng(5);
+    const q = rng.f32(1 * 3 * 2 * 4);
+    const k = rng.f32(5 * 4);
+    const v = rng.f32(5 * 4);
+    const { out, lse } = attentionForwardRef(q, k, v, dims);
+    for (let t = 0; t < 3; t++)
+      for (let h = 0; h < 2; h++) {
+        const nKeys = 2 + t + 1;
+        expect(lse[h * 3 + t]).toBeCloseTo(Math.log(nKeys), 12);
+        for (let d = 0; d < 4; d++) {
+          let mean = 0;
+          for (let j = 0; j < nKeys; j++) mean += v[j * 4 + d]! / nKeys;
+          expect(out[(t * 2 + h) * 4 + d]).toBeCloseTo(mean, 12);
+        }
+      }
+  });
+});
+
+const shapes: Shape[] = [
+  { B: 1, T: 1, Hq: 1, Hkv: 1, D: 8 },
+  { B: 2, T: 7, Hq: 4, Hkv: 2, D: 24 },
+  { B: 1, T: 33, Hq: 3, Hkv: 1, D: 64 },
+  { B: 1, T: 70, Hq: 2, Hkv: 2, D: 16 }, // two row blocks of 64
+  { B: 1, T: 20, Hq: 4, Hkv: 1, D: 128 },
+  { B: 2, T: 13, Hq: 6, Hkv: 3, D: 32, scale: 1, qRange: 3 }, // sharp softmax: large score gaps
+  { B: 2, T: 9, Hq: 4, Hkv: 2, D: 12, pastLen: 5, extraRows: 4 }, // prefill continuing a cache
+];
+
+describe('attentionForward and attentionBackward', () => {
+  shapes.forEach((s, n) => {
+    it(`match the references for ${label(s)}`, async () => {
+      const gpu = await getTestGpu();
+      const x = inputs(s, 100 + n);
+      const got = await runAttention(gpu, s, x, true);
+      const fwd = attentionForwardRef(x.q, x.k, x.v, dimsOf(s));
+      const bwd = attentionBackwardRef(x.dout, x.q, x.k, x.v, dimsOf(s));
+      expectClose(got.out, fwd.out, FWD_TOL, 'out');
+      expectClose(got.lse, fwd.lse, FWD_TOL, 'lse');
+      expectClose(got.dq!, bwd.dq, BWD_TOL, 'dq');
+      // dk/dv rows past pastLen + T are not written (still NaN) and not part of the result.
+      expectClose(usedRows(got.dk!, s), usedRows(bwd.dk, s), BWD_TOL, 'dk');
+      expectClose(usedRows(got.dv!, s), usedRows(bwd.dv, s), BWD_TOL, 'dv');
+    });
+  });
+
+  it('prefill over a cache (pastLen) equals the last rows of the whole-sequence forward', async () => {
+    const gpu = await getTestGpu();
+    const past = 11;
+    const whole: Shape = { B: 2, T: past + 6, Hq: 4, Hkv: 2, D: 16 };
+    const x = inputs(whole, 7);
+    const full = await runAttention(gpu, whole, x, false);
+    // The prefill's queries are the last 6 rows of each sequence; k/v are the same buffers.
+    const rowElems = whole.Hq * whole.D;
+    const qTail = new Float32Array(2 * 6 * rowElems);
+    for (let b = 0; b < 2; b++) qTail.set(x.q.subarray((b * whole.T + past) * rowElems, (b + 1) * whole.T * rowElems), b * 6 * rowElems);
+    const prefill: Shape = { ...whole, T: 6, pastLen: past };
+    const part = await runAttention(gpu, prefill, { ...x, q: qTail, dout: qTail }, false);
+    const expected = new Float32Array(qTail.length);
+    for (let b = 0; b < 2; b++) expected.set(full.out.subarray((b * whole.T + past) * rowElems, (b + 1) * whole.T * rowElems), b * 6 * rowElems);
+    expectClose(part.out, expected, 1e-6, 'prefill out vs whole forward');
+  });
+
+  it('is deterministic: the backward gives bit-identical gradients twice', async () => {
+    const gpu = await getTestGpu();
+    const s: Shape = { B: 1, T: 40, Hq: 6, Hkv: 2, D: 16 };
+    const x = inputs(s, 3);
+    const a = await runAttention(gpu, s, x, true);
+    const b = await runAttention(gpu, s, x, true);
+    expect(Buffer.from(a.dq!.buffer).equals(Buffer.from(b.dq!.buffer))).toBe(true);
+    expect(Buffer.from(a.dk!.buffer).equals(Buffer.from(b.dk!.buffer))).toBe(true);
+    expect(Buffer.from(a.dv!.buffer).equals(Buffer.from(b.dv!.buffer))).toBe(true);
+  });
+
+  it('rejects shapes it cannot run', async () => {
+    const gpu = await getTestGpu();
+    const buf = gpu.createBuffer(1 << 16);
+    const b = { q: buf, k: buf, v: buf, out: buf, lse: buf };
+    const rec = gpu.recorder();
+    expect(() => attentionForward(gpu, rec, { ...b, B: 1, T: 4, Hq: 3, Hkv: 2, D: 8 })).toThrow(/divide/);
+    expect(() => attentionForward(gpu, rec, { ...b, B: 1, T: 4, Hq: 2, Hkv: 1, D: 10 })).toThrow(/multiple of 4/);
+    expect(() => attentionForward(gpu, rec, { ...b, B: 1, T: 4, Hq: 2, Hkv: 1, D: 256 })).toThrow(/multiple of 4/);
+    expect(() => attentionForward(gpu, rec, { ...b, B: 1, T: 4, Hq: 2, Hkv: 1, D: 8, pastLen: 3, kvCapacity: 6 })).toThrow(
+      /kvCapacity/,
+    );
+    expect(() => attentionForward(gpu, rec, { ...b, B: 64, T: 64, Hq: 4, Hkv: 1, D: 8 })).toThrow(/needs/);
+    expect(rec.length).toBe(0);
+    gpu.release(buf);
+  });
+});
+
+describe('attentionDecode and appendKv', () => {
+  it('appendKv writes rows at pos and leaves the rest of the cache alone', async () => {
+    const gpu = await getTestGpu();
+    const d = { B: 2, rows: 3, Hkv: 2, D: 8, capacity: 10, pos: 4 };
+    const rng = new Rng(21);
+    const kNew = rng.f32(d.B * d.rows * d.Hkv * d.D);
+    const vNew = rng.f32(kNew.length);
+    const kc = rng.f32(d.B * d.capacity * d.Hkv * d.D);
+    const vc = rng.f32(kc.length);
+    const b = { kNew: gpu.upload(kNew), vNew: gpu.upload(vNew), kCache: gpu.upload(kc), vCache: gpu.upload(vc) };
+    const rec = gpu.recorder();
+    appendKv(gpu, rec, { ...d, ...b });
+    rec.submit();
+    const ref = appendKvRef(kNew, vNew, kc, vc, d);
+    expect(Array.from(await gpu.readF32(b.kCache, kc.length))).toEqual(Array.from(ref.kCache));
+    expect(Array.from(await gpu.readF32(b.vCache, vc.length))).toEqual(Array.from(ref.vCache));
+    for (const buf of Object.values(b)) gpu.release(buf);
+  });
+
+  // The cache is filled by appendKv (prompt rows, then the new token's row), rows past kvLen
+  // are NaN (so reading one would show), and decode must equal the GPU forward's last row.
+  const decodeCases = [
+    { B: 2, Hq: 9, Hkv: 3, D: 64, kvLen: 150, capacity: 160 },
+    { B: 1, Hq: 4, Hkv: 4, D: 24, kvLen: 1, capacity: 5 },
+    { B: 3, Hq: 8, Hkv: 2, D: 128, kvLen: 70, capacity: 72, chunk: 7 },
+    { B: 1, Hq: 2, Hkv: 1, D: 8, kvLen: 300, capacity: 300, chunk: 1 },
+  ];
+  for (const c of decodeCases) {
+    it(`matches the forward's last row for B=${c.B} Hq=${c.Hq} Hkv=${c.Hkv} D=${c.D} kvLen=${c.kvLen}${c.chunk ? ` chunk=${c.chunk}` : ''}`, async () => {
+      const gpu = await getTestGpu();
+      const s: Shape = { B: c.B, T: c.kvLen, Hq: c.Hq, Hkv: c.Hkv, D: c.D };
+      const x = inputs(s, c.kvLen + c.D);
+      const full = await runAttention(gpu, s, x, false);
+      const qRow = c.Hq * c.D;
+      const kvRow = c.Hkv * c.D;
+      const qLast = new Float32Array(c.B * qRow);
+      const kLast = new Float32Array(c.B * kvRow);
+      const vLast = new Float32Array(c.B * kvRow);
+      const kPrompt = new Float32Array(c.B * (c.kvLen - 1) * kvRow);
+      const vPrompt = new Float32Array(kPrompt.length);
+      const wantOut = new Float32Array(c.B * qRow);
+      for (let b = 0; b < c.B; b++) {
+        const qEnd = (b + 1) * c.kvLen * qRow;
+        qLast.set(x.q.subarray(qEnd - qRow, qEnd), b * qRow);
+        wantOut.set(full.out.subarray(qEnd - qRow, qEnd), b * qRow);
+        const kvEnd = (b + 1) * c.kvLen * kvRow;
+        kLast.set(x.k.subarray(kvEnd - kvRow, kvEnd), b * kvRow);
+        vLast.set(x.v.subarray(kvEnd - kvRow, kvEnd), b * kvRow);
+        kPrompt.set(x.k.subarray(b * c.kvLen * kvRow, kvEnd - kvRow), b * (c.kvLen - 1) * kvRow);
+        vPrompt.set(x.v.subarray(b * c.kvLen * kvRow, kvEnd - kvRow), b * (c.kvLen - 1) * kvRow);
+      }
+      const cacheN = c.B * c.capacity * kvRow;
+      const b = {
+        q: gpu.upload(qLast),
+        kCache: poisonedF32(gpu, cacheN),
+        vCache: poisonedF32(gpu, cacheN),
+        kPrompt: gpu.upload(kPrompt.length ? kPrompt : new Float32Array(1)),
+        vPrompt: gpu.upload(vPrompt.length ? vPrompt : new Float32Array(1)),
+        kLast: gpu.upload(kLast),
+        vLast: gpu.upload(vLast),
+        out: poisonedF32(gpu, c.B * qRow),
+        workspace: gpu.createBuffer(
+          c.chunk ? c.B * c.Hq * Math.ceil(c.kvLen / c.chunk) * (c.D + 4) * 4 : attentionDecodeWorkspaceBytes(c),
+        ),
+      };
+      const rec = gpu.recorder();
+      const cache = { kCache: b.kCache, vCache: b.vCache, B: c.B, Hkv: c.Hkv, D: c.D, capacity: c.capacity };
+      if (c.kvLen > 1) appendKv(gpu, rec, { ...cache, kNew: b.kPrompt, vNew: b.vPrompt, rows: c.kvLen - 1, pos: 0 });
+      appendKv(gpu, rec, { ...cache, kNew: b.kLast, vNew: b.vLast, rows: 1, pos: c.kvLen - 1 });
+      attentionDecode(gpu, rec, { ...c, q: b.q, kCache: b.kCache, vCache: b.vCache, out: b.out, workspace: b.workspace });
+      await gpu.checked(() => rec.submit());
+      const got = await gpu.readF32(b.out, c.B * qRow);
+      expectClose(got, wantOut, 1e-5, 'decode vs forward last row');
+      const kc = await gpu.readF32(b.kCache, cacheN);
+      const vc = await gpu.readF32(b.vCache, cacheN);
+      expectClose(got, attentionDecodeRef(qLast, kc, vc, c), FWD_TOL, 'decode vs reference');
+      for (const buf of Object.values(b)) gpu.release(buf);
+    });
+  }
+
+  it('sizes the workspace for every kvLen up to the capacity', () => {
+    for (const d of [
+      { B: 1, Hq: 9, D: 64, capacity: 2048 },
+      { B: 4, Hq: 32, D: 128, capacity: 333 },
+      { B: 1, Hq: 1, D: 8, capacity: 7000 },
+    ]) {
+      const bytes = attentionDecodeWorkspaceBytes(d);
+      let most = 0;
+      const bad: number[] = [];
+      for (let kvLen = 1; kvLen <= d.capacity; kvLen++) {
+        const { chunk, nSplits } = attentionDecodeSplits({ ...d, kvLen });
+        // Every key is in a split and no split is empty.
+        if (nSplits * chunk < kvLen || (nSplits - 1) * chunk >= kvLen) bad.push(kvLen);
+        most = Math.max(most, d.B * d.Hq * nSplits * (d.D + 4) * 4);
+      }
+      expect(bad).toEqual([]);
+      expect(bytes).toBeGreaterThanOrEqual(most);
+    }
+  });
+});
+
+describe('attention self-test cases', () => {
+  for (const c of selfTestCases) {
+    it(c.name, async () => {
+      const gpu = await getTestGpu();
+      expect(await c.run(gpu)).toBeLessThanOrEqual(c.tol);
+    });
+  }
+});

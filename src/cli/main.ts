@@ -1,5 +1,5 @@
 // whittle: the headless CLI over the same engine as the browser app (Node + Dawn WebGPU).
-//   npm run cli -- <command> [args]     (commands: info, validate, generate, eval, train)
+//   npm run cli -- <command> [args]     (commands: info, validate, generate, eval, train, export)
 // `main(argv, io)` runs one command in-process and resolves to its exit code (0 ok, 1 bad input
 // or failure), so tests call it directly with captured output and a shared GPU.
 
@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 
 import { acquireGpu, WebGpuUnavailableError, type Gpu } from '../gpu';
 import { runEval, evalSpec } from './eval';
+import { exportSpec, runExport } from './export';
 import { generateSpec, runGenerate } from './generate';
 import { infoSpec, runInfo } from './info';
 import { CliError, nodeIo, type CliContext, type CliIo } from './io';
@@ -21,6 +22,7 @@ const COMMANDS: Record<string, { run: Runner; summary: string }> = {
   generate: { run: runGenerate, summary: generateSpec.summary },
   eval: { run: runEval, summary: evalSpec.summary },
   train: { run: runTrain, summary: trainSpec.summary },
+  export: { run: runExport, summary: exportSpec.summary },
 };
 
 function usage(): string {

@@ -15,7 +15,7 @@ import type { CausalLM } from '../model/transformer';
 import type { WeightDtype } from '../model/weights';
 import { CliError, type CliContext } from './io';
 
-async function openDir(path: string, what: string): Promise<ClosableModelDir> {
+export async function openDir(path: string, what: string): Promise<ClosableModelDir> {
   let isDir = false;
   try {
     isDir = (await stat(path)).isDirectory();

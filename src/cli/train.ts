@@ -67,7 +67,7 @@ function splitList(values: string[]): string[] {
 }
 
 /** The hyperparameter flags as a request ('auto' where not given). */
-function hyperparameterRequest(values: OptionValues): HyperparameterRequest {
+export function hyperparameterRequest(values: OptionValues): HyperparameterRequest {
   const int = { integer: true };
   const req: HyperparameterRequest = {
     epochs: autoNumberOption(values, 'epochs', { ...int, min: 1 }),

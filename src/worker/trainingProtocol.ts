@@ -1,0 +1,160 @@
+/**
+ * The one message protocol between the page and the training worker (which owns the
+ * GPUDevice). Plain data only (structured clone: records, Blobs, typed arrays), never a GPU
+ * object.
+ *
+ * Page -> worker: `TrainingRequest` = { id, type, params }, one per call; `id` is the client's
+ * request id. Worker -> page: a `response` for every request (ok + result, or error), and
+ * `event`s: job status changes, metrics rows and log lines for every job (whoever asked), and,
+ * tagged with the request id, the tokens of a generation and the download progress of a model.
+ * Requests are typed by `TrainingRequests`: params and result per request type.
+ */
+import type { DatasetReport } from '../data/formats';
+import type { PeftExport } from '../formats/peft';
+import type { AdapterSummary } from '../gpu';
+import type { FileRecord, JobDetails, JobEvent, JobRecord, ModelSource } from '../jobs/job';
+import type { DownloadProgress } from '../jobs/models';
+import type { CreateJobInput, GenerateOutput, GenerateParams, ModelInfo, TokenDelta } from '../jobs/runner';
+import type { HyperparameterRequest, Hyperparameters } from '../train/hyperparameters';
+import type { StepMetrics } from '../train/metrics';
+
+export type { AdapterRef, CreateJobInput, GenerateOutput, GenerateParams, ModelInfo, TokenDelta } from '../jobs/runner';
+export type { FileRecord, JobDetails, JobEvent, JobRecord, JobStatus, ModelSource } from '../jobs/job';
+export type { DownloadProgress } from '../jobs/models';
+
+/** What the worker found at start-up. */
+export interface TrainingWorkerInfo {
+  /** The GPU the worker opened, or null when none could be (see gpuError). */
+  gpu: (AdapterSummary & { hasF16: boolean; hasTimestamps: boolean; hasSubgroups: boolean }) | null;
+  /** Why there is no GPU (jobs then wait, paused with this reason; files still validate). */
+  gpuError: { name: string; message: string } | null;
+  /** Where blobs live. */
+  storage: 'opfs' | 'indexeddb' | 'memory';
+  /** Jobs put back in the queue (or back to validation) because the last page closed mid-way. */
+  recovered: string[];
+  /**
+   * False when another Whittle tab already runs jobs: this one records and shows them (their
+   * status, metrics and log arrive as events) and takes over when that tab closes.
+   */
+  runsJobs: boolean;
+}
+
+type NoParams = Record<string, never>;
+
+/** Every request: its params and the result its response carries. */
+export interface TrainingRequests {
+  /** Opens the store and the GPU and recovers interrupted jobs. Send first (others wait for it). */
+  init: { params: { autoStart?: boolean }; result: TrainingWorkerInfo };
+  /** config.json summary; a Hub model is downloaded (progress events) and cached. */
+  'inspect-model': { params: { source: ModelSource }; result: ModelInfo };
+  /** Copies a picked folder into the store; jobs on it then survive a reload. */
+  'import-local-model': { params: { name: string; files: { name: string; blob: Blob }[] }; result: ModelInfo };
+  /** The validation report of a JSONL file, token statistics included when a model is given. */
+  'validate-file': { params: { file: Blob; model?: ModelSource; maxSeqLen?: number; epochs?: number | 'auto' }; result: DatasetReport };
+  /** Validates and stores a file; its id goes into create-job. */
+  'upload-file': { params: { name: string; file: Blob; model?: ModelSource }; result: { file: FileRecord; report: DatasetReport } };
+  'list-files': { params: NoParams; result: FileRecord[] };
+  'delete-file': { params: { fileId: string }; result: null };
+  /** Creates a job (validating_files); it queues and starts on its own (see init.autoStart). */
+  'create-job': { params: CreateJobInput; result: JobRecord };
+  /** Runs a queued job next. */
+  start: { params: { jobId: string }; result: JobRecord };
+  /** Resolves once the job is paused (a running job finishes its step and checkpoints). */
+  pause: { params: { jobId: string }; result: JobRecord };
+  resume: { params: { jobId: string }; result: JobRecord };
+  cancel: { params: { jobId: string }; result: JobRecord };
+  'delete-job': { params: { jobId: string }; result: null };
+  /** Newest first. */
+  'list-jobs': { params: NoParams; result: JobRecord[] };
+  /** The record, its events (after `afterSeq` when given) and every metrics row. */
+  'get-job': { params: { jobId: string; afterSeq?: number }; result: JobDetails };
+  /** PEFT files of the final adapter, or of a checkpoint. */
+  'get-adapter': { params: { jobId: string; checkpoint?: string }; result: PeftExport };
+  /** What the auto rules would choose (job form preview; the auto seed shows as 0). */
+  'preview-hyperparameters': { params: { model: ModelSource; examples: number; requested: HyperparameterRequest; longestExample?: number }; result: Hyperparameters };
+  /** One playground pane; tokens stream as `token` events with this request's id. */
+  generate: { params: GenerateParams; result: GenerateOutput };
+  /** Stops a request in flight (a generation). Result: whether it was still running. */
+  abort: { params: { requestId: number }; result: boolean };
+}
+
+export type TrainingRequestType = keyof TrainingRequests;
+export type RequestParams<K extends TrainingRequestType> = TrainingRequests[K]['params'];
+export type RequestResult<K extends TrainingRequestType> = TrainingRequests[K]['result'];
+
+export type TrainingRequest = { [K in TrainingRequestType]: { id: number; type: K; params: RequestParams<K> } }[TrainingRequestType];
+
+/** An Error as data: name (HyperparameterError, JobTransitionError, GpuDeviceLostError, ...) and message. */
+export interface SerializedError {
+  name: string;
+  message: string;
+  /** A field the error names (HyperparameterError.field, ModelConfigError.field, ...). */
+  field?: string;
+}
+
+export type TrainingResponse =
+  | { [K in TrainingRequestType]: { kind: 'response'; id: number; type: K; ok: true; result: RequestResult<K> } }[TrainingRequestType]
+  | { kind: 'response'; id: number; type: TrainingRequestType; ok: false; error: SerializedError };
+
+export type TrainingEvent =
+  /** A job record changed (status, step, checkpoints, ...): the whole record. */
+  | { type: 'status'; job: JobRecord }
+  /** New metrics rows of a running job. */
+  | { type: 'metrics'; jobId: string; rows: StepMetrics[] }
+  /** New lines of a job's events log. */
+  | { type: 'log'; jobId: string; events: JobEvent[] }
+  /** A generated token of request `requestId`. */
+  | { type: 'token'; requestId: number; delta: TokenDelta }
+  /** Model download progress of request `requestId`. */
+  | { type: 'download'; requestId: number; progress: DownloadProgress }
+  /** The GPU device was lost; a running job is paused, the next request opens a new device. */
+  | { type: 'device-lost'; message: string }
+  /** A failure outside any request (requestId null), e.g. a message the worker could not read. */
+  | { type: 'error'; requestId: number | null; error: SerializedError };
+
+export type TrainingEventType = TrainingEvent['type'];
+
+export type TrainingWorkerMessage = TrainingResponse | { kind: 'event'; event: TrainingEvent };
+
+export const TRAINING_REQUEST_TYPES: readonly TrainingRequestType[] = [
+  'init',
+  'inspect-model',
+  'import-local-model',
+  'validate-file',
+  'upload-file',
+  'list-files',
+  'delete-file',
+  'create-job',
+  'start',
+  'pause',
+  'resume',
+  'cancel',
+  'delete-job',
+  'list-jobs',
+  'get-job',
+  'get-adapter',
+  'preview-hyperparameters',
+  'generate',
+  'abort',
+];
+
+export function serializeError(e: unknown): SerializedError {
+  if (e instanceof Error) {
+    const field = (e as { field?: unknown }).field;
+    return typeof field === 'string' ? { name: e.name, message: e.message, field } : { name: e.name, message: e.message };
+  }
+  return { name: 'Error', message: String(e) };
+}
+
+/** A worker-side error rebuilt on the page, with the worker's error name. */
+export class TrainingWorkerError extends Error {
+  readonly field?: string;
+  constructor(
+    readonly remote: SerializedError,
+    readonly requestType?: TrainingRequestType,
+  ) {
+    super(remote.message);
+    this.name = remote.name;
+    if (remote.field !== undefined) this.field = remote.field;
+  }
+}

@@ -31,7 +31,11 @@ export interface TrainedBpe {
   merges: [string, string][];
 }
 
-/** Learns `vocabSize - 256 - specials` merges from the texts' word counts. */
+/**
+ * Learns `vocabSize - 256 - specials` merges from the texts' word counts. Pair counts are kept
+ * up to date incrementally (only the words holding the merged pair are recounted), so a merge
+ * costs the words it touches rather than a pass over the whole vocabulary.
+ */
 export function trainBpe(texts: Iterable<string>, vocabSize: number, specials: number): TrainedBpe {
   const b2u = bytesToUnicode();
   const enc = new TextEncoder();
@@ -39,46 +43,72 @@ export function trainBpe(texts: Iterable<string>, vocabSize: number, specials: n
   for (const text of texts) {
     for (const m of text.matchAll(SPLIT)) wordCounts.set(m[0], (wordCounts.get(m[0]) ?? 0) + 1);
   }
-  // Words as symbol arrays, with counts.
-  const words: { sym: string[]; count: number }[] = [];
-  for (const [w, count] of wordCounts) words.push({ sym: [...enc.encode(w)].map((b) => b2u[b]!), count });
+  const symbols: string[] = []; // symbol id -> its string
   const vocab = new Map<string, number>();
-  for (let b = 0; b < 256; b++) vocab.set(b2u[b]!, b);
-  const merges: [string, string][] = [];
-  const target = vocabSize - specials;
-  const key = (a: string, b: string) => `${a}\u0000${b}`;
-  while (vocab.size < target) {
-    const pairs = new Map<string, number>();
-    for (const { sym, count } of words) {
-      for (let i = 0; i + 1 < sym.length; i++) {
-        const k = key(sym[i]!, sym[i + 1]!);
-        pairs.set(k, (pairs.get(k) ?? 0) + count);
+  for (let b = 0; b < 256; b++) {
+    vocab.set(b2u[b]!, b);
+    symbols.push(b2u[b]!);
+  }
+  const words: number[][] = [];
+  const counts: number[] = [];
+  for (const [w, count] of wordCounts) {
+    words.push([...enc.encode(w)]);
+    counts.push(count);
+  }
+  // Pair (a, b) as a * 2^16 + b (vocabularies stay under 65536 symbols).
+  const pairCount = new Map<number, number>();
+  const pairWords = new Map<number, Set<number>>();
+  const addPairs = (wi: number, sign: number) => {
+    const s = words[wi]!;
+    const c = counts[wi]! * sign;
+    for (let i = 0; i + 1 < s.length; i++) {
+      const k = s[i]! * 65536 + s[i + 1]!;
+      pairCount.set(k, (pairCount.get(k) ?? 0) + c);
+      if (sign > 0) {
+        let set = pairWords.get(k);
+        if (!set) pairWords.set(k, (set = new Set()));
+        set.add(wi);
       }
     }
-    let best = '';
+  };
+  for (let wi = 0; wi < words.length; wi++) addPairs(wi, 1);
+  const merges: [string, string][] = [];
+  const target = vocabSize - specials;
+  const keyString = (k: number) => `${symbols[Math.floor(k / 65536)]!}\u0000${symbols[k % 65536]!}`;
+  while (vocab.size < target) {
+    let best = -1;
     let bestCount = 1; // a pair seen once is not worth a token
-    for (const [k, c] of pairs) {
-      if (c > bestCount || (c === bestCount && best !== '' && k < best)) {
+    for (const [k, c] of pairCount) {
+      // Ties go to the lexicographically smaller pair, as the rescanning trainer did.
+      if (c > bestCount || (c === bestCount && best >= 0 && keyString(k) < keyString(best))) {
         best = k;
         bestCount = c;
       }
     }
-    if (!best) break;
-    const [a, b] = best.split('\u0000') as [string, string];
-    merges.push([a, b]);
-    vocab.set(a + b, vocab.size);
-    for (const w of words) {
-      const s = w.sym;
-      if (s.length < 2) continue;
-      const out: string[] = [];
+    if (best < 0) break;
+    const a = Math.floor(best / 65536);
+    const b = best % 65536;
+    const merged = symbols.length;
+    const text = symbols[a]! + symbols[b]!;
+    symbols.push(text);
+    merges.push([symbols[a]!, symbols[b]!]);
+    // Different merges can spell the same string ("ab"+"c", "a"+"bc"): one id for both.
+    if (!vocab.has(text)) vocab.set(text, vocab.size);
+    for (const wi of pairWords.get(best) ?? []) {
+      const s = words[wi]!;
+      addPairs(wi, -1);
+      const out: number[] = [];
       for (let i = 0; i < s.length; i++) {
         if (i + 1 < s.length && s[i] === a && s[i + 1] === b) {
-          out.push(a + b);
+          out.push(merged);
           i++;
         } else out.push(s[i]!);
       }
-      w.sym = out;
+      words[wi] = out;
+      addPairs(wi, 1);
     }
+    pairWords.delete(best);
+    for (const [k, c] of pairCount) if (c <= 0) pairCount.delete(k);
   }
   return { vocab, merges };
 }

@@ -40,14 +40,38 @@ export function commandHelp(spec: CommandSpec): string {
   const width = Math.max(...left.map((l) => l.length)) + 2;
   entries.forEach(([, o], i) => {
     const dflt = o.default !== undefined ? ` (default ${o.default})` : '';
-    lines.push(`${left[i]!.padEnd(width)}${o.help}${dflt}`);
+    const aliases = Object.keys(FLAG_ALIASES).filter((a) => FLAG_ALIASES[a] === entries[i]![0]);
+    const also = aliases.length ? ` (also --${aliases.join(', --')})` : '';
+    lines.push(`${left[i]!.padEnd(width)}${o.help}${dflt}${also}`);
   });
   if (spec.notes?.length) lines.push('', ...spec.notes);
   return lines.join('\n') + '\n';
 }
 
+/**
+ * Other spellings of our flags, so scripts written for the flag names of the jobs spec and of
+ * OpenAI-style tools work unchanged: `--lora-rank 16` is `--lora-r 16`.
+ */
+export const FLAG_ALIASES: Readonly<Record<string, string>> = {
+  'lora-rank': 'lora-r',
+  'warmup-steps': 'warmup',
+  'lr-scheduler': 'schedule',
+  'max-seq-length': 'max-seq-len',
+  'validation-file': 'validation',
+};
+
+/** Rewrites aliased flags (`--alias`, `--alias=value`) to their names when the command has them. */
+export function resolveAliases(spec: CommandSpec, argv: readonly string[]): string[] {
+  return argv.map((arg) => {
+    const m = /^--([a-z0-9-]+)(=.*)?$/.exec(arg);
+    const target = m ? FLAG_ALIASES[m[1]!] : undefined;
+    return target && target in spec.options ? `--${target}${m![2] ?? ''}` : arg;
+  });
+}
+
 /** Parses argv for one command; null when --help was asked for (the help is then printed). */
 export function parseCommand(spec: CommandSpec, argv: readonly string[], printHelp: (text: string) => void): ParsedCommand | null {
+  argv = resolveAliases(spec, argv);
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = { help: { type: 'boolean', short: 'h' } };
   for (const [name, o] of Object.entries(spec.options)) {
     options[name] = { type: o.type, ...(o.multiple ? { multiple: true } : {}), ...(o.short ? { short: o.short } : {}) };

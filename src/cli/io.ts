@@ -15,6 +15,15 @@ export interface CliIo {
   acquireGpu?: () => Promise<Gpu>;
   /** Aborts long commands (train stops after the current step and saves); Ctrl-C in a terminal. */
   signal?: AbortSignal;
+  /** A one-line progress display redrawn in place (only when standard error is a terminal). */
+  progress?: (done: number, total: number, label: string) => void;
+}
+
+/** `[#########...........]  45%  label`, sized for an 80-column terminal. */
+export function progressBar(done: number, total: number, label: string, width = 24): string {
+  const frac = total > 0 ? Math.min(1, Math.max(0, done / total)) : 0;
+  const filled = Math.round(frac * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(Math.round(frac * 100)).padStart(3)}%  ${label}`;
 }
 
 /** Bad input: the message is printed as is and the exit code is 1. */
@@ -23,10 +32,17 @@ export class CliError extends Error {
 }
 
 export function nodeIo(): CliIo {
-  return {
+  const io: CliIo = {
     stdout: (text) => void process.stdout.write(text),
     stderr: (text) => void process.stderr.write(text),
   };
+  if (process.stderr.isTTY) {
+    io.progress = (done, total, label) => {
+      const line = progressBar(done, total, label).slice(0, Math.max(20, (process.stderr.columns ?? 80) - 1));
+      process.stderr.write(`\r\x1b[2K${line}${done >= total ? '\n' : ''}`);
+    };
+  }
+  return io;
 }
 
 /** The per-command context: io plus a lazily acquired GPU. */

@@ -218,7 +218,13 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
       jobId: JOB_ID,
       onStep: (m) => {
         appendFileSync(metricsPath, resultsCsvRow(m) + '\n');
-        if (m.step % logEvery === 0 || m.step === trainer!.totalSteps || m.fullValidLoss !== undefined) ctx.print(stepLine(m, trainer!.totalSteps));
+        if (m.step % logEvery === 0 || m.step === trainer!.totalSteps || m.fullValidLoss !== undefined) {
+          // Clear the progress line first so the log line does not land on it.
+          if (ctx.io.progress) ctx.io.stderr('\r\x1b[2K');
+          ctx.print(stepLine(m, trainer!.totalSteps));
+        }
+        const eta = m.etaMs === null ? '' : `, ETA ${Math.ceil(m.etaMs / 1000)} s`;
+        ctx.io.progress?.(m.step, trainer!.totalSteps, `step ${m.step}/${trainer!.totalSteps}, loss ${m.trainLoss.toFixed(4)}${eta}`);
       },
       onEvent: (e: TrainingEvent) => {
         // Step events repeat what the step lines say.

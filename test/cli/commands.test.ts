@@ -254,3 +254,25 @@ describe('command line handling', () => {
     expect(run.stderr).toMatch(/lavapipe/);
   });
 });
+
+describe('flag aliases', () => {
+  it('accepts the jobs spec spellings (--lora-rank, --warmup-steps, --lr-scheduler, --max-seq-length, --validation-file)', async () => {
+    const { resolveAliases } = await import('../../src/cli/args');
+    const { trainSpec } = await import('../../src/cli/train');
+    expect(
+      resolveAliases(trainSpec, ['m', 'f', '--lora-rank', '4', '--warmup-steps=2', '--lr-scheduler', 'cosine', '--max-seq-length', '64', '--validation-file', 'v.jsonl', '--seed', '1']),
+    ).toEqual(['m', 'f', '--lora-r', '4', '--warmup=2', '--schedule', 'cosine', '--max-seq-len', '64', '--validation', 'v.jsonl', '--seed', '1']);
+    // Only where the command has the target flag: eval has no --lora-r.
+    const { evalSpec } = await import('../../src/cli/eval');
+    expect(resolveAliases(evalSpec, ['--lora-rank', '4'])).toEqual(['--lora-rank', '4']);
+  });
+});
+
+describe('progress bar', () => {
+  it('draws the share done', async () => {
+    const { progressBar } = await import('../../src/cli/io');
+    expect(progressBar(0, 4, 'x', 8)).toBe('[........]   0%  x');
+    expect(progressBar(1, 4, 'step 1/4', 8)).toBe('[##......]  25%  step 1/4');
+    expect(progressBar(4, 4, 'done', 8)).toBe('[########] 100%  done');
+  });
+});

@@ -41,3 +41,57 @@ export function formatMs(ms: number): string {
 export function formatSeconds(ms: number): string {
   return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
 }
+
+/** 1234567 -> "1.23M", 12345 -> "12.3k", 999 -> "999". */
+export function formatCompact(n: number): string {
+  if (!Number.isFinite(n)) return String(n);
+  const a = Math.abs(n);
+  if (a >= 1e9) return `${(n / 1e9).toPrecision(3)}B`;
+  if (a >= 1e6) return `${(n / 1e6).toPrecision(3)}M`;
+  if (a >= 1e4) return `${(n / 1e3).toPrecision(3)}k`;
+  return formatCount(Math.round(n));
+}
+
+/** A duration for people: "45 s", "3 min 20 s", "2 h 05 min". */
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '–';
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${String(s % 60).padStart(2, '0')} s`;
+  const h = Math.floor(m / 60);
+  return `${h} h ${String(m % 60).padStart(2, '0')} min`;
+}
+
+const RELATIVE = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
+
+/** "just now", "5 minutes ago", "yesterday"; dates older than a week in full. */
+export function formatRelativeTime(time: number, now = Date.now()): string {
+  const s = Math.round((time - now) / 1000);
+  const a = Math.abs(s);
+  if (a < 45) return 'just now';
+  if (a < 3600) return RELATIVE.format(Math.round(s / 60), 'minute');
+  if (a < 86400) return RELATIVE.format(Math.round(s / 3600), 'hour');
+  if (a < 7 * 86400) return RELATIVE.format(Math.round(s / 86400), 'day');
+  return new Date(time).toLocaleDateString('en', { year: 'numeric', month: 'short', day: 'numeric' });
+}
+
+export function formatDateTime(time: number): string {
+  return new Date(time).toLocaleString('en', { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+export function formatClock(time: number): string {
+  return new Date(time).toLocaleTimeString('en', { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+}
+
+/** A learning rate or other small real: "2e-4", "0.05", "1". */
+export function formatReal(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  if (v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e6)) return v.toExponential().replace(/\.?0+e/, 'e').replace('e+', 'e');
+  return String(Number(v.toPrecision(6)));
+}
+
+/** 0.9123 -> "91.2%". */
+export function formatPercent(v: number, digits = 1): string {
+  return `${(v * 100).toFixed(digits)}%`;
+}

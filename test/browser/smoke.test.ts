@@ -71,7 +71,7 @@ async function openApp(): Promise<Page> {
   page.on('console', (m) => {
     if (m.type() === 'error') pageErrors.push(`console.error: ${m.text()}`);
   });
-  await page.goto(url);
+  await page.goto(`${url}#/about`); // the capability page is the dashboard's GPU / About page
   return page;
 }
 

@@ -1,0 +1,291 @@
+// Choosing the base model: the embedded one (when the app ships it), a Hugging Face repo, a local
+// folder (picker or drag and drop), or a model used before.
+import { useEffect, useId, useRef, useState, type DragEvent } from 'react';
+import type { DownloadProgress, ModelInfo } from '../../worker/trainingProtocol';
+import { errorText, useClient } from '../engine';
+import { formatBytes, formatCompact, formatCount } from '../format';
+import { modelId, rememberModel, useKnownModels } from '../modelRegistry';
+
+export type ModelTab = 'embedded' | 'recent' | 'hub' | 'local';
+
+export const HUB_DEFAULT_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json'];
+
+/** Files a model folder needs; others (README, .git, other weight formats) are not copied. */
+const MODEL_FILE = /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|chat_template\.(json|jinja)|model(-\d+-of-\d+)?\.safetensors|model\.safetensors\.index\.json)$/;
+
+export function ModelSummary({ info }: { info: ModelInfo }) {
+  const s = info.summary;
+  return (
+    <dl className="kv model-summary" data-testid="model-summary">
+      <dt>Model</dt>
+      <dd>
+        <strong>{info.source.name}</strong>
+        <span className="hint">{info.source.kind === 'hub' ? `Hugging Face · revision ${info.source.revision}` : info.source.kind === 'local' ? 'local folder, copied into browser storage' : 'embedded'}</span>
+      </dd>
+      <dt>Architecture</dt>
+      <dd>
+        {s.architecture} <span className="muted">({s.family})</span>
+      </dd>
+      <dt>Parameters</dt>
+      <dd>{formatCompact(s.parameters)}</dd>
+      <dt>Shape</dt>
+      <dd>
+        {s.layers} layers · hidden {formatCount(s.hidden)} · {s.heads} heads ({s.kvHeads} KV)
+      </dd>
+      <dt>Vocabulary / context</dt>
+      <dd>
+        {formatCount(s.vocabSize)} tokens · {formatCount(s.maxPositions)} positions
+      </dd>
+      <dt>Checkpoint dtype</dt>
+      <dd>{s.torchDtype ?? 'not stated'}</dd>
+      <dt>Chat template</dt>
+      <dd>{info.hasChatTemplate ? 'yes' : 'no (chat files need one; plain text still trains)'}</dd>
+    </dl>
+  );
+}
+
+/** Top-level files of a dropped folder (or the dropped files themselves). */
+async function droppedFiles(e: DragEvent): Promise<{ name: string; files: Map<string, Blob> }> {
+  const items = [...e.dataTransfer.items].filter((i) => i.kind === 'file');
+  const entries = items.map((i) => i.webkitGetAsEntry()).filter((x): x is FileSystemEntry => x !== null);
+  const files = new Map<string, Blob>();
+  const dir = entries.length === 1 && entries[0]!.isDirectory ? (entries[0] as FileSystemDirectoryEntry) : null;
+  if (dir) {
+    const reader = dir.createReader();
+    const all: FileSystemEntry[] = [];
+    // readEntries returns batches until an empty one.
+    for (;;) {
+      const batch = await new Promise<FileSystemEntry[]>((res, rej) => reader.readEntries(res, rej));
+      if (batch.length === 0) break;
+      all.push(...batch);
+    }
+    for (const entry of all) {
+      if (!entry.isFile) continue;
+      const file = await new Promise<File>((res, rej) => (entry as FileSystemFileEntry).file(res, rej));
+      files.set(entry.name, file);
+    }
+    return { name: dir.name, files };
+  }
+  for (const f of e.dataTransfer.files) files.set(f.name, f);
+  return { name: 'dropped model', files };
+}
+
+interface Props {
+  value: ModelInfo | null;
+  onChange: (info: ModelInfo | null) => void;
+  /** Whether the app ships an embedded model (none yet). */
+  embedded: ModelInfo | null;
+  /** Offer the models used before (the job form); the Models page lists them itself. */
+  showRecent?: boolean;
+}
+
+export function ModelPicker({ value, onChange, embedded, showRecent = true }: Props) {
+  const client = useClient();
+  const known = useKnownModels();
+  const id = useId();
+  const [tab, setTab] = useState<ModelTab>(showRecent && known.length > 0 ? 'recent' : 'local');
+  const [repo, setRepo] = useState('');
+  const [revision, setRevision] = useState('main');
+  const [hubFiles, setHubFiles] = useState(HUB_DEFAULT_FILES.join(', '));
+  const [busy, setBusy] = useState<string | null>(null);
+  const [progress, setProgress] = useState<DownloadProgress | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [dragging, setDragging] = useState(false);
+  const folderInput = useRef<HTMLInputElement>(null);
+
+  useEffect(() => {
+    // React has no prop for webkitdirectory; set it on the element.
+    const el = folderInput.current;
+    if (el) {
+      el.webkitdirectory = true;
+      el.setAttribute('directory', '');
+    }
+  }, [tab]);
+
+  const choose = (info: ModelInfo) => {
+    rememberModel(info);
+    onChange(info);
+  };
+
+  const load = async (what: string, fn: () => Promise<ModelInfo>) => {
+    setBusy(what);
+    setError(null);
+    setProgress(null);
+    try {
+      choose(await fn());
+    } catch (e) {
+      setError(errorText(e));
+    } finally {
+      setBusy(null);
+      setProgress(null);
+    }
+  };
+
+  const importFolder = (name: string, files: Map<string, Blob>) => {
+    const picked = new Map([...files].filter(([n]) => MODEL_FILE.test(n)));
+    if (!picked.has('config.json')) {
+      setError(`The folder ${name} has no config.json: pick the folder that holds config.json, the *.safetensors weights and tokenizer.json.`);
+      return;
+    }
+    void load('local', () => client.importLocalModel(name, picked));
+  };
+
+  const repoOk = /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/.test(repo.trim());
+  const tabs: { key: ModelTab; label: string; disabled?: boolean; note?: string }[] = [
+    { key: 'embedded', label: 'Embedded model', disabled: embedded === null, note: embedded === null ? 'coming soon' : undefined },
+    ...(showRecent && known.length > 0 ? [{ key: 'recent' as const, label: 'Used before' }] : []),
+    { key: 'hub', label: 'Hugging Face' },
+    { key: 'local', label: 'Local folder' },
+  ];
+
+  return (
+    <div className="model-picker">
+      <div className="segmented" role="radiogroup" aria-label="Where the base model comes from">
+        {tabs.map((t) => (
+          <label key={t.key} className={`segment${tab === t.key ? ' on' : ''}${t.disabled ? ' disabled' : ''}`}>
+            <input type="radio" name={`${id}-tab`} value={t.key} checked={tab === t.key} disabled={t.disabled} onChange={() => setTab(t.key)} />
+            {t.label}
+            {t.note && <span className="tag">{t.note}</span>}
+          </label>
+        ))}
+      </div>
+
+      {tab === 'embedded' && embedded && (
+        <div className="picker-body">
+          <button type="button" className="button" onClick={() => choose(embedded)}>
+            Use {embedded.source.name}
+          </button>
+        </div>
+      )}
+
+      {tab === 'recent' && (
+        <ul className="model-choices picker-body" aria-label="Models used before">
+          {known.map((m) => {
+            const on = value !== null && modelId(value.source) === modelId(m.info.source);
+            return (
+              <li key={modelId(m.info.source)}>
+                <button type="button" className={on ? 'choice on' : 'choice'} aria-pressed={on} onClick={() => onChange(m.info)}>
+                  <span className="choice-name">{m.info.source.name}</span>
+                  <span className="hint">
+                    {m.info.source.kind === 'hub' ? 'Hugging Face' : m.info.source.kind === 'local' ? 'local folder' : 'embedded'} · {m.info.summary.architecture} · {formatCompact(m.info.summary.parameters)} parameters
+                  </span>
+                </button>
+              </li>
+            );
+          })}
+        </ul>
+      )}
+
+      {tab === 'hub' && (
+        <form
+          className="picker-body hub-form"
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (!repoOk) return;
+            const files = hubFiles
+              .split(/[\s,]+/)
+              .map((f) => f.trim())
+              .filter(Boolean);
+            void load('hub', () => client.inspectModel({ kind: 'hub', name: repo.trim(), revision: revision.trim() || 'main', files }, setProgress));
+          }}
+        >
+          <div className="field-row">
+            <label className="field grow">
+              <span className="label">Repository id</span>
+              <input type="text" value={repo} onChange={(e) => setRepo(e.target.value)} placeholder="owner/model-name" spellCheck={false} autoComplete="off" aria-invalid={repo !== '' && !repoOk} />
+            </label>
+            <label className="field narrow">
+              <span className="label">Revision</span>
+              <input type="text" value={revision} onChange={(e) => setRevision(e.target.value)} spellCheck={false} />
+            </label>
+          </div>
+          <details className="field-details">
+            <summary>Files to download</summary>
+            <label className="field">
+              <span className="label">File names, comma separated (a sharded model lists its index and every shard)</span>
+              <input type="text" value={hubFiles} onChange={(e) => setHubFiles(e.target.value)} spellCheck={false} className="mono" />
+            </label>
+          </details>
+          {repo !== '' && !repoOk && <p className="field-error">A repository id looks like owner/name.</p>}
+          <div className="button-row">
+            <button type="submit" className="button" disabled={!repoOk || busy !== null}>
+              {busy === 'hub' ? 'Downloading…' : 'Download and inspect'}
+            </button>
+            <span className="muted small">Downloaded once from huggingface.co, then cached in this browser.</span>
+          </div>
+          {progress && (
+            <div className="download" aria-live="polite">
+              <div className="progress" role="progressbar" aria-label="Download progress" aria-valuemin={0} aria-valuemax={progress.files} aria-valuenow={progress.filesDone}>
+                <div className="progress-bar" style={{ width: `${(100 * (progress.filesDone + (progress.total ? progress.loaded / progress.total : 0))) / Math.max(1, progress.files)}%` }} />
+              </div>
+              <p className="small muted">
+                {progress.file ? `${progress.file}: ${formatBytes(progress.loaded)}${progress.total ? ` of ${formatBytes(progress.total)}` : ''}` : 'Done'} · file {Math.min(progress.filesDone + 1, progress.files)} of {progress.files}
+              </p>
+            </div>
+          )}
+        </form>
+      )}
+
+      {tab === 'local' && (
+        <div
+          className={`picker-body dropzone${dragging ? ' dragging' : ''}`}
+          onDragOver={(e) => {
+            e.preventDefault();
+            setDragging(true);
+          }}
+          onDragLeave={() => setDragging(false)}
+          onDrop={(e) => {
+            e.preventDefault();
+            setDragging(false);
+            void droppedFiles(e).then(({ name, files }) => importFolder(name, files), (err: unknown) => setError(errorText(err)));
+          }}
+          data-testid="model-dropzone"
+        >
+          <p>Drop a model folder here, or</p>
+          <button type="button" className="button" onClick={() => folderInput.current?.click()} disabled={busy !== null}>
+            Choose a folder…
+          </button>
+          <input
+            ref={folderInput}
+            type="file"
+            multiple
+            hidden
+            data-testid="model-folder-input"
+            onChange={(e) => {
+              const list = [...(e.target.files ?? [])];
+              e.target.value = '';
+              if (list.length === 0) return;
+              const first = list[0]!.webkitRelativePath;
+              const name = first.includes('/') ? first.slice(0, first.indexOf('/')) : 'local model';
+              // Only the folder's own files: subfolders are not part of a model.
+              const files = new Map<string, Blob>();
+              for (const f of list) {
+                const rel = f.webkitRelativePath || f.name;
+                const inner = rel.includes('/') ? rel.slice(rel.indexOf('/') + 1) : rel;
+                if (!inner.includes('/')) files.set(inner, f);
+              }
+              importFolder(name, files);
+            }}
+          />
+          <p className="muted small">
+            Hugging Face layout: <code>config.json</code>, <code>*.safetensors</code> (sharded too), <code>tokenizer.json</code>, <code>tokenizer_config.json</code>. The files are copied into
+            this browser&rsquo;s storage so jobs can resume after a reload.
+          </p>
+          {busy === 'local' && (
+            <p className="small" aria-live="polite">
+              <span className="spinner inline" aria-hidden="true" /> Copying and reading the model…
+            </p>
+          )}
+        </div>
+      )}
+
+      {error && (
+        <p className="form-error" role="alert">
+          {error}
+        </p>
+      )}
+
+      {value && <ModelSummary info={value} />}
+    </div>
+  );
+}

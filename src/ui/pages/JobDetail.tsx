@@ -1,0 +1,383 @@
+// One job: status and progress, live charts, checkpoints, events, hyperparameters and files,
+// with the actions its status allows.
+import { useEffect, useRef, useState } from 'react';
+import { resultsCsv } from '../../train/metrics';
+import type { JobEvent, JobRecord } from '../../worker/trainingProtocol';
+import { ChartToolbar, JobCharts, type ChartControls } from '../components/JobCharts';
+import { HyperparameterList } from '../components/Hyperparameters';
+import { StatusBadge } from '../components/StatusBadge';
+import { peftZip, saveBlob } from '../download';
+import { errorText, useClient, useEngineStore, useJob, type JobTrace } from '../engine';
+import { formatBytes, formatClock, formatCompact, formatCount, formatDateTime, formatDuration, formatPercent, formatReal } from '../format';
+import { hrefFor, navigate } from '../router';
+
+export function jobTitle(job: Pick<JobRecord, 'suffix' | 'id'>): string {
+  return job.suffix ?? job.id;
+}
+
+function useAction(): { busy: string | null; error: string | null; run: (name: string, fn: () => Promise<unknown>) => void } {
+  const [busy, setBusy] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const run = (name: string, fn: () => Promise<unknown>) => {
+    setBusy(name);
+    setError(null);
+    fn()
+      .catch((e: unknown) => setError(errorText(e)))
+      .finally(() => setBusy(null));
+  };
+  return { busy, error, run };
+}
+
+function Actions({ job }: { job: JobRecord }) {
+  const client = useClient();
+  const store = useEngineStore();
+  const { busy, error, run } = useAction();
+  const s = job.status;
+  const canPause = s === 'running' || s === 'queued';
+  const canResume = s === 'paused';
+  const canCancel = s === 'running' || s === 'queued' || s === 'paused' || s === 'validating_files';
+  const terminal = s === 'succeeded' || s === 'failed' || s === 'cancelled';
+  return (
+    <div className="job-actions">
+      <div className="button-row" role="group" aria-label="Job actions">
+        {canPause && (
+          <button type="button" className="button" disabled={busy !== null} onClick={() => run('pause', () => client.pause(job.id))} data-testid="pause">
+            {busy === 'pause' ? 'Pausing…' : 'Pause'}
+          </button>
+        )}
+        {canResume && (
+          <button type="button" className="button primary" disabled={busy !== null} onClick={() => run('resume', () => client.resume(job.id))} data-testid="resume">
+            {busy === 'resume' ? 'Resuming…' : 'Resume'}
+          </button>
+        )}
+        {canCancel && (
+          <button
+            type="button"
+            className="button danger"
+            disabled={busy !== null}
+            onClick={() => {
+              if (confirm(`Cancel job ${jobTitle(job)}? It cannot be resumed afterwards.`)) run('cancel', () => client.cancel(job.id));
+            }}
+            data-testid="cancel"
+          >
+            {busy === 'cancel' ? 'Cancelling…' : 'Cancel'}
+          </button>
+        )}
+        <a className="button" href={hrefFor({ page: 'new-job', from: job.id })} data-testid="rerun">
+          Rerun with these settings
+        </a>
+        {(job.adapterKey || job.checkpoints.length > 0) && (
+          <a className="button" href={hrefFor({ page: 'playground', job: job.id, checkpoint: null })}>
+            Open in playground
+          </a>
+        )}
+        {job.adapterKey && (
+          <button
+            type="button"
+            className="button"
+            disabled={busy !== null}
+            onClick={() => run('adapter', async () => saveBlob(peftZip(await client.getAdapter(job.id)), `${jobTitle(job)}-adapter.zip`))}
+          >
+            {busy === 'adapter' ? 'Preparing…' : 'Download adapter'}
+          </button>
+        )}
+        {terminal && (
+          <button
+            type="button"
+            className="button ghost danger-text"
+            disabled={busy !== null}
+            onClick={() => {
+              if (!confirm(`Delete job ${jobTitle(job)} with its checkpoints, metrics and adapter?`)) return;
+              run('delete', async () => {
+                await client.deleteJob(job.id);
+                store.removeJob(job.id);
+                navigate({ page: 'jobs', jobId: null, compare: [] });
+              });
+            }}
+          >
+            Delete
+          </button>
+        )}
+      </div>
+      {error && (
+        <p className="form-error" role="alert">
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}
+
+function Stat({ label, value, hint, testId }: { label: string; value: string; hint?: string; testId?: string }) {
+  return (
+    <div className="stat">
+      <dt>{label}</dt>
+      <dd data-testid={testId}>
+        {value}
+        {hint && <span className="hint">{hint}</span>}
+      </dd>
+    </div>
+  );
+}
+
+function Progress({ job, trace }: { job: JobRecord; trace: JobTrace | null }) {
+  const last = trace?.metrics.at(-1);
+  const total = job.totalSteps ?? job.hyperparameters.resolved?.totalSteps ?? null;
+  const frac = total ? Math.min(1, job.step / total) : 0;
+  const epochs = job.hyperparameters.resolved?.epochs;
+  const live = job.status === 'running';
+  return (
+    <section className="card" aria-labelledby="progress-title">
+      <div className="card-head">
+        <h3 id="progress-title">Progress</h3>
+        <span className="mono small muted" data-testid="step-count">
+          step {formatCount(job.step)}
+          {total ? ` of ${formatCount(total)}` : ''}
+          {last && epochs ? ` · epoch ${last.epoch} of ${epochs}` : ''}
+        </span>
+      </div>
+      <div className="progress" role="progressbar" aria-label="Training progress" aria-valuemin={0} aria-valuemax={total ?? 1} aria-valuenow={job.step}>
+        <div className={`progress-bar ${job.status === 'succeeded' ? 'pass' : job.status === 'failed' ? 'fail' : ''}`} style={{ width: `${frac * 100}%` }} />
+      </div>
+      <dl className="stats">
+        <Stat label="Trained tokens" value={formatCompact(job.trainedTokens)} testId="trained-tokens" />
+        <Stat label="Tokens / s" value={last ? formatCompact(last.tokensPerSecond) : '–'} />
+        <Stat label="ETA" value={live && last?.etaMs != null ? formatDuration(last.etaMs) : job.status === 'succeeded' ? 'done' : '–'} />
+        <Stat label="Elapsed" value={last ? formatDuration(last.elapsedMs) : '–'} />
+        <Stat label="GPU memory" value={last ? formatBytes(last.gpuBytes) : '–'} />
+        <Stat label="Train loss" value={last ? formatReal(Number(last.trainLoss.toPrecision(4))) : '–'} hint={last ? `accuracy ${formatPercent(last.trainAccuracy)}` : undefined} />
+      </dl>
+    </section>
+  );
+}
+
+function EventsLog({ events }: { events: readonly JobEvent[] }) {
+  const box = useRef<HTMLOListElement>(null);
+  const stick = useRef(true);
+  useEffect(() => {
+    const el = box.current;
+    if (el && stick.current) el.scrollTop = el.scrollHeight;
+  }, [events.length]);
+  return (
+    <ol
+      className="events-log"
+      ref={box}
+      role="log"
+      aria-label="Job events"
+      tabIndex={0}
+      onScroll={(e) => {
+        const el = e.currentTarget;
+        // Follow new lines only while the reader is at the bottom.
+        stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
+      }}
+      data-testid="events-log"
+    >
+      {events.length === 0 && <li className="muted">No events yet.</li>}
+      {events.map((e) => (
+        <li key={e.seq} className={`event level-${e.level}`}>
+          <time dateTime={new Date(e.time).toISOString()} title={formatDateTime(e.time)}>
+            {formatClock(e.time)}
+          </time>
+          <span className={`level level-${e.level}`}>{e.level}</span>
+          <span className="event-message">
+            {e.message}
+            {e.step !== null && <span className="muted"> (step {e.step})</span>}
+          </span>
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+function Checkpoints({ job }: { job: JobRecord }) {
+  const client = useClient();
+  const { busy, error, run } = useAction();
+  if (job.checkpoints.length === 0) return <p className="muted">Checkpoints are saved at the end of each epoch and when a job pauses.</p>;
+  return (
+    <>
+      <div className="table-scroll">
+        <table className="table" data-testid="checkpoints">
+          <thead>
+            <tr>
+              <th scope="col">Checkpoint</th>
+              <th scope="col" className="num">
+                Epoch
+              </th>
+              <th scope="col" className="num">
+                Step
+              </th>
+              <th scope="col" className="num">
+                Train loss
+              </th>
+              <th scope="col" className="num">
+                Size
+              </th>
+              <th scope="col">
+                <span className="visually-hidden">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {[...job.checkpoints].reverse().map((c) => (
+              <tr key={c.name}>
+                <th scope="row" className="mono small nowrap">
+                  {c.name}
+                  <span className="hint">{formatDateTime(c.createdAt)}</span>
+                </th>
+                <td className="num">{c.epoch}</td>
+                <td className="num">{formatCount(c.step)}</td>
+                <td className="num mono">{c.trainLoss === null ? '–' : c.trainLoss.toFixed(4)}</td>
+                <td className="num">{formatBytes(c.bytes)}</td>
+                <td>
+                  <div className="row-actions">
+                    <a className="button small" href={hrefFor({ page: 'playground', job: job.id, checkpoint: c.name })} aria-label={`Open checkpoint ${c.name} in the playground`}>
+                      Playground
+                    </a>
+                    <button
+                      type="button"
+                      className="button small"
+                      disabled={busy !== null}
+                      onClick={() => run(c.name, async () => saveBlob(peftZip(await client.getAdapter(job.id, c.name)), `${jobTitle(job)}-${c.name}-adapter.zip`))}
+                      aria-label={`Download the adapter of checkpoint ${c.name} (PEFT zip)`}
+                    >
+                      {busy === c.name ? 'Preparing…' : 'Download adapter'}
+                    </button>
+                  </div>
+  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+        {error && (
+          <p className="form-error" role="alert">
+            {error}
+          </p>
+        )}
+      </>
+    );
+  }
+
+  export function JobDetail({ jobId, controls, onControls }: { jobId: string; controls: ChartControls; onControls: (c: ChartControls) => void }) {
+    const { job, trace, missing } = useJob(jobId);
+    if (missing) {
+      return (
+        <div className="card empty" data-testid="job-missing">
+          <h2>No job {jobId}</h2>
+          <p className="muted">It may have been deleted, or browser storage was cleared.</p>
+        </div>
+      );
+    }
+    if (!job) {
+      return (
+        <div className="card checking">
+          <span className="spinner" aria-hidden="true" /> Loading job…
+        </div>
+      );
+    }
+    const model = job.baseModel.summary;
+    return (
+      <article className="job-detail" aria-labelledby="job-title" data-testid="job-detail" data-job-id={job.id} data-status={job.status}>
+        <header className="job-head">
+          <div className="job-head-text">
+            <div className="title-row">
+              <h2 id="job-title">{jobTitle(job)}</h2>
+              <StatusBadge status={job.status} />
+            </div>
+            <p className="mono small muted">
+              {job.fineTunedModel ?? job.id} · created {formatDateTime(job.createdAt)}
+            </p>
+            {job.statusMessage && <p className="status-message">{job.statusMessage}</p>}
+          </div>
+          <Actions job={job} />
+        </header>
+
+        {job.error && (
+          <div className="callout danger" role="alert">
+            <strong>{job.error.code}:</strong> {job.error.message}
+          </div>
+        )}
+
+        <Progress job={job} trace={trace} />
+
+        <section className="card" aria-labelledby="metrics-title">
+          <div className="card-head">
+            <h3 id="metrics-title">Metrics</h3>
+            <div className="card-tools">
+              <ChartToolbar value={controls} onChange={onControls} idPrefix="job" />
+              <button
+                type="button"
+                className="button small"
+                disabled={!trace || trace.metrics.length === 0}
+                onClick={() => trace && saveBlob(new Blob([resultsCsv(trace.metrics)], { type: 'text/csv' }), `${jobTitle(job)}-results.csv`)}
+              >
+                results.csv
+              </button>
+            </div>
+          </div>
+          {trace ? <JobCharts metrics={trace.metrics} controls={controls} /> : <div className="chart-grid placeholder" aria-busy="true" />}
+        </section>
+
+        <section className="card" aria-labelledby="checkpoints-title">
+          <h3 id="checkpoints-title">Checkpoints</h3>
+          <Checkpoints job={job} />
+        </section>
+
+        <div className="detail-columns">
+          <div className="detail-main">
+            <section className="card" aria-labelledby="events-title">
+              <h3 id="events-title">Events</h3>
+              <EventsLog events={trace?.events ?? []} />
+            </section>
+          </div>
+          <div className="detail-side">
+            <section className="card" aria-labelledby="hp-title">
+              <h3 id="hp-title">Hyperparameters</h3>
+              <HyperparameterList job={job} />
+            </section>
+            <section className="card" aria-labelledby="files-title">
+              <h3 id="files-title">Model and files</h3>
+              <dl className="kv">
+                <dt>Base model</dt>
+                <dd>
+                  {job.baseModel.source.name}
+                  <span className="hint">
+                    {job.baseModel.source.kind === 'hub' ? 'Hugging Face' : job.baseModel.source.kind === 'local' ? 'local folder' : 'embedded'} · {model.architecture} ·{' '}
+                    {formatCompact(model.parameters)} parameters
+                  </span>
+                </dd>
+                <dt>Weights</dt>
+                <dd>{job.weightDtype ?? (job.dtype === 'auto' ? 'auto (f16 when the GPU has it)' : job.dtype)}</dd>
+                <dt>Training file</dt>
+                <dd>
+                  {job.trainingFile.name}
+                  <span className="hint">
+                    {formatBytes(job.trainingFile.bytes)} · {job.trainingFile.id}
+                  </span>
+                </dd>
+                <dt>Validation file</dt>
+                <dd>
+                  {job.validationFile ? (
+                    <>
+                      {job.validationFile.name}
+                      <span className="hint">
+                        {formatBytes(job.validationFile.bytes)} · {job.validationFile.id}
+                      </span>
+                    </>
+                  ) : (
+                    'none'
+                  )}
+                </dd>
+                {job.resumes > 0 && (
+                  <>
+                    <dt>Resumed</dt>
+                    <dd>{job.resumes} ×</dd>
+                  </>
+                )}
+              </dl>
+            </section>
+          </div>
+        </div>
+      </article>
+    );
+  }

@@ -1,0 +1,518 @@
+// Playground compare: two or more panes (the base model, a job's adapter, a checkpoint) answer
+// the same system and user message with shared or per-pane sampling settings, streaming side by
+// side. Comparisons are kept in localStorage.
+import { useEffect, useId, useMemo, useRef, useState } from 'react';
+import type { ChatMessage } from '../../data/formats';
+import type { AdapterRef, GenerateOutput, JobRecord, ModelSource } from '../../worker/trainingProtocol';
+import { errorText, useClient, useEngine } from '../engine';
+import { formatCount, formatRelativeTime } from '../format';
+import { modelId, useKnownModels } from '../modelRegistry';
+import { hrefFor } from '../router';
+import { jobTitle } from './JobDetail';
+
+interface Sampling {
+  temperature: number;
+  topP: number;
+  maxTokens: number;
+  /** null: a new random seed per run. */
+  seed: number | null;
+}
+
+const DEFAULT_SAMPLING: Sampling = { temperature: 0.7, topP: 0.95, maxTokens: 128, seed: null };
+
+/** What a pane runs: encoded in a <select> value. */
+type PaneTarget = { kind: 'base'; model: ModelSource; label: string } | { kind: 'job'; job: JobRecord } | { kind: 'checkpoint'; job: JobRecord; name: string };
+
+interface PaneRun {
+  text: string;
+  tokens: number;
+  startedAt: number;
+  firstTokenAt: number | null;
+  lastTokenAt: number | null;
+  output: GenerateOutput | null;
+  error: string | null;
+  running: boolean;
+}
+
+interface Pane {
+  key: number;
+  target: string;
+  sampling: Sampling;
+  /** Earlier turns of this pane's conversation (multi-turn mode). */
+  turns: ChatMessage[];
+  run: PaneRun | null;
+}
+
+interface HistoryEntry {
+  time: number;
+  system: string;
+  user: string;
+  panes: { label: string; text: string; tokensPerSecond: number | null }[];
+}
+
+const HISTORY_KEY = 'whittle.playgroundHistory';
+const HISTORY_MAX = 30;
+
+function loadHistory(): HistoryEntry[] {
+  try {
+    const v = JSON.parse(localStorage.getItem(HISTORY_KEY) ?? '[]') as unknown;
+    return Array.isArray(v) ? (v as HistoryEntry[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+function saveHistory(h: HistoryEntry[]): void {
+  try {
+    localStorage.setItem(HISTORY_KEY, JSON.stringify(h.slice(0, HISTORY_MAX)));
+  } catch {
+    // full or unavailable: history is best effort
+  }
+}
+
+function hasAdapter(j: JobRecord): boolean {
+  return j.adapterKey !== null || j.checkpoints.length > 0;
+}
+
+/** Every target the panes can choose, keyed by its select value. */
+function useTargets(): Map<string, PaneTarget> {
+  const snap = useEngine();
+  const known = useKnownModels();
+  return useMemo(() => {
+    const m = new Map<string, PaneTarget>();
+    for (const k of known) m.set(`base|${modelId(k.info.source)}`, { kind: 'base', model: k.info.source, label: k.info.source.name });
+    for (const j of snap.jobs ?? []) {
+      const id = `base|${modelId(j.baseModel.source)}`;
+      if (!m.has(id)) m.set(id, { kind: 'base', model: j.baseModel.source, label: j.baseModel.source.name });
+    }
+    for (const j of snap.jobs ?? []) {
+      if (!hasAdapter(j)) continue;
+      m.set(`job|${j.id}`, { kind: 'job', job: j });
+      for (const c of [...j.checkpoints].reverse()) m.set(`ckpt|${j.id}|${c.name}`, { kind: 'checkpoint', job: j, name: c.name });
+    }
+    return m;
+  }, [snap.jobs, known]);
+}
+
+function targetLabel(t: PaneTarget): string {
+  switch (t.kind) {
+    case 'base':
+      return `Base · ${t.label}`;
+    case 'job':
+      return `${jobTitle(t.job)} · ${t.job.adapterKey ? 'final adapter' : 'latest checkpoint'}`;
+    case 'checkpoint':
+      return `${jobTitle(t.job)} · ${t.name}`;
+  }
+}
+
+function targetModel(t: PaneTarget): ModelSource {
+  return t.kind === 'base' ? t.model : t.job.baseModel.source;
+}
+
+function targetAdapter(t: PaneTarget): AdapterRef {
+  switch (t.kind) {
+    case 'base':
+      return { kind: 'base' };
+    case 'job':
+      return { kind: 'job', jobId: t.job.id };
+    case 'checkpoint':
+      return { kind: 'checkpoint', jobId: t.job.id, name: t.name };
+  }
+}
+
+function SamplingFields({ value, onChange, idPrefix, disabled }: { value: Sampling; onChange: (s: Sampling) => void; idPrefix: string; disabled?: boolean }) {
+  return (
+    <div className="sampling" role="group" aria-label="Sampling settings">
+      <label className="field tiny" htmlFor={`${idPrefix}-t`}>
+        <span className="label">Temperature</span>
+        <input id={`${idPrefix}-t`} type="number" min={0} max={2} step={0.05} value={value.temperature} disabled={disabled} onChange={(e) => onChange({ ...value, temperature: Math.max(0, Number(e.target.value)) })} />
+      </label>
+      <label className="field tiny" htmlFor={`${idPrefix}-p`}>
+        <span className="label">Top-p</span>
+        <input id={`${idPrefix}-p`} type="number" min={0.01} max={1} step={0.01} value={value.topP} disabled={disabled} onChange={(e) => onChange({ ...value, topP: Math.min(1, Math.max(0.01, Number(e.target.value))) })} />
+      </label>
+      <label className="field tiny" htmlFor={`${idPrefix}-m`}>
+        <span className="label">Max tokens</span>
+        <input id={`${idPrefix}-m`} type="number" min={1} max={4096} step={1} value={value.maxTokens} disabled={disabled} onChange={(e) => onChange({ ...value, maxTokens: Math.max(1, Math.round(Number(e.target.value))) })} />
+      </label>
+      <label className="field tiny" htmlFor={`${idPrefix}-s`}>
+        <span className="label">Seed</span>
+        <input
+          id={`${idPrefix}-s`}
+          type="text"
+          inputMode="numeric"
+          placeholder="random"
+          value={value.seed ?? ''}
+          disabled={disabled}
+          onChange={(e) => {
+            const t = e.target.value.trim();
+            const n = Number(t);
+            onChange({ ...value, seed: t === '' || !Number.isInteger(n) || n < 0 ? null : n });
+          }}
+        />
+      </label>
+    </div>
+  );
+}
+
+function PaneView({
+  pane,
+  index,
+  targets,
+  synced,
+  multiTurn,
+  canRemove,
+  onChange,
+  onRemove,
+}: {
+  pane: Pane;
+  index: number;
+  targets: Map<string, PaneTarget>;
+  synced: boolean;
+  multiTurn: boolean;
+  canRemove: boolean;
+  onChange: (p: Pane) => void;
+  onRemove: () => void;
+}) {
+  const id = useId();
+  const run = pane.run;
+  // Decode speed so far: tokens after the first over the time since it came (prefill excluded).
+  const liveRate = run && run.running && run.firstTokenAt !== null && run.lastTokenAt !== null && run.tokens > 1 ? (run.tokens - 1) / Math.max(0.001, (run.lastTokenAt - run.firstTokenAt) / 1000) : null;
+  const rate = run?.output ? run.output.tokensPerSecond : liveRate;
+  const out = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const el = out.current;
+    if (el) el.scrollTop = el.scrollHeight;
+  }, [run?.text]);
+  return (
+    <section className="pane card" aria-labelledby={`${id}-title`} data-testid="pane">
+      <div className="pane-head">
+        <h2 id={`${id}-title`} className="visually-hidden">
+          Pane {index + 1}
+        </h2>
+        <span className={`swatch swatch-${index % 8}`} aria-hidden="true" />
+        <label className="visually-hidden" htmlFor={`${id}-target`}>
+          Model for pane {index + 1}
+        </label>
+        <select id={`${id}-target`} className="pane-select" value={pane.target} onChange={(e) => onChange({ ...pane, target: e.target.value, turns: [], run: null })}>
+          {!targets.has(pane.target) && <option value={pane.target}>Choose a model…</option>}
+          {[...targets].map(([k, t]) => (
+            <option key={k} value={k}>
+              {targetLabel(t)}
+            </option>
+          ))}
+        </select>
+        {canRemove && (
+          <button type="button" className="button ghost small icon" onClick={onRemove} aria-label={`Remove pane ${index + 1}`}>
+            ✕
+          </button>
+        )}
+      </div>
+      {!synced && <SamplingFields value={pane.sampling} onChange={(sampling) => onChange({ ...pane, sampling })} idPrefix={`${id}-s`} />}
+      <div className="pane-output" ref={out} aria-live="off" data-testid="pane-output">
+        {multiTurn &&
+          pane.turns.map((m, i) => (
+            <div key={i} className={`turn turn-${m.role}`}>
+              <span className="msg-role">{m.role}</span>
+              <span className="msg-content">{m.content}</span>
+            </div>
+          ))}
+        {run && (run.running || !multiTurn || run.text) ? (
+          <div className="turn turn-assistant current">
+            {multiTurn && <span className="msg-role">assistant</span>}
+            <span className="msg-content">{run.text}</span>
+            {run.running && <span className="caret" aria-hidden="true" />}
+          </div>
+        ) : (
+          pane.turns.length === 0 && <p className="muted">The reply streams here.</p>
+        )}
+        {run?.error && (
+          <p className="form-error" role="alert">
+            {run.error}
+          </p>
+        )}
+      </div>
+      <div className="pane-stats mono small" aria-live="polite" aria-atomic="true">
+        <span>{run ? `${formatCount(run.tokens)} tokens` : '\u00a0'}</span>
+        <span>{rate !== null && rate !== undefined ? `${rate.toFixed(1)} tok/s` : ''}</span>
+        <span data-testid="pane-state">
+          {run?.output ? (run.output.finish === 'eos' ? 'finished' : run.output.finish === 'length' ? 'max tokens' : run.output.finish) : run?.running ? 'generating…' : run?.error ? 'error' : ''}
+        </span>
+      </div>
+    </section>
+  );
+}
+
+let paneKeys = 1;
+
+export function PlaygroundPage({ job, checkpoint }: { job: string | null; checkpoint: string | null }) {
+  const client = useClient();
+  const snap = useEngine();
+  const targets = useTargets();
+  const [system, setSystem] = useState('');
+  const [user, setUser] = useState('');
+  const [sampling, setSampling] = useState<Sampling>(DEFAULT_SAMPLING);
+  const [synced, setSynced] = useState(true);
+  const [multiTurn, setMultiTurn] = useState(false);
+  const [panes, setPanes] = useState<Pane[]>([]);
+  const [history, setHistory] = useState<HistoryEntry[]>(loadHistory);
+  const [initFor, setInitFor] = useState<string | null>(null);
+  const aborts = useRef<AbortController[]>([]);
+  const ids = useId();
+
+  // Initial panes: base vs the job from the URL (or the newest job with an adapter).
+  const routeKey = `${job ?? ''}|${checkpoint ?? ''}`;
+  useEffect(() => {
+    if (initFor === routeKey || targets.size === 0 || snap.jobs === null) return;
+    const focus = job ? snap.jobs.find((j) => j.id === job) : snap.jobs.find(hasAdapter);
+    const tuned = focus ? (checkpoint && job ? `ckpt|${focus.id}|${checkpoint}` : `job|${focus.id}`) : null;
+    const base = focus ? `base|${modelId(focus.baseModel.source)}` : [...targets.keys()].find((k) => k.startsWith('base|'));
+    const first = base ?? [...targets.keys()][0]!;
+    const second = tuned && targets.has(tuned) ? tuned : first;
+    setPanes([
+      { key: paneKeys++, target: first, sampling: DEFAULT_SAMPLING, turns: [], run: null },
+      { key: paneKeys++, target: second, sampling: DEFAULT_SAMPLING, turns: [], run: null },
+    ]);
+    setInitFor(routeKey);
+  }, [routeKey, targets, snap.jobs, job, checkpoint, initFor]);
+
+  const running = panes.some((p) => p.run?.running);
+  const update = (key: number, fn: (p: Pane) => Pane) => setPanes((ps) => ps.map((p) => (p.key === key ? fn(p) : p)));
+
+  const runAll = async () => {
+    if (!user.trim() || running) return;
+    const seedBase = sampling.seed ?? Math.floor(Math.random() * 2 ** 31);
+    const controllers: AbortController[] = [];
+    const jobs = panes.map(async (p) => {
+      const t = targets.get(p.target);
+      if (!t) return { label: p.target, text: '', tokensPerSecond: null };
+      const s = synced ? sampling : p.sampling;
+      const messages: ChatMessage[] = [...(system.trim() ? [{ role: 'system' as const, content: system }] : []), ...(multiTurn ? p.turns : []), { role: 'user', content: user }];
+      const ac = new AbortController();
+      controllers.push(ac);
+      const started = Date.now();
+      update(p.key, (x) => ({ ...x, run: { text: '', tokens: 0, startedAt: started, firstTokenAt: null, lastTokenAt: null, output: null, error: null, running: true } }));
+      try {
+        const output = await client.generate(
+          {
+            model: targetModel(t),
+            adapter: targetAdapter(t),
+            messages,
+            maxNewTokens: s.maxTokens,
+            temperature: s.temperature,
+            topP: s.topP,
+            // Synced panes share one seed so their differences come from the weights alone.
+            seed: synced ? seedBase : (s.seed ?? Math.floor(Math.random() * 2 ** 31)),
+          },
+          {
+            signal: ac.signal,
+            onToken: (d) =>
+              update(p.key, (x) =>
+                x.run ? { ...x, run: { ...x.run, text: x.run.text + d.text, tokens: d.index + 1, firstTokenAt: x.run.firstTokenAt ?? Date.now(), lastTokenAt: Date.now() } } : x,
+              ),
+          },
+        );
+        update(p.key, (x) => ({
+          ...x,
+          turns: multiTurn ? [...x.turns, { role: 'user', content: user }, { role: 'assistant', content: output.text }] : x.turns,
+          run: x.run ? { ...x.run, text: multiTurn ? '' : output.text, tokens: output.tokens.length, output, running: false } : x.run,
+        }));
+        return { label: targetLabel(t), text: output.text, tokensPerSecond: output.tokensPerSecond };
+      } catch (e) {
+        update(p.key, (x) => ({ ...x, run: x.run ? { ...x.run, error: errorText(e), running: false } : x.run }));
+        return { label: targetLabel(t), text: '', tokensPerSecond: null };
+      }
+    });
+    aborts.current = controllers;
+    const results = await Promise.all(jobs);
+    aborts.current = [];
+    if (multiTurn) setUser('');
+    if (results.some((r) => r.text)) {
+      const next = [{ time: Date.now(), system, user, panes: results }, ...history].slice(0, HISTORY_MAX);
+      setHistory(next);
+      saveHistory(next);
+    }
+  };
+
+  if (snap.jobs !== null && targets.size === 0) {
+    return (
+      <div className="playground-page">
+        <div className="page-head">
+          <h1>Playground</h1>
+        </div>
+        <div className="card empty" data-testid="playground-empty">
+          <h2>Nothing to compare yet</h2>
+          <p className="muted">Add a model on the Models page, or train a job: its adapter and checkpoints then show up here next to the base model.</p>
+          <div className="button-row">
+            <a className="button primary" href={hrefFor({ page: 'models' })}>
+              Add a model
+            </a>
+            <a className="button" href={hrefFor({ page: 'new-job', from: null })}>
+              Create a job
+            </a>
+          </div>
+        </div>
+      </div>
+    );
+  }
+
+  return (
+    <div className="playground-page" data-testid="playground">
+      <div className="page-head">
+        <div>
+          <h1>Playground</h1>
+          <p className="muted">Same prompt, several models: the base model next to your fine-tuned adapters and checkpoints.</p>
+        </div>
+        <div className="button-row">
+          <button
+            type="button"
+            className="button"
+            disabled={running || panes.length >= 4}
+            onClick={() => setPanes((ps) => [...ps, { key: paneKeys++, target: ps.at(-1)?.target ?? [...targets.keys()][0] ?? '', sampling, turns: [], run: null }])}
+            title={panes.length >= 4 ? 'At most four panes' : undefined}
+          >
+            + Add pane
+          </button>
+          <label className="check">
+            <input type="checkbox" checked={synced} onChange={(e) => setSynced(e.target.checked)} data-testid="sync-toggle" />
+            Sync settings
+          </label>
+          <label className="check">
+            <input
+              type="checkbox"
+              checked={multiTurn}
+              onChange={(e) => {
+                setMultiTurn(e.target.checked);
+                setPanes((ps) => ps.map((p) => ({ ...p, turns: [], run: null })));
+              }}
+            />
+            Multi-turn
+          </label>
+        </div>
+      </div>
+
+      <div className="playground-layout">
+        <form
+          className="card prompt-card"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void runAll();
+          }}
+        >
+          <label className="field" htmlFor={`${ids}-system`}>
+            <span className="label">System message</span>
+            <textarea id={`${ids}-system`} rows={3} value={system} onChange={(e) => setSystem(e.target.value)} placeholder="You are a helpful assistant." />
+          </label>
+          <label className="field" htmlFor={`${ids}-user`}>
+            <span className="label">{multiTurn ? 'Next user message' : 'User message'}</span>
+            <textarea
+              id={`${ids}-user`}
+              rows={5}
+              value={user}
+              onChange={(e) => setUser(e.target.value)}
+              onKeyDown={(e) => {
+                if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
+                  e.preventDefault();
+                  void runAll();
+                }
+              }}
+              placeholder="Ask something both models should answer."
+              data-testid="user-message"
+            />
+          </label>
+          {synced && <SamplingFields value={sampling} onChange={setSampling} idPrefix={`${ids}-shared`} />}
+          <div className="button-row">
+            <button type="submit" className="button primary" disabled={running || !user.trim() || panes.length === 0} data-testid="run-compare">
+              {running ? 'Generating…' : 'Run'}
+            </button>
+            {running && (
+              <button type="button" className="button" onClick={() => aborts.current.forEach((a) => a.abort())}>
+                Stop
+              </button>
+            )}
+            <span className="muted small">Ctrl+Enter</span>
+            {multiTurn && panes.some((p) => p.turns.length > 0) && (
+              <button type="button" className="button ghost" onClick={() => setPanes((ps) => ps.map((p) => ({ ...p, turns: [], run: null })))} disabled={running}>
+                New conversation
+              </button>
+            )}
+          </div>
+        </form>
+
+        <div className="panes" style={{ ['--pane-count' as string]: panes.length === 4 ? 2 : Math.max(2, panes.length) }}>
+          {panes.map((p, i) => (
+            <PaneView
+              key={p.key}
+              pane={p}
+              index={i}
+              targets={targets}
+              synced={synced}
+              multiTurn={multiTurn}
+              canRemove={panes.length > 2}
+              onChange={(np) => update(p.key, () => np)}
+              onRemove={() => setPanes((ps) => ps.filter((x) => x.key !== p.key))}
+            />
+          ))}
+        </div>
+      </div>
+
+      <section className="card history" aria-labelledby="history-title">
+        <div className="card-head">
+          <h2 id="history-title">History</h2>
+          {history.length > 0 && (
+            <button
+              type="button"
+              className="button ghost small"
+              onClick={() => {
+                setHistory([]);
+                saveHistory([]);
+              }}
+            >
+              Clear
+            </button>
+          )}
+        </div>
+        {history.length === 0 ? (
+          <p className="muted">Each comparison is kept here, in this browser only.</p>
+        ) : (
+          <ol className="history-list">
+            {history.map((h) => (
+              <li key={h.time}>
+                <details>
+                  <summary>
+                    <span className="history-prompt">{h.user}</span> <span className="muted small">{formatRelativeTime(h.time)}</span>
+                  </summary>
+                  <div className="history-body">
+                    {h.system && (
+                      <p className="small">
+                        <span className="msg-role">system</span> {h.system}
+                      </p>
+                    )}
+                    <div className="history-panes">
+                      {h.panes.map((p, i) => (
+                        <div key={i} className="history-pane">
+                          <p className="small strong">{p.label}</p>
+                          <p className="msg-content">{p.text || '–'}</p>
+                        </div>
+                      ))}
+                    </div>
+                    <button
+                      type="button"
+                      className="button small"
+                      onClick={() => {
+                        setSystem(h.system);
+                        setUser(h.user);
+                      }}
+                    >
+                      Use this prompt again
+                    </button>
+                  </div>
+                </details>
+              </li>
+            ))}
+          </ol>
+        )}
+      </section>
+    </div>
+  );
+}

@@ -1,0 +1,413 @@
+// End-to-end test of the dashboard in Debian's Chromium with WebGPU on SwiftShader (the CPU):
+// every page from the header, the create-job form's line-numbered validation errors, and a real
+// job on the tiny Llama fixture (picked as a local folder) whose loss chart fills from the
+// training worker. Missing Chromium or WebGPU fails: a browser test that skips tests nothing.
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { build, preview, type PreviewServer } from 'vite';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const CHROMIUM = process.env.WHITTLE_CHROMIUM ?? '/usr/bin/chromium';
+const RESULTS = join(ROOT, 'test-results');
+const DOCS = join(ROOT, 'docs', 'screenshots');
+const TINY_LLAMA = join(ROOT, 'test/fixtures/models/tiny-llama');
+const SHORT_CHAT = [
+  ['2+2?', '4.'],
+  ['3+3?', '6.'],
+  ['Sky colour?', 'Blue.'],
+  ['Grass colour?', 'Green.'],
+  ['Capital of France?', 'Paris.'],
+  ['Capital of Italy?', 'Rome.'],
+  ['Say hi.', 'Hi!'],
+  ['Say bye.', 'Bye!'],
+  ['Opposite of hot?', 'Cold.'],
+  ['Opposite of up?', 'Down.'],
+  ['First letter?', 'A.'],
+  ['Last letter?', 'Z.'],
+]
+  .map(([q, a]) => JSON.stringify({ messages: [{ role: 'user', content: q }, { role: 'assistant', content: a }] }))
+  .join('\n');
+// SwiftShader compiles every WGSL pipeline on the CPU: the first training step takes longest.
+// Bounds only for a hung run; on a loaded 2-core machine a step takes ~20 s.
+const FIRST_POINTS_TIMEOUT_MS = 150_000;
+const JOB_END_TIMEOUT_MS = 120_000;
+
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--use-webgpu-adapter=swiftshader',
+  '--enable-features=Vulkan',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+let outDir = '';
+let server: PreviewServer | null = null;
+let browser: Browser | null = null;
+const pageErrors: string[] = [];
+
+function diagnostics(): string {
+  return pageErrors.length ? `\nPage errors and console errors:\n  ${pageErrors.join('\n  ')}` : '';
+}
+
+async function openApp(): Promise<Page> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `Chromium not found at ${CHROMIUM}. The dashboard test needs Debian's chromium: ` +
+        'run `bash .ci/install-system.sh` as root (or set WHITTLE_CHROMIUM to another Chromium binary).',
+    );
+  }
+  outDir = await mkdtemp(join(tmpdir(), 'whittle-dashboard-'));
+  const configFile = join(ROOT, 'vite.config.ts');
+  await build({ root: ROOT, configFile, mode: 'production', logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+  server = await preview({ root: ROOT, configFile, logLevel: 'warn', build: { outDir }, preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false } });
+  const url = server.resolvedUrls?.local[0];
+  if (!url) throw new Error('The Vite preview server did not report a local URL');
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  const page = await browser.newPage({ viewport: { width: 1360, height: 900 }, colorScheme: 'light' });
+  page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') pageErrors.push(`console.error: ${m.text()}`);
+  });
+  // Chromium asks before a download; the adapter buttons are not clicked here, but a dialog
+  // from confirm() (delete, cancel) would block the page.
+  page.on('dialog', (d) => void d.accept());
+  await page.goto(url);
+  return page;
+}
+
+let opened: Promise<Page> | null = null;
+/** The job the create test made; later tests build on it. */
+let firstJobId: string | null = null;
+const app = (): Promise<Page> => (opened ??= openApp());
+
+async function shot(page: Page, name: string, options: { fullPage?: boolean; docs?: boolean } = {}): Promise<void> {
+  // No focus ring, no hover, and the sticky header at the top of the picture.
+  await page.evaluate(() => {
+    (document.activeElement as HTMLElement | null)?.blur?.();
+    window.scrollTo(0, 0);
+  });
+  await page.mouse.move(1, 899);
+  await mkdir(RESULTS, { recursive: true });
+  const path = join(RESULTS, `dashboard-${name}.png`);
+  await page.screenshot({ path, fullPage: options.fullPage ?? true });
+  if (options.docs !== false) {
+    await mkdir(DOCS, { recursive: true });
+    await copyFile(path, join(DOCS, `dashboard-${name}.png`));
+  }
+}
+
+async function go(page: Page, hash: string): Promise<void> {
+  await page.evaluate((h) => (location.hash = h), hash);
+}
+
+describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    if (outDir) await rm(outDir, { recursive: true, force: true });
+  });
+
+  it('reaches every page from the header, by keyboard too, in light and dark', async () => {
+    const page = await app();
+    // The training worker opens its store and the GPU; with no jobs yet the empty state shows.
+    await page.getByTestId('no-jobs').waitFor({ timeout: 60_000 });
+    expect(await page.locator('main').getAttribute('data-page')).toBe('jobs');
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    expect(await nav.getByRole('link').allInnerTexts()).toEqual(['Fine-tuning', 'Playground', 'Models', 'GPU / About']);
+    expect(await nav.getByRole('link', { name: 'Fine-tuning' }).getAttribute('aria-current')).toBe('page');
+    await shot(page, 'empty', { docs: false });
+
+    await nav.getByRole('link', { name: 'Playground' }).click();
+    await page.getByTestId('playground-empty').waitFor();
+    expect(await nav.getByRole('link', { name: 'Playground' }).getAttribute('aria-current')).toBe('page');
+
+    await nav.getByRole('link', { name: 'Models' }).click();
+    await page.getByTestId('no-models').waitFor();
+
+    // GPU / About by keyboard alone: Tab from the top of the page to its link, then Enter.
+    await page.evaluate(() => {
+      window.scrollTo(0, 0);
+      (document.activeElement as HTMLElement | null)?.blur?.();
+    });
+    const about = nav.getByRole('link', { name: 'GPU / About' });
+    let focused = false;
+    for (let i = 0; i < 12 && !focused; i++) {
+      await page.keyboard.press('Tab');
+      focused = await about.evaluate((el) => el === document.activeElement);
+    }
+    expect(focused, 'Tab never reached the "GPU / About" link').toBe(true);
+    await page.keyboard.press('Enter');
+    const outcome = page.locator('[data-testid="adapter"], [data-testid="no-webgpu"]').first();
+    await outcome.waitFor({ timeout: 30_000 });
+    if ((await outcome.getAttribute('data-testid')) === 'no-webgpu') {
+      throw new Error(`The page found no WebGPU in Chromium:\n${await outcome.innerText()}${diagnostics()}`);
+    }
+    expect((await page.getByTestId('adapter-architecture').innerText()).toLowerCase()).toContain('swiftshader');
+    // After a navigation focus moves to the page, not left on the link.
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('main');
+    await shot(page, 'about', { docs: false });
+
+    // Theme: system -> light -> dark -> system, stored across reloads.
+    const toggle = page.getByTestId('theme-toggle');
+    const theme = () => page.evaluate(() => document.documentElement.getAttribute('data-theme'));
+    expect(await theme()).toBeNull();
+    await toggle.click();
+    expect(await theme()).toBe('light');
+    await toggle.click();
+    expect(await theme()).toBe('dark');
+    await page.reload();
+    await page.getByTestId('adapter').waitFor({ timeout: 30_000 });
+    expect(await theme(), 'the dark choice survives a reload').toBe('dark');
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    expect(bg).toBe('rgb(21, 19, 15)');
+    await page.getByTestId('theme-toggle').click();
+    expect(await theme()).toBeNull();
+    expect(pageErrors, 'errors in the page').toEqual([]);
+  });
+
+  it('lists a JSONL file’s errors by line number before Create is enabled', async () => {
+    const page = await app();
+    await go(page, '#/jobs/new');
+    await page.getByTestId('create-job-page').waitFor();
+    const lines = [
+      '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}',
+      '',
+      '{"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}]}',
+      '{"messages": [{"role": "user", "content": "<b>not html</b>"}',
+    ];
+    await page.getByTestId('training-file-input').setInputFiles({ name: 'broken.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(lines.join('\n') + '\n') });
+    const report = page.getByTestId('training-file-report');
+    await report.waitFor({ timeout: 30_000 });
+    expect(await report.getAttribute('data-ok')).toBe('false');
+    const errors = page.getByTestId('validation-errors');
+    const rows = await errors.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => ({ line: tr.getAttribute('data-line'), text: (tr as HTMLElement).innerText })));
+    // Line 3 has two problems (an unknown role, so no assistant message); line 4 is cut-off JSON.
+    expect([...new Set(rows.map((r) => r.line))]).toEqual(['3', '4']);
+    expect(rows.find((r) => r.line === '3')!.text).toContain('bot');
+    expect(rows.find((r) => r.line === '4')!.text.toLowerCase()).toContain('json');
+    expect(await report.locator('.report-summary').innerText()).toMatch(new RegExp(`${rows.length} errors in 2 of 3 lines`));
+    // The preview renders what the user wrote as text, never as markup.
+    expect(await page.locator('.report b').count()).toBe(0);
+
+    expect(await page.getByTestId('create-submit').isDisabled()).toBe(true);
+    const reasons = await page.getByTestId('create-reasons').innerText();
+    expect(reasons).toContain('Choose a base model.');
+    expect(reasons).toContain('The training file has errors');
+
+    // A bad hyperparameter is explained next to its field and among the reasons.
+    await page.getByTestId('hp-epochs').fill('0');
+    expect(await page.getByTestId('create-reasons').innerText()).toContain('Epochs must be a whole number from 1 to 1000.');
+    await page.getByTestId('hp-epochs').fill('');
+    await shot(page, 'validation');
+    expect(pageErrors, 'errors in the page').toEqual([]);
+  });
+
+  it('creates a job on the tiny Llama from a local folder and the loss chart fills', { timeout: FIRST_POINTS_TIMEOUT_MS + JOB_END_TIMEOUT_MS + 60_000 }, async () => {
+    const page = await app();
+    await go(page, '#/jobs/new');
+    await page.getByTestId('create-job-page').waitFor();
+
+    // The model: the fixture folder, given to the folder input as a directory upload.
+    await page.getByRole('radio', { name: 'Local folder' }).check();
+    await page.getByTestId('model-folder-input').setInputFiles(TINY_LLAMA);
+    const summary = page.getByTestId('model-summary');
+    await summary.waitFor({ timeout: 60_000 });
+    expect(await summary.innerText()).toContain('LlamaForCausalLM');
+
+    // The data: 12 short chat examples (short sequences keep SwiftShader's steps short),
+    // validated with the model's tokenizer.
+    await page.getByTestId('training-file-input').setInputFiles({ name: 'short_chat.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(SHORT_CHAT) });
+    const report = page.getByTestId('training-file-report');
+    await page.waitForFunction(() => document.querySelector('[data-testid="training-file-report"]')?.getAttribute('data-ok') === 'true' && document.querySelector('[data-testid="token-histogram"]') !== null, undefined, { timeout: 60_000 });
+    expect(await report.innerText()).toContain('12 valid examples');
+    expect(Number((await page.getByTestId('billed-tokens').innerText()).split('\n')[0]!.replace(/,/g, ''))).toBeGreaterThan(0);
+
+    // A short job: one epoch, a fixed seed, a suffix.
+    await page.getByTestId('hp-epochs').fill('1');
+    await page.getByTestId('hp-batchSize').fill('6');
+    await page.locator('summary', { hasText: 'Advanced training settings' }).click();
+    await page.getByTestId('hp-seed').fill('7');
+    await page.getByTestId('suffix').fill('e2e-tiny');
+    const create = page.getByTestId('create-submit');
+    await page.waitForFunction(() => !(document.querySelector('[data-testid="create-submit"]') as HTMLButtonElement).disabled, undefined, { timeout: 30_000 });
+    expect(await page.getByTestId('summary-billed').innerText()).toMatch(/\d/);
+    await shot(page, 'create-job');
+    await create.click();
+
+    const detail = page.getByTestId('job-detail');
+    await detail.waitFor({ timeout: 30_000 });
+    expect(await detail.locator('h2').first().innerText()).toBe('e2e-tiny');
+    firstJobId = await detail.getAttribute('data-job-id');
+    await page.waitForFunction(
+      () => {
+        const points = Number(document.querySelector('[data-testid="chart-loss"]')?.getAttribute('data-points') ?? 0);
+        const status = document.querySelector('[data-testid="job-detail"]')?.getAttribute('data-status');
+        return points > 0 || status === 'failed';
+      },
+      undefined,
+      { timeout: FIRST_POINTS_TIMEOUT_MS, polling: 500 },
+    );
+    const status = await detail.getAttribute('data-status');
+    expect(status, `the job failed: ${await detail.innerText()}${diagnostics()}`).not.toBe('failed');
+    expect(Number(await page.getByTestId('chart-loss').getAttribute('data-points'))).toBeGreaterThan(0);
+
+    // 2 steps in all (12 examples, batch 6): wait for the end, then the job page is complete.
+    await page.waitForFunction(() => ['succeeded', 'failed', 'cancelled'].includes(document.querySelector('[data-testid="job-detail"]')?.getAttribute('data-status') ?? ''), undefined, { timeout: JOB_END_TIMEOUT_MS, polling: 500 });
+    expect(await detail.getAttribute('data-status'), await page.getByTestId('events-log').innerText()).toBe('succeeded');
+    expect(Number(await page.getByTestId('chart-loss').getAttribute('data-points'))).toBeGreaterThanOrEqual(2);
+    expect(await page.getByTestId('step-count').innerText()).toContain('step 2 of 2');
+    // Step times in the log, so a slow SwiftShader step is easy to spot.
+    console.log(`tiny Llama job in Chromium/SwiftShader:\n  ${(await page.getByTestId('events-log').innerText()).replace(/\n/g, '\n  ')}`);
+    expect(await page.getByTestId('events-log').innerText()).not.toBe('');
+    expect(await page.getByTestId('job-item').count()).toBe(1);
+    await shot(page, 'job');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await shot(page, 'job-dark');
+    await page.emulateMedia({ colorScheme: 'light' });
+    expect(pageErrors, 'errors in the page').toEqual([]);
+  });
+
+  it('reruns the job with other settings and overlays the two in the comparison', { timeout: JOB_END_TIMEOUT_MS + 60_000 }, async () => {
+    const page = await app();
+    if (!firstJobId) throw new Error('needs the job of the previous test');
+    await go(page, `#/jobs/${firstJobId}`);
+    await page.getByTestId('rerun').click();
+    await page.getByTestId('create-job-page').waitFor();
+    // The form comes back with the job's model, stored file, values and pinned seed.
+    await page.getByTestId('model-summary').waitFor();
+    expect(await page.getByTestId('hp-epochs').inputValue()).toBe('1');
+    expect(await page.getByTestId('hp-seed').inputValue()).toBe('7');
+    expect(await page.getByTestId('suffix').inputValue()).toBe('e2e-tiny');
+    // One step this time: all 12 examples in one batch.
+    await page.getByTestId('hp-batchSize').fill('12');
+    await page.getByTestId('suffix').fill('e2e-batch12');
+    await page.waitForFunction(() => !(document.querySelector('[data-testid="create-submit"]') as HTMLButtonElement).disabled, undefined, { timeout: 30_000 });
+    await page.getByTestId('create-submit').click();
+    const detail = page.getByTestId('job-detail');
+    await page.waitForFunction(() => document.querySelector('[data-testid="job-detail"] h2')?.textContent === 'e2e-batch12', undefined, { timeout: 30_000 });
+    await page.waitForFunction(() => ['succeeded', 'failed', 'cancelled'].includes(document.querySelector('[data-testid="job-detail"]')?.getAttribute('data-status') ?? ''), undefined, { timeout: JOB_END_TIMEOUT_MS, polling: 500 });
+    expect(await detail.getAttribute('data-status'), await page.getByTestId('events-log').innerText()).toBe('succeeded');
+
+    // Tick both jobs, compare: curves on shared axes, the batch size row marked as differing.
+    const items = page.getByTestId('job-item');
+    expect(await items.count()).toBe(2);
+    for (const box of await items.locator('input[type="checkbox"]').all()) await box.check();
+    await page.getByTestId('compare-button').click();
+    const table = page.getByTestId('compare-table');
+    await table.waitFor();
+    const batchRow = table.locator('tr', { has: page.locator('th', { hasText: /^Batch size/ }) });
+    expect(await batchRow.getAttribute('class')).toContain('differs');
+    expect(await table.locator('tr', { has: page.locator('th', { hasText: /^Seed/ }) }).getAttribute('class')).not.toContain('differs');
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid="compare-train-loss"]')?.getAttribute('data-points') ?? 0) >= 3, undefined, { timeout: 30_000 });
+    await shot(page, 'compare');
+    expect(pageErrors, 'errors in the page').toEqual([]);
+  });
+
+  it('compares the base model and the fine-tuned adapter in the playground, streaming', { timeout: 120_000 }, async () => {
+    const page = await app();
+    if (!firstJobId) throw new Error('needs the job of the create test');
+    await go(page, `#/playground?job=${firstJobId}`);
+    await page.getByTestId('playground').waitFor();
+    const panes = page.getByTestId('pane');
+    expect(await panes.count()).toBe(2);
+    const selected = await panes.locator('select').evaluateAll((ss) => ss.map((s) => (s as HTMLSelectElement).selectedOptions[0]?.textContent ?? ''));
+    expect(selected[0]).toMatch(/^Base · tiny-llama/);
+    expect(selected[1]).toMatch(/^e2e-tiny · final adapter/);
+
+    await page.getByLabel('Max tokens').fill('6');
+    await page.getByLabel('Temperature').fill('0');
+    await page.getByTestId('user-message').fill('What is 2+2?');
+    await page.getByTestId('run-compare').click();
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid="pane-state"]')].every((s) => /finished|max tokens|stop|error|aborted/.test(s.textContent ?? '')), undefined, { timeout: 100_000, polling: 250 });
+    expect(await page.locator('.pane-output .form-error').allInnerTexts(), diagnostics()).toEqual([]);
+    // Greedy decoding stops at 6 tokens or at an end-of-sequence token, whichever comes first.
+    for (const state of await page.getByTestId('pane-state').allInnerTexts()) expect(['max tokens', 'finished']).toContain(state);
+    for (const s of await page.locator('.pane-stats').allInnerTexts()) expect(s).toMatch(/[1-6] tokens\s+[\d.]+ tok\/s/);
+    await shot(page, 'playground');
+
+    // The comparison went into the history (localStorage) and survives a reload.
+    await page.reload();
+    await page.getByTestId('playground').waitFor();
+    expect(await page.locator('.history-list li').count()).toBe(1);
+    expect(pageErrors, 'errors in the page').toEqual([]);
+    // The jobs survive the reload too (IndexedDB), and their model is on the Models page.
+    await go(page, '#/jobs');
+    await page.getByTestId('job-item').first().waitFor({ timeout: 30_000 });
+    expect(await page.getByTestId('job-item').count()).toBe(2);
+    await go(page, '#/models');
+    await page.getByTestId('models-table').waitFor();
+    expect(await page.getByTestId('models-table').innerText()).toContain('tiny-llama');
+    await shot(page, 'models');
+
+    // On a phone-sized screen every page fits its width (no sideways scrolling of the page).
+    await page.setViewportSize({ width: 390, height: 844 });
+    for (const hash of [`#/jobs/${firstJobId}`, '#/jobs/new', '#/playground', '#/models', '#/about']) {
+      await go(page, hash);
+      await page.waitForTimeout(300);
+      const overflow = await page.evaluate(() => {
+        const width = document.documentElement.clientWidth;
+        // The outermost elements that stick out, to say what to fix.
+        const wide = [...document.querySelectorAll('body *')].filter((el) => el.getBoundingClientRect().right > width + 1 && !el.closest('.table-scroll'));
+        const outer = wide.filter((el) => !wide.includes(el.parentElement!)).slice(0, 8);
+        return {
+          by: document.documentElement.scrollWidth - width,
+          culprits: outer.map((el) => `${el.tagName.toLowerCase()}.${[...el.classList].join('.')} right=${Math.round(el.getBoundingClientRect().right)}`),
+        };
+      });
+      expect(overflow.by, `${hash} is wider than the screen: ${overflow.culprits.join(', ')}`).toBeLessThanOrEqual(0);
+      if (hash.startsWith('#/jobs/ftjob')) await shot(page, 'mobile-job', { docs: false });
+    }
+    await page.setViewportSize({ width: 1360, height: 900 });
+  });
+
+  it('pauses, resumes and cancels a running job from its page', { timeout: 3 * JOB_END_TIMEOUT_MS }, async () => {
+    const page = await app();
+    if (!firstJobId) throw new Error('needs the job of the create test');
+    const status = (list: string[]) =>
+      page.waitForFunction((l) => l.includes(document.querySelector('[data-testid="job-detail"]')?.getAttribute('data-status') ?? ''), list, { timeout: JOB_END_TIMEOUT_MS, polling: 250 });
+    await go(page, `#/jobs/new?from=${firstJobId}`);
+    await page.getByTestId('model-summary').waitFor();
+    // 12 steps (4 epochs of batch 4): long enough to act on while it runs.
+    await page.getByTestId('hp-epochs').fill('4');
+    await page.getByTestId('hp-batchSize').fill('4');
+    await page.getByTestId('suffix').fill('e2e-pause');
+    await page.waitForFunction(() => !(document.querySelector('[data-testid="create-submit"]') as HTMLButtonElement).disabled, undefined, { timeout: 30_000 });
+    await page.getByTestId('create-submit').click();
+    await page.waitForFunction(() => document.querySelector('[data-testid="job-detail"] h2')?.textContent === 'e2e-pause', undefined, { timeout: 30_000 });
+    await page.waitForFunction(() => Number(document.querySelector('[data-testid="chart-loss"]')?.getAttribute('data-points') ?? 0) > 0, undefined, { timeout: FIRST_POINTS_TIMEOUT_MS, polling: 250 });
+
+    // Pause: the job stops after its step, with a checkpoint to resume from.
+    await page.getByTestId('pause').click();
+    await status(['paused']);
+    const pausedAt = await page.getByTestId('step-count').innerText();
+    expect(await page.locator('.status-message').innerText()).toMatch(/resume/i);
+    expect(await page.getByTestId('checkpoints').locator('tbody tr').count()).toBeGreaterThan(0);
+    await shot(page, 'paused', { docs: false });
+
+    // Resume: queued, then running from that checkpoint, and new points arrive.
+    await page.getByTestId('resume').click();
+    await status(['queued', 'running']);
+    const points = Number(await page.getByTestId('chart-loss').getAttribute('data-points'));
+    await page.waitForFunction((n) => Number(document.querySelector('[data-testid="chart-loss"]')?.getAttribute('data-points') ?? 0) > n, points, { timeout: JOB_END_TIMEOUT_MS, polling: 250 });
+
+    // Cancel (confirmed in the dialog): final, and the actions that no longer apply are gone.
+    await page.getByTestId('cancel').click();
+    await status(['cancelled', 'succeeded']);
+    const events = await page.getByTestId('events-log').innerText();
+    expect(await page.getByTestId('job-detail').getAttribute('data-status'), events).toBe('cancelled');
+    expect(events).toContain('Resume requested');
+    expect(await page.getByTestId('pause').count()).toBe(0);
+    expect(await page.getByTestId('resume').count()).toBe(0);
+    expect(pausedAt).toMatch(/step \d+ of 12/);
+    expect(pageErrors, 'errors in the page').toEqual([]);
+  });
+});

@@ -1,5 +1,6 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
+import { registerServiceWorker } from './offline/registerServiceWorker';
 import { App } from './ui/App';
 import './ui/styles.css';
 
@@ -10,3 +11,6 @@ createRoot(root).render(
     <App />
   </StrictMode>,
 );
+
+// Production builds cache the app, the embedded model and the samples for offline use.
+registerServiceWorker();

@@ -10,6 +10,7 @@ import { DatasetReportView } from '../components/DatasetReportView';
 import { ExamplePreview } from '../components/ExamplePreview';
 import { ALL_FIELDS, EMPTY_FORM, formFromRequest, HyperparameterForm, parseForm, type HpForm } from '../components/HyperparameterForm';
 import { ModelPicker } from '../components/ModelPicker';
+import { useEmbeddedModel } from '../embeddedModel';
 import { errorText, useClient, useEngine, useEngineStore } from '../engine';
 import { formatBytes, formatCount, formatDuration } from '../format';
 import { modelId } from '../modelRegistry';
@@ -172,7 +173,10 @@ export function CreateJobPage({ from }: { from: string | null }) {
   const client = useClient();
   const snap = useEngine();
   const store = useEngineStore();
-  const [model, setModel] = useState<ModelInfo | null>(null);
+  const [pickedModel, setModel] = useState<ModelInfo | null>(null);
+  const embedded = useEmbeddedModel();
+  // A new job starts on the embedded model, so a first fine-tune needs no download.
+  const model = pickedModel ?? (from ? null : embedded);
   const [training, setTraining] = useState<DataSource | null>(null);
   const [validationFile, setValidationFile] = useState<DataSource | null>(null);
   const [form, setForm] = useState<HpForm>(EMPTY_FORM);
@@ -327,7 +331,7 @@ export function CreateJobPage({ from }: { from: string | null }) {
               </span>
               Base model
             </h2>
-            <ModelPicker value={model} onChange={setModel} embedded={null} />
+            <ModelPicker value={model} onChange={setModel} embedded={embedded} />
           </section>
 
           <section className="card step" aria-labelledby="step-data">

@@ -3,6 +3,7 @@
 import { useEffect, useMemo, useState } from 'react';
 import type { ModelInfo } from '../../worker/trainingProtocol';
 import { ModelPicker } from '../components/ModelPicker';
+import { useEmbeddedModel } from '../embeddedModel';
 import { useEngine } from '../engine';
 import { formatBytes, formatCompact, formatCount, formatRelativeTime } from '../format';
 import { forgetModel, modelId, useKnownModels } from '../modelRegistry';
@@ -36,6 +37,7 @@ export function ModelsPage() {
   const snap = useEngine();
   const known = useKnownModels();
   const [added, setAdded] = useState<ModelInfo | null>(null);
+  const embedded = useEmbeddedModel();
   const storage = useStorageEstimate();
 
   const rows = useMemo(() => {
@@ -148,7 +150,7 @@ export function ModelsPage() {
 
         <section className="card" aria-labelledby="add-title">
           <h2 id="add-title">Add a model</h2>
-          <ModelPicker value={added} onChange={setAdded} embedded={null} showRecent={false} />
+          <ModelPicker value={added} onChange={setAdded} embedded={embedded} showRecent={false} />
         </section>
       </div>
     );

@@ -1,14 +1,18 @@
-/** Benchmark rows and their rendering as a markdown table. */
+/** Benchmark rows, their rendering as a markdown table, and the PyTorch peer runner. */
+import { spawnSync } from 'node:child_process';
+
 export interface BenchRow {
   suite: string;
   name: string;
-  /** Our median time per run in milliseconds. */
+  /** Our median time per run in milliseconds (NaN for rows that only report memory). */
   ms: number;
   gflops?: number;
   tokensPerSecond?: number;
   peakBytes?: number;
+  /** GPU bytes of one component (memory suite: weights, adapter, workspace). */
+  bytes?: number;
   /** The same work on a peer implementation, measured in the same run. */
-  peer?: { name: string; ms: number; gflops?: number };
+  peer?: { name: string; ms: number; gflops?: number; tokensPerSecond?: number };
   note?: string;
 }
 
@@ -18,33 +22,44 @@ function fmt(v: number | undefined, digits = 2): string {
   return v.toFixed(digits);
 }
 
-function fmtBytes(b: number | undefined): string {
-  if (b === undefined) return '';
+export function fmtBytes(b: number | undefined): string {
+  if (b === undefined || !Number.isFinite(b)) return '';
   if (b >= 2 ** 30) return `${(b / 2 ** 30).toFixed(2)} GiB`;
   if (b >= 2 ** 20) return `${(b / 2 ** 20).toFixed(1)} MiB`;
   return `${(b / 1024).toFixed(1)} KiB`;
 }
 
+interface Column {
+  title: string;
+  cell(r: BenchRow): string;
+  /** Shown even when every cell is empty. */
+  always?: boolean;
+}
+
+const COLUMNS: Column[] = [
+  { title: 'suite', cell: (r) => r.suite, always: true },
+  { title: 'case', cell: (r) => r.name, always: true },
+  { title: 'ms', cell: (r) => fmt(r.ms, 3), always: true },
+  { title: 'GFLOP/s', cell: (r) => fmt(r.gflops) },
+  { title: 'tokens/s', cell: (r) => fmt(r.tokensPerSecond, 1) },
+  { title: 'GPU bytes', cell: (r) => fmtBytes(r.bytes) },
+  { title: 'peak GPU', cell: (r) => fmtBytes(r.peakBytes) },
+  { title: 'peer', cell: (r) => r.peer?.name ?? '' },
+  { title: 'peer ms', cell: (r) => fmt(r.peer?.ms, 3) },
+  { title: 'peer GFLOP/s', cell: (r) => fmt(r.peer?.gflops) },
+  { title: 'peer tokens/s', cell: (r) => fmt(r.peer?.tokensPerSecond, 1) },
+  {
+    title: 'ours/peer speed',
+    cell: (r) => (r.peer && Number.isFinite(r.peer.ms) && r.ms > 0 ? `${(r.peer.ms / r.ms).toFixed(2)}x` : ''),
+  },
+  { title: 'note', cell: (r) => (r.note ?? '').replace(/\|/g, '/') },
+];
+
+/** A markdown table of the rows; columns no row fills are left out. */
 export function markdownTable(rows: BenchRow[]): string {
-  const header = ['suite', 'case', 'ms', 'GFLOP/s', 'tokens/s', 'peak GPU', 'peer', 'peer ms', 'peer GFLOP/s', 'ours/peer speed'];
-  const lines = [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`];
-  for (const r of rows) {
-    const ratio = r.peer ? r.peer.ms / r.ms : undefined;
-    lines.push(
-      `| ${[
-        r.suite,
-        r.name,
-        fmt(r.ms, 3),
-        fmt(r.gflops),
-        fmt(r.tokensPerSecond, 1),
-        fmtBytes(r.peakBytes),
-        r.peer?.name ?? '',
-        fmt(r.peer?.ms, 3),
-        fmt(r.peer?.gflops),
-        ratio === undefined ? '' : `${ratio.toFixed(2)}x`,
-      ].join(' | ')} |`,
-    );
-  }
+  const cols = COLUMNS.filter((c) => c.always || rows.some((r) => c.cell(r) !== ''));
+  const lines = [`| ${cols.map((c) => c.title).join(' | ')} |`, `| ${cols.map(() => '---').join(' | ')} |`];
+  for (const r of rows) lines.push(`| ${cols.map((c) => c.cell(r)).join(' | ')} |`);
   return lines.join('\n');
 }
 
@@ -53,4 +68,34 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** The interpreter for the PyTorch peers: Debian's python3 has python3-torch; WHITTLE_PYTHON overrides. */
+export function peerPython(): string {
+  return process.env.WHITTLE_PYTHON ?? '/usr/bin/python3';
+}
+
+/** Null when the peer interpreter can import torch, else why not (for the table's note). */
+export function torchUnavailable(): string | null {
+  const r = spawnSync(peerPython(), ['-c', 'import torch'], { encoding: 'utf8' });
+  if (r.error) return `${peerPython()} not runnable (${r.error.message})`;
+  if (r.status !== 0) return `${peerPython()} cannot import torch`;
+  return null;
+}
+
+/**
+ * Runs a peer script with `input` as JSON on stdin and returns its JSON stdout. The peer's
+ * stderr (progress) passes through to ours.
+ */
+export function runPeer<T>(script: string, input: unknown, timeoutMs = 30 * 60_000): T {
+  const r = spawnSync(peerPython(), [script], {
+    input: JSON.stringify(input),
+    encoding: 'utf8',
+    stdio: ['pipe', 'pipe', 'inherit'],
+    maxBuffer: 64 << 20,
+    timeout: timeoutMs,
+  });
+  if (r.error) throw new Error(`${script}: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`${script} exited with ${r.status}`);
+  return JSON.parse(r.stdout) as T;
 }

@@ -1,0 +1,158 @@
+/**
+ * `train` suite: one full LoRA optimizer step (forwardBackward + clip + AdamW) on random-weight
+ * models of real shapes, as tokens/s and ms/step, next to the same step in PyTorch.
+ */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import type { Gpu } from '../src/gpu';
+import type { ModelConfig } from '../src/model/config';
+import { LoraAdapter, defaultLoraConfig } from '../src/model/lora';
+import { CausalLM } from '../src/model/transformer';
+import type { WeightDtype } from '../src/model/weights';
+import { DEFAULT_OPTIMIZER, LoraOptimizer } from '../src/train/optimizer';
+import { buildRandomModel, matmulParameters, namedModel, randomBatch } from './synthetic';
+import { median, runPeer, torchUnavailable, type BenchRow } from './table';
+
+export interface ModelSpec {
+  /** A name known to `namedModel`. */
+  name: string;
+  /** Cut the model to this many layers (undefined: all of them). */
+  layers?: number;
+}
+
+export interface TrainBenchOptions {
+  models: ModelSpec[];
+  /** [B, T] pairs. */
+  shapes: [number, number][];
+  dtype: WeightDtype;
+  rank: number;
+  /** Timed steps per case (the median is reported), after one untimed warm-up step. */
+  steps: number;
+  /** Run the PyTorch peer for each case. */
+  peer: boolean;
+  log: (msg: string) => void;
+}
+
+/** Parses `name` or `name:layers`. */
+export function parseModelSpec(s: string): ModelSpec {
+  const [name, layers] = s.split(':');
+  if (layers === undefined) return { name: name! };
+  const n = Number(layers);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`bad layer count in '${s}' (expected name:layers)`);
+  return { name: name!, layers: n };
+}
+
+/** Parses `4x512` into [4, 512]. */
+export function parseShape(s: string): [number, number] {
+  const m = /^(\d+)x(\d+)$/.exec(s.trim());
+  if (!m) throw new Error(`bad shape '${s}' (expected BxT, e.g. 4x512)`);
+  return [Number(m[1]), Number(m[2])];
+}
+
+/**
+ * Model FLOPs of one LoRA step, the useful work (recomputation not counted): forward and
+ * input-gradient backward of every linear layer and the head, 2 + 2 per weight per token (no
+ * weight gradients: the base is frozen), plus causal attention, forward 2·B·H·T²·D and backward
+ * twice that.
+ */
+export function trainStepFlops(config: ModelConfig, B: number, T: number): number {
+  return 4 * matmulParameters(config) * B * T + 6 * B * config.heads * T * T * config.headDim;
+}
+
+const LORA_ALPHA = 32;
+const PEER = join(dirname(fileURLToPath(import.meta.url)), 'peers', 'torch_train.py');
+
+export async function benchTrain(gpu: Gpu, opts: TrainBenchOptions): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const peerCases: { row: BenchRow; input: Record<string, unknown> }[] = [];
+  for (const spec of opts.models) {
+    const named = namedModel(spec.name, spec.layers);
+    const { config } = named;
+    opts.log(`train: building ${named.label} (${opts.dtype})`);
+    const weights = await buildRandomModel(gpu, config, { dtype: opts.dtype, seed: 1 });
+    const model = new CausalLM(gpu, config, weights);
+    const adapter = new LoraAdapter(gpu, config, weights, defaultLoraConfig(config, { r: opts.rank, alpha: LORA_ALPHA }));
+    adapter.initialize(1);
+    const optimizer = new LoraOptimizer(gpu, adapter);
+    try {
+      for (const [B, T] of opts.shapes) {
+        if (T > config.maxPositions) {
+          opts.log(`train: ${named.label} skips ${B}x${T}: longer than its ${config.maxPositions} positions`);
+          continue;
+        }
+        const batch = randomBatch(config, B, T, 7);
+        const N = B * T;
+        const step = async (readLoss: boolean) => {
+          const totals = await model.forwardBackward(batch, adapter, { gradScale: 1 / N, accumulate: false }, readLoss);
+          optimizer.apply(DEFAULT_OPTIMIZER);
+          await gpu.sync();
+          return totals;
+        };
+        opts.log(`train: ${named.label} ${B}x${T}: warm-up step (compiles pipelines)`);
+        const warm = performance.now();
+        const first = (await step(true))!;
+        const loss = first.lossSum / first.tokens;
+        if (!Number.isFinite(loss)) throw new Error(`${named.label}: non-finite loss ${loss}`);
+        opts.log(`train: ${named.label} ${B}x${T}: warm-up ${((performance.now() - warm) / 1000).toFixed(1)} s, loss ${loss.toFixed(3)}`);
+        gpu.pool.resetPeak();
+        const times: number[] = [];
+        for (let s = 0; s < opts.steps; s++) {
+          const t0 = performance.now();
+          await step(false);
+          times.push(performance.now() - t0);
+          opts.log(`train: ${named.label} ${B}x${T}: step ${s + 1}/${opts.steps} ${times.at(-1)!.toFixed(0)} ms`);
+        }
+        const ms = median(times);
+        const row: BenchRow = {
+          suite: 'train',
+          name: `${named.label} ${B}x${T} ${opts.dtype} r=${opts.rank}`,
+          ms,
+          gflops: trainStepFlops(config, B, T) / ms / 1e6,
+          tokensPerSecond: (N / ms) * 1000,
+          peakBytes: gpu.memory().peakBytes,
+          note: `LoRA r=${opts.rank} on all ${adapter.modules.size} linear layers; median of ${opts.steps} steps; loss ${loss.toFixed(3)}`,
+        };
+        rows.push(row);
+        peerCases.push({ row, input: { name: row.name, config: named.json, B, T, r: opts.rank, alpha: LORA_ALPHA, lr: DEFAULT_OPTIMIZER.lr, steps: opts.steps, warmup: 1, seed: 1 } });
+      }
+    } finally {
+      optimizer.destroy();
+      adapter.destroy();
+      model.destroy();
+      gpu.pool.trim();
+    }
+  }
+  if (opts.peer && peerCases.length) addTrainPeer(peerCases, opts.log);
+  return rows;
+}
+
+function addTrainPeer(cases: { row: BenchRow; input: Record<string, unknown> }[], log: (msg: string) => void): void {
+  const missing = torchUnavailable();
+  if (missing) {
+    for (const c of cases) c.row.note = `${c.row.note}; no PyTorch peer: ${missing}`;
+    return;
+  }
+  log(`train: PyTorch peer for ${cases.length} cases`);
+  type PeerResult = { name: string; ms: number; tokensPerSecond: number; device: string; threads: number; impl: string };
+  let out: PeerResult[];
+  try {
+    out = runPeer<PeerResult[]>(PEER, cases.map((c) => c.input));
+  } catch (e) {
+    // The GPU rows are still worth having: say why the peer is missing instead of failing.
+    for (const c of cases) c.row.note = `${c.row.note}; PyTorch peer failed: ${(e as Error).message}`;
+    return;
+  }
+  for (const c of cases) {
+    const p = out.find((o) => o.name === c.row.name);
+    if (!p) continue;
+    const what = p.impl === 'peft' ? `PEFT ${process.env.WHITTLE_PEER_DTYPE ?? 'float32'}` : 'torch f32';
+    c.row.peer = {
+      name: p.device === 'cpu' ? `${what} CPU (${p.threads} threads)` : `${what} ${p.device}`,
+      ms: p.ms,
+      tokensPerSecond: p.tokensPerSecond,
+      // The same model FLOPs as ours (PyTorch does not recompute, so it does less real work).
+      gflops: (c.row.gflops! * c.row.ms) / p.ms,
+    };
+  }
+}

@@ -199,10 +199,11 @@ describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
     expect(await page.locator('.report b').count()).toBe(0);
 
     expect(await page.getByTestId('create-submit').isDisabled()).toBe(true);
+    // The embedded model the app ships is chosen for a new job (once the worker has read its
+    // config), so the model is not among the reasons.
+    await expect.poll(() => page.getByTestId('model-summary').first().innerText(), { timeout: 30_000 }).toContain('whittle-wordnet-tiny');
     const reasons = await page.getByTestId('create-reasons').innerText();
-    // The embedded model the app ships is chosen for a new job, so the model is not a reason.
     expect(reasons).not.toContain('Choose a base model.');
-    await expect.poll(() => page.getByTestId('model-summary').first().innerText()).toContain('whittle-wordnet-tiny');
     expect(reasons).toContain('The training file has errors');
 
     // A bad hyperparameter is explained next to its field and among the reasons.

@@ -1,0 +1,92 @@
+// What every browser test shares: a production build of the app served by Vite's preview
+// server, and Debian's Chromium with WebGPU on SwiftShader (the CPU). Missing Chromium fails: a
+// browser test that skips itself tests nothing.
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { build, preview, type PreviewServer } from 'vite';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const CHROMIUM = process.env.WHITTLE_CHROMIUM ?? '/usr/bin/chromium';
+/** Where tests write screenshots (git-ignored) and where the README's copies live. */
+export const RESULTS_DIR = join(ROOT, 'test-results');
+export const DOCS_SCREENSHOTS_DIR = join(ROOT, 'docs', 'screenshots');
+
+// WebGPU on SwiftShader; the last five flags keep Chromium from calling out to the network.
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--use-webgpu-adapter=swiftshader',
+  '--enable-features=Vulkan',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+export function requireChromium(testName: string): void {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `Chromium not found at ${CHROMIUM}. The ${testName} needs Debian's chromium: ` +
+        'run `bash .ci/install-system.sh` as root (or set WHITTLE_CHROMIUM to another Chromium binary).',
+    );
+  }
+}
+
+export interface ServedApp {
+  /** The build output folder (a fresh temporary folder). */
+  outDir: string;
+  /** The preview server's base URL, ending in '/'. */
+  url: string;
+  server: PreviewServer;
+  close(): Promise<void>;
+}
+
+/** Builds the app into a temporary folder and serves it on a free localhost port. */
+export async function buildAndServe(prefix: string): Promise<ServedApp> {
+  const outDir = await mkdtemp(join(tmpdir(), `whittle-${prefix}-`));
+  const configFile = join(ROOT, 'vite.config.ts');
+  await build({ root: ROOT, configFile, mode: 'production', logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+  const server = await preview({
+    root: ROOT,
+    configFile,
+    logLevel: 'warn',
+    build: { outDir },
+    preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false },
+  });
+  const url = server.resolvedUrls?.local[0];
+  if (!url) {
+    await server.close();
+    throw new Error('The Vite preview server did not report a local URL');
+  }
+  return {
+    outDir,
+    url,
+    server,
+    async close() {
+      await server.close();
+      await rm(outDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchChromium(testName: string): Promise<Browser> {
+  requireChromium(testName);
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+}
+
+/** Collects page errors and console errors of a page, for failure messages. */
+export function collectPageErrors(page: Page, into: string[] = []): { errors: string[]; diagnostics(): string } {
+  page.on('pageerror', (e) => into.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') into.push(`console.error: ${m.text()}`);
+  });
+  return {
+    errors: into,
+    diagnostics: () => (into.length ? `\nPage errors and console errors:\n  ${into.join('\n  ')}` : ''),
+  };
+}

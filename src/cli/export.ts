@@ -26,8 +26,7 @@ import type { LoraConfig } from '../model/lora';
 import { HyperparameterError, resolveHyperparameters, type Hyperparameters } from '../train/hyperparameters';
 import { choiceOption, flag, numberOption, parseCommand, stringOption, type CommandSpec, type OptionSpec, type OptionValues } from './args';
 import { loadDataset } from './dataset';
-import { CliError, type CliContext } from './io';
-import { formatBytes } from './memory';
+import { CliError, formatBytes, type CliContext } from './io';
 import { openDir, textTools } from './model';
 import { hyperparameterRequest, JOB_FILE, trainSpec } from './train';
 

@@ -1,11 +1,11 @@
 import { countParameters } from '../model/config';
 import { defaultLoraConfig, LoraAdapter } from '../model/lora';
+import { estimateLoraJobMemory, type MemoryEstimate } from '../model/memoryEstimate';
 import type { WeightDtype } from '../model/weights';
 import { Rng } from '../util/random';
 import { DEFAULT_OPTIMIZER, LoraOptimizer } from '../train/optimizer';
 import { choiceOption, flag, listOption, numberOption, parseCommand, type CommandSpec } from './args';
-import { CliError, type CliContext } from './io';
-import { estimateLoraJobMemory, formatBytes, type MemoryEstimate } from './memory';
+import { CliError, formatBytes, type CliContext } from './io';
 import { openModel, readModelFolder } from './model';
 
 export const infoSpec: CommandSpec = {

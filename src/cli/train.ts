@@ -13,8 +13,7 @@ import { SCHEDULE_KINDS } from '../train/schedule';
 import { Trainer, type TrainingEvent } from '../train/trainer';
 import { autoNumberOption, choiceOption, flag, listOption, numberOption, parseCommand, stringOption, type CommandSpec, type OptionValues } from './args';
 import { loadDataset, type LoadedDataset } from './dataset';
-import { CliError, type CliContext } from './io';
-import { formatBytes } from './memory';
+import { CliError, formatBytes, type CliContext } from './io';
 import { baseModelName, loadAdapterFolder, openModel, padTokenId, writeAdapterFolder, type TextTools } from './model';
 
 export const METRICS_FILE = 'metrics.csv';

@@ -87,8 +87,10 @@ export function formatClock(time: number): string {
 /** A learning rate or other small real: "2e-4", "0.05", "1". */
 export function formatReal(v: number): string {
   if (!Number.isFinite(v)) return String(v);
-  if (v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e6)) return v.toExponential().replace(/\.?0+e/, 'e').replace('e+', 'e');
-  return String(Number(v.toPrecision(6)));
+  // Six significant digits either way, so float noise (2e-4 * 3 = 6.000000000000001e-4) never shows.
+  const r = Number(v.toPrecision(6));
+  if (r !== 0 && (Math.abs(r) < 1e-3 || Math.abs(r) >= 1e6)) return r.toExponential().replace('e+', 'e');
+  return String(r);
 }
 
 /** 0.9123 -> "91.2%". */

@@ -4,16 +4,15 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { TextStream } from '../../src/cli/generate';
-import { estimateLoraJobMemory, type MemoryEstimate } from '../../src/cli/memory';
 import { writeAdapterFolder } from '../../src/cli/model';
 import { TextTokenizer } from '../../src/data/tokenizer';
 import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import { exportPeftAdapter } from '../../src/formats/peft';
 import { bytesSource, readSafetensorsHeader } from '../../src/formats/safetensors';
 import { WebGpuUnavailableError } from '../../src/gpu';
-import { parseModelConfig } from '../../src/model/config';
 import { loadCausalLM } from '../../src/model/load';
 import { defaultLoraConfig, LoraAdapter } from '../../src/model/lora';
+import type { MemoryEstimate } from '../../src/model/memoryEstimate';
 import { getTestGpu } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
 import { runCli } from './run';
@@ -77,17 +76,6 @@ describe('whittle info', () => {
     expect(Number.isFinite(info.measured.loss)).toBe(true);
     expect(info.measured.peakBytes / info.estimate.totalBytes).toBeGreaterThan(0.9);
     expect(info.measured.peakBytes / info.estimate.totalBytes).toBeLessThan(1.1);
-  });
-
-  it('the estimate scales the weights with the dtype and the activations with the tokens', () => {
-    const config = parseModelConfig(readJson(join(LLAMA, 'config.json')));
-    const base = { batch: 2, seq: 64, rank: 8, targetModules: ['q_proj', 'v_proj'] };
-    const f16 = estimateLoraJobMemory(config, { ...base, dtype: 'f16' });
-    const f32 = estimateLoraJobMemory(config, { ...base, dtype: 'f32' });
-    expect(f32.weightsBytes).toBeGreaterThan(1.8 * f16.weightsBytes);
-    const twice = estimateLoraJobMemory(config, { ...base, dtype: 'f16', batch: 4 });
-    expect(twice.residualBytes).toBe(2 * f16.residualBytes);
-    expect(twice.loraBytes).toBe(f16.loraBytes);
   });
 });
 

@@ -5,20 +5,10 @@ import { useEffect, useMemo, useRef } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { useTheme } from '../theme';
+import { defaultFormat, latestSummary, plotColumns, type ChartSeries } from './chartData';
 import { countPoints } from './smoothing';
 
-export type SeriesStyle = 'line' | 'faint' | 'points' | 'line-points' | 'dots' | 'bars';
-
-export interface ChartSeries {
-  label: string;
-  /** Index into the chart palette (--chart-0 ... --chart-7). */
-  color: number;
-  style: SeriesStyle;
-  /** Values per x; null where the series has no point. */
-  values: (number | null)[];
-  /** Hidden in the legend (e.g. the raw curve under a smoothed one). */
-  show?: boolean;
-}
+export type { ChartSeries, SeriesStyle } from './chartData';
 
 interface Props {
   title: string;
@@ -40,12 +30,7 @@ function cssVar(name: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || '#888';
 }
 
-export const defaultFormat = (v: number): string => {
-  if (!Number.isFinite(v)) return String(v);
-  const a = Math.abs(v);
-  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
-  return v.toPrecision(4).replace(/\.?0+$/, '');
-};
+export { defaultFormat };
 
 /** The last value of a series: the legend shows it while the cursor is off the plot. */
 function latestOf(u: uPlot, sidx: number): number | null {
@@ -89,11 +74,7 @@ export function MetricChart({ title, x, series, logScale = false, height = 220, 
 
   // Rebuild only when what the options depend on changes, not on every data update.
   const shapeKey = series.map((s) => `${s.label}|${s.color}|${s.style}|${s.show ?? true}`).join(';');
-  const data = useMemo<uPlot.AlignedData>(() => {
-    // A log scale cannot show values <= 0: those become gaps instead of breaking the range.
-    const cols = series.map((s) => (logScale ? s.values.map((v) => (v !== null && v > 0 ? v : null)) : s.values));
-    return [x, ...cols] as uPlot.AlignedData;
-  }, [x, series, logScale]);
+  const data = useMemo<uPlot.AlignedData>(() => plotColumns(x, series, logScale) as uPlot.AlignedData, [x, series, logScale]);
   const dataRef = useRef(data);
   useEffect(() => {
     dataRef.current = data;
@@ -157,17 +138,7 @@ export function MetricChart({ title, x, series, logScale = false, height = 220, 
   }, [data]);
 
   const points = series.reduce((n, s) => n + countPoints(s.values), 0);
-  const latest = series
-    .filter((s) => s.show ?? true)
-    .map((s) => {
-      for (let i = s.values.length - 1; i >= 0; i--) {
-        const v = s.values[i];
-        if (v !== null && v !== undefined) return `${s.label} ${format(v)} at ${xLabel} ${x[i]}`;
-      }
-      return null;
-    })
-    .filter(Boolean)
-    .join('; ');
+  const latest = latestSummary(x, series, format, xLabel);
   return (
     <figure className="chart" data-testid={testId} data-points={points}>
       <figcaption className="chart-title">{title}</figcaption>

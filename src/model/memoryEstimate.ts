@@ -1,14 +1,15 @@
 // GPU memory a LoRA job needs, worked out from the config alone (no GPU, no weights read): the
 // same buffers the engine allocates (model/weights.ts, model/lora.ts, the Workspace of
-// model/transformer.ts, train/optimizer.ts), each rounded up to the buffer pool's bucket size.
+// transformer.ts, train/optimizer.ts), each rounded up to the buffer pool's bucket size. Kept
+// beside transformer.ts because it mirrors its Workspace: a change there must change this too.
 // `whittle info --measure` checks it against a real step. No Node imports: the UI can show it too.
 
 import { bucketSize } from '../gpu/bufferPool';
 import { CE_STATE_STRIDE } from '../kernels/crossentropy';
 import { planEmbeddingShards } from '../kernels/embedding';
 import { gradNormLayout } from '../kernels/reduce';
-import { expectedWeights, type ModelConfig } from '../model/config';
-import type { WeightDtype } from '../model/weights';
+import { expectedWeights, type ModelConfig } from './config';
+import type { WeightDtype } from './weights';
 
 export interface MemoryEstimateOptions {
   batch: number;
@@ -141,16 +142,4 @@ export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions):
   est.totalBytes =
     est.weightsBytes + est.loraBytes + est.residualBytes + est.layerScratchBytes + est.logitsBytes + est.optimizerScratchBytes + est.kernelParamsBytes;
   return est;
-}
-
-/** 1536 -> "1.5 KiB". */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let i = 0;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${v} B` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[i]}`;
 }

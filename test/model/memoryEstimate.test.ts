@@ -1,0 +1,48 @@
+// The config-only GPU memory estimate (src/model/memoryEstimate.ts). Its agreement with a real
+// training step is checked by `whittle info --measure` in test/cli/commands.test.ts.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+import { bucketSize } from '../../src/gpu/bufferPool';
+import { parseModelConfig } from '../../src/model/config';
+import { estimateLoraJobMemory } from '../../src/model/memoryEstimate';
+
+const MODELS = join(__dirname, '..', 'fixtures', 'models');
+const config = (name: string) => parseModelConfig(JSON.parse(readFileSync(join(MODELS, name, 'config.json'), 'utf8')) as Record<string, unknown>);
+
+describe('estimateLoraJobMemory', () => {
+  it('scales the weights with the dtype and the activations with the tokens', () => {
+    const llama = config('tiny-llama');
+    const base = { batch: 2, seq: 64, rank: 8, targetModules: ['q_proj', 'v_proj'] };
+    const f16 = estimateLoraJobMemory(llama, { ...base, dtype: 'f16' });
+    const f32 = estimateLoraJobMemory(llama, { ...base, dtype: 'f32' });
+    expect(f32.weightsBytes).toBeGreaterThan(1.8 * f16.weightsBytes);
+    const twice = estimateLoraJobMemory(llama, { ...base, dtype: 'f16', batch: 4 });
+    expect(twice.residualBytes).toBe(2 * f16.residualBytes);
+    expect(twice.loraBytes).toBe(f16.loraBytes);
+  });
+
+  it('counts LoRA parameters per targeted module, GPT-2 c_proj in attention and MLP both', () => {
+    const gpt2 = config('tiny-gpt2');
+    const C = gpt2.hidden;
+    const I = gpt2.intermediate;
+    const r = 4;
+    const e = estimateLoraJobMemory(gpt2, { batch: 1, seq: 16, rank: r, dtype: 'f32', targetModules: ['c_proj'] });
+    // Per layer: attention c_proj (C -> C) and MLP c_proj (I -> C), A is r x in, B is out x r.
+    expect(e.loraParameters).toBe(gpt2.layers * (r * C + C * r + r * I + C * r));
+    // A, B, their gradients and two AdamW moments, each rounded to the pool's bucket.
+    const perLayer = 4 * (bucketSize(4 * r * C) + bucketSize(4 * C * r) + bucketSize(4 * r * I) + bucketSize(4 * C * r));
+    expect(e.loraBytes).toBe(gpt2.layers * perLayer);
+    expect(e.residualBytes).toBe((gpt2.layers + 1) * bucketSize(16 * C * 4));
+  });
+
+  it('no target module means no adapter, no optimizer scratch, and the parts add up to the total', () => {
+    const llama = config('tiny-llama');
+    const e = estimateLoraJobMemory(llama, { batch: 1, seq: 8, rank: 4, dtype: 'f16', targetModules: [] });
+    expect(e.loraParameters).toBe(0);
+    expect(e.loraBytes).toBe(0);
+    expect(e.optimizerScratchBytes).toBe(0);
+    expect(e.totalBytes).toBe(e.weightsBytes + e.residualBytes + e.layerScratchBytes + e.logitsBytes + e.kernelParamsBytes);
+  });
+});

@@ -11,15 +11,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { acquireGpu, toF16Array, type Gpu, type Recorder } from '../src/gpu';
-import { loraDown, loraLinear } from '../src/kernels/lora';
-import { isCpuAdapter, matmul } from '../src/kernels/matmul';
-import { maxRelError, Rng } from '../src/selftest/compare';
-import { benchAttention } from './attention';
+import { acquireGpu, type Gpu } from '../src/gpu';
+import { isCpuAdapter } from '../src/kernels/matmul';
+import type { LoraLinearPath } from '../src/model/transformer';
 import { benchGenerate } from './generate';
-import { benchMatmul, SMOLLM2_SHAPES } from './matmul';
+import { benchResultDocument, kernelShapes, KERNEL_PRESETS, runKernelSuite, type KernelPreset, type KernelSuiteShapes } from './kernels';
 import { benchMemory } from './memory';
-import { markdownTable, median, runPeer, torchUnavailable, type BenchRow } from './table';
+import { runPeer, torchUnavailable } from './peer';
+import { markdownTable, type BenchRow } from './table';
 import { benchTrain, parseModelSpec, parseShape, type ModelSpec } from './train';
 
 const SUITES = ['kernels', 'train', 'generate', 'memory'] as const;
@@ -44,6 +43,10 @@ suites: ${SUITES.join(', ')} (or all)
   --memory-shape BxT  memory: batch shape (default 4x512)
   --lm-head           kernels: include the 512x576x49152 LM-head matmul (default on GPUs,
                       off on CPU adapters, where it takes minutes); --no-lm-head: leave it out
+  --kernel-shapes P   kernels: tiny, small (128 tokens) or full (SmolLM2-135M at 512 tokens,
+                      the default); the browser's bench page offers the same presets
+  --lora-path a,b     train: LoRA linear path(s), fused and/or unfused (default: the
+                      adapter's, see defaultLoraLinearPath); two give side-by-side rows
   --no-peer           skip the PyTorch peers
   --out DIR           where the JSON goes (default bench/results)
   --help`;
@@ -70,6 +73,8 @@ async function main(): Promise<void> {
       'no-peer': { type: 'boolean', default: false },
       'lm-head': { type: 'boolean' },
       'no-lm-head': { type: 'boolean' },
+      'kernel-shapes': { type: 'string', default: 'full' },
+      'lora-path': { type: 'string' },
       out: { type: 'string', default: join('bench', 'results') },
       help: { type: 'boolean', default: false },
     },
@@ -104,8 +109,10 @@ async function main(): Promise<void> {
     const flags: Record<string, unknown> = { dtype, peer };
     if (suite === 'kernels') {
       const lmHead = values['no-lm-head'] ? false : (values['lm-head'] ?? !isCpuAdapter(gpu));
-      flags.lmHead = lmHead;
-      rows = await benchKernels(gpu, { peer, lmHead, log });
+      const preset = values['kernel-shapes'] as KernelPreset;
+      if (!KERNEL_PRESETS.includes(preset)) throw new Error(`--kernel-shapes must be one of ${KERNEL_PRESETS.join(', ')}, got '${preset}'`);
+      Object.assign(flags, { lmHead, kernelShapes: preset });
+      rows = await benchKernels(gpu, { peer, shapes: kernelShapes(preset, lmHead), log });
     } else if (suite === 'train') {
       const opts = {
         models: models('tiny,smollm2-135m:2'),
@@ -115,8 +122,9 @@ async function main(): Promise<void> {
         steps: int('steps', values.steps),
         peer,
         log,
+        ...(values['lora-path'] ? { loraPaths: parseLoraPaths(values['lora-path']) } : {}),
       } as const;
-      Object.assign(flags, { models: opts.models, shapes: opts.shapes, rank, steps: opts.steps });
+      Object.assign(flags, { models: opts.models, shapes: opts.shapes, rank, steps: opts.steps, loraPaths: values['lora-path'] ?? 'default' });
       rows = await benchTrain(gpu, opts);
     } else if (suite === 'generate') {
       const opts = {
@@ -145,28 +153,22 @@ async function main(): Promise<void> {
   gpu.destroy();
 }
 
+function parseLoraPaths(v: string): LoraLinearPath[] {
+  const paths = v.split(',').map((p) => p.trim());
+  for (const p of paths) if (p !== 'fused' && p !== 'unfused') throw new Error(`--lora-path: fused or unfused, got '${p}'`);
+  return paths as LoraLinearPath[];
+}
+
 function writeResults(gpu: Gpu, suite: Suite, rows: BenchRow[], flags: Record<string, unknown>, seconds: number, dir: string): string {
   const now = new Date();
-  const { limits, ...adapter } = gpu.adapter;
   const cpu = cpus();
-  const result = {
-    suite,
-    date: now.toISOString(),
-    adapter: {
-      ...adapter,
-      limits: { maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize, maxBufferSize: limits.maxBufferSize },
-    },
-    machine: {
-      cpu: cpu[0]?.model ?? 'unknown',
-      cores: cpu.length,
-      memoryBytes: totalmem(),
-      os: `${platform()} ${release()}`,
-      node: process.version,
-    },
-    flags,
-    seconds,
-    rows,
-  };
+  const result = benchResultDocument(gpu, suite, rows, flags, seconds, {
+    cpu: cpu[0]?.model ?? 'unknown',
+    cores: cpu.length,
+    memoryBytes: totalmem(),
+    os: `${platform()} ${release()}`,
+    node: process.version,
+  }, now);
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${suite}-${now.toISOString().slice(0, 10)}.json`);
   writeFileSync(file, `${JSON.stringify(result, null, 1)}\n`);
@@ -178,120 +180,9 @@ function writeResults(gpu: Gpu, suite: Suite, rows: BenchRow[], flags: Record<st
 
 const TORCH_KERNELS = join(dirname(fileURLToPath(import.meta.url)), 'peers', 'torch_kernels.py');
 
-interface KernelPeerCase {
-  kind: 'matmul' | 'attention' | 'attention_backward' | 'lora';
-  name: string;
-  [dim: string]: unknown;
-}
-
-/** GPU time of one recording: timestamp queries when present, else wall clock around submit + sync. */
-async function timeRecording(gpu: Gpu, record: (rec: Recorder) => void): Promise<number> {
-  const rec = gpu.recorder('bench');
-  record(rec);
-  if (gpu.hasTimestamps) return (await rec.submitTimed()).reduce((s, t) => s + t.ms, 0);
-  const t0 = performance.now();
-  rec.submit();
-  await gpu.sync();
-  return performance.now() - t0;
-}
-
-/**
- * A LoRA linear layer at SmolLM2-135M's gate_proj shape, fused (loraDown + loraLinear: the low-rank
- * product adds into the base product's accumulators) against unfused (base matmul, loraDown,
- * then u·Bᵀ added into y by a second matmul with beta = 1). Both outputs are compared too.
- */
-async function benchLora(gpu: Gpu, log: (msg: string) => void, reps = 3): Promise<{ rows: BenchRow[]; peer: KernelPeerCase }> {
-  const [T, K, N, r] = [512, 576, 1536, 16];
-  const scale = 2;
-  const rng = new Rng(5);
-  const x = gpu.upload(rng.f32(T * K));
-  const a = gpu.upload(rng.f32(r * K, -0.05, 0.05));
-  const b = gpu.upload(rng.f32(N * r, -0.05, 0.05));
-  const u = gpu.createBuffer(T * r * 4);
-  const yFused = gpu.createBuffer(T * N * 4);
-  const yUnfused = gpu.createBuffer(T * N * 4);
-  const flops = 2 * T * N * K + 2 * T * r * K + 2 * T * N * r;
-  const shape = `${T}x${K}x${N} r=${r}`;
-  const peer: KernelPeerCase = { kind: 'lora', name: `lora ${shape}`, T, K, N, r, scale, flops };
-  const rows: BenchRow[] = [];
-  try {
-    for (const wF16 of [false, true]) {
-      const wf = rng.f32(N * K, -0.05, 0.05);
-      const w = gpu.upload(wF16 ? toF16Array(wf) : wf);
-      const dtype = wF16 ? 'f16-weight' : 'f32';
-      const fused = (rec: Recorder) => {
-        loraDown(gpu, rec, { x, a, u, T, K, r });
-        loraLinear(gpu, rec, { x, w, wF16, u, b, y: yFused, T, K, N, r, scale });
-      };
-      const unfused = (rec: Recorder) => {
-        matmul(gpu, rec, { a: x, b: w, c: yUnfused, M: T, N, K, transB: true, bF16: wF16, label: 'base' });
-        loraDown(gpu, rec, { x, a, u, T, K, r });
-        matmul(gpu, rec, { a: u, b, c: yUnfused, M: T, N, K: r, transB: true, alpha: scale, beta: 1, label: 'lora_up' });
-      };
-      const times: Record<string, number> = {};
-      for (const [variant, record] of [['fused', fused], ['unfused', unfused]] as const) {
-        log(`kernels: lora ${variant} ${shape} ${dtype}`);
-        await timeRecording(gpu, record); // warm-up: pipeline compilation
-        const t: number[] = [];
-        for (let i = 0; i < reps; i++) t.push(await timeRecording(gpu, record));
-        times[variant] = median(t);
-      }
-      const err = maxRelError(await gpu.readF32(yFused, T * N), await gpu.readF32(yUnfused, T * N));
-      for (const variant of ['fused', 'unfused'] as const) {
-        rows.push({
-          suite: 'kernels',
-          name: `lora linear ${variant} ${shape} ${dtype}`,
-          ms: times[variant]!,
-          gflops: flops / times[variant]! / 1e6,
-          note:
-            variant === 'fused'
-              ? `loraDown + loraLinear; ${(times.unfused! / times.fused!).toFixed(2)}x the unfused speed`
-              : `matmul + loraDown + matmul(beta=1); outputs agree to ${err.toExponential(1)} (max rel)`,
-        });
-      }
-      gpu.release(w);
-    }
-  } finally {
-    for (const buf of [x, a, b, u, yFused, yUnfused]) gpu.release(buf);
-  }
-  return { rows, peer };
-}
-
-async function benchKernels(gpu: Gpu, opts: { peer: boolean; lmHead: boolean; log: (msg: string) => void }): Promise<BenchRow[]> {
-  const { log } = opts;
-  const rows: BenchRow[] = [];
-  const peers = new Map<BenchRow, KernelPeerCase>();
-
-  // The 49152-column LM head is minutes per run on a CPU adapter (and again in the CPU peer).
-  const shapes = opts.lmHead ? SMOLLM2_SHAPES : SMOLLM2_SHAPES.filter(([, , N]) => N <= 8192);
-  log(`kernels: matmul (SmolLM2-135M linear shapes, 512 tokens${opts.lmHead ? '' : ', LM head left out'})`);
-  for (const m of await benchMatmul(gpu, { shapes })) {
-    const row: BenchRow = { suite: 'kernels', name: `${m.name} ${m.dtype}`, ms: m.ms, gflops: m.gflops };
-    if (m.dtype === 'f16-weight') row.note = 'peer computes in f32';
-    rows.push(row);
-    peers.set(row, { kind: 'matmul', name: `matmul ${m.M}x${m.K}x${m.N}`, M: m.M, N: m.N, K: m.K });
-  }
-  log('kernels: attention (SmolLM2-135M heads)');
-  for (const at of await benchAttention(gpu)) {
-    const row: BenchRow = {
-      suite: 'kernels',
-      name: `${at.name} B${at.B} T${at.T} Hq${at.Hq}/Hkv${at.Hkv} D${at.D}`,
-      ms: at.ms,
-      gflops: at.gflops,
-    };
-    rows.push(row);
-    const backward = at.name.includes('backward');
-    // Both sides count the same FLOPs (the attention bench's convention).
-    const flops = (at.gflops * at.ms) * 1e6;
-    peers.set(row, { kind: backward ? 'attention_backward' : 'attention', name: row.name, B: at.B, T: at.T, Hq: at.Hq, Hkv: at.Hkv, D: at.D, flops });
-  }
-  log('kernels: LoRA linear, fused vs unfused');
-  const lora = await benchLora(gpu, log);
-  for (const row of lora.rows) {
-    rows.push(row);
-    peers.set(row, lora.peer);
-  }
-
+async function benchKernels(gpu: Gpu, opts: { peer: boolean; shapes: KernelSuiteShapes; log: (msg: string) => void }): Promise<BenchRow[]> {
+  const { rows, peers } = await runKernelSuite(gpu, opts.shapes, opts.log);
+  const log = opts.log;
   if (!opts.peer) return rows;
   const missing = torchUnavailable();
   if (missing) {

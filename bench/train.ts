@@ -8,11 +8,12 @@ import { fileURLToPath } from 'node:url';
 import type { Gpu } from '../src/gpu';
 import type { ModelConfig } from '../src/model/config';
 import { LoraAdapter, defaultLoraConfig } from '../src/model/lora';
-import { CausalLM } from '../src/model/transformer';
+import { CausalLM, type LoraLinearPath } from '../src/model/transformer';
 import type { WeightDtype } from '../src/model/weights';
 import { DEFAULT_OPTIMIZER, LoraOptimizer } from '../src/train/optimizer';
 import { buildRandomModel, matmulParameters, namedModel, randomBatch } from './synthetic';
-import { median, runPeer, torchUnavailable, type BenchRow } from './table';
+import { runPeer, torchUnavailable } from './peer';
+import { median, type BenchRow } from './table';
 
 export interface ModelSpec {
   /** A name known to `namedModel`. */
@@ -31,6 +32,11 @@ export interface TrainBenchOptions {
   steps: number;
   /** Run the PyTorch peer for each case. */
   peer: boolean;
+  /**
+   * Time each case on these LoRA linear paths, one row each (named '... (lora fused)'), the
+   * peer shared. Default: the adapter's own path only (`defaultLoraLinearPath`), as the app runs.
+   */
+  loraPaths?: LoraLinearPath[];
   log: (msg: string) => void;
 }
 
@@ -65,7 +71,7 @@ const PEER = join(dirname(fileURLToPath(import.meta.url)), 'peers', 'torch_train
 
 export async function benchTrain(gpu: Gpu, opts: TrainBenchOptions): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
-  const peerCases: { row: BenchRow; input: Record<string, unknown> }[] = [];
+  const peerCases: { rows: BenchRow[]; input: Record<string, unknown> }[] = [];
   for (const spec of opts.models) {
     const named = namedModel(spec.name, spec.layers);
     const { config } = named;
@@ -89,32 +95,53 @@ export async function benchTrain(gpu: Gpu, opts: TrainBenchOptions): Promise<Ben
           await gpu.sync();
           return totals;
         };
-        opts.log(`train: ${named.label} ${B}x${T}: warm-up step (compiles pipelines)`);
-        const warm = performance.now();
-        const first = (await step(true))!;
-        const loss = first.lossSum / first.tokens;
-        if (!Number.isFinite(loss)) throw new Error(`${named.label}: non-finite loss ${loss}`);
-        opts.log(`train: ${named.label} ${B}x${T}: warm-up ${((performance.now() - warm) / 1000).toFixed(1)} s, loss ${loss.toFixed(3)}`);
-        gpu.pool.resetPeak();
-        const times: number[] = [];
-        for (let s = 0; s < opts.steps; s++) {
-          const t0 = performance.now();
-          await step(false);
-          times.push(performance.now() - t0);
-          opts.log(`train: ${named.label} ${B}x${T}: step ${s + 1}/${opts.steps} ${times.at(-1)!.toFixed(0)} ms`);
+        const caseRows: BenchRow[] = [];
+        const name = `${named.label} ${B}x${T} ${opts.dtype} r=${opts.rank}`;
+        const paths = opts.loraPaths ?? [model.loraLinearPath];
+        const label = (path: LoraLinearPath) => (opts.loraPaths ? `${named.label} ${B}x${T} (lora ${path})` : `${named.label} ${B}x${T}`);
+        const losses = new Map<LoraLinearPath, number>();
+        for (const path of paths) {
+          model.loraLinearPath = path;
+          // Each path's warm-up starts from the same adapter, so their losses must agree.
+          adapter.initialize(1);
+          adapter.resetOptimizer();
+          opts.log(`train: ${label(path)}: warm-up step (compiles pipelines)`);
+          const warm = performance.now();
+          const first = (await step(true))!;
+          const loss = first.lossSum / first.tokens;
+          if (!Number.isFinite(loss)) throw new Error(`${named.label}: non-finite loss ${loss}`);
+          losses.set(path, loss);
+          opts.log(`train: ${label(path)}: warm-up ${((performance.now() - warm) / 1000).toFixed(1)} s, loss ${loss.toFixed(3)}`);
         }
-        const ms = median(times);
-        const row: BenchRow = {
-          suite: 'train',
-          name: `${named.label} ${B}x${T} ${opts.dtype} r=${opts.rank}`,
-          ms,
-          gflops: trainStepFlops(config, B, T) / ms / 1e6,
-          tokensPerSecond: (N / ms) * 1000,
-          peakBytes: gpu.memory().peakBytes,
-          note: `LoRA r=${opts.rank} on all ${adapter.modules.size} linear layers; median of ${opts.steps} steps; loss ${loss.toFixed(3)}`,
-        };
-        rows.push(row);
-        peerCases.push({ row, input: { name: row.name, config: named.json, B, T, r: opts.rank, alpha: LORA_ALPHA, lr: DEFAULT_OPTIMIZER.lr, steps: opts.steps, warmup: 1, seed: 1 } });
+        gpu.pool.resetPeak();
+        // Several paths alternate step by step, so a machine whose load drifts treats them alike.
+        const times = new Map<LoraLinearPath, number[]>(paths.map((p) => [p, []]));
+        for (let s = 0; s < opts.steps; s++) {
+          for (const path of paths) {
+            model.loraLinearPath = path;
+            const t0 = performance.now();
+            await step(false);
+            times.get(path)!.push(performance.now() - t0);
+            opts.log(`train: ${label(path)}: step ${s + 1}/${opts.steps} ${times.get(path)!.at(-1)!.toFixed(0)} ms`);
+          }
+        }
+        for (const path of paths) {
+          const ms = median(times.get(path)!);
+          const row: BenchRow = {
+            suite: 'train',
+            name: opts.loraPaths ? `${name} (lora ${path})` : name,
+            ms,
+            gflops: trainStepFlops(config, B, T) / ms / 1e6,
+            tokensPerSecond: (N / ms) * 1000,
+            peakBytes: gpu.memory().peakBytes,
+            note:
+              `LoRA r=${opts.rank} on all ${adapter.modules.size} linear layers (${path} LoRA linear); median of ${opts.steps} steps` +
+              `${paths.length > 1 ? ` (paths alternated: ${times.get(path)!.map((t) => t.toFixed(0)).join(', ')} ms)` : ''}; loss ${losses.get(path)!.toFixed(3)}`,
+          };
+          rows.push(row);
+          caseRows.push(row);
+        }
+        peerCases.push({ rows: caseRows, input: { name, config: named.json, B, T, r: opts.rank, alpha: LORA_ALPHA, lr: DEFAULT_OPTIMIZER.lr, steps: opts.steps, warmup: 1, seed: 1 } });
       }
     } finally {
       optimizer.destroy();
@@ -127,10 +154,10 @@ export async function benchTrain(gpu: Gpu, opts: TrainBenchOptions): Promise<Ben
   return rows;
 }
 
-function addTrainPeer(cases: { row: BenchRow; input: Record<string, unknown> }[], log: (msg: string) => void): void {
+function addTrainPeer(cases: { rows: BenchRow[]; input: Record<string, unknown> }[], log: (msg: string) => void): void {
   const missing = torchUnavailable();
   if (missing) {
-    for (const c of cases) c.row.note = `${c.row.note}; no PyTorch peer: ${missing}`;
+    for (const row of cases.flatMap((c) => c.rows)) row.note = `${row.note}; no PyTorch peer: ${missing}`;
     return;
   }
   log(`train: PyTorch peer for ${cases.length} cases`);
@@ -140,19 +167,21 @@ function addTrainPeer(cases: { row: BenchRow; input: Record<string, unknown> }[]
     out = runPeer<PeerResult[]>(PEER, cases.map((c) => c.input));
   } catch (e) {
     // The GPU rows are still worth having: say why the peer is missing instead of failing.
-    for (const c of cases) c.row.note = `${c.row.note}; PyTorch peer failed: ${(e as Error).message}`;
+    for (const row of cases.flatMap((c) => c.rows)) row.note = `${row.note}; PyTorch peer failed: ${(e as Error).message}`;
     return;
   }
   for (const c of cases) {
-    const p = out.find((o) => o.name === c.row.name);
+    const p = out.find((o) => o.name === c.input.name);
     if (!p) continue;
     const what = p.impl === 'peft' ? `PEFT ${process.env.WHITTLE_PEER_DTYPE ?? 'float32'}` : 'torch f32';
-    c.row.peer = {
-      name: p.device === 'cpu' ? `${what} CPU (${p.threads} threads)` : `${what} ${p.device}`,
-      ms: p.ms,
-      tokensPerSecond: p.tokensPerSecond,
-      // The same model FLOPs as ours (PyTorch does not recompute, so it does less real work).
-      gflops: (c.row.gflops! * c.row.ms) / p.ms,
-    };
+    for (const row of c.rows) {
+      row.peer = {
+        name: p.device === 'cpu' ? `${what} CPU (${p.threads} threads)` : `${what} ${p.device}`,
+        ms: p.ms,
+        tokensPerSecond: p.tokensPerSecond,
+        // The same model FLOPs as ours (PyTorch does not recompute, so it does less real work).
+        gflops: (row.gflops! * row.ms) / p.ms,
+      };
+    }
   }
 }

@@ -18,7 +18,7 @@ import { crossEntropyChunkGrad, crossEntropyChunkStats, crossEntropyFinalize, CE
 import { axpby, copyColumns } from '../kernels/elementwise';
 import { embedding, embeddingBackward, embeddingGradIndex, packEmbeddingGradIndex } from '../kernels/embedding';
 import { loraBackward, loraDown, loraLinear } from '../kernels/lora';
-import { matmul } from '../kernels/matmul';
+import { isCpuAdapter, matmul } from '../kernels/matmul';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from '../kernels/norm';
 import { rope, ropeBackward } from '../kernels/rope';
 
@@ -234,8 +234,36 @@ export class KvCache {
   }
 }
 
+/**
+ * How an adapted linear layer computes y = x Wᵀ + bias + s·(x_d Aᵀ) Bᵀ: 'fused', one tiled kernel
+ * (`loraLinear`) that adds the low-rank product into the base product's accumulators, or
+ * 'unfused', the plain base `matmul`, then s·u Bᵀ added onto y by a second `matmul` (beta = 1).
+ * Both first compute u = x_d Aᵀ (`loraDown`; unfused uses `matmul` when there is no dropout) and
+ * give the same result up to f32 rounding order.
+ */
+export type LoraLinearPath = 'fused' | 'unfused';
+
+/**
+ * The LoRA linear path this device gets unless told otherwise. CPU adapters (lavapipe,
+ * SwiftShader) run shaders as CPU threads, where the fused kernel's workgroup-memory tiles and
+ * barriers are slow and matmul's register-blocked kernel is fast: on lavapipe the fused layer was
+ * ~3.4x slower than unfused at SmolLM2's gate_proj shape (bench kernels suite, 2026-11-25; see
+ * bench/NOTES.md). Other adapters keep the fused kernel, which writes y once instead of twice,
+ * until a real GPU measurement says otherwise.
+ */
+export function defaultLoraLinearPath(gpu: Gpu): LoraLinearPath {
+  return isCpuAdapter(gpu) ? 'unfused' : 'fused';
+}
+
+export interface CausalLMOptions {
+  /** Overrides `defaultLoraLinearPath` (tests and benchmarks run both paths). */
+  loraLinearPath?: LoraLinearPath;
+}
+
 export class CausalLM {
   readonly invFreq: GPUBuffer | null;
+  /** Read when a pass is recorded, so it may be switched between passes (tests, benchmarks). */
+  loraLinearPath: LoraLinearPath;
   /** Workspaces by batch shape, most recently used last (training, evaluation and decoding alternate). */
   private readonly workspaces = new Map<string, Workspace>();
 
@@ -243,7 +271,9 @@ export class CausalLM {
     readonly gpu: Gpu,
     readonly config: ModelConfig,
     readonly weights: ModelWeights,
+    options: CausalLMOptions = {},
   ) {
+    this.loraLinearPath = options.loraLinearPath ?? defaultLoraLinearPath(gpu);
     this.invFreq = config.positionEncoding === 'rope' ? gpu.upload(Float32Array.from(ropeInverseFrequencies(config)), 'inv_freq') : null;
   }
 
@@ -353,10 +383,24 @@ export class CausalLM {
   /** y = x Wᵀ + bias (+ s·(x_d Aᵀ) Bᵀ when the adapter adapts this layer) for `rows` rows. */
   linear(rec: Recorder, lin: LinearWeight, x: GPUBuffer, y: GPUBuffer, rows: number, lora: LoraModule | undefined, u: GPUBuffer | undefined, scale: number, dropout: { seed: number; p: number } | null): void {
     if (lora && u) {
-      loraDown(this.gpu, rec, { x, a: lora.a, u, T: rows, K: lin.inFeatures, r: lora.r, dropout });
-      loraLinear(this.gpu, rec, { x, w: lin.w, wF16: lin.f16, bias: lin.bias, u, b: lora.b, y, T: rows, K: lin.inFeatures, N: lin.outFeatures, r: lora.r, scale });
+      if (this.loraLinearPath === 'fused') {
+        loraDown(this.gpu, rec, { x, a: lora.a, u, T: rows, K: lin.inFeatures, r: lora.r, dropout });
+        loraLinear(this.gpu, rec, { x, w: lin.w, wF16: lin.f16, bias: lin.bias, u, b: lora.b, y, T: rows, K: lin.inFeatures, N: lin.outFeatures, r: lora.r, scale });
+        return;
+      }
+      // u = x_d Aᵀ: loraDown applies dropout inline; without dropout the register-blocked matmul
+      // is 2.5-4x faster than loraDown on lavapipe at r = 16 (bench/NOTES.md).
+      if (dropout) loraDown(this.gpu, rec, { x, a: lora.a, u, T: rows, K: lin.inFeatures, r: lora.r, dropout });
+      else matmul(this.gpu, rec, { a: x, b: lora.a, c: u, M: rows, N: lora.r, K: lin.inFeatures, transB: true, label: `${lin.kind}.lora_down` });
+      this.baseLinear(rec, lin, x, y, rows);
+      matmul(this.gpu, rec, { a: u, b: lora.b, c: y, M: rows, N: lin.outFeatures, K: lora.r, transB: true, alpha: scale, beta: 1, label: `${lin.kind}.lora_up` });
       return;
     }
+    this.baseLinear(rec, lin, x, y, rows);
+  }
+
+  /** y = x Wᵀ + bias. */
+  private baseLinear(rec: Recorder, lin: LinearWeight, x: GPUBuffer, y: GPUBuffer, rows: number): void {
     matmul(this.gpu, rec, {
       a: x,
       b: lin.w,
@@ -642,6 +686,30 @@ export class CausalLM {
     return this.readTotals(ws);
   }
 
+  /**
+   * Loss totals of each row (one example per row) of a batch, no gradients: the per-position
+   * losses of the same forward pass as evaluate(), summed per row on the CPU.
+   */
+  async evaluateRows(batch: TokenBatch, adapter: LoraAdapter | null = null): Promise<LossTotals[]> {
+    const ws = this.ws(batch.B, batch.T, adapter, false);
+    this.upload(ws, batch);
+    const rec = this.gpu.recorder('evaluate-rows');
+    this.recordForward(rec, ws, adapter, undefined, false);
+    rec.submit();
+    const N = batch.B * batch.T;
+    // Both reads are queued before either awaits, so no other user of the workspace comes between.
+    const [loss, correct] = await Promise.all([this.gpu.readF32(ws.rowLoss, N), this.gpu.readF32(ws.rowCorrect, N)]);
+    return Array.from({ length: batch.B }, (_, b) => {
+      const t: LossTotals = { lossSum: 0, tokens: 0, correct: 0 };
+      for (let i = b * batch.T; i < (b + 1) * batch.T; i++) {
+        t.lossSum += loss[i]!;
+        t.tokens += batch.mask[i]!;
+        t.correct += correct[i]!;
+      }
+      return t;
+    });
+  }
+
   /** Full logits [B*T, vocab] of a batch (tests, small models; training never builds these). */
   async logits(tokens: Uint32Array, B: number, T: number, adapter: LoraAdapter | null = null): Promise<Float32Array> {
     const ws = this.ws(B, T, adapter, false);
@@ -679,10 +747,12 @@ export class CausalLM {
     const full = opts.full;
     if (full && !opts.accumulate) for (const st of full.states.values()) rec.clear(st.grad, 0, st.n * 4);
     this.recordForward(rec, ws, adapter, opts.dropoutSeed, opts.accumulate);
-    // Loss -> final norm: dL/dhF = sum over chunks of dlogits · head[chunk].
+    // Loss -> final norm: dL/dhF = sum over chunks of dlogits · head[chunk]. Last chunk first:
+    // the forward pass left its logits in ws.logits, so only the other chunks are recomputed
+    // (with one chunk, e.g. a vocabulary up to VOCAB_CHUNK, the head runs once per step, not twice).
     let first = true;
-    for (const chunk of this.headChunks(ws)) {
-      this.headLogits(rec, ws, chunk);
+    for (const chunk of [...this.headChunks(ws)].reverse()) {
+      if (!first) this.headLogits(rec, ws, chunk);
       crossEntropyChunkGrad(this.gpu, rec, { logits: ws.logits, targets: ws.targets, mask: ws.mask, state: ws.ceState, rows: ws.N, vStart: chunk.vStart, vc: chunk.vc, gradScale: opts.gradScale });
       if (full) {
         // dHead[chunk] += dlogitsᵀ hF

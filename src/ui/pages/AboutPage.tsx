@@ -1,4 +1,5 @@
 // GPU / About: what this device offers and the kernel self-test (the former capability page).
+import { BenchPanel } from '../BenchPanel';
 import { AdapterCard, FeaturesCard, LimitsCard } from '../GpuCards';
 import { SelfTestPanel } from '../SelfTestPanel';
 import type { WorkerState } from '../useGpuWorker';
@@ -42,6 +43,7 @@ export function AboutPage({ state, runSelfTest }: Props) {
           <LimitsCard report={gpu.report} />
           <SelfTestPanel state={state.selfTest} canRun={!state.lostMessage} onRun={runSelfTest} />
           <FeaturesCard report={gpu.report} />
+          <BenchPanel />
         </div>
       )}
 

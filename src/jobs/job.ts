@@ -15,6 +15,7 @@ import type { ModelConfig } from '../model/config';
 import type { WeightDtype } from '../model/weights';
 import type { HyperparameterRequest, Hyperparameters } from '../train/hyperparameters';
 import type { StepMetrics } from '../train/metrics';
+import type { ValidationInsightsState } from './validationInsights';
 
 export type JobStatus = 'validating_files' | 'queued' | 'running' | 'paused' | 'succeeded' | 'failed' | 'cancelled';
 
@@ -179,6 +180,8 @@ export interface JobRecord {
   adapterKey: string | null;
   /** How many times the job was resumed (after a pause, a lost device or a reload). */
   resumes: number;
+  /** Highest/lowest-loss validation examples, computed once after training (absent: never computed). */
+  validationInsights?: ValidationInsightsState | null;
 }
 
 /** A job with its log and metrics, for the job page. */

@@ -6,6 +6,7 @@ import type { JobEvent, JobRecord } from '../../worker/trainingProtocol';
 import { ChartToolbar, JobCharts, type ChartControls } from '../components/JobCharts';
 import { HyperparameterList } from '../components/Hyperparameters';
 import { StatusBadge } from '../components/StatusBadge';
+import { ValidationInsights } from '../components/ValidationInsights';
 import { peftZip, saveBlob } from '../download';
 import { errorText, useClient, useEngineStore, useJob, type JobTrace } from '../engine';
 import { formatBytes, formatClock, formatCompact, formatCount, formatDateTime, formatDuration, formatPercent, formatReal } from '../format';
@@ -317,6 +318,8 @@ function Checkpoints({ job }: { job: JobRecord }) {
           </div>
           {trace ? <JobCharts metrics={trace.metrics} controls={controls} /> : <div className="chart-grid placeholder" aria-busy="true" />}
         </section>
+
+        <ValidationInsights job={job} />
 
         <section className="card" aria-labelledby="checkpoints-title">
           <h3 id="checkpoints-title">Checkpoints</h3>

@@ -1,6 +1,8 @@
 // Playground compare: two or more panes (the base model, a job's adapter, a checkpoint) answer
 // the same system and user message with shared or per-pane sampling settings, streaming side by
-// side. Comparisons are kept in localStorage.
+// side. Comparisons are kept in localStorage. Each pane also picks its engine: ours (WebGPU), or
+// ONNX Runtime Web running the model exported to ONNX with the adapter merged in; and a pane can
+// run a PEFT adapter the user picks from disk ("Imported adapter").
 import { useEffect, useId, useMemo, useRef, useState } from 'react';
 import type { ChatMessage } from '../../data/formats';
 import type { AdapterRef, GenerateOutput, JobRecord, ModelSource } from '../../worker/trainingProtocol';
@@ -9,6 +11,8 @@ import { formatCount, formatRelativeTime } from '../format';
 import { modelId, useKnownModels } from '../modelRegistry';
 import { hrefFor } from '../router';
 import { jobTitle } from './JobDetail';
+import type { PickedAdapter } from '../playground/adapterFiles';
+import { AdapterPicker, ENGINE_LABELS, EngineSelect, type PaneEngine } from '../playground/PaneEngineControls';
 
 interface Sampling {
   temperature: number;
@@ -21,7 +25,12 @@ interface Sampling {
 const DEFAULT_SAMPLING: Sampling = { temperature: 0.7, topP: 0.95, maxTokens: 128, seed: null };
 
 /** What a pane runs: encoded in a <select> value. */
-type PaneTarget = { kind: 'base'; model: ModelSource; label: string } | { kind: 'job'; job: JobRecord } | { kind: 'checkpoint'; job: JobRecord; name: string };
+type PaneTarget =
+  | { kind: 'base'; model: ModelSource; label: string }
+  | { kind: 'job'; job: JobRecord }
+  | { kind: 'checkpoint'; job: JobRecord; name: string }
+  /** A PEFT adapter the pane's user picks from disk, on this base model. */
+  | { kind: 'peft'; model: ModelSource; label: string };
 
 interface PaneRun {
   text: string;
@@ -41,6 +50,15 @@ interface Pane {
   /** Earlier turns of this pane's conversation (multi-turn mode). */
   turns: ChatMessage[];
   run: PaneRun | null;
+  engine: PaneEngine;
+  /** The adapter of an "Imported adapter" target. */
+  imported: PickedAdapter | null;
+}
+
+let paneKeys = 1;
+
+function newPane(target: string, sampling: Sampling, engine: PaneEngine = 'whittle'): Pane {
+  return { key: paneKeys++, target, sampling, turns: [], run: null, engine, imported: null };
 }
 
 interface HistoryEntry {
@@ -85,6 +103,7 @@ function useTargets(): Map<string, PaneTarget> {
       const id = `base|${modelId(j.baseModel.source)}`;
       if (!m.has(id)) m.set(id, { kind: 'base', model: j.baseModel.source, label: j.baseModel.source.name });
     }
+    for (const [k, t] of [...m]) if (t.kind === 'base') m.set(`peft|${k.slice('base|'.length)}`, { kind: 'peft', model: t.model, label: t.label });
     for (const j of snap.jobs ?? []) {
       if (!hasAdapter(j)) continue;
       m.set(`job|${j.id}`, { kind: 'job', job: j });
@@ -102,17 +121,22 @@ function targetLabel(t: PaneTarget): string {
       return `${jobTitle(t.job)} · ${t.job.adapterKey ? 'final adapter' : 'latest checkpoint'}`;
     case 'checkpoint':
       return `${jobTitle(t.job)} · ${t.name}`;
+    case 'peft':
+      return `Imported adapter · ${t.label}`;
   }
 }
 
 function targetModel(t: PaneTarget): ModelSource {
-  return t.kind === 'base' ? t.model : t.job.baseModel.source;
+  return t.kind === 'base' || t.kind === 'peft' ? t.model : t.job.baseModel.source;
 }
 
-function targetAdapter(t: PaneTarget): AdapterRef {
+function targetAdapter(t: PaneTarget, imported: PickedAdapter | null): AdapterRef {
   switch (t.kind) {
     case 'base':
       return { kind: 'base' };
+    case 'peft':
+      if (!imported) throw new Error('Choose the adapter files (adapter_config.json and adapter_model.safetensors) for this pane first.');
+      return { kind: 'peft', config: imported.config, weights: imported.weights };
     case 'job':
       return { kind: 'job', jobId: t.job.id };
     case 'checkpoint':
@@ -180,33 +204,40 @@ function PaneView({
   const liveRate = run && run.running && run.firstTokenAt !== null && run.lastTokenAt !== null && run.tokens > 1 ? (run.tokens - 1) / Math.max(0.001, (run.lastTokenAt - run.firstTokenAt) / 1000) : null;
   const rate = run?.output ? run.output.tokensPerSecond : liveRate;
   const out = useRef<HTMLDivElement>(null);
+  const target = targets.get(pane.target);
   useEffect(() => {
     const el = out.current;
     if (el) el.scrollTop = el.scrollHeight;
   }, [run?.text]);
   return (
-    <section className="pane card" aria-labelledby={`${id}-title`} data-testid="pane">
-      <div className="pane-head">
-        <h2 id={`${id}-title`} className="visually-hidden">
-          Pane {index + 1}
-        </h2>
-        <span className={`swatch swatch-${index % 8}`} aria-hidden="true" />
-        <label className="visually-hidden" htmlFor={`${id}-target`}>
-          Model for pane {index + 1}
-        </label>
-        <select id={`${id}-target`} className="pane-select" value={pane.target} onChange={(e) => onChange({ ...pane, target: e.target.value, turns: [], run: null })}>
-          {!targets.has(pane.target) && <option value={pane.target}>Choose a model…</option>}
-          {[...targets].map(([k, t]) => (
-            <option key={k} value={k}>
-              {targetLabel(t)}
-            </option>
-          ))}
-        </select>
-        {canRemove && (
-          <button type="button" className="button ghost small icon" onClick={onRemove} aria-label={`Remove pane ${index + 1}`}>
-            ✕
-          </button>
-        )}
+    <section className="pane card" aria-labelledby={`${id}-title`} data-testid="pane" data-engine={pane.engine}>
+      <div className="pane-top">
+        <div className="pane-head">
+          <h2 id={`${id}-title`} className="visually-hidden">
+            Pane {index + 1}
+          </h2>
+          <span className={`swatch swatch-${index % 8}`} aria-hidden="true" />
+          <label className="visually-hidden" htmlFor={`${id}-target`}>
+            Model for pane {index + 1}
+          </label>
+          <select id={`${id}-target`} className="pane-select" value={pane.target} onChange={(e) => onChange({ ...pane, target: e.target.value, turns: [], run: null })} data-testid="pane-target">
+            {!targets.has(pane.target) && <option value={pane.target}>Choose a model…</option>}
+            {[...targets].map(([k, t]) => (
+              <option key={k} value={k}>
+                {targetLabel(t)}
+              </option>
+            ))}
+          </select>
+          {canRemove && (
+            <button type="button" className="button ghost small icon" onClick={onRemove} aria-label={`Remove pane ${index + 1}`}>
+              ✕
+            </button>
+          )}
+        </div>
+        <div className="pane-options">
+          <EngineSelect id={`${id}-engine`} value={pane.engine} disabled={run?.running} onChange={(engine) => onChange({ ...pane, engine, turns: [], run: null })} />
+          {target?.kind === 'peft' && <AdapterPicker idPrefix={`${id}-adapter`} value={pane.imported} disabled={run?.running} onChange={(imported) => onChange({ ...pane, imported, turns: [], run: null })} />}
+        </div>
       </div>
       {!synced && <SamplingFields value={pane.sampling} onChange={(sampling) => onChange({ ...pane, sampling })} idPrefix={`${id}-s`} />}
       <div className="pane-output" ref={out} aria-live="off" data-testid="pane-output">
@@ -226,6 +257,11 @@ function PaneView({
         ) : (
           pane.turns.length === 0 && <p className="muted">The reply streams here.</p>
         )}
+        {run?.running && run.tokens === 0 && pane.engine === 'onnxruntime' && (
+          <p className="muted small" data-testid="pane-preparing">
+            The first run exports the model to ONNX and starts ONNX Runtime Web; later runs reuse it.
+          </p>
+        )}
         {run?.error && (
           <p className="form-error" role="alert">
             {run.error}
@@ -234,7 +270,7 @@ function PaneView({
       </div>
       <div className="pane-stats mono small" aria-live="polite" aria-atomic="true">
         <span>{run ? `${formatCount(run.tokens)} tokens` : '\u00a0'}</span>
-        <span>{rate !== null && rate !== undefined ? `${rate.toFixed(1)} tok/s` : ''}</span>
+        <span data-testid="pane-rate">{rate !== null && rate !== undefined ? `${rate.toFixed(1)} tok/s` : ''}</span>
         <span data-testid="pane-state">
           {run?.output ? (run.output.finish === 'eos' ? 'finished' : run.output.finish === 'length' ? 'max tokens' : run.output.finish) : run?.running ? 'generating…' : run?.error ? 'error' : ''}
         </span>
@@ -243,7 +279,18 @@ function PaneView({
   );
 }
 
-let paneKeys = 1;
+/** The history's name of a pane: its target, and the engine when it is not ours. */
+function paneLabel(t: PaneTarget, p: Pane): string {
+  const what = t.kind === 'peft' && p.imported ? `${targetLabel(t)} · ${p.imported.name}` : targetLabel(t);
+  return p.engine === 'whittle' ? what : `${what} · ${ENGINE_LABELS[p.engine]}`;
+}
+
+/** A failed run's message; an adapter that does not fit the model says so first. */
+function runErrorText(e: unknown, t: PaneTarget): string {
+  const name = e instanceof Error ? e.name : '';
+  if (name === 'PeftAdapterError' || name === 'MergeError') return `This adapter does not fit ${targetModel(t).name}: ${errorText(e)}`;
+  return errorText(e);
+}
 
 export function PlaygroundPage({ job, checkpoint }: { job: string | null; checkpoint: string | null }) {
   const client = useClient();
@@ -269,10 +316,7 @@ export function PlaygroundPage({ job, checkpoint }: { job: string | null; checkp
     const base = focus ? `base|${modelId(focus.baseModel.source)}` : [...targets.keys()].find((k) => k.startsWith('base|'));
     const first = base ?? [...targets.keys()][0]!;
     const second = tuned && targets.has(tuned) ? tuned : first;
-    setPanes([
-      { key: paneKeys++, target: first, sampling: DEFAULT_SAMPLING, turns: [], run: null },
-      { key: paneKeys++, target: second, sampling: DEFAULT_SAMPLING, turns: [], run: null },
-    ]);
+    setPanes([newPane(first, DEFAULT_SAMPLING), newPane(second, DEFAULT_SAMPLING)]);
     setInitFor(routeKey);
   }, [routeKey, targets, snap.jobs, job, checkpoint, initFor]);
 
@@ -286,6 +330,7 @@ export function PlaygroundPage({ job, checkpoint }: { job: string | null; checkp
     const jobs = panes.map(async (p) => {
       const t = targets.get(p.target);
       if (!t) return { label: p.target, text: '', tokensPerSecond: null };
+      const label = paneLabel(t, p);
       const s = synced ? sampling : p.sampling;
       const messages: ChatMessage[] = [...(system.trim() ? [{ role: 'system' as const, content: system }] : []), ...(multiTurn ? p.turns : []), { role: 'user', content: user }];
       const ac = new AbortController();
@@ -296,7 +341,8 @@ export function PlaygroundPage({ job, checkpoint }: { job: string | null; checkp
         const output = await client.generate(
           {
             model: targetModel(t),
-            adapter: targetAdapter(t),
+            adapter: targetAdapter(t, p.imported),
+            engine: p.engine,
             messages,
             maxNewTokens: s.maxTokens,
             temperature: s.temperature,
@@ -317,10 +363,10 @@ export function PlaygroundPage({ job, checkpoint }: { job: string | null; checkp
           turns: multiTurn ? [...x.turns, { role: 'user', content: user }, { role: 'assistant', content: output.text }] : x.turns,
           run: x.run ? { ...x.run, text: multiTurn ? '' : output.text, tokens: output.tokens.length, output, running: false } : x.run,
         }));
-        return { label: targetLabel(t), text: output.text, tokensPerSecond: output.tokensPerSecond };
+        return { label, text: output.text, tokensPerSecond: output.tokensPerSecond };
       } catch (e) {
-        update(p.key, (x) => ({ ...x, run: x.run ? { ...x.run, error: errorText(e), running: false } : x.run }));
-        return { label: targetLabel(t), text: '', tokensPerSecond: null };
+        update(p.key, (x) => ({ ...x, run: x.run ? { ...x.run, error: runErrorText(e, t), running: false } : x.run }));
+        return { label, text: '', tokensPerSecond: null };
       }
     });
     aborts.current = controllers;
@@ -368,7 +414,7 @@ export function PlaygroundPage({ job, checkpoint }: { job: string | null; checkp
             type="button"
             className="button"
             disabled={running || panes.length >= 4}
-            onClick={() => setPanes((ps) => [...ps, { key: paneKeys++, target: ps.at(-1)?.target ?? [...targets.keys()][0] ?? '', sampling, turns: [], run: null }])}
+            onClick={() => setPanes((ps) => [...ps, { ...newPane(ps.at(-1)?.target ?? [...targets.keys()][0] ?? '', sampling, ps.at(-1)?.engine), imported: ps.at(-1)?.imported ?? null }])}
             title={panes.length >= 4 ? 'At most four panes' : undefined}
           >
             + Add pane

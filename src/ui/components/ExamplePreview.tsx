@@ -1,8 +1,13 @@
-// The first examples of a picked JSONL file, shown as the conversation they hold, with the
-// messages the job trains on highlighted. Read here from the file itself (a few KiB): rendering
-// through the chat template and token-level masks is the worker's, and the protocol does not
-// return them yet.
-import { useEffect, useState } from 'react';
+// The first examples of a picked JSONL file as the model sees them: the chat-template rendering
+// split into tokens, the tokens the loss counts highlighted, the rest dimmed, and the cut at the
+// maximum sequence length marked. The worker renders and tokenizes (the page never tokenizes);
+// without a model, the messages are shown as they are in the file.
+import { useEffect, useRef, useState } from 'react';
+import type { ExamplesPreview, ExampleTokensPreview, ModelSource, PreviewToken } from '../../worker/trainingProtocol';
+import { errorText, useClient } from '../engine';
+import { formatCount } from '../format';
+import { modelId } from '../modelRegistry';
+import './ExamplePreview.css';
 
 interface PreviewMessage {
   role: string;
@@ -57,24 +62,85 @@ async function readHead(file: Blob): Promise<PreviewExample[]> {
   return out;
 }
 
-export function ExamplePreview({ file }: { file: Blob }) {
-  const [examples, setExamples] = useState<PreviewExample[] | null>(null);
-  useEffect(() => {
-    let live = true;
-    void readHead(file).then(
-      (x) => live && setExamples(x),
-      () => live && setExamples([]),
-    );
-    return () => {
-      live = false;
-    };
-  }, [file]);
-  if (!examples || examples.length === 0) return null;
+function tokenTitle(t: PreviewToken, index: number, dropped: boolean): string {
+  const what = dropped ? 'dropped by the maximum sequence length' : t.trained ? 'trained: counts in the loss' : 'context: not trained';
+  return `token ${index} · id ${t.id}${t.special ? ' · special' : ''} · ${JSON.stringify(t.text)} · ${what}`;
+}
+
+/** One example's tokens. */
+export function TokenizedExample({ example, maxSeqLen }: { example: ExampleTokensPreview; maxSeqLen: number | null }) {
+  const kept = example.tokens.slice(0, example.kept);
+  const dropped = example.tokens.slice(example.kept);
+  const span = (t: PreviewToken, i: number, isDropped: boolean) => (
+    <span
+      key={i}
+      className={`tok${isDropped ? ' tok-dropped' : t.trained ? ' tok-trained' : ' tok-context'}${t.special ? ' tok-special' : ''}`}
+      title={tokenTitle(t, i, isDropped)}
+      data-trained={t.trained ? '' : undefined}
+    >
+      {t.text}
+    </span>
+  );
   return (
-    <details className="preview" data-testid="example-preview">
-      <summary>Preview the first {examples.length === 1 ? 'example' : `${examples.length} examples`}</summary>
+    <div className="example tok-example" data-testid="token-example">
+      <div className="example-line mono small muted">
+        line {example.line} · {formatCount(example.kept)} tokens · <span className="tok-count-trained">{formatCount(example.trainedTokens)} trained</span>
+        {example.truncated && (
+          <span className="tok-truncated-note">
+            {' '}
+            · cut from {formatCount(example.fullLength)} to {formatCount(example.kept)}
+            {example.trainedTokens === 0 && ': nothing left to train on'}
+          </span>
+        )}
+      </div>
+      <div className="tok-text mono" data-testid="token-text">
+        {kept.map((t, i) => span(t, i, false))}
+        {example.truncated && (
+          <span className="tok-cut" role="note" data-testid="token-cut">
+            ✂ max sequence length {maxSeqLen === null ? '' : formatCount(maxSeqLen)}: the rest is dropped
+          </span>
+        )}
+        {dropped.map((t, i) => span(t, example.kept + i, true))}
+        {example.omitted > 0 && <span className="tok-omitted muted"> … {formatCount(example.omitted)} more dropped tokens</span>}
+      </div>
+    </div>
+  );
+}
+
+/** The legend and every example of a preview. */
+export function TokenPreview({ preview }: { preview: ExamplesPreview }) {
+  const truncated = preview.examples.some((e) => e.truncated);
+  return (
+    <div className="tok-preview" data-testid="token-preview">
+      <p className="tok-legend small" aria-label="Legend">
+        <span className="tok tok-trained">Trained</span> tokens count in the loss (assistant replies and their end-of-turn token);{' '}
+        <span className="tok tok-context">context</span> tokens are read but not trained.
+        {truncated && (
+          <>
+            {' '}
+            <span className="tok tok-dropped">Dropped</span> tokens come after the maximum sequence length and are cut.
+          </>
+        )}{' '}
+        <span className="muted">Hover a token for its id.</span>
+      </p>
+      {preview.examples.map((ex) => (
+        <TokenizedExample key={ex.line} example={ex} maxSeqLen={preview.maxSeqLen} />
+      ))}
+      {preview.problems.length > 0 && (
+        <p className="muted small">
+          Not shown: {preview.problems.map((p) => `line ${p.line} (${p.message})`).join('; ')}.
+        </p>
+      )}
+    </div>
+  );
+}
+
+function MessagesPreview({ examples }: { examples: PreviewExample[] }) {
+  return (
+    <>
       <p className="muted small">
         <span className="trained-key">Highlighted</span> messages are trained on (assistant messages without <code>&quot;weight&quot;: 0</code>); the rest is context.
+        Choose a model to see the tokens it trains on.
       </p>
       {examples.map((ex) => (
         <div className="example" key={ex.line}>
@@ -87,6 +153,70 @@ export function ExamplePreview({ file }: { file: Blob }) {
           ))}
         </div>
       ))}
+    </>
+  );
+}
+
+export function ExamplePreview({ file, model, maxSeqLen }: { file: Blob; model?: ModelSource | null; maxSeqLen?: number }) {
+  const client = useClient();
+  const [examples, setExamples] = useState<PreviewExample[] | null>(null);
+  const key = model ? `${modelId(model)}|${maxSeqLen ?? ''}` : null;
+  // The answer is kept with the inputs it is for; a new model keeps the old tokens on screen
+  // until the new ones come (no layout jump).
+  const [tokens, setTokens] = useState<{ file: Blob; key: string; preview: ExamplesPreview | null; error: string | null } | null>(null);
+  const modelRef = useRef(model);
+  useEffect(() => {
+    modelRef.current = model;
+  });
+
+  useEffect(() => {
+    let live = true;
+    void readHead(file).then(
+      (x) => live && setExamples(x),
+      () => live && setExamples([]),
+    );
+    return () => {
+      live = false;
+    };
+  }, [file]);
+
+  useEffect(() => {
+    const source = modelRef.current;
+    if (!key || !source) return;
+    let live = true;
+    const timer = setTimeout(() => {
+      client
+        .previewExamples({ file, model: source, count: MAX_EXAMPLES, maxSeqLen })
+        .then((preview) => live && setTokens({ file, key, preview, error: null }))
+        .catch((e: unknown) => live && setTokens({ file, key, preview: null, error: errorText(e) }));
+    }, 150);
+    return () => {
+      live = false;
+      clearTimeout(timer);
+    };
+  }, [client, file, key, maxSeqLen]);
+
+  const shown = tokens && tokens.file === file ? tokens : null;
+  const current = shown !== null && shown.key === key;
+  const preview = key ? (shown?.preview ?? null) : null;
+  const count = preview ? preview.examples.length : (examples?.length ?? 0);
+  if (count === 0 && !(key && !current)) return null;
+
+  return (
+    <details className="preview" data-testid="example-preview" open>
+      <summary>
+        Preview the first {count === 1 ? 'example' : `${count || MAX_EXAMPLES} examples`}
+        {preview ? ' as the model sees them' : ''}
+        {key && !current && <span className="spinner inline" aria-label="Tokenizing" />}
+      </summary>
+      {preview && preview.examples.length > 0 ? (
+        <TokenPreview preview={preview} />
+      ) : (
+        <>
+          {current && shown?.error && <p className="muted small">The tokens could not be shown: {shown.error}</p>}
+          {examples && examples.length > 0 && <MessagesPreview examples={examples} />}
+        </>
+      )}
     </details>
   );
 }

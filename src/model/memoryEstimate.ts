@@ -42,6 +42,14 @@ export interface MemoryEstimate {
    */
   kernelParamsBytes: number;
   totalBytes: number;
+  /** The largest single buffer (checked against maxBufferSize). */
+  largestBufferBytes: number;
+  /**
+   * The largest buffer a kernel binds whole: activations, LoRA tensors, embedding shards
+   * (checked against maxStorageBufferBindingSize). Linear weights are left out: matmul splits
+   * operands over the limit into ranges.
+   */
+  largestBindingBytes: number;
 }
 
 const VOCAB_CHUNK = 8192;
@@ -75,11 +83,12 @@ export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions):
 
   // Weights: tables and linear matrices in dtype, 1-D tensors and GPT-2's position table in f32.
   const weights: number[] = [];
+  const tableShards: number[] = [];
   for (const w of expectedWeights(c)) {
     const n = w.shape.reduce((a, b) => a * b, 1);
     const isTable = w.name.endsWith('embed_tokens.weight') || w.name === 'wte.weight' || w.name === 'lm_head.weight';
     if (isTable) {
-      for (const s of planEmbeddingShards(c.vocabSize, c.hidden, o.dtype, binding)) weights.push(bucketSize(s.rowCount * c.hidden * elem));
+      for (const s of planEmbeddingShards(c.vocabSize, c.hidden, o.dtype, binding)) tableShards.push(bucketSize(s.rowCount * c.hidden * elem));
     } else if (w.shape.length === 2 && w.name !== 'wpe.weight') {
       weights.push(bucketSize(n * elem));
     } else {
@@ -88,6 +97,7 @@ export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions):
   }
 
   // LoRA: a, b, gradA, gradB and two AdamW moments of each.
+  weights.push(...tableShards);
   const lora: number[] = [];
   const tensorSizes: number[] = [];
   let loraParameters = 0;
@@ -127,6 +137,7 @@ export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions):
   ];
   const optimizer = tensorSizes.length ? [f32(gradNormLayout(tensorSizes).slots), f32(2)] : [];
   const rope = llama ? [f32(D / 2)] : [];
+  const loraTensors = tensorSizes.map(f32);
 
   const est = {
     weightsBytes: sum(weights) + sum(rope),
@@ -138,6 +149,8 @@ export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions):
     optimizerScratchBytes: sum(optimizer),
     kernelParamsBytes: bucketSize(256 * (100 * L + 20)),
     totalBytes: 0,
+    largestBufferBytes: Math.max(...weights, ...rope, ...loraTensors, ...residual, ...scratch, ...logits, ...optimizer),
+    largestBindingBytes: Math.max(...tableShards, ...rope, ...loraTensors, ...residual, ...scratch, ...logits, ...optimizer),
   };
   est.totalBytes =
     est.weightsBytes + est.loraBytes + est.residualBytes + est.layerScratchBytes + est.logitsBytes + est.optimizerScratchBytes + est.kernelParamsBytes;

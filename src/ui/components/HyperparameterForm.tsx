@@ -81,6 +81,15 @@ export function parseForm(form: HpForm): { request: HyperparameterRequest; error
   return { request, errors };
 }
 
+/**
+ * The form for a model of `family`: custom target modules named after another family's layers
+ * (none of which it has) go back to auto, rather than staying picked but unticked.
+ */
+export function formForFamily(form: HpForm, family: 'llama' | 'gpt2'): HpForm {
+  const names = TARGET_MODULES[family];
+  return form.targetModules !== null && form.targetModules.some((m) => !names.includes(m)) ? { ...form, targetModules: null } : form;
+}
+
 /** A form showing a request again (rerun). */
 export function formFromRequest(r: HyperparameterRequest, dtype: HpForm['dtype']): HpForm {
   const numbers: HpForm['numbers'] = {};

@@ -601,7 +601,7 @@ English, learned from WordNet glosses. It is a demo and a test fixture, not a us
 ## Corpus and licence
 
 - ${CORPUS_SOURCE}: every synset's gloss and example sentences, one document per synset
-  (\`words (part of speech): definition. For example: ....\`), 117,659 documents, 12.7 M characters.
+  (\`words (part of speech): definition. For example: ....\`), 117,659 documents, 12.75 M characters.
 - ${CORPUS_LICENSE}
 - 1% of the documents (seeded shuffle, seed ${a.seed}) are held out for the validation loss.
 - ${a.docs > 0 ? `This run packed the first ${a.docs.toLocaleString('en-US')} shuffled training documents` : 'This run packed all training documents'}
@@ -647,7 +647,7 @@ ${r.samples.map((s) => `- **${s.prompt}** → ${s.reply.trim() || '(empty)'}`).j
 ## Reproduce
 
 \`\`\`
-npm run pretrain -- --out .pretrain --vocab ${a.vocab} --bpe-docs ${a.bpeDocs}${a.docs > 0 ? ` --docs ${a.docs}` : ''} --steps ${a.steps} --hidden ${a.hidden} --layers ${a.layers} --heads ${a.heads} --kv-heads ${a.kvHeads} --intermediate ${a.intermediate} --seq ${a.seq} --batch ${a.batch} --lr ${a.lr} --warmup ${a.warmup} --sft-steps ${a.sftSteps} --sft-lr ${a.sftLr} --seed ${a.seed}
+npm run pretrain -- --out .pretrain --vocab ${a.vocab} --bpe-docs ${a.bpeDocs}${a.docs > 0 ? ` --docs ${a.docs}` : ''} --steps ${a.steps} --hidden ${a.hidden} --layers ${a.layers} --heads ${a.heads} --kv-heads ${a.kvHeads} --intermediate ${a.intermediate} --seq ${a.seq} --batch ${a.batch} --lr ${a.lr} --warmup ${a.warmup} --sft-steps ${a.sftSteps} --sft-lr ${a.sftLr} --eval-every ${a.evalEvery} --seed ${a.seed}
 npm run pretrain -- --out .pretrain --resume   # continue an interrupted run from its last checkpoint
 \`\`\`
 (needs Debian's \`wordnet-base\` in /usr/share/wordnet). Results depend on the GPU's float rounding, so

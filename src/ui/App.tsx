@@ -137,7 +137,7 @@ export function App() {
         ) : (
           <EngineProvider>
             {route.page === 'jobs' && <FineTuningPage jobId={route.jobId} compare={route.compare} />}
-            {route.page === 'new-job' && <CreateJobPage from={route.from} />}
+            {route.page === 'new-job' && <CreateJobPage from={route.from} sample={route.sample ?? null} />}
             {route.page === 'playground' && <PlaygroundPage job={route.job} checkpoint={route.checkpoint} />}
             {route.page === 'models' && <ModelsPage />}
           </EngineProvider>

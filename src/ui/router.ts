@@ -4,7 +4,7 @@ import { useSyncExternalStore } from 'react';
 
 export type Route =
   | { page: 'jobs'; jobId: string | null; compare: string[] }
-  | { page: 'new-job'; from: string | null }
+  | { page: 'new-job'; from: string | null; /** A shipped sample (public/samples/index.json id) to prefill the data with. */ sample?: string | null }
   | { page: 'playground'; job: string | null; checkpoint: string | null }
   | { page: 'models' }
   | { page: 'about' };
@@ -23,7 +23,7 @@ export function parseHash(hash: string): Route {
   const q = params(query);
   switch (parts[0]) {
     case 'jobs':
-      if (parts[1] === 'new') return { page: 'new-job', from: q.get('from') };
+      if (parts[1] === 'new') return q.get('sample') ? { page: 'new-job', from: q.get('from'), sample: q.get('sample') } : { page: 'new-job', from: q.get('from') };
       return {
         page: 'jobs',
         jobId: parts[1] ?? null,
@@ -50,7 +50,9 @@ export function hrefFor(route: Route): string {
       return `#/jobs${route.jobId ? `/${encodeURIComponent(route.jobId)}` : ''}${qs ? `?${qs.replace(/%2C/g, ',')}` : ''}`;
     }
     case 'new-job':
-      return route.from ? `#/jobs/new?from=${encodeURIComponent(route.from)}` : '#/jobs/new';
+      if (route.from) q.set('from', route.from);
+      if (route.sample) q.set('sample', route.sample);
+      return q.toString() ? `#/jobs/new?${q.toString()}` : '#/jobs/new';
     case 'playground':
       if (route.job) q.set('job', route.job);
       if (route.checkpoint) q.set('checkpoint', route.checkpoint);

@@ -46,8 +46,11 @@ export interface ServedApp {
   close(): Promise<void>;
 }
 
-/** Builds the app into a temporary folder and serves it on a free localhost port. */
-export async function buildAndServe(prefix: string): Promise<ServedApp> {
+/**
+ * Builds the app into a temporary folder and serves it on a free localhost port. `allowedHosts`:
+ * other host names the server answers (Vite refuses unknown Host headers).
+ */
+export async function buildAndServe(prefix: string, options: { allowedHosts?: string[] } = {}): Promise<ServedApp> {
   const outDir = await mkdtemp(join(tmpdir(), `whittle-${prefix}-`));
   const configFile = join(ROOT, 'vite.config.ts');
   await build({ root: ROOT, configFile, mode: 'production', logLevel: 'warn', build: { outDir, emptyOutDir: true } });
@@ -56,7 +59,7 @@ export async function buildAndServe(prefix: string): Promise<ServedApp> {
     configFile,
     logLevel: 'warn',
     build: { outDir },
-    preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false },
+    preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false, ...(options.allowedHosts ? { allowedHosts: options.allowedHosts } : {}) },
   });
   const url = server.resolvedUrls?.local[0];
   if (!url) {
@@ -89,4 +92,12 @@ export function collectPageErrors(page: Page, into: string[] = []): { errors: st
     errors: into,
     diagnostics: () => (into.length ? `\nPage errors and console errors:\n  ${into.join('\n  ')}` : ''),
   };
+}
+
+/** Waits until the app's service worker is installed and active (its caches are full). */
+export async function waitForServiceWorker(page: Page, timeoutMs: number): Promise<void> {
+  await page.waitForFunction(async () => (await navigator.serviceWorker.getRegistration())?.active?.state === 'activated', undefined, {
+    timeout: timeoutMs,
+    polling: 200,
+  });
 }

@@ -1,31 +1,13 @@
 // The built app works offline: after one online visit, public/sw.js serves the app shell, the
 // embedded model and the sample datasets with the network blocked, Range requests included.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
-import { build, preview, type PreviewServer } from 'vite';
+import { join, relative, sep } from 'node:path';
+import type { Browser } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { buildAndServe, launchChromium, ROOT, type ServedApp } from './harness';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const CHROMIUM = process.env.WHITTLE_CHROMIUM ?? '/usr/bin/chromium';
 const MODEL_DIR = 'models/whittle-wordnet-tiny';
 const SW_READY_TIMEOUT_MS = 30_000;
-
-// As in smoke.test.ts: WebGPU on SwiftShader, and no calls out to the network.
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--use-webgpu-adapter=swiftshader',
-  '--enable-features=Vulkan',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 interface SwManifest {
   shellVersion: string;
@@ -47,19 +29,16 @@ function listFiles(dir: string): string[] {
   return out.sort();
 }
 
-let outDir = '';
-let server: PreviewServer | null = null;
+let app: ServedApp | null = null;
 let browser: Browser | null = null;
 
 describe('offline app (service worker)', () => {
   afterAll(async () => {
     await browser?.close();
-    await server?.close();
-    if (outDir) await rm(outDir, { recursive: true, force: true });
+    await app?.close();
   });
 
   it('serves the app, the model and the samples with the network blocked', { timeout: 90_000 }, async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM} (set WHITTLE_CHROMIUM or install Debian's chromium)`);
     // Decided before the build: the model folder is in public/ or it is not, and the manifest must say the same.
     const modelFiles = existsSync(join(ROOT, 'public', MODEL_DIR)) ? listFiles(join(ROOT, 'public', MODEL_DIR)).map((f) => `${MODEL_DIR}/${f}`) : [];
     console.log(
@@ -68,9 +47,8 @@ describe('offline app (service worker)', () => {
         : `no public/${MODEL_DIR} at build time: the model checks are replaced by sample-file checks`,
     );
 
-    outDir = await mkdtemp(join(tmpdir(), 'whittle-offline-'));
-    const configFile = join(ROOT, 'vite.config.ts');
-    await build({ root: ROOT, configFile, mode: 'production', logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+    app = await buildAndServe('offline');
+    const { outDir } = app;
 
     // The manifest lists exactly the built files (no source maps, not the worker itself).
     const manifest = JSON.parse(readFileSync(join(outDir, 'sw-manifest.json'), 'utf8')) as SwManifest;
@@ -91,16 +69,8 @@ describe('offline app (service worker)', () => {
     // The built sw.js carries this build's versions, so a new deploy changes its bytes.
     expect(readFileSync(join(outDir, 'sw.js'), 'utf8')).toContain(JSON.stringify({ shellVersion: manifest.shellVersion, dataVersion: manifest.dataVersion }));
 
-    server = await preview({
-      root: ROOT,
-      configFile,
-      logLevel: 'warn',
-      build: { outDir },
-      preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false },
-    });
-    const url = server.resolvedUrls?.local[0];
-    if (!url) throw new Error('The Vite preview server did not report a local URL');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    const url = app.url;
+    browser = await launchChromium('offline test');
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
     const pageErrors: string[] = [];
@@ -113,7 +83,7 @@ describe('offline app (service worker)', () => {
     await page.locator('h1').first().waitFor({ timeout: 30_000 });
     const onlineHeading = await page.locator('h1').first().innerText();
     const activated = await page
-      .waitForFunction(() => navigator.serviceWorker.controller?.state === 'activated', undefined, {
+      .waitForFunction(async () => (await navigator.serviceWorker.getRegistration())?.active?.state === 'activated', undefined, {
         timeout: SW_READY_TIMEOUT_MS,
         polling: 200,
       })
@@ -149,6 +119,8 @@ describe('offline app (service worker)', () => {
     await page.reload();
     await page.locator('h1').first().waitFor({ timeout: 30_000 });
     expect(await page.locator('h1').first().innerText()).toBe(onlineHeading);
+    // The reloaded page is the worker's.
+    expect(await page.evaluate(() => navigator.serviceWorker.controller?.state)).toBe('activated');
 
     // What the network would have to answer does fail: the checks below are the worker's doing.
     const uncached = await page.evaluate(() =>

@@ -1,77 +1,33 @@
 // End-to-end smoke test of the built app in Debian's Chromium with WebGPU on SwiftShader (the CPU).
 // Missing Chromium or missing WebGPU fails: a browser test that skips itself tests nothing.
-import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { copyFile, mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { build, preview, type PreviewServer } from 'vite';
 import { afterAll, describe, expect, it } from 'vitest';
 import { allSelfTestCases } from '../../src/selftest';
+import { buildAndServe, collectPageErrors, CHROMIUM, CHROMIUM_ARGS, DOCS_SCREENSHOTS_DIR, launchChromium, RESULTS_DIR, type ServedApp } from './harness';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const CHROMIUM = process.env.WHITTLE_CHROMIUM ?? '/usr/bin/chromium';
-const SCREENSHOT = join(ROOT, 'test-results', 'capability.png');
-const README_SCREENSHOT = join(ROOT, 'docs', 'screenshots', 'capability.png');
+const SCREENSHOT = join(RESULTS_DIR, 'capability.png');
+const README_SCREENSHOT = join(DOCS_SCREENSHOTS_DIR, 'capability.png');
 // SwiftShader runs WGSL on the CPU, tens of times slower than lavapipe: cases must stay small.
 // This bound only stops a hung run; the runner also times out each case on its own.
 const SELFTEST_TIMEOUT_MS = 300_000;
 
-// WebGPU on SwiftShader; the last four flags keep Chromium from calling out to the network.
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--use-webgpu-adapter=swiftshader',
-  '--enable-features=Vulkan',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
+// A name that is not a secure context, for the help-page test.
 const INSECURE_HOST = 'whittle.test';
 
-let outDir = '';
-let appUrl = '';
-let server: PreviewServer | null = null;
+let app: ServedApp | null = null;
 let browser: Browser | null = null;
 const pageErrors: string[] = [];
-
-function diagnostics(): string {
-  return pageErrors.length ? `\nPage errors and console errors:\n  ${pageErrors.join('\n  ')}` : '';
-}
+let diagnostics = (): string => '';
 
 /** Builds and serves the app, starts Chromium and opens the page. */
 async function openApp(): Promise<Page> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium not found at ${CHROMIUM}. The browser smoke test needs Debian's chromium: ` +
-        'run `bash .ci/install-system.sh` as root (or set WHITTLE_CHROMIUM to another Chromium binary).',
-    );
-  }
-  outDir = await mkdtemp(join(tmpdir(), 'whittle-smoke-'));
-  const configFile = join(ROOT, 'vite.config.ts');
-  await build({ root: ROOT, configFile, mode: 'production', logLevel: 'warn', build: { outDir, emptyOutDir: true } });
-  server = await preview({
-    root: ROOT,
-    configFile,
-    logLevel: 'warn',
-    build: { outDir },
-    // whittle.test: a name that is not a secure context, for the help-page test.
-    preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false, allowedHosts: [INSECURE_HOST] },
-  });
-  const url = server.resolvedUrls?.local[0];
-  if (!url) throw new Error('The Vite preview server did not report a local URL');
-  appUrl = url;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  app = await buildAndServe('smoke', { allowedHosts: [INSECURE_HOST] });
+  browser = await launchChromium('browser smoke test');
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error') pageErrors.push(`console.error: ${m.text()}`);
-  });
-  await page.goto(`${url}#/about`); // the capability page is the dashboard's GPU / About page
+  diagnostics = collectPageErrors(page, pageErrors).diagnostics;
+  await page.goto(`${app.url}#/about`); // the capability page is the dashboard's GPU / About page
   return page;
 }
 
@@ -93,8 +49,7 @@ async function pageWithAdapter(): Promise<Page> {
 describe('app in Chromium (WebGPU on SwiftShader)', () => {
   afterAll(async () => {
     await browser?.close();
-    await server?.close();
-    if (outDir) await rm(outDir, { recursive: true, force: true });
+    await app?.close();
   });
 
   it('finds the SwiftShader WebGPU adapter and shows its limits', async () => {
@@ -136,7 +91,7 @@ describe('app in Chromium (WebGPU on SwiftShader)', () => {
     await mkdir(dirname(SCREENSHOT), { recursive: true });
     await p.screenshot({ path: SCREENSHOT, fullPage: true });
     await p.emulateMedia({ colorScheme: 'dark' });
-    await p.screenshot({ path: join(ROOT, 'test-results', 'capability-dark.png'), fullPage: true });
+    await p.screenshot({ path: join(RESULTS_DIR, 'capability-dark.png'), fullPage: true });
     await p.emulateMedia({ colorScheme: 'light' });
 
     expect(await summary.getAttribute('data-state'), `${summaryText}${diagnostics()}`).toBe('done');
@@ -169,14 +124,14 @@ describe('app in Chromium (WebGPU on SwiftShader)', () => {
     });
     try {
       const page = await bare.newPage({ viewport: { width: 1280, height: 900 } });
-      await page.goto(appUrl);
+      await page.goto(app!.url);
       const help = page.getByTestId('no-webgpu');
       await help.waitFor({ timeout: 30_000 });
       expect(await help.getByRole('heading', { level: 2 }).innerText()).toContain('no GPU adapter');
-      await page.screenshot({ path: join(ROOT, 'test-results', 'no-webgpu.png'), fullPage: true });
+      await page.screenshot({ path: join(RESULTS_DIR, 'no-webgpu.png'), fullPage: true });
 
       // Over plain http to a non-local name the browser hides navigator.gpu altogether.
-      await page.goto(appUrl.replace('127.0.0.1', INSECURE_HOST));
+      await page.goto(app!.url.replace('127.0.0.1', INSECURE_HOST));
       await help.waitFor({ timeout: 30_000 });
       expect(await page.evaluate(() => window.isSecureContext)).toBe(false);
       expect(await help.getByRole('heading', { level: 2 }).innerText()).toContain('does not offer WebGPU');

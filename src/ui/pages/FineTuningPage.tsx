@@ -4,6 +4,7 @@ import type { JobRecord } from '../../worker/trainingProtocol';
 import { ChartToolbar, CompareCharts, type ChartControls, type OverlayJob } from '../components/JobCharts';
 import { HP_ROWS, hpCell } from '../components/Hyperparameters';
 import { StatusBadge } from '../components/StatusBadge';
+import { TryItCard } from '../components/TryItCard';
 import { useEngine, useEngineStore } from '../engine';
 import { formatCompact, formatDateTime, formatRelativeTime } from '../format';
 import { hrefFor, navigate } from '../router';
@@ -73,10 +74,10 @@ function EmptyJobs() {
     <div className="card empty" data-testid="no-jobs">
       <h2>No fine-tuning jobs yet</h2>
       <p className="muted">
-        Pick a model, drop in a JSONL file of examples and start a job. Training runs on this device&rsquo;s GPU; the curves
-        appear here as it goes.
+        Or bring your own: pick a model, drop in a JSONL file of examples and start a job. Training runs on this device&rsquo;s
+        GPU; the curves appear here as it goes.
       </p>
-      <a className="button primary" href={hrefFor({ page: 'new-job', from: null })}>
+      <a className="button" href={hrefFor({ page: 'new-job', from: null })}>
         Create a job
       </a>
     </div>
@@ -189,6 +190,8 @@ export function FineTuningPage({ jobId, compare }: { jobId: string | null; compa
   const jobs = snap.jobs;
   const shown = jobId ?? jobs?.[0]?.id ?? null;
   const comparing = compare.length >= 2;
+  // With jobs listed, the Try-it card opens from the page head instead of taking the first screen.
+  const [tryIt, setTryIt] = useState(false);
 
   return (
     <div className="ft-page">
@@ -197,9 +200,16 @@ export function FineTuningPage({ jobId, compare }: { jobId: string | null; compa
           <h1>Fine-tuning</h1>
           <p className="muted">Jobs train LoRA adapters on this device. They keep going across reloads, from their last checkpoint.</p>
         </div>
-        <a className="button primary" href={hrefFor({ page: 'new-job', from: null })} data-testid="create-job">
-          + Create job
-        </a>
+        <div className="button-row">
+          {jobs !== null && jobs.length > 0 && !tryIt && (
+            <button type="button" className="button" onClick={() => setTryIt(true)} data-testid="try-it-open">
+              Try a sample
+            </button>
+          )}
+          <a className="button primary" href={hrefFor({ page: 'new-job', from: null })} data-testid="create-job">
+            + Create job
+          </a>
+        </div>
       </div>
 
       {snap.status.state === 'failed' && (
@@ -218,6 +228,8 @@ export function FineTuningPage({ jobId, compare }: { jobId: string | null; compa
           <span className="spinner" aria-hidden="true" /> Opening the job store…
         </div>
       )}
+      {jobs !== null && jobs.length === 0 && <TryItCard />}
+      {jobs !== null && jobs.length > 0 && tryIt && <TryItCard onClose={() => setTryIt(false)} />}
       {jobs !== null && jobs.length === 0 && <EmptyJobs />}
       {jobs !== null && jobs.length > 0 && (
         <div className="ft-layout">

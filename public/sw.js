@@ -95,7 +95,9 @@ async function fromCached(request, cached) {
   const blob = await cached.blob();
   const headers = new Headers(cached.headers);
   headers.set('accept-ranges', 'bytes');
-  headers.delete('content-encoding');
+  // The stored headers are the server's: its body encoding and hop-by-hop headers (a chunked
+  // transfer-encoding beside our content-length) do not describe the response built here.
+  for (const h of ['content-encoding', 'transfer-encoding', 'connection', 'keep-alive']) headers.delete(h);
   if (request.method === 'HEAD' || !range) {
     headers.set('content-length', String(blob.size));
     return new Response(null, { status: 200, statusText: 'OK', headers });
@@ -114,14 +116,29 @@ async function fromCached(request, cached) {
   return new Response(blob.slice(r.start, r.end + 1), { status: 206, statusText: 'Partial Content', headers });
 }
 
-/** Fetches the full file (never a range, so it can be cached) and stores it. */
-async function fetchAndCache(cacheName, url) {
-  const response = await fetch(url);
-  if (response.status === 200) {
-    const cache = await caches.open(cacheName);
-    await cache.put(url, response.clone());
+/**
+ * Fetches the full file (never a range, so it can be cached) and stores it. The body is read once
+ * into a Blob that both the cache and the page get: answering with a tee'd stream while
+ * cache.put drains the other branch stalled big files when the worker took control mid-load.
+ * Concurrent requests for one file (a HEAD and a GET, say) share one fetch.
+ */
+const inFlight = new Map();
+function fetchAndCache(cacheName, url) {
+  let pending = inFlight.get(url);
+  if (!pending) {
+    pending = (async () => {
+      const response = await fetch(url);
+      if (response.status !== 200) return response;
+      const blob = await response.blob();
+      const init = { status: 200, statusText: response.statusText, headers: new Headers(response.headers) };
+      const cache = await caches.open(cacheName);
+      await cache.put(url, new Response(blob, init));
+      return new Response(blob, init);
+    })().finally(() => inFlight.delete(url));
+    inFlight.set(url, pending);
   }
-  return response;
+  // Each caller gets its own Response over the same bytes.
+  return pending.then((r) => r.clone());
 }
 
 async function cacheFirst(request, path) {

@@ -15,11 +15,12 @@
  */
 import { ChatTemplate } from '../data/chatTemplate';
 import { createTokenCounter, textUsesBos, tokenizeExamples } from '../data/examples';
+import { previewExamples, type ExamplesPreview } from '../data/examplePreview';
 import type { ChatExample, ChatMessage, DatasetReport } from '../data/formats';
 import { validateJsonl, type DatasetReportOptions } from '../data/datasetReport';
 import { TextTokenizer } from '../data/tokenizer';
 import { loadHfModelDir, type HfModelFiles, type ModelDir } from '../formats/hfModelDir';
-import { exportPeftAdapter, importPeftAdapter, type PeftExport } from '../formats/peft';
+import { exportPeftAdapter, importPeftAdapter, type PeftAdapterFiles, type PeftExport } from '../formats/peft';
 import { blobSource } from '../formats/safetensors';
 import { GpuDeviceLostError, type Gpu } from '../gpu';
 import { countParameters, parseModelConfig, type ModelConfig } from '../model/config';
@@ -49,8 +50,12 @@ import {
   type ModelSummary,
   type NewJobEvent,
 } from './job';
+import { memoryLimits, navigatorDeviceMemory, resolveWithMemory, type JobMemoryCheck, type MemoryLimits } from './jobMemory';
 import { importLocalModel, sourceKey, type DownloadProgress, type OpenModelDir } from './models';
+import { listCachedModels, removeCachedModel, type CachedModel, type RemovedModel } from './modelCache';
+import { generateTextWithOrt, OrtSessionCache, peftAdapterKey, type LoadOrt } from './onnxGeneration';
 import { adapterBlobKey, adapterConfigBlobKey, blobBytes, type JobStore } from './store';
+import { answerStopIds, runValidationInsightsStep, type ValidationInsightsState } from './validationInsights';
 
 /** What the runner reports as it goes (the worker forwards these to the page). */
 export type RunnerUpdate =
@@ -76,6 +81,8 @@ export interface JobRunnerOptions {
   /** Batching choices passed to the trainer. */
   batching?: TrainerOptions['batching'];
   onUpdate?: (update: RunnerUpdate) => void;
+  /** onnxruntime-web for `engine: 'onnxruntime'` generations (default: the browser WASM build, src/jobs/ortWeb.ts). */
+  loadOrt?: LoadOrt;
   /** Wall clock for records (Date.now by default). */
   now?: () => number;
 }
@@ -114,6 +121,11 @@ export interface GenerateParams {
   seed?: number;
   /** Generation stops when the text contains one of these (which is cut off). */
   stop?: string[];
+  /**
+   * 'whittle' (default): our WebGPU engine, adapter unmerged. 'onnxruntime': the adapter merged
+   * and exported to ONNX, run by onnxruntime-web's WASM backend (src/jobs/onnxGeneration.ts).
+   */
+  engine?: 'whittle' | 'onnxruntime';
 }
 
 export interface TokenDelta {
@@ -132,6 +144,12 @@ export interface GenerateOutput {
   prefillMs: number;
   decodeMs: number;
   tokensPerSecond: number;
+}
+
+/** The job form's preview: resolved values and whether the job fits the GPU. */
+export interface HyperparametersPreview extends Hyperparameters {
+  /** The memory estimate at these values against the device's limits (absent from older workers). */
+  memory?: JobMemoryCheck;
 }
 
 export interface ModelInfo {
@@ -256,6 +274,10 @@ export class JobRunner {
   private readonly now: () => number;
   private readonly pool = new ModelPool();
   private readonly textModels = new Map<string, Promise<TextModel>>();
+  /** On-demand validation-insights computations in progress, by job id. */
+  private readonly insightsRuns = new Map<string, { done: Promise<void>; controller: AbortController }>();
+  /** ONNX Runtime sessions of the playground's ORT panes, by model and adapter. */
+  private readonly ortSessions = new OrtSessionCache();
   private gpuPromise: Promise<Gpu> | null = null;
   private active: ActiveRun | null = null;
   private loop: Promise<void> | null = null;
@@ -421,6 +443,18 @@ export class JobRunner {
     });
   }
 
+  /**
+   * The limits a job's memory is checked against and the weight dtype it would get: the open
+   * device's (opened when needed), or WebGPU's defaults and f32 when none opens. `strict`: an
+   * f16 request on a GPU without shader-f16 throws (the form explains it); else f16 is assumed.
+   */
+  private async memoryContext(wanted: WeightDtype | 'auto' | undefined, strict: boolean): Promise<{ limits: MemoryLimits; dtype: WeightDtype }> {
+    const gpu = await this.gpu().catch(() => null);
+    const limits = memoryLimits(gpu ? gpu.limits : null, navigatorDeviceMemory());
+    if (!gpu || (!strict && wanted === 'f16')) return { limits, dtype: wanted === 'f16' ? 'f16' : 'f32' };
+    return { limits, dtype: JobRunner.dtypeFor(gpu, wanted) };
+  }
+
   private static dtypeFor(gpu: Gpu, wanted: WeightDtype | 'auto' | undefined): WeightDtype {
     if (wanted === 'f16' && !gpu.hasF16) throw new JobRunnerError('f16 weights need the shader-f16 feature, which this GPU lacks; use f32 or auto');
     return wanted === undefined || wanted === 'auto' ? (gpu.hasF16 ? 'f16' : 'f32') : wanted;
@@ -511,10 +545,16 @@ export class JobRunner {
       const train = await check(job.trainingFile, 'training');
       if (!train) return;
       if (job.validationFile && !(await check(job.validationFile, 'validation'))) return;
-      const resolved = resolveHyperparameters(requested, train.examples, {
-        model: { family: tm.config.family, maxPositions: tm.config.maxPositions },
-        longestExample: train.stats?.max,
-      });
+      // An auto batch is capped at what fits the device (accumulation makes up the rest).
+      const memory = await this.memoryContext(job.weightDtype ?? job.dtype, false);
+      const resolved = resolveWithMemory(
+        requested,
+        train.examples,
+        { model: { family: tm.config.family, maxPositions: tm.config.maxPositions }, longestExample: train.stats?.max },
+        tm.config,
+        memory.dtype,
+        memory.limits,
+      ).hyperparameters;
       await this.update(id, (j) => transition(j, 'queued', { hyperparameters: { requested: j.hyperparameters.requested, resolved }, totalSteps: resolved.totalSteps }, this.now()));
       await this.log(id, [{ level: 'info', message: `Files validated (${train.examples} training examples); moving job to queued state`, kind: 'status' }]);
       this.pump();
@@ -569,6 +609,9 @@ export class JobRunner {
       } else if (job.status === 'validating_files') {
         void this.track(this.validateJob(job.id));
         recovered.push(job.id);
+      } else if (job.status === 'succeeded' && job.validationInsights?.state === 'computing' && !this.insightsRuns.has(job.id)) {
+        await this.log(job.id, [{ level: 'warning', message: 'Validation insights were interrupted (the page was closed); computing them again', kind: 'insights' }]);
+        await this.computeValidationInsights(job.id);
       }
     }
     this.pump();
@@ -628,9 +671,81 @@ export class JobRunner {
   async deleteJob(id: string): Promise<void> {
     const job = await this.getJob(id);
     if (job.status === 'running' || this.active?.id === id) throw new JobRunnerError(`job ${id} is running: pause or cancel it first`);
+    const insights = this.insightsRuns.get(id);
+    if (insights) {
+      insights.controller.abort();
+      await insights.done;
+    }
     const i = this.startRequested.indexOf(id);
     if (i >= 0) this.startRequested.splice(i, 1);
     await this.store.deleteJob(id);
+  }
+
+  // ------------------------------------------------------------------------------- insights
+
+  /** The "Computing validation insights" step (src/jobs/validationInsights.ts); null when `signal` stopped it. */
+  private async insightsStep(id: string, lease: PooledModel, adapter: LoraAdapter, maxSeqLen: number, validationFileId: string | null, signal?: AbortSignal): Promise<ValidationInsightsState | null> {
+    const text = lease.text;
+    return runValidationInsightsStep(
+      {
+        model: lease.model,
+        adapter,
+        tokenizer: text.tokenizer,
+        template: text.template,
+        examples: async () => (validationFileId ? this.examples(validationFileId) : null),
+        maxSeqLen,
+        padId: padTokenId(text),
+        eosTokenIds: answerStopIds(lease.model.config.eosTokenIds, text.files.generationConfig, text.tokenizer),
+        signal,
+        now: this.now,
+      },
+      {
+        log: (level, message) => this.log(id, [{ level, message, kind: 'insights' }]),
+        progress: async (state, message) => {
+          await this.update(id, (j) => ({ ...j, validationInsights: state, statusMessage: message }));
+        },
+        isFatal: (e) => this.wasLost(lease.gpu, e),
+      },
+    );
+  }
+
+  /**
+   * Computes a succeeded job's validation insights again, in the background (a job from before
+   * insights existed, one whose computation failed, or one a reload interrupted). Resolves with
+   * the record marked as computing; the result arrives as job updates.
+   */
+  async computeValidationInsights(jobId: string): Promise<JobRecord> {
+    const job = await this.getJob(jobId);
+    if (job.status !== 'succeeded') throw new JobRunnerError(`job ${jobId} is ${job.status}: validation insights are computed when it succeeds`);
+    if (this.insightsRuns.has(jobId)) return job;
+    const marked = await this.update(jobId, (j) => ({ ...j, validationInsights: { state: 'computing', phase: 'scoring', done: 0, total: 0 }, statusMessage: 'Computing validation insights' }));
+    const controller = new AbortController();
+    const done = this.insightsOnDemand(marked, controller.signal).finally(() => this.insightsRuns.delete(jobId));
+    this.insightsRuns.set(jobId, { done, controller });
+    void this.track(done);
+    return marked;
+  }
+
+  private async insightsOnDemand(job: JobRecord, signal: AbortSignal): Promise<void> {
+    let lease: PooledModel | null = null;
+    let adapter: LoraAdapter | null = null;
+    let state: ValidationInsightsState;
+    try {
+      const hp = job.hyperparameters.resolved;
+      if (!hp) throw new JobRunnerError('the job has no resolved hyperparameters');
+      const gpu = await this.gpu();
+      lease = await this.leaseModel(gpu, job.baseModel.source, job.weightDtype ?? JobRunner.dtypeFor(gpu, job.dtype), false);
+      adapter = await this.loadAdapter(lease, { kind: 'job', jobId: job.id });
+      state = (await this.insightsStep(job.id, lease, adapter!, hp.maxSeqLen, job.validationFile?.id ?? null, signal)) ?? { state: 'failed', message: 'interrupted' };
+    } catch (e) {
+      state = { state: 'failed', message: errorMessage(e) };
+      await this.log(job.id, [{ level: 'warning', message: `Validation insights failed: ${state.message}`, kind: 'insights' }]).catch(() => {});
+    } finally {
+      adapter?.destroy();
+      if (lease) this.pool.release(lease);
+    }
+    // The job may have been deleted meanwhile: then there is nothing to record.
+    await this.update(job.id, (j) => ({ ...j, validationInsights: state, statusMessage: null })).catch(() => {});
   }
 
   // ------------------------------------------------------------------------------- queue
@@ -758,8 +873,21 @@ export class JobRunner {
         const peft = await exportPeftAdapter(created.adapter, { baseModelNameOrPath: job.baseModel.source.name });
         await this.store.blobs.put(adapterBlobKey(id), peft.adapterModel);
         await this.store.blobs.put(adapterConfigBlobKey(id), new TextEncoder().encode(JSON.stringify(peft.adapterConfig, null, 2)));
+        // Still `running` while insights compute: a reload resumes from the final checkpoint and
+        // computes them again; a pause or cancel stops the job as it would between steps.
+        const insights = await this.insightsStep(id, lease, created.adapter, hp.maxSeqLen, job.validationFile?.id ?? null, controller.signal);
+        if (insights === null) {
+          await this.update(id, (j) => ({ ...j, validationInsights: null }));
+          await this.stopped(id, controller.signal.reason, result.checkpoint.name, result.state.step);
+          return;
+        }
         const done = await this.update(id, (j) =>
-          transition(j, 'succeeded', { fineTunedModel: fineTunedModelName(j), adapterKey: adapterBlobKey(id), step: result.state.step, trainedTokens }, this.now()),
+          transition(
+            j,
+            'succeeded',
+            { fineTunedModel: fineTunedModelName(j), adapterKey: adapterBlobKey(id), step: result.state.step, trainedTokens, validationInsights: insights },
+            this.now(),
+          ),
         );
         await this.log(id, [{ level: 'info', message: `New fine-tuned model created: ${done.fineTunedModel}`, step: result.state.step, kind: 'status' }]);
       } catch (e) {
@@ -896,6 +1024,7 @@ export class JobRunner {
   /** Generates from one pane's settings, streaming each token's text to `onToken`. */
   async generate(params: GenerateParams, onToken?: (delta: TokenDelta) => void, signal?: AbortSignal): Promise<GenerateOutput> {
     if ((params.messages === undefined) === (params.prompt === undefined)) throw new JobRunnerError('give either messages or prompt');
+    if (params.engine === 'onnxruntime') return this.generateWithOrt(params, onToken, signal);
     const gpu = await this.gpu();
     const lease = await this.leaseModel(gpu, params.model, JobRunner.dtypeFor(gpu, params.dtype), false);
     let adapter: LoraAdapter | null = null;
@@ -976,9 +1105,82 @@ export class JobRunner {
     }
   }
 
-  /** Resolved hyperparameters a job would get, without creating it (the job form's preview). */
-  async previewHyperparameters(model: ModelSource, examples: number, requested: HyperparameterRequest, longestExample?: number): Promise<Hyperparameters> {
+  /** generate() on onnxruntime-web: the adapter merged into an ONNX export, one session per (model, adapter). */
+  private generateWithOrt(params: GenerateParams, onToken?: (delta: TokenDelta) => void, signal?: AbortSignal): Promise<GenerateOutput> {
+    return generateTextWithOrt(
+      {
+        textModel: () => this.textModel(params.model),
+        addBos: (tm) => textUsesBos(tm.tokenizer),
+        withModelFiles: async (read) => {
+          const dir = await this.options.openModel(params.model);
+          try {
+            return await read(await loadHfModelDir(dir));
+          } finally {
+            await closeDir(dir);
+          }
+        },
+        adapter: () => this.ortAdapter(params.adapter),
+        modelKey: sourceKey(params.model),
+        sessions: this.ortSessions,
+        loadOrt: this.options.loadOrt ?? (() => import('./ortWeb').then((m) => m.loadOrtWeb())),
+      },
+      params,
+      onToken,
+      signal,
+    );
+  }
+
+  /** An adapter as PEFT files for the ONNX merge, with a key that names its weights for good. */
+  private async ortAdapter(ref: AdapterRef): Promise<{ key: string; files: () => Promise<PeftAdapterFiles | null> }> {
+    switch (ref.kind) {
+      case 'base':
+        return { key: 'base', files: () => Promise.resolve(null) };
+      case 'peft':
+        return { key: `peft:${await peftAdapterKey(ref.config, ref.weights)}`, files: () => Promise.resolve({ adapterConfig: ref.config, adapterModel: blobSource(ref.weights) }) };
+      case 'checkpoint':
+        return { key: `checkpoint:${ref.jobId}:${ref.name}`, files: () => this.getAdapter(ref.jobId, ref.name) };
+      case 'job': {
+        const job = await this.getJob(ref.jobId);
+        if (job.adapterKey) return { key: `job:${job.id}`, files: () => this.getAdapter(job.id) };
+        const latest = (await this.store.checkpoints.list(job.id)).at(-1);
+        if (!latest) throw new JobRunnerError(`job ${job.id} has no adapter and no checkpoint yet`);
+        return this.ortAdapter({ kind: 'checkpoint', jobId: job.id, name: latest });
+      }
+    }
+  }
+
+  /**
+   * Resolved hyperparameters a job would get, without creating it (the job form's preview), with
+   * its memory estimate against this device (an auto batch already capped to fit).
+   */
+  async previewHyperparameters(model: ModelSource, examples: number, requested: HyperparameterRequest, longestExample?: number, dtype?: WeightDtype | 'auto'): Promise<HyperparametersPreview> {
     const tm = await this.textModel(model);
-    return resolveHyperparameters(requested, examples, { model: { family: tm.config.family, maxPositions: tm.config.maxPositions }, longestExample, random: () => 0 });
+    const context = { model: { family: tm.config.family, maxPositions: tm.config.maxPositions }, longestExample, random: () => 0 };
+    // Out-of-range values fail here, naming their field, before any device is asked.
+    resolveHyperparameters(requested, examples, context);
+    const { limits, dtype: weights } = await this.memoryContext(dtype, true);
+    const { hyperparameters, memory } = resolveWithMemory(requested, examples, context, tm.config, weights, limits);
+    return { ...hyperparameters, memory };
+  }
+  // ------------------------------------------------------------------------------- model cache, example preview
+
+  /** Cached models with their files, sizes and jobs; `embedded` (the app's model) listed first. */
+  listModels(embedded?: ModelSource | null): Promise<CachedModel[]> {
+    return listCachedModels(this.store, { embedded });
+  }
+
+  /** Deletes a cached model's blobs; refused while a job that has not finished uses it. */
+  async deleteModel(key: string | null): Promise<RemovedModel> {
+    const removed = await removeCachedModel(this.store, key);
+    // Its tokenizer and config are cached too: a later use must download it again, with progress.
+    for (const k of [...this.textModels.keys()]) if (k.endsWith(`:${removed.key}`)) this.textModels.delete(k);
+    return removed;
+  }
+
+  /** The first examples of a file as tokens with trained flags (the create-job preview). */
+  async previewExamples(file: Blob, model: ModelSource, options: { count?: number; maxSeqLen?: number } = {}): Promise<ExamplesPreview> {
+    const tm = await this.textModel(model);
+    const maxSeqLen = options.maxSeqLen ?? Math.min(tm.config.maxPositions, AUTO_MAX_SEQ_LEN);
+    return previewExamples(file.stream(), tm.tokenizer, tm.template, { count: Math.min(options.count ?? 3, 20), maxSeqLen });
   }
 }

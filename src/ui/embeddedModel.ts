@@ -16,21 +16,33 @@ export function embeddedModelSource(): ModelSource {
   };
 }
 
-/** The embedded model's info, or null while it loads or when this build ships none. */
-export function useEmbeddedModel(): ModelInfo | null {
+export interface EmbeddedModelState {
+  /** The embedded model's info, or null while it loads or when it could not be read. */
+  info: ModelInfo | null;
+  /** Why the worker could not read it (a build without public/models, a broken file), else null. */
+  error: string | null;
+}
+
+/** Asks the worker for the embedded model once the engine is ready. */
+export function useEmbeddedModelState(): EmbeddedModelState {
   const client = useClient();
   const ready = useEngine().status.state === 'ready';
-  const [info, setInfo] = useState<ModelInfo | null>(null);
+  const [state, setState] = useState<EmbeddedModelState>({ info: null, error: null });
   useEffect(() => {
     if (!ready) return;
     let live = true;
     client.inspectModel(embeddedModelSource()).then(
-      (i) => live && setInfo(i),
-      () => live && setInfo(null),
+      (info) => live && setState({ info, error: null }),
+      (e: unknown) => live && setState({ info: null, error: e instanceof Error ? e.message : String(e) }),
     );
     return () => {
       live = false;
     };
   }, [client, ready]);
-  return info;
+  return state;
+}
+
+/** The embedded model's info, or null while it loads or when it could not be read. */
+export function useEmbeddedModel(): ModelInfo | null {
+  return useEmbeddedModelState().info;
 }

@@ -234,8 +234,28 @@ export class TrainingClient {
     return this.request('get-adapter', { jobId, checkpoint });
   }
 
+  /** Recomputes a succeeded job's validation insights (the record, marked computing). */
+  computeInsights(jobId: string): Promise<JobRecord> {
+    return this.request('compute-insights', { jobId });
+  }
+
   previewHyperparameters(params: RequestParams<'preview-hyperparameters'>): Promise<RequestResult<'preview-hyperparameters'>> {
     return this.request('preview-hyperparameters', params);
+  }
+
+  /** The first examples of a file as tokens with trained flags, for the create-job preview. */
+  previewExamples(params: RequestParams<'preview-examples'>): Promise<RequestResult<'preview-examples'>> {
+    return this.request('preview-examples', params);
+  }
+
+  /** Cached models with files and sizes; pass the embedded model's source to list it too. */
+  listModels(embedded?: ModelSource | null): Promise<RequestResult<'list-models'>> {
+    return this.request('list-models', { embedded });
+  }
+
+  /** Deletes a cached model's files (its key from listModels). */
+  deleteModel(key: string | null): Promise<RequestResult<'delete-model'>> {
+    return this.request('delete-model', { key });
   }
 
   /** One pane's generation; `onToken` gets each token's text as it is sampled. */

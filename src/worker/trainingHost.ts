@@ -114,8 +114,12 @@ const handlers: Omit<Handlers, 'init' | 'abort'> = {
   'list-jobs': (r) => r.listJobs(),
   'get-job': (r, p) => r.getJobDetails(p.jobId, { afterSeq: p.afterSeq }),
   'get-adapter': (r, p) => r.getAdapter(p.jobId, p.checkpoint),
-  'preview-hyperparameters': (r, p) => r.previewHyperparameters(p.model, p.examples, p.requested, p.longestExample),
+  'compute-insights': (r, p) => r.computeValidationInsights(p.jobId),
+  'preview-hyperparameters': (r, p) => r.previewHyperparameters(p.model, p.examples, p.requested, p.longestExample, p.dtype),
   generate: (r, p, ctx) => r.generate(p, (delta) => ctx.post({ type: 'token', requestId: ctx.id, delta }), ctx.signal),
+  'preview-examples': (r, p) => r.previewExamples(p.file, p.model, { count: p.count, maxSeqLen: p.maxSeqLen }),
+  'list-models': (r, p) => r.listModels(p.embedded),
+  'delete-model': (r, p) => r.deleteModel(p.key),
 };
 
 function isRequest(data: unknown): data is TrainingRequest {

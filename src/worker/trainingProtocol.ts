@@ -14,13 +14,19 @@ import type { PeftExport } from '../formats/peft';
 import type { AdapterSummary } from '../gpu';
 import type { FileRecord, JobDetails, JobEvent, JobRecord, ModelSource } from '../jobs/job';
 import type { DownloadProgress } from '../jobs/models';
-import type { CreateJobInput, GenerateOutput, GenerateParams, ModelInfo, TokenDelta } from '../jobs/runner';
-import type { HyperparameterRequest, Hyperparameters } from '../train/hyperparameters';
+import type { CachedModel, RemovedModel } from '../jobs/modelCache';
+import type { ExamplesPreview } from '../data/examplePreview';
+import type { CreateJobInput, GenerateOutput, GenerateParams, HyperparametersPreview, ModelInfo, TokenDelta } from '../jobs/runner';
+import type { WeightDtype } from '../model/weights';
+import type { HyperparameterRequest } from '../train/hyperparameters';
 import type { StepMetrics } from '../train/metrics';
 
-export type { AdapterRef, CreateJobInput, GenerateOutput, GenerateParams, ModelInfo, TokenDelta } from '../jobs/runner';
+export type { AdapterRef, CreateJobInput, GenerateOutput, GenerateParams, HyperparametersPreview, ModelInfo, TokenDelta } from '../jobs/runner';
+export type { JobMemoryCheck, MemoryLimits, MemoryProblem } from '../jobs/jobMemory';
 export type { FileRecord, JobDetails, JobEvent, JobRecord, JobStatus, ModelSource } from '../jobs/job';
 export type { DownloadProgress } from '../jobs/models';
+export type { CachedModel, CachedModelFile, RemovedModel } from '../jobs/modelCache';
+export type { ExamplesPreview, ExampleTokensPreview, PreviewToken } from '../data/examplePreview';
 
 /** What the worker found at start-up. */
 export interface TrainingWorkerInfo {
@@ -68,14 +74,36 @@ export interface TrainingRequests {
   'list-jobs': { params: NoParams; result: JobRecord[] };
   /** The record, its events (after `afterSeq` when given) and every metrics row. */
   'get-job': { params: { jobId: string; afterSeq?: number }; result: JobDetails };
+  /**
+   * (Re)computes a succeeded job's validation insights in the background; the record (marked
+   * computing) comes back at once, progress and the result as status events.
+   */
+  'compute-insights': { params: { jobId: string }; result: JobRecord };
   /** PEFT files of the final adapter, or of a checkpoint. */
   'get-adapter': { params: { jobId: string; checkpoint?: string }; result: PeftExport };
-  /** What the auto rules would choose (job form preview; the auto seed shows as 0). */
-  'preview-hyperparameters': { params: { model: ModelSource; examples: number; requested: HyperparameterRequest; longestExample?: number }; result: Hyperparameters };
-  /** One playground pane; tokens stream as `token` events with this request's id. */
+  /**
+   * What the auto rules would choose (job form preview; the auto seed shows as 0), and `memory`:
+   * the job's memory estimate for `dtype` (default auto) against the device's limits.
+   */
+  'preview-hyperparameters': { params: { model: ModelSource; examples: number; requested: HyperparameterRequest; longestExample?: number; dtype?: WeightDtype | 'auto' }; result: HyperparametersPreview };
+  /**
+   * One playground pane; tokens stream as `token` events with this request's id. `engine:
+   * 'onnxruntime'` runs it on onnxruntime-web (the adapter merged, exported to ONNX, the session
+   * cached per model and adapter in the worker) instead of our engine.
+   */
   generate: { params: GenerateParams; result: GenerateOutput };
   /** Stops a request in flight (a generation). Result: whether it was still running. */
   abort: { params: { requestId: number }; result: boolean };
+  /**
+   * The first `count` (default 3, at most 20) examples of a file rendered with the model's chat
+   * template and tokenized, each token flagged trained or not, cut at maxSeqLen (default: the
+   * auto value validate-file uses).
+   */
+  'preview-examples': { params: { file: Blob; model: ModelSource; count?: number; maxSeqLen?: number }; result: ExamplesPreview };
+  /** Cached models (files, sizes, jobs on them); `embedded`, the app's model, is listed first. */
+  'list-models': { params: { embedded?: ModelSource | null }; result: CachedModel[] };
+  /** Deletes a cached model's files (key from list-models); refused while an unfinished job uses it. */
+  'delete-model': { params: { key: string | null }; result: RemovedModel };
 }
 
 export type TrainingRequestType = keyof TrainingRequests;
@@ -133,9 +161,13 @@ export const TRAINING_REQUEST_TYPES: readonly TrainingRequestType[] = [
   'list-jobs',
   'get-job',
   'get-adapter',
+  'compute-insights',
   'preview-hyperparameters',
   'generate',
   'abort',
+  'preview-examples',
+  'list-models',
+  'delete-model',
 ];
 
 export function serializeError(e: unknown): SerializedError {

@@ -2,19 +2,12 @@
 // every page from the header, the create-job form's line-numbered validation errors, and a real
 // job on the tiny Llama fixture (picked as a local folder) whose loss chart fills from the
 // training worker. Missing Chromium or WebGPU fails: a browser test that skips tests nothing.
-import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { build, preview, type PreviewServer } from 'vite';
+import { copyFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { buildAndServe, collectPageErrors, DOCS_SCREENSHOTS_DIR as DOCS, launchChromium, RESULTS_DIR as RESULTS, ROOT, type ServedApp } from './harness';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const CHROMIUM = process.env.WHITTLE_CHROMIUM ?? '/usr/bin/chromium';
-const RESULTS = join(ROOT, 'test-results');
-const DOCS = join(ROOT, 'docs', 'screenshots');
 const TINY_LLAMA = join(ROOT, 'test/fixtures/models/tiny-llama');
 const SHORT_CHAT = [
   ['2+2?', '4.'],
@@ -37,50 +30,20 @@ const SHORT_CHAT = [
 const FIRST_POINTS_TIMEOUT_MS = 150_000;
 const JOB_END_TIMEOUT_MS = 120_000;
 
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--use-webgpu-adapter=swiftshader',
-  '--enable-features=Vulkan',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-let outDir = '';
-let server: PreviewServer | null = null;
+let served: ServedApp | null = null;
 let browser: Browser | null = null;
 const pageErrors: string[] = [];
-
-function diagnostics(): string {
-  return pageErrors.length ? `\nPage errors and console errors:\n  ${pageErrors.join('\n  ')}` : '';
-}
+let diagnostics = (): string => '';
 
 async function openApp(): Promise<Page> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium not found at ${CHROMIUM}. The dashboard test needs Debian's chromium: ` +
-        'run `bash .ci/install-system.sh` as root (or set WHITTLE_CHROMIUM to another Chromium binary).',
-    );
-  }
-  outDir = await mkdtemp(join(tmpdir(), 'whittle-dashboard-'));
-  const configFile = join(ROOT, 'vite.config.ts');
-  await build({ root: ROOT, configFile, mode: 'production', logLevel: 'warn', build: { outDir, emptyOutDir: true } });
-  server = await preview({ root: ROOT, configFile, logLevel: 'warn', build: { outDir }, preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false } });
-  const url = server.resolvedUrls?.local[0];
-  if (!url) throw new Error('The Vite preview server did not report a local URL');
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+  served = await buildAndServe('dashboard');
+  browser = await launchChromium('dashboard test');
   const page = await browser.newPage({ viewport: { width: 1360, height: 900 }, colorScheme: 'light' });
-  page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error') pageErrors.push(`console.error: ${m.text()}`);
-  });
+  diagnostics = collectPageErrors(page, pageErrors).diagnostics;
   // Chromium asks before a download; the adapter buttons are not clicked here, but a dialog
   // from confirm() (delete, cancel) would block the page.
   page.on('dialog', (d) => void d.accept());
-  await page.goto(url);
+  await page.goto(served.url);
   return page;
 }
 
@@ -112,8 +75,7 @@ async function go(page: Page, hash: string): Promise<void> {
 describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
   afterAll(async () => {
     await browser?.close();
-    await server?.close();
-    if (outDir) await rm(outDir, { recursive: true, force: true });
+    await served?.close();
   });
 
   it('reaches every page from the header, by keyboard too, in light and dark', async () => {
@@ -268,6 +230,9 @@ describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
     expect(await detail.getAttribute('data-status'), await page.getByTestId('events-log').innerText()).toBe('succeeded');
     expect(Number(await page.getByTestId('chart-loss').getAttribute('data-points'))).toBeGreaterThanOrEqual(2);
     expect(await page.getByTestId('step-count').innerText()).toContain('step 2 of 2');
+    // The job had no validation file: the insights section says so instead of spinning.
+    await page.waitForFunction(() => document.querySelector('[data-testid="validation-insights"]')?.getAttribute('data-state') === 'none', undefined, { timeout: 30_000 });
+    expect(await page.getByTestId('insights-none').innerText()).toContain('No validation data');
     // Step times in the log, so a slow SwiftShader step is easy to spot.
     console.log(`tiny Llama job in Chromium/SwiftShader:\n  ${(await page.getByTestId('events-log').innerText()).replace(/\n/g, '\n  ')}`);
     expect(await page.getByTestId('events-log').innerText()).not.toBe('');
@@ -293,12 +258,20 @@ describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
     // One step this time: all 12 examples in one batch.
     await page.getByTestId('hp-batchSize').fill('12');
     await page.getByTestId('suffix').fill('e2e-batch12');
+    // With a validation file this time, so the job ends with validation insights.
+    await page.getByTestId('validation-file-input').setInputFiles({ name: 'valid.jsonl', mimeType: 'application/jsonl', buffer: Buffer.from(SHORT_CHAT.split('\n').slice(0, 4).join('\n') + '\n') });
     await page.waitForFunction(() => !(document.querySelector('[data-testid="create-submit"]') as HTMLButtonElement).disabled, undefined, { timeout: 30_000 });
     await page.getByTestId('create-submit').click();
     const detail = page.getByTestId('job-detail');
     await page.waitForFunction(() => document.querySelector('[data-testid="job-detail"] h2')?.textContent === 'e2e-batch12', undefined, { timeout: 30_000 });
     await page.waitForFunction(() => ['succeeded', 'failed', 'cancelled'].includes(document.querySelector('[data-testid="job-detail"]')?.getAttribute('data-status') ?? ''), undefined, { timeout: JOB_END_TIMEOUT_MS, polling: 500 });
     expect(await detail.getAttribute('data-status'), await page.getByTestId('events-log').innerText()).toBe('succeeded');
+    // Validation insights: the 4 validation examples, highest and lowest loss, base and fine-tuned answers side by side.
+    await page.waitForFunction(() => document.querySelector('[data-testid="validation-insights"]')?.getAttribute('data-state') === 'ready', undefined, { timeout: 60_000 });
+    const insights = page.getByTestId('validation-insights');
+    expect(await insights.getByTestId('insight-example').count()).toBe(4);
+    expect(await insights.locator('[data-end="highest"] figcaption').allInnerTexts()).toEqual(['Base model', 'Fine-tuned model', 'Base model', 'Fine-tuned model']);
+    await shot(page, 'validation-insights', { fullPage: true });
 
     // Tick both jobs, compare: curves on shared axes, the batch size row marked as differing.
     const items = page.getByTestId('job-item');
@@ -322,7 +295,7 @@ describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
     await page.getByTestId('playground').waitFor();
     const panes = page.getByTestId('pane');
     expect(await panes.count()).toBe(2);
-    const selected = await panes.locator('select').evaluateAll((ss) => ss.map((s) => (s as HTMLSelectElement).selectedOptions[0]?.textContent ?? ''));
+    const selected = await page.getByTestId('pane-target').evaluateAll((ss) => ss.map((s) => (s as HTMLSelectElement).selectedOptions[0]?.textContent ?? ''));
     expect(selected[0]).toMatch(/^Base · tiny-llama/);
     expect(selected[1]).toMatch(/^e2e-tiny · final adapter/);
 

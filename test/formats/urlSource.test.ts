@@ -14,17 +14,26 @@ const ranges: string[] = [];
 beforeAll(async () => {
   // A static server with Range support, like the app's own (Vite) or a CDN.
   server = createServer((req, res) => {
-    const path = join(DIR, decodeURIComponent(req.url!.slice(1)));
+    let path = join(DIR, decodeURIComponent(req.url!.slice(1)));
     let size: number;
+    const m = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? '');
+    // `/chunked/...`: HEAD without Content-Length, as gzip-on-the-fly servers (and Chromium's
+    // HTTP cache after a compressed GET) answer. `/norange/...`: that, and no Range support.
+    const chunked = req.url!.startsWith('/chunked/') || req.url!.startsWith('/norange/');
+    const noRange = req.url!.startsWith('/norange/');
+    if (chunked) path = join(DIR, decodeURIComponent(req.url!.slice(req.url!.indexOf('/', 1) + 1)));
     try {
       size = statSync(path).size;
     } catch {
       res.writeHead(404).end();
       return;
     }
-    const m = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? '');
     if (req.method === 'HEAD') {
-      res.writeHead(200, { 'content-length': size }).end();
+      res.writeHead(200, chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': size }).end();
+    } else if (m && noRange) {
+      ranges.push(`ignored ${req.headers.range!}`);
+      res.writeHead(200);
+      createReadStream(path).pipe(res);
     } else if (m) {
       ranges.push(req.headers.range!);
       const [start, end] = [Number(m[1]), Math.min(Number(m[2]), size - 1)];
@@ -69,5 +78,21 @@ describe('urlSource', () => {
   it('says which URL failed', async () => {
     await expect(urlSource(`${base}missing.safetensors`)).rejects.toThrow(HttpSourceError);
     await expect(urlSource(`${base}missing.safetensors`)).rejects.toThrow(/missing\.safetensors: HTTP 404/);
+  });
+
+  it('finds the size when HEAD has no Content-Length: from Content-Range, or from the whole file', async () => {
+    const whole = readFileSync(join(DIR, 'tokenizer.json'));
+    ranges.length = 0;
+    const viaRange = await urlSource(`${base}chunked/tokenizer.json`);
+    expect(viaRange.size).toBe(whole.length);
+    expect(ranges).toEqual(['bytes=0-0']);
+    expect(Buffer.from(await viaRange.read(10, 200)).equals(whole.subarray(10, 210))).toBe(true);
+
+    ranges.length = 0;
+    const noRange = await urlSource(`${base}norange/tokenizer.json`);
+    expect(noRange.size).toBe(whole.length);
+    expect(Buffer.from(await noRange.read(whole.length - 7, 50)).equals(whole.subarray(whole.length - 7))).toBe(true);
+    // The body the probe brought back serves every read: one request in all.
+    expect(ranges).toEqual(['ignored bytes=0-0']);
   });
 });

@@ -73,13 +73,15 @@ async function droppedFiles(e: DragEvent): Promise<{ name: string; files: Map<st
 interface Props {
   value: ModelInfo | null;
   onChange: (info: ModelInfo | null) => void;
-  /** Whether the app ships an embedded model (none yet). */
+  /** The embedded model, or null while it loads or when it could not be read. */
   embedded: ModelInfo | null;
+  /** Why the embedded model could not be read, if it could not. */
+  embeddedError?: string | null;
   /** Offer the models used before (the job form); the Models page lists them itself. */
   showRecent?: boolean;
 }
 
-export function ModelPicker({ value, onChange, embedded, showRecent = true }: Props) {
+export function ModelPicker({ value, onChange, embedded, embeddedError = null, showRecent = true }: Props) {
   const client = useClient();
   const known = useKnownModels();
   const id = useId();
@@ -132,7 +134,7 @@ export function ModelPicker({ value, onChange, embedded, showRecent = true }: Pr
 
   const repoOk = /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/.test(repo.trim());
   const tabs: { key: ModelTab; label: string; disabled?: boolean; note?: string }[] = [
-    { key: 'embedded', label: 'Embedded model', disabled: embedded === null, note: embedded === null ? 'coming soon' : undefined },
+    { key: 'embedded', label: 'Embedded model', disabled: embedded === null, note: embedded === null ? (embeddedError ? 'unavailable' : 'loading…') : undefined },
     ...(showRecent && known.length > 0 ? [{ key: 'recent' as const, label: 'Used before' }] : []),
     { key: 'hub', label: 'Hugging Face' },
     { key: 'local', label: 'Local folder' },
@@ -149,6 +151,12 @@ export function ModelPicker({ value, onChange, embedded, showRecent = true }: Pr
           </label>
         ))}
       </div>
+
+      {embedded === null && embeddedError && (
+        <p className="form-error small" role="alert" data-testid="embedded-error">
+          The embedded model could not be read: {embeddedError}
+        </p>
+      )}
 
       {tab === 'embedded' && embedded && (
         <div className="picker-body">

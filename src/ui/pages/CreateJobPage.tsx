@@ -4,17 +4,19 @@
 import { useEffect, useId, useMemo, useRef, useState } from 'react';
 import type { DatasetReport } from '../../data/formats';
 import { checkSuffix } from '../../jobs/job';
-import type { Hyperparameters } from '../../train/hyperparameters';
-import type { FileRecord, ModelInfo } from '../../worker/trainingProtocol';
+import type { FileRecord, HyperparametersPreview, ModelInfo, ModelSource } from '../../worker/trainingProtocol';
 import { DatasetReportView } from '../components/DatasetReportView';
 import { ExamplePreview } from '../components/ExamplePreview';
-import { ALL_FIELDS, EMPTY_FORM, formFromRequest, HyperparameterForm, parseForm, type HpForm } from '../components/HyperparameterForm';
+import { ALL_FIELDS, EMPTY_FORM, formForFamily, formFromRequest, HyperparameterForm, parseForm, type HpForm } from '../components/HyperparameterForm';
+import { MemoryEstimate } from '../components/MemoryEstimate';
 import { ModelPicker } from '../components/ModelPicker';
-import { useEmbeddedModel } from '../embeddedModel';
+import { useEmbeddedModelState } from '../embeddedModel';
 import { errorText, useClient, useEngine, useEngineStore } from '../engine';
 import { formatBytes, formatCount, formatDuration } from '../format';
 import { modelId } from '../modelRegistry';
 import { hrefFor, navigate } from '../router';
+import { tryItHyperparameters } from '../samples';
+import { useSamplePrefill } from '../useSamplePrefill';
 
 type DataSource = { kind: 'new'; file: File } | { kind: 'stored'; id: string; name: string; bytes: number; record: FileRecord | null };
 
@@ -68,6 +70,7 @@ function DataFileField({
   validation,
   estimate,
   testId,
+  preview,
 }: {
   label: string;
   optional?: boolean;
@@ -76,6 +79,8 @@ function DataFileField({
   validation: Validation;
   estimate: { epochs: number | null; tokensPerSecond: number | null };
   testId: string;
+  /** The model and cut the token preview uses. */
+  preview?: { model: ModelSource | null; maxSeqLen: number | undefined };
 }) {
   const id = useId();
   const input = useRef<HTMLInputElement>(null);
@@ -147,7 +152,7 @@ function DataFileField({
         </p>
       )}
       {validation.report && !validation.validating && <DatasetReportView report={validation.report} estimate={estimate} testId={`${testId}-report`} />}
-      {source?.kind === 'new' && <ExamplePreview file={source.file} />}
+      {source?.kind === 'new' && <ExamplePreview file={source.file} model={preview?.model} maxSeqLen={preview?.maxSeqLen} />}
     </div>
   );
 }
@@ -169,12 +174,12 @@ function useMeasuredSpeed(model: ModelInfo | null): number | null {
   }, [rows]);
 }
 
-export function CreateJobPage({ from }: { from: string | null }) {
+export function CreateJobPage({ from, sample }: { from: string | null; sample?: string | null }) {
   const client = useClient();
   const snap = useEngine();
   const store = useEngineStore();
   const [pickedModel, setModel] = useState<ModelInfo | null>(null);
-  const embedded = useEmbeddedModel();
+  const { info: embedded, error: embeddedError } = useEmbeddedModelState();
   // A new job starts on the embedded model, so a first fine-tune needs no download.
   const model = pickedModel ?? (from ? null : embedded);
   const [training, setTraining] = useState<DataSource | null>(null);
@@ -200,6 +205,13 @@ export function CreateJobPage({ from }: { from: string | null }) {
     setTraining({ kind: 'stored', ...source.trainingFile, record: null });
     setValidationFile(source.validationFile ? { kind: 'stored', ...source.validationFile, record: null } : null);
   }
+  // "Open in the full form" from the first screen's Try-it card: the sample's files and settings.
+  const sampleError = useSamplePrefill(from ? null : (sample ?? null), (p) => {
+    setTraining({ kind: 'new', file: p.train });
+    setValidationFile({ kind: 'new', file: p.valid });
+    setForm(formFromRequest(tryItHyperparameters(p.sample, 'suggested'), 'auto'));
+    setSuffix(p.sample.id);
+  });
   // The stored files' records carry the example counts the preview needs.
   const storedIds = [training, validationFile].filter((s): s is Extract<DataSource, { kind: 'stored' }> => s?.kind === 'stored' && s.record === null).map((s) => s.id);
   const storedKey = storedIds.join(',');
@@ -217,6 +229,9 @@ export function CreateJobPage({ from }: { from: string | null }) {
     };
   }, [client, storedKey]);
 
+  // Custom target modules are one family's layer names: a model of another family goes back to auto.
+  const familyForm = formForFamily(form, model?.summary.family === 'gpt2' ? 'gpt2' : 'llama');
+  if (familyForm !== form) setForm(familyForm);
   const { request, errors } = useMemo(() => parseForm(form), [form]);
   const maxSeqLen = typeof request.maxSeqLen === 'number' ? request.maxSeqLen : undefined;
   const trainCheck = useValidation(training, model, maxSeqLen);
@@ -228,14 +243,14 @@ export function CreateJobPage({ from }: { from: string | null }) {
   const requestKey = JSON.stringify(request);
   const hasFieldErrors = Object.keys(errors).length > 0;
 
-  const previewKey = model && examples !== null && !hasFieldErrors ? `${modelId(model.source)}|${examples}|${longest ?? ''}|${requestKey}` : null;
-  const [previewState, setPreviewState] = useState<{ key: string; preview: Hyperparameters | null; error: { field?: string; message: string } | null } | null>(null);
+  const previewKey = model && examples !== null && !hasFieldErrors ? `${modelId(model.source)}|${examples}|${longest ?? ''}|${requestKey}|${form.dtype}` : null;
+  const [previewState, setPreviewState] = useState<{ key: string; preview: HyperparametersPreview | null; error: { field?: string; message: string } | null } | null>(null);
   useEffect(() => {
     if (!previewKey || !model || examples === null) return;
     let live = true;
     const timer = setTimeout(() => {
       client
-        .previewHyperparameters({ model: model.source, examples, requested: JSON.parse(requestKey) as typeof request, longestExample: longest })
+        .previewHyperparameters({ model: model.source, examples, requested: JSON.parse(requestKey) as typeof request, longestExample: longest, dtype: form.dtype })
         .then((h) => live && setPreviewState({ key: previewKey, preview: h, error: null }))
         .catch((e: unknown) => live && setPreviewState({ key: previewKey, preview: null, error: { field: (e as { field?: string }).field, message: errorText(e) } }));
     }, 200);
@@ -278,6 +293,7 @@ export function CreateJobPage({ from }: { from: string | null }) {
   if (errors.targetModules) reasons.push(errors.targetModules);
   if (previewError) reasons.push(previewError.message);
   else if (previewPending && reasons.length === 0) reasons.push('Working out the auto settings…');
+  for (const p of preview?.memory?.problems ?? []) reasons.push(p.message);
   if (suffixError) reasons.push(suffixError);
   const canCreate = reasons.length === 0 && !submitting;
 
@@ -319,6 +335,11 @@ export function CreateJobPage({ from }: { from: string | null }) {
           </a>
           <h1>Create a fine-tuning job</h1>
           {from && <p className="muted">Settings copied from job {source ? (source.suffix ?? source.id) : from}.</p>}
+          {sampleError && (
+            <p className="form-error" role="alert">
+              {sampleError}
+            </p>
+          )}
         </div>
       </div>
 
@@ -331,7 +352,7 @@ export function CreateJobPage({ from }: { from: string | null }) {
               </span>
               Base model
             </h2>
-            <ModelPicker value={model} onChange={setModel} embedded={embedded} />
+            <ModelPicker value={model} onChange={setModel} embedded={embedded} embeddedError={embeddedError} />
           </section>
 
           <section className="card step" aria-labelledby="step-data">
@@ -344,7 +365,15 @@ export function CreateJobPage({ from }: { from: string | null }) {
             <p className="muted small">
               JSONL, one example per line: chat <code>{'{"messages": [...]}'}</code>, <code>{'{"prompt", "completion"}'}</code> or <code>{'{"text"}'}</code>. Files stay in this browser.
             </p>
-            <DataFileField label="Training file" source={training} onChange={setTraining} validation={trainCheck} estimate={{ epochs, tokensPerSecond: speed }} testId="training-file" />
+            <DataFileField
+              label="Training file"
+              source={training}
+              onChange={setTraining}
+              validation={trainCheck}
+              estimate={{ epochs, tokensPerSecond: speed }}
+              testId="training-file"
+              preview={{ model: model?.source ?? null, maxSeqLen }}
+            />
             <DataFileField
               label="Validation file"
               optional
@@ -353,6 +382,7 @@ export function CreateJobPage({ from }: { from: string | null }) {
               validation={validCheck}
               estimate={{ epochs: 1, tokensPerSecond: speed }}
               testId="validation-file"
+              preview={{ model: model?.source ?? null, maxSeqLen }}
             />
           </section>
 
@@ -418,6 +448,7 @@ export function CreateJobPage({ from }: { from: string | null }) {
               <dt>Time</dt>
               <dd>{seconds === null ? (billed === null ? '–' : 'unknown until a job has run here') : `≈ ${formatDuration(seconds * 1000)}`}</dd>
             </dl>
+            <MemoryEstimate memory={preview?.memory ?? null} pending={previewPending} />
             <button type="button" className="button primary block" disabled={!canCreate} onClick={() => void create()} data-testid="create-submit">
               {submitting ? 'Creating…' : 'Create job'}
             </button>

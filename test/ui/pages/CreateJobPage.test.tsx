@@ -9,8 +9,12 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { validateJsonl } from '../../../src/data/datasetReport';
 import type { ChatExample } from '../../../src/data/formats';
 import { createJobRecord, type JobRecord, type ModelSource } from '../../../src/jobs/job';
+import { checkJobMemory, memoryLimits } from '../../../src/jobs/jobMemory';
 import type { CreateJobInput } from '../../../src/jobs/runner';
-import { resolveHyperparameters, type HyperparameterRequest } from '../../../src/train/hyperparameters';
+import { parseModelConfig } from '../../../src/model/config';
+import { resolveHyperparameters, type HyperparameterRequest, type Hyperparameters } from '../../../src/train/hyperparameters';
+import { formatBytes } from '../../../src/ui/format';
+import { rememberModel } from '../../../src/ui/modelRegistry';
 import type { EngineStore } from '../../../src/ui/engine';
 import { CreateJobPage } from '../../../src/ui/pages/CreateJobPage';
 import type { TrainingClient } from '../../../src/worker/client';
@@ -36,6 +40,24 @@ vi.mock('uplot', () => import('../fakeUplot'));
 
 const SUMMARY = { architecture: 'LlamaForCausalLM', modelType: 'llama', family: 'llama', parameters: 400_000, layers: 2, hidden: 48, heads: 4, kvHeads: 2, vocabSize: 320, maxPositions: 256, torchDtype: 'float32' } as const;
 
+// The worker's memory check, on a Llama of SUMMARY's shape with an 8 MiB budget: the auto rank
+// fits, rank 1024 does not.
+const LLAMA = parseModelConfig({
+  architectures: ['LlamaForCausalLM'],
+  model_type: 'llama',
+  vocab_size: 320,
+  hidden_size: 48,
+  intermediate_size: 88,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 256,
+  rms_norm_eps: 1e-5,
+  tie_word_embeddings: false,
+});
+const LIMITS = { ...memoryLimits({ maxBufferSize: 256 * 1024 * 1024, maxStorageBufferBindingSize: 128 * 1024 * 1024 }, null), budgetBytes: 8 * 1024 * 1024 };
+const memoryOf = (h: Hyperparameters) => checkJobMemory(LLAMA, { batch: h.batchSize, seq: h.maxSeqLen, rank: h.lora.r, dtype: 'f32', targetModules: h.lora.targetModules }, LIMITS);
+
 /** One token per character, as a stand-in tokenizer. */
 const countTokens = (e: ChatExample) => ({
   tokens: e.messages.reduce((n, m) => n + m.content.length, 0),
@@ -53,13 +75,15 @@ function fakeClient(calls: Calls): TrainingClient {
     init: () => Promise.resolve({ gpu: null, gpuError: null, storage: 'memory', recovered: [], runsJobs: true }),
     listJobs: () => Promise.resolve([] as JobRecord[]),
     listFiles: () => Promise.resolve([]),
-    inspectModel: (source: ModelSource): Promise<ModelInfo> => Promise.resolve({ source, summary: { ...SUMMARY }, hasChatTemplate: true }),
+    inspectModel: (source: ModelSource): Promise<ModelInfo> =>
+      embeddedFailure && source.kind === 'embedded' ? Promise.reject(new Error(embeddedFailure)) : Promise.resolve({ source, summary: { ...SUMMARY }, hasChatTemplate: true }),
     validateFile: async (file: Blob, options: { maxSeqLen?: number }) => validateJsonl(await file.text(), { countTokens, maxSeqLen: options.maxSeqLen }),
     previewHyperparameters: (p: { examples: number; requested: HyperparameterRequest; longestExample?: number }) => {
       calls.preview.push(p.requested);
       // A rule only the worker knows: the page must show its refusal as a reason.
       if (p.requested.batchSize === 64) return Promise.reject(Object.assign(new Error('batchSize: 64 is more than this GPU can hold at 256 tokens'), { field: 'batchSize' }));
-      return Promise.resolve(resolveHyperparameters(p.requested, p.examples, { model: { family: 'llama', maxPositions: 256 }, longestExample: p.longestExample, random: () => 0.25 }));
+      const h = resolveHyperparameters(p.requested, p.examples, { model: { family: 'llama', maxPositions: 256 }, longestExample: p.longestExample, random: () => 0.25 });
+      return Promise.resolve({ ...h, memory: memoryOf(h) });
     },
     uploadFile: async (name: string, file: Blob) => {
       calls.upload.push(name);
@@ -84,9 +108,12 @@ const GOOD = Array.from({ length: 12 }, (_, i) => chat(`question ${i}`, `answer 
 const BAD = [chat('a', 'b'), '{"messages": oops'].join('\n');
 
 let calls: Calls;
+/** When set, the worker fails to read the embedded model with this message. */
+let embeddedFailure: string | null = null;
 
 beforeEach(async () => {
   calls = { preview: [], upload: [], create: [] };
+  embeddedFailure = null;
   localStorage.clear();
   location.hash = '#/jobs/new';
   const { EngineStore } = await vi.importActual<typeof import('../../../src/ui/engine')>('../../../src/ui/engine');
@@ -107,6 +134,15 @@ describe('CreateJobPage', () => {
     render(<CreateJobPage from={null} />);
     await waitFor(() => expect(screen.getByTestId('model-summary').textContent).toContain('whittle-wordnet-tiny'));
     expect(reasons()).toEqual(['Add a training file.']);
+    expect(createButton().disabled).toBe(true);
+  });
+
+  it('says why when the embedded model cannot be read, instead of waiting for it forever', async () => {
+    embeddedFailure = 'models/whittle-wordnet-tiny/tokenizer.json: HTTP 404 Not Found';
+    render(<CreateJobPage from={null} />);
+    await waitFor(() => expect(screen.getByTestId('embedded-error').textContent).toBe(`The embedded model could not be read: ${embeddedFailure}`));
+    expect(screen.queryByTestId('model-summary')).toBeNull();
+    expect(screen.getByText('unavailable')).toBeTruthy();
     expect(createButton().disabled).toBe(true);
   });
 
@@ -191,5 +227,49 @@ describe('CreateJobPage', () => {
     expect(calls.create[0]!.model).toMatchObject({ kind: 'embedded', name: 'whittle-wordnet-tiny' });
     await waitFor(() => expect(location.hash).toBe('#/jobs/ftjob-test'));
     expect(engine.store!.snapshot.jobs!.map((j) => j.id)).toEqual(['ftjob-test']);
+  });
+
+  it('shows the memory the job needs against the budget, and an over-budget job is a reason', async () => {
+    const user = userEvent.setup({ delay: null });
+    render(<CreateJobPage from={null} />);
+    await waitFor(() => expect(screen.getByTestId('model-summary')).toBeTruthy());
+    expect(screen.getByTestId('memory-estimate').getAttribute('data-state')).toBe('none');
+    await pick(user, 'training-file', 'good.jsonl', GOOD);
+    await waitFor(() => expect(screen.getByTestId('memory-estimate').getAttribute('data-state')).toBe('ok'));
+    const longest = (await validateJsonl(GOOD, { countTokens })).stats!.max;
+    const fits = memoryOf(resolveHyperparameters({}, 12, { model: { family: 'llama', maxPositions: 256 }, longestExample: longest }));
+    expect(fits.problems).toEqual([]);
+    expect(screen.getByTestId('memory-total').textContent).toBe(`≈ ${formatBytes(fits.estimate.totalBytes)} of ~8 MiB`);
+    expect(createButton().disabled).toBe(false);
+
+    await user.type(screen.getByTestId('hp-loraR'), '1024');
+    await waitFor(() => expect(screen.getByTestId('memory-estimate').getAttribute('data-state')).toBe('over'));
+    const over = memoryOf(resolveHyperparameters({ loraR: 1024 }, 12, { model: { family: 'llama', maxPositions: 256 }, longestExample: longest }));
+    expect(over.problems.map((p) => p.kind)).toEqual(['total']);
+    expect(over.problems[0]!.message).toMatch(/^The job needs about \d+ MiB of GPU memory, more than the 8\.0 MiB budget \(an estimate: the browser does not say how much memory this machine has\): lower the batch size, max sequence length or rank\.$/);
+    expect(reasons()).toEqual([over.problems[0]!.message]);
+    expect(createButton().disabled).toBe(true);
+  });
+
+  it('custom target modules go back to auto when the model family changes', async () => {
+    rememberModel({ source: { kind: 'hub', name: 'tiny/gpt2', revision: 'main', files: [] }, summary: { ...SUMMARY, architecture: 'GPT2LMHeadModel', modelType: 'gpt2', family: 'gpt2' }, hasChatTemplate: true });
+    const user = userEvent.setup({ delay: null });
+    render(<CreateJobPage from={null} />);
+    await waitFor(() => expect(screen.getByTestId('model-summary').textContent).toContain('whittle-wordnet-tiny'));
+    const lora = screen.getByTestId('advanced-lora');
+    const ticked = () => within(lora).getAllByRole('checkbox').map((c) => [c.parentElement!.textContent, (c as HTMLInputElement).checked]);
+    await user.click(within(lora).getByLabelText('q_proj'));
+    expect(ticked().filter(([, on]) => !on)).toEqual([['q_proj', false]]);
+    expect(within(lora).queryByText('auto · all linear layers')).toBeNull();
+
+    await user.click(screen.getByRole('button', { name: /tiny\/gpt2/ }));
+    await waitFor(() => expect(screen.getByTestId('model-summary').textContent).toContain('tiny/gpt2'));
+    expect(ticked()).toEqual([
+      ['c_attn', true],
+      ['c_proj', true],
+      ['c_fc', true],
+    ]);
+    expect(within(lora).getByText('auto · all linear layers')).toBeTruthy();
+    expect(reasons()).toEqual(['Add a training file.']);
   });
 });

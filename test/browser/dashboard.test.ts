@@ -270,7 +270,7 @@ describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
     await page.waitForFunction(() => document.querySelector('[data-testid="validation-insights"]')?.getAttribute('data-state') === 'ready', undefined, { timeout: 60_000 });
     const insights = page.getByTestId('validation-insights');
     expect(await insights.getByTestId('insight-example').count()).toBe(4);
-    expect(await insights.locator('[data-end="highest"] figcaption').allInnerTexts()).toEqual(['Base model', 'Fine-tuned model', 'Base model', 'Fine-tuned model']);
+    expect(await insights.locator('[data-end="highest"] figcaption').allTextContents()).toEqual(['Base model', 'Fine-tuned model', 'Base model', 'Fine-tuned model']);
     await shot(page, 'validation-insights', { fullPage: true });
 
     // Tick both jobs, compare: curves on shared axes, the batch size row marked as differing.

@@ -94,10 +94,18 @@ export function collectPageErrors(page: Page, into: string[] = []): { errors: st
   };
 }
 
-/** Waits until the app's service worker is installed and active (its caches are full). */
+/** Waits until the app's service worker is installed and activated (its caches are full). */
 export async function waitForServiceWorker(page: Page, timeoutMs: number): Promise<void> {
-  await page.waitForFunction(async () => (await navigator.serviceWorker.getRegistration())?.active?.state === 'activated', undefined, {
-    timeout: timeoutMs,
-    polling: 200,
-  });
+  // page.waitForFunction does not await a predicate's promise: wait inside the page instead.
+  const state = await page.evaluate(async (ms) => {
+    const timeout = new Promise<string>((resolve) => setTimeout(() => resolve('timeout'), ms));
+    const activated = (async () => {
+      const reg = await navigator.serviceWorker.ready;
+      const sw = reg.active!;
+      if (sw.state !== 'activated') await new Promise<void>((resolve) => sw.addEventListener('statechange', () => sw.state === 'activated' && resolve()));
+      return 'activated';
+    })();
+    return Promise.race([activated, timeout]);
+  }, timeoutMs);
+  if (state !== 'activated') throw new Error(`the service worker was not activated within ${timeoutMs / 1000} s`);
 }

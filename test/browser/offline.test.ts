@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildAndServe, launchChromium, ROOT, type ServedApp } from './harness';
+import { buildAndServe, launchChromium, ROOT, waitForServiceWorker, type ServedApp } from './harness';
 
 const MODEL_DIR = 'models/whittle-wordnet-tiny';
 const SW_READY_TIMEOUT_MS = 30_000;
@@ -82,12 +82,7 @@ describe('offline app (service worker)', () => {
     await page.goto(url);
     await page.locator('h1').first().waitFor({ timeout: 30_000 });
     const onlineHeading = await page.locator('h1').first().innerText();
-    const activated = await page
-      .waitForFunction(async () => (await navigator.serviceWorker.getRegistration())?.active?.state === 'activated', undefined, {
-        timeout: SW_READY_TIMEOUT_MS,
-        polling: 200,
-      })
-      .then(
+    const activated = await waitForServiceWorker(page, SW_READY_TIMEOUT_MS).then(
         () => true,
         () => false,
       );

@@ -82,7 +82,7 @@ describe('playground engines in Chromium', () => {
     await form.getByLabel('Seed').fill('1');
     await page.getByTestId('user-message').fill('Capital of France?');
 
-    // Every text the ORT pane shows while it runs: streaming shows prefixes before the end.
+    // Every text the ORT pane shows while it runs: each is a prefix of the final text.
     await viaOrt.getByTestId('pane-output').evaluate((el) => {
       const seen: string[] = [];
       (window as unknown as { ortTexts: string[] }).ortTexts = seen;
@@ -104,7 +104,9 @@ describe('playground engines in Chromium', () => {
     expect(await viaOrt.getByTestId('pane-rate').innerText()).toMatch(/^\d+(\.\d)? tok\/s$/);
     const seen = await page.evaluate(() => (window as unknown as { ortTexts: string[] }).ortTexts);
     expect(seen.at(-1)).toBe(ortText);
-    expect(seen.length, `streamed states: ${JSON.stringify(seen)}`).toBeGreaterThan(1);
+    // How many of the streamed states get painted depends on the machine's load (on 2 busy cores
+    // all 24 tokens can land in one frame); token-by-token events are checked in Node
+    // (test/jobs/onnxGeneration.test.ts). Whatever was painted is a prefix of the final text.
     for (const s of seen) expect(ortText.startsWith(s)).toBe(true);
 
     // A GPT-2 adapter on a Llama model: the pane says it does not fit, as text.

@@ -151,7 +151,12 @@ function DataFileField({
           {validation.error}
         </p>
       )}
-      {validation.report && !validation.validating && <DatasetReportView report={validation.report} estimate={estimate} testId={`${testId}-report`} />}
+      {validation.report && (
+        // While a new model's report comes, the last one stays (dimmed): no layout jump.
+        <div aria-busy={validation.validating} style={validation.validating ? { opacity: 0.6 } : undefined}>
+          <DatasetReportView report={validation.report} estimate={estimate} testId={`${testId}-report`} />
+        </div>
+      )}
       {source?.kind === 'new' && <ExamplePreview file={source.file} model={preview?.model} maxSeqLen={preview?.maxSeqLen} />}
     </div>
   );

@@ -5,14 +5,25 @@
  *
  *   npx tsx scripts/make_samples.ts          # (re)writes public/samples/
  *
- * Texts are short on purpose: the embedded model trains on at most 256 tokens per example.
+ * Texts are short on purpose: the embedded model (public/models/whittle-wordnet-tiny) has a
+ * 128-token context, and an example longer than that is cut from the end, so the part of the reply
+ * that carries the style (the clinic's sign-off) would never be trained. sampleFiles() counts every
+ * example with that model's tokenizer and chat template and throws when one exceeds
+ * SAMPLE_MAX_TOKENS.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ChatTemplate, detectEndOfTurn } from '../src/data/chatTemplate';
+import { tokenizeExample } from '../src/data/examples';
+import { TextTokenizer } from '../src/data/tokenizer';
 import { Rng } from '../src/util/random';
 
-export const SAMPLES_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../public/samples');
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const SAMPLES_DIR = join(ROOT, 'public/samples');
+export const EMBEDDED_MODEL_DIR = join(ROOT, 'public/models/whittle-wordnet-tiny');
+/** Longest sample example, in tokens of the embedded model: its 128-token context less a margin for edits. */
+export const SAMPLE_MAX_TOKENS = 120;
 
 interface Message {
   role: 'system' | 'user' | 'assistant';
@@ -61,10 +72,11 @@ function shuffle<T>(rng: Rng, items: readonly T[]): T[] {
 // ---------------------------------------------------------------------------------------------
 // Clinic assistant: a fixed system message, replies that always open and close the same way.
 
-const CLINIC_SYSTEM =
-  'You are the assistant of Maple Street Family Clinic. Answer patient questions about the clinic. Never diagnose.';
+// Short on purpose: the tokenizer of the embedded model spends a token per letter on many
+// capitalised words, and every example must fit SAMPLE_MAX_TOKENS with the sign-off included.
+const CLINIC_SYSTEM = 'Front desk of Maple Clinic. Never diagnose.';
 const CLINIC_OPEN = 'Thanks for asking!';
-const CLINIC_SIGN_OFF = '— Maple Street Clinic Team';
+const CLINIC_SIGN_OFF = '— Maple Clinic';
 
 interface ClinicTopic {
   /** Each question, paired with its answer body (the fixed opening and sign-off are added). */
@@ -84,20 +96,19 @@ const CLINIC_TOPICS: readonly ClinicTopic[] = [
       'Are you open on Sunday?',
       'Until what time can I come in on weekdays?',
     ],
-    answer: 'We are open Monday to Friday, 8 am to 6 pm, and Saturday, 9 am to 1 pm. We are closed on Sundays and public holidays.',
+    answer: 'We are open 8 to 6 on weekdays and 9 to 1 on Saturday, never on Sunday.',
   },
   {
     questions: [
       'How do I book an appointment?',
       'Can I make an appointment online?',
-      'I need to see a doctor. How do I get an appointment?',
+      'I need to see a doctor. How do I book?',
       'Can I book a visit for my son?',
       'Do you have any appointments today?',
       'How far ahead can I book?',
       'Can I book by phone?',
     ],
-    answer:
-      'You can book in the patient portal or by calling the front desk at 555-0142. Same-day slots open at 8 am each morning.',
+    answer: 'Book in the patient portal or call 555-0142. Same-day slots open at 8 am.',
   },
   {
     questions: [
@@ -108,8 +119,7 @@ const CLINIC_TOPICS: readonly ClinicTopic[] = [
       'I need to reschedule my visit.',
       'What happens if I miss my appointment?',
     ],
-    answer:
-      'Please cancel or move it in the patient portal or by calling 555-0142, at least 24 hours ahead. Later cancellations and missed visits cost $25.',
+    answer: 'Change it in the patient portal 24 hours ahead, or pay a $25 fee.',
   },
   {
     questions: [
@@ -120,20 +130,17 @@ const CLINIC_TOPICS: readonly ClinicTopic[] = [
       'Can my pharmacy ask you for a refill?',
       'I need more of my usual tablets.',
     ],
-    answer:
-      'Request a refill in the patient portal, or ask your pharmacy to send us a request. Please allow two working days. A change of dose needs a visit.',
+    answer: 'Ask in the patient portal, or have your pharmacy send us a request. Allow two working days.',
   },
   {
     questions: [
       'When will my test results be ready?',
       'How do I see my blood test results?',
       'Where can I find my lab results?',
-      'Can you tell me what my results mean?',
       'Has my test come back yet?',
       'Will someone call me about my results?',
     ],
-    answer:
-      'Results appear in the patient portal within three to five working days. A nurse will call you if anything needs a follow-up. To talk them through, book a visit with your doctor.',
+    answer: 'Results appear in the patient portal in three to five working days. A nurse calls if anything needs a follow-up.',
   },
   {
     questions: [
@@ -144,8 +151,7 @@ const CLINIC_TOPICS: readonly ClinicTopic[] = [
       'How early should I arrive?',
       'Do I need my insurance card?',
     ],
-    answer:
-      'Please bring a photo ID, your insurance card and a list of the medicines you take. Arrive ten minutes early to check in.',
+    answer: 'Bring a photo ID, your insurance card and a list of your medicines. Arrive ten minutes early.',
   },
   {
     questions: [
@@ -156,20 +162,18 @@ const CLINIC_TOPICS: readonly ClinicTopic[] = [
       'Can I get to the clinic by bus?',
       'How do I get to the clinic?',
     ],
-    answer:
-      'We have a free car park behind the clinic, with the entrance on Birch Lane and two accessible spaces by the door. Bus 12 stops right outside.',
+    answer: 'There is free parking behind the clinic, with two accessible spaces. Bus 12 stops outside.',
   },
   {
     questions: [
       'How much does a visit cost?',
       'What are your fees?',
       'Do you take insurance?',
-      'I do not have insurance. How much is an appointment?',
+      'I have no insurance. How much is a visit?',
       'How can I pay?',
       'Do you accept card payments?',
     ],
-    answer:
-      'We bill most insurance plans directly. Without insurance, a standard visit is $60. You can pay by card or cash at the front desk.',
+    answer: 'We bill most insurance plans. Without insurance a visit is $60, by card or cash.',
   },
   {
     questions: [
@@ -181,8 +185,7 @@ const CLINIC_TOPICS: readonly ClinicTopic[] = [
       'My child has a very high fever and is very drowsy.',
       'I have a sudden, terrible headache.',
     ],
-    answer:
-      'This could be urgent. Please call emergency services right now, or go to the nearest emergency department. Do not wait for an appointment.',
+    answer: 'This could be urgent. Please call emergency services right now.',
   },
   {
     questions: [
@@ -194,8 +197,7 @@ const CLINIC_TOPICS: readonly ClinicTopic[] = [
       'Can you tell me what medicine to take for my back pain?',
       'I feel tired all the time. Why?',
     ],
-    answer:
-      'I cannot diagnose or give medical advice here, but our doctors can help. Please book a visit in the patient portal or call 555-0142. If it gets much worse, call emergency services.',
+    answer: 'I cannot diagnose. Please book a visit, and if it gets worse, call emergency services.',
   },
   {
     questions: [
@@ -204,8 +206,7 @@ const CLINIC_TOPICS: readonly ClinicTopic[] = [
       'Can my family join the clinic?',
       'I just moved here. Can I sign up?',
     ],
-    answer:
-      'Yes, we are welcoming new patients. Fill in the registration form in the patient portal or at the front desk, then book your first visit.',
+    answer: 'Yes, we welcome new patients. Register in the patient portal or at the front desk.',
   },
   {
     questions: [
@@ -214,21 +215,20 @@ const CLINIC_TOPICS: readonly ClinicTopic[] = [
       'When can I get my flu jab?',
       'Does my child need an appointment for vaccines?',
     ],
-    answer:
-      'Yes, we give flu shots and routine vaccines by appointment. Book a short vaccine visit in the patient portal or by calling 555-0142.',
+    answer: 'Yes, we give flu shots and routine vaccines. Book a vaccine visit in the patient portal.',
   },
 ];
 
-const CLINIC_GREETINGS: readonly string[] = ['', '', '', 'Hi! ', 'Hello, ', 'Good morning. ', 'Hi there. ', 'Quick question: '];
+const CLINIC_GREETINGS: readonly string[] = ['', '', '', 'Hi! ', 'Hello, ', 'Good morning. ', 'Hi there. '];
 
 /** Lower-cases the first word, except "I". */
 function lowerFirst(text: string): string {
   return /^I\b/.test(text) ? text : text.charAt(0).toLowerCase() + text.slice(1);
 }
 
-/** A greeting in front of the question; "Hello, " and "Quick question: " lower-case what follows. */
+/** A greeting in front of the question; "Hello, " lower-cases what follows. */
 function greet(greeting: string, question: string): string {
-  return greeting.endsWith(', ') || greeting.endsWith(': ') ? greeting + lowerFirst(question) : greeting + question;
+  return greeting.endsWith(', ') ? greeting + lowerFirst(question) : greeting + question;
 }
 
 function clinicExample(question: string, answer: string): Message[] {
@@ -261,7 +261,7 @@ export function clinicDataset(seed = 20251125): SampleDataset {
     id: 'clinic-assistant',
     title: 'Clinic front-desk assistant',
     description:
-      'Patient questions for a small family clinic (hours, booking, refills, results, parking, fees). Every reply opens with "Thanks for asking!", ends with the team sign-off, sends urgent symptoms to emergency services and never diagnoses.',
+      'Patient questions for a small family clinic (hours, booking, refills, results, parking, fees). Every reply opens with "Thanks for asking!", ends with "— Maple Clinic", sends urgent symptoms to emergency services and never diagnoses.',
     suggestedEpochs: 4,
     train: shuffle(rng, train),
     valid: shuffle(rng, valid),
@@ -401,6 +401,45 @@ export function sampleDatasets(): SampleDataset[] {
   return [clinicDataset(), pirateDataset()];
 }
 
+/** Token count of one example with the embedded model's tokenizer and chat template (what training sees). */
+export type SampleTokenCounter = (messages: readonly Message[]) => number;
+
+export function embeddedModelTokenCounter(modelDir = EMBEDDED_MODEL_DIR): { countTokens: SampleTokenCounter; contextLength: number } {
+  const read = (name: string) => JSON.parse(readFileSync(join(modelDir, name), 'utf8')) as unknown;
+  const tokenizer = TextTokenizer.fromJson(read('tokenizer.json'), read('tokenizer_config.json'));
+  const template = ChatTemplate.fromTokenizer(tokenizer);
+  const endOfTurn = detectEndOfTurn(template, tokenizer);
+  const config = read('config.json') as { max_position_embeddings?: unknown };
+  if (typeof config.max_position_embeddings !== 'number') throw new Error(`${modelDir}/config.json has no max_position_embeddings`);
+  const countTokens: SampleTokenCounter = (messages) =>
+    tokenizeExample({ kind: 'chat', messages: messages.map((m) => ({ ...m })) }, tokenizer, template, { endOfTurn }).fullLength;
+  return { countTokens, contextLength: config.max_position_embeddings };
+}
+
+/**
+ * Throws, naming every offender, when an example is longer than maxTokens: the sample would teach
+ * a reply the model never sees the end of.
+ */
+export function checkSampleLengths(
+  datasets: readonly SampleDataset[],
+  countTokens: SampleTokenCounter,
+  maxTokens = SAMPLE_MAX_TOKENS,
+): void {
+  const tooLong: string[] = [];
+  for (const d of datasets) {
+    for (const [split, examples] of [['train', d.train], ['valid', d.valid]] as const) {
+      examples.forEach((messages, i) => {
+        const tokens = countTokens(messages);
+        const user = messages.find((m) => m.role === 'user')?.content ?? '';
+        if (tokens > maxTokens) tooLong.push(`  ${d.id}.${split} example ${i + 1}: ${tokens} tokens (${JSON.stringify(user)})`);
+      });
+    }
+  }
+  if (tooLong.length > 0) {
+    throw new Error(`${tooLong.length} sample example(s) longer than ${maxTokens} tokens with the embedded model; shorten the texts in scripts/make_samples.ts:\n${tooLong.join('\n')}`);
+  }
+}
+
 function toJsonl(examples: readonly Message[][]): string {
   return examples.map((messages) => JSON.stringify({ messages })).join('\n') + '\n';
 }
@@ -409,7 +448,11 @@ function toJsonl(examples: readonly Message[][]): string {
 export function sampleFiles(): Map<string, string> {
   const files = new Map<string, string>();
   const index: SampleIndex = { version: 1, samples: [] };
-  for (const d of sampleDatasets()) {
+  const datasets = sampleDatasets();
+  const { countTokens, contextLength } = embeddedModelTokenCounter();
+  if (SAMPLE_MAX_TOKENS > contextLength) throw new Error(`SAMPLE_MAX_TOKENS ${SAMPLE_MAX_TOKENS} exceeds the embedded model's context of ${contextLength}`);
+  checkSampleLengths(datasets, countTokens);
+  for (const d of datasets) {
     const trainFile = `${d.id}.train.jsonl`;
     const validFile = `${d.id}.valid.jsonl`;
     files.set(trainFile, toJsonl(d.train));

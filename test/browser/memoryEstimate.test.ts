@@ -54,6 +54,10 @@ describe('memory estimate in Chromium', () => {
       });
       if (colorScheme === 'light') await shot(page, 'memory-estimate');
 
+      // The model's full 128 positions (the auto max sequence length is the sample's longest
+      // example, shorter than that), so the sizes below are exact: 4096 × 128 × 2048 × 4 bytes.
+      await page.evaluate(() => document.querySelectorAll('details.advanced').forEach((d) => ((d as HTMLDetailsElement).open = true)));
+      await page.getByTestId('hp-maxSeqLen').fill('128');
       await page.getByTestId('hp-batchSize').fill('4096');
       await page.waitForFunction(() => document.querySelector('[data-testid="memory-estimate"]')?.getAttribute('data-state') === 'over', undefined, { timeout: 60_000 });
       const reasons = await page.getByTestId('create-reasons').locator('li').allInnerTexts();

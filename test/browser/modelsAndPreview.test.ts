@@ -56,13 +56,16 @@ describe('token preview and model cache in Chromium', () => {
     const contextCount = await first.locator('.tok-context').count();
     expect(trainedText.length).toBeGreaterThan(5);
     expect(contextCount).toBeGreaterThan(trainedText.length / 4);
-    // The trained tokens spell the first example's assistant reply and end-of-turn token, as
-    // far as the embedded model's 128 positions keep it.
+    // The samples fit the embedded model's 128 positions (scripts/make_samples.ts checks), so
+    // nothing is cut and the trained tokens spell the first example's whole assistant reply,
+    // sign-off included, and its end-of-turn token.
     const firstLine = JSON.parse(readFileSync(SAMPLE, 'utf8').split('\n')[0]!) as { messages: { role: string; content: string }[] };
     const reply = firstLine.messages.find((m) => m.role === 'assistant')!.content;
-    const trained = trainedText.join('');
-    expect(trained.length).toBeGreaterThan(20);
-    expect(`${reply}<|im_end|>`.startsWith(trained), `trained text: ${trained}`).toBe(true);
+    expect(reply).toMatch(/ — Maple Clinic$/);
+    expect(await first.getByTestId('token-cut').count()).toBe(0);
+    expect(await first.locator('.tok-dropped').count()).toBe(0);
+    expect(await first.locator('.example-line').innerText()).not.toContain('cut from');
+    expect(trainedText.join(''), 'trained text').toBe(`${reply}<|im_end|>`);
     // Context tokens hold the system prompt; each token says its id on hover.
     expect((await first.locator('.tok-context').allTextContents()).join('')).toContain(firstLine.messages[0]!.content);
     expect(await first.locator('.tok').first().getAttribute('title')).toMatch(/^token 0 · id \d+/);
@@ -72,14 +75,14 @@ describe('token preview and model cache in Chromium', () => {
     // A small max sequence length: the cut shows, and the dropped tokens are not trained.
     await page.evaluate(() => document.querySelectorAll('details.advanced').forEach((d) => ((d as HTMLDetailsElement).open = true)));
     await page.getByTestId('hp-maxSeqLen').fill('40');
-    // (The embedded model holds 128 positions, so the sample was already cut there.)
     await page.waitForFunction(
       () => [...(document.querySelector('[data-testid="token-example"]')?.querySelectorAll('.tok') ?? [])].findIndex((e) => e.classList.contains('tok-dropped')) === 40,
       undefined,
       { timeout: 60_000 },
     );
     expect(await first.getByTestId('token-cut').innerText()).toContain('max sequence length 40');
-    // 40 tokens end inside the system prompt: the preview says nothing is left to train on.
+    // 40 tokens end before the first example's reply starts: the preview says
+    // nothing is left to train on.
     expect(await first.locator('.example-line').innerText()).toMatch(/0 trained · cut from \d+ to 40: nothing left to train on/);
     expect(await first.locator('.tok-dropped.tok-trained').count()).toBe(0);
     await shot(page, 'create-preview-cut', '[data-testid="example-preview"]');

@@ -4,7 +4,18 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { clinicDataset, pirateDataset, pirateRewrite, SAMPLES_DIR, sampleFiles, type SampleIndex } from '../../scripts/make_samples';
+import {
+  checkSampleLengths,
+  clinicDataset,
+  embeddedModelTokenCounter,
+  pirateDataset,
+  pirateRewrite,
+  SAMPLE_MAX_TOKENS,
+  SAMPLES_DIR,
+  sampleFiles,
+  type SampleDataset,
+  type SampleIndex,
+} from '../../scripts/make_samples';
 import { ChatTemplate } from '../../src/data/chatTemplate';
 import { validateJsonl } from '../../src/data/datasetReport';
 import { createTokenCounter } from '../../src/data/examples';
@@ -92,6 +103,31 @@ describe('sample datasets', () => {
     console.log(`longest example in tokens (tokenizers used: ${tokenizers.map(([n]) => n).join(', ')}):\n  ${longest.join('\n  ')}`);
   });
 
+  it(`every example fits the embedded model's context: at most ${SAMPLE_MAX_TOKENS} tokens, nothing cut at 128`, async () => {
+    const tokenizer = loadTokenizer(EMBEDDED_MODEL);
+    const countTokens = createTokenCounter(tokenizer, ChatTemplate.fromTokenizer(tokenizer));
+    const { contextLength } = embeddedModelTokenCounter();
+    expect(contextLength).toBe(128);
+    for (const name of jsonlFiles) {
+      const report = await validateJsonl(readSample(name), { countTokens, maxSeqLen: contextLength });
+      expect(report.truncatedExamples, name).toBe(0);
+      expect(report.warnings, name).toEqual([]);
+      expect(report.stats!.max, name).toBeLessThanOrEqual(SAMPLE_MAX_TOKENS);
+      // Every assistant token, sign-off and end-of-turn included, survives the cut.
+      expect(report.stats!.trainedTokensAfterTruncation, name).toBe(report.stats!.trainedTokens);
+    }
+  });
+
+  it('the generator refuses an example longer than the limit, naming it', () => {
+    const { countTokens } = embeddedModelTokenCounter();
+    const clinic = clinicDataset();
+    expect(() => checkSampleLengths([clinic, pirateDataset()], countTokens)).not.toThrow();
+    const longReply = `${clinic.train[0]![2]!.content} ${'Please read this again. '.repeat(8)}`;
+    const tooLong: SampleDataset = { ...clinic, train: [clinic.train[0]!, [clinic.train[0]![0]!, clinic.train[0]![1]!, { role: 'assistant', content: longReply }]] };
+    expect(countTokens(tooLong.train[1]!)).toBeGreaterThan(SAMPLE_MAX_TOKENS);
+    expect(() => checkSampleLengths([tooLong], countTokens)).toThrow(/1 sample example\(s\) longer than 120 tokens[^]*clinic-assistant\.train example 2: \d+ tokens/);
+  });
+
   it('clinic replies keep one style: same system message, fixed opening and sign-off', () => {
     const { train, valid } = clinicDataset();
     const systems = new Set([...train, ...valid].map((ex) => ex[0]!.content));
@@ -99,7 +135,7 @@ describe('sample datasets', () => {
     for (const ex of [...train, ...valid]) {
       expect(ex.map((m) => m.role)).toEqual(['system', 'user', 'assistant']);
       expect(ex[2]!.content.startsWith('Thanks for asking! ')).toBe(true);
-      expect(ex[2]!.content.endsWith(' — Maple Street Clinic Team')).toBe(true);
+      expect(ex[2]!.content.endsWith(' — Maple Clinic')).toBe(true);
     }
     // Urgent symptoms are always sent to emergency services.
     const urgent = [...train, ...valid].filter((ex) => /chest pain|breathing|stroke|bleeding/.test(ex[1]!.content));

@@ -2,8 +2,10 @@
 // every page from the header, the create-job form's line-numbered validation errors, and a real
 // job on the tiny Llama fixture (picked as a local folder) whose loss chart fills from the
 // training worker. Missing Chromium or WebGPU fails: a browser test that skips tests nothing.
+import { readFileSync } from 'node:fs';
 import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { strFromU8, unzipSync } from 'fflate';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildAndServe, collectPageErrors, DOCS_SCREENSHOTS_DIR as DOCS, launchChromium, RESULTS_DIR as RESULTS, ROOT, type ServedApp } from './harness';
@@ -164,9 +166,10 @@ describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
     // The embedded model the app ships is chosen for a new job (once the worker has read its
     // config), so the model is not among the reasons.
     await expect.poll(() => page.getByTestId('model-summary').first().innerText(), { timeout: 30_000 }).toContain('whittle-wordnet-tiny');
-    const reasons = await page.getByTestId('create-reasons').innerText();
-    expect(reasons).not.toContain('Choose a base model.');
-    expect(reasons).toContain('The training file has errors');
+    // With the model chosen the file is validated again (token statistics); its report stays on
+    // screen meanwhile, and the reasons settle on its errors.
+    await expect.poll(() => page.getByTestId('create-reasons').innerText(), { timeout: 30_000 }).toContain('The training file has errors');
+    expect(await page.getByTestId('create-reasons').innerText()).not.toContain('Choose a base model.');
 
     // A bad hyperparameter is explained next to its field and among the reasons.
     await page.getByTestId('hp-epochs').fill('0');
@@ -198,7 +201,7 @@ describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
 
     // A short job: one epoch, a fixed seed, a suffix.
     await page.getByTestId('hp-epochs').fill('1');
-    await page.getByTestId('hp-batchSize').fill('6');
+    await page.getByTestId('hp-batchSize').fill('3');
     await page.locator('summary', { hasText: 'Advanced training settings' }).click();
     await page.getByTestId('hp-seed').fill('7');
     await page.getByTestId('suffix').fill('e2e-tiny');
@@ -225,11 +228,32 @@ describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
     expect(status, `the job failed: ${await detail.innerText()}${diagnostics()}`).not.toBe('failed');
     expect(Number(await page.getByTestId('chart-loss').getAttribute('data-points'))).toBeGreaterThan(0);
 
-    // 2 steps in all (12 examples, batch 6): wait for the end, then the job page is complete.
+    // Reload mid-training: the page (and its training worker) goes away; the new page recovers
+    // the job from the store and it runs on to the end.
+    expect(await detail.getAttribute('data-status'), 'the job should still be running (4 steps)').toBe('running');
+    await page.reload();
+    await page.getByTestId('job-detail').waitFor({ timeout: 30_000 });
+    expect(await page.getByTestId('job-detail').getAttribute('data-job-id')).toBe(firstJobId);
+    await expect.poll(() => page.getByTestId('events-log').innerText(), { timeout: 30_000 }).toContain('Interrupted (the page was closed while it ran)');
+
+    // 4 steps in all (12 examples, batch 3): wait for the end, then the job page is complete.
     await page.waitForFunction(() => ['succeeded', 'failed', 'cancelled'].includes(document.querySelector('[data-testid="job-detail"]')?.getAttribute('data-status') ?? ''), undefined, { timeout: JOB_END_TIMEOUT_MS, polling: 500 });
     expect(await detail.getAttribute('data-status'), await page.getByTestId('events-log').innerText()).toBe('succeeded');
     expect(Number(await page.getByTestId('chart-loss').getAttribute('data-points'))).toBeGreaterThanOrEqual(2);
-    expect(await page.getByTestId('step-count').innerText()).toContain('step 2 of 2');
+    expect(await page.getByTestId('step-count').innerText()).toContain('step 4 of 4');
+    // Download the adapter: a PEFT zip with the two files PEFT reads, in its key names.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-adapter').click()]);
+    expect(download.suggestedFilename()).toMatch(/e2e-tiny.*-adapter\.zip$/);
+    const zipped = unzipSync(new Uint8Array(readFileSync(await download.path())));
+    expect(Object.keys(zipped).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+    const adapterConfig = JSON.parse(strFromU8(zipped['adapter_config.json']!)) as { peft_type: string; r: number; target_modules: string[] };
+    expect(adapterConfig.peft_type).toBe('LORA');
+    const weights = zipped['adapter_model.safetensors']!;
+    const headerLength = Number(new DataView(weights.buffer, weights.byteOffset).getBigUint64(0, true));
+    const tensorNames = Object.keys(JSON.parse(strFromU8(weights.subarray(8, 8 + headerLength))) as object).filter((k) => k !== '__metadata__');
+    expect(tensorNames).toContain('base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight');
+    expect(tensorNames.length).toBe(2 * 2 * adapterConfig.target_modules.length); // 2 layers, A and B
+
     // The job had no validation file: the insights section says so instead of spinning.
     await page.waitForFunction(() => document.querySelector('[data-testid="validation-insights"]')?.getAttribute('data-state') === 'none', undefined, { timeout: 30_000 });
     expect(await page.getByTestId('insights-none').innerText()).toContain('No validation data');

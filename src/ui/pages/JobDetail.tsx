@@ -78,6 +78,7 @@ function Actions({ job }: { job: JobRecord }) {
             className="button"
             disabled={busy !== null}
             onClick={() => run('adapter', async () => saveBlob(peftZip(await client.getAdapter(job.id)), `${jobTitle(job)}-adapter.zip`))}
+            data-testid="download-adapter"
           >
             {busy === 'adapter' ? 'Preparing…' : 'Download adapter'}
           </button>

@@ -10,9 +10,6 @@
  * from our own origin (src/jobs/ortWeb.ts), Node tests the Node build. No Node imports here.
  */
 import type * as OrtTypes from 'onnxruntime-web';
-import type { ChatTemplate } from '../data/chatTemplate';
-import type { ChatMessage } from '../data/formats';
-import type { TextTokenizer } from '../data/tokenizer';
 import { bytesModelDir, loadHfModelDir, type HfModelFiles } from '../formats/hfModelDir';
 import { exportMergedModel, readPeftAdapterTensors } from '../formats/mergedModel';
 import { exportOnnxModel, ONNX_EXTERNAL_DATA_THRESHOLD, type OnnxWeightSource } from '../formats/onnx';
@@ -21,6 +18,7 @@ import { sampleRowRef } from '../kernels/reference/sampling';
 import type { ModelConfig } from '../model/config';
 import type { GenerateOptions, GenerateResult } from '../model/generate';
 import { Rng } from '../util/random';
+import { encodePrompt, generationStopIds, TextStreamer, type PromptModel } from './generationText';
 import type { GenerateOutput, GenerateParams, TokenDelta } from './runner';
 
 export type OrtModule = typeof OrtTypes;
@@ -218,101 +216,12 @@ export async function peftAdapterKey(config: unknown, weights: Blob): Promise<st
   return [...digest.slice(0, 12)].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-/** What the runner knows about a model: its tokenizer, chat template, config and files. */
-export interface OnnxTextModel {
-  config: ModelConfig;
-  tokenizer: TextTokenizer;
-  template: ChatTemplate | null;
-  files: Pick<HfModelFiles, 'generationConfig'>;
-}
-
-/** The ids that end a generation: config, generation_config.json and the tokenizer's EOS. */
-export function eosTokenIds(tm: OnnxTextModel): number[] {
-  const eos = new Set(tm.config.eosTokenIds);
-  const genEos = (tm.files.generationConfig as { eos_token_id?: unknown } | null)?.eos_token_id;
-  for (const id of Array.isArray(genEos) ? genEos : [genEos]) if (typeof id === 'number') eos.add(id);
-  if (tm.tokenizer.eos) eos.add(tm.tokenizer.eos.id);
-  return [...eos];
-}
-
-/** The chat (rendered with the template, generation prompt added) or raw text as prompt ids. */
-export function encodePrompt(tm: OnnxTextModel, input: { messages?: ChatMessage[]; prompt?: string }, addBos: boolean): number[] {
-  if ((input.messages === undefined) === (input.prompt === undefined)) throw new OnnxGenerationError('give either messages or prompt');
-  const { tokenizer, template } = tm;
-  let ids: number[];
-  if (input.messages) {
-    if (!template) throw new OnnxGenerationError('this model has no chat template: send a prompt instead of messages');
-    ids = tokenizer.encode(template.render(input.messages, { addGenerationPrompt: true }));
-  } else {
-    ids = tokenizer.encode(input.prompt!);
-    if (addBos && tokenizer.bos && ids[0] !== tokenizer.bos.id) ids.unshift(tokenizer.bos.id);
-  }
-  if (ids.length === 0) throw new OnnxGenerationError('the prompt is empty');
-  if (ids.length >= tm.config.maxPositions) throw new OnnxGenerationError(`the prompt has ${ids.length} tokens; the model holds ${tm.config.maxPositions}`);
-  return ids;
-}
-
-/**
- * Turns generated ids into streamed text the way the runner does for our engine: the whole
- * sequence is decoded each step (so merges across tokens come out right), an incomplete
- * multi-byte character is held back, and a stop string ends the text before it.
- */
-export class TextStreamer {
-  readonly ids: number[] = [];
-  text = '';
-  stopHit = false;
-  private readonly stops: string[];
-
-  constructor(
-    private readonly tokenizer: TextTokenizer,
-    stops: readonly string[] = [],
-    private readonly onDelta?: (delta: TokenDelta) => void,
-  ) {
-    this.stops = stops.filter((s) => s.length > 0);
-  }
-
-  private decode(): string {
-    // A model's vocabulary is often padded past the tokenizer's; such ids have no text.
-    return this.tokenizer.decode(
-      this.ids.filter((t) => t < this.tokenizer.vocabSize),
-      { skipSpecialTokens: true },
-    );
-  }
-
-  /** Adds a token; true when a stop string was reached. */
-  push(id: number): boolean {
-    this.ids.push(id);
-    let full = this.decode();
-    if (full.endsWith('\uFFFD')) full = full.slice(0, full.length - 1);
-    if (full.length < this.text.length) full = this.text;
-    const cut = this.stops.map((s) => full.indexOf(s)).filter((i) => i >= 0);
-    if (cut.length) {
-      full = full.slice(0, Math.min(...cut));
-      this.stopHit = true;
-    }
-    const delta = full.startsWith(this.text) ? full.slice(this.text.length) : full;
-    this.text = full.startsWith(this.text) ? full : this.text + delta;
-    this.onDelta?.({ index: this.ids.length - 1, tokenId: id, text: delta });
-    return this.stopHit;
-  }
-
-  /** The held-back bytes, now that nothing more comes. */
-  finish(): void {
-    if (this.stopHit || this.ids.length === 0) return;
-    const full = this.decode();
-    if (full.startsWith(this.text) && full.length > this.text.length) {
-      this.onDelta?.({ index: this.ids.length - 1, tokenId: this.ids.at(-1)!, text: full.slice(this.text.length) });
-      this.text = full;
-    }
-  }
-}
-
 /** What generateTextWithOrt needs from the runner. */
 export interface OrtGenerationDeps {
   /** Tokenizer, template and config of params.model. */
-  textModel(): Promise<OnnxTextModel>;
+  textModel(): Promise<PromptModel>;
   /** Whether raw-text prompts start with BOS for this tokenizer (as in training). */
-  addBos(tm: OnnxTextModel): boolean;
+  addBos(tm: PromptModel): boolean;
   /** Opens the model's files for the duration of `read` (the export reads the weights). */
   withModelFiles<T>(read: (files: HfModelFiles) => Promise<T>): Promise<T>;
   /** A stable key of the adapter, and its PEFT files, read only when no session is cached. */
@@ -340,7 +249,7 @@ export async function generateTextWithOrt(deps: OrtGenerationDeps, params: Gener
     topP: params.topP,
     repetitionPenalty: params.repetitionPenalty,
     seed: params.seed,
-    eosTokenIds: eosTokenIds(tm),
+    eosTokenIds: generationStopIds(tm.config.eosTokenIds, tm.files.generationConfig, tm.tokenizer),
     signal,
     onToken: (step) => (step[0] === undefined ? undefined : streamer.push(step[0])),
   });

@@ -55,7 +55,8 @@ import { importLocalModel, sourceKey, type DownloadProgress, type OpenModelDir }
 import { listCachedModels, removeCachedModel, type CachedModel, type RemovedModel } from './modelCache';
 import { generateTextWithOrt, OrtSessionCache, peftAdapterKey, type LoadOrt } from './onnxGeneration';
 import { adapterBlobKey, adapterConfigBlobKey, blobBytes, type JobStore } from './store';
-import { answerStopIds, runValidationInsightsStep, type ValidationInsightsState } from './validationInsights';
+import { encodePrompt, generationStopIds, TextStreamer } from './generationText';
+import { runValidationInsightsStep, type ValidationInsightsState } from './validationInsights';
 
 /** What the runner reports as it goes (the worker forwards these to the page). */
 export type RunnerUpdate =
@@ -695,7 +696,7 @@ export class JobRunner {
         examples: async () => (validationFileId ? this.examples(validationFileId) : null),
         maxSeqLen,
         padId: padTokenId(text),
-        eosTokenIds: answerStopIds(lease.model.config.eosTokenIds, text.files.generationConfig, text.tokenizer),
+        eosTokenIds: generationStopIds(lease.model.config.eosTokenIds, text.files.generationConfig, text.tokenizer),
         signal,
         now: this.now,
       },
@@ -1029,30 +1030,9 @@ export class JobRunner {
     const lease = await this.leaseModel(gpu, params.model, JobRunner.dtypeFor(gpu, params.dtype), false);
     let adapter: LoraAdapter | null = null;
     try {
-      const { tokenizer, template, files } = lease.text;
-      let ids: number[];
-      if (params.messages) {
-        if (!template) throw new JobRunnerError('this model has no chat template: send a prompt instead of messages');
-        ids = tokenizer.encode(template.render(params.messages, { addGenerationPrompt: true }));
-      } else {
-        ids = tokenizer.encode(params.prompt!);
-        if (tokenizer.bos && textUsesBos(tokenizer) && ids[0] !== tokenizer.bos.id) ids.unshift(tokenizer.bos.id);
-      }
-      if (ids.length === 0) throw new JobRunnerError('the prompt is empty');
-      if (ids.length >= lease.model.config.maxPositions) throw new JobRunnerError(`the prompt has ${ids.length} tokens; the model holds ${lease.model.config.maxPositions}`);
+      const ids = encodePrompt({ ...lease.text, config: lease.model.config }, params, textUsesBos(lease.text.tokenizer));
       adapter = await this.loadAdapter(lease, params.adapter);
-
-      const eos = new Set(lease.model.config.eosTokenIds);
-      const genEos = (files.generationConfig as { eos_token_id?: unknown } | null)?.eos_token_id;
-      for (const id of Array.isArray(genEos) ? genEos : [genEos]) if (typeof id === 'number') eos.add(id);
-      if (tokenizer.eos) eos.add(tokenizer.eos.id);
-
-      const generated: number[] = [];
-      // A model's vocabulary is often padded past the tokenizer's; such ids have no text.
-      const decode = () => tokenizer.decode(generated.filter((t) => t < tokenizer.vocabSize), { skipSpecialTokens: true });
-      let text = '';
-      let stopHit = false;
-      const stops = (params.stop ?? []).filter((s) => s.length > 0);
+      const streamer = new TextStreamer(lease.text.tokenizer, params.stop, onToken);
       const result = await generate(lease.model, [ids], adapter, {
         maxNewTokens: params.maxNewTokens,
         temperature: params.temperature,
@@ -1060,41 +1040,17 @@ export class JobRunner {
         topP: params.topP,
         repetitionPenalty: params.repetitionPenalty,
         seed: params.seed,
-        eosTokenIds: [...eos],
+        eosTokenIds: generationStopIds(lease.model.config.eosTokenIds, lease.text.files.generationConfig, lease.text.tokenizer),
         signal,
-        onToken: (step) => {
-          const id = step[0];
-          if (id === undefined) return;
-          generated.push(id);
-          let full = decode();
-          // An incomplete multi-byte character decodes to U+FFFD: hold it until it completes.
-          if (full.endsWith('\uFFFD')) full = full.slice(0, full.length - 1);
-          if (full.length < text.length) full = text;
-          const cut = stops.map((s) => full.indexOf(s)).filter((i) => i >= 0);
-          if (cut.length) {
-            full = full.slice(0, Math.min(...cut));
-            stopHit = true;
-          }
-          const delta = full.startsWith(text) ? full.slice(text.length) : full;
-          text = full.startsWith(text) ? full : text + delta;
-          onToken?.({ index: generated.length - 1, tokenId: id, text: delta });
-          return stopHit;
-        },
+        onToken: (step) => (step[0] === undefined ? undefined : streamer.push(step[0])),
       });
-      if (!stopHit) {
-        // The final text with any held-back bytes, now that nothing more comes.
-        const full = decode();
-        if (full.startsWith(text) && full.length > text.length) {
-          onToken?.({ index: generated.length - 1, tokenId: generated.at(-1)!, text: full.slice(text.length) });
-          text = full;
-        }
-      }
+      streamer.finish();
       const f = result.finish[0]!;
       return {
-        text,
-        tokens: generated,
+        text: streamer.text,
+        tokens: streamer.ids,
         promptTokens: ids.length,
-        finish: stopHit ? 'stop' : f === 'stopped' ? 'aborted' : f,
+        finish: streamer.stopHit ? 'stop' : f === 'stopped' ? 'aborted' : f,
         prefillMs: result.prefillMs,
         decodeMs: result.decodeMs,
         tokensPerSecond: result.tokensPerSecond,

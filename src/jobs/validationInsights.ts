@@ -258,15 +258,6 @@ export async function computeValidationInsights(input: InsightsInput): Promise<V
   };
 }
 
-/** Ids that end an answer: the config's, generation_config.json's and the tokenizer's EOS. */
-export function answerStopIds(configEos: readonly number[], generationConfig: unknown, tokenizer: TextTokenizer): number[] {
-  const eos = new Set(configEos);
-  const genEos = (generationConfig as { eos_token_id?: unknown } | null)?.eos_token_id;
-  for (const id of Array.isArray(genEos) ? genEos : [genEos]) if (typeof id === 'number') eos.add(id);
-  if (tokenizer.eos) eos.add(tokenizer.eos.id);
-  return [...eos];
-}
-
 /** How the runner records the step: log lines, progress in the record, and what is fatal. */
 export interface InsightsStepHooks {
   log(level: 'info' | 'warning', message: string): Promise<void>;

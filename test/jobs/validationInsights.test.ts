@@ -17,7 +17,6 @@ import type { JobRecord } from '../../src/jobs/job';
 import { IdbJobStore, MemoryJobStore } from '../../src/jobs/store';
 import {
   answerBudget,
-  answerStopIds,
   computeValidationInsights,
   MAX_ANSWER_TOKENS,
   MAX_SCORED_EXAMPLES,
@@ -28,6 +27,7 @@ import {
   type InsightExample,
   type ValidationInsights,
 } from '../../src/jobs/validationInsights';
+import { generationStopIds } from '../../src/jobs/generationText';
 import { generate } from '../../src/model/generate';
 import { loadCausalLM } from '../../src/model/load';
 import { defaultLoraConfig, LoraAdapter } from '../../src/model/lora';
@@ -94,7 +94,7 @@ describe('computeValidationInsights (engine)', () => {
     model = loaded.model;
     tokenizer = TextTokenizer.fromJson(files.tokenizerJson, files.tokenizerConfig, files.chatTemplate === null ? {} : { chatTemplate: files.chatTemplate });
     template = ChatTemplate.fromTokenizer(tokenizer);
-    eos = answerStopIds(loaded.config.eosTokenIds, files.generationConfig, tokenizer);
+    eos = generationStopIds(loaded.config.eosTokenIds, files.generationConfig, tokenizer);
     // A fixed random adapter, large enough to move the argmax of many positions.
     adapter = new LoraAdapter(gpu, loaded.config, model.weights, defaultLoraConfig(loaded.config, { r: 4, alpha: 8 }));
     const rng = new Rng(5);

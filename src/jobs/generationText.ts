@@ -1,0 +1,101 @@
+// What both playground engines (ours and onnxruntime-web) share around the model: the prompt
+// as token ids, the ids that end a generation, and generated ids as streamed text.
+import type { ChatTemplate } from '../data/chatTemplate';
+import type { ChatMessage } from '../data/formats';
+import type { TextTokenizer } from '../data/tokenizer';
+import type { HfModelFiles } from '../formats/hfModelDir';
+import type { ModelConfig } from '../model/config';
+import type { TokenDelta } from './runner';
+
+export class PromptError extends Error {
+  override name = 'PromptError';
+}
+
+/** What the runner knows about a model: its tokenizer, chat template, config and files. */
+export interface PromptModel {
+  config: ModelConfig;
+  tokenizer: TextTokenizer;
+  template: ChatTemplate | null;
+  files: Pick<HfModelFiles, 'generationConfig'>;
+}
+
+/** The ids that end a generation: the config's, generation_config.json's and the tokenizer's EOS. */
+export function generationStopIds(configEos: readonly number[], generationConfig: unknown, tokenizer: TextTokenizer): number[] {
+  const eos = new Set(configEos);
+  const genEos = (generationConfig as { eos_token_id?: unknown } | null)?.eos_token_id;
+  for (const id of Array.isArray(genEos) ? genEos : [genEos]) if (typeof id === 'number') eos.add(id);
+  if (tokenizer.eos) eos.add(tokenizer.eos.id);
+  return [...eos];
+}
+
+/** The chat (rendered with the template, generation prompt added) or raw text as prompt ids. */
+export function encodePrompt(tm: PromptModel, input: { messages?: ChatMessage[]; prompt?: string }, addBos: boolean): number[] {
+  if ((input.messages === undefined) === (input.prompt === undefined)) throw new PromptError('give either messages or prompt');
+  const { tokenizer, template } = tm;
+  let ids: number[];
+  if (input.messages) {
+    if (!template) throw new PromptError('this model has no chat template: send a prompt instead of messages');
+    ids = tokenizer.encode(template.render(input.messages, { addGenerationPrompt: true }));
+  } else {
+    ids = tokenizer.encode(input.prompt!);
+    if (addBos && tokenizer.bos && ids[0] !== tokenizer.bos.id) ids.unshift(tokenizer.bos.id);
+  }
+  if (ids.length === 0) throw new PromptError('the prompt is empty');
+  if (ids.length >= tm.config.maxPositions) throw new PromptError(`the prompt has ${ids.length} tokens; the model holds ${tm.config.maxPositions}`);
+  return ids;
+}
+
+/**
+ * Turns generated ids into streamed text, the same for both engines: the whole
+ * sequence is decoded each step (so merges across tokens come out right), an incomplete
+ * multi-byte character is held back, and a stop string ends the text before it.
+ */
+export class TextStreamer {
+  readonly ids: number[] = [];
+  text = '';
+  stopHit = false;
+  private readonly stops: string[];
+
+  constructor(
+    private readonly tokenizer: TextTokenizer,
+    stops: readonly string[] = [],
+    private readonly onDelta?: (delta: TokenDelta) => void,
+  ) {
+    this.stops = stops.filter((s) => s.length > 0);
+  }
+
+  private decode(): string {
+    // A model's vocabulary is often padded past the tokenizer's; such ids have no text.
+    return this.tokenizer.decode(
+      this.ids.filter((t) => t < this.tokenizer.vocabSize),
+      { skipSpecialTokens: true },
+    );
+  }
+
+  /** Adds a token; true when a stop string was reached. */
+  push(id: number): boolean {
+    this.ids.push(id);
+    let full = this.decode();
+    if (full.endsWith('\uFFFD')) full = full.slice(0, full.length - 1);
+    if (full.length < this.text.length) full = this.text;
+    const cut = this.stops.map((s) => full.indexOf(s)).filter((i) => i >= 0);
+    if (cut.length) {
+      full = full.slice(0, Math.min(...cut));
+      this.stopHit = true;
+    }
+    const delta = full.startsWith(this.text) ? full.slice(this.text.length) : full;
+    this.text = full.startsWith(this.text) ? full : this.text + delta;
+    this.onDelta?.({ index: this.ids.length - 1, tokenId: id, text: delta });
+    return this.stopHit;
+  }
+
+  /** The held-back bytes, now that nothing more comes. */
+  finish(): void {
+    if (this.stopHit || this.ids.length === 0) return;
+    const full = this.decode();
+    if (full.startsWith(this.text) && full.length > this.text.length) {
+      this.onDelta?.({ index: this.ids.length - 1, tokenId: this.ids.at(-1)!, text: full.slice(this.text.length) });
+      this.text = full;
+    }
+  }
+}

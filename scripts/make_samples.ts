@@ -18,6 +18,7 @@ import { ChatTemplate, detectEndOfTurn } from '../src/data/chatTemplate';
 import { tokenizeExample } from '../src/data/examples';
 import { TextTokenizer } from '../src/data/tokenizer';
 import { Rng } from '../src/util/random';
+import type { SampleDataset as AppSampleDataset } from '../src/ui/samples';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const SAMPLES_DIR = join(ROOT, 'public/samples');
@@ -39,17 +40,8 @@ export interface SampleDataset {
   valid: Message[][];
 }
 
-/** One entry of public/samples/index.json; file names are relative to index.json. */
-export interface SampleIndexEntry {
-  id: string;
-  title: string;
-  description: string;
-  trainFile: string;
-  validFile: string;
-  trainExamples: number;
-  validExamples: number;
-  suggestedEpochs: number;
-}
+/** One entry of public/samples/index.json (the app reads it as SampleDataset); file names are relative to index.json. */
+export type SampleIndexEntry = AppSampleDataset;
 
 export interface SampleIndex {
   version: 1;

@@ -5,6 +5,7 @@ import type { DownloadProgress, ModelInfo } from '../../worker/trainingProtocol'
 import { errorText, useClient } from '../engine';
 import { formatBytes, formatCompact, formatCount } from '../format';
 import { modelId, rememberModel, useKnownModels } from '../modelRegistry';
+import { useDropZone } from '../useDropZone';
 
 export type ModelTab = 'embedded' | 'recent' | 'hub' | 'local';
 
@@ -92,7 +93,6 @@ export function ModelPicker({ value, onChange, embedded, embeddedError = null, s
   const [busy, setBusy] = useState<string | null>(null);
   const [progress, setProgress] = useState<DownloadProgress | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [dragging, setDragging] = useState(false);
   const folderInput = useRef<HTMLInputElement>(null);
 
   useEffect(() => {
@@ -131,6 +131,10 @@ export function ModelPicker({ value, onChange, embedded, embeddedError = null, s
     }
     void load('local', () => client.importLocalModel(name, picked));
   };
+
+  const { dragging, dropProps } = useDropZone((e) => {
+    void droppedFiles(e).then(({ name, files }) => importFolder(name, files), (err: unknown) => setError(errorText(err)));
+  });
 
   const repoOk = /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/.test(repo.trim());
   const tabs: { key: ModelTab; label: string; disabled?: boolean; note?: string }[] = [
@@ -237,16 +241,7 @@ export function ModelPicker({ value, onChange, embedded, embeddedError = null, s
       {tab === 'local' && (
         <div
           className={`picker-body dropzone${dragging ? ' dragging' : ''}`}
-          onDragOver={(e) => {
-            e.preventDefault();
-            setDragging(true);
-          }}
-          onDragLeave={() => setDragging(false)}
-          onDrop={(e) => {
-            e.preventDefault();
-            setDragging(false);
-            void droppedFiles(e).then(({ name, files }) => importFolder(name, files), (err: unknown) => setError(errorText(err)));
-          }}
+          {...dropProps}
           data-testid="model-dropzone"
         >
           <p>Drop a model folder here, or</p>

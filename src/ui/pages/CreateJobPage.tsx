@@ -17,6 +17,7 @@ import { modelId } from '../modelRegistry';
 import { hrefFor, navigate } from '../router';
 import { tryItHyperparameters } from '../samples';
 import { useSamplePrefill } from '../useSamplePrefill';
+import { useDropZone } from '../useDropZone';
 
 type DataSource = { kind: 'new'; file: File } | { kind: 'stored'; id: string; name: string; bytes: number; record: FileRecord | null };
 
@@ -84,22 +85,13 @@ function DataFileField({
 }) {
   const id = useId();
   const input = useRef<HTMLInputElement>(null);
-  const [dragging, setDragging] = useState(false);
   const pick = (f: File | undefined) => f && onChange({ kind: 'new', file: f });
+  const { dragging, dropProps } = useDropZone((e) => pick(e.dataTransfer.files[0]));
   return (
     <div className="data-field" data-testid={testId}>
       <div
         className={`dropzone small-zone${dragging ? ' dragging' : ''}`}
-        onDragOver={(e) => {
-          e.preventDefault();
-          setDragging(true);
-        }}
-        onDragLeave={() => setDragging(false)}
-        onDrop={(e) => {
-          e.preventDefault();
-          setDragging(false);
-          pick(e.dataTransfer.files[0]);
-        }}
+        {...dropProps}
       >
         <div className="data-field-head">
           <span className="label" id={`${id}-label`}>

@@ -5,7 +5,8 @@ import type { ChatMessage } from '../data/formats';
 import type { TextTokenizer } from '../data/tokenizer';
 import type { HfModelFiles } from '../formats/hfModelDir';
 import type { ModelConfig } from '../model/config';
-import type { TokenDelta } from './runner';
+import type { GenerateOptions, GenerateResult } from '../model/generate';
+import type { GenerateOutput, GenerateParams, TokenDelta } from './runner';
 
 export class PromptError extends Error {
   override name = 'PromptError';
@@ -98,4 +99,25 @@ export class TextStreamer {
       this.text = full;
     }
   }
+}
+
+/** A pane's sampling settings as the generate loop's options (both engines take the same). */
+export function samplingOptions(params: GenerateParams): Pick<GenerateOptions, 'maxNewTokens' | 'temperature' | 'topK' | 'topP' | 'repetitionPenalty' | 'seed'> {
+  const { maxNewTokens, temperature, topK, topP, repetitionPenalty, seed } = params;
+  return { maxNewTokens, temperature, topK, topP, repetitionPenalty, seed };
+}
+
+/** The pane's answer: the streamed text, why it ended (a stop string wins), and the timings. */
+export function generateOutput(streamer: TextStreamer, promptTokens: number, result: Pick<GenerateResult, 'finish' | 'prefillMs' | 'decodeMs' | 'tokensPerSecond'>): GenerateOutput {
+  streamer.finish();
+  const f = result.finish[0]!;
+  return {
+    text: streamer.text,
+    tokens: streamer.ids,
+    promptTokens,
+    finish: streamer.stopHit ? 'stop' : f === 'stopped' ? 'aborted' : f,
+    prefillMs: result.prefillMs,
+    decodeMs: result.decodeMs,
+    tokensPerSecond: result.tokensPerSecond,
+  };
 }

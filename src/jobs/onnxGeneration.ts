@@ -18,7 +18,7 @@ import { sampleRowRef } from '../kernels/reference/sampling';
 import type { ModelConfig } from '../model/config';
 import type { GenerateOptions, GenerateResult } from '../model/generate';
 import { Rng } from '../util/random';
-import { encodePrompt, generationStopIds, TextStreamer, type PromptModel } from './generationText';
+import { encodePrompt, generateOutput, generationStopIds, samplingOptions, TextStreamer, type PromptModel } from './generationText';
 import type { GenerateOutput, GenerateParams, TokenDelta } from './runner';
 
 export type OrtModule = typeof OrtTypes;
@@ -243,25 +243,10 @@ export async function generateTextWithOrt(deps: OrtGenerationDeps, params: Gener
   });
   const streamer = new TextStreamer(tm.tokenizer, params.stop, onToken);
   const result = await model.generate(ids, {
-    maxNewTokens: params.maxNewTokens,
-    temperature: params.temperature,
-    topK: params.topK,
-    topP: params.topP,
-    repetitionPenalty: params.repetitionPenalty,
-    seed: params.seed,
+    ...samplingOptions(params),
     eosTokenIds: generationStopIds(tm.config.eosTokenIds, tm.files.generationConfig, tm.tokenizer),
     signal,
     onToken: (step) => (step[0] === undefined ? undefined : streamer.push(step[0])),
   });
-  streamer.finish();
-  const f = result.finish[0]!;
-  return {
-    text: streamer.text,
-    tokens: streamer.ids,
-    promptTokens: ids.length,
-    finish: streamer.stopHit ? 'stop' : f === 'stopped' ? 'aborted' : f,
-    prefillMs: result.prefillMs,
-    decodeMs: result.decodeMs,
-    tokensPerSecond: result.tokensPerSecond,
-  };
+  return generateOutput(streamer, ids.length, result);
 }

@@ -55,7 +55,7 @@ import { importLocalModel, sourceKey, type DownloadProgress, type OpenModelDir }
 import { listCachedModels, removeCachedModel, type CachedModel, type RemovedModel } from './modelCache';
 import { generateTextWithOrt, OrtSessionCache, peftAdapterKey, type LoadOrt } from './onnxGeneration';
 import { adapterBlobKey, adapterConfigBlobKey, blobBytes, type JobStore } from './store';
-import { encodePrompt, generationStopIds, TextStreamer } from './generationText';
+import { encodePrompt, generateOutput, generationStopIds, samplingOptions, TextStreamer } from './generationText';
 import { runValidationInsightsStep, type ValidationInsightsState } from './validationInsights';
 
 /** What the runner reports as it goes (the worker forwards these to the page). */
@@ -1034,27 +1034,12 @@ export class JobRunner {
       adapter = await this.loadAdapter(lease, params.adapter);
       const streamer = new TextStreamer(lease.text.tokenizer, params.stop, onToken);
       const result = await generate(lease.model, [ids], adapter, {
-        maxNewTokens: params.maxNewTokens,
-        temperature: params.temperature,
-        topK: params.topK,
-        topP: params.topP,
-        repetitionPenalty: params.repetitionPenalty,
-        seed: params.seed,
+        ...samplingOptions(params),
         eosTokenIds: generationStopIds(lease.model.config.eosTokenIds, lease.text.files.generationConfig, lease.text.tokenizer),
         signal,
         onToken: (step) => (step[0] === undefined ? undefined : streamer.push(step[0])),
       });
-      streamer.finish();
-      const f = result.finish[0]!;
-      return {
-        text: streamer.text,
-        tokens: streamer.ids,
-        promptTokens: ids.length,
-        finish: streamer.stopHit ? 'stop' : f === 'stopped' ? 'aborted' : f,
-        prefillMs: result.prefillMs,
-        decodeMs: result.decodeMs,
-        tokensPerSecond: result.tokensPerSecond,
-      };
+      return generateOutput(streamer, ids.length, result);
     } finally {
       adapter?.destroy();
       this.pool.release(lease);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { strFromU8, unzipSync } from 'fflate';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildAndServe, collectPageErrors, DOCS_SCREENSHOTS_DIR as DOCS, launchChromium, RESULTS_DIR as RESULTS, ROOT, type ServedApp } from './harness';
+import { buildAndServe, collectPageErrors, DOCS_SCREENSHOTS_DIR as DOCS, launchChromium, RESULTS_DIR as RESULTS, ROOT, type ServedApp, settleForScreenshot } from './harness';
 
 const TINY_LLAMA = join(ROOT, 'test/fixtures/models/tiny-llama');
 const SHORT_CHAT = [
@@ -55,12 +55,7 @@ let firstJobId: string | null = null;
 const app = (): Promise<Page> => (opened ??= openApp());
 
 async function shot(page: Page, name: string, options: { fullPage?: boolean; docs?: boolean } = {}): Promise<void> {
-  // No focus ring, no hover, and the sticky header at the top of the picture.
-  await page.evaluate(() => {
-    (document.activeElement as HTMLElement | null)?.blur?.();
-    window.scrollTo(0, 0);
-  });
-  await page.mouse.move(1, 899);
+  await settleForScreenshot(page);
   await mkdir(RESULTS, { recursive: true });
   const path = join(RESULTS, `dashboard-${name}.png`);
   await page.screenshot({ path, fullPage: options.fullPage ?? true });

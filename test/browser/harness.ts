@@ -109,3 +109,12 @@ export async function waitForServiceWorker(page: Page, timeoutMs: number): Promi
   }, timeoutMs);
   if (state !== 'activated') throw new Error(`the service worker was not activated within ${timeoutMs / 1000} s`);
 }
+
+/** Before a screenshot: no focus ring, no hover, and the page (with its sticky header) at the top. */
+export async function settleForScreenshot(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    (document.activeElement as HTMLElement | null)?.blur?.();
+    window.scrollTo(0, 0);
+  });
+  await page.mouse.move(1, 899);
+}

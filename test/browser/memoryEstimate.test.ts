@@ -5,7 +5,7 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildAndServe, collectPageErrors, DOCS_SCREENSHOTS_DIR, launchChromium, RESULTS_DIR, ROOT, type ServedApp } from './harness';
+import { buildAndServe, collectPageErrors, DOCS_SCREENSHOTS_DIR, launchChromium, RESULTS_DIR, ROOT, type ServedApp, settleForScreenshot } from './harness';
 
 const SAMPLE = join(ROOT, 'public/samples/clinic-assistant.train.jsonl');
 
@@ -18,10 +18,8 @@ afterAll(async () => {
 });
 
 async function shot(page: Page, name: string): Promise<void> {
-  await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur?.());
-  await page.mouse.move(1, 1);
   // From the top, so the sticky header does not cover the summary card.
-  await page.evaluate(() => window.scrollTo(0, 0));
+  await settleForScreenshot(page);
   await mkdir(RESULTS_DIR, { recursive: true });
   await mkdir(DOCS_SCREENSHOTS_DIR, { recursive: true });
   const path = join(RESULTS_DIR, `${name}.png`);

@@ -5,7 +5,7 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildAndServe, collectPageErrors, waitForServiceWorker, DOCS_SCREENSHOTS_DIR, launchChromium, RESULTS_DIR, type ServedApp } from './harness';
+import { buildAndServe, collectPageErrors, DOCS_SCREENSHOTS_DIR, launchChromium, RESULTS_DIR, type ServedApp, settleForScreenshot, waitForServiceWorker } from './harness';
 
 const SAMPLE = 'pirate-style';
 const SW_READY_TIMEOUT_MS = 60_000;
@@ -20,11 +20,7 @@ let browser: Browser | null = null;
 
 /** A full-page screenshot in RESULTS_DIR (git-ignored); the README's copies are made once the test passes. */
 async function shot(page: Page, name: string): Promise<void> {
-  await page.evaluate(() => {
-    (document.activeElement as HTMLElement | null)?.blur?.();
-    window.scrollTo(0, 0);
-  });
-  await page.mouse.move(1, 899);
+  await settleForScreenshot(page);
   await mkdir(RESULTS_DIR, { recursive: true });
   await page.screenshot({ path: join(RESULTS_DIR, name), fullPage: true });
 }

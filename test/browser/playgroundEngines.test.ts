@@ -8,7 +8,7 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildAndServe, collectPageErrors, waitForServiceWorker, DOCS_SCREENSHOTS_DIR, launchChromium, RESULTS_DIR, ROOT, type ServedApp } from './harness';
+import { buildAndServe, collectPageErrors, DOCS_SCREENSHOTS_DIR, launchChromium, RESULTS_DIR, ROOT, type ServedApp, settleForScreenshot, waitForServiceWorker } from './harness';
 
 const TINY_LLAMA = join(ROOT, 'test/fixtures/models/tiny-llama');
 const adapterFiles = (name: string) => ['adapter_config.json', 'adapter_model.safetensors'].map((f) => join(ROOT, 'test/fixtures/adapters', name, f));
@@ -29,11 +29,7 @@ async function pickImportedAdapter(pane: Locator, adapter: string): Promise<void
 }
 
 async function shot(page: Page, name: string): Promise<void> {
-  await page.evaluate(() => {
-    (document.activeElement as HTMLElement | null)?.blur?.();
-    window.scrollTo(0, 0);
-  });
-  await page.mouse.move(1, 899);
+  await settleForScreenshot(page);
   await mkdir(RESULTS_DIR, { recursive: true });
   const path = join(RESULTS_DIR, name);
   await page.screenshot({ path, fullPage: false });

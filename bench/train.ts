@@ -12,8 +12,8 @@ import { CausalLM, type LoraLinearPath } from '../src/model/transformer';
 import type { WeightDtype } from '../src/model/weights';
 import { DEFAULT_OPTIMIZER, LoraOptimizer } from '../src/train/optimizer';
 import { buildRandomModel, matmulParameters, namedModel, randomBatch } from './synthetic';
-import { runPeer, torchUnavailable } from './peer';
-import { median, type BenchRow } from './table';
+import { runPeer, torchUnavailable, type PeerOutput } from './peer';
+import { median, peerBlasCell, type BenchRow, type PeerEnvironment } from './table';
 
 export interface ModelSpec {
   /** A name known to `namedModel`. */
@@ -38,6 +38,8 @@ export interface TrainBenchOptions {
    */
   loraPaths?: LoraLinearPath[];
   log: (msg: string) => void;
+  /** Called with what the peer ran on (torch version, BLAS), for the result file. */
+  onPeerEnvironment?: (environment: PeerEnvironment) => void;
 }
 
 /** Parses `name` or `name:layers`. */
@@ -150,33 +152,39 @@ export async function benchTrain(gpu: Gpu, opts: TrainBenchOptions): Promise<Ben
       gpu.pool.trim();
     }
   }
-  if (opts.peer && peerCases.length) addTrainPeer(peerCases, opts.log);
+  if (opts.peer && peerCases.length) {
+    const environment = addTrainPeer(peerCases, opts.log);
+    if (environment) opts.onPeerEnvironment?.(environment);
+  }
   return rows;
 }
 
-function addTrainPeer(cases: { rows: BenchRow[]; input: Record<string, unknown> }[], log: (msg: string) => void): void {
+/** Times the peer for every case and fills in the rows; returns what the peer ran on. */
+function addTrainPeer(cases: { rows: BenchRow[]; input: Record<string, unknown> }[], log: (msg: string) => void): PeerEnvironment | undefined {
   const missing = torchUnavailable();
   if (missing) {
     for (const row of cases.flatMap((c) => c.rows)) row.note = `${row.note}; no PyTorch peer: ${missing}`;
-    return;
+    return undefined;
   }
   log(`train: PyTorch peer for ${cases.length} cases`);
   type PeerResult = { name: string; ms: number; tokensPerSecond: number; device: string; threads: number; impl: string };
-  let out: PeerResult[];
+  let out: PeerOutput<PeerResult>;
   try {
-    out = runPeer<PeerResult[]>(PEER, cases.map((c) => c.input));
+    out = runPeer<PeerResult>(PEER, cases.map((c) => c.input));
   } catch (e) {
     // The GPU rows are still worth having: say why the peer is missing instead of failing.
     for (const row of cases.flatMap((c) => c.rows)) row.note = `${row.note}; PyTorch peer failed: ${(e as Error).message}`;
-    return;
+    return undefined;
   }
+  const env = out.environment;
   for (const c of cases) {
-    const p = out.find((o) => o.name === c.input.name);
+    const p = out.results.find((o) => o.name === c.input.name);
     if (!p) continue;
     const what = p.impl === 'peft' ? `PEFT ${process.env.WHITTLE_PEER_DTYPE ?? 'float32'}` : 'torch f32';
     for (const row of c.rows) {
       row.peer = {
-        name: p.device === 'cpu' ? `${what} CPU (${p.threads} threads)` : `${what} ${p.device}`,
+        name: `torch ${env.torch} ${p.device === 'cpu' ? `${what} CPU (${p.threads} threads)` : `${what} ${p.device}`}`,
+        blas: peerBlasCell(env),
         ms: p.ms,
         tokensPerSecond: p.tokensPerSecond,
         // The same model FLOPs as ours (PyTorch does not recompute, so it does less real work).
@@ -184,4 +192,5 @@ function addTrainPeer(cases: { rows: BenchRow[]; input: Record<string, unknown> 
       };
     }
   }
+  return env;
 }

@@ -7,7 +7,7 @@ import { LoraOptimizer } from '../../src/train/optimizer';
 import { getTestGpu } from '../helpers/gpu';
 import { FIXTURES, readGolden } from '../model/golden';
 
-describe.each(['tiny-llama', 'tiny-gpt2'])('%s training trajectory', (name) => {
+describe.each(['tiny-llama', 'tiny-qwen2', 'tiny-gpt2'])('%s training trajectory', (name) => {
   it('follows PyTorch AdamW + clip_grad_norm_ for 10 steps within 1e-4', async () => {
     const gpu = await getTestGpu();
     const dir = await nodeModelDir(join(FIXTURES, 'models', name));

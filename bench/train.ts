@@ -180,10 +180,10 @@ function addTrainPeer(cases: { rows: BenchRow[]; input: Record<string, unknown> 
   for (const c of cases) {
     const p = out.results.find((o) => o.name === c.input.name);
     if (!p) continue;
-    const what = p.impl === 'peft' ? `PEFT ${process.env.WHITTLE_PEER_DTYPE ?? 'float32'}` : 'torch f32';
+    const what = p.impl === 'peft' ? `PEFT ${process.env.WHITTLE_PEER_DTYPE ?? 'float32'} on torch ${env.torch}` : `torch ${env.torch} f32`;
     for (const row of c.rows) {
       row.peer = {
-        name: `torch ${env.torch} ${p.device === 'cpu' ? `${what} CPU (${p.threads} threads)` : `${what} ${p.device}`}`,
+        name: p.device === 'cpu' ? `${what} CPU (${p.threads} threads)` : `${what} ${p.device}`,
         blas: peerBlasCell(env),
         ms: p.ms,
         tokensPerSecond: p.tokensPerSecond,

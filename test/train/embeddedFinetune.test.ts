@@ -1,4 +1,4 @@
-// Issue 6: fine-tuning the shipped model (public/models/whittle-wordnet-tiny) on a shipped sample
+// The first screen's promise: fine-tuning the shipped model (public/models/whittle-wordnet-tiny) on a shipped sample
 // (public/samples/pirate-style) with the first screen's quick "Try it" settings lowers the loss
 // on the sample's validation file, through the same trainer a job uses.
 import { readFileSync } from 'node:fs';

@@ -26,7 +26,7 @@ export interface PeerEnvironment {
   torch: string;
   device: string;
   threads: number;
-  /** 'openblas', 'mkl', 'blis', 'reference' (netlib) or 'unknown'. */
+  /** 'openblas', 'mkl', 'blis', 'atlas', 'reference' (netlib) or 'unknown'. */
   blas: string;
   /** For the table, e.g. 'OpenBLAS (libopenblasp-r0.3.21.so)'. */
   blasLabel: string;

@@ -26,15 +26,13 @@ def loaded_blas():
 
 
 def blas_kind(paths):
-    """'openblas', 'mkl', 'blis', 'reference' (netlib libblas) or 'unknown'."""
-    names = ' '.join(os.path.basename(p) for p in paths).lower()
-    if 'openblas' in names:
-        return 'openblas'
-    if 'mkl' in names:
-        return 'mkl'
-    if 'blis' in names:
-        return 'blis'
-    if any(os.path.basename(p).startswith('libblas.so') and '/openblas' not in p for p in paths):
+    """'openblas', 'mkl', 'blis', 'atlas', 'reference' (netlib) or 'unknown'."""
+    joined = ' '.join(paths).lower()
+    for kind in ('openblas', 'mkl', 'blis', 'atlas'):
+        if kind in joined:
+            return kind
+    # Debian installs the netlib reference BLAS (package libblas3) under .../blas/.
+    if any('/blas/libblas.so' in p for p in paths):
         return 'reference'
     return 'unknown'
 
@@ -49,6 +47,7 @@ def peer_environment(device):
         'openblas': 'OpenBLAS',
         'mkl': 'MKL',
         'blis': 'BLIS',
+        'atlas': 'ATLAS',
         'reference': 'REFERENCE BLAS (netlib, unoptimised)',
     }.get(kind, 'unknown BLAS')
     # The implementation's own file (libopenblasp-r0.3.21.so names the version), else libblas.so.3.

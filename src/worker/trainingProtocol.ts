@@ -16,12 +16,16 @@ import type { FileRecord, JobDetails, JobEvent, JobRecord, ModelSource } from '.
 import type { DownloadProgress } from '../jobs/models';
 import type { CachedModel, RemovedModel } from '../jobs/modelCache';
 import type { ExamplesPreview } from '../data/examplePreview';
-import type { CreateJobInput, GenerateOutput, GenerateParams, HyperparametersPreview, ModelInfo, TokenDelta } from '../jobs/runner';
+import type { GenerateOutput, GenerateParams, TokenDelta } from '../generation/generationText';
+import type { ModelInfo } from '../jobs/modelPool';
+import type { HyperparametersPreview } from '../jobs/previews';
+import type { CreateJobInput } from '../jobs/queue';
 import type { WeightDtype } from '../model/weights';
 import type { HyperparameterRequest } from '../train/hyperparameters';
 import type { StepMetrics } from '../train/metrics';
 
-export type { AdapterRef, CreateJobInput, GenerateOutput, GenerateParams, HyperparametersPreview, ModelInfo, TokenDelta } from '../jobs/runner';
+export type { AdapterRef } from '../jobs/adapters';
+export type { CreateJobInput, GenerateOutput, GenerateParams, HyperparametersPreview, ModelInfo, TokenDelta };
 export type { JobMemoryCheck, MemoryLimits, MemoryProblem } from '../jobs/jobMemory';
 export type { FileRecord, JobDetails, JobEvent, JobRecord, JobStatus, ModelSource } from '../jobs/job';
 export type { DownloadProgress } from '../jobs/models';

@@ -27,7 +27,7 @@ import {
   type InsightExample,
   type ValidationInsights,
 } from '../../src/jobs/validationInsights';
-import { generationStopIds } from '../../src/jobs/generationText';
+import { generationStopIds } from '../../src/generation/generationText';
 import { generate } from '../../src/model/generate';
 import { loadCausalLM } from '../../src/model/load';
 import { defaultLoraConfig, LoraAdapter } from '../../src/model/lora';

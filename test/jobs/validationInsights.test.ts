@@ -14,7 +14,8 @@ import { TextTokenizer } from '../../src/data/tokenizer';
 import { loadHfModelDir } from '../../src/formats/hfModelDir';
 import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import type { JobRecord } from '../../src/jobs/job';
-import { IdbJobStore, MemoryJobStore } from '../../src/jobs/store';
+import { IdbJobStore } from '../../src/jobs/idbStore';
+import { MemoryJobStore } from '../../src/jobs/store';
 import {
   answerBudget,
   computeValidationInsights,

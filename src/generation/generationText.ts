@@ -2,7 +2,7 @@
 // request and answer, the prompt as token ids, the ids that end a generation, and generated ids
 // as streamed text.
 import type { ChatTemplate } from '../data/chatTemplate';
-import type { ChatMessage } from '../data/formats';
+import type { ChatMessage } from '../data/datasetTypes';
 import type { TextTokenizer } from '../data/tokenizer';
 import type { HfModelFiles } from '../formats/hfModelDir';
 import type { AdapterRef } from '../jobs/adapters';

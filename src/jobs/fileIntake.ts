@@ -3,7 +3,7 @@
  * with the format and example count the report found; stored files read back as examples.
  */
 import { createTokenCounter } from '../data/examples';
-import type { ChatExample, DatasetReport } from '../data/formats';
+import type { ChatExample, DatasetReport } from '../data/datasetTypes';
 import { validateJsonl, type DatasetReportOptions } from '../data/datasetReport';
 import { AUTO_MAX_SEQ_LEN } from '../train/hyperparameters';
 import { newFileId, type FileRecord, type ModelSource } from './job';

@@ -6,7 +6,7 @@
  * from step 0 when they had none) and validates interrupted validations again.
  */
 import { createTokenCounter } from '../data/examples';
-import type { DatasetReport } from '../data/formats';
+import type { DatasetReport } from '../data/datasetTypes';
 import type { WeightDtype } from '../model/weights';
 import { AUTO_MAX_SEQ_LEN, type HyperparameterRequest } from '../train/hyperparameters';
 import { invalidFileDetail } from './fileIntake';

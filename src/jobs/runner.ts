@@ -11,7 +11,7 @@
  * - Playground (src/generation/playground.ts): generation on both engines;
  * - previews.ts: the create-job form's previews; modelCache.ts: the cached models.
  */
-import type { DatasetReport } from '../data/formats';
+import type { DatasetReport } from '../data/datasetTypes';
 import type { ExamplesPreview } from '../data/examplePreview';
 import type { PeftExport } from '../formats/peft';
 import type { GenerateOutput, GenerateParams, TokenDelta } from '../generation/generationText';

@@ -9,7 +9,7 @@
  * tagged with the request id, the tokens of a generation and the download progress of a model.
  * Requests are typed by `TrainingRequests`: params and result per request type.
  */
-import type { DatasetReport } from '../data/formats';
+import type { DatasetReport } from '../data/datasetTypes';
 import type { PeftExport } from '../formats/peft';
 import type { AdapterSummary } from '../gpu';
 import type { FileRecord, JobDetails, JobEvent, JobRecord, ModelSource } from '../jobs/job';

@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { buildBatch } from '../../src/data/batching';
 import { ChatTemplate } from '../../src/data/chatTemplate';
 import { tokenizeExamples, type TokenizedExample } from '../../src/data/examples';
-import type { ChatExample, ChatMessage } from '../../src/data/formats';
+import type { ChatExample, ChatMessage } from '../../src/data/datasetTypes';
 import { TextTokenizer } from '../../src/data/tokenizer';
 import { loadHfModelDir } from '../../src/formats/hfModelDir';
 import { nodeModelDir } from '../../src/formats/nodeByteSource';

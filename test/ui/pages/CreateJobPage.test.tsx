@@ -7,7 +7,7 @@ import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { validateJsonl } from '../../../src/data/datasetReport';
-import type { ChatExample } from '../../../src/data/formats';
+import type { ChatExample } from '../../../src/data/datasetTypes';
 import { createJobRecord, type JobRecord, type ModelSource } from '../../../src/jobs/job';
 import { checkJobMemory, memoryLimits } from '../../../src/jobs/jobMemory';
 import type { CreateJobInput } from '../../../src/jobs/queue';

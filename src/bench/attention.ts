@@ -10,9 +10,9 @@
  * Time is the GPU time from timestamp queries when the device has them, else the wall clock
  * around submit + sync.
  */
-import { type Gpu } from '../src/gpu';
-import { attentionBackward, attentionForward } from '../src/kernels/attention';
-import { Rng } from '../src/selftest/compare';
+import { type Gpu } from '../gpu';
+import { attentionBackward, attentionForward } from '../kernels/attention';
+import { Rng } from '../selftest/compare';
 import { median } from './table';
 
 export interface AttentionBenchRow {

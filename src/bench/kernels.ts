@@ -3,10 +3,10 @@
  * LoRA linear layer fused against unfused. No Node modules: `npm run bench -- kernels` (which
  * adds the PyTorch peer) and the browser's bench page (src/worker/bench.worker.ts) both run it.
  */
-import { toF16Array, type Gpu, type Recorder } from '../src/gpu';
-import { loraDown, loraLinear } from '../src/kernels/lora';
-import { matmul } from '../src/kernels/matmul';
-import { maxRelError, Rng } from '../src/selftest/compare';
+import { toF16Array, type Gpu, type Recorder } from '../gpu';
+import { loraDown, loraLinear } from '../kernels/lora';
+import { matmul } from '../kernels/matmul';
+import { maxRelError, Rng } from '../selftest/compare';
 import { benchAttention } from './attention';
 import { benchMatmul, SMOLLM2_SHAPES } from './matmul';
 import { median, type BenchRow } from './table';

@@ -8,9 +8,9 @@
  * Inputs come from a small random table repeated, so large weights upload quickly; the speed
  * of a matmul does not depend on the values.
  */
-import { toF16Array, type Gpu } from '../src/gpu';
-import { defaultMatmulTuning, matmul, matmulFlops, type MatmulArgs, type MatmulTuning } from '../src/kernels/matmul';
-import { Rng } from '../src/selftest/compare';
+import { toF16Array, type Gpu } from '../gpu';
+import { defaultMatmulTuning, matmul, matmulFlops, type MatmulArgs, type MatmulTuning } from '../kernels/matmul';
+import { Rng } from '../selftest/compare';
 import { median } from './table';
 
 export interface MatmulBenchRow {

@@ -37,7 +37,7 @@ describe('kernels suite (src/bench/kernels.ts)', () => {
   });
 
   it('keeps the suite code free of Node modules (the browser bench page bundles it)', () => {
-    for (const f of ['kernels.ts', 'table.ts', 'matmul.ts', 'attention.ts']) {
+    for (const f of ['kernels.ts', 'table.ts', 'matmul.ts', 'attention.ts', 'timing.ts']) {
       const src = readFileSync(join(__dirname, '..', '..', 'src', 'bench', f), 'utf8');
       expect(src, f).not.toMatch(/from 'node:|require\(/);
     }

@@ -34,7 +34,6 @@ import { BackgroundWork, JobQueue, type CreateJobInput } from './queue';
 import type { JobStore } from './store';
 
 export type { RunnerUpdate } from './jobRecords';
-export { JobRunnerError } from './jobRecords';
 
 export interface JobRunnerOptions {
   store: JobStore;

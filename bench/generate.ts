@@ -8,7 +8,7 @@ import { CausalLM } from '../src/model/transformer';
 import type { WeightDtype } from '../src/model/weights';
 import { Rng } from '../src/util/random';
 import { buildRandomModel, namedModel } from './synthetic';
-import { median, type BenchRow } from './table';
+import { median, type BenchRow } from '../src/bench/table';
 import type { ModelSpec } from './train';
 
 export interface GenerateBenchOptions {

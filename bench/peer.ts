@@ -1,7 +1,7 @@
 /** The PyTorch peers' runner (Node only: it spawns Python). */
 import { spawnSync } from 'node:child_process';
 
-import type { PeerEnvironment } from './table';
+import type { PeerEnvironment } from '../src/bench/table';
 
 /** The interpreter for the PyTorch peers: Debian's python3 has python3-torch; WHITTLE_PYTHON overrides. */
 export function peerPython(): string {

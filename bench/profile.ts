@@ -19,7 +19,7 @@ import { LoraAdapter, defaultLoraConfig } from '../src/model/lora';
 import { CausalLM, defaultLoraLinearPath, type LoraLinearPath } from '../src/model/transformer';
 import { DEFAULT_OPTIMIZER, LoraOptimizer } from '../src/train/optimizer';
 import { buildRandomModel, namedModel, randomBatch } from './synthetic';
-import { median } from './table';
+import { median } from '../src/bench/table';
 import { parseModelSpec, parseShape } from './train';
 
 const SEP = '\u0001';

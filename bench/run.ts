@@ -15,10 +15,10 @@ import { acquireGpu, type Gpu } from '../src/gpu';
 import { isCpuAdapter } from '../src/kernels/matmul';
 import type { LoraLinearPath } from '../src/model/transformer';
 import { benchGenerate } from './generate';
-import { benchResultDocument, kernelShapes, KERNEL_PRESETS, runKernelSuite, type KernelPreset, type KernelSuiteShapes } from './kernels';
+import { benchResultDocument, kernelShapes, KERNEL_PRESETS, runKernelSuite, type KernelPreset, type KernelSuiteShapes } from '../src/bench/kernels';
 import { benchMemory } from './memory';
 import { runPeer, torchUnavailable, type PeerOutput } from './peer';
-import { markdownTable, peerBlasCell, type BenchRow, type PeerEnvironment } from './table';
+import { markdownTable, peerBlasCell, type BenchRow, type PeerEnvironment } from '../src/bench/table';
 import { benchTrain, parseModelSpec, parseShape, type ModelSpec } from './train';
 
 const SUITES = ['kernels', 'train', 'generate', 'memory'] as const;

@@ -13,7 +13,7 @@ import type { WeightDtype } from '../src/model/weights';
 import { DEFAULT_OPTIMIZER, LoraOptimizer } from '../src/train/optimizer';
 import { buildRandomModel, matmulParameters, namedModel, randomBatch } from './synthetic';
 import { runPeer, torchUnavailable, type PeerOutput } from './peer';
-import { median, peerBlasCell, type BenchRow, type PeerEnvironment } from './table';
+import { median, peerBlasCell, type BenchRow, type PeerEnvironment } from '../src/bench/table';
 
 export interface ModelSpec {
   /** A name known to `namedModel`. */

@@ -1,3 +1,4 @@
+// Rotary position embeddings (Hugging Face rotate_half layout), forward and backward: bindings for shaders/rope.wgsl.
 import code from '../../shaders/rope.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 import { grid1d } from './grid';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { markdownTable, peerBlasCell, type BenchRow, type PeerEnvironment } from '../../bench/table';
+import { markdownTable, peerBlasCell, type BenchRow, type PeerEnvironment } from '../../src/bench/table';
 
 const env = (over: Partial<PeerEnvironment>): PeerEnvironment => ({
   torch: '1.13.0a0',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu';
-import { fromF16Array, toF16Array } from '../../src/gpu/f16';
+import { fromF16Array, toF16Array } from '../../src/util/f16';
 import { dropoutMask, loraBackward, loraDown, loraLinear, loraScale } from '../../src/kernels/lora';
 import {
   dropoutMaskRef,

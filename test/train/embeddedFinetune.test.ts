@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChatTemplate } from '../../src/data/chatTemplate';
-import type { ChatExample, ChatMessage } from '../../src/data/formats';
+import type { ChatExample, ChatMessage } from '../../src/data/datasetTypes';
 import { tokenizeExamples } from '../../src/data/examples';
 import { TextTokenizer } from '../../src/data/tokenizer';
 import { nodeModelDir } from '../../src/formats/nodeByteSource';

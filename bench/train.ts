@@ -11,7 +11,8 @@ import { LoraAdapter, defaultLoraConfig } from '../src/model/lora';
 import { CausalLM, type LoraLinearPath } from '../src/model/transformer';
 import type { WeightDtype } from '../src/model/weights';
 import { DEFAULT_OPTIMIZER, LoraOptimizer } from '../src/train/optimizer';
-import { buildRandomModel, matmulParameters, namedModel, randomBatch } from './synthetic';
+import { buildRandomModel, randomBatch } from '../src/model/randomModel';
+import { matmulParameters, namedModel } from './synthetic';
 import { runPeer, torchUnavailable } from './peer';
 import { median, type BenchRow } from './table';
 

@@ -7,25 +7,33 @@
  *               x = x + attnOut(a); h = norm2(x); m = act(mlpIn(h)); x = x + mlpOut(m)
  *   logits = normF(x) headᵀ      (in vocabulary chunks: full [tokens, vocab] logits never exist)
  *
- * Only LoRA parameters are trained. The backward pass keeps one activation per layer (the
- * residual stream entering it) and recomputes the layer's internals just before its backward,
- * so memory grows with layers x tokens x hidden, not with every intermediate.
+ * What is trained: a LoRA adapter (the base weights stay frozen), or, in full-parameter mode
+ * (`StepOptions.full`), every base weight: linear layers, norms, embedding and head. The backward
+ * pass keeps one activation per layer (the residual stream entering it) and recomputes the
+ * layer's internals just before its backward, so memory grows with layers x tokens x hidden,
+ * not with every intermediate.
  */
 import type { Gpu, Recorder } from '../gpu';
 import { activation, activationBackward, swiglu, swigluBackward } from '../kernels/activation';
-import { appendKv, attentionBackward, attentionDecode, attentionDecodeWorkspaceBytes, attentionForward } from '../kernels/attention';
-import { crossEntropyChunkGrad, crossEntropyChunkStats, crossEntropyFinalize, CE_STATE_STRIDE } from '../kernels/crossentropy';
+import { appendKv, attentionBackward, attentionDecode, attentionForward } from '../kernels/attention';
+import { crossEntropyChunkGrad, crossEntropyChunkStats, crossEntropyFinalize } from '../kernels/crossentropy';
 import { axpby, copyColumns } from '../kernels/elementwise';
 import { embedding, embeddingBackward, embeddingGradIndex, packEmbeddingGradIndex } from '../kernels/embedding';
-import { loraBackward, loraDown, loraLinear } from '../kernels/lora';
-import { isCpuAdapter, matmul } from '../kernels/matmul';
+import { matmul } from '../kernels/matmul';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from '../kernels/norm';
 import { rope, ropeBackward } from '../kernels/rope';
 
 import { ropeInverseFrequencies, type ModelConfig } from './config';
 import type { BaseGradients } from './fullParameters';
-import type { LoraAdapter, LoraModule } from './lora';
+import type { KvCache } from './kvCache';
+import { ROLE_SEED_INDEX } from './layout';
+import { defaultLoraLinearPath, linearBackward, linearForward, type LoraBranch, type LoraLinearPath } from './linearLayer';
+import type { LoraAdapter } from './lora';
 import type { LinearWeight, ModelWeights, NormWeight } from './weights';
+import { Workspace } from './workspace';
+
+export { defaultLoraLinearPath, type LoraLinearPath } from './linearLayer';
+export { KvCache } from './kvCache';
 
 /** A batch of B sequences of T tokens, row-major, with next-token targets and a 0/1 loss mask. */
 export interface TokenBatch {
@@ -50,138 +58,6 @@ export interface LossTotals {
 const VOCAB_CHUNK = 8192;
 const MAX_WORKSPACES = 3;
 
-/**
- * Scratch buffers for one batch shape, allocated once and reused by every step of that shape:
- * allocating inside a recording could hand a buffer that recorded kernels still use to
- * another op, so nothing is released until the workspace is.
- */
-class Workspace {
-  readonly buffers: GPUBuffer[] = [];
-  readonly N: number;
-  readonly ids: GPUBuffer;
-  readonly targets: GPUBuffer;
-  readonly mask: GPUBuffer;
-  /** Residual stream entering each layer, and after the last one: [layers + 1][N, C]. */
-  readonly xs: GPUBuffer[];
-  readonly h1: GPUBuffer;
-  readonly h2: GPUBuffer;
-  readonly stats1: GPUBuffer;
-  readonly stats2: GPUBuffer;
-  readonly statsF: GPUBuffer;
-  readonly attnIn: GPUBuffer;
-  readonly q: GPUBuffer;
-  readonly k: GPUBuffer;
-  readonly v: GPUBuffer;
-  readonly attn: GPUBuffer;
-  readonly lse: GPUBuffer;
-  readonly xmid: GPUBuffer;
-  readonly tmpC: GPUBuffer;
-  readonly xout: GPUBuffer;
-  readonly gate: GPUBuffer;
-  readonly up: GPUBuffer;
-  readonly act: GPUBuffer;
-  readonly hF: GPUBuffer;
-  readonly logits: GPUBuffer;
-  readonly ceState: GPUBuffer;
-  readonly rowLoss: GPUBuffer;
-  readonly rowCorrect: GPUBuffer;
-  readonly totals: GPUBuffer;
-  // Backward.
-  readonly dres: GPUBuffer;
-  readonly dh: GPUBuffer;
-  readonly dAct: GPUBuffer;
-  readonly dGate: GPUBuffer;
-  readonly dUp: GPUBuffer;
-  readonly dAttn: GPUBuffer;
-  readonly dq: GPUBuffer;
-  readonly dk: GPUBuffer;
-  readonly dv: GPUBuffer;
-  readonly dAttnIn: GPUBuffer;
-  readonly delta: GPUBuffer;
-  readonly du: GPUBuffer;
-  /** N ones: bias gradients are column sums, onesᵀ dy. */
-  readonly ones: GPUBuffer;
-  /** The embedding-gradient index of the batch (full-parameter training). */
-  readonly embedIndex: GPUBuffer;
-  /**
-   * LoRA u = x Aᵀ per module slot of a layer (0..6: q, k, v, o, gate, up, down; GPT-2 uses
-   * 0, 3, 4, 6), [N, r], saved for the backward pass. By slot, not by name: GPT-2 has two c_proj.
-   */
-  readonly u = new Map<number, GPUBuffer>();
-
-  constructor(
-    private readonly gpu: Gpu,
-    cfg: ModelConfig,
-    readonly B: number,
-    readonly T: number,
-    readonly vocabChunk: number,
-    loraRank: number,
-    loraSlots: readonly number[],
-    withBackward: boolean,
-  ) {
-    const N = (this.N = B * T);
-    const { hidden: C, intermediate: I, heads: H, kvHeads: Hkv, headDim: D, layers: L } = cfg;
-    const f = (n: number, label: string) => {
-      const b = gpu.createBuffer(Math.max(1, n) * 4, label);
-      this.buffers.push(b);
-      return b;
-    };
-    this.ids = f(N, 'ids');
-    this.targets = f(N, 'targets');
-    this.mask = f(N, 'mask');
-    this.xs = Array.from({ length: L + 1 }, (_, i) => f(N * C, `x${i}`));
-    this.h1 = f(N * C, 'h1');
-    this.h2 = f(N * C, 'h2');
-    this.stats1 = f(N * 2, 'stats1');
-    this.stats2 = f(N * 2, 'stats2');
-    this.statsF = f(N * 2, 'statsF');
-    this.attnIn = cfg.family === 'gpt2' ? f(N * 3 * C, 'qkv') : f(1, 'qkv-unused');
-    this.q = f(N * H * D, 'q');
-    this.k = f(N * Hkv * D, 'k');
-    this.v = f(N * Hkv * D, 'v');
-    this.attn = f(N * H * D, 'attn');
-    this.lse = f(B * H * T, 'lse');
-    this.xmid = f(N * C, 'xmid');
-    this.tmpC = f(N * C, 'tmpC');
-    this.xout = f(N * C, 'xout');
-    this.gate = f(N * I, 'gate');
-    this.up = f(cfg.family === 'llama' ? N * I : 1, 'up');
-    this.act = f(N * I, 'act');
-    this.hF = f(N * C, 'hF');
-    this.logits = f(N * vocabChunk, 'logits');
-    this.ceState = f(N * CE_STATE_STRIDE, 'ceState');
-    this.rowLoss = f(N, 'rowLoss');
-    this.rowCorrect = f(N, 'rowCorrect');
-    this.totals = f(4, 'totals');
-    const g = withBackward ? f : (_n: number, label: string) => f(1, label);
-    this.dres = g(N * C, 'dres');
-    this.dh = g(N * C, 'dh');
-    this.dAct = g(N * I, 'dAct');
-    this.dGate = g(N * I, 'dGate');
-    this.dUp = g(cfg.family === 'llama' ? N * I : 1, 'dUp');
-    this.dAttn = g(N * H * D, 'dAttn');
-    this.dq = g(N * H * D, 'dq');
-    this.dk = g(N * Hkv * D, 'dk');
-    this.dv = g(N * Hkv * D, 'dv');
-    this.dAttnIn = cfg.family === 'gpt2' ? g(N * 3 * C, 'dqkv') : g(1, 'dqkv-unused');
-    this.delta = g(B * H * T, 'delta');
-    this.du = g(N * Math.max(loraRank, 1), 'du');
-    this.ones = f(N, 'ones');
-    gpu.write(this.ones, new Float32Array(N).fill(1));
-    this.embedIndex = g(3 * N + 1, 'embed-grad-index');
-    for (const slot of loraSlots) this.u.set(slot, f(N * loraRank, `u.${slot}`));
-  }
-
-  bytes(): number {
-    return this.buffers.reduce((s, b) => s + b.size, 0);
-  }
-
-  destroy(): void {
-    for (const b of this.buffers) this.gpu.release(b);
-    this.buffers.length = 0;
-  }
-}
-
 /** Options of one training forward/backward. */
 export interface StepOptions {
   /** Seed of this micro-batch's LoRA dropout masks (same seed, same masks). */
@@ -192,67 +68,6 @@ export interface StepOptions {
   accumulate: boolean;
   /** Also compute gradients of every base weight (pretraining); LoRA fine-tuning leaves it out. */
   full?: BaseGradients;
-}
-
-/** Keys and values of every layer for B sequences, up to `capacity` positions (generation). */
-export class KvCache {
-  /** Positions already in the cache (the same for every sequence). */
-  length = 0;
-  readonly k: GPUBuffer[] = [];
-  readonly v: GPUBuffer[] = [];
-  /** Split-K scratch of the decode kernel. */
-  readonly scratch: GPUBuffer;
-  /** The last position's hidden state of each sequence, [B, hidden]. */
-  readonly lastHidden: GPUBuffer;
-
-  constructor(
-    private readonly gpu: Gpu,
-    readonly config: ModelConfig,
-    readonly B: number,
-    readonly capacity: number,
-  ) {
-    if (capacity > config.maxPositions) {
-      throw new Error(`prompt plus new tokens (${capacity}) exceed the model's ${config.maxPositions} positions`);
-    }
-    const { kvHeads: Hkv, headDim: D, heads: Hq } = config;
-    for (let l = 0; l < config.layers; l++) {
-      this.k.push(gpu.createBuffer(B * capacity * Hkv * D * 4, `kcache${l}`));
-      this.v.push(gpu.createBuffer(B * capacity * Hkv * D * 4, `vcache${l}`));
-    }
-    this.scratch = gpu.createBuffer(attentionDecodeWorkspaceBytes({ B, Hq, D, capacity }), 'decode-scratch');
-    this.lastHidden = gpu.createBuffer(B * config.hidden * 4, 'last-hidden');
-  }
-
-  bytes(): number {
-    return [...this.k, ...this.v, this.scratch, this.lastHidden].reduce((s, b) => s + b.size, 0);
-  }
-
-  destroy(): void {
-    for (const b of [...this.k, ...this.v, this.scratch, this.lastHidden]) this.gpu.release(b);
-    this.k.length = 0;
-    this.v.length = 0;
-  }
-}
-
-/**
- * How an adapted linear layer computes y = x Wᵀ + bias + s·(x_d Aᵀ) Bᵀ: 'fused', one tiled kernel
- * (`loraLinear`) that adds the low-rank product into the base product's accumulators, or
- * 'unfused', the plain base `matmul`, then s·u Bᵀ added onto y by a second `matmul` (beta = 1).
- * Both first compute u = x_d Aᵀ (`loraDown`; unfused uses `matmul` when there is no dropout) and
- * give the same result up to f32 rounding order.
- */
-export type LoraLinearPath = 'fused' | 'unfused';
-
-/**
- * The LoRA linear path this device gets unless told otherwise. CPU adapters (lavapipe,
- * SwiftShader) run shaders as CPU threads, where the fused kernel's workgroup-memory tiles and
- * barriers are slow and matmul's register-blocked kernel is fast: on lavapipe the fused layer was
- * ~3.4x slower than unfused at SmolLM2's gate_proj shape (bench kernels suite, 2026-11-25; see
- * bench/NOTES.md). Other adapters keep the fused kernel, which writes y once instead of twice,
- * until a real GPU measurement says otherwise.
- */
-export function defaultLoraLinearPath(gpu: Gpu): LoraLinearPath {
-  return isCpuAdapter(gpu) ? 'unfused' : 'fused';
 }
 
 export interface CausalLMOptions {
@@ -297,26 +112,13 @@ export class CausalLM {
     this.workspaces.clear();
   }
 
-  /** Position of a linear layer within its block: 0..6 = q, k, v, o, gate, up, down (GPT-2: 0, 3, 4, 6). */
-  private slotOf(lin: LinearWeight): number {
-    for (const layer of this.weights.layers) {
-      const i = layer.attnIn.indexOf(lin);
-      if (i >= 0) return i;
-      if (layer.attnOut === lin) return 3;
-      const j = layer.mlpIn.indexOf(lin);
-      if (j >= 0) return 4 + j;
-      if (layer.mlpOut === lin) return 6;
-    }
-    throw new Error(`${lin.name} is not a layer of this model`);
-  }
-
   private ws(B: number, T: number, adapter: LoraAdapter | null, backward: boolean): Workspace {
     if (T > this.config.maxPositions) {
       throw new Error(`sequence length ${T} exceeds the model's maximum of ${this.config.maxPositions} positions`);
     }
     const r = adapter?.config.r ?? 0;
-    const slots = adapter ? [...new Set([...adapter.modules.keys()].map((l) => this.slotOf(l)))].sort() : [];
-    const key = `${B}x${T}:${r}:${slots.join(',')}:${backward}`;
+    const roles = adapter ? [...new Set([...adapter.modules.keys()].map((l) => l.role))].sort() : [];
+    const key = `${B}x${T}:${r}:${roles.join(',')}:${backward}`;
     // A backward-capable workspace of the same shape also serves forward-only passes.
     const keys = backward ? [key] : [key, key.replace(/false$/, 'true')];
     for (const k of keys) {
@@ -332,7 +134,7 @@ export class CausalLM {
       this.workspaces.delete(oldest);
     }
     const vocabChunk = Math.min(this.config.vocabSize, VOCAB_CHUNK);
-    const ws = new Workspace(this.gpu, this.config, B, T, vocabChunk, r, slots, backward);
+    const ws = new Workspace(this.gpu, this.config, B, T, vocabChunk, r, roles, backward);
     this.workspaces.set(key, ws);
     return ws;
   }
@@ -374,77 +176,14 @@ export class CausalLM {
     else layerNormBackward(this.gpu, rec, { x, weight: w.w, stats, dOut, dx, rows, cols, accumulate });
   }
 
-  private dropout(adapter: LoraAdapter, seed: number | undefined, layer: number, slot: number) {
-    if (!(adapter.config.dropout > 0) || seed === undefined) return null;
+  /** The adapter branch of linear layer `lin` of layer `l` in this pass, or null when it is not adapted. */
+  private loraBranch(ws: Workspace, adapter: LoraAdapter | null, lin: LinearWeight, l: number, dropoutSeed: number | undefined): LoraBranch | null {
+    const module = adapter?.modules.get(lin);
+    if (!adapter || !module) return null;
+    const p = adapter.config.dropout;
     // One mask per (micro-batch, layer, module): recomputation regenerates the same one.
-    return { seed: (seed * 7919 + layer * 31 + slot) >>> 0, p: adapter.config.dropout };
-  }
-
-  /** y = x Wᵀ + bias (+ s·(x_d Aᵀ) Bᵀ when the adapter adapts this layer) for `rows` rows. */
-  linear(rec: Recorder, lin: LinearWeight, x: GPUBuffer, y: GPUBuffer, rows: number, lora: LoraModule | undefined, u: GPUBuffer | undefined, scale: number, dropout: { seed: number; p: number } | null): void {
-    if (lora && u) {
-      if (this.loraLinearPath === 'fused') {
-        loraDown(this.gpu, rec, { x, a: lora.a, u, T: rows, K: lin.inFeatures, r: lora.r, dropout });
-        loraLinear(this.gpu, rec, { x, w: lin.w, wF16: lin.f16, bias: lin.bias, u, b: lora.b, y, T: rows, K: lin.inFeatures, N: lin.outFeatures, r: lora.r, scale });
-        return;
-      }
-      // u = x_d Aᵀ: loraDown applies dropout inline; without dropout the register-blocked matmul
-      // is 2.5-4x faster than loraDown on lavapipe at r = 16 (bench/NOTES.md).
-      if (dropout) loraDown(this.gpu, rec, { x, a: lora.a, u, T: rows, K: lin.inFeatures, r: lora.r, dropout });
-      else matmul(this.gpu, rec, { a: x, b: lora.a, c: u, M: rows, N: lora.r, K: lin.inFeatures, transB: true, label: `${lin.kind}.lora_down` });
-      this.baseLinear(rec, lin, x, y, rows);
-      matmul(this.gpu, rec, { a: u, b: lora.b, c: y, M: rows, N: lin.outFeatures, K: lora.r, transB: true, alpha: scale, beta: 1, label: `${lin.kind}.lora_up` });
-      return;
-    }
-    this.baseLinear(rec, lin, x, y, rows);
-  }
-
-  /** y = x Wᵀ + bias. */
-  private baseLinear(rec: Recorder, lin: LinearWeight, x: GPUBuffer, y: GPUBuffer, rows: number): void {
-    matmul(this.gpu, rec, {
-      a: x,
-      b: lin.w,
-      c: y,
-      M: rows,
-      N: lin.outFeatures,
-      K: lin.inFeatures,
-      transB: true,
-      bF16: lin.f16,
-      ...(lin.bias ? { bias: lin.bias } : {}),
-      label: lin.kind,
-    });
-  }
-
-  /** dx (+)= dy W, and the LoRA gradients of this layer when it is adapted. */
-  private linearBackward(rec: Recorder, ws: Workspace, lin: LinearWeight, slot: number, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, accumulateDx: boolean, adapter: LoraAdapter | null, opts: StepOptions, dropout: { seed: number; p: number } | null): void {
-    matmul(this.gpu, rec, { a: dy, b: lin.w, c: dx, M: ws.N, N: lin.inFeatures, K: lin.outFeatures, bF16: lin.f16, beta: accumulateDx ? 1 : 0, label: `${lin.kind}.dx` });
-    if (opts.full) {
-      // dW += dyᵀ x, dbias += onesᵀ dy (the gradients were cleared at the start of the step).
-      const gW = opts.full.grad(lin.w);
-      matmul(this.gpu, rec, { a: dy, b: x, c: gW, M: lin.outFeatures, N: lin.inFeatures, K: ws.N, transA: true, beta: 1, label: `${lin.kind}.dW` });
-      if (lin.bias) matmul(this.gpu, rec, { a: ws.ones, b: dy, c: opts.full.grad(lin.bias), M: 1, N: lin.outFeatures, K: ws.N, beta: 1, label: `${lin.kind}.dbias` });
-    }
-    const lora = adapter?.modules.get(lin);
-    if (!adapter || !lora) return;
-    loraBackward(this.gpu, rec, {
-      x,
-      dy,
-      u: ws.u.get(slot)!,
-      a: lora.a,
-      b: lora.b,
-      du: ws.du,
-      gradA: lora.gradA,
-      gradB: lora.gradB,
-      dx,
-      T: ws.N,
-      K: lin.inFeatures,
-      N: lin.outFeatures,
-      r: lora.r,
-      scale: adapter.scale,
-      accumulate: opts.accumulate,
-      accumulateDx: true,
-      dropout,
-    });
+    const dropout = p > 0 && dropoutSeed !== undefined ? { seed: (dropoutSeed * 7919 + l * 31 + ROLE_SEED_INDEX[lin.role]) >>> 0, p } : null;
+    return { module, u: ws.u.get(lin.role)!, scale: adapter.scale, dropout };
   }
 
   private embed(rec: Recorder, ws: Workspace, positionStart = 0): void {
@@ -478,21 +217,19 @@ export class CausalLM {
     const layer = this.weights.layers[l]!;
     const C = cfg.hidden;
     const N = ws.N;
-    const lin = (w: LinearWeight, x: GPUBuffer, y: GPUBuffer, slot: number) => {
-      const lora = adapter?.modules.get(w);
-      this.linear(rec, w, x, y, N, lora, ws.u.get(slot), adapter?.scale ?? 0, adapter && lora ? this.dropout(adapter, dropoutSeed, l, slot) : null);
-    };
+    const lin = (w: LinearWeight, x: GPUBuffer, y: GPUBuffer) => linearForward(this.gpu, rec, this.loraLinearPath, w, x, y, N, this.loraBranch(ws, adapter, w, l, dropoutSeed));
     this.norm(rec, ws, layer.norm1, xin, ws.h1, ws.stats1);
     if (cfg.family === 'llama') {
-      lin(layer.attnIn[0]!, ws.h1, ws.q, 0);
-      lin(layer.attnIn[1]!, ws.h1, ws.k, 1);
-      lin(layer.attnIn[2]!, ws.h1, ws.v, 2);
+      const [qProj, kProj, vProj] = layer.attnIn as [LinearWeight, LinearWeight, LinearWeight];
+      lin(qProj, ws.h1, ws.q);
+      lin(kProj, ws.h1, ws.k);
+      lin(vProj, ws.h1, ws.v);
       this.rope(rec, ws, ws.q, cfg.heads, false, pos);
       this.rope(rec, ws, ws.k, cfg.kvHeads, false, pos);
     } else {
-      lin(layer.attnIn[0]!, ws.h1, ws.attnIn, 0);
+      lin(layer.attnIn[0]!, ws.h1, ws.qkv);
       for (const [i, dst] of [ws.q, ws.k, ws.v].entries()) {
-        copyColumns(this.gpu, rec, { src: ws.attnIn, dst, rows: N, width: C, srcStride: 3 * C, srcOffset: i * C, dstStride: C, dstOffset: 0 });
+        copyColumns(this.gpu, rec, { src: ws.qkv, dst, rows: N, width: C, srcStride: 3 * C, srcOffset: i * C, dstStride: C, dstOffset: 0 });
       }
     }
     if (!kv) {
@@ -500,18 +237,19 @@ export class CausalLM {
     } else {
       this.cachedAttention(rec, ws, kv, l);
     }
-    lin(layer.attnOut, ws.attn, ws.tmpC, 3);
+    lin(layer.attnOut, ws.attn, ws.tmpC);
     // xmid = xin + attention output, normalised into h2 in the same kernel.
     this.norm(rec, ws, layer.norm2, ws.tmpC, ws.h2, ws.stats2, { add: xin, sum: ws.xmid });
     if (cfg.family === 'llama') {
-      lin(layer.mlpIn[0]!, ws.h2, ws.gate, 4);
-      lin(layer.mlpIn[1]!, ws.h2, ws.up, 5);
+      const [gateProj, upProj] = layer.mlpIn as [LinearWeight, LinearWeight];
+      lin(gateProj, ws.h2, ws.gate);
+      lin(upProj, ws.h2, ws.up);
       swiglu(this.gpu, rec, { gate: ws.gate, up: ws.up, out: ws.act, rows: N, width: cfg.intermediate });
     } else {
-      lin(layer.mlpIn[0]!, ws.h2, ws.gate, 4);
+      lin(layer.mlpIn[0]!, ws.h2, ws.gate);
       activation(this.gpu, rec, { kind: actKind(cfg), x: ws.gate, out: ws.act, n: N * cfg.intermediate });
     }
-    lin(layer.mlpOut, ws.act, xout, 6);
+    lin(layer.mlpOut, ws.act, xout);
     axpby(this.gpu, rec, ws.xmid, xout, N * C, 1, 1);
   }
 
@@ -526,48 +264,38 @@ export class CausalLM {
     const N = ws.N;
     const xin = ws.xs[l]!;
     this.layerForward(rec, ws, l, xin, ws.xout, adapter, opts.dropoutSeed);
-    const drop = (w: LinearWeight, slot: number) => (adapter && adapter.modules.has(w) ? this.dropout(adapter, opts.dropoutSeed, l, slot) : null);
-    const back = (w: LinearWeight, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, acc: boolean, slot: number) =>
-      this.linearBackward(rec, ws, w, slot, x, dy, dx, acc, adapter, opts, drop(w, slot));
+    const targets = { du: ws.du, ones: ws.ones, accumulate: opts.accumulate, ...(opts.full ? { full: opts.full } : {}) };
+    const back = (w: LinearWeight, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, accumulateDx: boolean) =>
+      linearBackward(this.gpu, rec, w, x, dy, dx, N, accumulateDx, this.loraBranch(ws, adapter, w, l, opts.dropoutSeed), targets);
 
     // MLP: xout = xmid + mlpOut(act(mlpIn(h2)))
-    back(layer.mlpOut, ws.act, ws.dres, ws.dAct, false, 6);
+    back(layer.mlpOut, ws.act, ws.dres, ws.dAct, false);
     if (cfg.family === 'llama') {
+      const [gateProj, upProj] = layer.mlpIn as [LinearWeight, LinearWeight];
       swigluBackward(this.gpu, rec, { gate: ws.gate, up: ws.up, dOut: ws.dAct, dGate: ws.dGate, dUp: ws.dUp, rows: N, width: cfg.intermediate });
-      back(layer.mlpIn[0]!, ws.h2, ws.dGate, ws.dh, false, 4);
-      back(layer.mlpIn[1]!, ws.h2, ws.dUp, ws.dh, true, 5);
+      back(gateProj, ws.h2, ws.dGate, ws.dh, false);
+      back(upProj, ws.h2, ws.dUp, ws.dh, true);
     } else {
       activationBackward(this.gpu, rec, { kind: actKind(cfg), x: ws.gate, dOut: ws.dAct, dx: ws.dGate, n: N * cfg.intermediate });
-      back(layer.mlpIn[0]!, ws.h2, ws.dGate, ws.dh, false, 4);
+      back(layer.mlpIn[0]!, ws.h2, ws.dGate, ws.dh, false);
     }
     this.normBackward(rec, ws, layer.norm2, ws.xmid, ws.stats2, ws.dh, ws.dres, true, opts.full);
 
     // Attention: xmid = xin + attnOut(attention(q, k, v))
-    back(layer.attnOut, ws.attn, ws.dres, ws.dAttn, false, 3);
-    attentionBackward(this.gpu, rec, {
-      ...this.attnDims(ws),
-      q: ws.q,
-      k: ws.k,
-      v: ws.v,
-      out: ws.attn,
-      lse: ws.lse,
-      dout: ws.dAttn,
-      dq: ws.dq,
-      dk: ws.dk,
-      dv: ws.dv,
-      delta: ws.delta,
-    });
+    back(layer.attnOut, ws.attn, ws.dres, ws.dAttn, false);
+    attentionBackward(this.gpu, rec, { ...this.attnDims(ws), q: ws.q, k: ws.k, v: ws.v, out: ws.attn, lse: ws.lse, dout: ws.dAttn, dq: ws.dq, dk: ws.dk, dv: ws.dv, delta: ws.delta });
     if (cfg.family === 'llama') {
+      const [qProj, kProj, vProj] = layer.attnIn as [LinearWeight, LinearWeight, LinearWeight];
       this.rope(rec, ws, ws.dq, cfg.heads, true);
       this.rope(rec, ws, ws.dk, cfg.kvHeads, true);
-      back(layer.attnIn[0]!, ws.h1, ws.dq, ws.dh, false, 0);
-      back(layer.attnIn[1]!, ws.h1, ws.dk, ws.dh, true, 1);
-      back(layer.attnIn[2]!, ws.h1, ws.dv, ws.dh, true, 2);
+      back(qProj, ws.h1, ws.dq, ws.dh, false);
+      back(kProj, ws.h1, ws.dk, ws.dh, true);
+      back(vProj, ws.h1, ws.dv, ws.dh, true);
     } else {
       for (const [i, src] of [ws.dq, ws.dk, ws.dv].entries()) {
-        copyColumns(this.gpu, rec, { src, dst: ws.dAttnIn, rows: N, width: C, srcStride: C, srcOffset: 0, dstStride: 3 * C, dstOffset: i * C });
+        copyColumns(this.gpu, rec, { src, dst: ws.dqkv, rows: N, width: C, srcStride: C, srcOffset: 0, dstStride: 3 * C, dstOffset: i * C });
       }
-      back(layer.attnIn[0]!, ws.h1, ws.dAttnIn, ws.dh, false, 0);
+      back(layer.attnIn[0]!, ws.h1, ws.dqkv, ws.dh, false);
     }
     this.normBackward(rec, ws, layer.norm1, xin, ws.stats1, ws.dh, ws.dres, true, opts.full);
   }

@@ -1,25 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import type { Gpu } from '../../src/gpu';
 import { rope, ropeBackward, ropeInvFreq } from '../../src/kernels/rope';
 import { ropeBackwardRef, ropeRef, sequentialPositions } from '../../src/kernels/reference/rope';
 import { selfTestCases } from '../../src/selftest/rope';
 import { expectClose, maxRelError } from '../helpers/compare';
-import { getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
+import { withBuffers } from '../../src/selftest/buffers';
 
 // Tolerance (maxRelError against the f64 reference, which rotates by the same f32 angle):
 // f32 sin/cos after range reduction plus two f32 products. Measured <= 1.9e-7 on lavapipe for
 // positions up to 400000.
 const TOL = 1e-6;
-
-async function withBuffers<T>(gpu: Gpu, fn: (track: (b: GPUBuffer) => GPUBuffer) => Promise<T>): Promise<T> {
-  const made: GPUBuffer[] = [];
-  try {
-    return await gpu.checked(() => fn((b) => (made.push(b), b)));
-  } finally {
-    for (const b of made) gpu.release(b);
-  }
-}
 
 const invFreqFor = (headDim: number, theta = 10000) => ropeInvFreq({ head_dim: headDim, rope_theta: theta }).invFreq;
 
@@ -327,11 +318,4 @@ describe('rope reference: backward = finite differences of forward', () => {
   });
 });
 
-describe('rope self-test cases', () => {
-  for (const c of selfTestCases) {
-    it(c.name, async () => {
-      const gpu = await getTestGpu();
-      expect(await c.run(gpu)).toBeLessThanOrEqual(c.tol);
-    });
-  }
-});
+describeSelfTestCases('rope', selfTestCases);

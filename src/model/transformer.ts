@@ -27,10 +27,11 @@ import { ropeInverseFrequencies, type ModelConfig } from './config';
 import type { BaseGradients } from './fullParameters';
 import type { KvCache } from './kvCache';
 import { ROLE_SEED_INDEX } from './layout';
+import { DEFAULT_MEMORY_BUDGET_BYTES, estimateLoraJobMemory, type RecomputePolicy } from './memoryEstimate';
 import { defaultLoraLinearPath, linearBackward, linearForward, type LoraBranch, type LoraLinearPath } from './linearLayer';
 import type { LoraAdapter } from './lora';
 import type { LinearWeight, ModelWeights, NormWeight } from './weights';
-import { Workspace } from './workspace';
+import { Workspace, type LayerActivations } from './workspace';
 
 export { defaultLoraLinearPath, type LoraLinearPath } from './linearLayer';
 export { KvCache } from './kvCache';
@@ -73,12 +74,19 @@ export interface StepOptions {
 export interface CausalLMOptions {
   /** Overrides `defaultLoraLinearPath` (tests and benchmarks run both paths). */
   loraLinearPath?: LoraLinearPath;
+  /** Keep or recompute each layer's activations for the backward (default 'auto'). */
+  recompute?: RecomputePolicy;
+  /** What 'auto' must fit the training step's memory estimate in (default DEFAULT_MEMORY_BUDGET_BYTES). */
+  memoryBudgetBytes?: number;
 }
 
 export class CausalLM {
   readonly invFreq: GPUBuffer | null;
   /** Read when a pass is recorded, so it may be switched between passes (tests, benchmarks). */
   loraLinearPath: LoraLinearPath;
+  /** Read when a training workspace is made (see `keepsActivations`); may be switched between steps. */
+  recompute: RecomputePolicy;
+  memoryBudgetBytes: number;
   /** Workspaces by batch shape, most recently used last (training, evaluation and decoding alternate). */
   private readonly workspaces = new Map<string, Workspace>();
 
@@ -89,6 +97,8 @@ export class CausalLM {
     options: CausalLMOptions = {},
   ) {
     this.loraLinearPath = options.loraLinearPath ?? defaultLoraLinearPath(gpu);
+    this.recompute = options.recompute ?? 'auto';
+    this.memoryBudgetBytes = options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES;
     this.invFreq = config.positionEncoding === 'rope' ? gpu.upload(Float32Array.from(ropeInverseFrequencies(config)), 'inv_freq') : null;
   }
 
@@ -118,9 +128,11 @@ export class CausalLM {
     }
     const r = adapter?.config.r ?? 0;
     const roles = adapter ? [...new Set([...adapter.modules.keys()].map((l) => l.role))].sort() : [];
-    const key = `${B}x${T}:${r}:${roles.join(',')}:${backward}`;
-    // A backward-capable workspace of the same shape also serves forward-only passes.
-    const keys = backward ? [key] : [key, key.replace(/false$/, 'true')];
+    const keep = backward && this.keepsActivations(B, T, adapter);
+    const base = `${B}x${T}:${r}:${roles.join(',')}`;
+    const key = `${base}:${backward ? (keep ? 'train-keep' : 'train-recompute') : 'forward'}`;
+    // A training workspace of the same shape also serves forward-only passes.
+    const keys = backward ? [key] : [key, `${base}:train-recompute`, `${base}:train-keep`];
     for (const k of keys) {
       const hit = this.workspaces.get(k);
       if (!hit) continue;
@@ -134,9 +146,25 @@ export class CausalLM {
       this.workspaces.delete(oldest);
     }
     const vocabChunk = Math.min(this.config.vocabSize, VOCAB_CHUNK);
-    const ws = new Workspace(this.gpu, this.config, B, T, vocabChunk, r, roles, backward);
+    const ws = new Workspace(this.gpu, this.config, B, T, vocabChunk, r, roles, backward, keep);
     this.workspaces.set(key, ws);
     return ws;
+  }
+
+  /** Whether a training step of B x T keeps every layer's activations (`recompute`, resolved). */
+  keepsActivations(B: number, T: number, adapter: LoraAdapter | null): boolean {
+    if (this.recompute !== 'auto') return this.recompute === 'never';
+    const estimate = estimateLoraJobMemory(this.config, {
+      batch: B,
+      seq: T,
+      rank: adapter?.config.r ?? 0,
+      dtype: this.weights.dtype,
+      targetModules: adapter?.config.targetModules ?? [],
+      maxStorageBufferBindingSize: this.gpu.limits.maxStorageBufferBindingSize,
+      recompute: 'auto',
+      budgetBytes: this.memoryBudgetBytes,
+    });
+    return estimate.recompute === 'never';
   }
 
   private upload(ws: Workspace, batch: TokenBatch): void {
@@ -183,7 +211,7 @@ export class CausalLM {
     const p = adapter.config.dropout;
     // One mask per (micro-batch, layer, module): recomputation regenerates the same one.
     const dropout = p > 0 && dropoutSeed !== undefined ? { seed: (dropoutSeed * 7919 + l * 31 + ROLE_SEED_INDEX[lin.role]) >>> 0, p } : null;
-    return { module, u: ws.u.get(lin.role)!, scale: adapter.scale, dropout };
+    return { module, u: ws.activations(l).u.get(lin.role)!, scale: adapter.scale, dropout };
   }
 
   private embed(rec: Recorder, ws: Workspace, positionStart = 0): void {
@@ -217,40 +245,41 @@ export class CausalLM {
     const layer = this.weights.layers[l]!;
     const C = cfg.hidden;
     const N = ws.N;
+    const a = ws.activations(l);
     const lin = (w: LinearWeight, x: GPUBuffer, y: GPUBuffer) => linearForward(this.gpu, rec, this.loraLinearPath, w, x, y, N, this.loraBranch(ws, adapter, w, l, dropoutSeed));
-    this.norm(rec, ws, layer.norm1, xin, ws.h1, ws.stats1);
+    this.norm(rec, ws, layer.norm1, xin, a.h1, a.stats1);
     if (cfg.family === 'llama') {
       const [qProj, kProj, vProj] = layer.attnIn as [LinearWeight, LinearWeight, LinearWeight];
-      lin(qProj, ws.h1, ws.q);
-      lin(kProj, ws.h1, ws.k);
-      lin(vProj, ws.h1, ws.v);
-      this.rope(rec, ws, ws.q, cfg.heads, false, pos);
-      this.rope(rec, ws, ws.k, cfg.kvHeads, false, pos);
+      lin(qProj, a.h1, a.q);
+      lin(kProj, a.h1, a.k);
+      lin(vProj, a.h1, a.v);
+      this.rope(rec, ws, a.q, cfg.heads, false, pos);
+      this.rope(rec, ws, a.k, cfg.kvHeads, false, pos);
     } else {
-      lin(layer.attnIn[0]!, ws.h1, ws.qkv);
-      for (const [i, dst] of [ws.q, ws.k, ws.v].entries()) {
+      lin(layer.attnIn[0]!, a.h1, ws.qkv);
+      for (const [i, dst] of [a.q, a.k, a.v].entries()) {
         copyColumns(this.gpu, rec, { src: ws.qkv, dst, rows: N, width: C, srcStride: 3 * C, srcOffset: i * C, dstStride: C, dstOffset: 0 });
       }
     }
     if (!kv) {
-      attentionForward(this.gpu, rec, { ...this.attnDims(ws), q: ws.q, k: ws.k, v: ws.v, out: ws.attn, lse: ws.lse });
+      attentionForward(this.gpu, rec, { ...this.attnDims(ws), q: a.q, k: a.k, v: a.v, out: a.attn, lse: a.lse });
     } else {
-      this.cachedAttention(rec, ws, kv, l);
+      this.cachedAttention(rec, ws, a, kv, l);
     }
-    lin(layer.attnOut, ws.attn, ws.tmpC);
+    lin(layer.attnOut, a.attn, ws.tmpC);
     // xmid = xin + attention output, normalised into h2 in the same kernel.
-    this.norm(rec, ws, layer.norm2, ws.tmpC, ws.h2, ws.stats2, { add: xin, sum: ws.xmid });
+    this.norm(rec, ws, layer.norm2, ws.tmpC, a.h2, a.stats2, { add: xin, sum: a.xmid });
     if (cfg.family === 'llama') {
       const [gateProj, upProj] = layer.mlpIn as [LinearWeight, LinearWeight];
-      lin(gateProj, ws.h2, ws.gate);
-      lin(upProj, ws.h2, ws.up);
-      swiglu(this.gpu, rec, { gate: ws.gate, up: ws.up, out: ws.act, rows: N, width: cfg.intermediate });
+      lin(gateProj, a.h2, a.gate);
+      lin(upProj, a.h2, a.up);
+      swiglu(this.gpu, rec, { gate: a.gate, up: a.up, out: a.act, rows: N, width: cfg.intermediate });
     } else {
-      lin(layer.mlpIn[0]!, ws.h2, ws.gate);
-      activation(this.gpu, rec, { kind: actKind(cfg), x: ws.gate, out: ws.act, n: N * cfg.intermediate });
+      lin(layer.mlpIn[0]!, a.h2, a.gate);
+      activation(this.gpu, rec, { kind: actKind(cfg), x: a.gate, out: a.act, n: N * cfg.intermediate });
     }
-    lin(layer.mlpOut, ws.act, xout);
-    axpby(this.gpu, rec, ws.xmid, xout, N * C, 1, 1);
+    lin(layer.mlpOut, a.act, xout);
+    axpby(this.gpu, rec, a.xmid, xout, N * C, 1, 1);
   }
 
   /**
@@ -263,52 +292,54 @@ export class CausalLM {
     const C = cfg.hidden;
     const N = ws.N;
     const xin = ws.xs[l]!;
-    this.layerForward(rec, ws, l, xin, ws.xout, adapter, opts.dropoutSeed);
+    // Kept activations are still in the workspace from the forward pass; else redo this layer's forward.
+    if (!ws.keepsActivations) this.layerForward(rec, ws, l, xin, ws.xout, adapter, opts.dropoutSeed);
+    const a = ws.activations(l);
     const targets = { du: ws.du, ones: ws.ones, accumulate: opts.accumulate, ...(opts.full ? { full: opts.full } : {}) };
     const back = (w: LinearWeight, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, accumulateDx: boolean) =>
       linearBackward(this.gpu, rec, w, x, dy, dx, N, accumulateDx, this.loraBranch(ws, adapter, w, l, opts.dropoutSeed), targets);
 
     // MLP: xout = xmid + mlpOut(act(mlpIn(h2)))
-    back(layer.mlpOut, ws.act, ws.dres, ws.dAct, false);
+    back(layer.mlpOut, a.act, ws.dres, ws.dAct, false);
     if (cfg.family === 'llama') {
       const [gateProj, upProj] = layer.mlpIn as [LinearWeight, LinearWeight];
-      swigluBackward(this.gpu, rec, { gate: ws.gate, up: ws.up, dOut: ws.dAct, dGate: ws.dGate, dUp: ws.dUp, rows: N, width: cfg.intermediate });
-      back(gateProj, ws.h2, ws.dGate, ws.dh, false);
-      back(upProj, ws.h2, ws.dUp, ws.dh, true);
+      swigluBackward(this.gpu, rec, { gate: a.gate, up: a.up, dOut: ws.dAct, dGate: ws.dGate, dUp: ws.dUp, rows: N, width: cfg.intermediate });
+      back(gateProj, a.h2, ws.dGate, ws.dh, false);
+      back(upProj, a.h2, ws.dUp, ws.dh, true);
     } else {
-      activationBackward(this.gpu, rec, { kind: actKind(cfg), x: ws.gate, dOut: ws.dAct, dx: ws.dGate, n: N * cfg.intermediate });
-      back(layer.mlpIn[0]!, ws.h2, ws.dGate, ws.dh, false);
+      activationBackward(this.gpu, rec, { kind: actKind(cfg), x: a.gate, dOut: ws.dAct, dx: ws.dGate, n: N * cfg.intermediate });
+      back(layer.mlpIn[0]!, a.h2, ws.dGate, ws.dh, false);
     }
-    this.normBackward(rec, ws, layer.norm2, ws.xmid, ws.stats2, ws.dh, ws.dres, true, opts.full);
+    this.normBackward(rec, ws, layer.norm2, a.xmid, a.stats2, ws.dh, ws.dres, true, opts.full);
 
     // Attention: xmid = xin + attnOut(attention(q, k, v))
-    back(layer.attnOut, ws.attn, ws.dres, ws.dAttn, false);
-    attentionBackward(this.gpu, rec, { ...this.attnDims(ws), q: ws.q, k: ws.k, v: ws.v, out: ws.attn, lse: ws.lse, dout: ws.dAttn, dq: ws.dq, dk: ws.dk, dv: ws.dv, delta: ws.delta });
+    back(layer.attnOut, a.attn, ws.dres, ws.dAttn, false);
+    attentionBackward(this.gpu, rec, { ...this.attnDims(ws), q: a.q, k: a.k, v: a.v, out: a.attn, lse: a.lse, dout: ws.dAttn, dq: ws.dq, dk: ws.dk, dv: ws.dv, delta: ws.delta });
     if (cfg.family === 'llama') {
       const [qProj, kProj, vProj] = layer.attnIn as [LinearWeight, LinearWeight, LinearWeight];
       this.rope(rec, ws, ws.dq, cfg.heads, true);
       this.rope(rec, ws, ws.dk, cfg.kvHeads, true);
-      back(qProj, ws.h1, ws.dq, ws.dh, false);
-      back(kProj, ws.h1, ws.dk, ws.dh, true);
-      back(vProj, ws.h1, ws.dv, ws.dh, true);
+      back(qProj, a.h1, ws.dq, ws.dh, false);
+      back(kProj, a.h1, ws.dk, ws.dh, true);
+      back(vProj, a.h1, ws.dv, ws.dh, true);
     } else {
       for (const [i, src] of [ws.dq, ws.dk, ws.dv].entries()) {
         copyColumns(this.gpu, rec, { src, dst: ws.dqkv, rows: N, width: C, srcStride: C, srcOffset: 0, dstStride: 3 * C, dstOffset: i * C });
       }
-      back(layer.attnIn[0]!, ws.h1, ws.dqkv, ws.dh, false);
+      back(layer.attnIn[0]!, a.h1, ws.dqkv, ws.dh, false);
     }
-    this.normBackward(rec, ws, layer.norm1, xin, ws.stats1, ws.dh, ws.dres, true, opts.full);
+    this.normBackward(rec, ws, layer.norm1, xin, a.stats1, ws.dh, ws.dres, true, opts.full);
   }
 
   /** Appends this pass's keys/values to the cache and attends over everything cached so far. */
-  private cachedAttention(rec: Recorder, ws: Workspace, kv: KvCache, l: number): void {
+  private cachedAttention(rec: Recorder, ws: Workspace, a: LayerActivations, kv: KvCache, l: number): void {
     const { heads: Hq, kvHeads: Hkv, headDim: D } = this.config;
     const pos = kv.length;
-    appendKv(this.gpu, rec, { kNew: ws.k, vNew: ws.v, kCache: kv.k[l]!, vCache: kv.v[l]!, B: ws.B, rows: ws.T, Hkv, D, capacity: kv.capacity, pos });
+    appendKv(this.gpu, rec, { kNew: a.k, vNew: a.v, kCache: kv.k[l]!, vCache: kv.v[l]!, B: ws.B, rows: ws.T, Hkv, D, capacity: kv.capacity, pos });
     if (ws.T === 1) {
-      attentionDecode(this.gpu, rec, { q: ws.q, kCache: kv.k[l]!, vCache: kv.v[l]!, out: ws.attn, workspace: kv.scratch, B: ws.B, Hq, Hkv, D, capacity: kv.capacity, kvLen: pos + 1 });
+      attentionDecode(this.gpu, rec, { q: a.q, kCache: kv.k[l]!, vCache: kv.v[l]!, out: a.attn, workspace: kv.scratch, B: ws.B, Hq, Hkv, D, capacity: kv.capacity, kvLen: pos + 1 });
     } else {
-      attentionForward(this.gpu, rec, { ...this.attnDims(ws), q: ws.q, k: kv.k[l]!, v: kv.v[l]!, out: ws.attn, lse: ws.lse, pastLen: pos, kvCapacity: kv.capacity });
+      attentionForward(this.gpu, rec, { ...this.attnDims(ws), q: a.q, k: kv.k[l]!, v: kv.v[l]!, out: a.attn, lse: a.lse, pastLen: pos, kvCapacity: kv.capacity });
     }
   }
 

@@ -17,24 +17,11 @@ export class Workspace {
   readonly mask: GPUBuffer;
   /** Residual stream entering each layer, and after the last one: [layers + 1][N, C]. */
   readonly xs: GPUBuffer[];
-  readonly h1: GPUBuffer;
-  readonly h2: GPUBuffer;
-  readonly stats1: GPUBuffer;
-  readonly stats2: GPUBuffer;
   readonly statsF: GPUBuffer;
   /** GPT-2's c_attn output, q|k|v side by side per row: [N, 3C]. */
   readonly qkv: GPUBuffer;
-  readonly q: GPUBuffer;
-  readonly k: GPUBuffer;
-  readonly v: GPUBuffer;
-  readonly attn: GPUBuffer;
-  readonly lse: GPUBuffer;
-  readonly xmid: GPUBuffer;
   readonly tmpC: GPUBuffer;
   readonly xout: GPUBuffer;
-  readonly gate: GPUBuffer;
-  readonly up: GPUBuffer;
-  readonly act: GPUBuffer;
   readonly hF: GPUBuffer;
   readonly logits: GPUBuffer;
   readonly ceState: GPUBuffer;
@@ -60,10 +47,11 @@ export class Workspace {
   /** The embedding-gradient index of the batch (full-parameter training). */
   readonly embedIndex: GPUBuffer;
   /**
-   * LoRA u = x Aᵀ per adapted role of a layer, [N, r], saved for the backward pass. By role, not
-   * by module name: GPT-2 has two c_proj (attention output and MLP output).
+   * What a layer's backward reads from its forward: one set per layer when activations are kept,
+   * one set shared by every layer when each layer is recomputed just before its backward.
    */
-  readonly u = new Map<LinearRole, GPUBuffer>();
+  readonly saved: LayerActivations[];
+  readonly keepsActivations: boolean;
 
   constructor(
     private readonly gpu: Gpu,
@@ -74,6 +62,7 @@ export class Workspace {
     loraRank: number,
     loraRoles: readonly LinearRole[],
     withBackward: boolean,
+    keepActivations = false,
   ) {
     const N = (this.N = B * T);
     const { hidden: C, intermediate: I, heads: H, kvHeads: Hkv, headDim: D, layers: L } = cfg;
@@ -86,23 +75,10 @@ export class Workspace {
     this.targets = f(N, 'targets');
     this.mask = f(N, 'mask');
     this.xs = Array.from({ length: L + 1 }, (_, i) => f(N * C, `x${i}`));
-    this.h1 = f(N * C, 'h1');
-    this.h2 = f(N * C, 'h2');
-    this.stats1 = f(N * 2, 'stats1');
-    this.stats2 = f(N * 2, 'stats2');
     this.statsF = f(N * 2, 'statsF');
     this.qkv = cfg.family === 'gpt2' ? f(N * 3 * C, 'qkv') : f(1, 'qkv-unused');
-    this.q = f(N * H * D, 'q');
-    this.k = f(N * Hkv * D, 'k');
-    this.v = f(N * Hkv * D, 'v');
-    this.attn = f(N * H * D, 'attn');
-    this.lse = f(B * H * T, 'lse');
-    this.xmid = f(N * C, 'xmid');
     this.tmpC = f(N * C, 'tmpC');
     this.xout = f(N * C, 'xout');
-    this.gate = f(N * I, 'gate');
-    this.up = f(cfg.family === 'llama' ? N * I : 1, 'up');
-    this.act = f(N * I, 'act');
     this.hF = f(N * C, 'hF');
     this.logits = f(N * vocabChunk, 'logits');
     this.ceState = f(N * CE_STATE_STRIDE, 'ceState');
@@ -125,7 +101,13 @@ export class Workspace {
     this.ones = f(N, 'ones');
     gpu.write(this.ones, new Float32Array(N).fill(1));
     this.embedIndex = g(3 * N + 1, 'embed-grad-index');
-    for (const role of loraRoles) this.u.set(role, f(N * loraRank, `u.${role}`));
+    this.keepsActivations = withBackward && keepActivations;
+    this.saved = Array.from({ length: this.keepsActivations ? L : 1 }, (_, l) => new LayerActivations(f, cfg, B, T, loraRank, loraRoles, l));
+  }
+
+  /** The activations layer `l` writes in its forward and reads in its backward. */
+  activations(l: number): LayerActivations {
+    return this.saved[this.keepsActivations ? l : 0]!;
   }
 
   bytes(): number {
@@ -138,3 +120,49 @@ export class Workspace {
   }
 }
 
+
+/** The internals of one layer's forward that its backward needs. */
+export class LayerActivations {
+  /** norm1(x) and norm2(xmid): the inputs of the attention and MLP linear layers. */
+  readonly h1: GPUBuffer;
+  readonly h2: GPUBuffer;
+  readonly stats1: GPUBuffer;
+  readonly stats2: GPUBuffer;
+  /** Queries and keys after RoPE, values. */
+  readonly q: GPUBuffer;
+  readonly k: GPUBuffer;
+  readonly v: GPUBuffer;
+  readonly attn: GPUBuffer;
+  readonly lse: GPUBuffer;
+  /** The residual stream after attention. */
+  readonly xmid: GPUBuffer;
+  /** MLP input projections (GPT-2: c_fc output in `gate`) and the activation's output. */
+  readonly gate: GPUBuffer;
+  readonly up: GPUBuffer;
+  readonly act: GPUBuffer;
+  /**
+   * LoRA u = x Aᵀ per adapted role of a layer, [N, r]. By role, not by module name: GPT-2 has
+   * two c_proj (attention output and MLP output).
+   */
+  readonly u = new Map<LinearRole, GPUBuffer>();
+
+  constructor(f: (n: number, label: string) => GPUBuffer, cfg: ModelConfig, B: number, T: number, loraRank: number, loraRoles: readonly LinearRole[], layer: number) {
+    const N = B * T;
+    const { hidden: C, intermediate: I, heads: H, kvHeads: Hkv, headDim: D } = cfg;
+    const name = (what: string) => `${what}.${layer}`;
+    this.h1 = f(N * C, name('h1'));
+    this.h2 = f(N * C, name('h2'));
+    this.stats1 = f(N * 2, name('stats1'));
+    this.stats2 = f(N * 2, name('stats2'));
+    this.q = f(N * H * D, name('q'));
+    this.k = f(N * Hkv * D, name('k'));
+    this.v = f(N * Hkv * D, name('v'));
+    this.attn = f(N * H * D, name('attn'));
+    this.lse = f(B * H * T, name('lse'));
+    this.xmid = f(N * C, name('xmid'));
+    this.gate = f(N * I, name('gate'));
+    this.up = f(cfg.family === 'llama' ? N * I : 1, name('up'));
+    this.act = f(N * I, name('act'));
+    for (const role of loraRoles) this.u.set(role, f(N * loraRank, name(`u.${role}`)));
+  }
+}

@@ -21,7 +21,7 @@ import { axpby, copyColumns } from '../kernels/elementwise';
 import { embedding, embeddingBackward, embeddingGradIndex, packEmbeddingGradIndex } from '../kernels/embedding';
 import { matmul } from '../kernels/matmul';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from '../kernels/norm';
-import { rope, ropeBackward } from '../kernels/rope';
+import { ropeQK } from '../kernels/rope';
 
 import { ropeInverseFrequencies, type ModelConfig } from './config';
 import type { BaseGradients } from './fullParameters';
@@ -232,11 +232,12 @@ export class CausalLM {
     return { B: ws.B, T: ws.T, Hq, Hkv, D };
   }
 
-  private rope(rec: Recorder, ws: Workspace, x: GPUBuffer, heads: number, backward: boolean, positionStart = 0): void {
-    const common = { invFreq: this.invFreq!, tokens: ws.N, heads, headDim: this.config.headDim, positionStart, seqLen: ws.T };
-    if (backward) ropeBackward(this.gpu, rec, { ...common, dOut: x });
-    else rope(this.gpu, rec, { ...common, x });
+  /** Rotates q and k (backward: dq and dk) in place, in one dispatch. */
+  private rope(rec: Recorder, ws: Workspace, q: GPUBuffer, k: GPUBuffer, backward: boolean, positionStart = 0): void {
+    const { heads, kvHeads, headDim } = this.config;
+    ropeQK(this.gpu, rec, { invFreq: this.invFreq!, tokens: ws.N, q, qHeads: heads, k, kHeads: kvHeads, headDim, positionStart, seqLen: ws.T, backward });
   }
+
 
   /** One layer forward from `xin` to `xout`, leaving its internals in the workspace. */
   private layerForward(rec: Recorder, ws: Workspace, l: number, xin: GPUBuffer, xout: GPUBuffer, adapter: LoraAdapter | null, dropoutSeed: number | undefined, kv?: KvCache): void {
@@ -253,8 +254,7 @@ export class CausalLM {
       lin(qProj, a.h1, a.q);
       lin(kProj, a.h1, a.k);
       lin(vProj, a.h1, a.v);
-      this.rope(rec, ws, a.q, cfg.heads, false, pos);
-      this.rope(rec, ws, a.k, cfg.kvHeads, false, pos);
+      this.rope(rec, ws, a.q, a.k, false, pos);
     } else {
       lin(layer.attnIn[0]!, a.h1, ws.qkv);
       for (const [i, dst] of [a.q, a.k, a.v].entries()) {
@@ -317,8 +317,7 @@ export class CausalLM {
     attentionBackward(this.gpu, rec, { ...this.attnDims(ws), q: a.q, k: a.k, v: a.v, out: a.attn, lse: a.lse, dout: ws.dAttn, dq: ws.dq, dk: ws.dk, dv: ws.dv, delta: ws.delta });
     if (cfg.family === 'llama') {
       const [qProj, kProj, vProj] = layer.attnIn as [LinearWeight, LinearWeight, LinearWeight];
-      this.rope(rec, ws, ws.dq, cfg.heads, true);
-      this.rope(rec, ws, ws.dk, cfg.kvHeads, true);
+      this.rope(rec, ws, ws.dq, ws.dk, true);
       back(qProj, a.h1, ws.dq, ws.dh, false);
       back(kProj, a.h1, ws.dk, ws.dh, true);
       back(vProj, a.h1, ws.dv, ws.dh, true);

@@ -227,6 +227,11 @@ export class CausalLM {
     });
   }
 
+  /** hF = normF(x + add), the sum (the last layer's output) kept in ws.xs[layers] for the backward. */
+  private finalNorm(rec: Recorder, ws: Workspace, last: { x: GPUBuffer; add: GPUBuffer }): void {
+    this.norm(rec, ws, this.weights.finalNorm, last.x, ws.hF, ws.statsF, { add: last.add, sum: ws.xs[this.config.layers]! });
+  }
+
   private attnDims(ws: Workspace) {
     const { heads: Hq, kvHeads: Hkv, headDim: D } = this.config;
     return { B: ws.B, T: ws.T, Hq, Hkv, D };
@@ -239,16 +244,36 @@ export class CausalLM {
   }
 
 
-  /** One layer forward from `xin` to `xout`, leaving its internals in the workspace. */
-  private layerForward(rec: Recorder, ws: Workspace, l: number, xin: GPUBuffer, xout: GPUBuffer, adapter: LoraAdapter | null, dropoutSeed: number | undefined, kv?: KvCache): void {
+  /**
+   * Every layer forward. Layer l's MLP output stays in ws.xout, apart from the residual stream
+   * (its xmid): the next layer's first norm adds the two as it normalises, writing the sum into
+   * ws.xs[l + 1], so no separate residual-add kernel runs. Returns that pending pair after the
+   * last layer (the final norm, or the caller, completes ws.xs[layers]).
+   */
+  private layersForward(rec: Recorder, ws: Workspace, adapter: LoraAdapter | null, dropoutSeed: number | undefined, kv?: KvCache): { add: GPUBuffer; x: GPUBuffer } {
+    for (let l = 0; l < this.config.layers; l++) {
+      const input = l === 0 ? ws.xs[0]! : { x: ws.xout, add: ws.activations(l - 1).xmid, sum: ws.xs[l]! };
+      this.layerForward(rec, ws, l, input, ws.xout, adapter, dropoutSeed, kv);
+    }
+    return { x: ws.xout, add: ws.activations(this.config.layers - 1).xmid };
+  }
+
+  /**
+   * One layer forward from its input (`xin`, or the previous layer's pending residual pair, which
+   * norm1 sums into `sum`) to `mlpOut`, the MLP's output without the residual stream (in xmid).
+   * Leaves its internals in the workspace.
+   */
+  private layerForward(rec: Recorder, ws: Workspace, l: number, input: GPUBuffer | { x: GPUBuffer; add: GPUBuffer; sum: GPUBuffer }, mlpOut: GPUBuffer, adapter: LoraAdapter | null, dropoutSeed: number | undefined, kv?: KvCache): void {
     const pos = kv?.length ?? 0;
     const cfg = this.config;
     const layer = this.weights.layers[l]!;
     const C = cfg.hidden;
     const N = ws.N;
     const a = ws.activations(l);
+    const xin = 'sum' in input ? input.sum : input;
     const lin = (w: LinearWeight, x: GPUBuffer, y: GPUBuffer) => linearForward(this.gpu, rec, this.loraLinearPath, w, x, y, N, this.loraBranch(ws, adapter, w, l, dropoutSeed));
-    this.norm(rec, ws, layer.norm1, xin, a.h1, a.stats1);
+    if ('sum' in input) this.norm(rec, ws, layer.norm1, input.x, a.h1, a.stats1, { add: input.add, sum: input.sum });
+    else this.norm(rec, ws, layer.norm1, xin, a.h1, a.stats1);
     if (cfg.family === 'llama') {
       const [qProj, kProj, vProj] = layer.attnIn as [LinearWeight, LinearWeight, LinearWeight];
       lin(qProj, a.h1, a.q);
@@ -278,8 +303,7 @@ export class CausalLM {
       lin(layer.mlpIn[0]!, a.h2, a.gate);
       activation(this.gpu, rec, { kind: actKind(cfg), x: a.gate, out: a.act, n: N * cfg.intermediate });
     }
-    lin(layer.mlpOut, a.act, xout);
-    axpby(this.gpu, rec, a.xmid, xout, N * C, 1, 1);
+    lin(layer.mlpOut, a.act, mlpOut);
   }
 
   /**
@@ -299,7 +323,7 @@ export class CausalLM {
     const back = (w: LinearWeight, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, accumulateDx: boolean) =>
       linearBackward(this.gpu, rec, w, x, dy, dx, N, accumulateDx, this.loraBranch(ws, adapter, w, l, opts.dropoutSeed), targets);
 
-    // MLP: xout = xmid + mlpOut(act(mlpIn(h2)))
+    // MLP: output = xmid + mlpOut(act(mlpIn(h2)))
     back(layer.mlpOut, a.act, ws.dres, ws.dAct, false);
     if (cfg.family === 'llama') {
       const [gateProj, upProj] = layer.mlpIn as [LinearWeight, LinearWeight];
@@ -357,9 +381,10 @@ export class CausalLM {
     this.gpu.write(ws.ids, tokens);
     const rec = this.gpu.recorder(T === 1 ? 'decode' : 'prefill');
     this.embed(rec, ws, kv.length);
-    for (let l = 0; l < cfg.layers; l++) this.layerForward(rec, ws, l, ws.xs[l]!, ws.xs[l + 1]!, adapter, undefined, kv);
+    const last = this.layersForward(rec, ws, adapter, undefined, kv);
+    axpby(this.gpu, rec, last.add, last.x, ws.N * cfg.hidden, 1, 1);
     // Only the last position of each sequence needs logits.
-    copyColumns(this.gpu, rec, { src: ws.xs[cfg.layers]!, dst: ws.tmpC, rows: B, width: cfg.hidden, srcStride: T * cfg.hidden, srcOffset: (T - 1) * cfg.hidden, dstStride: cfg.hidden, dstOffset: 0 });
+    copyColumns(this.gpu, rec, { src: last.x, dst: ws.tmpC, rows: B, width: cfg.hidden, srcStride: T * cfg.hidden, srcOffset: (T - 1) * cfg.hidden, dstStride: cfg.hidden, dstOffset: 0 });
     const lastRows = { N: B } as Workspace;
     this.norm(rec, lastRows, this.weights.finalNorm, ws.tmpC, kv.lastHidden, ws.statsF);
     for (const chunk of this.headChunks(ws)) {
@@ -411,8 +436,7 @@ export class CausalLM {
   /** Forward through every layer and the loss; leaves the totals on the GPU. */
   private recordForward(rec: Recorder, ws: Workspace, adapter: LoraAdapter | null, dropoutSeed: number | undefined, accumulateTotals: boolean): void {
     this.embed(rec, ws);
-    for (let l = 0; l < this.config.layers; l++) this.layerForward(rec, ws, l, ws.xs[l]!, ws.xs[l + 1]!, adapter, dropoutSeed);
-    this.norm(rec, ws, this.weights.finalNorm, ws.xs[this.config.layers]!, ws.hF, ws.statsF);
+    this.finalNorm(rec, ws, this.layersForward(rec, ws, adapter, dropoutSeed));
     for (const chunk of this.headChunks(ws)) {
       this.headLogits(rec, ws, chunk);
       crossEntropyChunkStats(this.gpu, rec, { logits: ws.logits, targets: ws.targets, mask: ws.mask, state: ws.ceState, rows: ws.N, vStart: chunk.vStart, vc: chunk.vc });
@@ -477,8 +501,7 @@ export class CausalLM {
     const out = new Float32Array(N * V);
     const rec = this.gpu.recorder('logits');
     this.embed(rec, ws);
-    for (let l = 0; l < this.config.layers; l++) this.layerForward(rec, ws, l, ws.xs[l]!, ws.xs[l + 1]!, adapter, undefined);
-    this.norm(rec, ws, this.weights.finalNorm, ws.xs[this.config.layers]!, ws.hF, ws.statsF);
+    this.finalNorm(rec, ws, this.layersForward(rec, ws, adapter, undefined));
     rec.submit();
     for (const chunk of this.headChunks(ws)) {
       const r = this.gpu.recorder('logits-chunk');

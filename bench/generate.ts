@@ -7,7 +7,8 @@ import { generate } from '../src/model/generate';
 import { CausalLM } from '../src/model/transformer';
 import type { WeightDtype } from '../src/model/weights';
 import { Rng } from '../src/util/random';
-import { buildRandomModel, namedModel } from './synthetic';
+import { buildRandomModel } from '../src/model/randomModel';
+import { namedModel } from './synthetic';
 import { median, type BenchRow } from '../src/bench/table';
 import type { ModelSpec } from './train';
 

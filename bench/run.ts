@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 
 import { acquireGpu, type Gpu } from '../src/gpu';
 import { isCpuAdapter } from '../src/kernels/matmul';
+import type { RecomputePolicy } from '../src/model/memoryEstimate';
 import type { LoraLinearPath } from '../src/model/transformer';
 import { benchGenerate } from './generate';
 import { benchResultDocument, kernelShapes, KERNEL_PRESETS, runKernelSuite, type KernelPreset, type KernelSuiteShapes } from '../src/bench/kernels';
@@ -47,6 +48,8 @@ suites: ${SUITES.join(', ')} (or all)
                       the default); the browser's bench page offers the same presets
   --lora-path a,b     train: LoRA linear path(s), fused and/or unfused (default: the
                       adapter's, see defaultLoraLinearPath); two give side-by-side rows
+  --recompute a,b     train: activation policies always, never and/or auto (default: the
+                      model's, auto); each gives a row, e.g. --recompute always,auto
   --no-peer           skip the PyTorch peers
   --out DIR           where the JSON goes (default bench/results)
   --help`;
@@ -75,6 +78,7 @@ async function main(): Promise<void> {
       'no-lm-head': { type: 'boolean' },
       'kernel-shapes': { type: 'string', default: 'full' },
       'lora-path': { type: 'string' },
+      recompute: { type: 'string' },
       out: { type: 'string', default: join('bench', 'results') },
       help: { type: 'boolean', default: false },
     },
@@ -125,8 +129,16 @@ async function main(): Promise<void> {
         log,
         onPeerEnvironment: (env: PeerEnvironment) => (peerEnvironment = env),
         ...(values['lora-path'] ? { loraPaths: parseLoraPaths(values['lora-path']) } : {}),
+        ...(values.recompute ? { recompute: parseRecompute(values.recompute) } : {}),
       } as const;
-      Object.assign(flags, { models: opts.models, shapes: opts.shapes, rank, steps: opts.steps, loraPaths: values['lora-path'] ?? 'default' });
+      Object.assign(flags, {
+        models: opts.models,
+        shapes: opts.shapes,
+        rank,
+        steps: opts.steps,
+        loraPaths: values['lora-path'] ?? 'default',
+        recompute: values.recompute ?? 'default',
+      });
       rows = await benchTrain(gpu, opts);
     } else if (suite === 'generate') {
       const opts = {
@@ -162,6 +174,12 @@ function parseLoraPaths(v: string): LoraLinearPath[] {
   const paths = v.split(',').map((p) => p.trim());
   for (const p of paths) if (p !== 'fused' && p !== 'unfused') throw new Error(`--lora-path: fused or unfused, got '${p}'`);
   return paths as LoraLinearPath[];
+}
+
+function parseRecompute(v: string): RecomputePolicy[] {
+  const policies = v.split(',').map((p) => p.trim());
+  for (const p of policies) if (p !== 'always' && p !== 'never' && p !== 'auto') throw new Error(`--recompute: always, never or auto, got '${p}'`);
+  return policies as RecomputePolicy[];
 }
 
 function writeResults(gpu: Gpu, suite: Suite, rows: BenchRow[], flags: Record<string, unknown>, seconds: number, dir: string, peer?: PeerEnvironment): string {

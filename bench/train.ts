@@ -8,10 +8,12 @@ import { fileURLToPath } from 'node:url';
 import type { Gpu } from '../src/gpu';
 import type { ModelConfig } from '../src/model/config';
 import { LoraAdapter, defaultLoraConfig } from '../src/model/lora';
+import type { RecomputePolicy } from '../src/model/memoryEstimate';
 import { CausalLM, type LoraLinearPath } from '../src/model/transformer';
 import type { WeightDtype } from '../src/model/weights';
 import { DEFAULT_OPTIMIZER, LoraOptimizer } from '../src/train/optimizer';
-import { buildRandomModel, matmulParameters, namedModel, randomBatch } from './synthetic';
+import { buildRandomModel, randomBatch } from '../src/model/randomModel';
+import { matmulParameters, namedModel } from './synthetic';
 import { runPeer, torchUnavailable, type PeerOutput } from './peer';
 import { median, peerBlasCell, type BenchRow, type PeerEnvironment } from '../src/bench/table';
 
@@ -20,6 +22,12 @@ export interface ModelSpec {
   name: string;
   /** Cut the model to this many layers (undefined: all of them). */
   layers?: number;
+}
+
+/** One timed configuration of a case: LoRA linear path and activation policy. */
+interface Variant {
+  path: LoraLinearPath;
+  recompute: RecomputePolicy;
 }
 
 export interface TrainBenchOptions {
@@ -37,6 +45,11 @@ export interface TrainBenchOptions {
    * peer shared. Default: the adapter's own path only (`defaultLoraLinearPath`), as the app runs.
    */
   loraPaths?: LoraLinearPath[];
+  /**
+   * Time each case with these activation policies (see `RecomputePolicy`), one row each (named
+   * '... (recompute auto)'). Default: the model's own ('auto'), as the app runs.
+   */
+  recompute?: RecomputePolicy[];
   log: (msg: string) => void;
   /** Called with what the peer ran on (torch version, BLAS), for the result file. */
   onPeerEnvironment?: (environment: PeerEnvironment) => void;
@@ -99,11 +112,22 @@ export async function benchTrain(gpu: Gpu, opts: TrainBenchOptions): Promise<Ben
         };
         const caseRows: BenchRow[] = [];
         const name = `${named.label} ${B}x${T} ${opts.dtype} r=${opts.rank}`;
-        const paths = opts.loraPaths ?? [model.loraLinearPath];
-        const label = (path: LoraLinearPath) => (opts.loraPaths ? `${named.label} ${B}x${T} (lora ${path})` : `${named.label} ${B}x${T}`);
-        const losses = new Map<LoraLinearPath, number>();
+        // One row per LoRA linear path x activation policy asked for.
+        const paths = (opts.loraPaths ?? [model.loraLinearPath]).flatMap((path) => (opts.recompute ?? [model.recompute]).map((recompute) => ({ path, recompute })));
+        const suffix = ({ path, recompute }: Variant) =>
+          [opts.loraPaths ? `lora ${path}` : '', opts.recompute ? `recompute ${recompute}${recompute === 'auto' ? `: ${keeps(recompute) ? 'kept' : 'recomputed'}` : ''}` : ''].filter(Boolean).join(', ');
+        const keeps = (recompute: RecomputePolicy) => {
+          model.recompute = recompute;
+          return model.keepsActivations(B, T, adapter);
+        };
+        const label = (v: Variant) => (suffix(v) ? `${named.label} ${B}x${T} (${suffix(v)})` : `${named.label} ${B}x${T}`);
+        const select = (v: Variant) => {
+          model.loraLinearPath = v.path;
+          model.recompute = v.recompute;
+        };
+        const losses = new Map<Variant, number>();
         for (const path of paths) {
-          model.loraLinearPath = path;
+          select(path);
           // Each path's warm-up starts from the same adapter, so their losses must agree.
           adapter.initialize(1);
           adapter.resetOptimizer();
@@ -117,10 +141,10 @@ export async function benchTrain(gpu: Gpu, opts: TrainBenchOptions): Promise<Ben
         }
         gpu.pool.resetPeak();
         // Several paths alternate step by step, so a machine whose load drifts treats them alike.
-        const times = new Map<LoraLinearPath, number[]>(paths.map((p) => [p, []]));
+        const times = new Map<Variant, number[]>(paths.map((p) => [p, []]));
         for (let s = 0; s < opts.steps; s++) {
           for (const path of paths) {
-            model.loraLinearPath = path;
+            select(path);
             const t0 = performance.now();
             await step(false);
             times.get(path)!.push(performance.now() - t0);
@@ -131,13 +155,13 @@ export async function benchTrain(gpu: Gpu, opts: TrainBenchOptions): Promise<Ben
           const ms = median(times.get(path)!);
           const row: BenchRow = {
             suite: 'train',
-            name: opts.loraPaths ? `${name} (lora ${path})` : name,
+            name: suffix(path) ? `${name} (${suffix(path)})` : name,
             ms,
             gflops: trainStepFlops(config, B, T) / ms / 1e6,
             tokensPerSecond: (N / ms) * 1000,
             peakBytes: gpu.memory().peakBytes,
             note:
-              `LoRA r=${opts.rank} on all ${adapter.modules.size} linear layers (${path} LoRA linear); median of ${opts.steps} steps` +
+              `LoRA r=${opts.rank} on all ${adapter.modules.size} linear layers (${path.path} LoRA linear, activations ${keeps(path.recompute) ? 'kept' : 'recomputed'}); median of ${opts.steps} steps` +
               `${paths.length > 1 ? ` (paths alternated: ${times.get(path)!.map((t) => t.toFixed(0)).join(', ')} ms)` : ''}; loss ${losses.get(path)!.toFixed(3)}`,
           };
           rows.push(row);

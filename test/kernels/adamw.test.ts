@@ -4,7 +4,7 @@ import { adamwStep, adamwStepAll, type AdamWHyper } from '../../src/kernels/adam
 import { adamwStepRef } from '../../src/kernels/reference/adamw';
 import { selfTestCases } from '../../src/selftest/adamw';
 import { expectClose } from '../helpers/compare';
-import { getTestGpu } from '../helpers/gpu';
+import { describeSelfTestCases, getTestGpu } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
 
 // f32 kernel vs the f64-per-op reference with f32 storage: a few ulp per step, relative to
@@ -114,11 +114,4 @@ describe('adamwStep', () => {
   });
 });
 
-describe('adamw self-test cases', () => {
-  for (const c of selfTestCases) {
-    it(c.name, async () => {
-      const gpu = await getTestGpu();
-      expect(await c.run(gpu)).toBeLessThanOrEqual(c.tol);
-    });
-  }
-});
+describeSelfTestCases('adamw', selfTestCases);

@@ -45,7 +45,29 @@ describe('estimateLoraJobMemory', () => {
     expect(e.loraParameters).toBe(0);
     expect(e.loraBytes).toBe(0);
     expect(e.optimizerScratchBytes).toBe(0);
-    expect(e.totalBytes).toBe(e.weightsBytes + e.residualBytes + e.layerScratchBytes + e.logitsBytes + e.kernelParamsBytes);
+    expect(e.totalBytes).toBe(e.weightsBytes + e.residualBytes + e.layerScratchBytes + e.keptActivationsBytes + e.logitsBytes + e.kernelParamsBytes);
+  });
+});
+
+describe('estimateLoraJobMemory: keep or recompute activations', () => {
+  const llama = config('tiny-llama');
+  const shape = { batch: 2, seq: 64, rank: 8, dtype: 'f16' as const, targetModules: ['q_proj', 'v_proj'] };
+
+  it("'never' keeps every layer's activations, 'always' one layer's, 'auto' keeps them only within the budget", () => {
+    const always = estimateLoraJobMemory(llama, { ...shape, recompute: 'always' });
+    const never = estimateLoraJobMemory(llama, { ...shape, recompute: 'never' });
+    expect(always.recompute).toBe('always');
+    expect(always.keptActivationsBytes).toBe(0);
+    expect(never.recompute).toBe('never');
+    expect(never.keptActivationsBytes).toBeGreaterThan(0);
+    expect(never.totalBytes - always.totalBytes).toBe(never.keptActivationsBytes);
+    // Kept activations grow with the tokens, like the residuals.
+    const twice = estimateLoraJobMemory(llama, { ...shape, batch: 4, recompute: 'never' });
+    expect(twice.keptActivationsBytes).toBeGreaterThan(1.9 * never.keptActivationsBytes);
+    expect(estimateLoraJobMemory(llama, { ...shape, budgetBytes: never.totalBytes })).toEqual(never);
+    expect(estimateLoraJobMemory(llama, { ...shape, budgetBytes: never.totalBytes - 1 })).toEqual(always);
+    // The default budget holds a tiny model's activations.
+    expect(estimateLoraJobMemory(llama, shape).recompute).toBe('never');
   });
 });
 

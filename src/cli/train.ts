@@ -7,7 +7,7 @@ import { exportPeftAdapter } from '../formats/peft';
 import type { LoraAdapter } from '../model/lora';
 import { loadLatestCheckpoint, type Checkpoint } from '../train/checkpoint';
 import { NodeCheckpointStore } from '../train/checkpointStoreNode';
-import { resolveHyperparameters, type Hyperparameters, type HyperparameterRequest } from '../train/hyperparameters';
+import { modelResolveContext, resolveHyperparameters, type Hyperparameters, type HyperparameterRequest } from '../train/hyperparameters';
 import { resultsCsv, resultsCsvHeader, resultsCsvRow, type StepMetrics } from '../train/metrics';
 import { SCHEDULE_KINDS } from '../train/schedule';
 import { Trainer, type TrainingEvent } from '../train/trainer';
@@ -126,6 +126,19 @@ function stepLine(m: StepMetrics, total: number): string {
   return parts.join('  ');
 }
 
+/** One training run: what `whittle train` parses from its arguments and `whittle try` builds. */
+export interface TrainRun {
+  modelDir: string;
+  trainFile: string;
+  validFile?: string;
+  out: string;
+  request: HyperparameterRequest;
+  dtype: 'f16' | 'f32';
+  logEvery: number;
+  initDir?: string;
+  resume: boolean;
+}
+
 export async function runTrain(ctx: CliContext, argv: readonly string[]): Promise<number> {
   const args = parseCommand(trainSpec, argv, ctx.io.stdout);
   if (!args) return 0;
@@ -133,11 +146,24 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
   const [modelDir, trainFile] = args.positionals as [string, string];
   const out = stringOption(values, 'out');
   if (out === undefined) throw new CliError('--out DIR is required (see whittle train --help)');
-  const dtype = choiceOption(values, 'dtype', ['f16', 'f32'] as const, 'f16');
-  const logEvery = numberOption(values, 'log-every', 1, { integer: true, min: 1 });
-  const request = hyperparameterRequest(values);
+  const validFile = stringOption(values, 'validation');
   const initDir = stringOption(values, 'init-adapter');
-  const resume = flag(values, 'resume');
+  return trainModel(ctx, {
+    modelDir,
+    trainFile,
+    ...(validFile !== undefined ? { validFile } : {}),
+    out,
+    request: hyperparameterRequest(values),
+    dtype: choiceOption(values, 'dtype', ['f16', 'f32'] as const, 'f16'),
+    logEvery: numberOption(values, 'log-every', 1, { integer: true, min: 1 }),
+    ...(initDir !== undefined ? { initDir } : {}),
+    resume: flag(values, 'resume'),
+  });
+}
+
+/** Trains a LoRA adapter into run.out; resolves to the exit code (1 when stopped early). */
+export async function trainModel(ctx: CliContext, run: TrainRun): Promise<number> {
+  const { modelDir, trainFile, validFile, out, request, dtype, logEvery, initDir, resume } = run;
   if (resume && initDir !== undefined) throw new CliError('--resume and --init-adapter cannot be combined (a checkpoint holds the adapter)');
 
   const store = new NodeCheckpointStore(join(out, CHECKPOINT_DIR));
@@ -178,8 +204,7 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
     const longest = Math.max(...trainData.examples.map((e) => e.fullLength));
     const hp = checkpoint
       ? checkpoint.hyperparameters
-      : resolveHyperparameters(request, trainData.examples.length, { model: { family: config.family, maxPositions: config.maxPositions }, longestExample: longest });
-    const validFile = stringOption(values, 'validation');
+      : resolveHyperparameters(request, trainData.examples.length, { model: modelResolveContext(config, opened.files.finetune), longestExample: longest });
     const validData = validFile === undefined ? null : await loadDataset(validFile, opened, hp.maxSeqLen, 'validation file');
 
     // Examples with nothing left to train on after truncation would only cost compute.

@@ -19,6 +19,8 @@ import { previewExamples, type ExamplesPreview } from '../data/examplePreview';
 import type { ChatExample, ChatMessage, DatasetReport } from '../data/formats';
 import { validateJsonl, type DatasetReportOptions } from '../data/datasetReport';
 import { TextTokenizer } from '../data/tokenizer';
+import { firstSystemMessage } from '../data/systemMessage';
+import type { FinetuneSettings } from '../formats/finetuneSettings';
 import { loadHfModelDir, type HfModelFiles, type ModelDir } from '../formats/hfModelDir';
 import { exportPeftAdapter, importPeftAdapter, type PeftAdapterFiles, type PeftExport } from '../formats/peft';
 import { blobSource } from '../formats/safetensors';
@@ -30,7 +32,7 @@ import { LoraAdapter } from '../model/lora';
 import type { CausalLM } from '../model/transformer';
 import type { WeightDtype } from '../model/weights';
 import { loadLatestCheckpoint, parseCheckpoint, type CheckpointStore } from '../train/checkpoint';
-import { AUTO_MAX_SEQ_LEN, resolveHyperparameters, type HyperparameterRequest, type Hyperparameters } from '../train/hyperparameters';
+import { AUTO_MAX_SEQ_LEN, modelResolveContext, resolveHyperparameters, type HyperparameterRequest, type Hyperparameters } from '../train/hyperparameters';
 import type { StepMetrics } from '../train/metrics';
 import { Trainer, type TrainerOptions, type TrainingEvent } from '../train/trainer';
 import {
@@ -141,7 +143,8 @@ export interface GenerateOutput {
   text: string;
   tokens: number[];
   promptTokens: number;
-  finish: 'eos' | 'length' | 'stop' | 'aborted';
+  /** 'context': the prompt and reply filled the model's context before the max new tokens. */
+  finish: 'eos' | 'length' | 'context' | 'stop' | 'aborted';
   prefillMs: number;
   decodeMs: number;
   tokensPerSecond: number;
@@ -157,6 +160,8 @@ export interface ModelInfo {
   source: ModelSource;
   summary: ModelSummary;
   hasChatTemplate: boolean;
+  /** The model's whittle_finetune.json (the settings 'auto' uses), null when it has none. */
+  finetune?: FinetuneSettings | null;
 }
 
 export class JobRunnerError extends Error {
@@ -422,7 +427,7 @@ export class JobRunner {
   /** config.json summary of a model (downloading a Hub model's files when needed). */
   async inspectModel(source: ModelSource, onProgress?: (p: DownloadProgress) => void): Promise<ModelInfo> {
     const tm = await this.textModel(source, onProgress);
-    return { source, summary: tm.summary, hasChatTemplate: tm.template !== null };
+    return { source, summary: tm.summary, hasChatTemplate: tm.template !== null, finetune: tm.files.finetune };
   }
 
   /** Copies a picked folder into the store (so jobs on it survive a reload) and inspects it. */
@@ -551,12 +556,13 @@ export class JobRunner {
       const resolved = resolveWithMemory(
         requested,
         train.examples,
-        { model: { family: tm.config.family, maxPositions: tm.config.maxPositions }, longestExample: train.stats?.max },
+        { model: modelResolveContext(tm.config, tm.files.finetune), longestExample: train.stats?.max },
         tm.config,
         memory.dtype,
         memory.limits,
       ).hyperparameters;
-      await this.update(id, (j) => transition(j, 'queued', { hyperparameters: { requested: j.hyperparameters.requested, resolved }, totalSteps: resolved.totalSteps }, this.now()));
+      const trainingSystemMessage = await firstSystemMessage(await this.fileBlob(job.trainingFile.id));
+      await this.update(id, (j) => transition(j, 'queued', { hyperparameters: { requested: j.hyperparameters.requested, resolved }, totalSteps: resolved.totalSteps, trainingSystemMessage }, this.now()));
       await this.log(id, [{ level: 'info', message: `Files validated (${train.examples} training examples); moving job to queued state`, kind: 'status' }]);
       this.pump();
     } catch (e) {
@@ -1096,7 +1102,7 @@ export class JobRunner {
    */
   async previewHyperparameters(model: ModelSource, examples: number, requested: HyperparameterRequest, longestExample?: number, dtype?: WeightDtype | 'auto'): Promise<HyperparametersPreview> {
     const tm = await this.textModel(model);
-    const context = { model: { family: tm.config.family, maxPositions: tm.config.maxPositions }, longestExample, random: () => 0 };
+    const context = { model: modelResolveContext(tm.config, tm.files.finetune), longestExample, random: () => 0 };
     // Out-of-range values fail here, naming their field, before any device is asked.
     resolveHyperparameters(requested, examples, context);
     const { limits, dtype: weights } = await this.memoryContext(dtype, true);

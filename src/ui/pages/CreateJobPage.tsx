@@ -15,7 +15,7 @@ import { errorText, useClient, useEngine, useEngineStore } from '../engine';
 import { formatBytes, formatCount, formatDuration } from '../format';
 import { modelId } from '../modelRegistry';
 import { hrefFor, navigate } from '../router';
-import { tryItHyperparameters } from '../samples';
+import { tryItHyperparameters } from '../../jobs/samples';
 import { useSamplePrefill } from '../useSamplePrefill';
 import { useDropZone } from '../useDropZone';
 

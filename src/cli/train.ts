@@ -2,13 +2,14 @@ import { appendFileSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { MAX_UNTRAINED_SHARE } from '../data/datasetReport';
 import { tokenizeExample, trainedTargets, type TokenizedExample } from '../data/examples';
 import { exportPeftAdapter } from '../formats/peft';
 import type { LoraAdapter } from '../model/lora';
 import { loadLatestCheckpoint, type Checkpoint } from '../train/checkpoint';
 import { NodeCheckpointStore } from '../train/checkpointStoreNode';
 import { modelResolveContext, resolveHyperparameters, type Hyperparameters, type HyperparameterRequest } from '../train/hyperparameters';
-import { resultsCsv, resultsCsvHeader, resultsCsvRow, type StepMetrics } from '../train/metrics';
+import { formatValidationLoss, NO_STEP_TOKENS, resultsCsv, resultsCsvHeader, resultsCsvRow, trainedStep, type StepMetrics } from '../train/metrics';
 import { SCHEDULE_KINDS } from '../train/schedule';
 import { Trainer, type TrainingEvent } from '../train/trainer';
 import { autoNumberOption, choiceOption, flag, listOption, numberOption, parseCommand, stringOption, type CommandSpec, type OptionValues } from './args';
@@ -53,6 +54,7 @@ export const trainSpec: CommandSpec = {
     resume: { type: 'boolean', help: "continue the job in --out from its latest checkpoint (the checkpoint's hyperparameters are used)" },
     dtype: { type: 'string', arg: 'f16|f32', help: 'storage of the frozen weights on the GPU', default: 'f16' },
     'log-every': { type: 'string', arg: 'N', help: 'print a progress line every N steps', default: '1' },
+    'allow-untrained': { type: 'boolean', help: `train even when over ${MAX_UNTRAINED_SHARE * 100}% of the examples lose every trained token to truncation` },
   },
   notes: [
     `Writes into --out: adapter_model.safetensors + adapter_config.json (PEFT), ${METRICS_FILE}`,
@@ -116,11 +118,13 @@ function stepLine(m: StepMetrics, total: number): string {
   const parts = [
     `step ${String(m.step).padStart(String(total).length)}/${total}`,
     `epoch ${m.epoch}`,
-    `loss ${m.trainLoss.toFixed(4)}`,
-    `acc ${m.trainAccuracy.toFixed(3)}`,
   ];
-  if (m.validLoss !== undefined) parts.push(`valid ${m.validLoss.toFixed(4)}`);
-  if (m.fullValidLoss !== undefined) parts.push(`full valid ${m.fullValidLoss.toFixed(4)} (acc ${m.fullValidAccuracy!.toFixed(3)})`);
+  const trained = trainedStep(m);
+  parts.push(trained ? `loss ${trained.loss.toFixed(4)}  acc ${trained.accuracy.toFixed(3)}` : `loss none (${NO_STEP_TOKENS})`);
+  if (m.validLoss !== undefined) parts.push(`valid ${formatValidationLoss(m.validLoss)}`);
+  if (m.fullValidLoss !== undefined) {
+    parts.push(Number.isFinite(m.fullValidLoss) ? `full valid ${m.fullValidLoss.toFixed(4)} (acc ${m.fullValidAccuracy!.toFixed(3)})` : `full valid ${formatValidationLoss(m.fullValidLoss)}`);
+  }
   parts.push(`lr ${m.learningRate.toExponential(2)}`, `grad ${m.gradNorm.toFixed(3)}`, `${Math.round(m.tokensPerSecond)} tok/s`);
   if (m.etaMs !== null) parts.push(`eta ${(m.etaMs / 1000).toFixed(0)} s`);
   return parts.join('  ');
@@ -137,6 +141,8 @@ export interface TrainRun {
   logEvery: number;
   initDir?: string;
   resume: boolean;
+  /** Train even when more than MAX_UNTRAINED_SHARE of the examples train nothing. */
+  allowUntrained?: boolean;
 }
 
 export async function runTrain(ctx: CliContext, argv: readonly string[]): Promise<number> {
@@ -158,6 +164,7 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
     logEvery: numberOption(values, 'log-every', 1, { integer: true, min: 1 }),
     ...(initDir !== undefined ? { initDir } : {}),
     resume: flag(values, 'resume'),
+    allowUntrained: flag(values, 'allow-untrained'),
   });
 }
 
@@ -213,6 +220,12 @@ export async function trainModel(ctx: CliContext, run: TrainRun): Promise<number
     const dropped = trainData.examples.length - train.length;
     if (dropped > 0) ctx.note(`note: ${dropped} training example${dropped === 1 ? '' : 's'} have no trained token within ${hp.maxSeqLen} tokens and are skipped`);
     if (train.length === 0) throw new CliError(`${trainFile} has no example with a trained token within ${hp.maxSeqLen} tokens`);
+    if (dropped / trainData.examples.length > MAX_UNTRAINED_SHARE && !run.allowUntrained) {
+      throw new CliError(
+        `${dropped} of ${trainData.examples.length} training examples (over ${MAX_UNTRAINED_SHARE * 100}%) lose every trained token at ${hp.maxSeqLen} tokens ` +
+          `(the model's context is ${config.maxPositions}): shorten them, or pass --allow-untrained to train on the rest`,
+      );
+    }
     const validation = validData ? keep(validData.examples) : [];
     if (validData && validation.length === 0) throw new CliError(`${validFile} has no example with a trained token within ${hp.maxSeqLen} tokens`);
 
@@ -248,7 +261,7 @@ export async function trainModel(ctx: CliContext, run: TrainRun): Promise<number
           ctx.print(stepLine(m, trainer!.totalSteps));
         }
         const eta = m.etaMs === null ? '' : `, ETA ${Math.ceil(m.etaMs / 1000)} s`;
-        ctx.io.progress?.(m.step, trainer!.totalSteps, `step ${m.step}/${trainer!.totalSteps}, loss ${m.trainLoss.toFixed(4)}${eta}`);
+        ctx.io.progress?.(m.step, trainer!.totalSteps, `step ${m.step}/${trainer!.totalSteps}, loss ${trainedStep(m)?.loss.toFixed(4) ?? 'none'}${eta}`);
       },
       onEvent: (e: TrainingEvent) => {
         // Step events repeat what the step lines say.

@@ -54,6 +54,19 @@ const DEFAULT_WARNING_LINES = 10;
 const DEFAULT_HISTOGRAM_BUCKETS = 20;
 const DEFAULT_MIN_EXAMPLES = 10;
 
+/**
+ * A job whose training file has more than this share of examples that lose every trained token
+ * to truncation is refused (the create form and `whittle train`) unless the user overrides it:
+ * such a job mostly trains nothing, and its loss curve says little.
+ */
+export const MAX_UNTRAINED_SHARE = 0.25;
+
+/** Valid examples that lose every trained token to truncation, and their share of all valid examples. */
+export function untrainedExamples(report: Pick<DatasetReport, 'warnings' | 'examples'>): { count: number; share: number } {
+  const count = report.warnings.find((w) => w.code === 'nothing_trained_after_truncation')?.count ?? 0;
+  return { count, share: report.examples > 0 ? count / report.examples : 0 };
+}
+
 /** `line 12: messages[2].role "bot" is not one of ...` */
 export function formatIssue(issue: DatasetIssue): string {
   return `line ${issue.line}: ${issue.message}`;

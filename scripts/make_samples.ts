@@ -18,7 +18,7 @@ import { ChatTemplate, detectEndOfTurn } from '../src/data/chatTemplate';
 import { tokenizeExample } from '../src/data/examples';
 import { TextTokenizer } from '../src/data/tokenizer';
 import { Rng } from '../src/util/random';
-import type { SampleDataset as AppSampleDataset } from '../src/ui/samples';
+import type { SampleDataset as AppSampleDataset } from '../src/jobs/samples';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const SAMPLES_DIR = join(ROOT, 'public/samples');

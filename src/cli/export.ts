@@ -23,7 +23,7 @@ import { zipFiles } from '../formats/zip';
 import { parseModelConfig, type ModelConfig } from '../model/config';
 import { loadCausalLM } from '../model/load';
 import type { LoraConfig } from '../model/lora';
-import { HyperparameterError, resolveHyperparameters, type Hyperparameters } from '../train/hyperparameters';
+import { HyperparameterError, modelResolveContext, resolveHyperparameters, type Hyperparameters } from '../train/hyperparameters';
 import { choiceOption, flag, numberOption, parseCommand, stringOption, type CommandSpec, type OptionSpec, type OptionValues } from './args';
 import { loadDataset } from './dataset';
 import { CliError, formatBytes, type CliContext } from './io';
@@ -362,7 +362,7 @@ async function clusterFiles(ctx: CliContext, modelDir: string, values: OptionVal
     const data = await loadDataset(trainFlag, textTools(folder, modelDir), undefined, 'training file');
     const longest = Math.max(...data.examples.map((e) => e.fullLength));
     try {
-      hp = resolveHyperparameters(hyperparameterRequest(values), data.examples.length, { model: { family: config.family, maxPositions: config.maxPositions }, longestExample: longest });
+      hp = resolveHyperparameters(hyperparameterRequest(values), data.examples.length, { model: modelResolveContext(config, folder.finetune), longestExample: longest });
     } catch (e) {
       if (e instanceof HyperparameterError) throw new CliError(e.message);
       throw e;

@@ -160,7 +160,7 @@ export async function runGenerate(ctx: CliContext, argv: readonly string[]): Pro
     if (rest) ctx.io.stdout(rest);
     ctx.io.stdout('\n');
     const n = result.tokens[0]!.length;
-    const finish = stream.stopped ? 'stop string' : result.finish[0] === 'eos' ? 'EOS' : result.finish[0] === 'length' ? 'max tokens' : 'stopped';
+    const finish = stream.stopped ? 'stop string' : result.finish[0] === 'eos' ? 'EOS' : result.finish[0] === 'length' ? 'max tokens' : result.finish[0] === 'context' ? `context full (${ids.length} prompt tokens of ${model.config.maxPositions})` : 'stopped';
     ctx.note(`[${n} token${n === 1 ? '' : 's'} in ${(result.decodeMs / 1000).toFixed(2)} s, ${result.tokensPerSecond.toFixed(1)} tokens/s; prompt ${ids.length} tokens in ${result.prefillMs.toFixed(0)} ms; finished: ${finish}]`);
     return 0;
   } finally {

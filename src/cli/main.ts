@@ -1,5 +1,5 @@
 // whittle: the headless CLI over the same engine as the browser app (Node + Dawn WebGPU).
-//   npm run cli -- <command> [args]     (commands: info, validate, generate, eval, train, export)
+//   npm run cli -- <command> [args]     (commands: info, validate, generate, eval, train, try, export)
 // `main(argv, io)` runs one command in-process and resolves to its exit code (0 ok, 1 bad input
 // or failure), so tests call it directly with captured output and a shared GPU.
 
@@ -12,6 +12,7 @@ import { generateSpec, runGenerate } from './generate';
 import { infoSpec, runInfo } from './info';
 import { CliError, nodeIo, type CliContext, type CliIo } from './io';
 import { runTrain, trainSpec } from './train';
+import { runTry, trySpec } from './try';
 import { runValidate, validateSpec } from './validate';
 
 type Runner = (ctx: CliContext, argv: readonly string[]) => Promise<number>;
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, { run: Runner; summary: string }> = {
   generate: { run: runGenerate, summary: generateSpec.summary },
   eval: { run: runEval, summary: evalSpec.summary },
   train: { run: runTrain, summary: trainSpec.summary },
+  try: { run: runTry, summary: trySpec.summary },
   export: { run: runExport, summary: exportSpec.summary },
 };
 

@@ -2,13 +2,14 @@ import { appendFileSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { MAX_UNTRAINED_SHARE } from '../data/datasetReport';
 import { tokenizeExample, trainedTargets, type TokenizedExample } from '../data/examples';
 import { exportPeftAdapter } from '../formats/peft';
 import type { LoraAdapter } from '../model/lora';
 import { loadLatestCheckpoint, type Checkpoint } from '../train/checkpoint';
 import { NodeCheckpointStore } from '../train/checkpointStoreNode';
-import { resolveHyperparameters, type Hyperparameters, type HyperparameterRequest } from '../train/hyperparameters';
-import { resultsCsv, resultsCsvHeader, resultsCsvRow, type StepMetrics } from '../train/metrics';
+import { modelResolveContext, resolveHyperparameters, type Hyperparameters, type HyperparameterRequest } from '../train/hyperparameters';
+import { formatValidationLoss, NO_STEP_TOKENS, resultsCsv, resultsCsvHeader, resultsCsvRow, trainedStep, type StepMetrics } from '../train/metrics';
 import { SCHEDULE_KINDS } from '../train/schedule';
 import { Trainer, type TrainingEvent } from '../train/trainer';
 import { autoNumberOption, choiceOption, flag, listOption, numberOption, parseCommand, stringOption, type CommandSpec, type OptionValues } from './args';
@@ -53,6 +54,7 @@ export const trainSpec: CommandSpec = {
     resume: { type: 'boolean', help: "continue the job in --out from its latest checkpoint (the checkpoint's hyperparameters are used)" },
     dtype: { type: 'string', arg: 'f16|f32', help: 'storage of the frozen weights on the GPU', default: 'f16' },
     'log-every': { type: 'string', arg: 'N', help: 'print a progress line every N steps', default: '1' },
+    'allow-untrained': { type: 'boolean', help: `train even when over ${MAX_UNTRAINED_SHARE * 100}% of the examples lose every trained token to truncation` },
   },
   notes: [
     `Writes into --out: adapter_model.safetensors + adapter_config.json (PEFT), ${METRICS_FILE}`,
@@ -116,14 +118,31 @@ function stepLine(m: StepMetrics, total: number): string {
   const parts = [
     `step ${String(m.step).padStart(String(total).length)}/${total}`,
     `epoch ${m.epoch}`,
-    `loss ${m.trainLoss.toFixed(4)}`,
-    `acc ${m.trainAccuracy.toFixed(3)}`,
   ];
-  if (m.validLoss !== undefined) parts.push(`valid ${m.validLoss.toFixed(4)}`);
-  if (m.fullValidLoss !== undefined) parts.push(`full valid ${m.fullValidLoss.toFixed(4)} (acc ${m.fullValidAccuracy!.toFixed(3)})`);
+  const trained = trainedStep(m);
+  parts.push(trained ? `loss ${trained.loss.toFixed(4)}  acc ${trained.accuracy.toFixed(3)}` : `loss none (${NO_STEP_TOKENS})`);
+  if (m.validLoss !== undefined) parts.push(`valid ${formatValidationLoss(m.validLoss)}`);
+  if (m.fullValidLoss !== undefined) {
+    parts.push(Number.isFinite(m.fullValidLoss) ? `full valid ${m.fullValidLoss.toFixed(4)} (acc ${m.fullValidAccuracy!.toFixed(3)})` : `full valid ${formatValidationLoss(m.fullValidLoss)}`);
+  }
   parts.push(`lr ${m.learningRate.toExponential(2)}`, `grad ${m.gradNorm.toFixed(3)}`, `${Math.round(m.tokensPerSecond)} tok/s`);
   if (m.etaMs !== null) parts.push(`eta ${(m.etaMs / 1000).toFixed(0)} s`);
   return parts.join('  ');
+}
+
+/** One training run: what `whittle train` parses from its arguments and `whittle try` builds. */
+export interface TrainRun {
+  modelDir: string;
+  trainFile: string;
+  validFile?: string;
+  out: string;
+  request: HyperparameterRequest;
+  dtype: 'f16' | 'f32';
+  logEvery: number;
+  initDir?: string;
+  resume: boolean;
+  /** Train even when more than MAX_UNTRAINED_SHARE of the examples train nothing. */
+  allowUntrained?: boolean;
 }
 
 export async function runTrain(ctx: CliContext, argv: readonly string[]): Promise<number> {
@@ -133,11 +152,25 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
   const [modelDir, trainFile] = args.positionals as [string, string];
   const out = stringOption(values, 'out');
   if (out === undefined) throw new CliError('--out DIR is required (see whittle train --help)');
-  const dtype = choiceOption(values, 'dtype', ['f16', 'f32'] as const, 'f16');
-  const logEvery = numberOption(values, 'log-every', 1, { integer: true, min: 1 });
-  const request = hyperparameterRequest(values);
+  const validFile = stringOption(values, 'validation');
   const initDir = stringOption(values, 'init-adapter');
-  const resume = flag(values, 'resume');
+  return trainModel(ctx, {
+    modelDir,
+    trainFile,
+    ...(validFile !== undefined ? { validFile } : {}),
+    out,
+    request: hyperparameterRequest(values),
+    dtype: choiceOption(values, 'dtype', ['f16', 'f32'] as const, 'f16'),
+    logEvery: numberOption(values, 'log-every', 1, { integer: true, min: 1 }),
+    ...(initDir !== undefined ? { initDir } : {}),
+    resume: flag(values, 'resume'),
+    allowUntrained: flag(values, 'allow-untrained'),
+  });
+}
+
+/** Trains a LoRA adapter into run.out; resolves to the exit code (1 when stopped early). */
+export async function trainModel(ctx: CliContext, run: TrainRun): Promise<number> {
+  const { modelDir, trainFile, validFile, out, request, dtype, logEvery, initDir, resume } = run;
   if (resume && initDir !== undefined) throw new CliError('--resume and --init-adapter cannot be combined (a checkpoint holds the adapter)');
 
   const store = new NodeCheckpointStore(join(out, CHECKPOINT_DIR));
@@ -178,8 +211,7 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
     const longest = Math.max(...trainData.examples.map((e) => e.fullLength));
     const hp = checkpoint
       ? checkpoint.hyperparameters
-      : resolveHyperparameters(request, trainData.examples.length, { model: { family: config.family, maxPositions: config.maxPositions }, longestExample: longest });
-    const validFile = stringOption(values, 'validation');
+      : resolveHyperparameters(request, trainData.examples.length, { model: modelResolveContext(config, opened.files.finetune), longestExample: longest });
     const validData = validFile === undefined ? null : await loadDataset(validFile, opened, hp.maxSeqLen, 'validation file');
 
     // Examples with nothing left to train on after truncation would only cost compute.
@@ -188,6 +220,12 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
     const dropped = trainData.examples.length - train.length;
     if (dropped > 0) ctx.note(`note: ${dropped} training example${dropped === 1 ? '' : 's'} have no trained token within ${hp.maxSeqLen} tokens and are skipped`);
     if (train.length === 0) throw new CliError(`${trainFile} has no example with a trained token within ${hp.maxSeqLen} tokens`);
+    if (dropped / trainData.examples.length > MAX_UNTRAINED_SHARE && !run.allowUntrained) {
+      throw new CliError(
+        `${dropped} of ${trainData.examples.length} training examples (over ${MAX_UNTRAINED_SHARE * 100}%) lose every trained token at ${hp.maxSeqLen} tokens ` +
+          `(the model's context is ${config.maxPositions}): shorten them, or pass --allow-untrained to train on the rest`,
+      );
+    }
     const validation = validData ? keep(validData.examples) : [];
     if (validData && validation.length === 0) throw new CliError(`${validFile} has no example with a trained token within ${hp.maxSeqLen} tokens`);
 
@@ -223,7 +261,7 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
           ctx.print(stepLine(m, trainer!.totalSteps));
         }
         const eta = m.etaMs === null ? '' : `, ETA ${Math.ceil(m.etaMs / 1000)} s`;
-        ctx.io.progress?.(m.step, trainer!.totalSteps, `step ${m.step}/${trainer!.totalSteps}, loss ${m.trainLoss.toFixed(4)}${eta}`);
+        ctx.io.progress?.(m.step, trainer!.totalSteps, `step ${m.step}/${trainer!.totalSteps}, loss ${trainedStep(m)?.loss.toFixed(4) ?? 'none'}${eta}`);
       },
       onEvent: (e: TrainingEvent) => {
         // Step events repeat what the step lines say.

@@ -1,7 +1,8 @@
 import { createTokenCounter } from '../data/examples';
-import { formatIssue, type DatasetReportOptions } from '../data/datasetReport';
+import { formatIssue, MAX_UNTRAINED_SHARE, untrainedExamples, type DatasetReportOptions } from '../data/datasetReport';
 import { FORMAT_LABELS, type DatasetReport } from '../data/datasetTypes';
 import { autoNumberOption, flag, numberOption, parseCommand, stringOption, type CommandSpec } from './args';
+import { AUTO_MAX_SEQ_LEN } from '../train/hyperparameters';
 import { reportFile } from './dataset';
 import type { CliContext } from './io';
 import { readModelFolder, textTools } from './model';
@@ -12,7 +13,7 @@ export const validateSpec: CommandSpec = {
   summary: 'Check a training file (chat, prompt/completion or text JSONL): line-numbered errors, warnings, token statistics.',
   options: {
     model: { type: 'string', arg: 'DIR', help: "count tokens with this model's tokenizer and chat template" },
-    'max-seq-len': { type: 'string', arg: 'N', help: 'warn about examples longer than N tokens (needs --model)' },
+    'max-seq-len': { type: 'string', arg: 'N', help: "warn about examples longer than N tokens (needs --model; default: the model's context, at most 1024)" },
     epochs: { type: 'string', arg: 'N|auto', help: 'epochs for the billed-token count', default: 'auto' },
     'max-errors': { type: 'string', arg: 'N', help: 'errors listed at most', default: '100' },
     json: { type: 'boolean', help: 'print the report object as JSON' },
@@ -34,6 +35,8 @@ export async function runValidate(ctx: CliContext, argv: readonly string[]): Pro
     const folder = await readModelFolder(modelDir);
     const tools = textTools(folder.files, modelDir);
     options.countTokens = createTokenCounter(tools.tokenizer, tools.template);
+    // Examples past the model's context are cut by every job: warned about without being asked.
+    options.maxSeqLen ??= Math.min(folder.config.maxPositions, AUTO_MAX_SEQ_LEN);
   }
   const report = await reportFile(file, options);
   if (flag(values, 'json')) ctx.print(JSON.stringify(report));
@@ -65,6 +68,10 @@ function printReport(ctx: CliContext, file: string, r: DatasetReport, counted: b
     ctx.print(`epochs: ${r.epochs}${r.epochsAuto ? ' (auto)' : ''}; trained tokens for the job: ${r.billedTokens}`);
   } else {
     ctx.print(`epochs: ${r.epochs}${r.epochsAuto ? ' (auto)' : ''}${counted ? '' : ' (pass --model DIR for token statistics)'}`);
+  }
+  const untrained = untrainedExamples(r);
+  if (untrained.share > MAX_UNTRAINED_SHARE) {
+    ctx.print(`${untrained.count} of ${r.examples} examples train nothing at ${r.maxSeqLen} tokens: whittle train refuses this file unless --allow-untrained`);
   }
   ctx.print(r.ok ? 'OK' : 'NOT OK: fix the errors above');
 }

@@ -22,6 +22,7 @@ import {
   type ParsedLine,
   type TokenStats,
 } from './datasetTypes';
+import { autoEpochs } from '../train/autoRules';
 import { parseJsonl, type JsonlSource, type ParseJsonlOptions } from './jsonl';
 import { detectLineFormat, isPlainObject, mixedFormatIssue, notObjectIssue, validateExample } from './validate';
 
@@ -30,7 +31,7 @@ export interface DatasetReportOptions {
   countTokens?: CountTokens;
   /** Examples longer than this are truncated (from the end) by the trainer. */
   maxSeqLen?: number;
-  /** A number, or 'auto' (default) for OpenAI's rule, see `autoEpochs`. */
+  /** A number, or 'auto' (default) for OpenAI's rule, see autoEpochs in train/autoRules. */
   epochs?: number | 'auto';
   /** Measured training speed, in tokens fed through the model per second (prompt tokens included). */
   tokensPerSecond?: number;
@@ -54,17 +55,16 @@ const DEFAULT_HISTOGRAM_BUCKETS = 20;
 const DEFAULT_MIN_EXAMPLES = 10;
 
 /**
- * OpenAI's default epoch count for n training examples: 3, raised when 3 epochs would see fewer
- * than 100 examples (to floor(100 / n), at most 25), lowered when they would see more than 25,000
- * (to floor(25000 / n), at least 1). 0 examples: 0 epochs (no job).
+ * A job whose training file has more than this share of examples that lose every trained token
+ * to truncation is refused (the create form and `whittle train`) unless the user overrides it:
+ * such a job mostly trains nothing, and its loss curve says little.
  */
-export function autoEpochs(examples: number): number {
-  const n = Math.floor(examples);
-  if (!(n >= 1)) return 0;
-  const target = 3;
-  if (n * target < 100) return Math.min(25, Math.floor(100 / n));
-  if (n * target > 25_000) return Math.max(1, Math.floor(25_000 / n));
-  return target;
+export const MAX_UNTRAINED_SHARE = 0.25;
+
+/** Valid examples that lose every trained token to truncation, and their share of all valid examples. */
+export function untrainedExamples(report: Pick<DatasetReport, 'warnings' | 'examples'>): { count: number; share: number } {
+  const count = report.warnings.find((w) => w.code === 'nothing_trained_after_truncation')?.count ?? 0;
+  return { count, share: report.examples > 0 ? count / report.examples : 0 };
 }
 
 /** `line 12: messages[2].role "bot" is not one of ...` */

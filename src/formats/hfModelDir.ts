@@ -10,6 +10,7 @@ import {
   SafetensorsWeights,
   type ByteSource,
 } from './safetensors';
+import { FINETUNE_SETTINGS_FILE, FinetuneSettingsError, parseFinetuneSettings, type FinetuneSettings } from './finetuneSettings';
 
 export class ModelDirError extends Error {
   override name = 'ModelDirError';
@@ -121,10 +122,12 @@ export interface HfModelFiles {
   tokenizerConfig: unknown | null;
   /** chat_template.jinja, which newer repos ship instead of tokenizer_config.chat_template. */
   chatTemplate: string | null;
+  /** whittle_finetune.json, checked: the settings the model recommends for 'auto'. */
+  finetune: FinetuneSettings | null;
   weights: SafetensorsWeights;
 }
 
-/** Reads config.json, tokenizer files, generation_config.json and the weight headers. */
+/** Reads config.json, tokenizer files, generation_config.json, whittle_finetune.json and the weight headers. */
 export async function loadHfModelDir(dir: ModelDir): Promise<HfModelFiles> {
   const optional = (name: string) => (dir.fileNames.includes(name) ? readModelJson(dir, name) : Promise.resolve(null));
   const config = await readModelJson(dir, 'config.json');
@@ -132,6 +135,14 @@ export async function loadHfModelDir(dir: ModelDir): Promise<HfModelFiles> {
   const tokenizerJson = await optional('tokenizer.json');
   const tokenizerConfig = await optional('tokenizer_config.json');
   const chatTemplate = dir.fileNames.includes('chat_template.jinja') ? await readModelText(dir, 'chat_template.jinja') : null;
+  let finetune: FinetuneSettings | null = null;
+  try {
+    const json = await optional(FINETUNE_SETTINGS_FILE);
+    finetune = json === null ? null : parseFinetuneSettings(json);
+  } catch (e) {
+    if (e instanceof FinetuneSettingsError) throw new ModelDirError(e.message, FINETUNE_SETTINGS_FILE);
+    throw e;
+  }
   const weights = await openModelWeights(dir);
-  return { config, generationConfig, tokenizerJson, tokenizerConfig, chatTemplate, weights };
+  return { config, generationConfig, tokenizerJson, tokenizerConfig, chatTemplate, finetune, weights };
 }

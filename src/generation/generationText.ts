@@ -43,7 +43,8 @@ export interface GenerateOutput {
   text: string;
   tokens: number[];
   promptTokens: number;
-  finish: 'eos' | 'length' | 'stop' | 'aborted';
+  /** 'context': the prompt and reply filled the model's context before the max new tokens. */
+  finish: 'eos' | 'length' | 'context' | 'stop' | 'aborted';
   prefillMs: number;
   decodeMs: number;
   tokensPerSecond: number;

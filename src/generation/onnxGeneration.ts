@@ -94,7 +94,7 @@ export class OrtCausalLM {
     const settings = { temperature: options.temperature ?? 0, topK: options.topK ?? 0, topP: options.topP ?? 1 };
     const history = [...prompt];
     const tokens: number[] = [];
-    let finish: GenerateResult['finish'][number] = 'length';
+    let finish: GenerateResult['finish'][number] = maxNew < options.maxNewTokens ? 'context' : 'length';
 
     let past: Record<string, OrtTypes.Tensor> = {};
     for (let l = 0; l < config.layers; l++) {
@@ -147,7 +147,7 @@ export class OrtCausalLM {
       input = [id];
     }
     for (const t of Object.values(past)) t.dispose();
-    if (options.signal?.aborted && finish === 'length') finish = 'stopped';
+    if (options.signal?.aborted && (finish === 'length' || finish === 'context')) finish = 'stopped';
     const decodeMs = performance.now() - tDecode;
     return { tokens: [tokens], finish: [finish], prefillMs, decodeMs, tokensPerSecond: decodeMs > 0 ? (tokens.length / decodeMs) * 1000 : 0 };
   }

@@ -63,7 +63,7 @@ export class FileIntake {
     return report.validExamples!.map((l) => l.example);
   }
 
-  private async fileBlob(fileId: string): Promise<Blob> {
+  async fileBlob(fileId: string): Promise<Blob> {
     const blob = await this.store.readFile(fileId);
     if (!blob) throw new JobRunnerError(`file ${fileId} is not in the store (deleted, or browser storage cleared?)`);
     return blob;

@@ -180,6 +180,8 @@ export interface JobRecord {
   adapterKey: string | null;
   /** How many times the job was resumed (after a pause, a lost device or a reload). */
   resumes: number;
+  /** The training file's first system message (what the playground asks with); absent on older jobs. */
+  trainingSystemMessage?: string | null;
   /** Highest/lowest-loss validation examples, computed once after training (absent: never computed). */
   validationInsights?: ValidationInsightsState | null;
 }

@@ -7,6 +7,7 @@
  */
 import { ChatTemplate } from '../data/chatTemplate';
 import { TextTokenizer } from '../data/tokenizer';
+import type { FinetuneSettings } from '../formats/finetuneSettings';
 import { loadHfModelDir, type HfModelFiles, type ModelDir } from '../formats/hfModelDir';
 import { GpuDeviceLostError, type Gpu } from '../gpu';
 import { countParameters, parseModelConfig, type ModelConfig } from '../model/config';
@@ -31,6 +32,8 @@ export interface ModelInfo {
   source: ModelSource;
   summary: ModelSummary;
   hasChatTemplate: boolean;
+  /** The model's whittle_finetune.json (the settings 'auto' uses), null when it has none. */
+  finetune?: FinetuneSettings | null;
 }
 
 async function readTextModel(dir: ModelDir): Promise<TextModel> {
@@ -151,7 +154,7 @@ export class ModelPool {
   /** config.json summary of a model (downloading a Hub model's files when needed). */
   async inspect(source: ModelSource, onProgress?: (p: DownloadProgress) => void): Promise<ModelInfo> {
     const tm = await this.textModel(source, onProgress);
-    return { source, summary: tm.summary, hasChatTemplate: tm.template !== null };
+    return { source, summary: tm.summary, hasChatTemplate: tm.template !== null, finetune: tm.files.finetune };
   }
 
   /** Forgets the text models read from a removed model's files (a later use reads them again). */

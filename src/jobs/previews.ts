@@ -4,7 +4,7 @@
  */
 import { previewExamples, type ExamplesPreview } from '../data/examplePreview';
 import type { WeightDtype } from '../model/weights';
-import { AUTO_MAX_SEQ_LEN, resolveHyperparameters, type HyperparameterRequest, type Hyperparameters } from '../train/hyperparameters';
+import { AUTO_MAX_SEQ_LEN, modelResolveContext, resolveHyperparameters, type HyperparameterRequest, type Hyperparameters } from '../train/hyperparameters';
 import type { ModelSource } from './job';
 import { resolveWithMemory, type JobMemoryCheck } from './jobMemory';
 import type { ModelPool } from './modelPool';
@@ -28,7 +28,7 @@ export async function previewHyperparameters(
   dtype?: WeightDtype | 'auto',
 ): Promise<HyperparametersPreview> {
   const tm = await pool.textModel(model);
-  const context = { model: { family: tm.config.family, maxPositions: tm.config.maxPositions }, longestExample, random: () => 0 };
+  const context = { model: modelResolveContext(tm.config, tm.files.finetune), longestExample, random: () => 0 };
   // Out-of-range values fail here, naming their field, before any device is asked.
   resolveHyperparameters(requested, examples, context);
   const { limits, dtype: weights } = await pool.memoryContext(dtype, true);

@@ -8,7 +8,8 @@
 import { createTokenCounter } from '../data/examples';
 import type { DatasetReport } from '../data/datasetTypes';
 import type { WeightDtype } from '../model/weights';
-import { AUTO_MAX_SEQ_LEN, type HyperparameterRequest } from '../train/hyperparameters';
+import { firstSystemMessage } from '../data/systemMessage';
+import { AUTO_MAX_SEQ_LEN, modelResolveContext, type HyperparameterRequest } from '../train/hyperparameters';
 import { invalidFileDetail } from './fileIntake';
 import { createJobRecord, JobTransitionError, transition, type JobRecord, type ModelSource, type NewJobEvent } from './job';
 import { resolveWithMemory } from './jobMemory';
@@ -129,12 +130,13 @@ export class JobQueue {
       const resolved = resolveWithMemory(
         requested,
         train.examples,
-        { model: { family: tm.config.family, maxPositions: tm.config.maxPositions }, longestExample: train.stats?.max },
+        { model: modelResolveContext(tm.config, tm.files.finetune), longestExample: train.stats?.max },
         tm.config,
         memory.dtype,
         memory.limits,
       ).hyperparameters;
-      await records.update(id, (j) => transition(j, 'queued', { hyperparameters: { requested: j.hyperparameters.requested, resolved }, totalSteps: resolved.totalSteps }, records.now()));
+      const trainingSystemMessage = await firstSystemMessage(await intake.fileBlob(job.trainingFile.id));
+      await records.update(id, (j) => transition(j, 'queued', { hyperparameters: { requested: j.hyperparameters.requested, resolved }, totalSteps: resolved.totalSteps, trainingSystemMessage }, records.now()));
       await records.log(id, [{ level: 'info', message: `Files validated (${train.examples} training examples); moving job to queued state`, kind: 'status' }]);
       this.pump();
     } catch (e) {

@@ -30,8 +30,8 @@ export interface GenerateOptions {
 export interface GenerateResult {
   /** Generated ids per sequence, without the prompt and without the EOS. */
   tokens: number[][];
-  /** Why each sequence stopped. */
-  finish: ('eos' | 'length' | 'stopped')[];
+  /** Why each sequence stopped ('context': the model's context filled before maxNewTokens). */
+  finish: ('eos' | 'length' | 'context' | 'stopped')[];
   prefillMs: number;
   decodeMs: number;
   /** Decoded tokens per second over all sequences (after the prompt). */
@@ -63,7 +63,7 @@ export async function generate(model: CausalLM, prompts: readonly (readonly numb
   const chosen = gpu.createBuffer(B * 4, 'gen-ids');
   const history = prompts.map((p) => [...p]);
   const tokens: number[][] = prompts.map(() => []);
-  const finish: GenerateResult['finish'] = prompts.map(() => 'length');
+  const finish: GenerateResult['finish'] = prompts.map(() => (maxNew < options.maxNewTokens ? 'context' : 'length'));
   const running = prompts.map(() => true);
   let seen: GPUBuffer | null = null;
   try {

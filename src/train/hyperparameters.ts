@@ -7,9 +7,10 @@
  * optimizer step accumulates `gradientAccumulation` micro-batches, so it sees
  * batchSize x gradientAccumulation examples (the effective batch, OpenAI's batch_size).
  */
-import { autoEpochs } from '../data/datasetReport';
-import type { ArchitectureFamily } from '../model/config';
+import type { FinetuneSettings } from '../formats/finetuneSettings';
+import type { ArchitectureFamily, ModelConfig } from '../model/config';
 import { GPT2_ALL_LINEAR, LLAMA_ALL_LINEAR, type LoraConfig } from '../model/lora';
+import { autoEpochs, autoLearningRate, REFERENCE_HIDDEN_SIZE, REFERENCE_LEARNING_RATE } from './autoRules';
 import { SCHEDULE_KINDS, warmupStepsFromRatio, type ScheduleKind } from './schedule';
 
 export type AutoOr<T> = T | 'auto';
@@ -23,7 +24,7 @@ export interface HyperparameterRequest {
   gradientAccumulation?: AutoOr<number>;
   /** Peak learning rate; when given, learningRateMultiplier is not used. */
   learningRate?: AutoOr<number>;
-  /** Multiplies BASE_LEARNING_RATE when learningRate is auto. */
+  /** Multiplies the auto learning rate (the model's recommendation or the width rule) when learningRate is auto. */
   learningRateMultiplier?: AutoOr<number>;
   schedule?: AutoOr<ScheduleKind>;
   /** Warmup in optimizer steps; takes precedence over warmupRatio. */
@@ -50,8 +51,11 @@ export interface HyperparameterRequest {
 
 /** What the rules may look at besides the training-set size. */
 export interface ResolveContext {
-  /** The model: target modules follow its family, maxSeqLen its context length. */
-  model?: { family: ArchitectureFamily; maxPositions: number };
+  /**
+   * The model: target modules follow its family, maxSeqLen its context length, the learning rate
+   * its width; its whittle_finetune.json, when it has one, replaces the generic auto rules.
+   */
+  model?: { family: ArchitectureFamily; maxPositions: number; hiddenSize?: number; finetune?: FinetuneSettings | null };
   /** Largest micro-batch that fits in GPU memory at the resolved maxSeqLen (a memory estimate). */
   maxBatchByMemory?: number;
   /** Longest training example in tokens, when already tokenized. */
@@ -67,8 +71,10 @@ export interface Hyperparameters {
   /** batchSize x gradientAccumulation. */
   effectiveBatchSize: number;
   learningRate: number;
-  /** The multiplier that produced learningRate (learningRate / BASE_LEARNING_RATE when given directly). */
+  /** The multiplier that produced learningRate (learningRate / baseLearningRate when given directly). */
   learningRateMultiplier: number;
+  /** The auto learning rate before the multiplier: the model's recommendation, else the width rule. */
+  baseLearningRate: number;
   schedule: ScheduleKind;
   /** Warmup steps for `totalSteps`. */
   warmupSteps: number;
@@ -101,8 +107,6 @@ export class HyperparameterError extends Error {
   }
 }
 
-/** A LoRA-typical peak learning rate (PEFT/QLoRA recipes use 1e-4..3e-4). */
-export const BASE_LEARNING_RATE = 2e-4;
 /** Share of the training set in one auto batch (OpenAI's rule of thumb: about 0.2%). */
 export const AUTO_BATCH_SHARE = 0.002;
 export const AUTO_BATCH_MAX = 8;
@@ -121,10 +125,15 @@ export interface HyperparameterRule {
 
 /** The auto rules, one row per hyperparameter (job form tooltips, README table). */
 export const HYPERPARAMETER_RULES: readonly HyperparameterRule[] = [
-  { key: 'epochs', label: 'Epochs', auto: "OpenAI's rule", rule: '3, raised to floor(100 / n) (at most 25) when 3 epochs would see fewer than 100 examples, lowered to floor(25000 / n) (at least 1) when they would see more than 25,000.' },
-  { key: 'batchSize', label: 'Batch size', auto: 'about 0.2% of examples, 1..8', rule: `round(${AUTO_BATCH_SHARE} x n) clamped to 1..${AUTO_BATCH_MAX}; when that does not fit in GPU memory, the largest micro-batch that does, with gradient accumulation making up the difference.` },
+  { key: 'epochs', label: 'Epochs', auto: "OpenAI's rule", rule: 'The model\'s recommended epochs when it ships them, else 3, raised to floor(100 / n) (at most 25) when 3 epochs would see fewer than 100 examples, lowered to floor(25000 / n) (at least 1) when they would see more than 25,000.' },
+  { key: 'batchSize', label: 'Batch size', auto: 'about 0.2% of examples, 1..8', rule: `The model's recommended batch size when it ships one, else round(${AUTO_BATCH_SHARE} x n) clamped to 1..${AUTO_BATCH_MAX}; when that does not fit in GPU memory, the largest micro-batch that does, with gradient accumulation making up the difference.` },
   { key: 'gradientAccumulation', label: 'Gradient accumulation', auto: '1, or what memory forces', rule: 'ceil(wanted batch / micro-batch) when the auto batch was cut for memory, else 1. Gradients of a step are averaged over all its trained tokens.' },
-  { key: 'learningRate', label: 'Learning rate', auto: `${BASE_LEARNING_RATE} x multiplier`, rule: `Peak learning rate = ${BASE_LEARNING_RATE} (a LoRA-typical value) x learning-rate multiplier, unless given directly.` },
+  {
+    key: 'learningRate',
+    label: 'Learning rate',
+    auto: `${REFERENCE_LEARNING_RATE} x ${REFERENCE_HIDDEN_SIZE} / hidden size, x multiplier`,
+    rule: `Peak learning rate = base x learning-rate multiplier, unless given directly. The base is the model's recommended rate when it ships one (whittle_finetune.json), else ${REFERENCE_LEARNING_RATE} (QLoRA's rate for 4096-wide 7B models) x ${REFERENCE_HIDDEN_SIZE} / hidden size, within 1e-5..1e-2: with Adam the largest stable rate falls as 1 / width (muP, Tensor Programs V).`,
+  },
   { key: 'learningRateMultiplier', label: 'Learning-rate multiplier', auto: '1', rule: 'Scales the base learning rate, as OpenAI\'s learning_rate_multiplier does.' },
   { key: 'schedule', label: 'Schedule', auto: 'linear', rule: 'constant, linear or cosine decay after warmup, with the formulas of transformers\' get_*_schedule_with_warmup.' },
   { key: 'warmupSteps', label: 'Warmup steps', auto: `${AUTO_WARMUP_RATIO * 100}% of steps`, rule: `ceil(total steps x warmup ratio); the ratio defaults to ${AUTO_WARMUP_RATIO}. Explicit steps win over a ratio.` },
@@ -133,10 +142,10 @@ export const HYPERPARAMETER_RULES: readonly HyperparameterRule[] = [
   { key: 'maxGradNorm', label: 'Max grad norm', auto: '1', rule: 'Gradients are clipped to this global norm (transformers\' default); 0 turns clipping off.' },
   { key: 'maxSeqLen', label: 'Max sequence length', auto: `min(longest example, context, ${AUTO_MAX_SEQ_LEN})`, rule: `The longest training example, capped at the model's context length and at ${AUTO_MAX_SEQ_LEN}; longer examples are truncated from the end.` },
   { key: 'seed', label: 'Seed', auto: 'random', rule: 'A random integer, recorded with the job so it can be repeated; it fixes LoRA initialisation, data order and dropout.' },
-  { key: 'loraR', label: 'LoRA rank', auto: '8', rule: 'Rank r of the A [r, in] and B [out, r] matrices.' },
-  { key: 'loraAlpha', label: 'LoRA alpha', auto: '2 x rank', rule: 'Scale alpha / r (alpha / sqrt(r) with rsLoRA).' },
+  { key: 'loraR', label: 'LoRA rank', auto: '8', rule: 'Rank r of the A [r, in] and B [out, r] matrices; the model\'s recommended rank when it ships one.' },
+  { key: 'loraAlpha', label: 'LoRA alpha', auto: '2 x rank', rule: 'Scale alpha / r (alpha / sqrt(r) with rsLoRA); with a model\'s recommendation, its alpha / r ratio times the rank.' },
   { key: 'loraDropout', label: 'LoRA dropout', auto: '0.05', rule: 'Dropout on the LoRA input during training only.' },
-  { key: 'targetModules', label: 'Target modules', auto: 'all linear layers', rule: 'q/k/v/o and gate/up/down projections (Llama family); c_attn, c_proj, c_fc (GPT-2).' },
+  { key: 'targetModules', label: 'Target modules', auto: 'all linear layers', rule: 'The model\'s recommended modules when it ships them, else q/k/v/o and gate/up/down projections (Llama family); c_attn, c_proj, c_fc (GPT-2).' },
   { key: 'useRslora', label: 'rsLoRA', auto: 'off', rule: 'Rank-stabilised scaling alpha / sqrt(r).' },
   { key: 'evalEvery', label: 'Validation interval', auto: `~${AUTO_EVALS_PER_JOB} per job`, rule: `A small validation batch every max(1, ceil(total steps / ${AUTO_EVALS_PER_JOB})) steps; a full validation pass at the end of every epoch.` },
   { key: 'beta1', label: 'Adam beta1', auto: '0.9', rule: 'AdamW first-moment decay.' },
@@ -148,6 +157,11 @@ export const HYPERPARAMETER_RULES: readonly HyperparameterRule[] = [
 export function hyperparameterRulesMarkdown(): string {
   const rows = HYPERPARAMETER_RULES.map((r) => `| ${r.label} | ${r.auto} | ${r.rule} |`);
   return ['| Hyperparameter | Auto | Rule |', '|---|---|---|', ...rows].join('\n');
+}
+
+/** The model part of a ResolveContext, from its config and its whittle_finetune.json. */
+export function modelResolveContext(config: Pick<ModelConfig, 'family' | 'maxPositions' | 'hidden'>, finetune: FinetuneSettings | null): NonNullable<ResolveContext['model']> {
+  return { family: config.family, maxPositions: config.maxPositions, hiddenSize: config.hidden, finetune };
 }
 
 function isAuto<T>(v: AutoOr<T> | undefined): v is 'auto' | undefined {
@@ -183,10 +197,11 @@ export function resolveHyperparameters(requested: HyperparameterRequest, dataset
     return given(v as Exclude<HyperparameterRequest[K], 'auto' | undefined>);
   };
 
-  const epochs = pick('epochs', (v) => int('epochs', v, 1, 1000), () => autoEpochs(n));
+  const recommended = context.model?.finetune ?? null;
+  const epochs = pick('epochs', (v) => int('epochs', v, 1, 1000), () => recommended?.epochs ?? autoEpochs(n));
 
   const memoryCap = context.maxBatchByMemory === undefined ? Infinity : int('batchSize', context.maxBatchByMemory, 1);
-  const wantedBatch = Math.min(AUTO_BATCH_MAX, Math.max(1, Math.round(AUTO_BATCH_SHARE * n)));
+  const wantedBatch = recommended?.batchSize ?? Math.min(AUTO_BATCH_MAX, Math.max(1, Math.round(AUTO_BATCH_SHARE * n)));
   const batchSize = pick('batchSize', (v) => int('batchSize', v, 1, 4096), () => Math.min(wantedBatch, memoryCap));
   const gradientAccumulation = pick(
     'gradientAccumulation',
@@ -196,7 +211,8 @@ export function resolveHyperparameters(requested: HyperparameterRequest, dataset
   );
 
   const learningRateMultiplier = pick('learningRateMultiplier', (v) => real('learningRateMultiplier', v, (x) => x > 0, 'positive'), () => 1);
-  const learningRate = pick('learningRate', (v) => real('learningRate', v, (x) => x > 0, 'positive'), () => BASE_LEARNING_RATE * learningRateMultiplier);
+  const baseLearningRate = recommended?.learningRate ?? autoLearningRate(context.model?.hiddenSize);
+  const learningRate = pick('learningRate', (v) => real('learningRate', v, (x) => x > 0, 'positive'), () => baseLearningRate * learningRateMultiplier);
   const schedule = pick(
     'schedule',
     (v) => {
@@ -227,8 +243,8 @@ export function resolveHyperparameters(requested: HyperparameterRequest, dataset
 
   const seed = pick('seed', (v) => int('seed', v, 0, 2 ** 31 - 1), () => Math.floor((context.random ?? Math.random)() * 2 ** 31));
 
-  const r = pick('loraR', (v) => int('loraR', v, 1, 1024), () => 8);
-  const alpha = pick('loraAlpha', (v) => real('loraAlpha', v, (x) => x > 0, 'positive'), () => 2 * r);
+  const r = pick('loraR', (v) => int('loraR', v, 1, 1024), () => recommended?.loraR ?? 8);
+  const alpha = pick('loraAlpha', (v) => real('loraAlpha', v, (x) => x > 0, 'positive'), () => (recommended ? (recommended.loraAlpha / recommended.loraR) * r : 2 * r));
   const dropout = pick('loraDropout', (v) => real('loraDropout', v, (x) => x >= 0 && x < 1, 'in [0, 1)'), () => 0.05);
   const allLinear = context.model?.family === 'gpt2' ? GPT2_ALL_LINEAR : LLAMA_ALL_LINEAR;
   const targetModules = pick(
@@ -239,7 +255,7 @@ export function resolveHyperparameters(requested: HyperparameterRequest, dataset
       }
       return [...v];
     },
-    () => [...allLinear],
+    () => [...(recommended?.targetModules ?? allLinear)],
   );
   const useRslora = pick('useRslora', (v) => Boolean(v), () => false);
 
@@ -251,7 +267,8 @@ export function resolveHyperparameters(requested: HyperparameterRequest, dataset
     gradientAccumulation,
     effectiveBatchSize: batchSize * gradientAccumulation,
     learningRate,
-    learningRateMultiplier: isAuto(requested.learningRate) ? learningRateMultiplier : learningRate / BASE_LEARNING_RATE,
+    learningRateMultiplier: isAuto(requested.learningRate) ? learningRateMultiplier : learningRate / baseLearningRate,
+    baseLearningRate,
     schedule,
     warmupSteps,
     warmupRatio: explicitWarmup === null ? warmupRatio : null,

@@ -35,6 +35,21 @@ export interface StepMetrics {
   fullValidAccuracy?: number;
 }
 
+/** What a NaN validation loss means: no validation example kept a trained token after truncation. */
+export const NO_VALIDATION_TOKENS = 'no trained tokens in the validation file at this length';
+/** What a step with no trained token means (its loss and accuracy are not measurements). */
+export const NO_STEP_TOKENS = 'no trained tokens in this step';
+
+/** The step's train loss and accuracy, or null when it trained no token (not a loss of 0). */
+export function trainedStep(m: Pick<StepMetrics, 'trainLoss' | 'trainAccuracy' | 'trainTokens'>): { loss: number; accuracy: number } | null {
+  return m.trainTokens > 0 && Number.isFinite(m.trainLoss) ? { loss: m.trainLoss, accuracy: m.trainAccuracy } : null;
+}
+
+/** A validation loss for a log line: 4 decimals, or why there is none. */
+export function formatValidationLoss(loss: number): string {
+  return Number.isFinite(loss) ? loss.toFixed(4) : `none (${NO_VALIDATION_TOKENS})`;
+}
+
 /** The result-file columns, in order, and the metric each comes from. */
 export const RESULT_COLUMNS = [
   ['step', 'step'],

@@ -31,7 +31,7 @@ import {
   type TrainerState,
 } from './checkpoint';
 import type { Hyperparameters } from './hyperparameters';
-import type { StepMetrics } from './metrics';
+import { formatValidationLoss, NO_STEP_TOKENS, trainedStep, type StepMetrics } from './metrics';
 import { LoraOptimizer, type OptimizerSettings } from './optimizer';
 import { learningRateAt, warmupStepsFromRatio, type ScheduleSpec } from './schedule';
 
@@ -461,12 +461,13 @@ export class Trainer {
 
       const logEvery = this.options.logEvery ?? 1;
       if (stepNo % logEvery === 0 || m.validLoss !== undefined || stepNo === this.totalSteps) {
-        let line = `Step ${stepNo}/${this.totalSteps}: training loss=${fmt(trainLoss)}`;
-        if (m.validLoss !== undefined) line += `, validation loss=${fmt(m.validLoss)}`;
+        let line = `Step ${stepNo}/${this.totalSteps}: training loss=${trainedStep(m) ? fmt(trainLoss) : `none (${NO_STEP_TOKENS})`}`;
+        if (m.validLoss !== undefined) line += `, validation loss=${formatValidationLoss(m.validLoss)}`;
         this.emit('info', line, stepNo);
       }
       if (m.fullValidLoss !== undefined) {
-        this.emit('info', `Epoch ${epoch + 1}/${hp.epochs}: full validation loss=${fmt(m.fullValidLoss)}, token accuracy=${fmt(m.fullValidAccuracy!)}`, stepNo);
+        const accuracy = Number.isFinite(m.fullValidLoss) ? `, token accuracy=${fmt(m.fullValidAccuracy!)}` : '';
+        this.emit('info', `Epoch ${epoch + 1}/${hp.epochs}: full validation loss=${formatValidationLoss(m.fullValidLoss)}${accuracy}`, stepNo);
       }
       if (epochEnd || this.checkpointRequested) {
         this.checkpointRequested = false;

@@ -2,9 +2,8 @@
 // job is created, so a first fine-tune needs no download and works offline.
 import { useEffect, useState } from 'react';
 import type { ModelInfo, ModelSource } from '../worker/trainingProtocol';
+import { EMBEDDED_MODEL_NAME } from '../jobs/samples';
 import { useClient, useEngine } from './engine';
-
-export const EMBEDDED_MODEL_NAME = 'whittle-wordnet-tiny';
 
 export function embeddedModelSource(): ModelSource {
   return {
@@ -12,7 +11,7 @@ export function embeddedModelSource(): ModelSource {
     name: EMBEDDED_MODEL_NAME,
     // Absolute, because the worker resolves URLs against its own script's location.
     url: new URL(`models/${EMBEDDED_MODEL_NAME}/`, document.baseURI).href,
-    files: ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'],
+    files: ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'whittle_finetune.json'],
   };
 }
 

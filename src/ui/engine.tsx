@@ -144,7 +144,8 @@ export class EngineStore {
   };
 }
 
-const EngineContext = createContext<EngineStore | null>(null);
+/** The store the hooks read; tests provide their own (over a fake client) through it. */
+export const EngineContext = createContext<EngineStore | null>(null);
 
 let engine: { store: EngineStore } | { error: string } | null = null;
 

@@ -2,7 +2,8 @@
 // files (fetched from this origin, as if the user had picked them) and the card's settings.
 import { useEffect, useRef, useState } from 'react';
 import { errorText } from './engine';
-import { fetchSampleFiles, fetchSampleIndex, type SampleDataset } from './samples';
+import type { SampleDataset } from '../jobs/samples';
+import { fetchSampleFiles, fetchSampleIndex } from './samples';
 
 export interface SamplePrefill {
   sample: SampleDataset;

@@ -11,6 +11,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { buildAndServe, collectPageErrors, DOCS_SCREENSHOTS_DIR as DOCS, launchChromium, RESULTS_DIR as RESULTS, ROOT, type ServedApp, settleForScreenshot } from './harness';
 
 const TINY_LLAMA = join(ROOT, 'test/fixtures/models/tiny-llama');
+/** The system message every training example has: the playground asks the fine-tuned model with it. */
+const TRAINING_SYSTEM = 'Answer in one word.';
 const SHORT_CHAT = [
   ['2+2?', '4.'],
   ['3+3?', '6.'],
@@ -25,7 +27,7 @@ const SHORT_CHAT = [
   ['First letter?', 'A.'],
   ['Last letter?', 'Z.'],
 ]
-  .map(([q, a]) => JSON.stringify({ messages: [{ role: 'user', content: q }, { role: 'assistant', content: a }] }))
+  .map(([q, a]) => JSON.stringify({ messages: [{ role: 'system', content: TRAINING_SYSTEM }, { role: 'user', content: q }, { role: 'assistant', content: a }] }))
   .join('\n');
 // SwiftShader compiles every WGSL pipeline on the CPU: the first training step takes longest.
 // Bounds only for a hung run; on a loaded 2-core machine a step takes ~20 s.
@@ -317,9 +319,11 @@ describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
     const selected = await page.getByTestId('pane-target').evaluateAll((ss) => ss.map((s) => (s as HTMLSelectElement).selectedOptions[0]?.textContent ?? ''));
     expect(selected[0]).toMatch(/^Base · tiny-llama/);
     expect(selected[1]).toMatch(/^e2e-tiny · final adapter/);
+    // Opened on the job: its training system message is filled in, and the tiny model samples greedily.
+    expect(await page.getByLabel('System message').inputValue()).toBe(TRAINING_SYSTEM);
+    expect(await page.getByLabel('Temperature').inputValue()).toBe('0');
 
     await page.getByLabel('Max tokens').fill('6');
-    await page.getByLabel('Temperature').fill('0');
     await page.getByTestId('user-message').fill('What is 2+2?');
     await page.getByTestId('run-compare').click();
     await page.waitForFunction(() => [...document.querySelectorAll('[data-testid="pane-state"]')].every((s) => /finished|max tokens|stop|error|aborted/.test(s.textContent ?? '')), undefined, { timeout: 100_000, polling: 250 });
@@ -360,6 +364,7 @@ describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
       });
       expect(overflow.by, `${hash} is wider than the screen: ${overflow.culprits.join(', ')}`).toBeLessThanOrEqual(0);
       if (hash.startsWith('#/jobs/ftjob')) await shot(page, 'mobile-job', { docs: false });
+      if (hash === '#/playground') await shot(page, 'mobile-playground', { docs: false });
     }
     await page.setViewportSize({ width: 1360, height: 900 });
   });

@@ -13,6 +13,7 @@ import { exportPeftAdapter, importPeftAdapter } from '../../src/formats/peft';
 import { bytesSource, readSafetensorsHeader, readTensor } from '../../src/formats/safetensors';
 import { loadCausalLM, type LoadedModel } from '../../src/model/load';
 import { defaultLoraConfig, LoraAdapter } from '../../src/model/lora';
+import { autoLearningRate } from '../../src/train/autoRules';
 import { expectClose, maxRelError } from '../helpers/compare';
 import { getTestGpu } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
@@ -198,7 +199,9 @@ describe('whittle export --format cluster', () => {
     expect(Object.keys(files).sort()).toEqual(['README.md', 'axolotl.yaml', 'train.jsonl', 'train_trl.py']);
     const yaml2 = parse(new TextDecoder().decode(files['axolotl.yaml'])) as Record<string, unknown>;
     expect(validateAxolotlConfig(yaml2)).toEqual([]);
-    expect(yaml2).toMatchObject({ base_model: LLAMA, num_epochs: 2, lora_r: 8, lora_alpha: 16, seed: 1, learning_rate: 2e-4, micro_batch_size: 1 });
+    expect(yaml2).toMatchObject({ base_model: LLAMA, num_epochs: 2, lora_r: 8, lora_alpha: 16, seed: 1, learning_rate: autoLearningRate(48), micro_batch_size: 1 });
+    // The width rule: 2e-4 x 4096 / 48 is above the cap, so the tiny Llama gets 1e-2.
+    expect(yaml2.learning_rate).toBe(1e-2);
     expect(yaml2.lora_target_modules).toEqual(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']);
 
     const clash = await runCli(['export', LLAMA, '--format', 'cluster', '--job', jobDir, '--lora-r', '8', '--out', join(tmp, 'x')]);

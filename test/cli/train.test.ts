@@ -111,3 +111,35 @@ describe('whittle train', () => {
     expect(parseResultsCsv(readFileSync(join(out3, 'metrics.csv'), 'utf8')).map((r) => r.step)).toEqual([1, 2, 3]);
   });
 });
+
+describe('examples that lose every trained token to truncation', () => {
+  /** 12 conversations, every third with a question far past the model's 128 positions. */
+  function writeLong(): string {
+    const lines = Array.from({ length: 12 }, (_, i) => {
+      const question = i % 3 === 0 ? Array.from({ length: 200 }, (_, k) => `w${k % 10}`).join(' ') : `${i}+1`;
+      return JSON.stringify({ messages: [{ role: 'user', content: question }, { role: 'assistant', content: `sum ${i + 1}` }] });
+    });
+    const path = join(tmp, 'long.jsonl');
+    writeFileSync(path, lines.join('\n') + '\n');
+    return path;
+  }
+
+  it('validate warns without being asked; train refuses over a quarter of them unless --allow-untrained', async () => {
+    const data = writeLong();
+    const check = await runCli(['validate', data, '--model', LLAMA]);
+    expect(check.stdout).toMatch(/4 examples are longer than the max sequence length of 128 tokens/);
+    expect(check.stdout).toMatch(/4 examples lose every trained token to truncation/);
+    expect(check.stdout).toMatch(/4 of 12 examples train nothing at 128 tokens: whittle train refuses this file unless --allow-untrained/);
+
+    const args = ['train', LLAMA, data, '--epochs', '1', '--batch-size', '4', '--seed', '1'];
+    const refused = await runCli([...args, '--out', join(tmp, 'long1')]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/4 of 12 training examples \(over 25%\) lose every trained token at 128 tokens \(the model's context is 128\): shorten them, or pass --allow-untrained/);
+    expect(existsSync(join(tmp, 'long1', 'job.json'))).toBe(false);
+
+    const allowed = await runCli([...args, '--out', join(tmp, 'long2'), '--allow-untrained']);
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expect(allowed.stderr).toMatch(/4 training examples have no trained token within 128 tokens and are skipped/);
+    expect(parseResultsCsv(readFileSync(join(tmp, 'long2', 'metrics.csv'), 'utf8')).map((r) => r.step)).toEqual([1, 2]);
+  });
+});

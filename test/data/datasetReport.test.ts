@@ -2,7 +2,6 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
-  autoEpochs,
   buildDatasetReport,
   DatasetReportBuilder,
   exampleKey,
@@ -369,36 +368,6 @@ describe('token statistics and the job estimate', () => {
     expect(h).toHaveLength(4);
     expect(h.map((b) => b.count)).toEqual([2, 0, 0, 1]);
     expect(h.at(-1)!.hi).toBeGreaterThan(1000);
-  });
-});
-
-describe('autoEpochs (OpenAI rule)', () => {
-  it('is 3 between the boundaries', () => {
-    expect([34, 100, 1000, 8333].map(autoEpochs)).toEqual([3, 3, 3, 3]);
-  });
-
-  it('raises epochs when n x 3 < 100, to min(25, floor(100 / n))', () => {
-    expect(autoEpochs(1)).toBe(25);
-    expect(autoEpochs(4)).toBe(25);
-    expect(autoEpochs(5)).toBe(20);
-    expect(autoEpochs(10)).toBe(10);
-    expect(autoEpochs(32)).toBe(3);
-    expect(autoEpochs(33)).toBe(3); // 99 < 100 but floor(100 / 33) = 3
-    expect(autoEpochs(20)).toBe(5);
-  });
-
-  it('lowers epochs when n x 3 > 25000, to max(1, floor(25000 / n))', () => {
-    expect(autoEpochs(8334)).toBe(2);
-    expect(autoEpochs(12_500)).toBe(2);
-    expect(autoEpochs(12_501)).toBe(1);
-    expect(autoEpochs(25_001)).toBe(1);
-    expect(autoEpochs(1e7)).toBe(1);
-  });
-
-  it('is 0 for no examples', () => {
-    expect(autoEpochs(0)).toBe(0);
-    expect(autoEpochs(-3)).toBe(0);
-    expect(autoEpochs(Number.NaN)).toBe(0);
   });
 });
 

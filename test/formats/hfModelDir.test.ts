@@ -62,6 +62,25 @@ describe('Hugging Face model folders', () => {
     expect(e7!.message).toMatch(/^model.safetensors: header length/);
   });
 
+  it('reads and checks whittle_finetune.json, an optional file', async () => {
+    const folder = (extra: Record<string, Uint8Array>) => bytesModelDir({ 'config.json': json({}), 'model.safetensors': shardA, ...extra });
+    expect((await loadHfModelDir(folder({}))).finetune).toBeNull();
+    const ok = await loadHfModelDir(folder({ 'whittle_finetune.json': json({ learning_rate: 3e-3, lora_r: 16, lora_alpha: 32, epochs: 6, batch_size: 4, target_modules: ['q_proj'] }) }));
+    expect(ok.finetune).toEqual({ learningRate: 3e-3, loraR: 16, loraAlpha: 32, epochs: 6, batchSize: 4, targetModules: ['q_proj'] });
+    const bad = async (v: unknown) => {
+      const e = await loadHfModelDir(folder({ 'whittle_finetune.json': json(v) })).then(() => null, (x: unknown) => x as ModelDirError);
+      expect(e).toBeInstanceOf(ModelDirError);
+      expect(e!.file).toBe('whittle_finetune.json');
+      return e!.message;
+    };
+    expect(await bad({ lora_r: 8, lora_alpha: 16 })).toBe('whittle_finetune.json: "learning_rate" is required');
+    expect(await bad({ learning_rate: '3e-3', lora_r: 8, lora_alpha: 16 })).toBe('whittle_finetune.json: "learning_rate" must be a positive number, got "3e-3"');
+    expect(await bad({ learning_rate: 1e-3, lora_r: 8.5, lora_alpha: 16 })).toMatch(/"lora_r" must be a positive integer, got 8.5/);
+    expect(await bad({ learning_rate: 1e-3, lora_r: 8, lora_alpha: 16, lr: 1 })).toMatch(/unknown field "lr"/);
+    expect(await bad({ learning_rate: 1e-3, lora_r: 8, lora_alpha: 16, target_modules: [] })).toMatch(/"target_modules" must be a non-empty list/);
+    expect(await bad([1])).toBe('whittle_finetune.json: must be a JSON object');
+  });
+
   it('reads Blobs and picked folders (webkitRelativePath)', async () => {
     const blobs = blobModelDir(new Map([['model.safetensors', new Blob([shardA.slice()])]]));
     expect(Array.from(await (await openModelWeights(blobs)).read('a', { as: 'f32' }))).toEqual([1, 2]);

@@ -116,6 +116,8 @@ describe('JobRunner on the tiny Llama', () => {
     const waiting = await submit(idle, src);
     await idle.idle();
     expect((await idle.getJob(waiting.id)).status).toBe('queued');
+    // Validation records the training file's system message: the playground asks with it.
+    expect((await idle.getJob(waiting.id)).trainingSystemMessage).toBe('You are Whittle, a terse assistant.');
     expect((await idle.cancel(waiting.id)).status).toBe('cancelled');
     await expect(idle.start(waiting.id)).rejects.toThrow(JobTransitionError);
     await idle.deleteJob(waiting.id);

@@ -62,6 +62,11 @@ describe('sampling options', () => {
     const e = await generate(model, prompt, null, { ...opts, onToken: () => ++calls === 3 });
     expect(e.tokens[0]).toEqual(a.tokens[0]!.slice(0, 3));
     expect(e.finish[0]).toBe('stopped');
+    // A prompt that leaves fewer positions than maxNewTokens ends with the context, saying so.
+    const long = [Array.from({ length: model.config.maxPositions - 3 }, (_, i) => 5 + (i % 50))];
+    const f = await generate(model, long, null, { ...opts, maxNewTokens: 10 });
+    expect(f.tokens[0]).toHaveLength(3);
+    expect(f.finish[0]).toBe('context');
     model.destroy();
   });
 });

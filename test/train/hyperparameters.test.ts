@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { GPT2_ALL_LINEAR, LLAMA_ALL_LINEAR } from '../../src/model/lora';
+import { REFERENCE_LEARNING_RATE } from '../../src/train/autoRules';
 import {
-  BASE_LEARNING_RATE,
   HYPERPARAMETER_RULES,
   HyperparameterError,
   hyperparameterRulesMarkdown,
+  modelResolveContext,
   resolveHyperparameters,
   type HyperparameterRequest,
 } from '../../src/train/hyperparameters';
@@ -18,7 +19,7 @@ describe('resolveHyperparameters', () => {
     expect(hp.batchSize).toBe(2); // round(0.002 x 1000)
     expect(hp.gradientAccumulation).toBe(1);
     expect(hp.effectiveBatchSize).toBe(2);
-    expect(hp.learningRate).toBe(BASE_LEARNING_RATE);
+    expect(hp.learningRate).toBe(REFERENCE_LEARNING_RATE);
     expect(hp.learningRateMultiplier).toBe(1);
     expect(hp.schedule).toBe('linear');
     expect(hp.stepsPerEpoch).toBe(500);
@@ -86,7 +87,7 @@ describe('resolveHyperparameters', () => {
     };
     const hp = resolveHyperparameters(req, 100, { model: llama });
     expect(hp).toMatchObject({ epochs: 2, batchSize: 4, gradientAccumulation: 2, effectiveBatchSize: 8, learningRate: 1e-3, schedule: 'cosine' });
-    expect(hp.learningRateMultiplier).toBeCloseTo(1e-3 / BASE_LEARNING_RATE, 12);
+    expect(hp.learningRateMultiplier).toBeCloseTo(1e-3 / REFERENCE_LEARNING_RATE, 12);
     expect(hp.stepsPerEpoch).toBe(13); // ceil(100 / 8)
     expect(hp.totalSteps).toBe(26);
     expect([hp.warmupSteps, hp.warmupRatio]).toEqual([7, null]);
@@ -97,7 +98,7 @@ describe('resolveHyperparameters', () => {
 
   it('derives the learning rate from the multiplier and alpha from the rank', () => {
     const hp = resolveHyperparameters({ learningRateMultiplier: 0.5, loraR: 32 }, 100);
-    expect(hp.learningRate).toBeCloseTo(BASE_LEARNING_RATE * 0.5, 15);
+    expect(hp.learningRate).toBeCloseTo(REFERENCE_LEARNING_RATE * 0.5, 15);
     expect(hp.lora.alpha).toBe(64);
   });
 
@@ -147,5 +148,37 @@ describe('resolveHyperparameters', () => {
     expect(lines[0]).toBe('| Hyperparameter | Auto | Rule |');
     expect(lines.length).toBe(HYPERPARAMETER_RULES.length + 2);
     for (const r of HYPERPARAMETER_RULES) expect(md).toContain(`| ${r.label} |`);
+  });
+});
+
+describe('auto rules that follow the model', () => {
+  const tiny = { family: 'llama' as const, maxPositions: 128, hiddenSize: 96 };
+
+  it('scales the learning rate by 4096 / hidden size and keeps the multiplier on top', () => {
+    const hp = resolveHyperparameters({}, 100, { model: tiny, random: () => 0 });
+    expect(hp.learningRate).toBeCloseTo((2e-4 * 4096) / 96, 12);
+    expect(hp.baseLearningRate).toBe(hp.learningRate);
+    const half = resolveHyperparameters({ learningRateMultiplier: 0.5 }, 100, { model: tiny, random: () => 0 });
+    expect(half.learningRate).toBeCloseTo(hp.learningRate / 2, 12);
+    const given = resolveHyperparameters({ learningRate: hp.learningRate * 3 }, 100, { model: tiny, random: () => 0 });
+    expect(given.learningRateMultiplier).toBeCloseTo(3, 12);
+  });
+
+  it("uses the model's whittle_finetune.json in place of the generic rules", () => {
+    const finetune = { learningRate: 3e-3, loraR: 16, loraAlpha: 32, epochs: 6, batchSize: 4, targetModules: ['q_proj', 'v_proj'] };
+    const model = modelResolveContext({ family: 'llama', maxPositions: 512, hidden: 256 }, finetune);
+    const hp = resolveHyperparameters({}, 112, { model, random: () => 0 });
+    expect([hp.learningRate, hp.lora.r, hp.lora.alpha, hp.epochs, hp.batchSize]).toEqual([3e-3, 16, 32, 6, 4]);
+    expect(hp.lora.targetModules).toEqual(['q_proj', 'v_proj']);
+    // What the user gives still wins; alpha keeps the recommended alpha / r ratio.
+    const mine = resolveHyperparameters({ loraR: 4, epochs: 2, learningRateMultiplier: 2 }, 112, { model, random: () => 0 });
+    expect([mine.lora.r, mine.lora.alpha, mine.epochs, mine.learningRate]).toEqual([4, 8, 2, 6e-3]);
+  });
+
+  it('falls back to the generic rules where the file is silent', () => {
+    const model = modelResolveContext({ family: 'llama', maxPositions: 512, hidden: 4096 }, { learningRate: 1e-3, loraR: 8, loraAlpha: 8 });
+    const hp = resolveHyperparameters({}, 1000, { model, random: () => 0 });
+    expect([hp.epochs, hp.batchSize, hp.lora.alpha]).toEqual([3, 2, 8]);
+    expect(hp.lora.targetModules).toEqual([...LLAMA_ALL_LINEAR]);
   });
 });

@@ -1,14 +1,12 @@
-// The sample index, the "Try it" settings and the sample fetches of src/ui/samples.ts, against
-// the files the app ships (public/samples/).
+// The sample fetches of src/ui/samples.ts, against the files the app ships (public/samples/).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { hrefFor, parseHash } from '../../src/ui/router';
-import { fetchSampleBytes, fetchSampleFiles, fetchSampleIndex, firstJsonlLines, firstSentence, parseSampleIndex, QUICK_EXAMPLES, sampleUrl, tryItExamples, tryItHyperparameters, tryItSteps } from '../../src/ui/samples';
+import { fetchSampleBytes, fetchSampleFiles, fetchSampleIndex, firstSentence, sampleUrl } from '../../src/ui/samples';
 
 const SAMPLES_DIR = join(__dirname, '../../public/samples');
 const BASE = 'http://127.0.0.1:4173/app/';
-const indexJson = JSON.parse(readFileSync(join(SAMPLES_DIR, 'index.json'), 'utf8')) as unknown;
 const lines = (file: string) => readFileSync(join(SAMPLES_DIR, file), 'utf8').split('\n').filter((l) => l.trim() !== '');
 
 /** A fetch over public/samples that records what was asked. */
@@ -27,38 +25,10 @@ function fakeFetch(asked: string[]): typeof fetch {
 }
 
 describe('sample datasets', () => {
-  it('parses the shipped index, and its counts match the files', () => {
-    const samples = parseSampleIndex(indexJson);
-    expect(samples.map((s) => s.id)).toEqual(['clinic-assistant', 'pirate-style']);
-    for (const s of samples) {
-      expect(lines(s.trainFile)).toHaveLength(s.trainExamples);
-      expect(lines(s.validFile)).toHaveLength(s.validExamples);
-    }
-  });
-
-  it('rejects entries with missing fields or paths outside samples/', () => {
-    const good = parseSampleIndex(indexJson)[0]!;
-    expect(() => parseSampleIndex({})).toThrow(/no "samples" list/);
-    expect(() => parseSampleIndex({ samples: [{ ...good, trainFile: '../secret.jsonl' }] })).toThrow(/entry 0: "trainFile"/);
-    expect(() => parseSampleIndex({ samples: [{ ...good, trainExamples: 0 }] })).toThrow(/"trainExamples"/);
-    expect(() => parseSampleIndex({ samples: [good, { ...good, title: undefined }] })).toThrow(/entry 1: "title"/);
-  });
-
   it('shows the first sentence of a description', () => {
     expect(firstSentence('Patient questions (hours, fees). Every reply opens politely.')).toBe('Patient questions (hours, fees).');
     expect(firstSentence('No full stop')).toBe('No full stop');
     expect(firstSentence('Rules ("-ing" -> "-in\'", and "arr!") end. More.')).toBe('Rules ("-ing" -> "-in\'", and "arr!") end.');
-  });
-
-  it('sizes the "Try it" jobs: the full run uses every example, the quick check the first 32', () => {
-    const pirate = parseSampleIndex(indexJson).find((s) => s.id === 'pirate-style')!;
-    expect(tryItExamples(pirate, 'suggested')).toBe(112);
-    expect(tryItExamples(pirate, 'quick')).toBe(QUICK_EXAMPLES);
-    expect(tryItSteps(pirate, 'suggested')).toBe(3 * 14);
-    expect(tryItSteps(pirate, 'quick')).toBe(4);
-    expect(tryItHyperparameters(pirate, 'suggested')).toMatchObject({ epochs: 3, batchSize: 8, loraR: 8 });
-    expect(tryItHyperparameters(pirate, 'quick')).toMatchObject({ epochs: 1, evalEvery: 2 });
-    expect(firstJsonlLines('a\n\nb\nc\n', 2)).toBe('a\nb\n');
   });
 
   it('fetches the index, sizes and files from the page origin, cutting the quick check', async () => {

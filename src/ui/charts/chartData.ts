@@ -1,7 +1,7 @@
 // The data side of the charts: which series a job's metrics make, how several jobs share one x
 // axis, what a log scale drops, and the text summary read by screen readers. Pure functions (no
 // React, no uPlot, no DOM), so they are tested without a canvas.
-import type { StepMetrics } from '../../train/metrics';
+import { trainedStep, type StepMetrics } from '../../train/metrics';
 import { column, smoothEma } from './smoothing';
 
 export type SeriesStyle = 'line' | 'faint' | 'points' | 'line-points' | 'dots' | 'bars';
@@ -33,6 +33,11 @@ export function stepsOf(metrics: readonly StepMetrics[]): number[] {
   return metrics.map((m) => m.step);
 }
 
+/** A step's train loss, undefined (a gap, not a 0) when it trained no token. */
+export const trainedLoss = (m: StepMetrics): number | undefined => trainedStep(m)?.loss;
+/** A step's train accuracy, undefined when it trained no token. */
+export const trainedAccuracy = (m: StepMetrics): number | undefined => trainedStep(m)?.accuracy;
+
 /**
  * A smoothed train curve with the raw one faint beneath it (shown in the legend only while
  * smoothing is on), the validation-batch curve, and the full-validation marks at epoch ends.
@@ -41,7 +46,7 @@ function trainAndValidation(
   metrics: readonly StepMetrics[],
   smoothing: number,
   labels: [train: string, valid: string],
-  pick: { train: (m: StepMetrics) => number; valid: (m: StepMetrics) => number | undefined; full: (m: StepMetrics) => number | undefined },
+  pick: { train: (m: StepMetrics) => number | undefined; valid: (m: StepMetrics) => number | undefined; full: (m: StepMetrics) => number | undefined },
 ): ChartSeries[] {
   const raw = column(metrics, pick.train);
   return [
@@ -53,11 +58,14 @@ function trainAndValidation(
 }
 
 export function lossSeries(metrics: readonly StepMetrics[], smoothing: number): ChartSeries[] {
-  return trainAndValidation(metrics, smoothing, ['Train loss', 'Validation loss'], { train: (m) => m.trainLoss, valid: (m) => m.validLoss, full: (m) => m.fullValidLoss });
+  return trainAndValidation(metrics, smoothing, ['Train loss', 'Validation loss'], { train: trainedLoss, valid: (m) => m.validLoss, full: (m) => m.fullValidLoss });
 }
 
 export function accuracySeries(metrics: readonly StepMetrics[], smoothing: number): ChartSeries[] {
-  return trainAndValidation(metrics, smoothing, ['Train accuracy', 'Validation'], { train: (m) => m.trainAccuracy, valid: (m) => m.validAccuracy, full: (m) => m.fullValidAccuracy });
+  // A validation pass with no trained token has a NaN loss and a meaningless accuracy: both left out.
+  const validAccuracy = (m: StepMetrics) => (m.validLoss !== undefined && Number.isFinite(m.validLoss) ? m.validAccuracy : undefined);
+  const fullAccuracy = (m: StepMetrics) => (m.fullValidLoss !== undefined && Number.isFinite(m.fullValidLoss) ? m.fullValidAccuracy : undefined);
+  return trainAndValidation(metrics, smoothing, ['Train accuracy', 'Validation'], { train: trainedAccuracy, valid: validAccuracy, full: fullAccuracy });
 }
 
 export function learningRateSeries(metrics: readonly StepMetrics[]): ChartSeries[] {

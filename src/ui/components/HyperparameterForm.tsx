@@ -22,7 +22,7 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) => (v: number) => Numbe
 export const BASIC_FIELDS: NumericField[] = [
   { key: 'epochs', label: 'Epochs', kind: 'int', check: int(1, 1000), rule: 'a whole number from 1 to 1000', help: 'Passes over the training set. Auto: 3, more for small sets, fewer for large ones.', shown: (h) => String(h.epochs) },
   { key: 'batchSize', label: 'Batch size', kind: 'int', check: int(1, 4096), rule: 'a whole number from 1 to 4096', help: 'Examples per forward/backward pass. Auto: about 0.2% of the examples, 1 to 8.', shown: (h) => String(h.batchSize) },
-  { key: 'learningRateMultiplier', label: 'Learning-rate multiplier', kind: 'real', check: (v) => v > 0, rule: 'a number above 0', help: 'Scales the base learning rate 2e-4, as OpenAI\u2019s learning_rate_multiplier does.', shown: (h) => formatReal(h.learningRateMultiplier) },
+  { key: 'learningRateMultiplier', label: 'Learning-rate multiplier', kind: 'real', check: (v) => v > 0, rule: 'a number above 0', help: 'Scales the auto learning rate (the model\u2019s recommendation, else 2e-4 x 4096 / hidden size), as OpenAI\u2019s learning_rate_multiplier does.', shown: (h) => formatReal(h.learningRateMultiplier) },
 ];
 
 export const ADVANCED_FIELDS: NumericField[] = [

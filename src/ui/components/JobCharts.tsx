@@ -2,7 +2,7 @@
 // learning rate and gradient norm. uPlot draws them; charts/chartData.ts shapes the columns.
 import { useMemo } from 'react';
 import type { StepMetrics } from '../../train/metrics';
-import { accuracySeries, gradNormSeries, learningRateSeries, lossSeries, overlaySeries, stepsOf, type OverlayJob } from '../charts/chartData';
+import { accuracySeries, gradNormSeries, learningRateSeries, lossSeries, overlaySeries, stepsOf, trainedAccuracy, trainedLoss, type OverlayJob } from '../charts/chartData';
 import { MetricChart } from '../charts/MetricChart';
 import { formatPercent, formatReal } from '../format';
 
@@ -65,9 +65,9 @@ export type { OverlayJob };
 /** Curves of several jobs on shared axes. */
 export function CompareCharts({ jobs, controls }: { jobs: readonly OverlayJob[]; controls: ChartControls }) {
   const w = controls.smoothing;
-  const train = useMemo(() => overlaySeries(jobs, (m) => m.trainLoss, w, 'line'), [jobs, w]);
+  const train = useMemo(() => overlaySeries(jobs, trainedLoss, w, 'line'), [jobs, w]);
   const valid = useMemo(() => overlaySeries(jobs, (m) => m.validLoss, 0, 'line-points'), [jobs]);
-  const acc = useMemo(() => overlaySeries(jobs, (m) => m.trainAccuracy, w, 'line'), [jobs, w]);
+  const acc = useMemo(() => overlaySeries(jobs, trainedAccuracy, w, 'line'), [jobs, w]);
   const lr = useMemo(() => overlaySeries(jobs, (m) => m.learningRate, 0, 'line'), [jobs]);
   return (
     <div className="chart-grid">

@@ -4,9 +4,12 @@
 import { useEffect, useId, useState } from 'react';
 import { useEmbeddedModel } from '../embeddedModel';
 import { errorText, useClient, useEngine, useEngineStore } from '../engine';
-import { formatBytes, formatCount } from '../format';
+import { formatBytes, formatCompact, formatCount } from '../format';
 import { hrefFor, navigate } from '../router';
-import { fetchSampleBytes, fetchSampleFiles, fetchSampleIndex, firstSentence, tryItExamples, tryItHyperparameters, tryItSteps, type SampleDataset, type TryItLength } from '../samples';
+import { EMBEDDED_MODEL_NAME, tryItExamples, tryItHyperparameters, tryItSteps, type SampleDataset, type TryItLength } from '../../jobs/samples';
+import { fetchSampleBytes, fetchSampleFiles, fetchSampleIndex, firstSentence } from '../samples';
+import { modelResolveContext } from '../../train/hyperparameters';
+import { TINY_MODEL_EXPECTATION } from '../tinyModel';
 import './TryItCard.css';
 
 type IndexState = { state: 'loading' } | { state: 'ready'; samples: SampleDataset[]; bytes: Record<string, number | null> } | { state: 'failed'; message: string };
@@ -43,6 +46,8 @@ export function TryItCard({ onClose }: { onClose?: () => void }) {
   const id = useId();
 
   const samples = index.state === 'ready' ? index.samples : [];
+  // The steps the job will take: the same auto rules the worker resolves, on the built-in model.
+  const model = embedded ? modelResolveContext(embedded.summary, embedded.finetune ?? null) : undefined;
   const sample = samples.find((s) => s.id === picked) ?? samples[0] ?? null;
 
   const start = async () => {
@@ -83,8 +88,11 @@ export function TryItCard({ onClose }: { onClose?: () => void }) {
           <p className="eyebrow">No download needed</p>
           <h2 id={`${id}-title`}>Try it with the built-in model and a sample dataset</h2>
           <p className="muted">
-            <span className="mono">{embedded?.source.name ?? 'whittle-wordnet-tiny'}</span>, a 0.4 M-parameter model that ships with the app, learns a sample&rsquo;s
-            style with LoRA on this device&rsquo;s GPU. It works offline; nothing leaves the browser.
+            <span className="mono">{embedded?.source.name ?? EMBEDDED_MODEL_NAME}</span>, a {embedded ? `${formatCompact(embedded.summary.parameters)}-parameter` : 'tiny'} model that ships with the
+            app, learns a sample&rsquo;s style with LoRA on this device&rsquo;s GPU. It works offline; nothing leaves the browser.
+          </p>
+          <p className="muted small try-it-expect" data-testid="try-it-expect">
+            <strong>What to expect:</strong> {TINY_MODEL_EXPECTATION}
           </p>
         </div>
         {onClose && (
@@ -129,7 +137,7 @@ export function TryItCard({ onClose }: { onClose?: () => void }) {
               <label key={l} className={`segment${length === l ? ' on' : ''}`}>
                 <input type="radio" name={`${id}-length`} value={l} checked={length === l} onChange={() => setLength(l)} data-testid={`try-it-length-${l}`} />
                 {l === 'suggested' ? `Full: ${sample.suggestedEpochs} epochs` : `Quick check: ${tryItExamples(sample, l)} examples`}
-                <span className="tag">{tryItSteps(sample, l)} steps</span>
+                {model && <span className="tag">{tryItSteps(sample, l, model)} steps</span>}
               </label>
             ))}
           </div>

@@ -2,8 +2,10 @@
 // defaults, suffix, and an estimate. Create stays disabled, with the reasons listed, until the
 // job would start.
 import { useEffect, useId, useMemo, useRef, useState } from 'react';
+import { MAX_UNTRAINED_SHARE, untrainedExamples } from '../../data/datasetReport';
 import type { DatasetReport } from '../../data/datasetTypes';
 import { checkSuffix } from '../../jobs/job';
+import { tryItHyperparameters } from '../../jobs/samples';
 import type { FileRecord, HyperparametersPreview, ModelInfo, ModelSource } from '../../worker/trainingProtocol';
 import { DatasetReportView } from '../components/DatasetReportView';
 import { ExamplePreview } from '../components/ExamplePreview';
@@ -15,7 +17,6 @@ import { errorText, useClient, useEngine, useEngineStore } from '../engine';
 import { formatBytes, formatCount, formatDuration } from '../format';
 import { modelId } from '../modelRegistry';
 import { hrefFor, navigate } from '../router';
-import { tryItHyperparameters } from '../samples';
 import { useSamplePrefill } from '../useSamplePrefill';
 import { useDropZone } from '../useDropZone';
 
@@ -186,6 +187,7 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
   const [submitting, setSubmitting] = useState(false);
   const [submitError, setSubmitError] = useState<string | null>(null);
   const [prefilled, setPrefilled] = useState<string | null>(null);
+  const [allowUntrained, setAllowUntrained] = useState(false);
   const suffixId = useId();
 
   // "Rerun with these settings": the job's model, files (already stored) and requested values,
@@ -284,6 +286,14 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
     if (validCheck.validating || (!validCheck.report && !validCheck.error)) reasons.push('The validation file is being validated.');
     else if (validCheck.error) reasons.push('The validation file could not be read.');
     else if (validCheck.report && !validCheck.report.ok) reasons.push('The validation file has errors: see its report.');
+  }
+  // Most examples cut before their reply: the job would mostly train nothing, so Create waits for an explicit yes.
+  const untrained = trainCheck.report?.ok ? untrainedExamples(trainCheck.report) : null;
+  const tooUntrained = untrained !== null && untrained.share > MAX_UNTRAINED_SHARE;
+  if (tooUntrained && !allowUntrained) {
+    reasons.push(
+      `${formatCount(untrained.count)} of ${formatCount(trainCheck.report!.examples)} training examples lose every trained token at ${formatCount(trainCheck.report!.maxSeqLen ?? 0)} tokens: shorten them, raise the maximum sequence length, or tick “Train anyway”.`,
+    );
   }
   if (model && !model.hasChatTemplate && trainCheck.report?.format === 'chat') reasons.push('Chat-format data needs a model with a chat template; this one has none.');
   for (const f of ALL_FIELDS) if (errors[f.key]) reasons.push(errors[f.key]!);
@@ -446,6 +456,12 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
               <dd>{seconds === null ? (billed === null ? '–' : 'unknown until a job has run here') : `≈ ${formatDuration(seconds * 1000)}`}</dd>
             </dl>
             <MemoryEstimate memory={preview?.memory ?? null} pending={previewPending} />
+            {tooUntrained && (
+              <label className="check untrained-override">
+                <input type="checkbox" checked={allowUntrained} onChange={(e) => setAllowUntrained(e.target.checked)} data-testid="allow-untrained" />
+                Train anyway: {formatCount(untrained.count)} examples will teach nothing
+              </label>
+            )}
             <button type="button" className="button primary block" disabled={!canCreate} onClick={() => void create()} data-testid="create-submit">
               {submitting ? 'Creating…' : 'Create job'}
             </button>

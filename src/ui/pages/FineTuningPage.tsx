@@ -1,5 +1,6 @@
 // Fine-tuning: the jobs list beside the selected job, or several jobs compared.
 import { useEffect, useMemo, useState } from 'react';
+import { trainedStep } from '../../train/metrics';
 import type { JobRecord } from '../../worker/trainingProtocol';
 import { ChartToolbar, CompareCharts, type ChartControls, type OverlayJob } from '../components/JobCharts';
 import { HP_ROWS, hpCell } from '../components/Hyperparameters';
@@ -167,7 +168,7 @@ function Compare({ ids, controls, onControls }: { ids: string[]; controls: Chart
               <tr>
                 <th scope="row">Final train loss</th>
                 {jobs.map((j) => {
-                  const last = snap.traces[j.id]?.metrics.at(-1);
+                  const last = snap.traces[j.id]?.metrics.findLast((m) => trainedStep(m) !== null);
                   return (
                     <td key={j.id} className="mono">
                       {last ? last.trainLoss.toFixed(4) : '–'}

@@ -1,7 +1,7 @@
 // One job: status and progress, live charts, checkpoints, events, hyperparameters and files,
 // with the actions its status allows.
 import { useEffect, useRef, useState } from 'react';
-import { resultsCsv } from '../../train/metrics';
+import { NO_STEP_TOKENS, NO_VALIDATION_TOKENS, resultsCsv, trainedStep } from '../../train/metrics';
 import type { JobEvent, JobRecord } from '../../worker/trainingProtocol';
 import { ChartToolbar, JobCharts, type ChartControls } from '../components/JobCharts';
 import { HyperparameterList } from '../components/Hyperparameters';
@@ -11,6 +11,7 @@ import { peftZip, saveBlob } from '../download';
 import { errorText, useClient, useEngineStore, useJob, type JobTrace } from '../engine';
 import { formatBytes, formatClock, formatCompact, formatCount, formatDateTime, formatDuration, formatPercent, formatReal } from '../format';
 import { hrefFor, navigate } from '../router';
+import { isSmallModel, TINY_MODEL_EXPECTATION } from '../tinyModel';
 
 export function jobTitle(job: Pick<JobRecord, 'suffix' | 'id'>): string {
   return job.suffix ?? job.id;
@@ -123,7 +124,12 @@ function Stat({ label, value, hint, testId }: { label: string; value: string; hi
 }
 
 function Progress({ job, trace }: { job: JobRecord; trace: JobTrace | null }) {
-  const last = trace?.metrics.at(-1);
+  const metrics = trace?.metrics ?? [];
+  const last = metrics.at(-1);
+  // Loss and accuracy come from the last step that trained a token: a step without one measured nothing.
+  const lastTrained = metrics.findLast((m) => trainedStep(m) !== null);
+  const untrained = metrics.filter((m) => trainedStep(m) === null).length;
+  const lastFull = metrics.findLast((m) => m.fullValidLoss !== undefined);
   const total = job.totalSteps ?? job.hyperparameters.resolved?.totalSteps ?? null;
   const frac = total ? Math.min(1, job.step / total) : 0;
   const epochs = job.hyperparameters.resolved?.epochs;
@@ -147,8 +153,29 @@ function Progress({ job, trace }: { job: JobRecord; trace: JobTrace | null }) {
         <Stat label="ETA" value={live && last?.etaMs != null ? formatDuration(last.etaMs) : job.status === 'succeeded' ? 'done' : '–'} />
         <Stat label="Elapsed" value={last ? formatDuration(last.elapsedMs) : '–'} />
         <Stat label="GPU memory" value={last ? formatBytes(last.gpuBytes) : '–'} />
-        <Stat label="Train loss" value={last ? formatReal(Number(last.trainLoss.toPrecision(4))) : '–'} hint={last ? `accuracy ${formatPercent(last.trainAccuracy)}` : undefined} />
+        <Stat
+          label="Train loss"
+          value={lastTrained ? formatReal(Number(lastTrained.trainLoss.toPrecision(4))) : last ? 'none' : '–'}
+          hint={lastTrained ? `accuracy ${formatPercent(lastTrained.trainAccuracy)}` : last ? NO_STEP_TOKENS : undefined}
+          testId="train-loss"
+        />
       </dl>
+      {untrained > 0 && (
+        <p className="hint job-note" data-testid="untrained-steps">
+          {formatCount(untrained)} of {formatCount(metrics.length)} steps had no trained tokens: their examples are longer than the maximum sequence length, so truncation cut
+          every reply token. Those steps are left out of the charts; shorten the examples or raise the maximum sequence length.
+        </p>
+      )}
+      {lastFull && !Number.isFinite(lastFull.fullValidLoss) && (
+        <p className="hint job-note" data-testid="untrained-validation">
+          Validation loss: none, {NO_VALIDATION_TOKENS} ({formatCount(job.hyperparameters.resolved?.maxSeqLen ?? 0)} tokens).
+        </p>
+      )}
+      {isSmallModel(job.baseModel.summary.parameters) && (
+        <p className="hint job-note" data-testid="tiny-model-expectation">
+          <strong>What to expect:</strong> {TINY_MODEL_EXPECTATION}
+        </p>
+      )}
     </section>
   );
 }

@@ -5,24 +5,46 @@
 // run a PEFT adapter the user picks from disk ("Imported adapter").
 import { useEffect, useId, useMemo, useRef, useState } from 'react';
 import type { ChatMessage } from '../../data/datasetTypes';
-import type { AdapterRef, GenerateOutput, JobRecord, ModelSource } from '../../worker/trainingProtocol';
+import type { AdapterRef, GenerateOutput, JobRecord, ModelInfo, ModelSource } from '../../worker/trainingProtocol';
+
+type ModelSummary = ModelInfo['summary'];
 import { errorText, useClient, useEngine } from '../engine';
-import { formatCount, formatRelativeTime } from '../format';
+import { formatCount } from '../format';
 import { modelId, useKnownModels } from '../modelRegistry';
 import { hrefFor } from '../router';
+import { isSmallModel } from '../tinyModel';
 import { jobTitle } from './JobDetail';
 import type { PickedAdapter } from '../playground/adapterFiles';
 import { AdapterPicker, ENGINE_LABELS, EngineSelect, type PaneEngine } from '../playground/PaneEngineControls';
-
-interface Sampling {
-  temperature: number;
-  topP: number;
-  maxTokens: number;
-  /** null: a new random seed per run. */
-  seed: number | null;
-}
+import { HISTORY_MAX, loadHistory, PlaygroundHistory, saveHistory, type HistoryEntry } from '../playground/PlaygroundHistory';
+import { SamplingFields, type Sampling } from '../playground/SamplingFields';
 
 const DEFAULT_SAMPLING: Sampling = { temperature: 0.7, topP: 0.95, maxTokens: 128, seed: null };
+/** A small model's defaults: greedy, so the panes show what each model learned, not sampling noise. */
+const SMALL_MODEL_SAMPLING: Sampling = { ...DEFAULT_SAMPLING, temperature: 0 };
+
+/** What a finished run's state line says; a reply cut by the model's context says so. */
+export function finishLabel(finish: GenerateOutput['finish']): string {
+  switch (finish) {
+    case 'eos':
+      return 'finished';
+    case 'length':
+      return 'max tokens';
+    case 'context':
+      return 'context full';
+    default:
+      return finish;
+  }
+}
+
+/** The prompt's share of the context after a run: a warning when it leaves less than the max tokens. */
+interface PromptRoom {
+  /** The system and user message it was measured for (stale once either changes). */
+  prompt: string;
+  promptTokens: number;
+  context: number;
+  maxTokens: number;
+}
 
 /** What a pane runs: encoded in a <select> value. */
 type PaneTarget =
@@ -61,33 +83,6 @@ function newPane(target: string, sampling: Sampling, engine: PaneEngine = 'whitt
   return { key: paneKeys++, target, sampling, turns: [], run: null, engine, imported: null };
 }
 
-interface HistoryEntry {
-  time: number;
-  system: string;
-  user: string;
-  panes: { label: string; text: string; tokensPerSecond: number | null }[];
-}
-
-const HISTORY_KEY = 'whittle.playgroundHistory';
-const HISTORY_MAX = 30;
-
-function loadHistory(): HistoryEntry[] {
-  try {
-    const v = JSON.parse(localStorage.getItem(HISTORY_KEY) ?? '[]') as unknown;
-    return Array.isArray(v) ? (v as HistoryEntry[]) : [];
-  } catch {
-    return [];
-  }
-}
-
-function saveHistory(h: HistoryEntry[]): void {
-  try {
-    localStorage.setItem(HISTORY_KEY, JSON.stringify(h.slice(0, HISTORY_MAX)));
-  } catch {
-    // full or unavailable: history is best effort
-  }
-}
-
 function hasAdapter(j: JobRecord): boolean {
   return j.adapterKey !== null || j.checkpoints.length > 0;
 }
@@ -109,6 +104,18 @@ function useTargets(): Map<string, PaneTarget> {
       m.set(`job|${j.id}`, { kind: 'job', job: j });
       for (const c of [...j.checkpoints].reverse()) m.set(`ckpt|${j.id}|${c.name}`, { kind: 'checkpoint', job: j, name: c.name });
     }
+    return m;
+  }, [snap.jobs, known]);
+}
+
+/** config.json summaries of every model a pane can run, by modelId. */
+function useModelSummaries(): Map<string, ModelSummary> {
+  const snap = useEngine();
+  const known = useKnownModels();
+  return useMemo(() => {
+    const m = new Map<string, ModelSummary>();
+    for (const j of snap.jobs ?? []) m.set(modelId(j.baseModel.source), j.baseModel.summary);
+    for (const k of known) m.set(modelId(k.info.source), k.info.summary);
     return m;
   }, [snap.jobs, known]);
 }
@@ -144,41 +151,6 @@ function targetAdapter(t: PaneTarget, imported: PickedAdapter | null): AdapterRe
   }
 }
 
-function SamplingFields({ value, onChange, idPrefix, disabled }: { value: Sampling; onChange: (s: Sampling) => void; idPrefix: string; disabled?: boolean }) {
-  return (
-    <div className="sampling" role="group" aria-label="Sampling settings">
-      <label className="field tiny" htmlFor={`${idPrefix}-t`}>
-        <span className="label">Temperature</span>
-        <input id={`${idPrefix}-t`} type="number" min={0} max={2} step={0.05} value={value.temperature} disabled={disabled} onChange={(e) => onChange({ ...value, temperature: Math.max(0, Number(e.target.value)) })} />
-      </label>
-      <label className="field tiny" htmlFor={`${idPrefix}-p`}>
-        <span className="label">Top-p</span>
-        <input id={`${idPrefix}-p`} type="number" min={0.01} max={1} step={0.01} value={value.topP} disabled={disabled} onChange={(e) => onChange({ ...value, topP: Math.min(1, Math.max(0.01, Number(e.target.value))) })} />
-      </label>
-      <label className="field tiny" htmlFor={`${idPrefix}-m`}>
-        <span className="label">Max tokens</span>
-        <input id={`${idPrefix}-m`} type="number" min={1} max={4096} step={1} value={value.maxTokens} disabled={disabled} onChange={(e) => onChange({ ...value, maxTokens: Math.max(1, Math.round(Number(e.target.value))) })} />
-      </label>
-      <label className="field tiny" htmlFor={`${idPrefix}-s`}>
-        <span className="label">Seed</span>
-        <input
-          id={`${idPrefix}-s`}
-          type="text"
-          inputMode="numeric"
-          placeholder="random"
-          value={value.seed ?? ''}
-          disabled={disabled}
-          onChange={(e) => {
-            const t = e.target.value.trim();
-            const n = Number(t);
-            onChange({ ...value, seed: t === '' || !Number.isInteger(n) || n < 0 ? null : n });
-          }}
-        />
-      </label>
-    </div>
-  );
-}
-
 function PaneView({
   pane,
   index,
@@ -186,6 +158,7 @@ function PaneView({
   synced,
   multiTurn,
   canRemove,
+  smallModel,
   onChange,
   onRemove,
 }: {
@@ -195,6 +168,7 @@ function PaneView({
   synced: boolean;
   multiTurn: boolean;
   canRemove: boolean;
+  smallModel: boolean;
   onChange: (p: Pane) => void;
   onRemove: () => void;
 }) {
@@ -239,7 +213,7 @@ function PaneView({
           {target?.kind === 'peft' && <AdapterPicker idPrefix={`${id}-adapter`} value={pane.imported} disabled={run?.running} onChange={(imported) => onChange({ ...pane, imported, turns: [], run: null })} />}
         </div>
       </div>
-      {!synced && <SamplingFields value={pane.sampling} onChange={(sampling) => onChange({ ...pane, sampling })} idPrefix={`${id}-s`} />}
+      {!synced && <SamplingFields value={pane.sampling} onChange={(sampling) => onChange({ ...pane, sampling })} idPrefix={`${id}-s`} smallModel={smallModel} />}
       <div className="pane-output" ref={out} aria-live="off" data-testid="pane-output">
         {multiTurn &&
           pane.turns.map((m, i) => (
@@ -272,7 +246,7 @@ function PaneView({
         <span>{run ? `${formatCount(run.tokens)} tokens` : '\u00a0'}</span>
         <span data-testid="pane-rate">{rate !== null && rate !== undefined ? `${rate.toFixed(1)} tok/s` : ''}</span>
         <span data-testid="pane-state">
-          {run?.output ? (run.output.finish === 'eos' ? 'finished' : run.output.finish === 'length' ? 'max tokens' : run.output.finish) : run?.running ? 'generating…' : run?.error ? 'error' : ''}
+          {run?.output ? finishLabel(run.output.finish) : run?.running ? 'generating…' : run?.error ? 'error' : ''}
         </span>
       </div>
     </section>
@@ -296,6 +270,7 @@ export function PlaygroundPage({ job, checkpoint }: { job: string | null; checkp
   const client = useClient();
   const snap = useEngine();
   const targets = useTargets();
+  const summaries = useModelSummaries();
   const [system, setSystem] = useState('');
   const [user, setUser] = useState('');
   const [sampling, setSampling] = useState<Sampling>(DEFAULT_SAMPLING);
@@ -304,6 +279,7 @@ export function PlaygroundPage({ job, checkpoint }: { job: string | null; checkp
   const [panes, setPanes] = useState<Pane[]>([]);
   const [history, setHistory] = useState<HistoryEntry[]>(loadHistory);
   const [initFor, setInitFor] = useState<string | null>(null);
+  const [room, setRoom] = useState<PromptRoom | null>(null);
   const aborts = useRef<AbortController[]>([]);
   const ids = useId();
 
@@ -316,15 +292,29 @@ export function PlaygroundPage({ job, checkpoint }: { job: string | null; checkp
     const base = focus ? `base|${modelId(focus.baseModel.source)}` : [...targets.keys()].find((k) => k.startsWith('base|'));
     const first = base ?? [...targets.keys()][0]!;
     const second = tuned && targets.has(tuned) ? tuned : first;
-    setPanes([newPane(first, DEFAULT_SAMPLING), newPane(second, DEFAULT_SAMPLING)]);
+    // A small base model samples greedily by default; a job is asked with the system message it trained with.
+    const firstTarget = targets.get(first);
+    const small = firstTarget ? isSmallModel(summaries.get(modelId(targetModel(firstTarget)))?.parameters) : false;
+    const defaults = small ? SMALL_MODEL_SAMPLING : DEFAULT_SAMPLING;
+    setSampling(defaults);
+    if (focus?.trainingSystemMessage) setSystem(focus.trainingSystemMessage);
+    setPanes([newPane(first, defaults), newPane(second, defaults)]);
     setInitFor(routeKey);
-  }, [routeKey, targets, snap.jobs, job, checkpoint, initFor]);
+  }, [routeKey, targets, summaries, snap.jobs, job, checkpoint, initFor]);
+
+  const paneIsSmall = (p: Pane) => {
+    const t = targets.get(p.target);
+    return t ? isSmallModel(summaries.get(modelId(targetModel(t)))?.parameters) : false;
+  };
+  const anySmall = panes.some(paneIsSmall);
+  const promptKey = `${system}\n${user}`;
 
   const running = panes.some((p) => p.run?.running);
   const update = (key: number, fn: (p: Pane) => Pane) => setPanes((ps) => ps.map((p) => (p.key === key ? fn(p) : p)));
 
   const runAll = async () => {
     if (!user.trim() || running) return;
+    setRoom(null);
     const seedBase = sampling.seed ?? Math.floor(Math.random() * 2 ** 31);
     const controllers: AbortController[] = [];
     const jobs = panes.map(async (p) => {
@@ -358,6 +348,10 @@ export function PlaygroundPage({ job, checkpoint }: { job: string | null; checkp
               ),
           },
         );
+        const context = summaries.get(modelId(targetModel(t)))?.maxPositions;
+        if (context !== undefined && context - output.promptTokens < s.maxTokens) {
+          setRoom((r) => (r && r.prompt === promptKey && r.context - r.promptTokens <= context - output.promptTokens ? r : { prompt: promptKey, promptTokens: output.promptTokens, context, maxTokens: s.maxTokens }));
+        }
         update(p.key, (x) => ({
           ...x,
           turns: multiTurn ? [...x.turns, { role: 'user', content: user }, { role: 'assistant', content: output.text }] : x.turns,
@@ -466,7 +460,14 @@ export function PlaygroundPage({ job, checkpoint }: { job: string | null; checkp
               data-testid="user-message"
             />
           </label>
-          {synced && <SamplingFields value={sampling} onChange={setSampling} idPrefix={`${ids}-shared`} />}
+          {synced && <SamplingFields value={sampling} onChange={setSampling} idPrefix={`${ids}-shared`} smallModel={anySmall} />}
+          {room && room.prompt === promptKey && (
+            <p className="prompt-room" role="status" data-testid="prompt-room">
+              This prompt takes {formatCount(room.promptTokens)} of the model&rsquo;s {formatCount(room.context)} positions, leaving{' '}
+              {formatCount(Math.max(0, room.context - room.promptTokens))} tokens for the reply (max tokens is {formatCount(room.maxTokens)}). Shorten the system or user
+              message for a longer answer.
+            </p>
+          )}
           <div className="button-row">
             <button type="submit" className="button primary" disabled={running || !user.trim() || panes.length === 0} data-testid="run-compare">
               {running ? 'Generating…' : 'Run'}
@@ -495,6 +496,7 @@ export function PlaygroundPage({ job, checkpoint }: { job: string | null; checkp
               synced={synced}
               multiTurn={multiTurn}
               canRemove={panes.length > 2}
+              smallModel={paneIsSmall(p)}
               onChange={(np) => update(p.key, () => np)}
               onRemove={() => setPanes((ps) => ps.filter((x) => x.key !== p.key))}
             />
@@ -502,63 +504,17 @@ export function PlaygroundPage({ job, checkpoint }: { job: string | null; checkp
         </div>
       </div>
 
-      <section className="card history" aria-labelledby="history-title">
-        <div className="card-head">
-          <h2 id="history-title">History</h2>
-          {history.length > 0 && (
-            <button
-              type="button"
-              className="button ghost small"
-              onClick={() => {
-                setHistory([]);
-                saveHistory([]);
-              }}
-            >
-              Clear
-            </button>
-          )}
-        </div>
-        {history.length === 0 ? (
-          <p className="muted">Each comparison is kept here, in this browser only.</p>
-        ) : (
-          <ol className="history-list">
-            {history.map((h) => (
-              <li key={h.time}>
-                <details>
-                  <summary>
-                    <span className="history-prompt">{h.user}</span> <span className="muted small">{formatRelativeTime(h.time)}</span>
-                  </summary>
-                  <div className="history-body">
-                    {h.system && (
-                      <p className="small">
-                        <span className="msg-role">system</span> {h.system}
-                      </p>
-                    )}
-                    <div className="history-panes">
-                      {h.panes.map((p, i) => (
-                        <div key={i} className="history-pane">
-                          <p className="small strong">{p.label}</p>
-                          <p className="msg-content">{p.text || '–'}</p>
-                        </div>
-                      ))}
-                    </div>
-                    <button
-                      type="button"
-                      className="button small"
-                      onClick={() => {
-                        setSystem(h.system);
-                        setUser(h.user);
-                      }}
-                    >
-                      Use this prompt again
-                    </button>
-                  </div>
-                </details>
-              </li>
-            ))}
-          </ol>
-        )}
-      </section>
+      <PlaygroundHistory
+        history={history}
+        onClear={() => {
+          setHistory([]);
+          saveHistory([]);
+        }}
+        onReuse={(h) => {
+          setSystem(h.system);
+          setUser(h.user);
+        }}
+      />
     </div>
   );
 }

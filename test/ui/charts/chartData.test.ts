@@ -14,6 +14,7 @@ import {
   overlaySeries,
   plotColumns,
   stepsOf,
+  trainedLoss,
   type ChartSeries,
 } from '../../../src/ui/charts/chartData';
 import { column, countPoints, smoothEma } from '../../../src/ui/charts/smoothing';
@@ -119,6 +120,23 @@ describe('one job’s series', () => {
   it('a diverged step (NaN loss) is a gap, not a point that breaks the axis', () => {
     const series = lossSeries([row(1), row(2, { trainLoss: NaN }), row(3)], 0);
     expect(byLabel(series, 'Train loss').values).toEqual([2.9, null, 2.7]);
+  });
+
+  it('a step that trained no token is a gap in loss and accuracy, never a 0', () => {
+    const metrics = [row(1), row(2, { trainTokens: 0, trainLoss: 0, trainAccuracy: 0 }), row(3)];
+    expect(byLabel(lossSeries(metrics, 0), 'Train loss').values).toEqual([2.9, null, 2.7]);
+    expect(byLabel(accuracySeries(metrics, 0), 'Train accuracy').values).toEqual([0.1, null, expect.closeTo(0.3, 12)]);
+    // Smoothing skips the gap instead of pulling the curve toward 0.
+    expect(byLabel(lossSeries(metrics, 0.5), 'Train loss').values).toEqual(smoothEma([2.9, null, 2.7], 0.5));
+    const overlay = overlaySeries([{ label: 'a', metrics }], trainedLoss, 0, 'line');
+    expect(overlay.series[0]!.values).toEqual([2.9, null, 2.7]);
+  });
+
+  it('a validation pass with no trained token (NaN loss) shows neither its loss nor its accuracy', () => {
+    const metrics = [row(1, { validLoss: NaN, validAccuracy: 0, fullValidLoss: NaN, fullValidAccuracy: 0 }), row(2, { validLoss: 2, validAccuracy: 0.5 })];
+    expect(byLabel(lossSeries(metrics, 0), 'Validation loss').values).toEqual([null, 2]);
+    expect(byLabel(accuracySeries(metrics, 0), 'Validation').values).toEqual([null, 0.5]);
+    expect(byLabel(accuracySeries(metrics, 0), 'Full validation').values).toEqual([null, null]);
   });
 });
 

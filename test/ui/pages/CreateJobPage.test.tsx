@@ -22,20 +22,7 @@ import type { ModelInfo } from '../../../src/worker/trainingProtocol';
 
 // The page reaches the engine through these hooks; they read a store made per test.
 const engine = vi.hoisted(() => ({ store: null as EngineStore | null }));
-vi.mock('../../../src/ui/engine', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../../src/ui/engine')>();
-  const { useSyncExternalStore } = await import('react');
-  const useEngineStore = () => engine.store!;
-  return {
-    ...real,
-    useEngineStore,
-    useClient: () => useEngineStore().client,
-    useEngine: () => {
-      const s = useEngineStore();
-      return useSyncExternalStore(s.subscribe, s.getSnapshot, s.getSnapshot);
-    },
-  };
-});
+vi.mock('../../../src/ui/engine', async (importOriginal) => (await import('../engineMock')).engineModuleOver(importOriginal, engine));
 vi.mock('uplot', () => import('../fakeUplot'));
 
 const SUMMARY = { architecture: 'LlamaForCausalLM', modelType: 'llama', family: 'llama', parameters: 400_000, layers: 2, hidden: 48, heads: 4, kvHeads: 2, vocabSize: 320, maxPositions: 256, torchDtype: 'float32' } as const;
@@ -77,7 +64,8 @@ function fakeClient(calls: Calls): TrainingClient {
     listFiles: () => Promise.resolve([]),
     inspectModel: (source: ModelSource): Promise<ModelInfo> =>
       embeddedFailure && source.kind === 'embedded' ? Promise.reject(new Error(embeddedFailure)) : Promise.resolve({ source, summary: { ...SUMMARY }, hasChatTemplate: true }),
-    validateFile: async (file: Blob, options: { maxSeqLen?: number }) => validateJsonl(await file.text(), { countTokens, maxSeqLen: options.maxSeqLen }),
+    // As the worker does: with a model, examples are measured against its context by default.
+    validateFile: async (file: Blob, options: { maxSeqLen?: number }) => validateJsonl(await file.text(), { countTokens, maxSeqLen: options.maxSeqLen ?? 256 }),
     previewHyperparameters: (p: { examples: number; requested: HyperparameterRequest; longestExample?: number }) => {
       calls.preview.push(p.requested);
       // A rule only the worker knows: the page must show its refusal as a reason.
@@ -199,6 +187,27 @@ describe('CreateJobPage', () => {
     await user.type(screen.getByTestId('hp-batchSize'), '64');
     await waitFor(() => expect(reasons()).toEqual(['batchSize: 64 is more than this GPU can hold at 256 tokens']));
     expect(createButton().disabled).toBe(true);
+  });
+
+  it('warns about examples past the context, and blocks Create when over a quarter train nothing until overridden', async () => {
+    const user = userEvent.setup({ delay: null });
+    render(<CreateJobPage from={null} />);
+    await waitFor(() => expect(screen.getByTestId('model-summary')).toBeTruthy());
+    // 4 of 12 examples have a 300-token question: at 256 tokens their whole reply is cut.
+    const long = Array.from({ length: 12 }, (_, i) => (i % 3 === 0 ? chat('q'.repeat(300), `answer ${i}`) : chat(`question ${i}`, `answer ${i}`))).join('\n');
+    await pick(user, 'training-file', 'long.jsonl', long);
+    const blocked = '4 of 12 training examples lose every trained token at 256 tokens: shorten them, raise the maximum sequence length, or tick “Train anyway”.';
+    await waitFor(() => expect(reasons()).toEqual([blocked]));
+    expect(createButton().disabled).toBe(true);
+    expect(screen.getByTestId('training-file-report').textContent).toMatch(/4 examples lose every trained token to truncation/);
+    await user.click(screen.getByTestId('allow-untrained'));
+    await waitFor(() => expect(createButton().disabled).toBe(false));
+
+    // One long example in twelve is a warning only.
+    const one = Array.from({ length: 12 }, (_, i) => (i === 0 ? chat('q'.repeat(300), 'a') : chat(`question ${i}`, `answer ${i}`))).join('\n');
+    await pick(user, 'training-file', 'one.jsonl', one);
+    await waitFor(() => expect(screen.getByTestId('training-file-report').textContent).toMatch(/1 example loses every trained token/));
+    expect(screen.queryByTestId('allow-untrained')).toBeNull();
   });
 
   it('a validation file with errors blocks Create as well', async () => {

@@ -13,6 +13,7 @@ import {
   promptCompletionToMessages,
   type ClusterJob,
 } from '../formats/clusterHandoff';
+import { longestExample } from '../data/examples';
 import { bytesModelDir, loadHfModelDir, SAFETENSORS_INDEX, type HfModelFiles } from '../formats/hfModelDir';
 import { DEFAULT_MAX_SHARD_BYTES, exportMergedModel, MergeError, readPeftAdapterTensors, type AdapterTensors, type MergedDtype } from '../formats/mergedModel';
 import type { ClosableModelDir } from '../formats/nodeByteSource';
@@ -360,7 +361,7 @@ async function clusterFiles(ctx: CliContext, modelDir: string, values: OptionVal
     const folder = await readModelFolderFiles(modelDir);
     const config = parseModelConfig(folder.config);
     const data = await loadDataset(trainFlag, textTools(folder, modelDir), undefined, 'training file');
-    const longest = Math.max(...data.examples.map((e) => e.fullLength));
+    const longest = longestExample(data.examples);
     try {
       hp = resolveHyperparameters(hyperparameterRequest(values), data.examples.length, { model: { family: config.family, maxPositions: config.maxPositions }, longestExample: longest });
     } catch (e) {

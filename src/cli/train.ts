@@ -1,8 +1,8 @@
 import { appendFileSync, writeFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { tokenizeExample, trainedTargets, type TokenizedExample } from '../data/examples';
+import { longestExample, tokenizeExample, trainedTargets, type TokenizedExample } from '../data/examples';
 import { exportPeftAdapter } from '../formats/peft';
 import type { LoraAdapter } from '../model/lora';
 import { loadLatestCheckpoint, type Checkpoint } from '../train/checkpoint';
@@ -15,11 +15,30 @@ import { autoNumberOption, choiceOption, flag, listOption, numberOption, parseCo
 import { loadDataset, type LoadedDataset } from './dataset';
 import { CliError, formatBytes, type CliContext } from './io';
 import { baseModelName, loadAdapterFolder, openModel, padTokenId, writeAdapterFolder, type TextTools } from './model';
+import { checkSameData, claimJobFolder, continueCommand, fingerprintFile, lockOutFolder, type FileFingerprint } from './outFolder';
 
 export const METRICS_FILE = 'metrics.csv';
 export const JOB_FILE = 'job.json';
 export const CHECKPOINT_DIR = 'checkpoints';
-const JOB_ID = 'job';
+/** Checkpoints of folders written before job.json named its job. */
+const LEGACY_JOB_ID = 'job';
+
+/** What job.json records about a job, as far as a resume reads it back. */
+interface JobRecord {
+  jobId?: string;
+  train?: string;
+  validation?: string | null;
+  trainFile?: FileFingerprint;
+  validationFile?: FileFingerprint | null;
+}
+
+async function readJobRecord(out: string): Promise<JobRecord> {
+  try {
+    return JSON.parse(await readFile(join(out, JOB_FILE), 'utf8')) as JobRecord;
+  } catch {
+    return {};
+  }
+}
 
 export const trainSpec: CommandSpec = {
   name: 'train',
@@ -51,6 +70,7 @@ export const trainSpec: CommandSpec = {
     'eval-every': { type: 'string', arg: 'N|auto', help: 'steps between validation batches', default: 'auto (~20 per job)' },
     'init-adapter': { type: 'string', arg: 'DIR', help: 'start from this PEFT adapter (its LoRA settings are used)' },
     resume: { type: 'boolean', help: "continue the job in --out from its latest checkpoint (the checkpoint's hyperparameters are used)" },
+    overwrite: { type: 'boolean', help: 'replace the job already in --out (its adapter, metrics and checkpoints are deleted)' },
     dtype: { type: 'string', arg: 'f16|f32', help: 'storage of the frozen weights on the GPU', default: 'f16' },
     'log-every': { type: 'string', arg: 'N', help: 'print a progress line every N steps', default: '1' },
   },
@@ -140,13 +160,47 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
   const resume = flag(values, 'resume');
   if (resume && initDir !== undefined) throw new CliError('--resume and --init-adapter cannot be combined (a checkpoint holds the adapter)');
 
-  const store = new NodeCheckpointStore(join(out, CHECKPOINT_DIR));
-  let checkpoint: Checkpoint | null = null;
-  if (resume) {
-    checkpoint = await loadLatestCheckpoint(store, JOB_ID);
-    if (!checkpoint) throw new CliError(`--resume: no checkpoint in ${join(out, CHECKPOINT_DIR, JOB_ID)}`);
-  }
+  const overwrite = flag(values, 'overwrite');
+  if (resume && overwrite) throw new CliError('--resume and --overwrite cannot be combined');
+  const validFile = stringOption(values, 'validation');
 
+  const releaseLock = await lockOutFolder(out);
+  try {
+    await claimJobFolder(out, { resume, overwrite });
+    const store = new NodeCheckpointStore(join(out, CHECKPOINT_DIR));
+    let checkpoint: Checkpoint | null = null;
+    // Each job checkpoints under its own id, so pruning never touches another job's files.
+    let jobId = `job-${Date.now().toString(36)}`;
+    if (resume) {
+      const record = await readJobRecord(out);
+      jobId = record.jobId ?? LEGACY_JOB_ID;
+      checkpoint = await loadLatestCheckpoint(store, jobId);
+      if (!checkpoint) throw new CliError(`--resume: no checkpoint in ${join(out, CHECKPOINT_DIR, jobId)}`);
+      await checkSameData('training file', trainFile, record.trainFile, record.train ?? null);
+      await checkSameData('validation file', validFile ?? null, record.validationFile, record.validation ?? null);
+    }
+    return await trainInto(ctx, { modelDir, trainFile, validFile: validFile ?? null, out, dtype, logEvery, request, initDir, store, jobId, checkpoint });
+  } finally {
+    await releaseLock();
+  }
+}
+
+interface TrainRun {
+  modelDir: string;
+  trainFile: string;
+  validFile: string | null;
+  out: string;
+  dtype: 'f16' | 'f32';
+  logEvery: number;
+  request: HyperparameterRequest;
+  initDir: string | undefined;
+  store: NodeCheckpointStore;
+  jobId: string;
+  checkpoint: Checkpoint | null;
+}
+
+async function trainInto(ctx: CliContext, run: TrainRun): Promise<number> {
+  const { modelDir, trainFile, validFile, out, dtype, logEvery, request, initDir, store, jobId, checkpoint } = run;
   const opened = await openModel(ctx, modelDir, dtype);
   const { model, config } = opened;
   const gpu = model.gpu;
@@ -175,12 +229,11 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
       throw new CliError(`--max-seq-len ${explicitLen} exceeds the model's context of ${config.maxPositions} positions`);
     }
     const trainData = await loadDataset(trainFile, opened, explicitLen, 'training file');
-    const longest = Math.max(...trainData.examples.map((e) => e.fullLength));
+    const longest = longestExample(trainData.examples);
     const hp = checkpoint
       ? checkpoint.hyperparameters
       : resolveHyperparameters(request, trainData.examples.length, { model: { family: config.family, maxPositions: config.maxPositions }, longestExample: longest });
-    const validFile = stringOption(values, 'validation');
-    const validData = validFile === undefined ? null : await loadDataset(validFile, opened, hp.maxSeqLen, 'validation file');
+    const validData = validFile === null ? null : await loadDataset(validFile, opened, hp.maxSeqLen, 'validation file');
 
     // Examples with nothing left to train on after truncation would only cost compute.
     const keep = (list: TokenizedExample[]) => list.filter((e) => trainedTargets(e) > 0);
@@ -191,12 +244,25 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
     const validation = validData ? keep(validData.examples) : [];
     if (validData && validation.length === 0) throw new CliError(`${validFile} has no example with a trained token within ${hp.maxSeqLen} tokens`);
 
-    await mkdir(out, { recursive: true });
     ctx.print(`training ${opened.path} (${config.modelType}, ${config.layers} layers, weights ${dtype}) on ${train.length} examples${validation.length ? `, validating on ${validation.length}` : ''}`);
     ctx.print(`  ${describeHp(hp)}`);
     writeFileSync(
       join(out, JOB_FILE),
-      JSON.stringify({ model: baseModelName(modelDir), train: trainFile, validation: validFile ?? null, initAdapter: initDir ?? null, dtype, hyperparameters: hp }, null, 2) + '\n',
+      JSON.stringify(
+        {
+          jobId,
+          model: baseModelName(modelDir),
+          train: trainFile,
+          validation: validFile,
+          trainFile: await fingerprintFile(trainFile),
+          validationFile: validFile === null ? null : await fingerprintFile(validFile),
+          initAdapter: initDir ?? null,
+          dtype,
+          hyperparameters: hp,
+        },
+        null,
+        2,
+      ) + '\n',
     );
 
     // Written as the job goes, so a crash keeps the steps so far (a resumed job's history first).
@@ -214,7 +280,7 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
       padId: padTokenId(opened, config),
       ...(initAdapter ? { adapter: initAdapter } : {}),
       store,
-      jobId: JOB_ID,
+      jobId,
       onStep: (m) => {
         appendFileSync(metricsPath, resultsCsvRow(m) + '\n');
         if (m.step % logEvery === 0 || m.step === trainer!.totalSteps || m.fullValidLoss !== undefined) {
@@ -248,7 +314,7 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
         `${last ? `, last training loss ${last.trainLoss.toFixed(4)}` : ''}, peak GPU memory ${formatBytes(gpu.memory().peakBytes)}`,
     );
     ctx.print(`adapter written to ${out} (adapter_model.safetensors, adapter_config.json); metrics in ${metricsPath}`);
-    if (result.status !== 'completed') ctx.print(`continue with: whittle train ${modelDir} ${trainFile} --out ${out} --resume`);
+    if (result.status !== 'completed') ctx.print(`continue with: ${continueCommand({ modelDir, trainFile, out, validation: validFile, dtype, logEvery })}`);
     return result.status === 'completed' ? 0 : 1;
   } finally {
     trainer?.destroy();

@@ -470,14 +470,14 @@ export class JobRunner {
   }
 
   /** The validation report of a JSONL file, with token statistics when a model is given. */
-  async validateFile(file: Blob, options: { model?: ModelSource; maxSeqLen?: number; epochs?: number | 'auto' } = {}): Promise<DatasetReport> {
+  async validateFile(file: Blob, options: { model?: ModelSource; maxSeqLen?: number; epochs?: number | 'auto'; onProgress?: (bytesRead: number) => void } = {}): Promise<DatasetReport> {
     const reportOptions: DatasetReportOptions = { maxSeqLen: options.maxSeqLen, epochs: options.epochs };
     if (options.model) {
       const tm = await this.textModel(options.model);
       reportOptions.countTokens = createTokenCounter(tm.tokenizer, tm.template);
       reportOptions.maxSeqLen ??= Math.min(tm.config.maxPositions, AUTO_MAX_SEQ_LEN);
     }
-    return validateJsonl(file.stream(), { ...reportOptions, totalBytes: file.size });
+    return validateJsonl(file.stream(), { ...reportOptions, totalBytes: file.size, onProgress: options.onProgress });
   }
 
   /** Stores a JSONL file (validated, so its record carries format and example count). */

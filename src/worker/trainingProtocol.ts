@@ -135,6 +135,8 @@ export type TrainingEvent =
   | { type: 'token'; requestId: number; delta: TokenDelta }
   /** Model download progress of request `requestId`. */
   | { type: 'download'; requestId: number; progress: DownloadProgress }
+  /** How far a `validate-file` request has read its file (sent when the whole percentage grows). */
+  | { type: 'validate-progress'; requestId: number; bytesRead: number; totalBytes: number }
   /** The GPU device was lost; a running job is paused, the next request opens a new device. */
   | { type: 'device-lost'; message: string }
   /** A failure outside any request (requestId null), e.g. a message the worker could not read. */

@@ -25,9 +25,11 @@ interface Validation {
   report: DatasetReport | null;
   validating: boolean;
   error: string | null;
+  /** Share of the file read so far while validating (null: not reported yet, or done). */
+  percent: number | null;
 }
 
-const IDLE: Validation = { report: null, validating: false, error: null };
+const IDLE: Validation = { report: null, validating: false, error: null, percent: null };
 
 /** Validates a newly picked file against the chosen model (token statistics need its tokenizer). */
 function useValidation(source: DataSource | null, model: ModelInfo | null, maxSeqLen: number | undefined): Validation {
@@ -36,6 +38,8 @@ function useValidation(source: DataSource | null, model: ModelInfo | null, maxSe
   const modelKey = model ? modelId(model.source) : null;
   // Results are kept with the inputs they answer, so a stale answer is never shown.
   const [result, setResult] = useState<{ file: File; modelKey: string | null; maxSeqLen: number | undefined; report: DatasetReport | null; error: string | null } | null>(null);
+  // How much of the file the running validation has read, with the file it is for.
+  const [progress, setProgress] = useState<{ file: File; percent: number } | null>(null);
   const modelRef = useRef(model);
   useEffect(() => {
     modelRef.current = model;
@@ -45,7 +49,9 @@ function useValidation(source: DataSource | null, model: ModelInfo | null, maxSe
     let live = true;
     const timer = setTimeout(() => {
       client
-        .validateFile(file, { model: modelRef.current?.source, maxSeqLen })
+        .validateFile(file, { model: modelRef.current?.source, maxSeqLen }, (bytesRead, totalBytes) => {
+          if (live) setProgress({ file, percent: totalBytes > 0 ? Math.floor((bytesRead / totalBytes) * 100) : 100 });
+        })
         .then((report) => live && setResult({ file, modelKey, maxSeqLen, report, error: null }))
         .catch((e: unknown) => live && setResult({ file, modelKey, maxSeqLen, report: null, error: errorText(e) }));
     }, 150);
@@ -58,9 +64,9 @@ function useValidation(source: DataSource | null, model: ModelInfo | null, maxSe
   if (!result || result.file !== file || result.modelKey !== modelKey || result.maxSeqLen !== maxSeqLen) {
     // A new model keeps the old report on screen while the new one comes (no layout jump).
     const previous = result?.file === file ? result.report : null;
-    return { report: previous, validating: true, error: null };
+    return { report: previous, validating: true, error: null, percent: progress?.file === file ? progress.percent : null };
   }
-  return { report: result.report, validating: false, error: result.error };
+  return { report: result.report, validating: false, error: result.error, percent: null };
 }
 
 function DataFileField({
@@ -136,6 +142,12 @@ function DataFileField({
       {validation.validating && (
         <p className="small" aria-live="polite">
           <span className="spinner inline" aria-hidden="true" /> Validating…
+          {validation.percent !== null && (
+            <span role="progressbar" aria-label="Validation progress" aria-valuemin={0} aria-valuemax={100} aria-valuenow={validation.percent}>
+              {' '}
+              {validation.percent}%
+            </span>
+          )}
         </p>
       )}
       {validation.error && (

@@ -1,4 +1,4 @@
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -11,6 +11,7 @@ import { resolveHyperparameters, type Hyperparameters, type HyperparameterReques
 import { resultsCsv, resultsCsvHeader, resultsCsvRow, type StepMetrics } from '../train/metrics';
 import { SCHEDULE_KINDS } from '../train/schedule';
 import { Trainer, type TrainingEvent } from '../train/trainer';
+import { OutputWriteError, writeFileAtomic } from '../util/atomicWrite';
 import { autoNumberOption, choiceOption, flag, listOption, numberOption, parseCommand, stringOption, type CommandSpec, type OptionValues } from './args';
 import { loadDataset, type LoadedDataset } from './dataset';
 import { CliError, formatBytes, type CliContext } from './io';
@@ -146,6 +147,21 @@ function stepLine(m: StepMetrics, total: number): string {
   return parts.join('  ');
 }
 
+/**
+ * After a checkpoint could not be written (a full disk), the adapter and metrics of the steps
+ * trained so far are smaller: they are written if they fit, and the user is told either way.
+ */
+async function saveSoFar(ctx: CliContext, trainer: Trainer, out: string, modelDir: string): Promise<void> {
+  const step = trainer.state.step;
+  try {
+    await writeFileAtomic(join(out, METRICS_FILE), resultsCsv(trainer.metrics));
+    await writeAdapterFolder(out, await exportPeftAdapter(trainer.adapter, { baseModelNameOrPath: baseModelName(modelDir) }));
+    ctx.note(`the adapter after step ${step} and its metrics were saved to ${out}`);
+  } catch (e) {
+    ctx.note(`the adapter after step ${step} could not be saved either: ${(e as Error).message}`);
+  }
+}
+
 export async function runTrain(ctx: CliContext, argv: readonly string[]): Promise<number> {
   const args = parseCommand(trainSpec, argv, ctx.io.stdout);
   if (!args) return 0;
@@ -167,7 +183,7 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
   const releaseLock = await lockOutFolder(out);
   try {
     await claimJobFolder(out, { resume, overwrite });
-    const store = new NodeCheckpointStore(join(out, CHECKPOINT_DIR));
+    const store = new NodeCheckpointStore(join(out, CHECKPOINT_DIR), ctx.io.writeFs);
     let checkpoint: Checkpoint | null = null;
     // Each job checkpoints under its own id, so pruning never touches another job's files.
     let jobId = `job-${Date.now().toString(36)}`;
@@ -246,7 +262,7 @@ async function trainInto(ctx: CliContext, run: TrainRun): Promise<number> {
 
     ctx.print(`training ${opened.path} (${config.modelType}, ${config.layers} layers, weights ${dtype}) on ${train.length} examples${validation.length ? `, validating on ${validation.length}` : ''}`);
     ctx.print(`  ${describeHp(hp)}`);
-    writeFileSync(
+    await writeFileAtomic(
       join(out, JOB_FILE),
       JSON.stringify(
         {
@@ -267,7 +283,8 @@ async function trainInto(ctx: CliContext, run: TrainRun): Promise<number> {
 
     // Written as the job goes, so a crash keeps the steps so far (a resumed job's history first).
     const metricsPath = join(out, METRICS_FILE);
-    writeFileSync(metricsPath, checkpoint ? resultsCsv(checkpoint.metrics) : resultsCsvHeader() + '\n');
+    await writeFileAtomic(metricsPath, checkpoint ? resultsCsv(checkpoint.metrics) : resultsCsvHeader() + '\n');
+    let appendFailed = false;
     const controller = new AbortController();
     const onAbort = () => controller.abort(ctx.io.signal?.reason ?? 'interrupted');
     ctx.io.signal?.addEventListener('abort', onAbort);
@@ -282,7 +299,14 @@ async function trainInto(ctx: CliContext, run: TrainRun): Promise<number> {
       store,
       jobId,
       onStep: (m) => {
-        appendFileSync(metricsPath, resultsCsvRow(m) + '\n');
+        // A row that cannot be appended (a full disk) must not stop the job: the whole history is
+        // written again at the end.
+        try {
+          if (!appendFailed) appendFileSync(metricsPath, resultsCsvRow(m) + '\n');
+        } catch (e) {
+          appendFailed = true;
+          ctx.note(`warning: ${metricsPath} could not be appended to (${(e as Error).message}); it is written whole at the end`);
+        }
         if (m.step % logEvery === 0 || m.step === trainer!.totalSteps || m.fullValidLoss !== undefined) {
           // Clear the progress line first so the log line does not land on it.
           if (ctx.io.progress) ctx.io.stderr('\r\x1b[2K');
@@ -301,11 +325,14 @@ async function trainInto(ctx: CliContext, run: TrainRun): Promise<number> {
     let result;
     try {
       result = checkpoint ? await trainer.resume(checkpoint, controller.signal) : await trainer.run(controller.signal);
+    } catch (e) {
+      if (e instanceof OutputWriteError) await saveSoFar(ctx, trainer, out, modelDir);
+      throw e;
     } finally {
       ctx.io.signal?.removeEventListener('abort', onAbort);
     }
     // The whole history (a resumed job's earlier steps included).
-    writeFileSync(metricsPath, resultsCsv(result.metrics));
+    await writeFileAtomic(metricsPath, resultsCsv(result.metrics));
     const files = await exportPeftAdapter(trainer.adapter, { baseModelNameOrPath: baseModelName(modelDir) });
     await writeAdapterFolder(out, files);
     const last = result.metrics[result.metrics.length - 1];

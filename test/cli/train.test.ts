@@ -1,6 +1,6 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { LOCK_FILE } from '../../src/cli/outFolder';
@@ -8,6 +8,7 @@ import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import { importPeftAdapter } from '../../src/formats/peft';
 import { loadCausalLM } from '../../src/model/load';
 import { parseResultsCsv } from '../../src/train/metrics';
+import { nodeWriteFs, type WriteFs } from '../../src/util/atomicWrite';
 import { getTestGpu } from '../helpers/gpu';
 import { runCli } from './run';
 
@@ -111,6 +112,25 @@ describe('whittle train', () => {
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stdout).toMatch(/Resuming from step 2\/3/);
     expect(parseResultsCsv(readFileSync(join(out3, 'metrics.csv'), 'utf8')).map((r) => r.step)).toEqual([1, 2, 3]);
+  });
+
+  it('a full disk at the checkpoint: the error names the file and bytes, the steps so far are saved, no temporary file is left', async () => {
+    const data = writeData();
+    const out = join(tmp, 'full-disk');
+    const noRoomForCheckpoints: WriteFs = {
+      ...nodeWriteFs,
+      writeFile: (path, bytes) =>
+        path.includes(`${sep}checkpoints${sep}`) ? Promise.reject(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })) : nodeWriteFs.writeFile(path, bytes),
+    };
+    const run = await runCli(['train', LLAMA, data, '--out', out, '--epochs', '1', '--batch-size', '6', '--lora-r', '2', '--seed', '1'], { writeFs: noRoomForCheckpoints });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/no space left on the device for .*checkpoints.*\.safetensors: it needs [\d.]+ KiB \(\d+ bytes\)/);
+    expect(run.stderr).toMatch(new RegExp(`the adapter after step 2 and its metrics were saved to ${out.replace(/[./]/g, '\\$&')}`));
+    expect(parseResultsCsv(readFileSync(join(out, 'metrics.csv'), 'utf8')).map((r) => r.step)).toEqual([1, 2]);
+    expect(existsSync(join(out, 'adapter_model.safetensors'))).toBe(true);
+    const everything = readdirSync(out, { recursive: true }) as string[];
+    expect(everything.filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect(existsSync(join(out, LOCK_FILE))).toBe(false);
   });
 
   it('guards --out: one job per folder, one writer at a time, the same data on resume', async () => {

@@ -150,10 +150,11 @@ function shellQuote(arg: string): string {
 }
 
 /** The command that continues a stopped job: every flag that the resumed run needs. */
-export function continueCommand(parts: { modelDir: string; trainFile: string; out: string; validation: string | null; dtype: string; logEvery: number }): string {
+export function continueCommand(parts: { modelDir: string; trainFile: string; out: string; validation: string | null; dtype: string; logEvery: number; allowSmall?: boolean }): string {
   const args = ['whittle', 'train', parts.modelDir, parts.trainFile, '--out', parts.out, '--resume'];
   if (parts.validation !== null) args.push('--validation', parts.validation);
   if (parts.dtype !== 'f16') args.push('--dtype', parts.dtype);
   if (parts.logEvery !== 1) args.push('--log-every', String(parts.logEvery));
+  if (parts.allowSmall === true) args.push('--allow-small');
   return args.map(shellQuote).join(' ');
 }

@@ -72,6 +72,7 @@ export const trainSpec: CommandSpec = {
     'init-adapter': { type: 'string', arg: 'DIR', help: 'start from this PEFT adapter (its LoRA settings are used)' },
     resume: { type: 'boolean', help: "continue the job in --out from its latest checkpoint (the checkpoint's hyperparameters are used)" },
     overwrite: { type: 'boolean', help: 'replace the job already in --out (its adapter, metrics and checkpoints are deleted)' },
+    'allow-small': { type: 'boolean', help: 'train on fewer than 10 examples (OpenAI refuses them)' },
     dtype: { type: 'string', arg: 'f16|f32', help: 'storage of the frozen weights on the GPU', default: 'f16' },
     'log-every': { type: 'string', arg: 'N', help: 'print a progress line every N steps', default: '1' },
   },
@@ -195,7 +196,7 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
       await checkSameData('training file', trainFile, record.trainFile, record.train ?? null);
       await checkSameData('validation file', validFile ?? null, record.validationFile, record.validation ?? null);
     }
-    return await trainInto(ctx, { modelDir, trainFile, validFile: validFile ?? null, out, dtype, logEvery, request, initDir, store, jobId, checkpoint });
+    return await trainInto(ctx, { modelDir, trainFile, validFile: validFile ?? null, out, dtype, logEvery, request, initDir, allowSmall: flag(values, 'allow-small'), store, jobId, checkpoint });
   } finally {
     await releaseLock();
   }
@@ -210,6 +211,7 @@ interface TrainRun {
   logEvery: number;
   request: HyperparameterRequest;
   initDir: string | undefined;
+  allowSmall: boolean;
   store: NodeCheckpointStore;
   jobId: string;
   checkpoint: Checkpoint | null;
@@ -244,7 +246,7 @@ async function trainInto(ctx: CliContext, run: TrainRun): Promise<number> {
     if (explicitLen !== undefined && explicitLen > config.maxPositions) {
       throw new CliError(`--max-seq-len ${explicitLen} exceeds the model's context of ${config.maxPositions} positions`);
     }
-    const trainData = await loadDataset(trainFile, opened, explicitLen, 'training file');
+    const trainData = await loadDataset(trainFile, opened, explicitLen, 'training file', { tooFewIsError: !run.allowSmall });
     const longest = longestExample(trainData.examples);
     const hp = checkpoint
       ? checkpoint.hyperparameters
@@ -341,7 +343,7 @@ async function trainInto(ctx: CliContext, run: TrainRun): Promise<number> {
         `${last ? `, last training loss ${last.trainLoss.toFixed(4)}` : ''}, peak GPU memory ${formatBytes(gpu.memory().peakBytes)}`,
     );
     ctx.print(`adapter written to ${out} (adapter_model.safetensors, adapter_config.json); metrics in ${metricsPath}`);
-    if (result.status !== 'completed') ctx.print(`continue with: ${continueCommand({ modelDir, trainFile, out, validation: validFile, dtype, logEvery })}`);
+    if (result.status !== 'completed') ctx.print(`continue with: ${continueCommand({ modelDir, trainFile, out, validation: validFile, dtype, logEvery, allowSmall: run.allowSmall })}`);
     return result.status === 'completed' ? 0 : 1;
   } finally {
     trainer?.destroy();

@@ -95,6 +95,8 @@ export interface CreateJobInput {
   hyperparameters?: HyperparameterRequest;
   suffix?: string | null;
   dtype?: WeightDtype | 'auto';
+  /** Train on fewer than 10 examples (refused otherwise, as OpenAI refuses them). */
+  allowSmall?: boolean;
 }
 
 /** Which weights a playground pane generates with. */
@@ -470,8 +472,11 @@ export class JobRunner {
   }
 
   /** The validation report of a JSONL file, with token statistics when a model is given. */
-  async validateFile(file: Blob, options: { model?: ModelSource; maxSeqLen?: number; epochs?: number | 'auto'; onProgress?: (bytesRead: number) => void } = {}): Promise<DatasetReport> {
-    const reportOptions: DatasetReportOptions = { maxSeqLen: options.maxSeqLen, epochs: options.epochs };
+  async validateFile(
+    file: Blob,
+    options: { model?: ModelSource; maxSeqLen?: number; epochs?: number | 'auto'; tooFewIsError?: boolean; onProgress?: (bytesRead: number) => void } = {},
+  ): Promise<DatasetReport> {
+    const reportOptions: DatasetReportOptions = { maxSeqLen: options.maxSeqLen, epochs: options.epochs, tooFewIsError: options.tooFewIsError };
     if (options.model) {
       const tm = await this.textModel(options.model);
       reportOptions.countTokens = createTokenCounter(tm.tokenizer, tm.template);
@@ -514,6 +519,7 @@ export class JobRunner {
       hyperparameters: input.hyperparameters,
       dtype: input.dtype,
       suffix: input.suffix,
+      allowSmall: input.allowSmall,
       now: this.now(),
     });
     await this.store.putJob(job);
@@ -533,13 +539,19 @@ export class JobRunner {
       const epochs = typeof requested.epochs === 'number' ? requested.epochs : 'auto';
       const check = async (file: { id: string }, what: 'training' | 'validation'): Promise<DatasetReport | null> => {
         const blob = await this.fileBlob(file.id);
-        const report = await validateJsonl(blob.stream(), { countTokens, maxSeqLen, epochs, totalBytes: blob.size });
+        const tooFewIsError = what === 'training' && job.allowSmallTrainingFile !== true;
+        const report = await validateJsonl(blob.stream(), { countTokens, maxSeqLen, epochs, totalBytes: blob.size, tooFewIsError });
         const warnings = report.warnings.map((w): NewJobEvent => ({ level: 'warning', message: `${what} file ${file.id}: ${w.message}`, kind: 'validation' }));
         if (warnings.length) await this.log(id, warnings);
         if (report.ok) return report;
         const shown = report.errors.slice(0, 3).map((e) => `line ${e.line}: ${e.message}`);
         const more = report.errorCount > shown.length ? ` (and ${report.errorCount - shown.length} more)` : '';
-        const detail = report.examples === 0 && report.errorCount === 0 ? 'it has no examples' : `${report.errorCount} error${report.errorCount === 1 ? '' : 's'}: ${shown.join('; ')}${more}`;
+        const detail =
+          report.errorCount > 0
+            ? `${report.errorCount} error${report.errorCount === 1 ? '' : 's'}: ${shown.join('; ')}${more}`
+            : report.examples === 0
+              ? 'it has no examples'
+              : `it has only ${report.examples} examples; at least 10 are needed`;
         await this.failValidation(id, `The ${what} file ${file.id} is invalid: ${detail}`, `invalid_${what}_file`);
         return null;
       };

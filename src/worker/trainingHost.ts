@@ -104,7 +104,7 @@ const handlers: Omit<Handlers, 'init' | 'abort'> = {
       percent = now;
       ctx.post({ type: 'validate-progress', requestId: ctx.id, bytesRead, totalBytes: p.file.size });
     };
-    return r.validateFile(p.file, { model: p.model, maxSeqLen: p.maxSeqLen, epochs: p.epochs, onProgress });
+    return r.validateFile(p.file, { model: p.model, maxSeqLen: p.maxSeqLen, epochs: p.epochs, tooFewIsError: p.tooFewIsError, onProgress });
   },
   'upload-file': (r, p) => r.uploadFile(p.name, p.file, { model: p.model }),
   'list-files': (r) => r.store.listFiles(),

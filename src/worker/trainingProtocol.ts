@@ -56,7 +56,7 @@ export interface TrainingRequests {
   /** Copies a picked folder into the store; jobs on it then survive a reload. */
   'import-local-model': { params: { name: string; files: { name: string; blob: Blob }[] }; result: ModelInfo };
   /** The validation report of a JSONL file, token statistics included when a model is given. */
-  'validate-file': { params: { file: Blob; model?: ModelSource; maxSeqLen?: number; epochs?: number | 'auto' }; result: DatasetReport };
+  'validate-file': { params: { file: Blob; model?: ModelSource; maxSeqLen?: number; epochs?: number | 'auto'; tooFewIsError?: boolean }; result: DatasetReport };
   /** Validates and stores a file; its id goes into create-job. */
   'upload-file': { params: { name: string; file: Blob; model?: ModelSource }; result: { file: FileRecord; report: DatasetReport } };
   'list-files': { params: NoParams; result: FileRecord[] };

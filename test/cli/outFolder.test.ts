@@ -59,8 +59,8 @@ describe('--out folder guard', () => {
   });
 
   it('prints a continue command with every flag the job needs', () => {
-    expect(continueCommand({ modelDir: 'm', trainFile: 't.jsonl', out: 'my out', validation: 'v.jsonl', dtype: 'f32', logEvery: 5 })).toBe(
-      "whittle train m t.jsonl --out 'my out' --resume --validation v.jsonl --dtype f32 --log-every 5",
+    expect(continueCommand({ modelDir: 'm', trainFile: 't.jsonl', out: 'my out', validation: 'v.jsonl', dtype: 'f32', logEvery: 5, allowSmall: true })).toBe(
+      "whittle train m t.jsonl --out 'my out' --resume --validation v.jsonl --dtype f32 --log-every 5 --allow-small",
     );
     expect(continueCommand({ modelDir: 'm', trainFile: 't.jsonl', out: 'o', validation: null, dtype: 'f16', logEvery: 1 })).toBe('whittle train m t.jsonl --out o --resume');
   });

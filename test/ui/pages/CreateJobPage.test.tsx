@@ -77,12 +77,12 @@ function fakeClient(calls: Calls): TrainingClient {
     listFiles: () => Promise.resolve([]),
     inspectModel: (source: ModelSource): Promise<ModelInfo> =>
       embeddedFailure && source.kind === 'embedded' ? Promise.reject(new Error(embeddedFailure)) : Promise.resolve({ source, summary: { ...SUMMARY }, hasChatTemplate: true }),
-    validateFile: async (file: Blob, options: { maxSeqLen?: number }, onProgress?: (bytesRead: number, totalBytes: number) => void) => {
+    validateFile: async (file: Blob, options: { maxSeqLen?: number; tooFewIsError?: boolean }, onProgress?: (bytesRead: number, totalBytes: number) => void) => {
       if (validationGate) {
         onProgress?.(Math.ceil(file.size * 0.42), file.size);
         await validationGate.promise;
       }
-      return validateJsonl(await file.text(), { countTokens, maxSeqLen: options.maxSeqLen });
+      return validateJsonl(await file.text(), { countTokens, maxSeqLen: options.maxSeqLen, tooFewIsError: options.tooFewIsError });
     },
     previewHyperparameters: (p: { examples: number; requested: HyperparameterRequest; longestExample?: number }) => {
       calls.preview.push(p.requested);
@@ -251,6 +251,21 @@ describe('CreateJobPage', () => {
     expect(calls.create[0]!.model).toMatchObject({ kind: 'embedded', name: 'whittle-wordnet-tiny' });
     await waitFor(() => expect(location.hash).toBe('#/jobs/ftjob-test'));
     expect(engine.store!.snapshot.jobs!.map((j) => j.id)).toEqual(['ftjob-test']);
+  });
+
+  it('fewer than 10 training examples block Create until the user allows them, and the job carries that', async () => {
+    const user = userEvent.setup({ delay: null });
+    render(<CreateJobPage from={null} />);
+    await waitFor(() => expect(screen.getByTestId('model-summary')).toBeTruthy());
+    await pick(user, 'training-file', 'small.jsonl', GOOD.split('\n').slice(0, 5).join('\n'));
+    await waitFor(() => expect(reasons()).toEqual(['The training file has only 5 examples: at least 10 are needed (or tick “Allow fewer than 10 training examples”).']));
+    expect(createButton().disabled).toBe(true);
+    await user.click(screen.getByTestId('allow-small'));
+    await waitFor(() => expect(createButton().disabled).toBe(false));
+    expect(reasons()).toEqual([]);
+    await user.click(createButton());
+    await waitFor(() => expect(calls.create).toHaveLength(1));
+    expect(calls.create[0]).toMatchObject({ allowSmall: true });
   });
 
   it('shows the memory the job needs against the budget, and an over-budget job is a reason', async () => {

@@ -167,6 +167,7 @@ export function resolveTargetModules(targets: unknown, config: ModelConfig): str
       );
     }
   } else if (Array.isArray(targets) && targets.every((t) => typeof t === 'string')) {
+    if (targets.length === 0) throw new PeftAdapterError('target_modules is an empty list: the adapter adapts no module', 'target_modules');
     selected = new Set();
     const missing: string[] = [];
     for (const t of targets as string[]) {

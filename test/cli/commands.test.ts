@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -127,6 +127,16 @@ describe('whittle validate', () => {
     const array = join(tmp, 'array.json');
     writeFileSync(array, '[\n' + readFileSync(VALID, 'utf8').trim().split('\n').join(',\n') + '\n]\n');
     expect((await runCli(['validate', array])).stdout).toMatch(/1 error on 1 line:\n {2}line 1: this is a JSON array, not JSONL/);
+
+    // A model folder whose chat template would loop 10^8 times: every chat line fails at the
+    // template's step limit, named, and the command ends.
+    const hostile = join(tmp, 'hostile-model');
+    cpSync(LLAMA, hostile, { recursive: true });
+    const config = readJson(join(hostile, 'tokenizer_config.json'));
+    writeFileSync(join(hostile, 'tokenizer_config.json'), JSON.stringify({ ...config, chat_template: '{% for i in range(100000000) %}{{ i }}{% endfor %}' }));
+    const looped = await runCli(['validate', VALID, '--model', hostile]);
+    expect(looped.code).toBe(1);
+    expect(looped.stdout).toMatch(/line 1: could not tokenize this example \(the chat template asked range\(\) for items past its limit of 1,000,000 steps\)/);
 
     // A sequence length past the model's context is refused, as train refuses it.
     const long = await runCli(['validate', VALID, '--model', LLAMA, '--max-seq-len', '100000']);

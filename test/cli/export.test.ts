@@ -184,7 +184,7 @@ describe('whittle export --format cluster', () => {
     const data = join(tmp, 'train.jsonl');
     writeFileSync(data, lines.join('\n') + '\n');
     const jobDir = join(tmp, 'job');
-    const train = await runCli(['train', LLAMA, data, '--out', jobDir, '--epochs', '1', '--batch-size', '2', '--lora-r', '4', '--learning-rate', '3e-3', '--seed', '9', '--dtype', 'f32']);
+    const train = await runCli(['train', LLAMA, data, '--out', jobDir, '--epochs', '1', '--batch-size', '2', '--lora-r', '4', '--learning-rate', '3e-3', '--seed', '9', '--dtype', 'f32', '--allow-small']);
     expect(train.code, train.stderr).toBe(0);
     const hp = (readJson(join(jobDir, 'job.json')) as { hyperparameters: Record<string, unknown> & { lora: { r: number; alpha: number; targetModules: string[] } } }).hyperparameters;
 

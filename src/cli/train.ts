@@ -246,7 +246,7 @@ async function trainInto(ctx: CliContext, run: TrainRun): Promise<number> {
     if (explicitLen !== undefined && explicitLen > config.maxPositions) {
       throw new CliError(`--max-seq-len ${explicitLen} exceeds the model's context of ${config.maxPositions} positions`);
     }
-    const trainData = await loadDataset(trainFile, opened, explicitLen, 'training file', { tooFewIsError: !run.allowSmall });
+    let trainData: LoadedDataset | null = await loadDataset(trainFile, opened, explicitLen, 'training file', { tooFewIsError: !run.allowSmall });
     const longest = longestExample(trainData.examples);
     const hp = checkpoint
       ? checkpoint.hyperparameters
@@ -257,6 +257,8 @@ async function trainInto(ctx: CliContext, run: TrainRun): Promise<number> {
     const keep = (list: TokenizedExample[]) => list.filter((e) => trainedTargets(e) > 0);
     const train = keep(truncateTo(trainData, opened, hp.maxSeqLen));
     const dropped = trainData.examples.length - train.length;
+    // The parsed lines and the uncut examples are not needed any more: a large file's worth of memory.
+    trainData = null;
     if (dropped > 0) ctx.note(`note: ${dropped} training example${dropped === 1 ? '' : 's'} have no trained token within ${hp.maxSeqLen} tokens and are skipped`);
     if (train.length === 0) throw new CliError(`${trainFile} has no example with a trained token within ${hp.maxSeqLen} tokens`);
     const validation = validData ? keep(validData.examples) : [];

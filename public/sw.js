@@ -149,22 +149,46 @@ async function cacheFirst(request, path) {
   return response.status === 200 ? fromCached(request, response) : response;
 }
 
+/** True for the app's own page: the scope root or index.html (the app routes by hash). */
+function isAppPage(path) {
+  return path === '' || path === 'index.html';
+}
+
+/**
+ * Where a 200 response to a network-first request is cached. Only the app's own HTML becomes
+ * the offline index.html: a navigation to another same-origin file (the web manifest, a JSON
+ * file opened in a tab) is cached under its own path, never as the app.
+ */
+function shellCacheKey(path, isNavigation, contentType) {
+  if (isNavigation && isAppPage(path)) return /^text\/html\b/i.test(contentType || '') ? 'index.html' : null;
+  return path === '' ? null : path;
+}
+
+/** Cached paths to try, in order, for a request made offline. */
+function offlineCandidates(path, isNavigation) {
+  if (!isNavigation) return [path];
+  // The app is one page (hash routing): any navigation can fall back to index.html.
+  return isAppPage(path) ? ['index.html'] : [path, 'index.html'];
+}
+
 async function networkFirst(request, path, isNavigation) {
   try {
     if (request.method === 'GET' && !request.headers.has('range')) {
       const response = await fetch(request);
-      if (response.status === 200) {
+      const key = response.status === 200 ? shellCacheKey(path, isNavigation, response.headers.get('content-type')) : null;
+      if (key !== null) {
         const cache = await caches.open(SHELL_CACHE);
-        await cache.put(scopeUrl(isNavigation ? 'index.html' : path), response.clone());
+        await cache.put(scopeUrl(key), response.clone());
       }
       return response;
     }
     return await fetch(request);
   } catch (error) {
-    // The app is one page (hash routing): every navigation falls back to index.html.
     const cache = await caches.open(SHELL_CACHE);
-    const cached = await cache.match(scopeUrl(isNavigation ? 'index.html' : path), { ignoreSearch: true });
-    if (cached) return fromCached(request, cached);
+    for (const candidate of offlineCandidates(path, isNavigation)) {
+      const cached = await cache.match(scopeUrl(candidate), { ignoreSearch: true });
+      if (cached) return fromCached(request, cached);
+    }
     throw error;
   }
 }

@@ -69,9 +69,29 @@ export function resolveAliases(spec: CommandSpec, argv: readonly string[]): stri
   });
 }
 
+/**
+ * Joins `--flag -1` into `--flag=-1` for string flags: parseArgs takes a value that starts with a
+ * dash for an option and calls the flag ambiguous, so a negative number never reached the check
+ * that names the valid range.
+ */
+export function joinNegativeValues(spec: CommandSpec, argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--([a-z0-9-]+)$/.exec(argv[i]!);
+    const next = argv[i + 1];
+    if (m && spec.options[m[1]!]?.type === 'string' && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      out.push(`${argv[i]}=${next}`);
+      i++;
+    } else {
+      out.push(argv[i]!);
+    }
+  }
+  return out;
+}
+
 /** Parses argv for one command; null when --help was asked for (the help is then printed). */
 export function parseCommand(spec: CommandSpec, argv: readonly string[], printHelp: (text: string) => void): ParsedCommand | null {
-  argv = resolveAliases(spec, argv);
+  argv = joinNegativeValues(spec, resolveAliases(spec, argv));
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = { help: { type: 'boolean', short: 'h' } };
   for (const [name, o] of Object.entries(spec.options)) {
     options[name] = { type: o.type, ...(o.multiple ? { multiple: true } : {}), ...(o.short ? { short: o.short } : {}) };

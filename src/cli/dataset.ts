@@ -41,12 +41,24 @@ export interface LoadedDataset {
  * Validates and tokenizes a data file; any error in it is fatal (listed, with a pointer to
  * `whittle validate` for the whole report), as a job on half a file would be a surprise.
  */
-export async function loadDataset(path: string, tools: TextTools, maxSeqLen: number | undefined, what: string): Promise<LoadedDataset> {
-  const report = await reportFile(path, maxSeqLen === undefined ? { keepExamples: true } : { keepExamples: true, maxSeqLen });
+export async function loadDataset(
+  path: string,
+  tools: TextTools,
+  maxSeqLen: number | undefined,
+  what: string,
+  options: { tooFewIsError?: boolean } = {},
+): Promise<LoadedDataset> {
+  const report = await reportFile(path, { keepExamples: true, tooFewIsError: options.tooFewIsError === true, ...(maxSeqLen === undefined ? {} : { maxSeqLen }) });
   if (!report.ok) {
     const shown = report.errors.slice(0, 5).map((e) => `  ${formatIssue(e)}`);
     const more = report.errorCount > shown.length ? [`  ... ${report.errorCount - shown.length} more`] : [];
-    const why = report.errorCount > 0 ? `has ${report.errorCount} error${report.errorCount === 1 ? '' : 's'}` : 'has no examples';
+    const few = report.warnings.find((w) => w.code === 'too_few_examples');
+    const why =
+      report.errorCount > 0
+        ? `has ${report.errorCount} error${report.errorCount === 1 ? '' : 's'}`
+        : report.examples === 0
+          ? 'has no examples'
+          : `has ${few?.message ?? 'too few examples'} (--allow-small to train anyway)`;
     throw new CliError([`${what} ${path} ${why}:`, ...shown, ...more, `(whittle validate ${path} shows the full report)`].join('\n'));
   }
   const lines = report.validExamples ?? [];

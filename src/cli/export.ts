@@ -4,7 +4,7 @@
 // Merging and ONNX run on the CPU from the files (no GPU); only `peft` loads the model, to
 // validate the adapter by importing it.
 
-import { readFile, readdir, stat, mkdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, stat, mkdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 
 import {
@@ -13,6 +13,7 @@ import {
   promptCompletionToMessages,
   type ClusterJob,
 } from '../formats/clusterHandoff';
+import { longestExample } from '../data/examples';
 import { bytesModelDir, loadHfModelDir, SAFETENSORS_INDEX, type HfModelFiles } from '../formats/hfModelDir';
 import { DEFAULT_MAX_SHARD_BYTES, exportMergedModel, MergeError, readPeftAdapterTensors, type AdapterTensors, type MergedDtype } from '../formats/mergedModel';
 import type { ClosableModelDir } from '../formats/nodeByteSource';
@@ -24,6 +25,7 @@ import { parseModelConfig, type ModelConfig } from '../model/config';
 import { loadCausalLM } from '../model/load';
 import type { LoraConfig } from '../model/lora';
 import { HyperparameterError, modelResolveContext, resolveHyperparameters, type Hyperparameters } from '../train/hyperparameters';
+import { nodeWriteFs, writeFileAtomic, type WriteFs } from '../util/atomicWrite';
 import { choiceOption, flag, numberOption, parseCommand, stringOption, type CommandSpec, type OptionSpec, type OptionValues } from './args';
 import { loadDataset } from './dataset';
 import { CliError, formatBytes, type CliContext } from './io';
@@ -73,7 +75,7 @@ export const exportSpec: CommandSpec = {
     out: { type: 'string', arg: 'DIR', help: 'output folder, new or empty (required); with --zip the archive DIR.zip' },
     format: { type: 'string', arg: EXPORT_FORMATS.join('|'), help: 'what to write (required; see below)' },
     adapter: { type: 'string', arg: 'DIR', help: 'PEFT adapter folder (e.g. the --out of whittle train); required for peft and merged' },
-    dtype: { type: 'string', arg: 'F32|F16|BF16', help: 'merged: storage dtype of the floating-point weights', default: "the base model's" },
+    dtype: { type: 'string', arg: 'F32|F16|BF16', help: 'merged: storage dtype of the floating-point weights (either case)', default: "the base model's" },
     'max-shard-bytes': { type: 'string', arg: 'N', help: 'merged: largest safetensors shard', default: String(DEFAULT_MAX_SHARD_BYTES) },
     opset: { type: 'string', arg: 'N', help: 'onnx: ONNX opset, 17 to 21', default: '17' },
     zip: { type: 'boolean', help: 'write one zip archive instead of a folder' },
@@ -150,21 +152,30 @@ async function readAdapterConfig(dir: ClosableModelDir, path: string): Promise<u
 }
 
 /** Writes the files as a folder (which must be new or empty) or as one zip archive. Returns where. */
-async function writeOutput(out: string, files: Files, zip: boolean): Promise<string> {
+async function writeOutput(out: string, files: Files, zip: boolean, fs: WriteFs = nodeWriteFs): Promise<string> {
   if (zip) {
     const path = out.replace(/[/\\]+$/, '') + '.zip';
+    if ((await isFile(path)) || (await isFolder(path))) throw new CliError(`${path} already exists; choose another --out or remove it`);
     await mkdir(dirname(resolve(path)), { recursive: true });
-    await writeFile(path, zipFiles(files));
+    await writeFileAtomic(path, zipFiles(files), fs);
     return path;
   }
   if (await isFile(out)) throw new CliError(`--out ${out} is a file`);
   if ((await isFolder(out)) && (await readdir(out)).length > 0) {
     throw new CliError(`--out ${out} is not empty; choose a new or empty folder`);
   }
-  for (const [name, data] of files) {
-    const path = join(out, name);
-    await mkdir(dirname(path), { recursive: true });
-    await writeFile(path, data);
+  // A failed export (a full disk, say) leaves no part of itself behind.
+  const written: string[] = [];
+  try {
+    for (const [name, data] of files) {
+      const path = join(out, name);
+      await mkdir(dirname(path), { recursive: true });
+      await writeFileAtomic(path, data, fs);
+      written.push(path);
+    }
+  } catch (e) {
+    for (const path of written) await rm(path, { force: true });
+    throw e;
   }
   return out;
 }
@@ -360,7 +371,7 @@ async function clusterFiles(ctx: CliContext, modelDir: string, values: OptionVal
     const folder = await readModelFolderFiles(modelDir);
     const config = parseModelConfig(folder.config);
     const data = await loadDataset(trainFlag, textTools(folder, modelDir), undefined, 'training file');
-    const longest = Math.max(...data.examples.map((e) => e.fullLength));
+    const longest = longestExample(data.examples);
     try {
       hp = resolveHyperparameters(hyperparameterRequest(values), data.examples.length, { model: modelResolveContext(config, folder.finetune), longestExample: longest });
     } catch (e) {
@@ -455,8 +466,9 @@ export async function runExport(ctx: CliContext, argv: readonly string[]): Promi
   if (format === 'peft') {
     files = await peftFiles(ctx, modelDir, adapter!);
   } else if (format === 'merged') {
-    const dtypeText = stringOption(values, 'dtype');
-    const dtype = dtypeText === undefined ? undefined : choiceOption(values, 'dtype', ['F32', 'F16', 'BF16'] as const, 'F32');
+    // Either case: the other commands take f32/f16, safetensors names them F32/F16.
+    const dtypeText = stringOption(values, 'dtype')?.toUpperCase();
+    const dtype = dtypeText === undefined ? undefined : choiceOption({ ...values, dtype: dtypeText }, 'dtype', ['F32', 'F16', 'BF16'] as const, 'F32');
     const maxShardBytes = numberOption(values, 'max-shard-bytes', DEFAULT_MAX_SHARD_BYTES, { integer: true, min: 1 });
     // Progress only for merges long enough to wonder about (big models).
     let lastNote = Date.now();
@@ -476,7 +488,7 @@ export async function runExport(ctx: CliContext, argv: readonly string[]): Promi
     files = await clusterFiles(ctx, modelDir, values);
   }
 
-  const where = await writeOutput(out, files, zip);
+  const where = await writeOutput(out, files, zip, ctx.io.writeFs);
   const total = [...files.values()].reduce((s, f) => s + f.byteLength, 0);
   ctx.print(`${format} export written to ${where} (${files.size} file${files.size === 1 ? '' : 's'}, ${formatBytes(total)}${zip ? ' before zipping' : ''}):`);
   for (const line of describeFiles(files)) ctx.print(line);

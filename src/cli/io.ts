@@ -2,6 +2,7 @@
 // Injected so tests run commands in-process and share one device.
 
 import type { Gpu } from '../gpu';
+import type { WriteFs } from '../util/atomicWrite';
 
 export interface CliIo {
   /** Writes to standard output (no newline added). */
@@ -17,6 +18,8 @@ export interface CliIo {
   signal?: AbortSignal;
   /** A one-line progress display redrawn in place (only when standard error is a terminal). */
   progress?: (done: number, total: number, label: string) => void;
+  /** The file system calls train's checkpoints and export's files are written with (tests inject failures). */
+  writeFs?: WriteFs;
 }
 
 /** `[#########...........]  45%  label`, sized for an 80-column terminal. */

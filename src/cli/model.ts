@@ -1,6 +1,6 @@
 // Model folders, tokenizers and adapter folders on disk, for the CLI commands.
 
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import { ChatTemplate } from '../data/chatTemplate';
@@ -13,6 +13,7 @@ import { loadCausalLM } from '../model/load';
 import type { LoraAdapter } from '../model/lora';
 import type { CausalLM } from '../model/transformer';
 import type { WeightDtype } from '../model/weights';
+import { writeFileAtomic } from '../util/atomicWrite';
 import { CliError, type CliContext } from './io';
 
 export async function openDir(path: string, what: string): Promise<ClosableModelDir> {
@@ -88,8 +89,8 @@ export async function loadAdapterFolder(ctx: CliContext, model: CausalLM, path: 
 /** Writes adapter_model.safetensors and adapter_config.json into `dir` (created if needed). */
 export async function writeAdapterFolder(dir: string, files: PeftExport): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, ADAPTER_MODEL_FILE), files.adapterModel);
-  await writeFile(join(dir, ADAPTER_CONFIG_FILE), JSON.stringify(files.adapterConfig, null, 2) + '\n');
+  await writeFileAtomic(join(dir, ADAPTER_MODEL_FILE), files.adapterModel);
+  await writeFileAtomic(join(dir, ADAPTER_CONFIG_FILE), JSON.stringify(files.adapterConfig, null, 2) + '\n');
 }
 
 /** base_model_name_or_path for an adapter trained on the model at `path`: its absolute path. */

@@ -1,9 +1,9 @@
-import { appendFileSync, writeFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { appendFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { MAX_UNTRAINED_SHARE } from '../data/datasetReport';
-import { tokenizeExample, trainedTargets, type TokenizedExample } from '../data/examples';
+import { longestExample, tokenizeExample, trainedTargets, type TokenizedExample } from '../data/examples';
 import { exportPeftAdapter } from '../formats/peft';
 import type { LoraAdapter } from '../model/lora';
 import { loadLatestCheckpoint, type Checkpoint } from '../train/checkpoint';
@@ -12,15 +12,35 @@ import { modelResolveContext, resolveHyperparameters, type Hyperparameters, type
 import { formatValidationLoss, NO_STEP_TOKENS, resultsCsv, resultsCsvHeader, resultsCsvRow, trainedStep, type StepMetrics } from '../train/metrics';
 import { SCHEDULE_KINDS } from '../train/schedule';
 import { Trainer, type TrainingEvent } from '../train/trainer';
+import { OutputWriteError, writeFileAtomic } from '../util/atomicWrite';
 import { autoNumberOption, choiceOption, flag, listOption, numberOption, parseCommand, stringOption, type CommandSpec, type OptionValues } from './args';
 import { loadDataset, type LoadedDataset } from './dataset';
 import { CliError, formatBytes, type CliContext } from './io';
 import { baseModelName, loadAdapterFolder, openModel, padTokenId, writeAdapterFolder, type TextTools } from './model';
+import { checkSameData, claimJobFolder, continueCommand, fingerprintFile, lockOutFolder, type FileFingerprint } from './outFolder';
 
 export const METRICS_FILE = 'metrics.csv';
 export const JOB_FILE = 'job.json';
 export const CHECKPOINT_DIR = 'checkpoints';
-const JOB_ID = 'job';
+/** Checkpoints of folders written before job.json named its job. */
+const LEGACY_JOB_ID = 'job';
+
+/** What job.json records about a job, as far as a resume reads it back. */
+interface JobFileRecord {
+  jobId?: string;
+  train?: string;
+  validation?: string | null;
+  trainFile?: FileFingerprint;
+  validationFile?: FileFingerprint | null;
+}
+
+async function readJobRecord(out: string): Promise<JobFileRecord> {
+  try {
+    return JSON.parse(await readFile(join(out, JOB_FILE), 'utf8')) as JobFileRecord;
+  } catch {
+    return {};
+  }
+}
 
 export const trainSpec: CommandSpec = {
   name: 'train',
@@ -52,6 +72,8 @@ export const trainSpec: CommandSpec = {
     'eval-every': { type: 'string', arg: 'N|auto', help: 'steps between validation batches', default: 'auto (~20 per job)' },
     'init-adapter': { type: 'string', arg: 'DIR', help: 'start from this PEFT adapter (its LoRA settings are used)' },
     resume: { type: 'boolean', help: "continue the job in --out from its latest checkpoint (the checkpoint's hyperparameters are used)" },
+    overwrite: { type: 'boolean', help: 'replace the job already in --out (its adapter, metrics and checkpoints are deleted)' },
+    'allow-small': { type: 'boolean', help: 'train on fewer than 10 examples (OpenAI refuses them)' },
     dtype: { type: 'string', arg: 'f16|f32', help: 'storage of the frozen weights on the GPU', default: 'f16' },
     'log-every': { type: 'string', arg: 'N', help: 'print a progress line every N steps', default: '1' },
     'allow-untrained': { type: 'boolean', help: `train even when over ${MAX_UNTRAINED_SHARE * 100}% of the examples lose every trained token to truncation` },
@@ -143,6 +165,25 @@ export interface TrainRun {
   resume: boolean;
   /** Train even when more than MAX_UNTRAINED_SHARE of the examples train nothing. */
   allowUntrained?: boolean;
+  /** Replace the job already in `out`. */
+  overwrite?: boolean;
+  /** Train on fewer than 10 examples. */
+  allowSmall?: boolean;
+}
+
+/**
+ * After a checkpoint could not be written (a full disk), the adapter and metrics of the steps
+ * trained so far are smaller: they are written if they fit, and the user is told either way.
+ */
+async function saveSoFar(ctx: CliContext, trainer: Trainer, out: string, modelDir: string): Promise<void> {
+  const step = trainer.state.step;
+  try {
+    await writeFileAtomic(join(out, METRICS_FILE), resultsCsv(trainer.metrics));
+    await writeAdapterFolder(out, await exportPeftAdapter(trainer.adapter, { baseModelNameOrPath: baseModelName(modelDir) }));
+    ctx.note(`the adapter after step ${step} and its metrics were saved to ${out}`);
+  } catch (e) {
+    ctx.note(`the adapter after step ${step} could not be saved either: ${(e as Error).message}`);
+  }
 }
 
 export async function runTrain(ctx: CliContext, argv: readonly string[]): Promise<number> {
@@ -165,21 +206,40 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
     ...(initDir !== undefined ? { initDir } : {}),
     resume: flag(values, 'resume'),
     allowUntrained: flag(values, 'allow-untrained'),
+    overwrite: flag(values, 'overwrite'),
+    allowSmall: flag(values, 'allow-small'),
   });
 }
 
 /** Trains a LoRA adapter into run.out; resolves to the exit code (1 when stopped early). */
 export async function trainModel(ctx: CliContext, run: TrainRun): Promise<number> {
-  const { modelDir, trainFile, validFile, out, request, dtype, logEvery, initDir, resume } = run;
+  const { trainFile, validFile, out, initDir, resume } = run;
   if (resume && initDir !== undefined) throw new CliError('--resume and --init-adapter cannot be combined (a checkpoint holds the adapter)');
+  if (resume && run.overwrite) throw new CliError('--resume and --overwrite cannot be combined');
 
-  const store = new NodeCheckpointStore(join(out, CHECKPOINT_DIR));
-  let checkpoint: Checkpoint | null = null;
-  if (resume) {
-    checkpoint = await loadLatestCheckpoint(store, JOB_ID);
-    if (!checkpoint) throw new CliError(`--resume: no checkpoint in ${join(out, CHECKPOINT_DIR, JOB_ID)}`);
+  const releaseLock = await lockOutFolder(out);
+  try {
+    await claimJobFolder(out, { resume, overwrite: run.overwrite === true });
+    const store = new NodeCheckpointStore(join(out, CHECKPOINT_DIR), ctx.io.writeFs);
+    let checkpoint: Checkpoint | null = null;
+    // Each job checkpoints under its own id, so pruning never touches another job's files.
+    let jobId = `job-${Date.now().toString(36)}`;
+    if (resume) {
+      const record = await readJobRecord(out);
+      jobId = record.jobId ?? LEGACY_JOB_ID;
+      checkpoint = await loadLatestCheckpoint(store, jobId);
+      if (!checkpoint) throw new CliError(`--resume: no checkpoint in ${join(out, CHECKPOINT_DIR, jobId)}`);
+      await checkSameData('training file', trainFile, record.trainFile, record.train ?? null);
+      await checkSameData('validation file', validFile ?? null, record.validationFile, record.validation ?? null);
+    }
+    return await trainInto(ctx, run, store, jobId, checkpoint);
+  } finally {
+    await releaseLock();
   }
+}
 
+async function trainInto(ctx: CliContext, run: TrainRun, store: NodeCheckpointStore, jobId: string, checkpoint: Checkpoint | null): Promise<number> {
+  const { modelDir, trainFile, validFile, out, request, dtype, logEvery, initDir } = run;
   const opened = await openModel(ctx, modelDir, dtype);
   const { model, config } = opened;
   const gpu = model.gpu;
@@ -207,8 +267,8 @@ export async function trainModel(ctx: CliContext, run: TrainRun): Promise<number
     if (explicitLen !== undefined && explicitLen > config.maxPositions) {
       throw new CliError(`--max-seq-len ${explicitLen} exceeds the model's context of ${config.maxPositions} positions`);
     }
-    const trainData = await loadDataset(trainFile, opened, explicitLen, 'training file');
-    const longest = Math.max(...trainData.examples.map((e) => e.fullLength));
+    const trainData = await loadDataset(trainFile, opened, explicitLen, 'training file', { tooFewIsError: run.allowSmall !== true });
+    const longest = longestExample(trainData.examples);
     const hp = checkpoint
       ? checkpoint.hyperparameters
       : resolveHyperparameters(request, trainData.examples.length, { model: modelResolveContext(config, opened.files.finetune), longestExample: longest });
@@ -229,17 +289,31 @@ export async function trainModel(ctx: CliContext, run: TrainRun): Promise<number
     const validation = validData ? keep(validData.examples) : [];
     if (validData && validation.length === 0) throw new CliError(`${validFile} has no example with a trained token within ${hp.maxSeqLen} tokens`);
 
-    await mkdir(out, { recursive: true });
     ctx.print(`training ${opened.path} (${config.modelType}, ${config.layers} layers, weights ${dtype}) on ${train.length} examples${validation.length ? `, validating on ${validation.length}` : ''}`);
     ctx.print(`  ${describeHp(hp)}`);
-    writeFileSync(
+    await writeFileAtomic(
       join(out, JOB_FILE),
-      JSON.stringify({ model: baseModelName(modelDir), train: trainFile, validation: validFile ?? null, initAdapter: initDir ?? null, dtype, hyperparameters: hp }, null, 2) + '\n',
+      JSON.stringify(
+        {
+          jobId,
+          model: baseModelName(modelDir),
+          train: trainFile,
+          validation: validFile ?? null,
+          trainFile: await fingerprintFile(trainFile),
+          validationFile: validFile === undefined ? null : await fingerprintFile(validFile),
+          initAdapter: initDir ?? null,
+          dtype,
+          hyperparameters: hp,
+        },
+        null,
+        2,
+      ) + '\n',
     );
 
     // Written as the job goes, so a crash keeps the steps so far (a resumed job's history first).
     const metricsPath = join(out, METRICS_FILE);
-    writeFileSync(metricsPath, checkpoint ? resultsCsv(checkpoint.metrics) : resultsCsvHeader() + '\n');
+    await writeFileAtomic(metricsPath, checkpoint ? resultsCsv(checkpoint.metrics) : resultsCsvHeader() + '\n');
+    let appendFailed = false;
     const controller = new AbortController();
     const onAbort = () => controller.abort(ctx.io.signal?.reason ?? 'interrupted');
     ctx.io.signal?.addEventListener('abort', onAbort);
@@ -252,9 +326,16 @@ export async function trainModel(ctx: CliContext, run: TrainRun): Promise<number
       padId: padTokenId(opened, config),
       ...(initAdapter ? { adapter: initAdapter } : {}),
       store,
-      jobId: JOB_ID,
+      jobId,
       onStep: (m) => {
-        appendFileSync(metricsPath, resultsCsvRow(m) + '\n');
+        // A row that cannot be appended (a full disk) must not stop the job: the whole history is
+        // written again at the end.
+        try {
+          if (!appendFailed) appendFileSync(metricsPath, resultsCsvRow(m) + '\n');
+        } catch (e) {
+          appendFailed = true;
+          ctx.note(`warning: ${metricsPath} could not be appended to (${(e as Error).message}); it is written whole at the end`);
+        }
         if (m.step % logEvery === 0 || m.step === trainer!.totalSteps || m.fullValidLoss !== undefined) {
           // Clear the progress line first so the log line does not land on it.
           if (ctx.io.progress) ctx.io.stderr('\r\x1b[2K');
@@ -273,11 +354,14 @@ export async function trainModel(ctx: CliContext, run: TrainRun): Promise<number
     let result;
     try {
       result = checkpoint ? await trainer.resume(checkpoint, controller.signal) : await trainer.run(controller.signal);
+    } catch (e) {
+      if (e instanceof OutputWriteError) await saveSoFar(ctx, trainer, out, modelDir);
+      throw e;
     } finally {
       ctx.io.signal?.removeEventListener('abort', onAbort);
     }
     // The whole history (a resumed job's earlier steps included).
-    writeFileSync(metricsPath, resultsCsv(result.metrics));
+    await writeFileAtomic(metricsPath, resultsCsv(result.metrics));
     const files = await exportPeftAdapter(trainer.adapter, { baseModelNameOrPath: baseModelName(modelDir) });
     await writeAdapterFolder(out, files);
     const last = result.metrics[result.metrics.length - 1];
@@ -286,7 +370,7 @@ export async function trainModel(ctx: CliContext, run: TrainRun): Promise<number
         `${last ? `, last training loss ${last.trainLoss.toFixed(4)}` : ''}, peak GPU memory ${formatBytes(gpu.memory().peakBytes)}`,
     );
     ctx.print(`adapter written to ${out} (adapter_model.safetensors, adapter_config.json); metrics in ${metricsPath}`);
-    if (result.status !== 'completed') ctx.print(`continue with: whittle train ${modelDir} ${trainFile} --out ${out} --resume`);
+    if (result.status !== 'completed') ctx.print(`continue with: ${continueCommand({ modelDir, trainFile, out, validation: validFile ?? null, dtype, logEvery, allowSmall: run.allowSmall === true, allowUntrained: run.allowUntrained === true })}`);
     return result.status === 'completed' ? 0 : 1;
   } finally {
     trainer?.destroy();

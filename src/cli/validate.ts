@@ -4,7 +4,7 @@ import { FORMAT_LABELS, type DatasetReport } from '../data/datasetTypes';
 import { autoNumberOption, flag, numberOption, parseCommand, stringOption, type CommandSpec } from './args';
 import { AUTO_MAX_SEQ_LEN } from '../train/hyperparameters';
 import { reportFile } from './dataset';
-import type { CliContext } from './io';
+import { CliError, type CliContext } from './io';
 import { readModelFolder, textTools } from './model';
 
 export const validateSpec: CommandSpec = {
@@ -17,8 +17,9 @@ export const validateSpec: CommandSpec = {
     epochs: { type: 'string', arg: 'N|auto', help: 'epochs for the billed-token count', default: 'auto' },
     'max-errors': { type: 'string', arg: 'N', help: 'errors listed at most', default: '100' },
     json: { type: 'boolean', help: 'print the report object as JSON' },
+    'allow-small': { type: 'boolean', help: 'accept fewer than 10 examples (OpenAI refuses them)' },
   },
-  notes: ['Exit code 1 when the file has errors (or no valid example).'],
+  notes: ['Exit code 1 when the file has errors, no valid example, or fewer than 10 without --allow-small.'],
 };
 
 export async function runValidate(ctx: CliContext, argv: readonly string[]): Promise<number> {
@@ -28,11 +29,14 @@ export async function runValidate(ctx: CliContext, argv: readonly string[]): Pro
   const file = args.positionals[0]!;
   const maxSeqLen = stringOption(values, 'max-seq-len') === undefined ? undefined : numberOption(values, 'max-seq-len', 0, { integer: true, min: 2 });
   const epochs = autoNumberOption(values, 'epochs', { integer: true, min: 1 });
-  const options: DatasetReportOptions = { epochs, maxListedErrors: numberOption(values, 'max-errors', 100, { integer: true, min: 1 }) };
+  const options: DatasetReportOptions = { epochs, maxListedErrors: numberOption(values, 'max-errors', 100, { integer: true, min: 1 }), tooFewIsError: !flag(values, 'allow-small') };
   if (maxSeqLen !== undefined) options.maxSeqLen = maxSeqLen;
   const modelDir = stringOption(values, 'model');
   if (modelDir !== undefined) {
     const folder = await readModelFolder(modelDir);
+    if (maxSeqLen !== undefined && maxSeqLen > folder.config.maxPositions) {
+      throw new CliError(`--max-seq-len ${maxSeqLen} exceeds the model's context of ${folder.config.maxPositions} positions`);
+    }
     const tools = textTools(folder.files, modelDir);
     options.countTokens = createTokenCounter(tools.tokenizer, tools.template);
     // Examples past the model's context are cut by every job: warned about without being asked.
@@ -73,5 +77,13 @@ function printReport(ctx: CliContext, file: string, r: DatasetReport, counted: b
   if (untrained.share > MAX_UNTRAINED_SHARE) {
     ctx.print(`${untrained.count} of ${r.examples} examples train nothing at ${r.maxSeqLen} tokens: whittle train refuses this file unless --allow-untrained`);
   }
-  ctx.print(r.ok ? 'OK' : 'NOT OK: fix the errors above');
+  ctx.print(r.ok ? 'OK' : `NOT OK: ${notOkReason(r)}`);
+}
+
+/** Why a report is not OK, in one line: its errors, or the file-level warning that decided it. */
+export function notOkReason(r: DatasetReport): string {
+  if (r.errorCount > 0) return `fix the ${r.errorCount === 1 ? 'error' : 'errors'} above`;
+  if (r.examples === 0) return r.nonBlankLines === 0 ? 'the file has no examples' : 'no valid examples';
+  const few = r.warnings.find((w) => w.code === 'too_few_examples');
+  return few ? `${few.message} (--allow-small to go ahead anyway)` : 'see the warnings above';
 }

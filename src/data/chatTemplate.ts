@@ -83,6 +83,76 @@ function strftime(date: Date, format: string): string {
   });
 }
 
+/**
+ * Budget for one render. A template is code from a downloaded model folder, so it runs counted:
+ * every AST node evaluated and every item range() makes is a step, every value produced is at
+ * most MAX_TEMPLATE_CHARS long (text) or MAX_TEMPLATE_STEPS long (lists), and the clock is read
+ * at every step. Real templates take about 20-50 steps per message (Llama 3, Qwen3), so the step
+ * limit admits conversations of tens of thousands of messages, far past any model's context.
+ */
+export const MAX_TEMPLATE_STEPS = 1_000_000;
+export const MAX_TEMPLATE_CHARS = 16_000_000;
+export const MAX_TEMPLATE_MS = 5_000;
+
+export interface TemplateLimits {
+  steps: number;
+  chars: number;
+  ms: number;
+}
+
+const DEFAULT_LIMITS: TemplateLimits = { steps: MAX_TEMPLATE_STEPS, chars: MAX_TEMPLATE_CHARS, ms: MAX_TEMPLATE_MS };
+
+const formatLimit = (n: number) => n.toLocaleString('en-US');
+
+/** The jinja interpreter with the budget above enforced on each evaluated node. */
+class BudgetedInterpreter extends Interpreter {
+  private steps = 0;
+  private readonly deadline: number;
+  /** Set when this render ran out of time, so the template can refuse later renders at once. */
+  timedOut = false;
+
+  constructor(private readonly limits: TemplateLimits) {
+    super();
+    this.deadline = Date.now() + limits.ms;
+  }
+
+  charge(steps: number, what: string): void {
+    this.steps += steps;
+    if (this.steps > this.limits.steps) throw new ChatTemplateError(`the chat template ${what} past its limit of ${formatLimit(this.limits.steps)} steps`);
+    if (Date.now() > this.deadline) {
+      this.timedOut = true;
+      throw new ChatTemplateError(`the chat template ran past its time limit of ${this.limits.ms / 1000} s`);
+    }
+  }
+
+  override evaluate(statement: Parameters<Interpreter['evaluate']>[0], environment: Environment): ReturnType<Interpreter['evaluate']> {
+    this.charge(1, 'ran');
+    const value = super.evaluate(statement, environment);
+    if (typeof value.value === 'string' && value.value.length > this.limits.chars) {
+      throw new ChatTemplateError(`the chat template produced text past its limit of ${formatLimit(this.limits.chars)} characters`);
+    }
+    if (Array.isArray(value.value) && value.value.length > this.limits.steps) {
+      throw new ChatTemplateError(`the chat template built a list past its limit of ${formatLimit(this.limits.steps)} items`);
+    }
+    return value;
+  }
+}
+
+/**
+ * Gives every empty loop body a comment node, so each iteration is an evaluated (counted) step:
+ * `{% for i in xs %}{% endfor %}` would otherwise spin without the interpreter seeing it.
+ */
+function countEveryIteration(node: unknown): void {
+  if (typeof node !== 'object' || node === null) return;
+  if (Array.isArray(node)) {
+    for (const child of node) countEveryIteration(child);
+    return;
+  }
+  const record = node as Record<string, unknown>;
+  if (record.type === 'For' && Array.isArray(record.body) && record.body.length === 0) record.body.push({ type: 'Comment', value: '' });
+  for (const child of Object.values(record)) countEveryIteration(child);
+}
+
 function templateMessage(m: ChatMessage): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(m)) if (k !== 'weight') out[k] = v;
@@ -91,17 +161,26 @@ function templateMessage(m: ChatMessage): Record<string, unknown> {
 
 export class ChatTemplate {
   private readonly compiled: Template;
+  /** A render ran out of time: later ones are refused at once rather than each taking the limit. */
+  private timedOut = false;
+  /** Renders so far: the cost measure for callers that must stay linear in conversation length. */
+  renders = 0;
 
-  /** `specialTokens`: bos_token, eos_token, ... as TextTokenizer.templateVariables() gives them. */
+  /**
+   * `specialTokens`: bos_token, eos_token, ... as TextTokenizer.templateVariables() gives them.
+   * `limits`: the per-render budget, MAX_TEMPLATE_* unless lowered (tests).
+   */
   constructor(
     readonly source: string,
     private readonly specialTokens: Record<string, string> = {},
+    private readonly limits: TemplateLimits = DEFAULT_LIMITS,
   ) {
     try {
       this.compiled = new Template(source);
     } catch (e) {
       throw new ChatTemplateError(`the chat template does not parse: ${(e as Error).message}`);
     }
+    countEveryIteration(this.compiled.parsed);
   }
 
   static fromTokenizer(tokenizer: TextTokenizer): ChatTemplate {
@@ -112,10 +191,13 @@ export class ChatTemplate {
   }
 
   render(messages: readonly ChatMessage[], options: RenderOptions = {}): string {
+    if (this.timedOut) throw new ChatTemplateError(`the chat template ran past its time limit of ${this.limits.ms / 1000} s on an earlier conversation`);
+    this.renders++;
+    const interpreter = new BudgetedInterpreter(this.limits);
     const now = options.now ?? DEFAULT_DATE;
     // Our own environment instead of Template.render so that strftime_now and raise_exception
     // can be replaced (Template.render declares them and refuses redeclaration).
-    const env = new Environment();
+    const env = interpreter.global;
     const globals: Record<string, unknown> = {
       false: false,
       true: true,
@@ -123,7 +205,7 @@ export class ChatTemplate {
       False: false,
       True: true,
       None: null,
-      range: pyRange,
+      range: (start: number, stop?: number, step?: number) => pyRange(interpreter, start, stop, step),
       strftime_now: (format: string) => strftime(now, format),
       raise_exception: (message: string) => {
         throw new ChatTemplateError(`the chat template refused the conversation: ${message}`);
@@ -136,22 +218,25 @@ export class ChatTemplate {
     };
     try {
       for (const [name, value] of Object.entries(globals)) env.set(name, value);
-      const result = new Interpreter(env).run(this.compiled.parsed);
+      const result = interpreter.run(this.compiled.parsed);
       if (typeof result.value !== 'string') throw new Error('the template did not produce text');
       return result.value;
     } catch (e) {
+      this.timedOut ||= interpreter.timedOut;
       if (e instanceof ChatTemplateError) throw e;
       throw new ChatTemplateError(`the chat template failed: ${(e as Error).message}`);
     }
   }
 }
 
-function pyRange(start: number, stop?: number, step = 1): number[] {
+function pyRange(interpreter: BudgetedInterpreter, start: number, stop?: number, step = 1): number[] {
   if (stop === undefined) {
     stop = start;
     start = 0;
   }
   if (step === 0) throw new Error('range() step must not be zero');
+  const items = Math.ceil((stop - start) / step);
+  interpreter.charge(Number.isFinite(items) ? Math.max(0, items) : Infinity, 'asked range() for items');
   const out: number[] = [];
   for (let i = start; step > 0 ? i < stop : i > stop; i += step) out.push(i);
   return out;
@@ -257,6 +342,41 @@ function assistantStart(
 }
 
 /**
+ * The generation prompt as the rendered history shows it before every assistant message
+ * ("<|im_start|>assistant\n"), or null where the exact per-message search must be used.
+ *
+ * Locating each assistant message exactly re-renders the conversation before it, which is
+ * quadratic in the number of turns. When the template ends turns with a marker, has no two
+ * assistant messages in a row, and the first assistant message's header appears in the text once
+ * per assistant message and nowhere else, the messages between the first and the last are found
+ * by searching for that header instead: one render for the first message's position, one for the
+ * last (whose live prompt may differ, as Qwen3's does), so masking stays linear in the length.
+ */
+function assistantHeader(
+  template: ChatTemplate,
+  text: string,
+  messages: readonly ChatMessage[],
+  endOfTurn: string | null,
+  options: RenderOptions,
+): string | null {
+  if (endOfTurn === null) return null;
+  const assistants: number[] = [];
+  messages.forEach((m, k) => {
+    if (m.role === 'assistant') assistants.push(k);
+  });
+  if (assistants.length < 3 || assistants.some((k, i) => i > 0 && assistants[i - 1] === k - 1)) return null;
+  const first = assistants[0]!;
+  const start = assistantStart(template, text, messages, first, options);
+  if (start === null) return null;
+  const history = template.render(messages.slice(0, first), { ...options, addGenerationPrompt: false });
+  if (!text.startsWith(history) || history.length >= start) return null;
+  const header = text.slice(history.length, start);
+  let seen = 0;
+  for (let at = text.indexOf(header); at >= 0; at = text.indexOf(header, at + header.length)) seen++;
+  return seen === assistants.length ? header : null;
+}
+
+/**
  * Renders a conversation with the tokenizer's chat template (no generation prompt) and returns
  * the token ids with a mask marking each trained assistant message's tokens, from the first
  * token after its generation prompt through its end-of-turn token.
@@ -280,10 +400,18 @@ export function renderChatWithAssistantSpans(
   }
 
   const charSpans: { messageIndex: number; start: number; end: number; trained: boolean }[] = [];
+  const header = assistantHeader(template, text, messages, endOfTurn, renderOptions);
+  const lastAssistant = messages.findLastIndex((m) => m.role === 'assistant');
   let previousEnd = 0;
   messages.forEach((m, k) => {
     if (m.role !== 'assistant') return;
-    const start = assistantStart(template, text, messages, k, renderOptions);
+    let start: number | null;
+    if (header !== null && k !== lastAssistant) {
+      const at = text.indexOf(header, previousEnd);
+      start = at < 0 ? null : at + header.length;
+    } else {
+      start = assistantStart(template, text, messages, k, renderOptions);
+    }
     if (start === null || start < previousEnd) {
       throw new ChatTemplateError(
         `cannot locate assistant message ${k}: the template renders the conversation before it differently ` +

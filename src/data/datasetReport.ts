@@ -45,6 +45,8 @@ export interface DatasetReportOptions {
   histogramBuckets?: number;
   /** Fewer valid examples than this is warned about. Default 10 (OpenAI's minimum). */
   minExamples?: number;
+  /** Fewer than minExamples makes the report not ok (a training file, unless the user allows it). Default false. */
+  tooFewIsError?: boolean;
   /** Keep the normalised examples in `validExamples`. Default false. */
   keepExamples?: boolean;
 }
@@ -373,7 +375,7 @@ export class DatasetReportBuilder {
       stats && speed !== undefined && Number.isFinite(speed) && speed > 0 ? (epochs * stats.processedTokens) / speed : null;
 
     const report: DatasetReport = {
-      ok: errorCount === 0 && main.valid > 0,
+      ok: errorCount === 0 && main.valid > 0 && !(this.options.tooFewIsError === true && main.valid < positiveInt(this.options.minExamples, DEFAULT_MIN_EXAMPLES)),
       format,
       formatSource,
       formatFirstLine: formatSource === 'default' ? 0 : main.firstLine,

@@ -48,7 +48,8 @@ export interface LineExample {
 }
 
 /** Errors the JSONL reader itself reports for a line (before any format validation). */
-export type ParseErrorCode = 'invalid_json' | 'invalid_utf8' | 'line_too_long';
+/** not_text and json_array describe the whole file: they are reported once, on its first line, and end the parse. */
+export type ParseErrorCode = 'invalid_json' | 'invalid_utf8' | 'line_too_long' | 'not_text' | 'json_array';
 
 /**
  * One non-blank line of a JSONL file. Exactly one of `value` / `error` is present.
@@ -159,7 +160,7 @@ export interface DuplicatePair {
 }
 
 export interface DatasetReport {
-  /** No errors and at least one valid example. */
+  /** No errors, at least one valid example, and at least the minimum when tooFewIsError asks for it. */
   ok: boolean;
   format: DatasetFormat;
   /** 'majority': most lines have this format (ties: the earliest); 'default': no line said. */

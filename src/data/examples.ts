@@ -173,6 +173,16 @@ export function tokenizeExamples(
   });
 }
 
+/**
+ * Tokens in the longest example before truncation (0 for none). A loop, not Math.max(...spread):
+ * spreading a data-sized array overflows the call stack at about 130k elements.
+ */
+export function longestExample(examples: Iterable<{ fullLength: number }>): number {
+  let longest = 0;
+  for (const e of examples) if (e.fullLength > longest) longest = e.fullLength;
+  return longest;
+}
+
 /** The next-token shift: L ids -> L-1 (input, target, mask) positions. Empty for L < 2. */
 export function toTrainingSequence(example: TokenSequence): TrainingSequence {
   const positions = Math.max(0, example.ids.length - 1);
@@ -212,9 +222,17 @@ export function createTokenCounter(
   options: Omit<TokenizeOptions, 'endOfTurn'> = {},
 ): CountTokens {
   let endOfTurn: string | null | undefined;
+  // A template that cannot render the probe fails every chat line the same way: render it once.
+  let probeError: unknown = null;
   return (example, maxSeqLen) => {
     if (example.kind === 'chat' && template !== null && endOfTurn === undefined) {
-      endOfTurn = detectEndOfTurn(template, tokenizer, { variables: options.variables, now: options.now });
+      if (probeError !== null) throw probeError;
+      try {
+        endOfTurn = detectEndOfTurn(template, tokenizer, { variables: options.variables, now: options.now });
+      } catch (e) {
+        probeError = e;
+        throw e;
+      }
     }
     return countExampleTokens(example, tokenizer, template, { ...options, endOfTurn, maxSeqLen: maxSeqLen ?? options.maxSeqLen });
   };

@@ -176,6 +176,24 @@ export async function* parseJsonl(source: JsonlSource, options: ParseJsonlOption
     error: `line is longer than ${formatBytes(maxLineBytes)}; it was skipped`,
   });
 
+  /** Set once the first line shows the file is not JSONL at all; the parse ends there. */
+  let wholeFileError = false;
+  let seenNonBlank = false;
+
+  /**
+   * The first non-blank line decides whether the file is JSONL at all: binary data (a NUL byte,
+   * or bytes that are not UTF-8) or a JSON array would otherwise give one error per line.
+   */
+  const wholeFileCheck = (line: number, bytes: Uint8Array, text: string | null): ParsedLine | null => {
+    if (bytes.includes(0) || text === null) {
+      return { line, code: 'not_text', error: 'this does not look like a text JSONL file (binary data, or text that is not UTF-8); nothing after this line was read' };
+    }
+    if (text.trimStart().startsWith('[')) {
+      return { line, code: 'json_array', error: 'this is a JSON array, not JSONL: write one example object per line, without the enclosing [ ] and the commas between them' };
+    }
+    return null;
+  };
+
   /** Turn the buffered bytes into a ParsedLine, or null for a blank line. */
   const finishLine = (): ParsedLine | null => {
     lineNumber++;
@@ -194,16 +212,26 @@ export async function* parseJsonl(source: JsonlSource, options: ParseJsonlOption
       if (bytes.length >= 3 && bytes[0] === BOM[0] && bytes[1] === BOM[1] && bytes[2] === BOM[2]) {
         bytes = bytes.subarray(3);
       } else if (bytes.length >= 2 && ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff))) {
+        wholeFileError = true;
         return { line, code: 'invalid_utf8', error: 'the file looks like UTF-16; save it as UTF-8' };
       }
     }
-    let text: string;
+    let text: string | null;
     try {
       text = decoder.decode(bytes);
     } catch {
-      return { line, code: 'invalid_utf8', error: 'line is not valid UTF-8; save the file as UTF-8' };
+      text = null;
     }
-    if (isBlank(text)) return null;
+    if (text !== null && isBlank(text)) return null;
+    if (!seenNonBlank) {
+      seenNonBlank = true;
+      const whole = wholeFileCheck(line, bytes, text);
+      if (whole) {
+        wholeFileError = true;
+        return whole;
+      }
+    }
+    if (text === null) return { line, code: 'invalid_utf8', error: 'line is not valid UTF-8; save the file as UTF-8' };
     try {
       return { line, value: JSON.parse(text) as unknown };
     } catch (error) {
@@ -227,6 +255,10 @@ export async function* parseJsonl(source: JsonlSource, options: ParseJsonlOption
       start = newline + 1;
       const parsed = finishLine();
       if (parsed) yield parsed;
+      if (wholeFileError) {
+        report(bytesBefore + start);
+        return;
+      }
       if (yieldDue()) {
         report(bytesBefore + start);
         await yieldToEventLoop();

@@ -61,6 +61,29 @@ function pickChatTemplate(value: unknown): string | null {
   return null;
 }
 
+/**
+ * Token ids above this are refused: the largest real vocabularies have about 262k entries, and
+ * the tokenizer library spends time linear in the largest id (an added token with id 1e9 took
+ * minutes to load).
+ */
+export const MAX_TOKEN_ID = 1 << 21;
+
+function checkTokenIds(tokenizerJson: Json): void {
+  const bad = (id: unknown) => typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= MAX_TOKEN_ID;
+  for (const token of tokenizerJson.added_tokens as unknown[]) {
+    const id = isObject(token) ? token.id : undefined;
+    if (bad(id)) {
+      throw new TokenizerError(`tokenizer.json added token ${JSON.stringify(isObject(token) ? (token.content ?? null) : token)} has id ${JSON.stringify(id ?? null)}; ids are integers from 0 to ${MAX_TOKEN_ID - 1}`);
+    }
+  }
+  const vocab = (tokenizerJson.model as Json).vocab;
+  if (isObject(vocab) && !Array.isArray(vocab)) {
+    for (const [token, id] of Object.entries(vocab)) {
+      if (bad(id)) throw new TokenizerError(`tokenizer.json vocabulary entry ${JSON.stringify(token)} has id ${JSON.stringify(id)}; ids are integers from 0 to ${MAX_TOKEN_ID - 1}`);
+    }
+  }
+}
+
 export class TextTokenizer {
   readonly bos: SpecialToken | null;
   readonly eos: SpecialToken | null;
@@ -111,6 +134,7 @@ export class TextTokenizer {
       throw new TokenizerError('tokenizer.json is not a tokenizer (no "model" object)');
     }
     if (!Array.isArray(tokenizerJson.added_tokens)) tokenizerJson = { ...tokenizerJson, added_tokens: [] };
+    checkTokenIds(tokenizerJson as Json);
     const raw = isObject(tokenizerConfig) ? tokenizerConfig : {};
     const config: Json = { ...raw };
     for (const field of ['bos_token', 'eos_token', 'pad_token', 'unk_token', 'sep_token', 'cls_token', 'mask_token']) {
@@ -125,11 +149,26 @@ export class TextTokenizer {
     } catch (e) {
       throw new TokenizerError(`cannot build the tokenizer: ${(e as Error).message}`);
     }
-    return new TextTokenizer(inner, config, options.chatTemplate ?? pickChatTemplate(raw.chat_template));
+    let tokenizer: TextTokenizer;
+    try {
+      tokenizer = new TextTokenizer(inner, config, options.chatTemplate ?? pickChatTemplate(raw.chat_template));
+      if (tokenizer.vocabSize === 0) throw new TokenizerError('tokenizer.json has an empty vocabulary');
+      // A tokenizer.json the library accepts can still fail on the first text it meets: find out now.
+      tokenizer.decode(tokenizer.encode('Whittle checks the tokenizer: 0123 àé\n'));
+    } catch (e) {
+      if (e instanceof TokenizerError) throw e;
+      throw new TokenizerError(`cannot build the tokenizer: ${(e as Error).message}`);
+    }
+    return tokenizer;
   }
 
   encode(text: string, options: EncodeOptions = {}): number[] {
-    return this.inner.encode(text, { add_special_tokens: options.addSpecialTokens ?? false }).ids;
+    const ids = this.inner.encode(text, { add_special_tokens: options.addSpecialTokens ?? false }).ids;
+    // A malformed tokenizer.json can map text to ids it has no token for; the model would index past its embedding.
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new TokenizerError(`the tokenizer produced token id ${String(id)}, outside its vocabulary (0..${this.vocabSize - 1})`);
+    }
+    return ids;
   }
 
   decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {

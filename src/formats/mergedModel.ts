@@ -10,7 +10,7 @@ import { loraScale } from '../kernels/reference/lora';
 import { checkWeightsAgainstConfig, type ModelConfig } from '../model/config';
 import { peftModulePath, type LoraConfig } from '../model/lora';
 import { SAFETENSORS_INDEX, type HfModelFiles } from './hfModelDir';
-import { parsePeftConfig, type PeftAdapterFiles } from './peft';
+import { checkFiniteAdapterTensors, parsePeftConfig, type PeftAdapterFiles } from './peft';
 import { bytesSource, FLOAT_DTYPES, readSafetensorsHeader, readTensor, writeSafetensors, type TensorToWrite } from './safetensors';
 
 export type MergedDtype = 'F32' | 'F16' | 'BF16';
@@ -247,5 +247,6 @@ export async function readPeftAdapterTensors(files: PeftAdapterFiles, config: Mo
   const header = await readSafetensorsHeader(source);
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const [name, info] of header.tensors) tensors.set(name, { shape: [...info.shape], data: await readTensor(source, header, name, { as: 'f32' }) });
+  checkFiniteAdapterTensors([...tensors].map(([name, t]) => [name, t.data] as const));
   return { lora, tensors };
 }

@@ -75,7 +75,7 @@ export class ProtoWriter {
     this.tag(field, WIRE_LEN);
     this.rawVarint(child.length);
     this.flushScratch();
-    this.chunks.push(...child.chunks);
+    for (const c of child.chunks) this.chunks.push(c);
     this.length += child.length;
     return this;
   }
@@ -88,7 +88,7 @@ export class ProtoWriter {
     this.tag(field, WIRE_LEN);
     this.rawVarint(inner.length);
     this.flushScratch();
-    this.chunks.push(...inner.chunks);
+    for (const c of inner.chunks) this.chunks.push(c);
     this.length += inner.length;
     return this;
   }

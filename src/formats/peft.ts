@@ -167,6 +167,7 @@ export function resolveTargetModules(targets: unknown, config: ModelConfig): str
       );
     }
   } else if (Array.isArray(targets) && targets.every((t) => typeof t === 'string')) {
+    if (targets.length === 0) throw new PeftAdapterError('target_modules is an empty list: the adapter adapts no module', 'target_modules');
     selected = new Set();
     const missing: string[] = [];
     for (const t of targets as string[]) {
@@ -296,6 +297,27 @@ async function filesFromDir(dir: ModelDir): Promise<PeftAdapterFiles> {
 }
 
 /**
+ * Refuses an adapter holding NaN or infinite values (a diverged run's output): applied, it turns
+ * every logit into NaN. Names the tensors, the first few when many.
+ */
+export function checkFiniteAdapterTensors(tensors: Iterable<readonly [string, Float32Array]>): void {
+  const bad: string[] = [];
+  let values = 0;
+  for (const [name, data] of tensors) {
+    let n = 0;
+    for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) n++;
+    if (n > 0) bad.push(name);
+    values += n;
+  }
+  if (bad.length === 0) return;
+  const listed = bad.slice(0, 3).join(', ') + (bad.length > 3 ? ` and ${bad.length - 3} more` : '');
+  throw new PeftAdapterError(
+    `${ADAPTER_MODEL_FILE} holds ${values} non-finite value${values === 1 ? '' : 's'} (NaN or infinity) in ${listed}; the training that made it diverged`,
+    bad[0],
+  );
+}
+
+/**
  * Builds a LoraAdapter for `model` from a PEFT adapter (a folder, or its two files). Every tensor
  * the config implies must be present with this model's shapes, and no other tensor may be: an
  * adapter for another base model or architecture fails here with the tensor named. The
@@ -347,6 +369,14 @@ export async function importPeftAdapter(gpu: Gpu, model: CausalLM, files: PeftAd
     }
     for (const [name, want] of expected) {
       const got = header.tensors.get(name)!;
+      const isA = name.endsWith('.lora_A.weight');
+      const rankOnly = got.shape.length === 2 && (isA ? got.shape[1] === want[1] && got.shape[0] !== want[0] : got.shape[0] === want[0] && got.shape[1] !== want[1]);
+      if (rankOnly) {
+        throw new PeftAdapterError(
+          `${name} has rank ${isA ? got.shape[0] : got.shape[1]} but ${ADAPTER_CONFIG_FILE} says r = ${lora.r}: the adapter's config and its tensors disagree`,
+          name,
+        );
+      }
       if (got.shape.length !== 2 || got.shape[0] !== want[0] || got.shape[1] !== want[1]) {
         throw new PeftAdapterError(
           `${name} is [${got.shape.join(', ')}] but this ${config.modelType} model needs [${want.join(', ')}] for r = ${lora.r}: ` +
@@ -366,6 +396,7 @@ export async function importPeftAdapter(gpu: Gpu, model: CausalLM, files: PeftAd
       }
       data.set(name, { shape: header.tensors.get(name)!.shape, data: values });
     }
+    checkFiniteAdapterTensors([...data].map(([name, t]) => [name, t.data] as const));
     adapter.loadTensors((name) => data.get(name));
     adapter.resetOptimizer();
     return adapter;

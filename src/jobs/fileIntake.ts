@@ -15,13 +15,18 @@ export interface ValidateFileOptions {
   model?: ModelSource;
   maxSeqLen?: number;
   epochs?: number | 'auto';
+  /** Fewer than 10 examples is an error (training files), not a warning. */
+  tooFewIsError?: boolean;
+  /** Bytes of the file read so far, for a progress bar. */
+  onProgress?: (bytesRead: number) => void;
 }
 
 /** Why a report failed, for a job's status: the first errors with their line numbers. */
 export function invalidFileDetail(report: DatasetReport): string {
   const shown = report.errors.slice(0, 3).map((e) => `line ${e.line}: ${e.message}`);
   const more = report.errorCount > shown.length ? ` (and ${report.errorCount - shown.length} more)` : '';
-  return report.examples === 0 && report.errorCount === 0 ? 'it has no examples' : `${report.errorCount} error${report.errorCount === 1 ? '' : 's'}: ${shown.join('; ')}${more}`;
+  if (report.errorCount > 0) return `${report.errorCount} error${report.errorCount === 1 ? '' : 's'}: ${shown.join('; ')}${more}`;
+  return report.examples === 0 ? 'it has no examples' : `it has only ${report.examples} examples; at least 10 are needed`;
 }
 
 export class FileIntake {
@@ -33,13 +38,13 @@ export class FileIntake {
 
   /** The validation report of a JSONL file, with token statistics when a model is given. */
   async validateFile(file: Blob, options: ValidateFileOptions = {}): Promise<DatasetReport> {
-    const reportOptions: DatasetReportOptions = { maxSeqLen: options.maxSeqLen, epochs: options.epochs };
+    const reportOptions: DatasetReportOptions = { maxSeqLen: options.maxSeqLen, epochs: options.epochs, tooFewIsError: options.tooFewIsError };
     if (options.model) {
       const tm = await this.pool.textModel(options.model);
       reportOptions.countTokens = createTokenCounter(tm.tokenizer, tm.template);
       reportOptions.maxSeqLen ??= Math.min(tm.config.maxPositions, AUTO_MAX_SEQ_LEN);
     }
-    return validateJsonl(file.stream(), { ...reportOptions, totalBytes: file.size });
+    return validateJsonl(file.stream(), { ...reportOptions, totalBytes: file.size, onProgress: options.onProgress });
   }
 
   /** Stores a JSONL file (validated, so its record carries format and example count). */

@@ -167,6 +167,8 @@ export interface JobRecord {
   /** The dtype the first run chose; resumes keep it so a resumed job computes what it did before. */
   weightDtype: WeightDtype | null;
   suffix: string | null;
+  /** The user allowed a training file of fewer than 10 examples (absent: not allowed). */
+  allowSmallTrainingFile?: boolean;
   /** `ft:<model>:<suffix>:<id>` once succeeded (OpenAI's fine_tuned_model). */
   fineTunedModel: string | null;
   /** Trained (loss-counted) tokens so far. */
@@ -222,6 +224,8 @@ export interface NewJobInput {
   hyperparameters?: HyperparameterRequest;
   dtype?: WeightDtype | 'auto';
   suffix?: string | null;
+  /** Accept a training file of fewer than 10 examples. */
+  allowSmall?: boolean;
   now?: number;
 }
 
@@ -251,6 +255,7 @@ export function createJobRecord(input: NewJobInput): JobRecord {
     checkpoints: [],
     adapterKey: null,
     resumes: 0,
+    ...(input.allowSmall === true ? { allowSmallTrainingFile: true } : {}),
   };
 }
 

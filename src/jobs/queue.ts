@@ -23,6 +23,8 @@ export interface CreateJobInput {
   hyperparameters?: HyperparameterRequest;
   suffix?: string | null;
   dtype?: WeightDtype | 'auto';
+  /** Train on fewer than 10 examples (refused otherwise, as OpenAI refuses them). */
+  allowSmall?: boolean;
 }
 
 /** Work that runs after the call that started it returned (validations, insights), for idle(). */
@@ -96,6 +98,7 @@ export class JobQueue {
       hyperparameters: input.hyperparameters,
       dtype: input.dtype,
       suffix: input.suffix,
+      allowSmall: input.allowSmall,
       now: records.now(),
     });
     await store.putJob(job);
@@ -115,7 +118,8 @@ export class JobQueue {
       const countTokens = createTokenCounter(tm.tokenizer, tm.template);
       const epochs = typeof requested.epochs === 'number' ? requested.epochs : 'auto';
       const check = async (file: { id: string }, what: 'training' | 'validation'): Promise<DatasetReport | null> => {
-        const report = await intake.validateStored(file.id, { countTokens, maxSeqLen, epochs });
+        const tooFewIsError = what === 'training' && job.allowSmallTrainingFile !== true;
+        const report = await intake.validateStored(file.id, { countTokens, maxSeqLen, epochs, tooFewIsError });
         const warnings = report.warnings.map((w): NewJobEvent => ({ level: 'warning', message: `${what} file ${file.id}: ${w.message}`, kind: 'validation' }));
         if (warnings.length) await records.log(id, warnings);
         if (report.ok) return report;

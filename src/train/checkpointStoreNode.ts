@@ -3,15 +3,19 @@
  * `<root>/<jobId>/<name>.safetensors`. Writes go to a temporary file renamed into place, so a
  * crash mid-write never leaves a truncated checkpoint under a real name.
  */
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { nodeWriteFs, writeFileAtomic, type WriteFs } from '../util/atomicWrite';
 import { checkStoreName, type CheckpointStore } from './checkpoint';
 
 const SUFFIX = '.safetensors';
 
 export class NodeCheckpointStore implements CheckpointStore {
-  constructor(readonly root: string) {}
+  constructor(
+    readonly root: string,
+    private readonly fs: WriteFs = nodeWriteFs,
+  ) {}
 
   private dir(jobId: string): string {
     checkStoreName('job id', jobId);
@@ -26,9 +30,7 @@ export class NodeCheckpointStore implements CheckpointStore {
   async save(jobId: string, name: string, bytes: Uint8Array): Promise<void> {
     const path = this.file(jobId, name);
     await mkdir(this.dir(jobId), { recursive: true });
-    const tmp = `${path}.${process.pid}.tmp`;
-    await writeFile(tmp, bytes);
-    await rename(tmp, path);
+    await writeFileAtomic(path, bytes, this.fs);
   }
 
   async load(jobId: string, name: string): Promise<Uint8Array | null> {

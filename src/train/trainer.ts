@@ -30,6 +30,7 @@ import {
   type CheckpointStore,
   type TrainerState,
 } from './checkpoint';
+import { divergedAdvice, DivergenceWatch } from './divergence';
 import type { Hyperparameters } from './hyperparameters';
 import { formatValidationLoss, NO_STEP_TOKENS, trainedStep, type StepMetrics } from './metrics';
 import { LoraOptimizer, type OptimizerSettings } from './optimizer';
@@ -55,11 +56,10 @@ export class TrainingDivergedError extends Error {
     readonly step: number,
     readonly quantity: 'training loss' | 'gradient norm',
     readonly value: number,
+    /** Step of the last checkpoint saved, null when none was. */
+    checkpointStep: number | null = null,
   ) {
-    super(
-      `Training diverged at step ${step}: the ${quantity} is ${value}. ` +
-        'Lower the learning rate (or its multiplier), or keep gradient clipping on, and start again from the last checkpoint.',
-    );
+    super(`Training diverged at step ${step}: the ${quantity} is ${value}. ${divergedAdvice(checkpointStep)}`);
   }
 }
 
@@ -169,6 +169,7 @@ export class Trainer {
   private checkpointRequested = false;
   /** The checkpoint last saved, so stopping right after one does not write the same state twice. */
   private lastSaved: { step: number; name: string; bytes: Uint8Array } | null = null;
+  private readonly divergence = new DivergenceWatch();
 
   constructor(options: TrainerOptions) {
     const hp = options.hyperparameters;
@@ -409,12 +410,12 @@ export class Trainer {
       const trainLoss = totals!.tokens > 0 ? totals!.lossSum / totals!.tokens : 0;
       const trainAccuracy = totals!.tokens > 0 ? totals!.correct / totals!.tokens : 0;
       // Checked before the update, so a NaN loss never reaches the weights.
-      if (!Number.isFinite(trainLoss)) this.diverged(new TrainingDivergedError(stepNo, 'training loss', trainLoss));
+      if (!Number.isFinite(trainLoss)) this.diverged(new TrainingDivergedError(stepNo, 'training loss', trainLoss, this.lastSaved?.step ?? null));
 
       const learningRate = learningRateAt(this.schedule, this.st.step);
       this.optimizer.apply(this.settings, learningRate);
       const gradNorm = await this.optimizer.readGradNorm();
-      if (!Number.isFinite(gradNorm)) this.diverged(new TrainingDivergedError(stepNo, 'gradient norm', gradNorm));
+      if (!Number.isFinite(gradNorm)) this.diverged(new TrainingDivergedError(stepNo, 'gradient norm', gradNorm, this.lastSaved?.step ?? null));
       const stepMs = this.clock() - stepStart;
 
       this.st.step = stepNo;
@@ -458,6 +459,8 @@ export class Trainer {
       m.gpuBytes = gpu.memory().liveBytes;
       this.history.push(m);
       this.options.onStep?.({ ...m });
+      const divergenceWarning = this.divergence.observe(m);
+      if (divergenceWarning !== null) this.emit('warning', divergenceWarning, stepNo);
 
       const logEvery = this.options.logEvery ?? 1;
       if (stepNo % logEvery === 0 || m.validLoss !== undefined || stepNo === this.totalSteps) {

@@ -48,6 +48,8 @@ export interface RequestOptions {
   onToken?: (delta: TokenDelta) => void;
   /** Download progress of an `inspect-model` request. */
   onProgress?: (progress: DownloadProgress) => void;
+  /** Bytes read so far of a `validate-file` request. */
+  onValidateProgress?: (bytesRead: number, totalBytes: number) => void;
 }
 
 interface Pending {
@@ -110,6 +112,7 @@ export class TrainingClient {
       const e = msg.event;
       if (e.type === 'token') this.pending.get(e.requestId)?.options.onToken?.(e.delta);
       else if (e.type === 'download') this.pending.get(e.requestId)?.options.onProgress?.(e.progress);
+      else if (e.type === 'validate-progress') this.pending.get(e.requestId)?.options.onValidateProgress?.(e.bytesRead, e.totalBytes);
       for (const l of this.listeners) l(e);
       return;
     }
@@ -182,8 +185,12 @@ export class TrainingClient {
     return this.request('import-local-model', { name, files: list });
   }
 
-  validateFile(file: Blob, options: Omit<RequestParams<'validate-file'>, 'file'> = {}): Promise<RequestResult<'validate-file'>> {
-    return this.request('validate-file', { file, ...options });
+  validateFile(
+    file: Blob,
+    options: Omit<RequestParams<'validate-file'>, 'file'> = {},
+    onProgress?: (bytesRead: number, totalBytes: number) => void,
+  ): Promise<RequestResult<'validate-file'>> {
+    return this.request('validate-file', { file, ...options }, { onValidateProgress: onProgress });
   }
 
   uploadFile(name: string, file: Blob, model?: ModelSource): Promise<RequestResult<'upload-file'>> {

@@ -96,7 +96,17 @@ type Handlers = { [K in TrainingRequestType]: (runner: JobRunner, params: Reques
 const handlers: Omit<Handlers, 'init' | 'abort'> = {
   'inspect-model': (r, p, ctx) => r.inspectModel(p.source, (progress) => ctx.post({ type: 'download', requestId: ctx.id, progress })),
   'import-local-model': (r, p) => r.importLocalModel(p.name, new Map(p.files.map((f) => [f.name, f.blob]))),
-  'validate-file': (r, p) => r.validateFile(p.file, { model: p.model, maxSeqLen: p.maxSeqLen, epochs: p.epochs }),
+  'validate-file': (r, p, ctx) => {
+    // One event per whole percent: a 50 MB file read in 64 KiB chunks would otherwise send 800.
+    let percent = -1;
+    const onProgress = (bytesRead: number) => {
+      const now = p.file.size > 0 ? Math.floor((bytesRead / p.file.size) * 100) : 100;
+      if (now === percent) return;
+      percent = now;
+      ctx.post({ type: 'validate-progress', requestId: ctx.id, bytesRead, totalBytes: p.file.size });
+    };
+    return r.validateFile(p.file, { model: p.model, maxSeqLen: p.maxSeqLen, epochs: p.epochs, tooFewIsError: p.tooFewIsError, onProgress });
+  },
   'upload-file': (r, p) => r.uploadFile(p.name, p.file, { model: p.model }),
   'list-files': (r) => r.store.listFiles(),
   'delete-file': async (r, p) => {

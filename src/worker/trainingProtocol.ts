@@ -60,7 +60,7 @@ export interface TrainingRequests {
   /** Copies a picked folder into the store; jobs on it then survive a reload. */
   'import-local-model': { params: { name: string; files: { name: string; blob: Blob }[] }; result: ModelInfo };
   /** The validation report of a JSONL file, token statistics included when a model is given. */
-  'validate-file': { params: { file: Blob; model?: ModelSource; maxSeqLen?: number; epochs?: number | 'auto' }; result: DatasetReport };
+  'validate-file': { params: { file: Blob; model?: ModelSource; maxSeqLen?: number; epochs?: number | 'auto'; tooFewIsError?: boolean }; result: DatasetReport };
   /** Validates and stores a file; its id goes into create-job. */
   'upload-file': { params: { name: string; file: Blob; model?: ModelSource }; result: { file: FileRecord; report: DatasetReport } };
   'list-files': { params: NoParams; result: FileRecord[] };
@@ -139,6 +139,8 @@ export type TrainingEvent =
   | { type: 'token'; requestId: number; delta: TokenDelta }
   /** Model download progress of request `requestId`. */
   | { type: 'download'; requestId: number; progress: DownloadProgress }
+  /** How far a `validate-file` request has read its file (sent when the whole percentage grows). */
+  | { type: 'validate-progress'; requestId: number; bytesRead: number; totalBytes: number }
   /** The GPU device was lost; a running job is paused, the next request opens a new device. */
   | { type: 'device-lost'; message: string }
   /** A failure outside any request (requestId null), e.g. a message the worker could not read. */

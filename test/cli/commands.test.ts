@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -101,6 +101,47 @@ describe('whittle validate', () => {
     expect(run.stdout).toMatch(/tokens per example: min \d+/);
     expect(run.stdout).toMatch(/longer than the max sequence length of 90 tokens/);
     expect(run.stdout).toMatch(/\nOK\n$/);
+  });
+
+  it('refuses fewer than 10 examples unless --allow-small, and says why a file is not OK once', async () => {
+    const five = join(tmp, 'five.jsonl');
+    writeFileSync(five, readFileSync(VALID, 'utf8').split('\n').slice(0, 5).join('\n') + '\n');
+    const small = await runCli(['validate', five]);
+    expect(small.code).toBe(1);
+    expect(small.stdout).toMatch(/\nNOT OK: only 5 valid examples; at least 10 are needed, .* \(--allow-small to go ahead anyway\)\n$/);
+    expect((await runCli(['validate', five, '--allow-small'])).code).toBe(0);
+    const train = await runCli(['train', LLAMA, five, '--out', join(tmp, 'five-out')]);
+    expect(train.code).toBe(1);
+    expect(train.stderr).toMatch(/training file .*five\.jsonl has only 5 valid examples.*\(--allow-small to train anyway\)/);
+
+    const empty = join(tmp, 'empty.jsonl');
+    writeFileSync(empty, '\n\n');
+    expect((await runCli(['validate', empty])).stdout).toMatch(/\nNOT OK: the file has no examples\n$/);
+
+    const binary = join(tmp, 'weights.jsonl');
+    writeFileSync(binary, Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 0, 0x0a]), Buffer.alloc(4096, 0x0a), Buffer.alloc(4096, 7)]));
+    const bin = await runCli(['validate', binary]);
+    expect(bin.code).toBe(1);
+    expect(bin.stdout).toMatch(/1 error on 1 line:\n {2}line 1: this does not look like a text JSONL file/);
+
+    const array = join(tmp, 'array.json');
+    writeFileSync(array, '[\n' + readFileSync(VALID, 'utf8').trim().split('\n').join(',\n') + '\n]\n');
+    expect((await runCli(['validate', array])).stdout).toMatch(/1 error on 1 line:\n {2}line 1: this is a JSON array, not JSONL/);
+
+    // A model folder whose chat template would loop 10^8 times: every chat line fails at the
+    // template's step limit, named, and the command ends.
+    const hostile = join(tmp, 'hostile-model');
+    cpSync(LLAMA, hostile, { recursive: true });
+    const config = readJson(join(hostile, 'tokenizer_config.json'));
+    writeFileSync(join(hostile, 'tokenizer_config.json'), JSON.stringify({ ...config, chat_template: '{% for i in range(100000000) %}{{ i }}{% endfor %}' }));
+    const looped = await runCli(['validate', VALID, '--model', hostile]);
+    expect(looped.code).toBe(1);
+    expect(looped.stdout).toMatch(/line 1: could not tokenize this example \(the chat template asked range\(\) for items past its limit of 1,000,000 steps\)/);
+
+    // A sequence length past the model's context is refused, as train refuses it.
+    const long = await runCli(['validate', VALID, '--model', LLAMA, '--max-seq-len', '100000']);
+    expect(long.code).toBe(1);
+    expect(long.stderr).toMatch(/--max-seq-len 100000 exceeds the model's context of \d+ positions/);
   });
 });
 
@@ -221,6 +262,10 @@ describe('command line handling', () => {
     const noPrompt = await runCli(['generate', LLAMA]);
     expect(noPrompt.code).toBe(1);
     expect(noPrompt.stderr).toMatch(/--prompt is required/);
+    // A negative number is a value out of range, not an ambiguous flag.
+    const negative = await runCli(['train', LLAMA, VALID, '--out', join(tmp, 'never'), '--epochs', '-1']);
+    expect(negative.code).toBe(1);
+    expect(negative.stderr).toMatch(/--epochs must be an integer >= 1, got "-1"/);
     const badTarget = await runCli(['info', LLAMA, '--target-modules', 'q_proj,c_attn']);
     expect(badTarget.code).toBe(1);
     expect(badTarget.stderr).toMatch(/c_attn not in this llama model/);

@@ -14,6 +14,7 @@ import { bytesSource, readSafetensorsHeader, readTensor } from '../../src/format
 import { loadCausalLM, type LoadedModel } from '../../src/model/load';
 import { defaultLoraConfig, LoraAdapter } from '../../src/model/lora';
 import { autoLearningRate } from '../../src/train/autoRules';
+import { nodeWriteFs, type WriteFs } from '../../src/util/atomicWrite';
 import { expectClose, maxRelError } from '../helpers/compare';
 import { getTestGpu } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
@@ -91,11 +92,24 @@ describe('whittle export --format merged', () => {
     fromShards.model.destroy();
 
     const half = join(tmp, 'merged-f16');
-    const run3 = await runCli(['export', LLAMA, '--format', 'merged', '--adapter', ADAPTER, '--out', half, '--dtype', 'F16']);
+    // Lower case, as the other commands take it.
+    const run3 = await runCli(['export', LLAMA, '--format', 'merged', '--adapter', ADAPTER, '--out', half, '--dtype', 'f16']);
     expect(run3.code, run3.stderr).toBe(0);
     expect(readJson(join(half, 'config.json')).torch_dtype).toBe('float16');
     const header = await readSafetensorsHeader(bytesSource(new Uint8Array(readFileSync(join(half, 'model.safetensors')))));
     expect(new Set([...header.tensors.values()].map((t) => t.dtype))).toEqual(new Set(['F16']));
+
+    // A full disk at the weights: the error names the file and size, and no file is left behind.
+    const full = join(tmp, 'merged-full-disk');
+    const noRoomForWeights: WriteFs = {
+      ...nodeWriteFs,
+      writeFile: (path, data) =>
+        path.includes('model.safetensors') ? Promise.reject(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })) : nodeWriteFs.writeFile(path, data),
+    };
+    const failed = await runCli(['export', LLAMA, '--format', 'merged', '--adapter', ADAPTER, '--out', full], { writeFs: noRoomForWeights });
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/no space left on the device for .*merged-full-disk\/model\.safetensors: it needs [\d.]+ (KiB|MiB) \(\d+ bytes\)/);
+    expect(readdirSync(full)).toEqual([]);
   });
 });
 
@@ -135,6 +149,10 @@ describe('whittle export --format peft --zip', () => {
     expect(existsSync(out)).toBe(false);
     const files = unzipSync(new Uint8Array(readFileSync(out + '.zip')));
     expect(Object.keys(files).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+    // An existing zip is refused, as a non-empty folder is.
+    const again = await runCli(['export', LLAMA, '--format', 'peft', '--adapter', ADAPTER, '--out', out, '--zip']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain(`${out}.zip already exists; choose another --out or remove it`);
     const config = JSON.parse(new TextDecoder().decode(files['adapter_config.json'])) as Record<string, unknown>;
     expect(config).toMatchObject({ peft_type: 'LORA', r: 4, lora_alpha: 8, base_model_name_or_path: LLAMA });
     const original = bytesSource(new Uint8Array(readFileSync(join(ADAPTER, 'adapter_model.safetensors'))));
@@ -167,7 +185,7 @@ describe('whittle export --format cluster', () => {
     const data = join(tmp, 'train.jsonl');
     writeFileSync(data, lines.join('\n') + '\n');
     const jobDir = join(tmp, 'job');
-    const train = await runCli(['train', LLAMA, data, '--out', jobDir, '--epochs', '1', '--batch-size', '2', '--lora-r', '4', '--learning-rate', '3e-3', '--seed', '9', '--dtype', 'f32']);
+    const train = await runCli(['train', LLAMA, data, '--out', jobDir, '--epochs', '1', '--batch-size', '2', '--lora-r', '4', '--learning-rate', '3e-3', '--seed', '9', '--dtype', 'f32', '--allow-small']);
     expect(train.code, train.stderr).toBe(0);
     const hp = (readJson(join(jobDir, 'job.json')) as { hyperparameters: Record<string, unknown> & { lora: { r: number; alpha: number; targetModules: string[] } } }).hyperparameters;
 

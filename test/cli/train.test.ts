@@ -1,12 +1,14 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join, sep } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
+import { LOCK_FILE } from '../../src/cli/outFolder';
 import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import { importPeftAdapter } from '../../src/formats/peft';
 import { loadCausalLM } from '../../src/model/load';
 import { parseResultsCsv } from '../../src/train/metrics';
+import { nodeWriteFs, type WriteFs } from '../../src/util/atomicWrite';
 import { getTestGpu } from '../helpers/gpu';
 import { runCli } from './run';
 
@@ -91,24 +93,82 @@ describe('whittle train', () => {
     const rows2 = parseResultsCsv(readFileSync(join(out2, 'metrics.csv'), 'utf8'));
     expect(rows2).toHaveLength(3);
     expect(rows2[0]!.train_loss!).toBeLessThan(rows[0]!.train_loss! - 0.5);
-    const clash = await runCli(['train', LLAMA, data, '--out', out2, '--init-adapter', out, '--lora-r', '8']);
+    const clash = await runCli(['train', LLAMA, data, '--out', join(tmp, 'clash'), '--init-adapter', out, '--lora-r', '8']);
     expect(clash.code).toBe(1);
     expect(clash.stderr).toMatch(/--lora-r 8 differs from the --init-adapter's 4/);
 
     // Stopped after step 2 (as Ctrl-C would), then resumed to the end.
     const out3 = join(tmp, 'run3');
     const stop = new AbortController();
-    const args3 = ['train', LLAMA, data, '--out', out3, '--epochs', '1', '--learning-rate', '1e-2', '--seed', '5', ...common];
+    const args3 = ['train', LLAMA, data, '--out', out3, '--validation', data, '--epochs', '1', '--learning-rate', '1e-2', '--seed', '5', ...common];
     const stopped = await runCli(args3, { signal: stop.signal, onStdout: (t) => void (/^step 2\/3/m.test(t) && stop.abort()) });
     expect(stopped.code).toBe(1);
     expect(stopped.stdout).toMatch(/stopped: 2\/3 steps/);
-    expect(stopped.stdout).toMatch(/--resume/);
+    // The printed command carries every flag the job needs, --validation included.
+    expect(stopped.stdout).toContain(`continue with: whittle train ${LLAMA} ${data} --out ${out3} --resume --validation ${data}`);
     expect(parseResultsCsv(readFileSync(join(out3, 'metrics.csv'), 'utf8')).map((r) => r.step)).toEqual([1, 2]);
     expect(existsSync(join(out3, 'adapter_model.safetensors'))).toBe(true);
     const resumed = await runCli([...args3, '--resume']);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stdout).toMatch(/Resuming from step 2\/3/);
     expect(parseResultsCsv(readFileSync(join(out3, 'metrics.csv'), 'utf8')).map((r) => r.step)).toEqual([1, 2, 3]);
+  });
+
+  it('a full disk at the checkpoint: the error names the file and bytes, the steps so far are saved, no temporary file is left', async () => {
+    const data = writeData();
+    const out = join(tmp, 'full-disk');
+    const noRoomForCheckpoints: WriteFs = {
+      ...nodeWriteFs,
+      writeFile: (path, bytes) =>
+        path.includes(`${sep}checkpoints${sep}`) ? Promise.reject(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })) : nodeWriteFs.writeFile(path, bytes),
+    };
+    const run = await runCli(['train', LLAMA, data, '--out', out, '--epochs', '1', '--batch-size', '6', '--lora-r', '2', '--seed', '1'], { writeFs: noRoomForCheckpoints });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/no space left on the device for .*checkpoints.*\.safetensors: it needs [\d.]+ KiB \(\d+ bytes\)/);
+    expect(run.stderr).toMatch(new RegExp(`the adapter after step 2 and its metrics were saved to ${out.replace(/[./]/g, '\\$&')}`));
+    expect(parseResultsCsv(readFileSync(join(out, 'metrics.csv'), 'utf8')).map((r) => r.step)).toEqual([1, 2]);
+    expect(existsSync(join(out, 'adapter_model.safetensors'))).toBe(true);
+    const everything = readdirSync(out, { recursive: true }) as string[];
+    expect(everything.filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect(existsSync(join(out, LOCK_FILE))).toBe(false);
+  });
+
+  it('guards --out: one job per folder, one writer at a time, the same data on resume', async () => {
+    const data = writeData();
+    const out = join(tmp, 'guarded');
+    const args = ['train', LLAMA, data, '--out', out, '--epochs', '1', '--batch-size', '6', '--lora-r', '2', '--seed', '1', '--validation', data];
+    const first = await runCli(args);
+    expect(first.code, first.stderr).toBe(0);
+    const job = JSON.parse(readFileSync(join(out, 'job.json'), 'utf8')) as { jobId: string; trainFile: { sha256: string; bytes: number } };
+    expect(job.trainFile).toEqual({ bytes: readFileSync(data).length, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) as unknown });
+
+    // A second job into the same folder is refused; --overwrite replaces the first one.
+    const again = await runCli(args);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already holds a training job \(job\.json, metrics\.csv, adapter_model\.safetensors, adapter_config\.json, checkpoints\).*--resume.*--overwrite/);
+    const replaced = await runCli([...args, '--overwrite']);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    const jobId = (JSON.parse(readFileSync(join(out, 'job.json'), 'utf8')) as { jobId: string }).jobId;
+    expect(jobId).not.toBe(job.jobId);
+    // Only the new job's checkpoints are left.
+    expect(readdirSync(join(out, 'checkpoints'))).toEqual([jobId]);
+
+    // Resuming with another file of the same size and example count is refused, naming it.
+    const other = join(tmp, 'other.jsonl');
+    writeFileSync(other, readFileSync(data, 'utf8').replace(/Add\./g, 'Sum.'));
+    const swapped = await runCli(['train', LLAMA, other, ...args.slice(3), '--resume']);
+    expect(swapped.code).toBe(1);
+    expect(swapped.stderr).toMatch(new RegExp(`training file ${other.replace(/[.\\/]/g, '\\$&')} is not the file the job was trained on`));
+    const noValidation = await runCli([...args.slice(0, -2), '--resume']);
+    expect(noValidation.stderr).toMatch(/the job was trained with a validation file .*give it again/);
+
+    // A live writer's lock refuses a second one; the lock is gone after each run.
+    expect(existsSync(join(out, LOCK_FILE))).toBe(false);
+    writeFileSync(join(out, LOCK_FILE), JSON.stringify({ pid: process.pid, host: hostname(), started: 'earlier' }));
+    const locked = await runCli([...args, '--resume']);
+    expect(locked.code).toBe(1);
+    expect(locked.stderr).toMatch(new RegExp(`is in use: another whittle train \\(process ${process.pid}, started earlier\\)`));
+    rmSync(join(out, LOCK_FILE));
   });
 });
 

@@ -91,6 +91,28 @@ describe('parseJsonl: lines', () => {
     const lines = await collect(bytes);
     expect(lines[0]!.code).toBe('invalid_utf8');
     expect(lines[0]!.error).toContain('UTF-16');
+    // Said once for the file, not once per line.
+    expect(lines).toHaveLength(1);
+  });
+
+  it('says once that a binary file is not text JSONL, and reads no further', async () => {
+    const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x0a, 0x49, 0x48, 0x44, 0x52, 0x0a, 0xff, 0x0a]);
+    const withNul = new Uint8Array([...encoder.encode('\n\n'), 0x7b, 0x00, 0x7d, 0x0a, ...encoder.encode('{"a":1}\n'.repeat(50))]);
+    for (const bytes of [png, withNul]) {
+      const lines = await collect(bytes);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ code: 'not_text', error: expect.stringMatching(/^this does not look like a text JSONL file/) as unknown });
+    }
+    expect((await collect(withNul))[0]!.line).toBe(3);
+  });
+
+  it('says once that a JSON array is not JSONL', async () => {
+    const pretty = '[\n  {"text": "a"},\n  {"text": "b"}\n]\n';
+    const oneLine = '  [{"text": "a"}, {"text": "b"}]';
+    for (const text of [pretty, oneLine]) {
+      const lines = await collect(text);
+      expect(lines).toEqual([{ line: 1, code: 'json_array', error: 'this is a JSON array, not JSONL: write one example object per line, without the enclosing [ ] and the commas between them' }]);
+    }
   });
 
   it('yields nothing for an empty or blank source', async () => {

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { bytesModelDir } from '../../src/formats/hfModelDir';
+import { readPeftAdapterTensors } from '../../src/formats/mergedModel';
 import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import { exportPeftAdapter, importPeftAdapter, PeftAdapterError, resolveTargetModules, type PeftExport } from '../../src/formats/peft';
 import { bytesSource, readSafetensorsHeader, readTensor, writeSafetensors } from '../../src/formats/safetensors';
@@ -167,8 +168,25 @@ describe('PEFT adapter errors', () => {
     await rejects(() => llama, { adapterConfig: files.adapterConfig, adapterModel: rewrite((n) => n !== dropped) }, /lacks 1 of the 8 tensors .*v_proj\.lora_B\.weight/);
     const stray = 'base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight';
     await rejects(() => llama, { adapterConfig: files.adapterConfig, adapterModel: rewrite(() => true, [[stray, [4, 48]]]) }, /has 1 tensor this model has no place for, e.g. .*k_proj/);
-    // r in the config disagrees with the tensors.
-    await rejects(() => llama, withConfig(files, { r: 8 }), /needs \[8, 48\] for r = 8/);
+    // r in the config disagrees with the tensors: the adapter's own files, not another base model.
+    await rejects(() => llama, withConfig(files, { r: 8 }), /lora_A\.weight has rank 4 but adapter_config\.json says r = 8: the adapter's config and its tensors disagree/);
+  });
+
+  it('refuses non-finite tensors, naming them', async () => {
+    const { tensors } = await tensorsOf(files.adapterModel);
+    const poisoned = [...tensors].map(([n, t], i) => {
+      const data = Float32Array.from(t.data);
+      if (i === 1) data.fill(NaN);
+      if (i === 2) data[0] = Infinity;
+      return { name: n, dtype: 'F32' as const, shape: t.shape, data };
+    });
+    const names = [...tensors.keys()];
+    const count = tensors.get(names[1]!)!.data.length + 1;
+    const message = new RegExp(`holds ${count} non-finite values \\(NaN or infinity\\) in ${names[1]!.replace(/\./g, '\\.')}, ${names[2]!.replace(/\./g, '\\.')};`);
+    const adapterModel = writeSafetensors(poisoned);
+    await rejects(() => llama, { adapterConfig: files.adapterConfig, adapterModel }, message);
+    // The merge path (export --format merged, the ONNX playground) reads adapters without a GPU.
+    await expect(readPeftAdapterTensors({ adapterConfig: files.adapterConfig, adapterModel }, llama.config)).rejects.toThrow(message);
   });
 
   it('reads a folder, and explains a pickle-only one', async () => {

@@ -45,8 +45,13 @@ describe('training protocol (client <-> worker host over a MessageChannel)', () 
     expect(info.hasChatTemplate).toBe(true);
     expect(source).toMatchObject({ kind: 'local', name: 'tiny-llama', files: modelFiles });
 
-    const report = await conn.client.validateFile(new Blob([TRAIN_JSONL]), { model: source });
+    const progress: [number, number][] = [];
+    const file = new Blob([TRAIN_JSONL]);
+    const report = await conn.client.validateFile(file, { model: source }, (read, total) => progress.push([read, total]));
     expect(report).toMatchObject({ ok: true, format: 'chat', examples: 10, errorCount: 0 });
+    // Bytes read come back as the file is read, ending at its size.
+    expect(progress.at(-1)).toEqual([file.size, file.size]);
+    expect(progress.every(([read, total], i) => total === file.size && read >= (progress[i - 1]?.[0] ?? 0))).toBe(true);
     expect(report.stats!.examples).toBe(10);
     const bad = await conn.client.validateFile(new Blob(['{"messages": 3}\n']));
     expect(bad.ok).toBe(false);

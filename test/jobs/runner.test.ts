@@ -135,7 +135,15 @@ describe('JobRunner on the tiny Llama', () => {
       trainingFileId: (await runner.uploadFile('t.jsonl', new Blob([TRAIN_JSONL]))).file.id,
       hyperparameters: { ...HYPERPARAMETERS, batchSize: 0 },
     });
+    // Fewer than 10 examples: refused, unless the job allows a small training file.
+    const fiveLines = TRAIN_JSONL.trim().split('\n').slice(0, 5).join('\n') + '\n';
+    const small = await submit(runner, src, fiveLines);
+    const smallFile = (await runner.uploadFile('small.jsonl', new Blob([fiveLines]))).file.id;
+    const allowed = await runner.createJob({ model: src, trainingFileId: smallFile, hyperparameters: HYPERPARAMETERS, allowSmall: true });
+    expect(allowed.allowSmallTrainingFile).toBe(true);
     await runner.idle();
+    expect(await runner.getJob(small.id)).toMatchObject({ status: 'failed', error: { code: 'invalid_training_file', message: expect.stringMatching(/is invalid: it has only 5 examples; at least 10 are needed$/) as unknown } });
+    expect((await runner.getJob(allowed.id)).status).toBe('paused');
     const failed = await runner.getJob(bad.id);
     expect(failed.status).toBe('failed');
     expect(failed.error!.code).toBe('invalid_training_file');

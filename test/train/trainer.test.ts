@@ -146,6 +146,8 @@ describe('Trainer on tiny-llama (f32)', () => {
     expect(d.quantity).toBe('training loss');
     expect(Number.isFinite(d.value)).toBe(false);
     expect(d.message).toMatch(/^Training diverged at step 2: the training loss is (NaN|Infinity)/);
+    // No checkpoint was saved before step 2: none is offered.
+    expect(d.message).toMatch(/start the job again \(no checkpoint was saved before it diverged\)\.$/);
     expect(events.at(-1)).toMatchObject({ level: 'error', step: 2 });
     expect(trainer.state.step).toBe(1);
     expect(await store.list('nan')).toEqual([]);

@@ -26,17 +26,21 @@ interface Validation {
   report: DatasetReport | null;
   validating: boolean;
   error: string | null;
+  /** Share of the file read so far while validating (null: not reported yet, or done). */
+  percent: number | null;
 }
 
-const IDLE: Validation = { report: null, validating: false, error: null };
+const IDLE: Validation = { report: null, validating: false, error: null, percent: null };
 
 /** Validates a newly picked file against the chosen model (token statistics need its tokenizer). */
-function useValidation(source: DataSource | null, model: ModelInfo | null, maxSeqLen: number | undefined): Validation {
+function useValidation(source: DataSource | null, model: ModelInfo | null, maxSeqLen: number | undefined, tooFewIsError = false): Validation {
   const client = useClient();
   const file = source?.kind === 'new' ? source.file : null;
   const modelKey = model ? modelId(model.source) : null;
   // Results are kept with the inputs they answer, so a stale answer is never shown.
-  const [result, setResult] = useState<{ file: File; modelKey: string | null; maxSeqLen: number | undefined; report: DatasetReport | null; error: string | null } | null>(null);
+  const [result, setResult] = useState<{ file: File; modelKey: string | null; maxSeqLen: number | undefined; tooFewIsError: boolean; report: DatasetReport | null; error: string | null } | null>(null);
+  // How much of the file the running validation has read, with the file it is for.
+  const [progress, setProgress] = useState<{ file: File; percent: number } | null>(null);
   const modelRef = useRef(model);
   useEffect(() => {
     modelRef.current = model;
@@ -46,22 +50,24 @@ function useValidation(source: DataSource | null, model: ModelInfo | null, maxSe
     let live = true;
     const timer = setTimeout(() => {
       client
-        .validateFile(file, { model: modelRef.current?.source, maxSeqLen })
-        .then((report) => live && setResult({ file, modelKey, maxSeqLen, report, error: null }))
-        .catch((e: unknown) => live && setResult({ file, modelKey, maxSeqLen, report: null, error: errorText(e) }));
+        .validateFile(file, { model: modelRef.current?.source, maxSeqLen, tooFewIsError }, (bytesRead, totalBytes) => {
+          if (live) setProgress({ file, percent: totalBytes > 0 ? Math.floor((bytesRead / totalBytes) * 100) : 100 });
+        })
+        .then((report) => live && setResult({ file, modelKey, maxSeqLen, tooFewIsError, report, error: null }))
+        .catch((e: unknown) => live && setResult({ file, modelKey, maxSeqLen, tooFewIsError, report: null, error: errorText(e) }));
     }, 150);
     return () => {
       live = false;
       clearTimeout(timer);
     };
-  }, [client, file, modelKey, maxSeqLen]);
+  }, [client, file, modelKey, maxSeqLen, tooFewIsError]);
   if (!file) return IDLE;
-  if (!result || result.file !== file || result.modelKey !== modelKey || result.maxSeqLen !== maxSeqLen) {
+  if (!result || result.file !== file || result.modelKey !== modelKey || result.maxSeqLen !== maxSeqLen || result.tooFewIsError !== tooFewIsError) {
     // A new model keeps the old report on screen while the new one comes (no layout jump).
     const previous = result?.file === file ? result.report : null;
-    return { report: previous, validating: true, error: null };
+    return { report: previous, validating: true, error: null, percent: progress?.file === file ? progress.percent : null };
   }
-  return { report: result.report, validating: false, error: result.error };
+  return { report: result.report, validating: false, error: result.error, percent: null };
 }
 
 function DataFileField({
@@ -137,6 +143,12 @@ function DataFileField({
       {validation.validating && (
         <p className="small" aria-live="polite">
           <span className="spinner inline" aria-hidden="true" /> Validating…
+          {validation.percent !== null && (
+            <span role="progressbar" aria-label="Validation progress" aria-valuemin={0} aria-valuemax={100} aria-valuenow={validation.percent}>
+              {' '}
+              {validation.percent}%
+            </span>
+          )}
         </p>
       )}
       {validation.error && (
@@ -184,6 +196,8 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
   const [validationFile, setValidationFile] = useState<DataSource | null>(null);
   const [form, setForm] = useState<HpForm>(EMPTY_FORM);
   const [suffix, setSuffix] = useState('');
+  // OpenAI refuses fewer than 10 training examples; this lets the user go ahead anyway.
+  const [allowSmall, setAllowSmall] = useState(false);
   const [submitting, setSubmitting] = useState(false);
   const [submitError, setSubmitError] = useState<string | null>(null);
   const [prefilled, setPrefilled] = useState<string | null>(null);
@@ -233,7 +247,7 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
   if (familyForm !== form) setForm(familyForm);
   const { request, errors } = useMemo(() => parseForm(form), [form]);
   const maxSeqLen = typeof request.maxSeqLen === 'number' ? request.maxSeqLen : undefined;
-  const trainCheck = useValidation(training, model, maxSeqLen);
+  const trainCheck = useValidation(training, model, maxSeqLen, !allowSmall);
   const validCheck = useValidation(validationFile, model, maxSeqLen);
   const speed = useMeasuredSpeed(model);
 
@@ -280,7 +294,10 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
   else if (training.kind === 'new') {
     if (trainCheck.validating || (!trainCheck.report && !trainCheck.error)) reasons.push('The training file is being validated.');
     else if (trainCheck.error) reasons.push('The training file could not be read.');
-    else if (trainCheck.report && !trainCheck.report.ok) reasons.push('The training file has errors: see its report.');
+    else if (trainCheck.report && !trainCheck.report.ok) {
+      const few = trainCheck.report.errorCount === 0 && trainCheck.report.examples > 0;
+      reasons.push(few ? `The training file has only ${trainCheck.report.examples} examples: at least 10 are needed (or tick “Allow fewer than 10 training examples”).` : 'The training file has errors: see its report.');
+    }
   }
   if (validationFile?.kind === 'new') {
     if (validCheck.validating || (!validCheck.report && !validCheck.error)) reasons.push('The validation file is being validated.');
@@ -324,6 +341,7 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
         hyperparameters: request,
         suffix: suffix.trim() || null,
         dtype: form.dtype,
+        ...(allowSmall ? { allowSmall: true } : {}),
       });
       store.upsertJob(job);
       navigate({ page: 'jobs', jobId: job.id, compare: [] });
@@ -381,6 +399,9 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
               testId="training-file"
               preview={{ model: model?.source ?? null, maxSeqLen }}
             />
+            <label className="small">
+              <input type="checkbox" checked={allowSmall} onChange={(e) => setAllowSmall(e.target.checked)} data-testid="allow-small" /> Allow fewer than 10 training examples
+            </label>
             <DataFileField
               label="Validation file"
               optional

@@ -65,7 +65,13 @@ function fakeClient(calls: Calls): TrainingClient {
     inspectModel: (source: ModelSource): Promise<ModelInfo> =>
       embeddedFailure && source.kind === 'embedded' ? Promise.reject(new Error(embeddedFailure)) : Promise.resolve({ source, summary: { ...SUMMARY }, hasChatTemplate: true }),
     // As the worker does: with a model, examples are measured against its context by default.
-    validateFile: async (file: Blob, options: { maxSeqLen?: number }) => validateJsonl(await file.text(), { countTokens, maxSeqLen: options.maxSeqLen ?? 256 }),
+    validateFile: async (file: Blob, options: { maxSeqLen?: number; tooFewIsError?: boolean }, onProgress?: (bytesRead: number, totalBytes: number) => void) => {
+      if (validationGate) {
+        onProgress?.(Math.ceil(file.size * 0.42), file.size);
+        await validationGate.promise;
+      }
+      return validateJsonl(await file.text(), { countTokens, maxSeqLen: options.maxSeqLen ?? 256, tooFewIsError: options.tooFewIsError });
+    },
     previewHyperparameters: (p: { examples: number; requested: HyperparameterRequest; longestExample?: number }) => {
       calls.preview.push(p.requested);
       // A rule only the worker knows: the page must show its refusal as a reason.
@@ -98,10 +104,13 @@ const BAD = [chat('a', 'b'), '{"messages": oops'].join('\n');
 let calls: Calls;
 /** When set, the worker fails to read the embedded model with this message. */
 let embeddedFailure: string | null = null;
+/** When set, validation reports 42% read and waits for this before answering. */
+let validationGate: { promise: Promise<void>; resolve: () => void } | null = null;
 
 beforeEach(async () => {
   calls = { preview: [], upload: [], create: [] };
   embeddedFailure = null;
+  validationGate = null;
   localStorage.clear();
   location.hash = '#/jobs/new';
   const { EngineStore } = await vi.importActual<typeof import('../../../src/ui/engine')>('../../../src/ui/engine');
@@ -145,6 +154,21 @@ describe('CreateJobPage', () => {
     expect(report.getAttribute('data-ok')).toBe('false');
     expect(within(report).getByTestId('validation-errors').querySelector('tr[data-line="2"]')).not.toBeNull();
     expect(calls.preview).toHaveLength(0);
+  });
+
+  it('shows how much of the file has been validated while it runs', async () => {
+    let open = () => {};
+    validationGate = { promise: new Promise<void>((resolve) => (open = resolve)), resolve: () => open() };
+    const user = userEvent.setup({ delay: null });
+    render(<CreateJobPage from={null} />);
+    await waitFor(() => expect(screen.getByTestId('model-summary')).toBeTruthy());
+    await pick(user, 'training-file', 'train.jsonl', GOOD);
+    const bar = await screen.findByRole('progressbar', { name: 'Validation progress' });
+    expect(bar.getAttribute('aria-valuenow')).toBe('42');
+    expect(bar.textContent).toBe(' 42%');
+    validationGate.resolve();
+    await waitFor(() => expect(screen.getByTestId('training-file-report').getAttribute('data-ok')).toBe('true'));
+    expect(screen.queryByRole('progressbar', { name: 'Validation progress' })).toBeNull();
   });
 
   it('invalid hyperparameters and suffix are listed before Create, and fixing them enables it', async () => {
@@ -236,6 +260,21 @@ describe('CreateJobPage', () => {
     expect(calls.create[0]!.model).toMatchObject({ kind: 'embedded', name: 'whittle-wordnet-tiny' });
     await waitFor(() => expect(location.hash).toBe('#/jobs/ftjob-test'));
     expect(engine.store!.snapshot.jobs!.map((j) => j.id)).toEqual(['ftjob-test']);
+  });
+
+  it('fewer than 10 training examples block Create until the user allows them, and the job carries that', async () => {
+    const user = userEvent.setup({ delay: null });
+    render(<CreateJobPage from={null} />);
+    await waitFor(() => expect(screen.getByTestId('model-summary')).toBeTruthy());
+    await pick(user, 'training-file', 'small.jsonl', GOOD.split('\n').slice(0, 5).join('\n'));
+    await waitFor(() => expect(reasons()).toEqual(['The training file has only 5 examples: at least 10 are needed (or tick “Allow fewer than 10 training examples”).']));
+    expect(createButton().disabled).toBe(true);
+    await user.click(screen.getByTestId('allow-small'));
+    await waitFor(() => expect(createButton().disabled).toBe(false));
+    expect(reasons()).toEqual([]);
+    await user.click(createButton());
+    await waitFor(() => expect(calls.create).toHaveLength(1));
+    expect(calls.create[0]).toMatchObject({ allowSmall: true });
   });
 
   it('shows the memory the job needs against the budget, and an over-budget job is a reason', async () => {

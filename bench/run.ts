@@ -47,6 +47,8 @@ suites: ${SUITES.join(', ')} (or all)
                       the default); the browser's bench page offers the same presets
   --lora-path a,b     train: LoRA linear path(s), fused and/or unfused (default: the
                       adapter's, see defaultLoraLinearPath); two give side-by-side rows
+  --dry-run           train: record and encode each step without submitting it; rows give
+                      the per-step counts and encode ms only (cheap for full-size models)
   --no-peer           skip the PyTorch peers
   --out DIR           where the JSON goes (default bench/results)
   --help`;
@@ -71,6 +73,7 @@ async function main(): Promise<void> {
       'memory-model': { type: 'string', default: 'qwen2.5-0.5b' },
       'memory-shape': { type: 'string', default: '4x512' },
       'no-peer': { type: 'boolean', default: false },
+      'dry-run': { type: 'boolean', default: false },
       'lm-head': { type: 'boolean' },
       'no-lm-head': { type: 'boolean' },
       'kernel-shapes': { type: 'string', default: 'full' },
@@ -121,10 +124,11 @@ async function main(): Promise<void> {
         rank,
         steps: int('steps', values.steps),
         peer,
+        dryRun: values['dry-run'],
         log,
         ...(values['lora-path'] ? { loraPaths: parseLoraPaths(values['lora-path']) } : {}),
       } as const;
-      Object.assign(flags, { models: opts.models, shapes: opts.shapes, rank, steps: opts.steps, loraPaths: values['lora-path'] ?? 'default' });
+      Object.assign(flags, { models: opts.models, shapes: opts.shapes, rank, steps: opts.steps, dryRun: opts.dryRun, loraPaths: values['lora-path'] ?? 'default' });
       rows = await benchTrain(gpu, opts);
     } else if (suite === 'generate') {
       const opts = {

@@ -12,6 +12,20 @@ export interface AcquireOptions {
   disableF16?: boolean;
 }
 
+/** What the engine asked of the device since the last `resetCounters()` (benchmarks read these). */
+export interface GpuCounters {
+  /** Compute dispatches encoded. */
+  dispatches: number;
+  /** queue.submit calls (readback copies included; in a dry run, the ones left out). */
+  submits: number;
+  /** Reads the CPU waited for (each a copy to a staging buffer and a mapAsync). */
+  blockingReads: number;
+  /** Bind groups created. */
+  bindGroups: number;
+  /** Milliseconds spent awaiting the GPU in read() and sync(). */
+  waitMs: number;
+}
+
 export interface AdapterSummary {
   vendor: string;
   architecture: string;
@@ -39,6 +53,13 @@ export class Gpu {
   readonly hasF16: boolean;
   readonly hasTimestamps: boolean;
   readonly hasSubgroups: boolean;
+  readonly counters: GpuCounters = { dispatches: 0, submits: 0, blockingReads: 0, bindGroups: 0, waitMs: 0 };
+  /**
+   * Dry run: recorders encode their commands but never submit them, and read() resolves to zeros
+   * without touching the GPU, so the CPU cost and counts of a full-size step are cheap to measure
+   * anywhere. Results computed in a dry run are meaningless.
+   */
+  dryRun = false;
   /** Set once the device is lost; every later readback rejects with it. */
   lostError: GpuDeviceLostError | null = null;
   private readonly lostListeners = new Set<(e: GpuDeviceLostError) => void>();
@@ -104,9 +125,17 @@ export class Gpu {
     this.pool.release(buffer);
   }
 
+  resetCounters(): void {
+    Object.assign(this.counters, { dispatches: 0, submits: 0, blockingReads: 0, bindGroups: 0, waitMs: 0 });
+  }
+
   /** Copies a buffer (range) back to the CPU. Rejects, never hangs, if the device is lost. */
   async read(buffer: GPUBuffer, byteOffset = 0, byteLength = buffer.size - byteOffset): Promise<ArrayBuffer> {
     this.throwIfLost();
+    this.counters.blockingReads++;
+    this.counters.submits++;
+    if (this.dryRun) return new ArrayBuffer(byteLength);
+    const t0 = performance.now();
     const size = Math.ceil(byteLength / 4) * 4;
     const staging = this.device.createBuffer({
       size,
@@ -121,6 +150,7 @@ export class Gpu {
       return staging.getMappedRange().slice(0, byteLength);
     } finally {
       staging.destroy();
+      this.counters.waitMs += performance.now() - t0;
     }
   }
 
@@ -170,7 +200,9 @@ export class Gpu {
   /** Waits until all submitted work has finished. */
   async sync(): Promise<void> {
     this.throwIfLost();
+    const t0 = performance.now();
     await Promise.race([this.device.queue.onSubmittedWorkDone(), this.lostPromise]);
+    this.counters.waitMs += performance.now() - t0;
   }
 
   memory(): BufferStats {

@@ -111,7 +111,7 @@ export class Recorder {
     }
     let querySet: GPUQuerySet | null = null;
     const labels: string[] = [];
-    if (timed && dispatches.length > 0) {
+    if (timed && dispatches.length > 0 && !this.gpu.dryRun) {
       querySet = device.createQuerySet({ type: 'timestamp', count: 2 * dispatches.length });
     }
     const encoder = device.createCommandEncoder({ label: this.label });
@@ -144,6 +144,7 @@ export class Recorder {
         return { binding, resource };
       });
       const bindGroup = device.createBindGroup({ layout: cached.layout, entries, label: args.label ?? spec.name });
+      this.gpu.counters.bindGroups++;
       if (querySet) {
         endPass();
         const i = labels.length;
@@ -159,6 +160,7 @@ export class Recorder {
       p.setBindGroup(0, bindGroup);
       const [x, y = 1, z = 1] = args.workgroups;
       p.dispatchWorkgroups(x, y, z);
+      this.gpu.counters.dispatches++;
     }
     endPass();
     let resolve: GPUBuffer | null = null;
@@ -170,8 +172,15 @@ export class Recorder {
       );
       encoder.resolveQuerySet(querySet, 0, 2 * labels.length, resolve, 0);
     }
-    device.queue.submit([encoder.finish()]);
+    const commands = encoder.finish();
     this.ops.length = 0;
+    // A dry run counts the submit it leaves out.
+    this.gpu.counters.submits++;
+    if (this.gpu.dryRun) {
+      if (uniform) this.gpu.pool.release(uniform);
+      return null;
+    }
+    device.queue.submit([commands]);
     if (uniform) {
       const u = uniform;
       // The params buffer goes back to the pool only once the GPU has read it.

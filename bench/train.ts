@@ -113,12 +113,13 @@ async function benchTrainCases(gpu: Gpu, opts: TrainBenchOptions, dry: boolean):
         }
         const batch = randomBatch(config, B, T, 7);
         const N = B * T;
-        // The trainer's step: forward/backward with the loss totals read, clip + AdamW, the
-        // gradient norm read.
+        // The trainer's step: forward/backward, clip + AdamW, then the loss totals and the
+        // optimizer's verdict read.
         const step = async () => {
-          const totals = (await model.forwardBackward(batch, adapter, { gradScale: 1 / N, accumulate: false }, true))!;
+          await model.forwardBackward(batch, adapter, { gradScale: 1 / N, accumulate: false }, false);
           optimizer.apply(DEFAULT_OPTIMIZER);
-          await optimizer.readGradNorm();
+          const totals = await model.readStepTotals(B, T, adapter);
+          await optimizer.readVerdict();
           return totals;
         };
         // One step with the counters reset: encodeMs is its wall time less the time spent

@@ -1,3 +1,4 @@
+import { BindingCache } from './bindingCache';
 import { BufferPool, type BufferStats } from './bufferPool';
 import { GpuDeviceLostError, GpuOutOfMemoryError, GpuValidationError, WebGpuUnavailableError } from './errors';
 import { findWebGpu } from './navigator';
@@ -20,6 +21,8 @@ export interface GpuCounters {
   submits: number;
   /** Reads the CPU waited for (each a copy to a staging buffer and a mapAsync). */
   blockingReads: number;
+  /** Results mapped from staging buffers filled inside a step, read when the caller is ready. */
+  lateReads: number;
   /** Bind groups created. */
   bindGroups: number;
   /** Milliseconds spent awaiting the GPU in read() and sync(). */
@@ -50,10 +53,11 @@ export function storageUsage(): GPUBufferUsageFlags {
 export class Gpu {
   readonly pool: BufferPool;
   readonly pipelines: PipelineCache;
+  readonly bindings: BindingCache;
   readonly hasF16: boolean;
   readonly hasTimestamps: boolean;
   readonly hasSubgroups: boolean;
-  readonly counters: GpuCounters = { dispatches: 0, submits: 0, blockingReads: 0, bindGroups: 0, waitMs: 0 };
+  readonly counters: GpuCounters = { dispatches: 0, submits: 0, blockingReads: 0, lateReads: 0, bindGroups: 0, waitMs: 0 };
   /**
    * Dry run: recorders encode their commands but never submit them, and read() resolves to zeros
    * without touching the GPU, so the CPU cost and counts of a full-size step are cheap to measure
@@ -71,6 +75,7 @@ export class Gpu {
   ) {
     this.pool = new BufferPool(device);
     this.pipelines = new PipelineCache(device);
+    this.bindings = new BindingCache(device, this.pool);
     this.hasF16 = device.features.has('shader-f16');
     this.hasTimestamps = device.features.has('timestamp-query');
     this.hasSubgroups = device.features.has('subgroups');
@@ -81,6 +86,8 @@ export class Gpu {
         String(info.reason),
       );
       this.lostError = err;
+      // Cached bind groups and uniforms belong to the dead device.
+      this.bindings.clear();
       for (const l of this.lostListeners) l(err);
       throw err;
     });
@@ -126,7 +133,7 @@ export class Gpu {
   }
 
   resetCounters(): void {
-    Object.assign(this.counters, { dispatches: 0, submits: 0, blockingReads: 0, bindGroups: 0, waitMs: 0 });
+    Object.assign(this.counters, { dispatches: 0, submits: 0, blockingReads: 0, lateReads: 0, bindGroups: 0, waitMs: 0 });
   }
 
   /** Copies a buffer (range) back to the CPU. Rejects, never hangs, if the device is lost. */
@@ -152,6 +159,38 @@ export class Gpu {
       staging.destroy();
       this.counters.waitMs += performance.now() - t0;
     }
+  }
+
+  /**
+   * Starts mapping a MAP_READ staging buffer that already submitted commands fill, without
+   * waiting: the caller awaits the promise when it wants the bytes, typically a step later, when
+   * the GPU is long done with it (a ring of such buffers keeps results off the critical path).
+   * Counted as a late read, not a blocking one. Rejects if the device is lost.
+   */
+  mapForRead(staging: GPUBuffer): Promise<void> {
+    this.throwIfLost();
+    this.counters.lateReads++;
+    if (this.dryRun) return Promise.resolve();
+    const mapped = Promise.race([staging.mapAsync(GPUMapMode.READ), this.lostPromise]);
+    mapped.catch(() => {}); // observed when awaited; never an unhandled rejection meanwhile
+    return mapped;
+  }
+
+  /**
+   * Awaits a mapForRead promise; if the GPU had not filled the buffer yet the CPU really waits,
+   * so that counts as a blocking read.
+   */
+  async awaitMapped(mapped: Promise<void>): Promise<void> {
+    let done = false;
+    void mapped.then(
+      () => (done = true),
+      () => (done = true),
+    );
+    await Promise.resolve(); // lets an already settled map mark itself done
+    if (!done) this.counters.blockingReads++;
+    const t0 = performance.now();
+    await mapped;
+    this.counters.waitMs += performance.now() - t0;
   }
 
   async readF32(buffer: GPUBuffer, count?: number, elementOffset = 0): Promise<Float32Array> {
@@ -210,6 +249,7 @@ export class Gpu {
   }
 
   destroy(): void {
+    this.bindings.clear();
     this.pool.trim();
     this.device.destroy();
   }

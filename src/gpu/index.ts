@@ -6,3 +6,4 @@ export { Params } from './params';
 export { GpuDeviceLostError, GpuOutOfMemoryError, GpuValidationError, WebGpuUnavailableError } from './errors';
 export { findWebGpu } from './navigator';
 export { f16BitsToF32, f32ToF16Bits, fromF16Array, toF16Array, bf16BitsToF32Array } from './f16';
+export { BindingCache, KEEP_RECORDINGS, UNIFORM_SLOT, type BindingCacheStats } from './bindingCache';

@@ -23,6 +23,11 @@ export interface BenchRow {
   bindGroupsPerStep?: number;
   /** Train: CPU milliseconds to record and encode one step, waits for the GPU excluded. */
   encodeMs?: number;
+  /**
+   * Train, dry runs: process CPU time (all threads) over the step. Nothing runs on the GPU in a
+   * dry run, so this is the encoding's CPU cost, unlike wall time less sensitive to other load.
+   */
+  encodeCpuMs?: number;
   /** Generate: compute dispatches per decoded token. */
   dispatchesPerToken?: number;
   /** Generate: CPU milliseconds to record and encode one decoded token. */
@@ -65,6 +70,7 @@ const COLUMNS: Column[] = [
   { title: 'blocking reads/step', cell: (r) => fmt(r.blockingReadsPerStep, 0) },
   { title: 'bind groups/step', cell: (r) => fmt(r.bindGroupsPerStep, 0) },
   { title: 'encode ms', cell: (r) => fmt(r.encodeMs, 1) },
+  { title: 'encode CPU ms', cell: (r) => fmt(r.encodeCpuMs, 1) },
   { title: 'dispatches/token', cell: (r) => fmt(r.dispatchesPerToken, 0) },
   { title: 'encode ms/token', cell: (r) => fmt(r.encodeMsPerToken, 2) },
   { title: 'peer', cell: (r) => r.peer?.name ?? '' },

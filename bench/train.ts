@@ -52,6 +52,7 @@ interface StepCounts {
   blockingReadsPerStep: number;
   bindGroupsPerStep: number;
   encodeMs: number;
+  encodeCpuMs: number;
 }
 
 /** Parses `name` or `name:layers`. */
@@ -127,11 +128,20 @@ async function benchTrainCases(gpu: Gpu, opts: TrainBenchOptions, dry: boolean):
         const countedStep = async (): Promise<{ counts: StepCounts; wallMs: number; totals: LossTotals }> => {
           await gpu.sync();
           gpu.resetCounters();
+          const cpu0 = process.cpuUsage();
           const t0 = performance.now();
           const totals = await step();
           const wallMs = performance.now() - t0;
+          const cpu = process.cpuUsage(cpu0);
           const c = gpu.counters;
-          const counts = { dispatchesPerStep: c.dispatches, submitsPerStep: c.submits, blockingReadsPerStep: c.blockingReads, bindGroupsPerStep: c.bindGroups, encodeMs: wallMs - c.waitMs };
+          const counts = {
+            dispatchesPerStep: c.dispatches,
+            submitsPerStep: c.submits,
+            blockingReadsPerStep: c.blockingReads,
+            bindGroupsPerStep: c.bindGroups,
+            encodeMs: wallMs - c.waitMs,
+            encodeCpuMs: (cpu.user + cpu.system) / 1000,
+          };
           return { counts, wallMs, totals };
         };
         const caseRows: BenchRow[] = [];
@@ -181,6 +191,7 @@ async function benchTrainCases(gpu: Gpu, opts: TrainBenchOptions, dry: boolean):
             blockingReadsPerStep: med((x) => x.blockingReadsPerStep),
             bindGroupsPerStep: med((x) => x.bindGroupsPerStep),
             encodeMs: med((x) => x.encodeMs),
+            ...(dry ? { encodeCpuMs: med((x) => x.encodeCpuMs) } : {}),
             note:
               `${dry ? 'dry run (recorded and encoded, never submitted); ' : ''}LoRA r=${opts.rank} on all ${adapter.modules.size} linear layers (${path} LoRA linear); median of ${opts.steps} steps` +
               `${paths.length > 1 ? ` (paths alternated: ${times.get(path)!.map((t) => t.toFixed(0)).join(', ')} ms)` : ''}${dry ? '' : `; loss ${losses.get(path)!.toFixed(3)}`}`,

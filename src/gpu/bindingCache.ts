@@ -12,9 +12,10 @@
  */
 import type { BufferPool } from './bufferPool';
 
-/** Bytes per uniform slot: WebGPU's largest minUniformBufferOffsetAlignment, and Params' capacity. */
+/** Bytes of the smallest uniform slot: WebGPU's largest minUniformBufferOffsetAlignment. */
 export const UNIFORM_SLOT = 256;
-const SLOTS_PER_CHUNK = 256;
+/** Bytes per uniform buffer; larger parameter blocks get slots of 512, 1024, ... bytes. */
+const CHUNK_BYTES = 65536;
 /** Recordings an unused entry survives. */
 export const KEEP_RECORDINGS = 32;
 const SWEEP_EVERY = 8;
@@ -22,7 +23,15 @@ const SWEEP_EVERY = 8;
 interface UniformSlot {
   chunk: number;
   offset: number;
+  slotBytes: number;
   lastUsed: number;
+}
+
+/** Free slots by slot size (a power of two, at least UNIFORM_SLOT). */
+interface SlotFree {
+  chunk: number;
+  offset: number;
+  slotBytes: number;
 }
 
 interface CachedGroup {
@@ -41,7 +50,7 @@ export class BindingCache {
   private readonly uniforms = new Map<string, UniformSlot>();
   private readonly groups = new Map<string, CachedGroup>();
   private readonly chunks: GPUBuffer[] = [];
-  private readonly freeSlots: { chunk: number; offset: number }[] = [];
+  private readonly freeSlots = new Map<number, SlotFree[]>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
 
@@ -59,12 +68,13 @@ export class BindingCache {
 
   /** The slot holding these parameter bytes, filled now if no slot holds them yet. */
   uniform(bytes: Uint8Array): { buffer: GPUBuffer; offset: number; key: string } {
-    if (bytes.byteLength > UNIFORM_SLOT) throw new Error(`uniform parameters of ${bytes.byteLength} bytes exceed a ${UNIFORM_SLOT}-byte slot`);
+    if (bytes.byteLength > CHUNK_BYTES) throw new Error(`uniform parameters of ${bytes.byteLength} bytes exceed ${CHUNK_BYTES}`);
     // Params pads to 16 bytes, so the bytes are whole u16 pairs: one char per u16.
     const key = String.fromCharCode(...new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1));
     let slot = this.uniforms.get(key);
     if (!slot) {
-      const free = this.freeSlots.pop() ?? this.newChunk();
+      const slotBytes = Math.max(UNIFORM_SLOT, 2 ** Math.ceil(Math.log2(bytes.byteLength)));
+      const free = this.freeSlots.get(slotBytes)?.pop() ?? this.newChunk(slotBytes);
       slot = { ...free, lastUsed: this.epoch };
       this.device.queue.writeBuffer(this.chunks[slot.chunk]!, slot.offset, bytes.buffer, bytes.byteOffset, bytes.byteLength);
       this.uniforms.set(key, slot);
@@ -95,7 +105,7 @@ export class BindingCache {
     for (const [k, u] of this.uniforms) {
       if (u.lastUsed >= cutoff) continue;
       this.uniforms.delete(k);
-      this.freeSlots.push({ chunk: u.chunk, offset: u.offset });
+      this.freeSlots.get(u.slotBytes)!.push({ chunk: u.chunk, offset: u.offset, slotBytes: u.slotBytes });
     }
   }
 
@@ -106,19 +116,22 @@ export class BindingCache {
   clear(): void {
     this.groups.clear();
     this.uniforms.clear();
-    this.freeSlots.length = 0;
+    this.freeSlots.clear();
     for (const c of this.chunks) this.pool.release(c);
     this.chunks.length = 0;
   }
 
   stats(): BindingCacheStats {
-    return { bindGroups: this.groups.size, uniformSlots: this.uniforms.size, uniformBytes: this.chunks.length * SLOTS_PER_CHUNK * UNIFORM_SLOT };
+    return { bindGroups: this.groups.size, uniformSlots: this.uniforms.size, uniformBytes: this.chunks.length * CHUNK_BYTES };
   }
 
-  private newChunk(): { chunk: number; offset: number } {
+  /** A new uniform buffer cut into slots of slotBytes; returns the first, frees the rest. */
+  private newChunk(slotBytes: number): SlotFree {
     const chunk = this.chunks.length;
-    this.chunks.push(this.pool.acquire(SLOTS_PER_CHUNK * UNIFORM_SLOT, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, `uniforms${chunk}`));
-    for (let i = SLOTS_PER_CHUNK - 1; i >= 1; i--) this.freeSlots.push({ chunk, offset: i * UNIFORM_SLOT });
-    return { chunk, offset: 0 };
+    this.chunks.push(this.pool.acquire(CHUNK_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, `uniforms${chunk}`));
+    let free = this.freeSlots.get(slotBytes);
+    if (!free) this.freeSlots.set(slotBytes, (free = []));
+    for (let at = CHUNK_BYTES - slotBytes; at >= slotBytes; at -= slotBytes) free.push({ chunk, offset: at, slotBytes });
+    return { chunk, offset: 0, slotBytes };
   }
 }

@@ -68,7 +68,7 @@ export default defineConfig({
   server: { host: '127.0.0.1' },
   // onnxruntime-web (the playground's ONNX pane, loaded on first use in the training worker) is a
   // self-contained ES module: served as it is, the dev server never discovers it mid-run and
-  // reloads the page to pre-bundle it. Its .wasm is imported with ?url (src/jobs/ortWeb.ts), so
+  // reloads the page to pre-bundle it. Its .wasm is imported with ?url (src/generation/ortWeb.ts), so
   // builds emit it as a hashed asset that sw-manifest.json lists and the service worker precaches.
   optimizeDeps: { exclude: ['onnxruntime-web'] },
 });

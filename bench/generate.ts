@@ -7,8 +7,9 @@ import { generate } from '../src/model/generate';
 import { CausalLM, KvCache } from '../src/model/transformer';
 import type { WeightDtype } from '../src/model/weights';
 import { Rng } from '../src/util/random';
-import { buildRandomModel, namedModel } from './synthetic';
-import { median, type BenchRow } from './table';
+import { buildRandomModel } from '../src/model/randomModel';
+import { namedModel } from './synthetic';
+import { median, type BenchRow } from '../src/bench/table';
 import type { ModelSpec } from './train';
 
 export interface GenerateBenchOptions {

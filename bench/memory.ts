@@ -10,8 +10,9 @@ import { LoraAdapter, defaultLoraConfig } from '../src/model/lora';
 import { CausalLM } from '../src/model/transformer';
 import type { WeightDtype } from '../src/model/weights';
 import { DEFAULT_OPTIMIZER, LoraOptimizer } from '../src/train/optimizer';
-import { buildRandomModel, namedModel, randomBatch } from './synthetic';
-import { fmtBytes, type BenchRow } from './table';
+import { buildRandomModel, randomBatch } from '../src/model/randomModel';
+import { namedModel } from './synthetic';
+import { fmtBytes, type BenchRow } from '../src/bench/table';
 import type { ModelSpec } from './train';
 
 export interface MemoryBenchOptions {

@@ -18,8 +18,9 @@ import { acquireGpu, Recorder, type DispatchArgs, type Gpu, type KernelSpec, typ
 import { LoraAdapter, defaultLoraConfig } from '../src/model/lora';
 import { CausalLM, defaultLoraLinearPath, type LoraLinearPath } from '../src/model/transformer';
 import { DEFAULT_OPTIMIZER, LoraOptimizer } from '../src/train/optimizer';
-import { buildRandomModel, namedModel, randomBatch } from './synthetic';
-import { median } from './table';
+import { buildRandomModel, randomBatch } from '../src/model/randomModel';
+import { namedModel } from './synthetic';
+import { median } from '../src/bench/table';
 import { parseModelSpec, parseShape } from './train';
 
 const SEP = '\u0001';

@@ -13,12 +13,13 @@ import { parseArgs } from 'node:util';
 
 import { acquireGpu, type Gpu } from '../src/gpu';
 import { isCpuAdapter } from '../src/kernels/matmul';
+import type { RecomputePolicy } from '../src/model/memoryEstimate';
 import type { LoraLinearPath } from '../src/model/transformer';
 import { benchGenerate } from './generate';
-import { benchResultDocument, kernelShapes, KERNEL_PRESETS, runKernelSuite, type KernelPreset, type KernelSuiteShapes } from './kernels';
+import { benchResultDocument, kernelShapes, KERNEL_PRESETS, runKernelSuite, type KernelPreset, type KernelSuiteShapes } from '../src/bench/kernels';
 import { benchMemory } from './memory';
-import { runPeer, torchUnavailable } from './peer';
-import { markdownTable, type BenchRow } from './table';
+import { runPeer, torchUnavailable, type PeerOutput } from './peer';
+import { markdownTable, peerBlasCell, type BenchRow, type PeerEnvironment } from '../src/bench/table';
 import { benchTrain, parseModelSpec, parseShape, type ModelSpec } from './train';
 
 const SUITES = ['kernels', 'train', 'generate', 'memory'] as const;
@@ -47,6 +48,8 @@ suites: ${SUITES.join(', ')} (or all)
                       the default); the browser's bench page offers the same presets
   --lora-path a,b     train: LoRA linear path(s), fused and/or unfused (default: the
                       adapter's, see defaultLoraLinearPath); two give side-by-side rows
+  --recompute a,b     train: activation policies always, never and/or auto (default: the
+                      model's, auto); each gives a row, e.g. --recompute always,auto
   --dry-run           train: record and encode each step without submitting it; rows give
                       the per-step counts and encode ms only (cheap for full-size models)
   --no-peer           skip the PyTorch peers
@@ -78,6 +81,7 @@ async function main(): Promise<void> {
       'no-lm-head': { type: 'boolean' },
       'kernel-shapes': { type: 'string', default: 'full' },
       'lora-path': { type: 'string' },
+      recompute: { type: 'string' },
       out: { type: 'string', default: join('bench', 'results') },
       help: { type: 'boolean', default: false },
     },
@@ -109,13 +113,14 @@ async function main(): Promise<void> {
   for (const suite of suites) {
     const t0 = performance.now();
     let rows: BenchRow[];
+    let peerEnvironment: PeerEnvironment | undefined;
     const flags: Record<string, unknown> = { dtype, peer };
     if (suite === 'kernels') {
       const lmHead = values['no-lm-head'] ? false : (values['lm-head'] ?? !isCpuAdapter(gpu));
       const preset = values['kernel-shapes'] as KernelPreset;
       if (!KERNEL_PRESETS.includes(preset)) throw new Error(`--kernel-shapes must be one of ${KERNEL_PRESETS.join(', ')}, got '${preset}'`);
       Object.assign(flags, { lmHead, kernelShapes: preset });
-      rows = await benchKernels(gpu, { peer, shapes: kernelShapes(preset, lmHead), log });
+      ({ rows, peerEnvironment } = await benchKernels(gpu, { peer, shapes: kernelShapes(preset, lmHead), log }));
     } else if (suite === 'train') {
       const opts = {
         models: models('tiny,smollm2-135m:2'),
@@ -126,9 +131,19 @@ async function main(): Promise<void> {
         peer,
         dryRun: values['dry-run'],
         log,
+        onPeerEnvironment: (env: PeerEnvironment) => (peerEnvironment = env),
         ...(values['lora-path'] ? { loraPaths: parseLoraPaths(values['lora-path']) } : {}),
+        ...(values.recompute ? { recompute: parseRecompute(values.recompute) } : {}),
       } as const;
-      Object.assign(flags, { models: opts.models, shapes: opts.shapes, rank, steps: opts.steps, dryRun: opts.dryRun, loraPaths: values['lora-path'] ?? 'default' });
+      Object.assign(flags, {
+        models: opts.models,
+        shapes: opts.shapes,
+        rank,
+        steps: opts.steps,
+        loraPaths: values['lora-path'] ?? 'default',
+        recompute: values.recompute ?? 'default',
+        dryRun: opts.dryRun,
+      });
       rows = await benchTrain(gpu, opts);
     } else if (suite === 'generate') {
       const opts = {
@@ -150,7 +165,10 @@ async function main(): Promise<void> {
     }
     const seconds = (performance.now() - t0) / 1000;
     log(`${suite}: done in ${seconds.toFixed(0)} s`);
-    const file = writeResults(gpu, suite, rows, flags, seconds, values.out);
+    if (peerEnvironment) {
+      log(`${suite}: peer torch ${peerEnvironment.torch}, ${peerBlasCell(peerEnvironment)}, ${peerEnvironment.threads} thread(s), OPENBLAS_CORETYPE=${peerEnvironment.openblasCoretype ?? '(unset)'}`);
+    }
+    const file = writeResults(gpu, suite, rows, flags, seconds, values.out, peerEnvironment);
     log(`${suite}: wrote ${file}`);
     console.log(`\n## ${suite}\n\n${markdownTable(rows)}\n`);
   }
@@ -163,7 +181,13 @@ function parseLoraPaths(v: string): LoraLinearPath[] {
   return paths as LoraLinearPath[];
 }
 
-function writeResults(gpu: Gpu, suite: Suite, rows: BenchRow[], flags: Record<string, unknown>, seconds: number, dir: string): string {
+function parseRecompute(v: string): RecomputePolicy[] {
+  const policies = v.split(',').map((p) => p.trim());
+  for (const p of policies) if (p !== 'always' && p !== 'never' && p !== 'auto') throw new Error(`--recompute: always, never or auto, got '${p}'`);
+  return policies as RecomputePolicy[];
+}
+
+function writeResults(gpu: Gpu, suite: Suite, rows: BenchRow[], flags: Record<string, unknown>, seconds: number, dir: string, peer?: PeerEnvironment): string {
   const now = new Date();
   const cpu = cpus();
   const result = benchResultDocument(gpu, suite, rows, flags, seconds, {
@@ -173,6 +197,7 @@ function writeResults(gpu: Gpu, suite: Suite, rows: BenchRow[], flags: Record<st
     os: `${platform()} ${release()}`,
     node: process.version,
   }, now);
+  if (peer) Object.assign(result, { peer });
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${suite}-${now.toISOString().slice(0, 10)}.json`);
   writeFileSync(file, `${JSON.stringify(result, null, 1)}\n`);
@@ -184,30 +209,35 @@ function writeResults(gpu: Gpu, suite: Suite, rows: BenchRow[], flags: Record<st
 
 const TORCH_KERNELS = join(dirname(fileURLToPath(import.meta.url)), 'peers', 'torch_kernels.py');
 
-async function benchKernels(gpu: Gpu, opts: { peer: boolean; shapes: KernelSuiteShapes; log: (msg: string) => void }): Promise<BenchRow[]> {
+async function benchKernels(
+  gpu: Gpu,
+  opts: { peer: boolean; shapes: KernelSuiteShapes; log: (msg: string) => void },
+): Promise<{ rows: BenchRow[]; peerEnvironment?: PeerEnvironment }> {
   const { rows, peers } = await runKernelSuite(gpu, opts.shapes, opts.log);
   const log = opts.log;
-  if (!opts.peer) return rows;
+  if (!opts.peer) return { rows };
   const missing = torchUnavailable();
   if (missing) {
     for (const row of peers.keys()) row.note = [row.note, `no PyTorch peer: ${missing}`].filter(Boolean).join('; ');
-    return rows;
+    return { rows };
   }
   const cases = [...new Map([...peers.values()].map((c) => [c.name, c])).values()];
   log(`kernels: PyTorch peer for ${cases.length} cases`);
-  let out: { name: string; ms: number; gflops: number; threads: number }[];
+  let out: PeerOutput<{ name: string; ms: number; gflops: number; threads: number }>;
   try {
     out = runPeer(TORCH_KERNELS, cases);
   } catch (e) {
     for (const row of peers.keys()) row.note = [row.note, `PyTorch peer failed: ${(e as Error).message}`].filter(Boolean).join('; ');
-    return rows;
+    return { rows };
   }
-  const device = process.env.WHITTLE_PEER_DEVICE ?? 'cpu';
+  const env = out.environment;
   for (const [row, c] of peers) {
-    const p = out.find((o) => o.name === c.name);
-    if (p) row.peer = { name: device === 'cpu' ? `torch f32 CPU (${p.threads} threads)` : `torch f32 ${device}`, ms: p.ms, gflops: p.gflops };
+    const p = out.results.find((o) => o.name === c.name);
+    if (!p) continue;
+    const where = env.device === 'cpu' ? `CPU (${p.threads} threads)` : env.device;
+    row.peer = { name: `torch ${env.torch} f32 ${where}`, ms: p.ms, gflops: p.gflops, blas: peerBlasCell(env) };
   }
-  return rows;
+  return { rows, peerEnvironment: env };
 }
 
 main().catch((e: unknown) => {

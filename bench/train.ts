@@ -8,18 +8,26 @@ import { fileURLToPath } from 'node:url';
 import type { Gpu } from '../src/gpu';
 import type { ModelConfig } from '../src/model/config';
 import { LoraAdapter, defaultLoraConfig } from '../src/model/lora';
+import type { RecomputePolicy } from '../src/model/memoryEstimate';
 import { CausalLM, type LoraLinearPath, type LossTotals } from '../src/model/transformer';
 import type { WeightDtype } from '../src/model/weights';
 import { DEFAULT_OPTIMIZER, LoraOptimizer } from '../src/train/optimizer';
-import { buildRandomModel, matmulParameters, namedModel, randomBatch } from './synthetic';
-import { runPeer, torchUnavailable } from './peer';
-import { median, type BenchRow } from './table';
+import { buildRandomModel, randomBatch } from '../src/model/randomModel';
+import { matmulParameters, namedModel } from './synthetic';
+import { runPeer, torchUnavailable, type PeerOutput } from './peer';
+import { median, peerBlasCell, type BenchRow, type PeerEnvironment } from '../src/bench/table';
 
 export interface ModelSpec {
   /** A name known to `namedModel`. */
   name: string;
   /** Cut the model to this many layers (undefined: all of them). */
   layers?: number;
+}
+
+/** One timed configuration of a case: LoRA linear path and activation policy. */
+interface Variant {
+  path: LoraLinearPath;
+  recompute: RecomputePolicy;
 }
 
 export interface TrainBenchOptions {
@@ -38,11 +46,18 @@ export interface TrainBenchOptions {
    */
   loraPaths?: LoraLinearPath[];
   /**
+   * Time each case with these activation policies (see `RecomputePolicy`), one row each (named
+   * '... (recompute auto)'). Default: the model's own ('auto'), as the app runs.
+   */
+  recompute?: RecomputePolicy[];
+  /**
    * Record and encode every step without submitting it (Gpu.dryRun): the rows carry the counts
    * and encodeMs only, so full-size models are cheap to count on any machine.
    */
   dryRun?: boolean;
   log: (msg: string) => void;
+  /** Called with what the peer ran on (torch version, BLAS), for the result file. */
+  onPeerEnvironment?: (environment: PeerEnvironment) => void;
 }
 
 /** Per-step counts of one training step, from the Gpu's counters. */
@@ -146,11 +161,22 @@ async function benchTrainCases(gpu: Gpu, opts: TrainBenchOptions, dry: boolean):
         };
         const caseRows: BenchRow[] = [];
         const name = `${named.label} ${B}x${T} ${opts.dtype} r=${opts.rank}`;
-        const paths = opts.loraPaths ?? [model.loraLinearPath];
-        const label = (path: LoraLinearPath) => (opts.loraPaths ? `${named.label} ${B}x${T} (lora ${path})` : `${named.label} ${B}x${T}`);
-        const losses = new Map<LoraLinearPath, number>();
+        // One row per LoRA linear path x activation policy asked for.
+        const paths = (opts.loraPaths ?? [model.loraLinearPath]).flatMap((path) => (opts.recompute ?? [model.recompute]).map((recompute) => ({ path, recompute })));
+        const suffix = ({ path, recompute }: Variant) =>
+          [opts.loraPaths ? `lora ${path}` : '', opts.recompute ? `recompute ${recompute}${recompute === 'auto' ? `: ${keeps(recompute) ? 'kept' : 'recomputed'}` : ''}` : ''].filter(Boolean).join(', ');
+        const keeps = (recompute: RecomputePolicy) => {
+          model.recompute = recompute;
+          return model.keepsActivations(B, T, adapter);
+        };
+        const label = (v: Variant) => (suffix(v) ? `${named.label} ${B}x${T} (${suffix(v)})` : `${named.label} ${B}x${T}`);
+        const select = (v: Variant) => {
+          model.loraLinearPath = v.path;
+          model.recompute = v.recompute;
+        };
+        const losses = new Map<Variant, number>();
         for (const path of paths) {
-          model.loraLinearPath = path;
+          select(path);
           // Each path's warm-up starts from the same adapter, so their losses must agree.
           adapter.initialize(1);
           adapter.resetOptimizer();
@@ -164,11 +190,11 @@ async function benchTrainCases(gpu: Gpu, opts: TrainBenchOptions, dry: boolean):
         }
         gpu.pool.resetPeak();
         // Several paths alternate step by step, so a machine whose load drifts treats them alike.
-        const times = new Map<LoraLinearPath, number[]>(paths.map((p) => [p, []]));
-        const counts = new Map<LoraLinearPath, StepCounts[]>(paths.map((p) => [p, []]));
+        const times = new Map<Variant, number[]>(paths.map((p) => [p, []]));
+        const counts = new Map<Variant, StepCounts[]>(paths.map((p) => [p, []]));
         for (let s = 0; s < opts.steps; s++) {
           for (const path of paths) {
-            model.loraLinearPath = path;
+            select(path);
             const { counts: c, wallMs } = await countedStep();
             await gpu.sync();
             counts.get(path)!.push(c);
@@ -182,7 +208,7 @@ async function benchTrainCases(gpu: Gpu, opts: TrainBenchOptions, dry: boolean):
           const med = (f: (x: StepCounts) => number) => median(c.map(f));
           const row: BenchRow = {
             suite: 'train',
-            name: opts.loraPaths ? `${name} (lora ${path})` : name,
+            name: suffix(path) ? `${name} (${suffix(path)})` : name,
             ms,
             ...(dry ? {} : { gflops: trainStepFlops(config, B, T) / ms / 1e6, tokensPerSecond: (N / ms) * 1000 }),
             peakBytes: gpu.memory().peakBytes,
@@ -193,7 +219,7 @@ async function benchTrainCases(gpu: Gpu, opts: TrainBenchOptions, dry: boolean):
             encodeMs: med((x) => x.encodeMs),
             ...(dry ? { encodeCpuMs: med((x) => x.encodeCpuMs) } : {}),
             note:
-              `${dry ? 'dry run (recorded and encoded, never submitted); ' : ''}LoRA r=${opts.rank} on all ${adapter.modules.size} linear layers (${path} LoRA linear); median of ${opts.steps} steps` +
+              `${dry ? 'dry run (recorded and encoded, never submitted); ' : ''}LoRA r=${opts.rank} on all ${adapter.modules.size} linear layers (${path.path} LoRA linear, activations ${keeps(path.recompute) ? 'kept' : 'recomputed'}); median of ${opts.steps} steps` +
               `${paths.length > 1 ? ` (paths alternated: ${times.get(path)!.map((t) => t.toFixed(0)).join(', ')} ms)` : ''}${dry ? '' : `; loss ${losses.get(path)!.toFixed(3)}`}`,
           };
           rows.push(row);
@@ -208,33 +234,39 @@ async function benchTrainCases(gpu: Gpu, opts: TrainBenchOptions, dry: boolean):
       gpu.pool.trim();
     }
   }
-  if (opts.peer && !dry && peerCases.length) addTrainPeer(peerCases, opts.log);
+  if (opts.peer && !dry && peerCases.length) {
+    const environment = addTrainPeer(peerCases, opts.log);
+    if (environment) opts.onPeerEnvironment?.(environment);
+  }
   return rows;
 }
 
-function addTrainPeer(cases: { rows: BenchRow[]; input: Record<string, unknown> }[], log: (msg: string) => void): void {
+/** Times the peer for every case and fills in the rows; returns what the peer ran on. */
+function addTrainPeer(cases: { rows: BenchRow[]; input: Record<string, unknown> }[], log: (msg: string) => void): PeerEnvironment | undefined {
   const missing = torchUnavailable();
   if (missing) {
     for (const row of cases.flatMap((c) => c.rows)) row.note = `${row.note}; no PyTorch peer: ${missing}`;
-    return;
+    return undefined;
   }
   log(`train: PyTorch peer for ${cases.length} cases`);
   type PeerResult = { name: string; ms: number; tokensPerSecond: number; device: string; threads: number; impl: string };
-  let out: PeerResult[];
+  let out: PeerOutput<PeerResult>;
   try {
-    out = runPeer<PeerResult[]>(PEER, cases.map((c) => c.input));
+    out = runPeer<PeerResult>(PEER, cases.map((c) => c.input));
   } catch (e) {
     // The GPU rows are still worth having: say why the peer is missing instead of failing.
     for (const row of cases.flatMap((c) => c.rows)) row.note = `${row.note}; PyTorch peer failed: ${(e as Error).message}`;
-    return;
+    return undefined;
   }
+  const env = out.environment;
   for (const c of cases) {
-    const p = out.find((o) => o.name === c.input.name);
+    const p = out.results.find((o) => o.name === c.input.name);
     if (!p) continue;
-    const what = p.impl === 'peft' ? `PEFT ${process.env.WHITTLE_PEER_DTYPE ?? 'float32'}` : 'torch f32';
+    const what = p.impl === 'peft' ? `PEFT ${process.env.WHITTLE_PEER_DTYPE ?? 'float32'} on torch ${env.torch}` : `torch ${env.torch} f32`;
     for (const row of c.rows) {
       row.peer = {
         name: p.device === 'cpu' ? `${what} CPU (${p.threads} threads)` : `${what} ${p.device}`,
+        blas: peerBlasCell(env),
         ms: p.ms,
         tokensPerSecond: p.tokensPerSecond,
         // The same model FLOPs as ours (PyTorch does not recompute, so it does less real work).
@@ -242,4 +274,5 @@ function addTrainPeer(cases: { rows: BenchRow[]; input: Record<string, unknown> 
       };
     }
   }
+  return env;
 }

@@ -7,6 +7,8 @@
 // Elements at and beyond rot (partial rotary) pass through unchanged.
 // x is [tokens, heads, head_dim] inside a buffer with an element offset and a per-token stride,
 // so q and k can be rotated inside a fused qkv buffer. One thread per (token, head, j < head_dim/2).
+// rope_qk_inplace rotates q and k, two buffers, in one dispatch: heads [0, q_heads) are q's
+// (in_offset, in_stride), the rest k's (out_offset, out_stride).
 
 struct RopeParams {
   tokens: u32,
@@ -23,6 +25,7 @@ struct RopeParams {
   out_stride: u32,
   sin_sign: f32,      // +1 forward, -1 backward
   scale: f32,
+  q_heads: u32,       // rope_qk_inplace: heads of q; the other heads are k's
 }
 
 @group(0) @binding(0) var<uniform> p: RopeParams;
@@ -96,5 +99,25 @@ fn rope_copy(@builtin(global_invocation_id) gid: vec3<u32>) {
     let e = 2u * p.half_rot + 2u * (it.j - p.half_rot);
     y_out[bo + e] = x_in[bi + e];
     y_out[bo + e + 1u] = x_in[bi + e + 1u];
+  }
+}
+
+@compute @workgroup_size(256)
+fn rope_qk_inplace(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let it = item(gid);
+  if (!it.valid || it.j >= p.half_rot) { return; }
+  let cs = cos_sin(it.token, it.j);
+  if (it.head < p.q_heads) {
+    let b = p.in_offset + it.token * p.in_stride + it.head * p.head_dim + it.j;
+    let x1 = x_inout[b];
+    let x2 = x_inout[b + p.half_rot];
+    x_inout[b] = x1 * cs.x - x2 * cs.y;
+    x_inout[b + p.half_rot] = x2 * cs.x + x1 * cs.y;
+  } else {
+    let b = p.out_offset + it.token * p.out_stride + (it.head - p.q_heads) * p.head_dim + it.j;
+    let x1 = y_out[b];
+    let x2 = y_out[b + p.half_rot];
+    y_out[b] = x1 * cs.x - x2 * cs.y;
+    y_out[b + p.half_rot] = x2 * cs.x + x1 * cs.y;
   }
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Peer timings for `npm run bench -- kernels`: the same matmul and attention shapes in PyTorch.
 
-Reads a JSON list of cases on stdin, prints a JSON list of {name, ms, gflops} on stdout.
+Reads a JSON list of cases on stdin, prints {environment, results} on stdout: environment is
+peer_env.peer_environment (torch version, the BLAS library loaded, threads, OPENBLAS_CORETYPE),
+results a list of {name, ms, gflops, threads}.
 Kinds: matmul {M, N, K} (y = x W^T); attention / attention_backward {B, T, Hq, Hkv, D, flops}
 (causal, K/V heads repeated for GQA; backward times torch.autograd.grad alone); lora {T, K, N, r,
 scale, flops} (y = x W^T + scale (x A^T) B^T, as PEFT computes it).
@@ -14,6 +16,8 @@ import sys
 import time
 
 import torch
+
+from peer_env import peer_environment
 
 
 def timeit(fn, device, min_s=0.2, max_iter=50):
@@ -84,7 +88,7 @@ def main():
             else:
                 continue
             out.append({'name': c['name'], 'ms': ms, 'gflops': flops / ms / 1e6, 'threads': torch.get_num_threads()})
-    json.dump(out, sys.stdout)
+    json.dump({'environment': peer_environment(device), 'results': out}, sys.stdout)
 
 
 if __name__ == '__main__':

@@ -3,8 +3,10 @@
 
 Reads a JSON list of cases on stdin:
   {name, config (a Hugging Face config.json dict), B, T, r, alpha, lr, steps, warmup, seed}
-and prints a JSON list of {name, ms, tokensPerSecond, loss, device, threads} on stdout (median ms
-per step over `steps` timed steps, after `warmup` untimed ones).
+and prints {environment, results} on stdout: environment is peer_env.peer_environment (torch
+version, the BLAS library loaded, threads, OPENBLAS_CORETYPE), results a list of {name, ms,
+tokensPerSecond, loss, device, threads} (median ms per step over `steps` timed steps, after
+`warmup` untimed ones).
 
 A step is what Whittle's step does: forward, masked-mean cross-entropy over every position,
 backward into LoRA A/B only (base weights frozen), clip_grad_norm_(1.0), AdamW. LoRA follows
@@ -31,6 +33,8 @@ import time
 
 import torch
 import torch.nn.functional as F
+
+from peer_env import peer_environment
 
 DEVICE = os.environ.get('WHITTLE_PEER_DEVICE', 'cpu')
 HAS_SDPA = hasattr(F, 'scaled_dot_product_attention')
@@ -253,7 +257,8 @@ def main():
     if threads:  # else PyTorch's own default (physical cores)
         torch.set_num_threads(int(threads))
     cases = json.load(sys.stdin)
-    json.dump([run_case(c) for c in cases], sys.stdout)
+    results = [run_case(c) for c in cases]
+    json.dump({'environment': peer_environment(DEVICE), 'results': results}, sys.stdout)
 
 
 if __name__ == '__main__':

@@ -23,7 +23,7 @@ import { AdamWOptimizer, type OptimizerSettings } from '../../src/train/optimize
 import { learningRateAt } from '../../src/train/schedule';
 import { TextTokenizer } from '../../src/data/tokenizer';
 import { ChatTemplate } from '../../src/data/chatTemplate';
-import type { ChatMessage } from '../../src/data/formats';
+import type { ChatMessage } from '../../src/data/datasetTypes';
 import { tokenizeExample } from '../../src/data/examples';
 import { makeBatches, shuffleInPlace, epochRng } from '../../src/data/batching';
 import { Rng } from '../../src/util/random';

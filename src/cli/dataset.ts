@@ -6,7 +6,7 @@ import { stat } from 'node:fs/promises';
 import { formatIssue, validateJsonl, type DatasetReportOptions } from '../data/datasetReport';
 import { detectEndOfTurn } from '../data/chatTemplate';
 import { tokenizeExample, type TokenizedExample } from '../data/examples';
-import type { DatasetReport, LineExample } from '../data/formats';
+import type { DatasetReport, LineExample } from '../data/datasetTypes';
 import { CliError } from './io';
 import type { TextTools } from './model';
 

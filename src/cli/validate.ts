@@ -1,6 +1,6 @@
 import { createTokenCounter } from '../data/examples';
 import { formatIssue, type DatasetReportOptions } from '../data/datasetReport';
-import { FORMAT_LABELS, type DatasetReport } from '../data/formats';
+import { FORMAT_LABELS, type DatasetReport } from '../data/datasetTypes';
 import { autoNumberOption, flag, numberOption, parseCommand, stringOption, type CommandSpec } from './args';
 import { reportFile } from './dataset';
 import type { CliContext } from './io';

@@ -17,7 +17,7 @@
 // examples with nothing to train on: filter those out beforehand if they should not cost compute.
 
 import type { TokenBatch } from '../model/transformer';
-import { Rng } from '../util/random';
+import { fmix32, Rng } from '../util/random';
 
 import type { TokenSequence } from './examples';
 
@@ -60,16 +60,6 @@ export interface BatchPlan {
 function positiveInt(name: string, value: number): number {
   if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
   return value;
-}
-
-/** murmur3's finaliser: spreads nearby (seed, epoch) pairs over unrelated generator states. */
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 /** The generator of one epoch's shuffles. */

@@ -21,7 +21,7 @@ import {
   type LineExample,
   type ParsedLine,
   type TokenStats,
-} from './formats';
+} from './datasetTypes';
 import { parseJsonl, type JsonlSource, type ParseJsonlOptions } from './jsonl';
 import { detectLineFormat, isPlainObject, mixedFormatIssue, notObjectIssue, validateExample } from './validate';
 

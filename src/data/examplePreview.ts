@@ -6,7 +6,7 @@
 import type { ChatTemplate } from './chatTemplate';
 import { detectEndOfTurn } from './chatTemplate';
 import { tokenizeExample, type TokenizeOptions } from './examples';
-import type { ChatExample, DatasetFormat } from './formats';
+import type { ChatExample, DatasetFormat } from './datasetTypes';
 import { parseJsonl, type JsonlSource } from './jsonl';
 import type { TextTokenizer } from './tokenizer';
 import { detectLineFormat, validateExample } from './validate';

@@ -13,7 +13,7 @@
 // uses one and EOS appended when it has one, and train on every token after the first.
 
 import { ChatTemplateError, detectEndOfTurn, renderChatWithAssistantSpans, type ChatTemplate } from './chatTemplate';
-import type { ChatExample, CountTokens, TokenCount } from './formats';
+import type { ChatExample, CountTokens, TokenCount } from './datasetTypes';
 import type { TextTokenizer } from './tokenizer';
 
 /** Which end of an over-long example is cut. 'end' keeps the first maxSeqLen tokens (as OpenAI does). */

@@ -7,7 +7,7 @@
  * line is decoded on its own with a fatal decoder, so bad bytes are reported with their line
  * instead of turning silently into U+FFFD or failing the whole file.
  */
-import type { ParsedLine } from './formats';
+import type { ParsedLine } from './datasetTypes';
 
 export const DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_YIELD_EVERY_MS = 10;

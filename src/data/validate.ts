@@ -11,7 +11,7 @@ import {
   type DatasetFormat,
   type ExampleIssue,
   type Role,
-} from './formats';
+} from './datasetTypes';
 
 export type ValidationResult = { ok: true; example: ChatExample } | { ok: false; issues: ExampleIssue[] };
 

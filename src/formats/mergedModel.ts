@@ -5,7 +5,7 @@
 // The merge reads the ORIGINAL tensors from the base's files (not the GPU copies, which may be
 // f16), one tensor at a time, and computes in f32 on the CPU. No Node imports.
 
-import { toF16Array } from '../gpu/f16';
+import { toF16Array } from '../util/f16';
 import { loraScale } from '../kernels/reference/lora';
 import { checkWeightsAgainstConfig, type ModelConfig } from '../model/config';
 import { peftModulePath, type LoraConfig } from '../model/lora';

@@ -4,7 +4,7 @@
 // tensor and never held whole in memory. Every inconsistency in a header is a SafetensorsError
 // naming the tensor or field: files come from users and from the network.
 
-import { bf16BitsToF32Array, fromF16Array, toF16Array } from '../gpu/f16';
+import { bf16BitsToF32Array, fromF16Array, toF16Array } from '../util/f16';
 
 export class SafetensorsError extends Error {
   override name = 'SafetensorsError';

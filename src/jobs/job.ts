@@ -10,7 +10,7 @@
  * running when the tab closed, put back in line to resume from its last checkpoint.
  * Plain data only: records cross the worker boundary with structured clone.
  */
-import type { DatasetFormat } from '../data/formats';
+import type { DatasetFormat } from '../data/datasetTypes';
 import type { ModelConfig } from '../model/config';
 import type { WeightDtype } from '../model/weights';
 import type { HyperparameterRequest, Hyperparameters } from '../train/hyperparameters';

@@ -4,7 +4,7 @@
 // calls it an estimate. No GPU objects, no Node imports: the worker and the tests use it alike.
 
 import type { ModelConfig } from '../model/config';
-import { estimateLoraJobMemory, type MemoryEstimate } from '../model/memoryEstimate';
+import { DEFAULT_MEMORY_BUDGET_BYTES, estimateLoraJobMemory, type MemoryEstimate } from '../model/memoryEstimate';
 import type { WeightDtype } from '../model/weights';
 import { AUTO_BATCH_MAX, resolveHyperparameters, type HyperparameterRequest, type Hyperparameters, type ResolveContext } from '../train/hyperparameters';
 
@@ -15,7 +15,7 @@ const GiB = 1024 * MiB;
 export const WEBGPU_DEFAULT_LIMITS = { maxBufferSize: 256 * MiB, maxStorageBufferBindingSize: 128 * MiB } as const;
 
 /** Budget when nothing is known about the machine: a 4 GiB integrated GPU's share of memory. */
-export const DEFAULT_BUDGET_BYTES = 2 * GiB;
+export const DEFAULT_BUDGET_BYTES = DEFAULT_MEMORY_BUDGET_BYTES;
 /** Share of the machine's memory (navigator.deviceMemory) a job may take. */
 export const DEVICE_MEMORY_SHARE = 0.5;
 
@@ -85,7 +85,8 @@ const mib = (b: number) => (b >= GiB ? `${(b / GiB).toFixed(1)} GiB` : b >= MiB 
 
 /** Estimates a job's memory and lists what does not fit `limits`. */
 export function checkJobMemory(config: ModelConfig, shape: JobShape, limits: MemoryLimits): JobMemoryCheck {
-  const estimate = estimateLoraJobMemory(config, { ...shape, maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize });
+  // Activations are kept for the backward when that still fits the budget, else recomputed per layer.
+  const estimate = estimateLoraJobMemory(config, { ...shape, maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize, budgetBytes: limits.budgetBytes });
   const problems: MemoryProblem[] = [];
   const where = limits.limitsFrom === 'device' ? 'this GPU' : 'WebGPU by default';
   const tokens = `${shape.batch} × ${shape.seq} tokens`;

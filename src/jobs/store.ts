@@ -2,7 +2,8 @@
  * Where jobs live: records, events and metrics rows in IndexedDB; large blobs (dataset files,
  * checkpoints, adapters, cached model files) in the Origin Private File System when the browser
  * has it, else in IndexedDB as Blobs. The same JobStore interface in memory serves Node tests and
- * the CLI.
+ * the CLI. This file holds the interfaces, the blob keys and the in-memory stores; the browser's
+ * stores are opfsBlobStore.ts and idbStore.ts.
  *
  * Blob keys are `/`-separated paths of store-safe segments:
  *   files/<fileId>                              uploaded JSONL files
@@ -10,8 +11,6 @@
  *   adapters/<jobId>/adapter_model.safetensors  final PEFT adapter (+ adapter_config.json)
  *   models/<modelKey>/<file>                    model files of hub and local models
  */
-import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
-
 import { checkStoreName, type CheckpointStore } from '../train/checkpoint';
 import type { StepMetrics } from '../train/metrics';
 import type { FileRecord, JobEvent, JobRecord, NewJobEvent } from './job';
@@ -50,7 +49,7 @@ export function blobKeySegments(key: string): string[] {
   return parts;
 }
 
-function checkPrefix(prefix: string): string[] {
+export function checkPrefix(prefix: string): string[] {
   if (!prefix.endsWith('/')) throw new JobStoreError(`blob prefix ${JSON.stringify(prefix)} must end with /`);
   return blobKeySegments(prefix.slice(0, -1));
 }
@@ -90,125 +89,6 @@ export class MemoryBlobStore implements BlobStore {
   async deletePrefix(prefix: string): Promise<void> {
     for (const k of await this.list(prefix)) this.blobs.delete(k);
   }
-}
-
-type DirectoryEntries = AsyncIterable<[string, FileSystemHandle]>;
-
-/**
- * Blobs as files in the Origin Private File System, one folder per key segment. Writes go
- * through createWritable, which commits on close (a crash mid-write keeps the old file), or a
- * sync access handle where only that exists (Safari workers before createWritable).
- */
-export class OpfsBlobStore implements BlobStore {
-  readonly kind = 'opfs' as const;
-
-  constructor(private readonly root: FileSystemDirectoryHandle) {}
-
-  /** The store's folder `name` in the origin's private file system. */
-  static async open(name = 'whittle'): Promise<OpfsBlobStore> {
-    const storage = (globalThis as { navigator?: { storage?: StorageManager } }).navigator?.storage;
-    if (!storage?.getDirectory) throw new JobStoreError('this browser has no Origin Private File System (navigator.storage.getDirectory)');
-    const top = await storage.getDirectory();
-    return new OpfsBlobStore(await top.getDirectoryHandle(name, { create: true }));
-  }
-
-  private async folder(segments: readonly string[], create: boolean): Promise<FileSystemDirectoryHandle | null> {
-    let dir = this.root;
-    for (const s of segments) {
-      try {
-        dir = await dir.getDirectoryHandle(s, { create });
-      } catch (e) {
-        if (!create && isNotFound(e)) return null;
-        throw e;
-      }
-    }
-    return dir;
-  }
-
-  async put(key: string, data: BlobData): Promise<void> {
-    const parts = blobKeySegments(key);
-    const dir = (await this.folder(parts.slice(0, -1), true))!;
-    const file = await dir.getFileHandle(parts[parts.length - 1]!, { create: true });
-    if (typeof file.createWritable === 'function') {
-      const w = await file.createWritable();
-      try {
-        await w.write(data instanceof Blob ? data : (data as Uint8Array<ArrayBuffer>));
-        await w.close();
-      } catch (e) {
-        await w.abort().catch(() => {});
-        throw e;
-      }
-      return;
-    }
-    const bytes = data instanceof Blob ? await blobBytes(data) : data;
-    const handle = await (file as FileSystemFileHandle & { createSyncAccessHandle(): Promise<FileSystemSyncAccessHandle> }).createSyncAccessHandle();
-    try {
-      handle.truncate(0);
-      handle.write(bytes as Uint8Array<ArrayBuffer>, { at: 0 });
-      handle.flush();
-    } finally {
-      handle.close();
-    }
-  }
-
-  async get(key: string): Promise<Blob | null> {
-    const parts = blobKeySegments(key);
-    const dir = await this.folder(parts.slice(0, -1), false);
-    if (!dir) return null;
-    try {
-      const file = await dir.getFileHandle(parts[parts.length - 1]!);
-      return await file.getFile();
-    } catch (e) {
-      if (isNotFound(e)) return null;
-      throw e;
-    }
-  }
-
-  async delete(key: string): Promise<void> {
-    const parts = blobKeySegments(key);
-    const dir = await this.folder(parts.slice(0, -1), false);
-    if (!dir) return;
-    try {
-      await dir.removeEntry(parts[parts.length - 1]!);
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-    }
-  }
-
-  async list(prefix: string): Promise<string[]> {
-    const dir = await this.folder(checkPrefix(prefix), false);
-    if (!dir) return [];
-    const out: string[] = [];
-    const walk = async (d: FileSystemDirectoryHandle, path: string) => {
-      for await (const [name, handle] of (d as unknown as { entries(): DirectoryEntries }).entries()) {
-        if (handle.kind === 'directory') await walk(handle as FileSystemDirectoryHandle, `${path}${name}/`);
-        else out.push(path + name);
-      }
-    };
-    await walk(dir, prefix);
-    return out.sort();
-  }
-
-  async deletePrefix(prefix: string): Promise<void> {
-    const parts = checkPrefix(prefix);
-    const parent = await this.folder(parts.slice(0, -1), false);
-    if (!parent) return;
-    try {
-      await parent.removeEntry(parts[parts.length - 1]!, { recursive: true });
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-    }
-  }
-}
-
-function isNotFound(e: unknown): boolean {
-  return (e as { name?: string } | null)?.name === 'NotFoundError';
-}
-
-/** True where the Origin Private File System exists (browsers; not Node). */
-export function hasOpfs(): boolean {
-  const storage = (globalThis as { navigator?: { storage?: { getDirectory?: unknown } } }).navigator?.storage;
-  return typeof storage?.getDirectory === 'function';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -297,15 +177,15 @@ export interface JobStore {
   close(): void;
 }
 
-function missing(id: string): never {
+export function missing(id: string): never {
   throw new JobStoreError(`no job ${id}`);
 }
 
-function stamp(jobId: string, seq: number, e: NewJobEvent): JobEvent {
+export function stamp(jobId: string, seq: number, e: NewJobEvent): JobEvent {
   return { seq, jobId, time: e.time ?? Date.now(), level: e.level, message: e.message, step: e.step ?? null, kind: e.kind ?? 'message' };
 }
 
-const byNewest = <T extends { createdAt: number; id: string }>(a: T, b: T) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1);
+export const byNewest = <T extends { createdAt: number; id: string }>(a: T, b: T) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1);
 
 /** Everything in memory (tests, CLI). Values are cloned in and out, as IndexedDB would. */
 export class MemoryJobStore implements JobStore {
@@ -417,214 +297,8 @@ export class MemoryJobStore implements JobStore {
   close(): void {}
 }
 
-async function deleteJobBlobs(blobs: BlobStore, jobId: string): Promise<void> {
+export async function deleteJobBlobs(blobs: BlobStore, jobId: string): Promise<void> {
   checkStoreName('job id', jobId);
   await blobs.deletePrefix(`checkpoints/${jobId}/`);
   await blobs.deletePrefix(`adapters/${jobId}/`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// IndexedDB
-
-interface StoredMetrics {
-  jobId: string;
-  step: number;
-  row: StepMetrics;
-}
-
-interface StoredBlob {
-  key: string;
-  blob: Blob;
-}
-
-interface WhittleDb extends DBSchema {
-  jobs: { key: string; value: JobRecord; indexes: { createdAt: number } };
-  events: { key: [string, number]; value: JobEvent };
-  metrics: { key: [string, number]; value: StoredMetrics };
-  files: { key: string; value: FileRecord; indexes: { createdAt: number } };
-  blobs: { key: string; value: StoredBlob };
-}
-
-export const DEFAULT_DB_NAME = 'whittle';
-const DB_VERSION = 1;
-
-function openWhittleDb(name: string): Promise<IDBPDatabase<WhittleDb>> {
-  return openDB<WhittleDb>(name, DB_VERSION, {
-    upgrade(db, oldVersion) {
-      if (oldVersion < 1) {
-        db.createObjectStore('jobs', { keyPath: 'id' }).createIndex('createdAt', 'createdAt');
-        db.createObjectStore('events', { keyPath: ['jobId', 'seq'] });
-        db.createObjectStore('metrics', { keyPath: ['jobId', 'step'] });
-        db.createObjectStore('files', { keyPath: 'id' }).createIndex('createdAt', 'createdAt');
-        db.createObjectStore('blobs', { keyPath: 'key' });
-      }
-    },
-  });
-}
-
-/** All keys [jobId, n] of one job, in n order. */
-function jobRange(jobId: string, after = -Infinity): IDBKeyRange {
-  return IDBKeyRange.bound([jobId, after], [jobId, Infinity], after !== -Infinity, false);
-}
-
-/** Blobs in the same IndexedDB database, for browsers without OPFS. */
-export class IdbBlobStore implements BlobStore {
-  readonly kind = 'indexeddb' as const;
-
-  constructor(private readonly db: IDBPDatabase<WhittleDb>) {}
-
-  async put(key: string, data: BlobData): Promise<void> {
-    blobKeySegments(key);
-    await this.db.put('blobs', { key, blob: toBlob(data) });
-  }
-
-  async get(key: string): Promise<Blob | null> {
-    return (await this.db.get('blobs', key))?.blob ?? null;
-  }
-
-  async delete(key: string): Promise<void> {
-    await this.db.delete('blobs', key);
-  }
-
-  private range(prefix: string): IDBKeyRange {
-    checkPrefix(prefix);
-    // Every key with this prefix sorts between the prefix and the prefix + the highest code unit.
-    return IDBKeyRange.bound(prefix, `${prefix}\uffff`);
-  }
-
-  async list(prefix: string): Promise<string[]> {
-    return (await this.db.getAllKeys('blobs', this.range(prefix))).sort();
-  }
-
-  async deletePrefix(prefix: string): Promise<void> {
-    await this.db.delete('blobs', this.range(prefix));
-  }
-}
-
-export interface OpenJobStoreOptions {
-  /** IndexedDB database name (tests use a fresh one each). */
-  name?: string;
-  /** Where blobs go; 'auto': OPFS when the browser has it, else IndexedDB. */
-  blobs?: 'auto' | 'opfs' | 'indexeddb' | BlobStore;
-}
-
-export class IdbJobStore implements JobStore {
-  readonly checkpoints: CheckpointStore;
-
-  private constructor(
-    private readonly db: IDBPDatabase<WhittleDb>,
-    readonly blobs: BlobStore,
-  ) {
-    this.checkpoints = blobCheckpointStore(blobs);
-  }
-
-  static async open(options: OpenJobStoreOptions = {}): Promise<IdbJobStore> {
-    const name = options.name ?? DEFAULT_DB_NAME;
-    const db = await openWhittleDb(name);
-    const want = options.blobs ?? 'auto';
-    let blobs: BlobStore;
-    if (typeof want === 'object') blobs = want;
-    else if (want === 'opfs' || (want === 'auto' && hasOpfs())) blobs = await OpfsBlobStore.open(name);
-    else blobs = new IdbBlobStore(db);
-    return new IdbJobStore(db, blobs);
-  }
-
-  async putJob(job: JobRecord): Promise<void> {
-    await this.db.put('jobs', job);
-  }
-
-  async getJob(id: string): Promise<JobRecord | null> {
-    return (await this.db.get('jobs', id)) ?? null;
-  }
-
-  async listJobs(): Promise<JobRecord[]> {
-    return (await this.db.getAll('jobs')).sort(byNewest);
-  }
-
-  async updateJob(id: string, update: (job: JobRecord) => JobRecord): Promise<JobRecord> {
-    const tx = this.db.transaction('jobs', 'readwrite');
-    try {
-      const job = (await tx.store.get(id)) ?? missing(id);
-      const next = update(job);
-      if (next.id !== id) throw new JobStoreError(`updateJob(${id}) returned job ${next.id}`);
-      await tx.store.put(next);
-      await tx.done;
-      return next;
-    } catch (e) {
-      try {
-        tx.abort();
-      } catch {
-        // already finished
-      }
-      await tx.done.catch(() => {});
-      throw e;
-    }
-  }
-
-  async deleteJob(id: string): Promise<void> {
-    const tx = this.db.transaction(['jobs', 'events', 'metrics'], 'readwrite');
-    await Promise.all([tx.objectStore('jobs').delete(id), tx.objectStore('events').delete(jobRange(id)), tx.objectStore('metrics').delete(jobRange(id)), tx.done]);
-    await deleteJobBlobs(this.blobs, id);
-  }
-
-  async appendEvents(jobId: string, events: readonly NewJobEvent[]): Promise<JobEvent[]> {
-    const tx = this.db.transaction('events', 'readwrite');
-    // The last seq of the job, read in the same transaction so concurrent appends never collide.
-    const last = await tx.store.openCursor(jobRange(jobId), 'prev');
-    let seq = last ? last.value.seq : 0;
-    const out = events.map((e) => stamp(jobId, ++seq, e));
-    await Promise.all([...out.map((e) => tx.store.put(e)), tx.done]);
-    return out;
-  }
-
-  async listEvents(jobId: string, options: ListEventsOptions = {}): Promise<JobEvent[]> {
-    return this.db.getAll('events', jobRange(jobId, options.afterSeq ?? -Infinity), options.limit);
-  }
-
-  async putMetrics(jobId: string, rows: readonly StepMetrics[]): Promise<void> {
-    if (rows.length === 0) return;
-    const tx = this.db.transaction('metrics', 'readwrite');
-    await Promise.all([...rows.map((row) => tx.store.put({ jobId, step: row.step, row })), tx.done]);
-  }
-
-  async listMetrics(jobId: string): Promise<StepMetrics[]> {
-    return (await this.db.getAll('metrics', jobRange(jobId))).map((m) => m.row);
-  }
-
-  async deleteMetricsAfter(jobId: string, step: number): Promise<void> {
-    await this.db.delete('metrics', jobRange(jobId, step));
-  }
-
-  async putFile(record: FileRecord, data: BlobData): Promise<void> {
-    // Bytes first: a record never points at a missing blob.
-    await this.blobs.put(fileBlobKey(record.id), data);
-    await this.db.put('files', record);
-  }
-
-  async getFile(id: string): Promise<FileRecord | null> {
-    return (await this.db.get('files', id)) ?? null;
-  }
-
-  async readFile(id: string): Promise<Blob | null> {
-    if (!(await this.db.getKey('files', id))) return null;
-    return this.blobs.get(fileBlobKey(id));
-  }
-
-  async listFiles(): Promise<FileRecord[]> {
-    return (await this.db.getAll('files')).sort(byNewest);
-  }
-
-  async deleteFile(id: string): Promise<void> {
-    await this.db.delete('files', id);
-    await this.blobs.delete(fileBlobKey(id));
-  }
-
-  close(): void {
-    this.db.close();
-  }
-}
-
-/** The app's store: IndexedDB for records, OPFS (or IndexedDB) for blobs. */
-export function openJobStore(options: OpenJobStoreOptions = {}): Promise<IdbJobStore> {
-  return IdbJobStore.open(options);
 }

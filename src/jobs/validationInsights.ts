@@ -10,7 +10,7 @@
 import { buildBatch } from '../data/batching';
 import type { ChatTemplate } from '../data/chatTemplate';
 import { tokenizeExamples, type TokenSequence } from '../data/examples';
-import type { ChatExample } from '../data/formats';
+import type { ChatExample } from '../data/datasetTypes';
 import type { TextTokenizer } from '../data/tokenizer';
 import { generate } from '../model/generate';
 import type { LoraAdapter } from '../model/lora';

@@ -1,3 +1,4 @@
+// Activation kernels (GELU variants, SiLU, SwiGLU), forward and backward: bindings for shaders/activation.wgsl.
 import code from '../../shaders/activation.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 import { grid1d } from './grid';

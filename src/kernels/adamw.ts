@@ -1,3 +1,4 @@
+// AdamW optimizer step with torch.optim.AdamW semantics, one tensor or all at once: bindings for shaders/adamw.wgsl.
 import code from '../../shaders/adamw.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 import { grid1d } from './grid';

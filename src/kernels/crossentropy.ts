@@ -1,3 +1,4 @@
+// Masked softmax cross-entropy over a large vocabulary, one logits chunk at a time: bindings for shaders/crossentropy.wgsl.
 import code from '../../shaders/crossentropy.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 import { grid1d } from './grid';

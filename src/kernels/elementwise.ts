@@ -1,3 +1,4 @@
+// Elementwise vector ops (y = a*x + b*y, column copies) with CPU references: bindings for shaders/elementwise.wgsl.
 import code from '../../shaders/elementwise.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 import { grid1d } from './grid';

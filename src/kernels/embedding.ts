@@ -1,3 +1,4 @@
+// Token (and position) embedding gather and its deterministic gradient scatter-add: bindings for shaders/embedding.wgsl.
 import code from '../../shaders/embedding.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 import { grid1d } from './grid';

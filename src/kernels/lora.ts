@@ -1,3 +1,4 @@
+// LoRA linear layer (frozen W plus scaled A/B path) forward and backward, and its dropout mask: bindings for shaders/lora.wgsl.
 import code from '../../shaders/lora.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 import { grid1d } from './grid';

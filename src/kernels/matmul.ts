@@ -1,3 +1,4 @@
+// Batched matrix multiply with alpha, beta, bias and transposes, f32 or f16 weights: bindings for shaders/matmul.wgsl.
 import code from '../../shaders/matmul.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 

@@ -1,3 +1,4 @@
+// RMSNorm and LayerNorm over rows, forward and backward: bindings for shaders/norm.wgsl.
 import code from '../../shaders/norm.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 

@@ -1,3 +1,4 @@
+// Deterministic sums, gradient norm and on-GPU gradient clipping: bindings for shaders/reduce.wgsl.
 import code from '../../shaders/reduce.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 import { grid1d } from './grid';

@@ -1,3 +1,4 @@
+// Rotary position embeddings (Hugging Face rotate_half layout), forward and backward: bindings for shaders/rope.wgsl.
 import code from '../../shaders/rope.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 import { grid1d } from './grid';
@@ -118,6 +119,13 @@ const ROPE_COPY: KernelSpec = {
   bindings: ['uniform', 'read', 'read', 'read', 'write'],
 };
 
+const ROPE_QK_INPLACE: KernelSpec = {
+  name: 'rope.qk_inplace',
+  code,
+  entryPoint: 'rope_qk_inplace',
+  bindings: ['uniform', 'read', 'read', 'write', 'write'],
+};
+
 interface RopeCommon {
   /** [rotaryDim / 2] f32, from ropeInvFreq. */
   invFreq: BufferBinding;
@@ -162,6 +170,26 @@ export function rope(gpu: Gpu, rec: Recorder, a: RopeArgs): void {
   dispatchRope(gpu, rec, a, a.x, a.xOffset, a.xTokenStride, a.out, a.outOffset, a.outTokenStride, 1);
 }
 
+export interface RopeQKArgs extends Omit<RopeCommon, 'heads'> {
+  /** [tokens, qHeads, headDim], packed; rotated in place. */
+  q: BufferBinding;
+  qHeads: number;
+  /** [tokens, kHeads, headDim], packed; rotated in place. */
+  k: BufferBinding;
+  kHeads: number;
+  /** Rotate by the opposite angle: the gradient through rope, for dq and dk. */
+  backward?: boolean;
+}
+
+/**
+ * Rotates q and k (or, backward, dq and dk) in place in one dispatch: the same per-element
+ * arithmetic as `rope` called once for each, so the results are identical to it.
+ */
+export function ropeQK(gpu: Gpu, rec: Recorder, a: RopeQKArgs): void {
+  const heads = a.qHeads + a.kHeads;
+  ropeDispatch(gpu, rec, { ...a, heads }, { srcOffset: 0, srcStride: a.qHeads * a.headDim, dstOffset: 0, dstStride: a.kHeads * a.headDim, qHeads: a.qHeads }, a.backward ? -1 : 1, ROPE_QK_INPLACE, [a.q, a.k]);
+}
+
 /** Gradient through rope: the rotation by the opposite angle. */
 export function ropeBackward(gpu: Gpu, rec: Recorder, a: RopeBackwardArgs): void {
   dispatchRope(gpu, rec, a, a.dOut, a.dOutOffset, a.dOutTokenStride, a.dx, a.dxOffset, a.dxTokenStride, -1);
@@ -179,6 +207,22 @@ function dispatchRope(
   dstStride: number | undefined,
   sinSign: number,
 ): void {
+  const packed = a.heads * a.headDim;
+  const layout = { srcOffset: srcOffset ?? 0, srcStride: srcStride ?? packed, dstOffset: dst ? (dstOffset ?? 0) : 0, dstStride: dst ? (dstStride ?? packed) : 0, qHeads: 0 };
+  if (dst) ropeDispatch(gpu, rec, a, layout, sinSign, ROPE_COPY, [src, dst]);
+  else ropeDispatch(gpu, rec, a, layout, sinSign, ROPE_INPLACE, [src]);
+}
+
+/** Element addressing of the two tensors a rope kernel reads and writes (see RopeParams). */
+interface RopeLayout {
+  srcOffset: number;
+  srcStride: number;
+  dstOffset: number;
+  dstStride: number;
+  qHeads: number;
+}
+
+function ropeDispatch(gpu: Gpu, rec: Recorder, a: RopeCommon, l: RopeLayout, sinSign: number, spec: KernelSpec, tensors: BufferBinding[]): void {
   const rotaryDim = a.rotaryDim ?? a.headDim;
   if (a.headDim % 2 !== 0) throw new Error(`rope: headDim ${a.headDim} must be even`);
   if (rotaryDim % 2 !== 0 || rotaryDim < 2 || rotaryDim > a.headDim) {
@@ -188,7 +232,6 @@ function dispatchRope(
   if (!a.positions && seqLen < 1 && a.tokens > 0) throw new Error('rope: seqLen must be >= 1');
   const threads = a.tokens * a.heads * (a.headDim / 2);
   const g = grid1d(threads, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
-  const packed = a.heads * a.headDim;
   const params = new Params()
     .u32(a.tokens)
     .u32(a.heads)
@@ -198,18 +241,15 @@ function dispatchRope(
     .u32(a.positionStart ?? 0)
     .u32(a.positions ? 1 : 0)
     .u32(g.rowStride)
-    .u32(srcOffset ?? 0)
-    .u32(srcStride ?? packed)
-    .u32(dst ? (dstOffset ?? 0) : 0) // in place: the output addressing is the input's
-    .u32(dst ? (dstStride ?? packed) : 0)
+    .u32(l.srcOffset)
+    .u32(l.srcStride)
+    .u32(l.dstOffset) // in place: the output addressing is the input's
+    .u32(l.dstStride)
     .f32(sinSign)
     .f32(a.attentionFactor ?? 1)
+    .u32(l.qHeads)
     .bytes();
   // Without positions the binding still needs a buffer; invFreq stands in and is never read.
   const positions = a.positions ?? a.invFreq;
-  if (dst) {
-    rec.dispatch(ROPE_COPY, { buffers: [positions, a.invFreq, src, dst], params, workgroups: g.workgroups });
-  } else {
-    rec.dispatch(ROPE_INPLACE, { buffers: [positions, a.invFreq, src], params, workgroups: g.workgroups });
-  }
+  rec.dispatch(spec, { buffers: [positions, a.invFreq, ...tensors], params, workgroups: g.workgroups });
 }

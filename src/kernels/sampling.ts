@@ -1,3 +1,4 @@
+// Next-token choice on the GPU (argmax, repetition penalty, temperature/top-k/top-p draws): bindings for shaders/sampling.wgsl.
 import code from '../../shaders/sampling.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 

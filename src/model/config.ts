@@ -3,6 +3,8 @@
 // Anything that would change the maths in a way the engine does not implement is rejected with a
 // ModelConfigError naming the field, rather than silently computing a different model.
 
+import { modelLayout, type Dim, type LayoutOptions, type LinearSpec, type NormSpec } from './layout';
+
 export class ModelConfigError extends Error {
   override name = 'ModelConfigError';
   constructor(
@@ -392,69 +394,36 @@ export interface ExpectedWeight {
   dims: string[];
 }
 
-export interface ExpectedWeightsOptions {
-  /** gpt2 only: checkpoints saved from GPT2LMHeadModel prefix names with "transformer.". */
-  gpt2Prefix?: '' | 'transformer.';
-}
+export type ExpectedWeightsOptions = LayoutOptions;
 
 export function expectedWeights(config: ModelConfig, options: ExpectedWeightsOptions = {}): ExpectedWeight[] {
   const out: ExpectedWeight[] = [];
-  const add = (name: string, dims: [number, string][]) =>
-    out.push({ name, shape: dims.map((d) => d[0]), dims: dims.map((d) => d[1]) });
-  const { hidden, intermediate, vocabSize, heads, kvHeads, headDim } = config;
-
-  if (config.family === 'llama') {
-    const H: [number, string] = [hidden, 'hidden_size'];
-    const I: [number, string] = [intermediate, 'intermediate_size'];
-    const Q: [number, string] = [heads * headDim, 'num_attention_heads×head_dim'];
-    const KV: [number, string] = [kvHeads * headDim, 'num_key_value_heads×head_dim'];
-    add('model.embed_tokens.weight', [[vocabSize, 'vocab_size'], H]);
-    for (let i = 0; i < config.layers; i++) {
-      const p = `model.layers.${i}.`;
-      add(`${p}input_layernorm.weight`, [H]);
-      for (const [proj, out] of [['q_proj', Q], ['k_proj', KV], ['v_proj', KV]] as const) {
-        add(`${p}self_attn.${proj}.weight`, [out, H]);
-        if (config.attentionBias) add(`${p}self_attn.${proj}.bias`, [out]);
-      }
-      add(`${p}self_attn.o_proj.weight`, [H, Q]);
-      if (config.attentionOutBias) add(`${p}self_attn.o_proj.bias`, [H]);
-      add(`${p}post_attention_layernorm.weight`, [H]);
-      for (const [proj, shape] of [['gate_proj', [I, H]], ['up_proj', [I, H]], ['down_proj', [H, I]]] as const) {
-        add(`${p}mlp.${proj}.weight`, [...shape]);
-        if (config.mlpBias) add(`${p}mlp.${proj}.bias`, [shape[0]]);
-      }
-    }
-    add('model.norm.weight', [H]);
-    if (!config.tieWordEmbeddings) add('lm_head.weight', [[vocabSize, 'vocab_size'], H]);
-    return out;
+  const add = (name: string, dims: readonly Dim[]) => out.push({ name, shape: dims.map((d) => d[0]), dims: dims.map((d) => d[1]) });
+  const vocab: Dim = [config.vocabSize, 'vocab_size'];
+  const C: Dim = [config.hidden, config.family === 'gpt2' ? 'n_embd' : 'hidden_size'];
+  const norm = (n: NormSpec) => {
+    add(`${n.module}.weight`, [C]);
+    if (n.bias) add(`${n.module}.bias`, [C]);
+  };
+  const layout = modelLayout(config, options);
+  add(layout.embed, [vocab, C]);
+  if (layout.positions) add(layout.positions, [[config.maxPositions, 'n_positions'], C]);
+  for (const layer of layout.layers) {
+    norm(layer.norm1);
+    for (const lin of layer.attnIn) linear(lin);
+    linear(layer.attnOut);
+    norm(layer.norm2);
+    for (const lin of layer.mlpIn) linear(lin);
+    linear(layer.mlpOut);
   }
-
-  const pre = options.gpt2Prefix ?? '';
-  const E: [number, string] = [hidden, 'n_embd'];
-  const E3: [number, string] = [3 * hidden, '3×n_embd'];
-  const F: [number, string] = [intermediate, 'n_inner'];
-  add(`${pre}wte.weight`, [[vocabSize, 'vocab_size'], E]);
-  add(`${pre}wpe.weight`, [[config.maxPositions, 'n_positions'], E]);
-  for (let i = 0; i < config.layers; i++) {
-    const p = `${pre}h.${i}.`;
-    add(`${p}ln_1.weight`, [E]);
-    add(`${p}ln_1.bias`, [E]);
-    // Conv1D: weight is [in, out].
-    add(`${p}attn.c_attn.weight`, [E, E3]);
-    add(`${p}attn.c_attn.bias`, [E3]);
-    add(`${p}attn.c_proj.weight`, [E, E]);
-    add(`${p}attn.c_proj.bias`, [E]);
-    add(`${p}ln_2.weight`, [E]);
-    add(`${p}ln_2.bias`, [E]);
-    add(`${p}mlp.c_fc.weight`, [E, F]);
-    add(`${p}mlp.c_fc.bias`, [F]);
-    add(`${p}mlp.c_proj.weight`, [F, E]);
-    add(`${p}mlp.c_proj.bias`, [E]);
-  }
-  add(`${pre}ln_f.weight`, [E]);
-  add(`${pre}ln_f.bias`, [E]);
-  if (!config.tieWordEmbeddings) add('lm_head.weight', [[vocabSize, 'vocab_size'], E]); // nn.Linear: [out, in]
+  norm(layout.finalNorm);
+  if (layout.head) add(layout.head, [vocab, C]); // nn.Linear in both families: [out, in]
   return out;
+
+  function linear(l: LinearSpec): void {
+    add(`${l.module}.weight`, l.conv1d ? [l.in, l.out] : [l.out, l.in]);
+    if (l.bias) add(`${l.module}.bias`, [l.out]);
+  }
 }
 
 /** Trainable-or-not parameters of the base model (tied embeddings counted once). */

@@ -2,6 +2,7 @@ import type { Gpu } from '../gpu';
 import type { EmbeddingShard } from '../kernels/embedding';
 import type { OptimizedTensor } from '../train/optimizer';
 import type { ModelConfig } from './config';
+import { layerLinears } from './layout';
 import type { ModelWeights } from './weights';
 
 /** Gradient and AdamW moments of one base-model tensor. */
@@ -55,7 +56,7 @@ export class BaseGradients {
     this.embedGrad = weights.embed.map((s) => ({ ...s, buffer: add(shardBuffer(s), s.rowCount * C, false).grad }));
     this.headGrad = weights.head.map((s) => ({ ...s, buffer: add(shardBuffer(s), s.rowCount * C, true).grad }));
     for (const layer of weights.layers) {
-      for (const lin of [...layer.attnIn, layer.attnOut, ...layer.mlpIn, layer.mlpOut]) {
+      for (const lin of layerLinears(layer)) {
         add(lin.w, lin.outFeatures * lin.inFeatures, true);
         if (lin.bias) add(lin.bias, lin.outFeatures, false);
       }

@@ -1,7 +1,8 @@
 import { applyRepetitionPenalty, sampleRows } from '../kernels/sampling';
 import { Rng } from '../util/random';
 import type { LoraAdapter } from './lora';
-import { KvCache, type CausalLM } from './transformer';
+import { KvCache } from './kvCache';
+import type { CausalLM } from './transformer';
 
 export interface GenerateOptions {
   maxNewTokens: number;

@@ -1,6 +1,6 @@
 // GPU memory a LoRA job needs, worked out from the config alone (no GPU, no weights read): the
 // same buffers the engine allocates (model/weights.ts, model/lora.ts, the Workspace of
-// transformer.ts, train/optimizer.ts), each rounded up to the buffer pool's bucket size. Kept
+// model/workspace.ts, train/optimizer.ts), each rounded up to the buffer pool's bucket size. Kept
 // beside transformer.ts because it mirrors its Workspace: a change there must change this too.
 // `whittle info --measure` checks it against a real step. No Node imports: the UI can show it too.
 
@@ -9,6 +9,7 @@ import { CE_STATE_STRIDE } from '../kernels/crossentropy';
 import { planEmbeddingShards } from '../kernels/embedding';
 import { gradNormLayout } from '../kernels/reduce';
 import { expectedWeights, type ModelConfig } from './config';
+import { layerLinears, modelLayout, type LinearRole } from './layout';
 import type { WeightDtype } from './weights';
 
 export interface MemoryEstimateOptions {
@@ -20,7 +21,22 @@ export interface MemoryEstimateOptions {
   targetModules: readonly string[];
   /** Largest storage binding; tables bigger than this are split (default: 128 MiB, lavapipe's). */
   maxStorageBufferBindingSize?: number;
+  /** Keep every layer's activations for the backward or recompute them (default 'auto'). */
+  recompute?: RecomputePolicy;
+  /** What 'auto' must fit in (default DEFAULT_MEMORY_BUDGET_BYTES). */
+  budgetBytes?: number;
 }
+
+/**
+ * How the backward gets each layer's internals: 'always' recomputes the layer's forward just
+ * before its backward (one layer's activations in memory), 'never' keeps every layer's from the
+ * forward pass (layers x that, and no second forward), 'auto' keeps them when the job's estimate
+ * with kept activations fits the memory budget.
+ */
+export type RecomputePolicy = 'always' | 'never' | 'auto';
+
+/** Budget when nothing is known about the machine: a 4 GiB integrated GPU's share of memory. */
+export const DEFAULT_MEMORY_BUDGET_BYTES = 2 * 1024 * 1024 * 1024;
 
 export interface MemoryEstimate {
   /** Frozen base weights in the chosen dtype (norms, biases and GPT-2 positions stay f32). */
@@ -30,8 +46,12 @@ export interface MemoryEstimate {
   loraParameters: number;
   /** The residual stream saved at every layer boundary: (layers + 1) x tokens x hidden x 4. */
   residualBytes: number;
-  /** One layer's recomputed internals and their gradients, plus the LoRA u = xAᵀ per module. */
+  /** One layer's internals and their gradients, plus the LoRA u = xAᵀ per module. */
   layerScratchBytes: number;
+  /** The other layers' internals when activations are kept (0 when they are recomputed). */
+  keptActivationsBytes: number;
+  /** The policy in effect: 'auto' resolved against the budget. */
+  recompute: 'always' | 'never';
   /** One vocabulary chunk of logits and the cross-entropy state. */
   logitsBytes: number;
   /** Gradient-norm partials and the clip coefficient. */
@@ -64,17 +84,15 @@ const f32 = (n: number) => bucketSize(Math.max(1, n) * 4);
 
 /** Linear layers of one block with their shapes: [kind, out, in] (as model/weights.ts loads them). */
 function linearShapes(c: ModelConfig): [string, number, number][] {
-  const { hidden: C, intermediate: I, heads: H, kvHeads: Hkv, headDim: D } = c;
-  if (c.family === 'gpt2') return [['c_attn', 3 * C, C], ['c_proj', C, C], ['c_fc', I, C], ['c_proj', C, I]];
-  return [['q_proj', H * D, C], ['k_proj', Hkv * D, C], ['v_proj', Hkv * D, C], ['o_proj', C, H * D], ['gate_proj', I, C], ['up_proj', I, C], ['down_proj', C, I]];
+  if (c.layers === 0) return [];
+  return layerLinears(modelLayout(c).layers[0]!).map((l) => [l.module.slice(l.module.lastIndexOf('.') + 1), l.out[0], l.in[0]]);
 }
 
-/** Slot numbers (0..6) of the adapted linears in a block, as transformer.ts numbers them. */
-function loraSlots(c: ModelConfig, targets: readonly string[]): number[] {
-  const slots = c.family === 'gpt2' ? [0, 3, 4, 6] : [0, 1, 2, 3, 4, 5, 6];
-  return linearShapes(c)
-    .map(([kind], i) => (targets.includes(kind) ? slots[i]! : -1))
-    .filter((s) => s >= 0);
+/** Roles of the adapted linears in a block (the Workspace saves one LoRA u per role). */
+function loraRoles(c: ModelConfig, targets: readonly string[]): LinearRole[] {
+  return layerLinears(modelLayout(c).layers[0]!)
+    .filter((l) => targets.includes(l.module.slice(l.module.lastIndexOf('.') + 1)))
+    .map((l) => l.role);
 }
 
 export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions): MemoryEstimate {
@@ -121,19 +139,26 @@ export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions):
   const residual = Array.from({ length: L + 1 }, () => f32(N * C));
   const vocabChunk = Math.min(c.vocabSize, VOCAB_CHUNK);
   const logits = [f32(N * vocabChunk), f32(N * CE_STATE_STRIDE), f32(N), f32(N), f32(4)];
+  // One layer's activations (the Workspace's LayerActivations).
+  const activations = [
+    f32(N * C), f32(N * C), // h1, h2
+    f32(2 * N), f32(2 * N), // norm stats
+    f32(N * H * D), f32(N * Hkv * D), f32(N * Hkv * D), f32(N * H * D), f32(B * H * T), // q k v attn lse
+    f32(N * C), // xmid
+    f32(N * I), f32(llama ? N * I : 1), f32(N * I), // gate up act
+    ...[...new Set(loraRoles(c, o.targetModules))].map(() => f32(N * o.rank)),
+  ];
   const scratch = [
     f32(N), f32(N), f32(N), // ids, targets, mask
-    f32(N * C), f32(N * C), // h1, h2
-    f32(2 * N), f32(2 * N), f32(2 * N), // norm stats
+    f32(2 * N), // final norm stats
     f32(llama ? 1 : N * 3 * C), // fused qkv
-    f32(N * H * D), f32(N * Hkv * D), f32(N * Hkv * D), f32(N * H * D), f32(B * H * T), // q k v attn lse
-    f32(N * C), f32(N * C), f32(N * C), // xmid tmpC xout
-    f32(N * I), f32(llama ? N * I : 1), f32(N * I), f32(N * C), // gate up act hF
+    f32(N * C), f32(N * C), f32(N), f32(N * C), // tmpC xout ones hF
+    f32(3 * N + 1), // embedding-gradient index
     // backward
     f32(N * C), f32(N * C), f32(N * I), f32(N * I), f32(llama ? N * I : 1),
     f32(N * H * D), f32(N * H * D), f32(N * Hkv * D), f32(N * Hkv * D), f32(llama ? 1 : N * 3 * C), f32(B * H * T),
     f32(N * Math.max(o.rank, 1)),
-    ...[...new Set(loraSlots(c, o.targetModules))].map(() => f32(N * o.rank)),
+    ...activations,
   ];
   const optimizer = tensorSizes.length ? [f32(gradNormLayout(tensorSizes).slots), f32(2)] : [];
   const rope = llama ? [f32(D / 2)] : [];
@@ -145,6 +170,8 @@ export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions):
     loraParameters,
     residualBytes: sum(residual),
     layerScratchBytes: sum(scratch),
+    keptActivationsBytes: (L - 1) * sum(activations),
+    recompute: 'never' as 'always' | 'never',
     logitsBytes: sum(logits),
     optimizerScratchBytes: sum(optimizer),
     kernelParamsBytes: bucketSize(256 * (100 * L + 20)),
@@ -152,7 +179,12 @@ export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions):
     largestBufferBytes: Math.max(...weights, ...rope, ...loraTensors, ...residual, ...scratch, ...logits, ...optimizer),
     largestBindingBytes: Math.max(...tableShards, ...rope, ...loraTensors, ...residual, ...scratch, ...logits, ...optimizer),
   };
-  est.totalBytes =
-    est.weightsBytes + est.loraBytes + est.residualBytes + est.layerScratchBytes + est.logitsBytes + est.optimizerScratchBytes + est.kernelParamsBytes;
+  const total = (kept: number) =>
+    est.weightsBytes + est.loraBytes + est.residualBytes + est.layerScratchBytes + kept + est.logitsBytes + est.optimizerScratchBytes + est.kernelParamsBytes;
+  const policy = o.recompute ?? 'auto';
+  const keep = policy === 'never' || (policy === 'auto' && total(est.keptActivationsBytes) <= (o.budgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES));
+  if (!keep) est.keptActivationsBytes = 0;
+  est.recompute = keep ? 'never' : 'always';
+  est.totalBytes = total(est.keptActivationsBytes);
   return est;
 }

@@ -7,25 +7,34 @@
  *               x = x + attnOut(a); h = norm2(x); m = act(mlpIn(h)); x = x + mlpOut(m)
  *   logits = normF(x) headᵀ      (in vocabulary chunks: full [tokens, vocab] logits never exist)
  *
- * Only LoRA parameters are trained. The backward pass keeps one activation per layer (the
- * residual stream entering it) and recomputes the layer's internals just before its backward,
- * so memory grows with layers x tokens x hidden, not with every intermediate.
+ * What is trained: a LoRA adapter (the base weights stay frozen), or, in full-parameter mode
+ * (`StepOptions.full`), every base weight: linear layers, norms, embedding and head. The backward
+ * pass keeps one activation per layer (the residual stream entering it) and recomputes the
+ * layer's internals just before its backward, so memory grows with layers x tokens x hidden,
+ * not with every intermediate.
  */
 import type { Gpu, Recorder } from '../gpu';
 import { activation, activationBackward, swiglu, swigluBackward } from '../kernels/activation';
-import { appendKv, attentionBackward, attentionDecode, attentionDecodeWorkspaceBytes, attentionForward } from '../kernels/attention';
-import { crossEntropyChunkGrad, crossEntropyChunkStats, crossEntropyFinalize, CE_STATE_STRIDE } from '../kernels/crossentropy';
+import { appendKv, attentionBackward, attentionDecode, attentionForward } from '../kernels/attention';
+import { crossEntropyChunkGrad, crossEntropyChunkStats, crossEntropyFinalize } from '../kernels/crossentropy';
 import { axpby, copyColumns } from '../kernels/elementwise';
 import { embedding, embeddingBackward, embeddingGradIndex, packEmbeddingGradIndex } from '../kernels/embedding';
-import { loraBackward, loraDown, loraLinear } from '../kernels/lora';
-import { isCpuAdapter, matmul } from '../kernels/matmul';
+import { matmul } from '../kernels/matmul';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from '../kernels/norm';
-import { rope, ropeBackward } from '../kernels/rope';
+import { ropeQK } from '../kernels/rope';
 
 import { ropeInverseFrequencies, type ModelConfig } from './config';
 import type { BaseGradients } from './fullParameters';
-import type { LoraAdapter, LoraModule } from './lora';
+import type { KvCache } from './kvCache';
+import { ROLE_SEED_INDEX } from './layout';
+import { DEFAULT_MEMORY_BUDGET_BYTES, estimateLoraJobMemory, type RecomputePolicy } from './memoryEstimate';
+import { defaultLoraLinearPath, linearBackward, linearForward, type LoraBranch, type LoraLinearPath } from './linearLayer';
+import type { LoraAdapter } from './lora';
 import type { LinearWeight, ModelWeights, NormWeight } from './weights';
+import { Workspace, type LayerActivations } from './workspace';
+
+export { defaultLoraLinearPath, type LoraLinearPath } from './linearLayer';
+export { KvCache } from './kvCache';
 
 /** A batch of B sequences of T tokens, row-major, with next-token targets and a 0/1 loss mask. */
 export interface TokenBatch {
@@ -50,138 +59,6 @@ export interface LossTotals {
 const VOCAB_CHUNK = 8192;
 const MAX_WORKSPACES = 3;
 
-/**
- * Scratch buffers for one batch shape, allocated once and reused by every step of that shape:
- * allocating inside a recording could hand a buffer that recorded kernels still use to
- * another op, so nothing is released until the workspace is.
- */
-class Workspace {
-  readonly buffers: GPUBuffer[] = [];
-  readonly N: number;
-  readonly ids: GPUBuffer;
-  readonly targets: GPUBuffer;
-  readonly mask: GPUBuffer;
-  /** Residual stream entering each layer, and after the last one: [layers + 1][N, C]. */
-  readonly xs: GPUBuffer[];
-  readonly h1: GPUBuffer;
-  readonly h2: GPUBuffer;
-  readonly stats1: GPUBuffer;
-  readonly stats2: GPUBuffer;
-  readonly statsF: GPUBuffer;
-  readonly attnIn: GPUBuffer;
-  readonly q: GPUBuffer;
-  readonly k: GPUBuffer;
-  readonly v: GPUBuffer;
-  readonly attn: GPUBuffer;
-  readonly lse: GPUBuffer;
-  readonly xmid: GPUBuffer;
-  readonly tmpC: GPUBuffer;
-  readonly xout: GPUBuffer;
-  readonly gate: GPUBuffer;
-  readonly up: GPUBuffer;
-  readonly act: GPUBuffer;
-  readonly hF: GPUBuffer;
-  readonly logits: GPUBuffer;
-  readonly ceState: GPUBuffer;
-  readonly rowLoss: GPUBuffer;
-  readonly rowCorrect: GPUBuffer;
-  readonly totals: GPUBuffer;
-  // Backward.
-  readonly dres: GPUBuffer;
-  readonly dh: GPUBuffer;
-  readonly dAct: GPUBuffer;
-  readonly dGate: GPUBuffer;
-  readonly dUp: GPUBuffer;
-  readonly dAttn: GPUBuffer;
-  readonly dq: GPUBuffer;
-  readonly dk: GPUBuffer;
-  readonly dv: GPUBuffer;
-  readonly dAttnIn: GPUBuffer;
-  readonly delta: GPUBuffer;
-  readonly du: GPUBuffer;
-  /** N ones: bias gradients are column sums, onesᵀ dy. */
-  readonly ones: GPUBuffer;
-  /** The embedding-gradient index of the batch (full-parameter training). */
-  readonly embedIndex: GPUBuffer;
-  /**
-   * LoRA u = x Aᵀ per module slot of a layer (0..6: q, k, v, o, gate, up, down; GPT-2 uses
-   * 0, 3, 4, 6), [N, r], saved for the backward pass. By slot, not by name: GPT-2 has two c_proj.
-   */
-  readonly u = new Map<number, GPUBuffer>();
-
-  constructor(
-    private readonly gpu: Gpu,
-    cfg: ModelConfig,
-    readonly B: number,
-    readonly T: number,
-    readonly vocabChunk: number,
-    loraRank: number,
-    loraSlots: readonly number[],
-    withBackward: boolean,
-  ) {
-    const N = (this.N = B * T);
-    const { hidden: C, intermediate: I, heads: H, kvHeads: Hkv, headDim: D, layers: L } = cfg;
-    const f = (n: number, label: string) => {
-      const b = gpu.createBuffer(Math.max(1, n) * 4, label);
-      this.buffers.push(b);
-      return b;
-    };
-    this.ids = f(N, 'ids');
-    this.targets = f(N, 'targets');
-    this.mask = f(N, 'mask');
-    this.xs = Array.from({ length: L + 1 }, (_, i) => f(N * C, `x${i}`));
-    this.h1 = f(N * C, 'h1');
-    this.h2 = f(N * C, 'h2');
-    this.stats1 = f(N * 2, 'stats1');
-    this.stats2 = f(N * 2, 'stats2');
-    this.statsF = f(N * 2, 'statsF');
-    this.attnIn = cfg.family === 'gpt2' ? f(N * 3 * C, 'qkv') : f(1, 'qkv-unused');
-    this.q = f(N * H * D, 'q');
-    this.k = f(N * Hkv * D, 'k');
-    this.v = f(N * Hkv * D, 'v');
-    this.attn = f(N * H * D, 'attn');
-    this.lse = f(B * H * T, 'lse');
-    this.xmid = f(N * C, 'xmid');
-    this.tmpC = f(N * C, 'tmpC');
-    this.xout = f(N * C, 'xout');
-    this.gate = f(N * I, 'gate');
-    this.up = f(cfg.family === 'llama' ? N * I : 1, 'up');
-    this.act = f(N * I, 'act');
-    this.hF = f(N * C, 'hF');
-    this.logits = f(N * vocabChunk, 'logits');
-    this.ceState = f(N * CE_STATE_STRIDE, 'ceState');
-    this.rowLoss = f(N, 'rowLoss');
-    this.rowCorrect = f(N, 'rowCorrect');
-    this.totals = f(4, 'totals');
-    const g = withBackward ? f : (_n: number, label: string) => f(1, label);
-    this.dres = g(N * C, 'dres');
-    this.dh = g(N * C, 'dh');
-    this.dAct = g(N * I, 'dAct');
-    this.dGate = g(N * I, 'dGate');
-    this.dUp = g(cfg.family === 'llama' ? N * I : 1, 'dUp');
-    this.dAttn = g(N * H * D, 'dAttn');
-    this.dq = g(N * H * D, 'dq');
-    this.dk = g(N * Hkv * D, 'dk');
-    this.dv = g(N * Hkv * D, 'dv');
-    this.dAttnIn = cfg.family === 'gpt2' ? g(N * 3 * C, 'dqkv') : g(1, 'dqkv-unused');
-    this.delta = g(B * H * T, 'delta');
-    this.du = g(N * Math.max(loraRank, 1), 'du');
-    this.ones = f(N, 'ones');
-    gpu.write(this.ones, new Float32Array(N).fill(1));
-    this.embedIndex = g(3 * N + 1, 'embed-grad-index');
-    for (const slot of loraSlots) this.u.set(slot, f(N * loraRank, `u.${slot}`));
-  }
-
-  bytes(): number {
-    return this.buffers.reduce((s, b) => s + b.size, 0);
-  }
-
-  destroy(): void {
-    for (const b of this.buffers) this.gpu.release(b);
-    this.buffers.length = 0;
-  }
-}
-
 /** Options of one training forward/backward. */
 export interface StepOptions {
   /** Seed of this micro-batch's LoRA dropout masks (same seed, same masks). */
@@ -194,76 +71,22 @@ export interface StepOptions {
   full?: BaseGradients;
 }
 
-/** Keys and values of every layer for B sequences, up to `capacity` positions (generation). */
-export class KvCache {
-  /** Positions already in the cache (the same for every sequence). */
-  length = 0;
-  readonly k: GPUBuffer[] = [];
-  readonly v: GPUBuffer[] = [];
-  /** Split-K scratch of the decode kernel. */
-  readonly scratch: GPUBuffer;
-  /** The last position's hidden state of each sequence, [B, hidden]. */
-  readonly lastHidden: GPUBuffer;
-
-  constructor(
-    private readonly gpu: Gpu,
-    readonly config: ModelConfig,
-    readonly B: number,
-    readonly capacity: number,
-  ) {
-    if (capacity > config.maxPositions) {
-      throw new Error(`prompt plus new tokens (${capacity}) exceed the model's ${config.maxPositions} positions`);
-    }
-    const { kvHeads: Hkv, headDim: D, heads: Hq } = config;
-    for (let l = 0; l < config.layers; l++) {
-      this.k.push(gpu.createBuffer(B * capacity * Hkv * D * 4, `kcache${l}`));
-      this.v.push(gpu.createBuffer(B * capacity * Hkv * D * 4, `vcache${l}`));
-    }
-    this.scratch = gpu.createBuffer(attentionDecodeWorkspaceBytes({ B, Hq, D, capacity }), 'decode-scratch');
-    this.lastHidden = gpu.createBuffer(B * config.hidden * 4, 'last-hidden');
-  }
-
-  bytes(): number {
-    return [...this.k, ...this.v, this.scratch, this.lastHidden].reduce((s, b) => s + b.size, 0);
-  }
-
-  destroy(): void {
-    for (const b of [...this.k, ...this.v, this.scratch, this.lastHidden]) this.gpu.release(b);
-    this.k.length = 0;
-    this.v.length = 0;
-  }
-}
-
-/**
- * How an adapted linear layer computes y = x Wᵀ + bias + s·(x_d Aᵀ) Bᵀ: 'fused', one tiled kernel
- * (`loraLinear`) that adds the low-rank product into the base product's accumulators, or
- * 'unfused', the plain base `matmul`, then s·u Bᵀ added onto y by a second `matmul` (beta = 1).
- * Both first compute u = x_d Aᵀ (`loraDown`; unfused uses `matmul` when there is no dropout) and
- * give the same result up to f32 rounding order.
- */
-export type LoraLinearPath = 'fused' | 'unfused';
-
-/**
- * The LoRA linear path this device gets unless told otherwise. CPU adapters (lavapipe,
- * SwiftShader) run shaders as CPU threads, where the fused kernel's workgroup-memory tiles and
- * barriers are slow and matmul's register-blocked kernel is fast: on lavapipe the fused layer was
- * ~3.4x slower than unfused at SmolLM2's gate_proj shape (bench kernels suite, 2026-11-25; see
- * bench/NOTES.md). Other adapters keep the fused kernel, which writes y once instead of twice,
- * until a real GPU measurement says otherwise.
- */
-export function defaultLoraLinearPath(gpu: Gpu): LoraLinearPath {
-  return isCpuAdapter(gpu) ? 'unfused' : 'fused';
-}
-
 export interface CausalLMOptions {
   /** Overrides `defaultLoraLinearPath` (tests and benchmarks run both paths). */
   loraLinearPath?: LoraLinearPath;
+  /** Keep or recompute each layer's activations for the backward (default 'auto'). */
+  recompute?: RecomputePolicy;
+  /** What 'auto' must fit the training step's memory estimate in (default DEFAULT_MEMORY_BUDGET_BYTES). */
+  memoryBudgetBytes?: number;
 }
 
 export class CausalLM {
   readonly invFreq: GPUBuffer | null;
   /** Read when a pass is recorded, so it may be switched between passes (tests, benchmarks). */
   loraLinearPath: LoraLinearPath;
+  /** Read when a training workspace is made (see `keepsActivations`); may be switched between steps. */
+  recompute: RecomputePolicy;
+  memoryBudgetBytes: number;
   /** Workspaces by batch shape, most recently used last (training, evaluation and decoding alternate). */
   private readonly workspaces = new Map<string, Workspace>();
 
@@ -274,6 +97,8 @@ export class CausalLM {
     options: CausalLMOptions = {},
   ) {
     this.loraLinearPath = options.loraLinearPath ?? defaultLoraLinearPath(gpu);
+    this.recompute = options.recompute ?? 'auto';
+    this.memoryBudgetBytes = options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES;
     this.invFreq = config.positionEncoding === 'rope' ? gpu.upload(Float32Array.from(ropeInverseFrequencies(config)), 'inv_freq') : null;
   }
 
@@ -297,28 +122,17 @@ export class CausalLM {
     this.workspaces.clear();
   }
 
-  /** Position of a linear layer within its block: 0..6 = q, k, v, o, gate, up, down (GPT-2: 0, 3, 4, 6). */
-  private slotOf(lin: LinearWeight): number {
-    for (const layer of this.weights.layers) {
-      const i = layer.attnIn.indexOf(lin);
-      if (i >= 0) return i;
-      if (layer.attnOut === lin) return 3;
-      const j = layer.mlpIn.indexOf(lin);
-      if (j >= 0) return 4 + j;
-      if (layer.mlpOut === lin) return 6;
-    }
-    throw new Error(`${lin.name} is not a layer of this model`);
-  }
-
   private ws(B: number, T: number, adapter: LoraAdapter | null, backward: boolean): Workspace {
     if (T > this.config.maxPositions) {
       throw new Error(`sequence length ${T} exceeds the model's maximum of ${this.config.maxPositions} positions`);
     }
     const r = adapter?.config.r ?? 0;
-    const slots = adapter ? [...new Set([...adapter.modules.keys()].map((l) => this.slotOf(l)))].sort() : [];
-    const key = `${B}x${T}:${r}:${slots.join(',')}:${backward}`;
-    // A backward-capable workspace of the same shape also serves forward-only passes.
-    const keys = backward ? [key] : [key, key.replace(/false$/, 'true')];
+    const roles = adapter ? [...new Set([...adapter.modules.keys()].map((l) => l.role))].sort() : [];
+    const keep = backward && this.keepsActivations(B, T, adapter);
+    const base = `${B}x${T}:${r}:${roles.join(',')}`;
+    const key = `${base}:${backward ? (keep ? 'train-keep' : 'train-recompute') : 'forward'}`;
+    // A training workspace of the same shape also serves forward-only passes.
+    const keys = backward ? [key] : [key, `${base}:train-recompute`, `${base}:train-keep`];
     for (const k of keys) {
       const hit = this.workspaces.get(k);
       if (!hit) continue;
@@ -332,9 +146,25 @@ export class CausalLM {
       this.workspaces.delete(oldest);
     }
     const vocabChunk = Math.min(this.config.vocabSize, VOCAB_CHUNK);
-    const ws = new Workspace(this.gpu, this.config, B, T, vocabChunk, r, slots, backward);
+    const ws = new Workspace(this.gpu, this.config, B, T, vocabChunk, r, roles, backward, keep);
     this.workspaces.set(key, ws);
     return ws;
+  }
+
+  /** Whether a training step of B x T keeps every layer's activations (`recompute`, resolved). */
+  keepsActivations(B: number, T: number, adapter: LoraAdapter | null): boolean {
+    if (this.recompute !== 'auto') return this.recompute === 'never';
+    const estimate = estimateLoraJobMemory(this.config, {
+      batch: B,
+      seq: T,
+      rank: adapter?.config.r ?? 0,
+      dtype: this.weights.dtype,
+      targetModules: adapter?.config.targetModules ?? [],
+      maxStorageBufferBindingSize: this.gpu.limits.maxStorageBufferBindingSize,
+      recompute: 'auto',
+      budgetBytes: this.memoryBudgetBytes,
+    });
+    return estimate.recompute === 'never';
   }
 
   private upload(ws: Workspace, batch: TokenBatch): void {
@@ -374,77 +204,14 @@ export class CausalLM {
     else layerNormBackward(this.gpu, rec, { x, weight: w.w, stats, dOut, dx, rows, cols, accumulate });
   }
 
-  private dropout(adapter: LoraAdapter, seed: number | undefined, layer: number, slot: number) {
-    if (!(adapter.config.dropout > 0) || seed === undefined) return null;
+  /** The adapter branch of linear layer `lin` of layer `l` in this pass, or null when it is not adapted. */
+  private loraBranch(ws: Workspace, adapter: LoraAdapter | null, lin: LinearWeight, l: number, dropoutSeed: number | undefined): LoraBranch | null {
+    const module = adapter?.modules.get(lin);
+    if (!adapter || !module) return null;
+    const p = adapter.config.dropout;
     // One mask per (micro-batch, layer, module): recomputation regenerates the same one.
-    return { seed: (seed * 7919 + layer * 31 + slot) >>> 0, p: adapter.config.dropout };
-  }
-
-  /** y = x Wᵀ + bias (+ s·(x_d Aᵀ) Bᵀ when the adapter adapts this layer) for `rows` rows. */
-  linear(rec: Recorder, lin: LinearWeight, x: GPUBuffer, y: GPUBuffer, rows: number, lora: LoraModule | undefined, u: GPUBuffer | undefined, scale: number, dropout: { seed: number; p: number } | null): void {
-    if (lora && u) {
-      if (this.loraLinearPath === 'fused') {
-        loraDown(this.gpu, rec, { x, a: lora.a, u, T: rows, K: lin.inFeatures, r: lora.r, dropout });
-        loraLinear(this.gpu, rec, { x, w: lin.w, wF16: lin.f16, bias: lin.bias, u, b: lora.b, y, T: rows, K: lin.inFeatures, N: lin.outFeatures, r: lora.r, scale });
-        return;
-      }
-      // u = x_d Aᵀ: loraDown applies dropout inline; without dropout the register-blocked matmul
-      // is 2.5-4x faster than loraDown on lavapipe at r = 16 (bench/NOTES.md).
-      if (dropout) loraDown(this.gpu, rec, { x, a: lora.a, u, T: rows, K: lin.inFeatures, r: lora.r, dropout });
-      else matmul(this.gpu, rec, { a: x, b: lora.a, c: u, M: rows, N: lora.r, K: lin.inFeatures, transB: true, label: `${lin.kind}.lora_down` });
-      this.baseLinear(rec, lin, x, y, rows);
-      matmul(this.gpu, rec, { a: u, b: lora.b, c: y, M: rows, N: lin.outFeatures, K: lora.r, transB: true, alpha: scale, beta: 1, label: `${lin.kind}.lora_up` });
-      return;
-    }
-    this.baseLinear(rec, lin, x, y, rows);
-  }
-
-  /** y = x Wᵀ + bias. */
-  private baseLinear(rec: Recorder, lin: LinearWeight, x: GPUBuffer, y: GPUBuffer, rows: number): void {
-    matmul(this.gpu, rec, {
-      a: x,
-      b: lin.w,
-      c: y,
-      M: rows,
-      N: lin.outFeatures,
-      K: lin.inFeatures,
-      transB: true,
-      bF16: lin.f16,
-      ...(lin.bias ? { bias: lin.bias } : {}),
-      label: lin.kind,
-    });
-  }
-
-  /** dx (+)= dy W, and the LoRA gradients of this layer when it is adapted. */
-  private linearBackward(rec: Recorder, ws: Workspace, lin: LinearWeight, slot: number, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, accumulateDx: boolean, adapter: LoraAdapter | null, opts: StepOptions, dropout: { seed: number; p: number } | null): void {
-    matmul(this.gpu, rec, { a: dy, b: lin.w, c: dx, M: ws.N, N: lin.inFeatures, K: lin.outFeatures, bF16: lin.f16, beta: accumulateDx ? 1 : 0, label: `${lin.kind}.dx` });
-    if (opts.full) {
-      // dW += dyᵀ x, dbias += onesᵀ dy (the gradients were cleared at the start of the step).
-      const gW = opts.full.grad(lin.w);
-      matmul(this.gpu, rec, { a: dy, b: x, c: gW, M: lin.outFeatures, N: lin.inFeatures, K: ws.N, transA: true, beta: 1, label: `${lin.kind}.dW` });
-      if (lin.bias) matmul(this.gpu, rec, { a: ws.ones, b: dy, c: opts.full.grad(lin.bias), M: 1, N: lin.outFeatures, K: ws.N, beta: 1, label: `${lin.kind}.dbias` });
-    }
-    const lora = adapter?.modules.get(lin);
-    if (!adapter || !lora) return;
-    loraBackward(this.gpu, rec, {
-      x,
-      dy,
-      u: ws.u.get(slot)!,
-      a: lora.a,
-      b: lora.b,
-      du: ws.du,
-      gradA: lora.gradA,
-      gradB: lora.gradB,
-      dx,
-      T: ws.N,
-      K: lin.inFeatures,
-      N: lin.outFeatures,
-      r: lora.r,
-      scale: adapter.scale,
-      accumulate: opts.accumulate,
-      accumulateDx: true,
-      dropout,
-    });
+    const dropout = p > 0 && dropoutSeed !== undefined ? { seed: (dropoutSeed * 7919 + l * 31 + ROLE_SEED_INDEX[lin.role]) >>> 0, p } : null;
+    return { module, u: ws.activations(l).u.get(lin.role)!, scale: adapter.scale, dropout };
   }
 
   private embed(rec: Recorder, ws: Workspace, positionStart = 0): void {
@@ -460,59 +227,83 @@ export class CausalLM {
     });
   }
 
+  /** hF = normF(x + add), the sum (the last layer's output) kept in ws.xs[layers] for the backward. */
+  private finalNorm(rec: Recorder, ws: Workspace, last: { x: GPUBuffer; add: GPUBuffer }): void {
+    this.norm(rec, ws, this.weights.finalNorm, last.x, ws.hF, ws.statsF, { add: last.add, sum: ws.xs[this.config.layers]! });
+  }
+
   private attnDims(ws: Workspace) {
     const { heads: Hq, kvHeads: Hkv, headDim: D } = this.config;
     return { B: ws.B, T: ws.T, Hq, Hkv, D };
   }
 
-  private rope(rec: Recorder, ws: Workspace, x: GPUBuffer, heads: number, backward: boolean, positionStart = 0): void {
-    const common = { invFreq: this.invFreq!, tokens: ws.N, heads, headDim: this.config.headDim, positionStart, seqLen: ws.T };
-    if (backward) ropeBackward(this.gpu, rec, { ...common, dOut: x });
-    else rope(this.gpu, rec, { ...common, x });
+  /** Rotates q and k (backward: dq and dk) in place, in one dispatch. */
+  private rope(rec: Recorder, ws: Workspace, q: GPUBuffer, k: GPUBuffer, backward: boolean, positionStart = 0): void {
+    const { heads, kvHeads, headDim } = this.config;
+    ropeQK(this.gpu, rec, { invFreq: this.invFreq!, tokens: ws.N, q, qHeads: heads, k, kHeads: kvHeads, headDim, positionStart, seqLen: ws.T, backward });
   }
 
-  /** One layer forward from `xin` to `xout`, leaving its internals in the workspace. */
-  private layerForward(rec: Recorder, ws: Workspace, l: number, xin: GPUBuffer, xout: GPUBuffer, adapter: LoraAdapter | null, dropoutSeed: number | undefined, kv?: KvCache): void {
+
+  /**
+   * Every layer forward. Layer l's MLP output stays in ws.xout, apart from the residual stream
+   * (its xmid): the next layer's first norm adds the two as it normalises, writing the sum into
+   * ws.xs[l + 1], so no separate residual-add kernel runs. Returns that pending pair after the
+   * last layer (the final norm, or the caller, completes ws.xs[layers]).
+   */
+  private layersForward(rec: Recorder, ws: Workspace, adapter: LoraAdapter | null, dropoutSeed: number | undefined, kv?: KvCache): { add: GPUBuffer; x: GPUBuffer } {
+    for (let l = 0; l < this.config.layers; l++) {
+      const input = l === 0 ? ws.xs[0]! : { x: ws.xout, add: ws.activations(l - 1).xmid, sum: ws.xs[l]! };
+      this.layerForward(rec, ws, l, input, ws.xout, adapter, dropoutSeed, kv);
+    }
+    return { x: ws.xout, add: ws.activations(this.config.layers - 1).xmid };
+  }
+
+  /**
+   * One layer forward from its input (`xin`, or the previous layer's pending residual pair, which
+   * norm1 sums into `sum`) to `mlpOut`, the MLP's output without the residual stream (in xmid).
+   * Leaves its internals in the workspace.
+   */
+  private layerForward(rec: Recorder, ws: Workspace, l: number, input: GPUBuffer | { x: GPUBuffer; add: GPUBuffer; sum: GPUBuffer }, mlpOut: GPUBuffer, adapter: LoraAdapter | null, dropoutSeed: number | undefined, kv?: KvCache): void {
     const pos = kv?.length ?? 0;
     const cfg = this.config;
     const layer = this.weights.layers[l]!;
     const C = cfg.hidden;
     const N = ws.N;
-    const lin = (w: LinearWeight, x: GPUBuffer, y: GPUBuffer, slot: number) => {
-      const lora = adapter?.modules.get(w);
-      this.linear(rec, w, x, y, N, lora, ws.u.get(slot), adapter?.scale ?? 0, adapter && lora ? this.dropout(adapter, dropoutSeed, l, slot) : null);
-    };
-    this.norm(rec, ws, layer.norm1, xin, ws.h1, ws.stats1);
+    const a = ws.activations(l);
+    const xin = 'sum' in input ? input.sum : input;
+    const lin = (w: LinearWeight, x: GPUBuffer, y: GPUBuffer) => linearForward(this.gpu, rec, this.loraLinearPath, w, x, y, N, this.loraBranch(ws, adapter, w, l, dropoutSeed));
+    if ('sum' in input) this.norm(rec, ws, layer.norm1, input.x, a.h1, a.stats1, { add: input.add, sum: input.sum });
+    else this.norm(rec, ws, layer.norm1, xin, a.h1, a.stats1);
     if (cfg.family === 'llama') {
-      lin(layer.attnIn[0]!, ws.h1, ws.q, 0);
-      lin(layer.attnIn[1]!, ws.h1, ws.k, 1);
-      lin(layer.attnIn[2]!, ws.h1, ws.v, 2);
-      this.rope(rec, ws, ws.q, cfg.heads, false, pos);
-      this.rope(rec, ws, ws.k, cfg.kvHeads, false, pos);
+      const [qProj, kProj, vProj] = layer.attnIn as [LinearWeight, LinearWeight, LinearWeight];
+      lin(qProj, a.h1, a.q);
+      lin(kProj, a.h1, a.k);
+      lin(vProj, a.h1, a.v);
+      this.rope(rec, ws, a.q, a.k, false, pos);
     } else {
-      lin(layer.attnIn[0]!, ws.h1, ws.attnIn, 0);
-      for (const [i, dst] of [ws.q, ws.k, ws.v].entries()) {
-        copyColumns(this.gpu, rec, { src: ws.attnIn, dst, rows: N, width: C, srcStride: 3 * C, srcOffset: i * C, dstStride: C, dstOffset: 0 });
+      lin(layer.attnIn[0]!, a.h1, ws.qkv);
+      for (const [i, dst] of [a.q, a.k, a.v].entries()) {
+        copyColumns(this.gpu, rec, { src: ws.qkv, dst, rows: N, width: C, srcStride: 3 * C, srcOffset: i * C, dstStride: C, dstOffset: 0 });
       }
     }
     if (!kv) {
-      attentionForward(this.gpu, rec, { ...this.attnDims(ws), q: ws.q, k: ws.k, v: ws.v, out: ws.attn, lse: ws.lse });
+      attentionForward(this.gpu, rec, { ...this.attnDims(ws), q: a.q, k: a.k, v: a.v, out: a.attn, lse: a.lse });
     } else {
-      this.cachedAttention(rec, ws, kv, l);
+      this.cachedAttention(rec, ws, a, kv, l);
     }
-    lin(layer.attnOut, ws.attn, ws.tmpC, 3);
+    lin(layer.attnOut, a.attn, ws.tmpC);
     // xmid = xin + attention output, normalised into h2 in the same kernel.
-    this.norm(rec, ws, layer.norm2, ws.tmpC, ws.h2, ws.stats2, { add: xin, sum: ws.xmid });
+    this.norm(rec, ws, layer.norm2, ws.tmpC, a.h2, a.stats2, { add: xin, sum: a.xmid });
     if (cfg.family === 'llama') {
-      lin(layer.mlpIn[0]!, ws.h2, ws.gate, 4);
-      lin(layer.mlpIn[1]!, ws.h2, ws.up, 5);
-      swiglu(this.gpu, rec, { gate: ws.gate, up: ws.up, out: ws.act, rows: N, width: cfg.intermediate });
+      const [gateProj, upProj] = layer.mlpIn as [LinearWeight, LinearWeight];
+      lin(gateProj, a.h2, a.gate);
+      lin(upProj, a.h2, a.up);
+      swiglu(this.gpu, rec, { gate: a.gate, up: a.up, out: a.act, rows: N, width: cfg.intermediate });
     } else {
-      lin(layer.mlpIn[0]!, ws.h2, ws.gate, 4);
-      activation(this.gpu, rec, { kind: actKind(cfg), x: ws.gate, out: ws.act, n: N * cfg.intermediate });
+      lin(layer.mlpIn[0]!, a.h2, a.gate);
+      activation(this.gpu, rec, { kind: actKind(cfg), x: a.gate, out: a.act, n: N * cfg.intermediate });
     }
-    lin(layer.mlpOut, ws.act, xout, 6);
-    axpby(this.gpu, rec, ws.xmid, xout, N * C, 1, 1);
+    lin(layer.mlpOut, a.act, mlpOut);
   }
 
   /**
@@ -525,62 +316,53 @@ export class CausalLM {
     const C = cfg.hidden;
     const N = ws.N;
     const xin = ws.xs[l]!;
-    this.layerForward(rec, ws, l, xin, ws.xout, adapter, opts.dropoutSeed);
-    const drop = (w: LinearWeight, slot: number) => (adapter && adapter.modules.has(w) ? this.dropout(adapter, opts.dropoutSeed, l, slot) : null);
-    const back = (w: LinearWeight, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, acc: boolean, slot: number) =>
-      this.linearBackward(rec, ws, w, slot, x, dy, dx, acc, adapter, opts, drop(w, slot));
+    // Kept activations are still in the workspace from the forward pass; else redo this layer's forward.
+    if (!ws.keepsActivations) this.layerForward(rec, ws, l, xin, ws.xout, adapter, opts.dropoutSeed);
+    const a = ws.activations(l);
+    const targets = { du: ws.du, ones: ws.ones, accumulate: opts.accumulate, ...(opts.full ? { full: opts.full } : {}) };
+    const back = (w: LinearWeight, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, accumulateDx: boolean) =>
+      linearBackward(this.gpu, rec, w, x, dy, dx, N, accumulateDx, this.loraBranch(ws, adapter, w, l, opts.dropoutSeed), targets);
 
-    // MLP: xout = xmid + mlpOut(act(mlpIn(h2)))
-    back(layer.mlpOut, ws.act, ws.dres, ws.dAct, false, 6);
+    // MLP: output = xmid + mlpOut(act(mlpIn(h2)))
+    back(layer.mlpOut, a.act, ws.dres, ws.dAct, false);
     if (cfg.family === 'llama') {
-      swigluBackward(this.gpu, rec, { gate: ws.gate, up: ws.up, dOut: ws.dAct, dGate: ws.dGate, dUp: ws.dUp, rows: N, width: cfg.intermediate });
-      back(layer.mlpIn[0]!, ws.h2, ws.dGate, ws.dh, false, 4);
-      back(layer.mlpIn[1]!, ws.h2, ws.dUp, ws.dh, true, 5);
+      const [gateProj, upProj] = layer.mlpIn as [LinearWeight, LinearWeight];
+      swigluBackward(this.gpu, rec, { gate: a.gate, up: a.up, dOut: ws.dAct, dGate: ws.dGate, dUp: ws.dUp, rows: N, width: cfg.intermediate });
+      back(gateProj, a.h2, ws.dGate, ws.dh, false);
+      back(upProj, a.h2, ws.dUp, ws.dh, true);
     } else {
-      activationBackward(this.gpu, rec, { kind: actKind(cfg), x: ws.gate, dOut: ws.dAct, dx: ws.dGate, n: N * cfg.intermediate });
-      back(layer.mlpIn[0]!, ws.h2, ws.dGate, ws.dh, false, 4);
+      activationBackward(this.gpu, rec, { kind: actKind(cfg), x: a.gate, dOut: ws.dAct, dx: ws.dGate, n: N * cfg.intermediate });
+      back(layer.mlpIn[0]!, a.h2, ws.dGate, ws.dh, false);
     }
-    this.normBackward(rec, ws, layer.norm2, ws.xmid, ws.stats2, ws.dh, ws.dres, true, opts.full);
+    this.normBackward(rec, ws, layer.norm2, a.xmid, a.stats2, ws.dh, ws.dres, true, opts.full);
 
     // Attention: xmid = xin + attnOut(attention(q, k, v))
-    back(layer.attnOut, ws.attn, ws.dres, ws.dAttn, false, 3);
-    attentionBackward(this.gpu, rec, {
-      ...this.attnDims(ws),
-      q: ws.q,
-      k: ws.k,
-      v: ws.v,
-      out: ws.attn,
-      lse: ws.lse,
-      dout: ws.dAttn,
-      dq: ws.dq,
-      dk: ws.dk,
-      dv: ws.dv,
-      delta: ws.delta,
-    });
+    back(layer.attnOut, a.attn, ws.dres, ws.dAttn, false);
+    attentionBackward(this.gpu, rec, { ...this.attnDims(ws), q: a.q, k: a.k, v: a.v, out: a.attn, lse: a.lse, dout: ws.dAttn, dq: ws.dq, dk: ws.dk, dv: ws.dv, delta: ws.delta });
     if (cfg.family === 'llama') {
-      this.rope(rec, ws, ws.dq, cfg.heads, true);
-      this.rope(rec, ws, ws.dk, cfg.kvHeads, true);
-      back(layer.attnIn[0]!, ws.h1, ws.dq, ws.dh, false, 0);
-      back(layer.attnIn[1]!, ws.h1, ws.dk, ws.dh, true, 1);
-      back(layer.attnIn[2]!, ws.h1, ws.dv, ws.dh, true, 2);
+      const [qProj, kProj, vProj] = layer.attnIn as [LinearWeight, LinearWeight, LinearWeight];
+      this.rope(rec, ws, ws.dq, ws.dk, true);
+      back(qProj, a.h1, ws.dq, ws.dh, false);
+      back(kProj, a.h1, ws.dk, ws.dh, true);
+      back(vProj, a.h1, ws.dv, ws.dh, true);
     } else {
       for (const [i, src] of [ws.dq, ws.dk, ws.dv].entries()) {
-        copyColumns(this.gpu, rec, { src, dst: ws.dAttnIn, rows: N, width: C, srcStride: C, srcOffset: 0, dstStride: 3 * C, dstOffset: i * C });
+        copyColumns(this.gpu, rec, { src, dst: ws.dqkv, rows: N, width: C, srcStride: C, srcOffset: 0, dstStride: 3 * C, dstOffset: i * C });
       }
-      back(layer.attnIn[0]!, ws.h1, ws.dAttnIn, ws.dh, false, 0);
+      back(layer.attnIn[0]!, a.h1, ws.dqkv, ws.dh, false);
     }
-    this.normBackward(rec, ws, layer.norm1, xin, ws.stats1, ws.dh, ws.dres, true, opts.full);
+    this.normBackward(rec, ws, layer.norm1, xin, a.stats1, ws.dh, ws.dres, true, opts.full);
   }
 
   /** Appends this pass's keys/values to the cache and attends over everything cached so far. */
-  private cachedAttention(rec: Recorder, ws: Workspace, kv: KvCache, l: number): void {
+  private cachedAttention(rec: Recorder, ws: Workspace, a: LayerActivations, kv: KvCache, l: number): void {
     const { heads: Hq, kvHeads: Hkv, headDim: D } = this.config;
     const pos = kv.length;
-    appendKv(this.gpu, rec, { kNew: ws.k, vNew: ws.v, kCache: kv.k[l]!, vCache: kv.v[l]!, B: ws.B, rows: ws.T, Hkv, D, capacity: kv.capacity, pos });
+    appendKv(this.gpu, rec, { kNew: a.k, vNew: a.v, kCache: kv.k[l]!, vCache: kv.v[l]!, B: ws.B, rows: ws.T, Hkv, D, capacity: kv.capacity, pos });
     if (ws.T === 1) {
-      attentionDecode(this.gpu, rec, { q: ws.q, kCache: kv.k[l]!, vCache: kv.v[l]!, out: ws.attn, workspace: kv.scratch, B: ws.B, Hq, Hkv, D, capacity: kv.capacity, kvLen: pos + 1 });
+      attentionDecode(this.gpu, rec, { q: a.q, kCache: kv.k[l]!, vCache: kv.v[l]!, out: a.attn, workspace: kv.scratch, B: ws.B, Hq, Hkv, D, capacity: kv.capacity, kvLen: pos + 1 });
     } else {
-      attentionForward(this.gpu, rec, { ...this.attnDims(ws), q: ws.q, k: kv.k[l]!, v: kv.v[l]!, out: ws.attn, lse: ws.lse, pastLen: pos, kvCapacity: kv.capacity });
+      attentionForward(this.gpu, rec, { ...this.attnDims(ws), q: a.q, k: kv.k[l]!, v: kv.v[l]!, out: a.attn, lse: a.lse, pastLen: pos, kvCapacity: kv.capacity });
     }
   }
 
@@ -599,9 +381,10 @@ export class CausalLM {
     this.gpu.write(ws.ids, tokens);
     const rec = this.gpu.recorder(T === 1 ? 'decode' : 'prefill');
     this.embed(rec, ws, kv.length);
-    for (let l = 0; l < cfg.layers; l++) this.layerForward(rec, ws, l, ws.xs[l]!, ws.xs[l + 1]!, adapter, undefined, kv);
+    const last = this.layersForward(rec, ws, adapter, undefined, kv);
+    axpby(this.gpu, rec, last.add, last.x, ws.N * cfg.hidden, 1, 1);
     // Only the last position of each sequence needs logits.
-    copyColumns(this.gpu, rec, { src: ws.xs[cfg.layers]!, dst: ws.tmpC, rows: B, width: cfg.hidden, srcStride: T * cfg.hidden, srcOffset: (T - 1) * cfg.hidden, dstStride: cfg.hidden, dstOffset: 0 });
+    copyColumns(this.gpu, rec, { src: last.x, dst: ws.tmpC, rows: B, width: cfg.hidden, srcStride: T * cfg.hidden, srcOffset: (T - 1) * cfg.hidden, dstStride: cfg.hidden, dstOffset: 0 });
     const lastRows = { N: B } as Workspace;
     this.norm(rec, lastRows, this.weights.finalNorm, ws.tmpC, kv.lastHidden, ws.statsF);
     for (const chunk of this.headChunks(ws)) {
@@ -653,8 +436,7 @@ export class CausalLM {
   /** Forward through every layer and the loss; leaves the totals on the GPU. */
   private recordForward(rec: Recorder, ws: Workspace, adapter: LoraAdapter | null, dropoutSeed: number | undefined, accumulateTotals: boolean): void {
     this.embed(rec, ws);
-    for (let l = 0; l < this.config.layers; l++) this.layerForward(rec, ws, l, ws.xs[l]!, ws.xs[l + 1]!, adapter, dropoutSeed);
-    this.norm(rec, ws, this.weights.finalNorm, ws.xs[this.config.layers]!, ws.hF, ws.statsF);
+    this.finalNorm(rec, ws, this.layersForward(rec, ws, adapter, dropoutSeed));
     for (const chunk of this.headChunks(ws)) {
       this.headLogits(rec, ws, chunk);
       crossEntropyChunkStats(this.gpu, rec, { logits: ws.logits, targets: ws.targets, mask: ws.mask, state: ws.ceState, rows: ws.N, vStart: chunk.vStart, vc: chunk.vc });
@@ -727,8 +509,7 @@ export class CausalLM {
     const out = new Float32Array(N * V);
     const rec = this.gpu.recorder('logits');
     this.embed(rec, ws);
-    for (let l = 0; l < this.config.layers; l++) this.layerForward(rec, ws, l, ws.xs[l]!, ws.xs[l + 1]!, adapter, undefined);
-    this.norm(rec, ws, this.weights.finalNorm, ws.xs[this.config.layers]!, ws.hF, ws.statsF);
+    this.finalNorm(rec, ws, this.layersForward(rec, ws, adapter, undefined));
     rec.submit();
     for (const chunk of this.headChunks(ws)) {
       const r = this.gpu.recorder('logits-chunk');

@@ -2,6 +2,7 @@ import type { SafetensorsWeights } from '../formats/safetensors';
 import type { Gpu } from '../gpu';
 import { planEmbeddingShards, type EmbeddingShard } from '../kernels/embedding';
 import { checkWeightsAgainstConfig, type ModelConfig } from './config';
+import { modelLayout, type LinearRole, type LinearSpec, type NormSpec } from './layout';
 
 /**
  * The frozen base model on the GPU. Linear weights are stored [out, in] (Hugging Face nn.Linear
@@ -15,6 +16,8 @@ export interface LinearWeight {
   name: string;
   /** Last component of the name (`q_proj`, `c_attn`): what LoRA target_modules match. */
   kind: string;
+  /** What the layer does in its block (q, k, v, o, gate, up, down; GPT-2: qkv, o, fc, down). */
+  role: LinearRole;
   w: GPUBuffer;
   bias: GPUBuffer | null;
   outFeatures: number;
@@ -67,6 +70,66 @@ function transpose<T extends Float32Array | Uint16Array>(src: T, rows: number, c
   return out;
 }
 
+/** How one kind of tensor is made: read from a checkpoint, or filled with random numbers. */
+export interface TensorMakers {
+  linear(spec: LinearSpec): Promise<LinearWeight>;
+  norm(spec: NormSpec): Promise<NormWeight>;
+  positions(name: string): Promise<GPUBuffer>;
+  table(name: string): Promise<EmbeddingShard[]>;
+}
+
+/** The fields of a LinearWeight that come from the layout alone. */
+export function linearFields(spec: LinearSpec, dtype: WeightDtype): Omit<LinearWeight, 'w' | 'bias'> {
+  return {
+    name: spec.module,
+    kind: spec.module.slice(spec.module.lastIndexOf('.') + 1),
+    role: spec.role,
+    outFeatures: spec.out[0],
+    inFeatures: spec.in[0],
+    f16: dtype === 'f16',
+  };
+}
+
+/**
+ * Makes every tensor of the model's layout, in checkpoint order, and puts them in place. The
+ * makers push each buffer they create onto `buffers`; the model owns them (its bytes and
+ * destroy()), and they are released at once if a maker throws.
+ */
+export async function assembleWeights(gpu: Gpu, config: ModelConfig, dtype: WeightDtype, buffers: GPUBuffer[], make: TensorMakers): Promise<ModelWeights> {
+  try {
+    return { dtype, ...(await makeTensors(config, make)), bytes: buffers.reduce((n, b) => n + b.size, 0), destroy: () => releaseAll(gpu, buffers) };
+  } catch (e) {
+    releaseAll(gpu, buffers);
+    throw e;
+  }
+}
+
+function releaseAll(gpu: Gpu, buffers: GPUBuffer[]): void {
+  for (const b of buffers) gpu.pool.destroy(b);
+  buffers.length = 0;
+}
+
+async function makeTensors(config: ModelConfig, make: TensorMakers): Promise<Pick<ModelWeights, 'embed' | 'positions' | 'layers' | 'finalNorm' | 'head'>> {
+  const layout = modelLayout(config);
+  const embed = await make.table(layout.embed);
+  const positions = layout.positions ? await make.positions(layout.positions) : null;
+  const layers: LayerWeights[] = [];
+  for (const spec of layout.layers) {
+    const norm1 = await make.norm(spec.norm1);
+    const attnIn: LinearWeight[] = [];
+    for (const l of spec.attnIn) attnIn.push(await make.linear(l));
+    const attnOut = await make.linear(spec.attnOut);
+    const norm2 = await make.norm(spec.norm2);
+    const mlpIn: LinearWeight[] = [];
+    for (const l of spec.mlpIn) mlpIn.push(await make.linear(l));
+    const mlpOut = await make.linear(spec.mlpOut);
+    layers.push({ norm1, attnIn, attnOut, norm2, mlpIn, mlpOut });
+  }
+  const finalNorm = await make.norm(layout.finalNorm);
+  const head = layout.head ? await make.table(layout.head) : embed;
+  return { embed, positions, layers, finalNorm, head };
+}
+
 /**
  * Streams a model's tensors to the GPU one by one (never the whole file in memory), checking
  * names and shapes against the config first so a mismatch is reported before any upload.
@@ -81,7 +144,6 @@ export async function loadModelWeights(
   const check = checkWeightsAgainstConfig(source.tensors, config);
   const prefix = check.prefix;
   const buffers: GPUBuffer[] = [];
-  let bytes = 0;
   let done = 0;
   const total = check.expected.length;
   const progress = () => options.onProgress?.(++done, total);
@@ -89,7 +151,6 @@ export async function loadModelWeights(
   const upload = (data: Float32Array | Uint16Array, label: string): GPUBuffer => {
     const b = gpu.upload(data, label);
     buffers.push(b);
-    bytes += b.size;
     return b;
   };
   const f32 = async (name: string): Promise<GPUBuffer> => {
@@ -97,92 +158,33 @@ export async function loadModelWeights(
     progress();
     return upload(data, name);
   };
-  const matrix = async (name: string, transposed: boolean, rows: number, cols: number): Promise<GPUBuffer> => {
-    let data: Float32Array | Uint16Array = await source.read(prefix + name, { as: dtype });
-    if (transposed) data = transpose(data, rows, cols);
-    progress();
-    return upload(data, name);
-  };
-  const linear = async (module: string, outF: number, inF: number, hasBias: boolean, conv1d = false): Promise<LinearWeight> => ({
-    name: module,
-    kind: module.slice(module.lastIndexOf('.') + 1),
-    // Conv1D stores [in, out]: transpose to [out, in].
-    w: await matrix(`${module}.weight`, conv1d, inF, outF),
-    bias: hasBias ? await f32(`${module}.bias`) : null,
-    outFeatures: outF,
-    inFeatures: inF,
-    f16: dtype === 'f16',
-  });
-  const norm = async (module: string, hasBias: boolean): Promise<NormWeight> => ({
-    w: await f32(`${module}.weight`),
-    b: hasBias ? await f32(`${module}.bias`) : null,
-  });
-  const table = async (name: string): Promise<EmbeddingShard[]> => {
-    const C = config.hidden;
-    const plan = planEmbeddingShards(config.vocabSize, C, dtype, gpu.limits.maxStorageBufferBindingSize);
-    const shards: EmbeddingShard[] = [];
-    // One shard at a time: a 150k-row table is never in memory whole.
-    for (const { rowStart, rowCount } of plan) {
-      const data = await source.read(prefix + name, { as: dtype, elementOffset: rowStart * C, elementCount: rowCount * C });
-      shards.push({ rowStart, rowCount, buffer: upload(data, `${name}[${rowStart}:]`) });
-    }
-    progress();
-    return shards;
-  };
+  // Module names stay unprefixed (as PEFT and LoRA target_modules name them); reads add the prefix.
+  return assembleWeights(gpu, config, dtype, buffers, {
 
-  const { hidden: C, intermediate: I, heads: H, kvHeads: Hkv, headDim: D, layers: L } = config;
-  const layers: LayerWeights[] = [];
-  let embed: EmbeddingShard[];
-  let positions: GPUBuffer | null = null;
-  let finalNorm: NormWeight;
-  let head: EmbeddingShard[];
-  if (config.family === 'llama') {
-    embed = await table('model.embed_tokens.weight');
-    for (let i = 0; i < L; i++) {
-      const p = `model.layers.${i}.`;
-      layers.push({
-        norm1: await norm(`${p}input_layernorm`, false),
-        attnIn: [
-          await linear(`${p}self_attn.q_proj`, H * D, C, config.attentionBias),
-          await linear(`${p}self_attn.k_proj`, Hkv * D, C, config.attentionBias),
-          await linear(`${p}self_attn.v_proj`, Hkv * D, C, config.attentionBias),
-        ],
-        attnOut: await linear(`${p}self_attn.o_proj`, C, H * D, config.attentionOutBias),
-        norm2: await norm(`${p}post_attention_layernorm`, false),
-        mlpIn: [await linear(`${p}mlp.gate_proj`, I, C, config.mlpBias), await linear(`${p}mlp.up_proj`, I, C, config.mlpBias)],
-        mlpOut: await linear(`${p}mlp.down_proj`, C, I, config.mlpBias),
-      });
-    }
-    finalNorm = await norm('model.norm', false);
-    head = config.tieWordEmbeddings ? embed : await table('lm_head.weight');
-  } else {
-    embed = await table('wte.weight');
-    positions = await f32('wpe.weight');
-    for (let i = 0; i < L; i++) {
-      const p = `h.${i}.`;
-      layers.push({
-        norm1: await norm(`${p}ln_1`, true),
-        attnIn: [await linear(`${p}attn.c_attn`, 3 * C, C, true, true)],
-        attnOut: await linear(`${p}attn.c_proj`, C, C, true, true),
-        norm2: await norm(`${p}ln_2`, true),
-        mlpIn: [await linear(`${p}mlp.c_fc`, I, C, true, true)],
-        mlpOut: await linear(`${p}mlp.c_proj`, C, I, true, true),
-      });
-    }
-    finalNorm = await norm('ln_f', true);
-    head = config.tieWordEmbeddings ? embed : await table('lm_head.weight');
-  }
-  return {
-    dtype,
-    embed,
-    positions,
-    layers,
-    finalNorm,
-    head,
-    bytes,
-    destroy() {
-      for (const b of buffers) gpu.pool.destroy(b);
-      buffers.length = 0;
+    linear: async (spec) => {
+      let data: Float32Array | Uint16Array = await source.read(prefix + `${spec.module}.weight`, { as: dtype });
+      // Conv1D stores [in, out]: transpose to [out, in].
+      if (spec.conv1d) data = transpose(data, spec.in[0], spec.out[0]);
+      progress();
+      return {
+        ...linearFields(spec, dtype),
+        w: upload(data, `${spec.module}.weight`),
+        bias: spec.bias ? await f32(`${spec.module}.bias`) : null,
+      };
     },
-  };
+    norm: async (spec) => ({ w: await f32(`${spec.module}.weight`), b: spec.bias ? await f32(`${spec.module}.bias`) : null }),
+    positions: f32,
+    table: async (name) => {
+      const C = config.hidden;
+      const plan = planEmbeddingShards(config.vocabSize, C, dtype, gpu.limits.maxStorageBufferBindingSize);
+      const shards: EmbeddingShard[] = [];
+      // One shard at a time: a 150k-row table is never in memory whole.
+      for (const { rowStart, rowCount } of plan) {
+        const data = await source.read(prefix + name, { as: dtype, elementOffset: rowStart * C, elementCount: rowCount * C });
+        shards.push({ rowStart, rowCount, buffer: upload(data, `${name}[${rowStart}:]`) });
+      }
+      progress();
+      return shards;
+    },
+  });
 }

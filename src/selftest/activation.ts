@@ -1,17 +1,8 @@
-import type { Gpu } from '../gpu';
 import { activation, activationBackward, fusedGluLayout, swiglu, swigluBackward } from '../kernels/activation';
 import { activationBackwardRef, activationRef, swigluBackwardRef, swigluRef } from '../kernels/reference/activation';
 import { maxRelError, Rng } from './compare';
 import type { SelfTestCase } from './types';
-
-async function withBuffers<T>(gpu: Gpu, fn: (track: (b: GPUBuffer) => GPUBuffer) => Promise<T>): Promise<T> {
-  const made: GPUBuffer[] = [];
-  try {
-    return await gpu.checked(() => fn((b) => (made.push(b), b)));
-  } finally {
-    for (const b of made) gpu.release(b);
-  }
-}
+import { withBuffers } from './buffers';
 
 export const selfTestCases: SelfTestCase[] = [
   {

@@ -1,17 +1,9 @@
-import { fromF16Array, toF16Array, type Gpu } from '../gpu';
+import { fromF16Array, toF16Array } from '../gpu';
 import { embedding, embeddingBackward, embeddingGradIndex, packEmbeddingGradIndex } from '../kernels/embedding';
 import { embeddingBackwardRef, embeddingRef } from '../kernels/reference/embedding';
 import { maxRelError, Rng } from './compare';
 import type { SelfTestCase } from './types';
-
-async function withBuffers<T>(gpu: Gpu, fn: (track: (b: GPUBuffer) => GPUBuffer) => Promise<T>): Promise<T> {
-  const made: GPUBuffer[] = [];
-  try {
-    return await gpu.checked(() => fn((b) => (made.push(b), b)));
-  } finally {
-    for (const b of made) gpu.release(b);
-  }
-}
+import { withBuffers } from './buffers';
 
 export const selfTestCases: SelfTestCase[] = [
   {

@@ -1,5 +1,5 @@
 import type { Gpu } from '../gpu';
-import { fromF16Array, toF16Array } from '../gpu/f16';
+import { fromF16Array, toF16Array } from '../util/f16';
 import { loraBackward, loraDown, loraLinear } from '../kernels/lora';
 import { loraBackwardRef, loraDownRef, loraLinearRef } from '../kernels/reference/lora';
 import { maxRelError, Rng } from './compare';

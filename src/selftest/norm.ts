@@ -1,19 +1,10 @@
-import type { Gpu } from '../gpu';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from '../kernels/norm';
 import { layerNormBackwardRef, layerNormRef, rmsNormBackwardRef, rmsNormRef } from '../kernels/reference/norm';
 import { maxRelError, Rng } from './compare';
 import type { SelfTestCase } from './types';
+import { withBuffers } from './buffers';
 
 const EPS = 1e-5;
-
-async function withBuffers<T>(gpu: Gpu, fn: (track: (b: GPUBuffer) => GPUBuffer) => Promise<T>): Promise<T> {
-  const made: GPUBuffer[] = [];
-  try {
-    return await gpu.checked(() => fn((b) => (made.push(b), b)));
-  } finally {
-    for (const b of made) gpu.release(b);
-  }
-}
 
 export const selfTestCases: SelfTestCase[] = [
   {

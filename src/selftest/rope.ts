@@ -1,17 +1,8 @@
-import type { Gpu } from '../gpu';
-import { ropeBackwardRef, ropeRef } from '../kernels/reference/rope';
-import { rope, ropeBackward, ropeInvFreq } from '../kernels/rope';
+import { ropeBackwardRef, ropeRef, sequentialPositions } from '../kernels/reference/rope';
+import { rope, ropeBackward, ropeInvFreq, ropeQK } from '../kernels/rope';
 import { maxRelError, Rng } from './compare';
 import type { SelfTestCase } from './types';
-
-async function withBuffers<T>(gpu: Gpu, fn: (track: (b: GPUBuffer) => GPUBuffer) => Promise<T>): Promise<T> {
-  const made: GPUBuffer[] = [];
-  try {
-    return await gpu.checked(() => fn((b) => (made.push(b), b)));
-  } finally {
-    for (const b of made) gpu.release(b);
-  }
-}
+import { withBuffers } from './buffers';
 
 export const selfTestCases: SelfTestCase[] = [
   {
@@ -55,6 +46,34 @@ export const selfTestCases: SelfTestCase[] = [
         return Math.max(
           maxRelError(await gpu.readF32(out, n), ropeRef(x, a)),
           maxRelError(await gpu.readF32(back, n), ropeBackwardRef(x, a)),
+        );
+      }),
+  },
+  {
+    name: 'rope q and k in one dispatch, forward + backward (2 x 9 tokens from position 3, 4 + 2 heads, D=32)',
+    // The same sin/cos bound as above (the kernel shares their code).
+    tol: 5e-4,
+    run: (gpu) =>
+      withBuffers(gpu, async (t) => {
+        const [seqLen, qHeads, kHeads, headDim, start] = [9, 4, 2, 32, 3];
+        const tokens = 2 * seqLen;
+        const rng = new Rng(606);
+        const q = rng.f32(tokens * qHeads * headDim);
+        const k = rng.f32(tokens * kHeads * headDim);
+        const { invFreq } = ropeInvFreq({ head_dim: headDim, rope_theta: 10000 });
+        const common = { invFreq: t(gpu.upload(invFreq)), tokens, headDim, positionStart: start, seqLen };
+        const [qf, kf, qb, kb] = [t(gpu.upload(q)), t(gpu.upload(k)), t(gpu.upload(q)), t(gpu.upload(k))];
+        const rec = gpu.recorder('selftest.rope-qk');
+        ropeQK(gpu, rec, { ...common, q: qf, qHeads, k: kf, kHeads });
+        ropeQK(gpu, rec, { ...common, q: qb, qHeads, k: kb, kHeads, backward: true });
+        rec.submit();
+        const positions = sequentialPositions(tokens, seqLen, start);
+        const args = (heads: number) => ({ tokens, heads, headDim, invFreq, positions });
+        return Math.max(
+          maxRelError(await gpu.readF32(qf, q.length), ropeRef(q, args(qHeads))),
+          maxRelError(await gpu.readF32(kf, k.length), ropeRef(k, args(kHeads))),
+          maxRelError(await gpu.readF32(qb, q.length), ropeBackwardRef(q, args(qHeads))),
+          maxRelError(await gpu.readF32(kb, k.length), ropeBackwardRef(k, args(kHeads))),
         );
       }),
   },

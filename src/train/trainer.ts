@@ -17,6 +17,7 @@ import { buildBatch, planBatches, type Batch, type BatchOptions, type BatchPlan 
 import type { TokenSequence } from '../data/examples';
 import { LoraAdapter } from '../model/lora';
 import type { CausalLM, LossTotals } from '../model/transformer';
+import { fmix32 } from '../util/random';
 import {
   captureCheckpoint,
   checkpointName,
@@ -112,16 +113,6 @@ export interface EvalResult {
   accuracy: number;
   /** Trained tokens evaluated. */
   tokens: number;
-}
-
-/** murmur3's finaliser, to turn (seed, epoch, index) into unrelated dropout seeds. */
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 /** The dropout seed of micro-batch `micro` of step `step` (0-based, within the epoch) of epoch `epoch`. */

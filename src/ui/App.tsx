@@ -3,7 +3,7 @@
 import { useEffect, useRef } from 'react';
 import { Logo } from './Logo';
 import { NoWebGpu } from './NoWebGpu';
-import { AboutPage } from './pages/AboutPage';
+import { GpuPage } from './pages/gpu/GpuPage';
 import { CreateJobPage } from './pages/CreateJobPage';
 import { FineTuningPage } from './pages/FineTuningPage';
 import { ModelsPage } from './pages/ModelsPage';
@@ -133,7 +133,7 @@ export function App() {
         {gpu.status === 'error' && <NoWebGpu reason="error" message={gpu.message} />}
 
         {route.page === 'about' ? (
-          <AboutPage state={state} runSelfTest={runSelfTest} />
+          <GpuPage state={state} runSelfTest={runSelfTest} />
         ) : (
           <EngineProvider>
             {route.page === 'jobs' && <FineTuningPage jobId={route.jobId} compare={route.compare} />}

@@ -26,3 +26,17 @@ export class Rng {
     return a;
   }
 }
+
+/**
+ * murmur3's 32-bit finaliser: spreads nearby integers (seeds, epochs, indices) over unrelated
+ * 32-bit values. Identical to `fmix32` in shaders/lora.wgsl, which the dropout masks rely on.
+ */
+export function fmix32(v: number): number {
+  let h = v >>> 0;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b) >>> 0;
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35) >>> 0;
+  h ^= h >>> 16;
+  return h >>> 0;
+}

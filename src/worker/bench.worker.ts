@@ -1,6 +1,6 @@
 // Runs the benchmark suites in the tab, off the main thread: a slow (software) adapter then
 // never freezes the page. One run at a time; the device is opened once and kept.
-import { benchResultDocument, kernelShapes, runKernelSuite } from '../../bench/kernels';
+import { benchResultDocument, kernelShapes, runKernelSuite } from '../bench/kernels';
 import { acquireGpu, type Gpu } from '../gpu';
 import type { BenchEvent, BenchRequest } from './benchProtocol';
 

@@ -1,7 +1,9 @@
 // Messages between the page's Benchmarks panel and the bench worker, which owns its own
-// GPUDevice and runs the kernels suite (bench/kernels.ts). Plain data only.
-import type { KernelPreset } from '../../bench/kernels';
-import type { BenchRow } from '../../bench/table';
+// GPUDevice and runs the kernels suite (src/bench/kernels.ts). Plain data only.
+import type { KernelPreset } from '../bench/kernels';
+import type { BenchRow } from '../bench/table';
+
+export type { KernelPreset, BenchRow };
 
 export type BenchRequest = { type: 'run-kernels'; preset: KernelPreset };
 

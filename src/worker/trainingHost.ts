@@ -7,7 +7,8 @@
 import { acquireGpu as acquireDefaultGpu, type Gpu } from '../gpu';
 import { storeModelResolver, type OpenModelDir } from '../jobs/models';
 import { JobRunner, type JobRunnerOptions, type RunnerUpdate } from '../jobs/runner';
-import { openJobStore, type JobStore } from '../jobs/store';
+import { openJobStore } from '../jobs/idbStore';
+import type { JobStore } from '../jobs/store';
 import {
   serializeError,
   TRAINING_REQUEST_TYPES,

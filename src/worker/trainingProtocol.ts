@@ -9,19 +9,23 @@
  * tagged with the request id, the tokens of a generation and the download progress of a model.
  * Requests are typed by `TrainingRequests`: params and result per request type.
  */
-import type { DatasetReport } from '../data/formats';
+import type { DatasetReport } from '../data/datasetTypes';
 import type { PeftExport } from '../formats/peft';
 import type { AdapterSummary } from '../gpu';
 import type { FileRecord, JobDetails, JobEvent, JobRecord, ModelSource } from '../jobs/job';
 import type { DownloadProgress } from '../jobs/models';
 import type { CachedModel, RemovedModel } from '../jobs/modelCache';
 import type { ExamplesPreview } from '../data/examplePreview';
-import type { CreateJobInput, GenerateOutput, GenerateParams, HyperparametersPreview, ModelInfo, TokenDelta } from '../jobs/runner';
+import type { GenerateOutput, GenerateParams, TokenDelta } from '../generation/generationText';
+import type { ModelInfo } from '../jobs/modelPool';
+import type { HyperparametersPreview } from '../jobs/previews';
+import type { CreateJobInput } from '../jobs/queue';
 import type { WeightDtype } from '../model/weights';
 import type { HyperparameterRequest } from '../train/hyperparameters';
 import type { StepMetrics } from '../train/metrics';
 
-export type { AdapterRef, CreateJobInput, GenerateOutput, GenerateParams, HyperparametersPreview, ModelInfo, TokenDelta } from '../jobs/runner';
+export type { AdapterRef } from '../jobs/adapters';
+export type { CreateJobInput, GenerateOutput, GenerateParams, HyperparametersPreview, ModelInfo, TokenDelta };
 export type { JobMemoryCheck, MemoryLimits, MemoryProblem } from '../jobs/jobMemory';
 export type { FileRecord, JobDetails, JobEvent, JobRecord, JobStatus, ModelSource } from '../jobs/job';
 export type { DownloadProgress } from '../jobs/models';

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { benchResultDocument, kernelShapes, KERNEL_PRESETS, runKernelSuite } from '../../bench/kernels';
+import { benchResultDocument, kernelShapes, KERNEL_PRESETS, runKernelSuite } from '../../src/bench/kernels';
 import { getTestGpu } from '../helpers/gpu';
 
-describe('kernels suite (bench/kernels.ts)', () => {
+describe('kernels suite (src/bench/kernels.ts)', () => {
   it('runs the tiny preset: every case timed, LoRA outputs compared, peer cases attached', async () => {
     const gpu = await getTestGpu();
     const log: string[] = [];
@@ -37,8 +37,8 @@ describe('kernels suite (bench/kernels.ts)', () => {
   });
 
   it('keeps the suite code free of Node modules (the browser bench page bundles it)', () => {
-    for (const f of ['kernels.ts', 'table.ts', 'matmul.ts', 'attention.ts']) {
-      const src = readFileSync(join(__dirname, '..', '..', 'bench', f), 'utf8');
+    for (const f of ['kernels.ts', 'table.ts', 'matmul.ts', 'attention.ts', 'timing.ts']) {
+      const src = readFileSync(join(__dirname, '..', '..', 'src', 'bench', f), 'utf8');
       expect(src, f).not.toMatch(/from 'node:|require\(/);
     }
   });

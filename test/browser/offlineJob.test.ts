@@ -1,4 +1,4 @@
-// Issue 6's promise, end to end: after one online visit, with the network off and every request
+// The offline promise, end to end: after one online visit, with the network off and every request
 // to a host other than this machine refused, the first screen's "Try it" card trains a job on
 // the embedded model and a shipped sample to the end, in Chromium's WebGPU on SwiftShader.
 import { copyFile, mkdir } from 'node:fs/promises';

@@ -102,7 +102,7 @@ describe('playground engines in Chromium', () => {
     expect(seen.at(-1)).toBe(ortText);
     // How many of the streamed states get painted depends on the machine's load (on 2 busy cores
     // all 24 tokens can land in one frame); token-by-token events are checked in Node
-    // (test/jobs/onnxGeneration.test.ts). Whatever was painted is a prefix of the final text.
+    // (test/generation/onnxGeneration.test.ts). Whatever was painted is a prefix of the final text.
     for (const s of seen) expect(ortText.startsWith(s)).toBe(true);
 
     // A GPT-2 adapter on a Llama model: the pane says it does not fit, as text.

@@ -59,7 +59,7 @@ describe('whittle info', () => {
     const C = 48, I = 88, kv = 2 * 12;
     expect(e.loraParameters).toBe(2 * 8 * (C + C + (C + kv) * 2 + (C + C) + (C + I) * 2 + (I + C)));
     expect(e.residualBytes).toBe(3 * 2 * 128 * C * 4);
-    expect(e.totalBytes).toBe(e.weightsBytes + e.loraBytes + e.residualBytes + e.layerScratchBytes + e.logitsBytes + e.optimizerScratchBytes + e.kernelParamsBytes);
+    expect(e.totalBytes).toBe(e.weightsBytes + e.loraBytes + e.residualBytes + e.layerScratchBytes + e.keptActivationsBytes + e.logitsBytes + e.optimizerScratchBytes + e.kernelParamsBytes);
 
     const text = await runCli(['info', LLAMA]);
     expect(text.code).toBe(0);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 
 import { writeAdapterFolder } from '../../src/cli/model';
-import { validateAxolotlConfig } from '../../src/formats/clusterHandoff';
+import { validateAxolotlConfig } from '../../src/formats/axolotlSchema';
 import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import { exportPeftAdapter, importPeftAdapter } from '../../src/formats/peft';
 import { bytesSource, readSafetensorsHeader, readTensor } from '../../src/formats/safetensors';

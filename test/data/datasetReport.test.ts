@@ -11,7 +11,7 @@ import {
   validateJsonl,
   type DatasetReportOptions,
 } from '../../src/data/datasetReport';
-import type { ChatExample, DatasetReport, ParsedLine, TokenCount } from '../../src/data/formats';
+import type { ChatExample, DatasetReport, ParsedLine, TokenCount } from '../../src/data/datasetTypes';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/data/${name}`, import.meta.url));
 

@@ -14,7 +14,7 @@ import {
   trainedTargets,
   type TokenizedExample,
 } from '../../src/data/examples';
-import type { ChatExample } from '../../src/data/formats';
+import type { ChatExample } from '../../src/data/datasetTypes';
 import { TextTokenizer } from '../../src/data/tokenizer';
 
 type Json = Record<string, unknown>;

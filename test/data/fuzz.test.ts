@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { buildDatasetReport, validateJsonl } from '../../src/data/datasetReport';
-import type { ChatExample, DatasetReport, ParsedLine, TokenCount } from '../../src/data/formats';
+import type { ChatExample, DatasetReport, ParsedLine, TokenCount } from '../../src/data/datasetTypes';
 import { parseJsonl } from '../../src/data/jsonl';
 import { validateChatExample, validateExample } from '../../src/data/validate';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseJsonl, type ParseJsonlOptions } from '../../src/data/jsonl';
-import type { ParsedLine } from '../../src/data/formats';
+import type { ParsedLine } from '../../src/data/datasetTypes';
 import { Rng } from '../helpers/random';
 
 const encoder = new TextEncoder();

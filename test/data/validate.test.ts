@@ -9,7 +9,7 @@ import {
   validateTextExample,
   type ValidationResult,
 } from '../../src/data/validate';
-import type { ExampleIssue } from '../../src/data/formats';
+import type { ExampleIssue } from '../../src/data/datasetTypes';
 
 const user = { role: 'user', content: 'hi' };
 const assistant = { role: 'assistant', content: 'hello' };

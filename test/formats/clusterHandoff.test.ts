@@ -2,17 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import {
-  AXOLOTL_SCHEMA,
-  ClusterHandoffError,
-  exportClusterConfig,
-  promptCompletionToMessages,
-  trlSettings,
-  validateAxolotlConfig,
-  type ClusterJob,
-} from '../../src/formats/clusterHandoff';
+import { AXOLOTL_SCHEMA, validateAxolotlConfig } from '../../src/formats/axolotlSchema';
+import { ClusterHandoffError, exportClusterConfig, promptCompletionToMessages, trlSettings, type ClusterJob } from '../../src/formats/clusterHandoff';
 import { resolveHyperparameters, type HyperparameterRequest } from '../../src/train/hyperparameters';
 
 function job(request: HyperparameterRequest = {}, extra: Partial<ClusterJob> = {}): ClusterJob {
@@ -142,6 +136,17 @@ describe('Axolotl config', () => {
 });
 
 describe('TRL script', () => {
+  it('is a Python file that compiles as it is in the repository (placeholders inside strings)', () => {
+    const cache = mkdtempSync(join(tmpdir(), 'whittle-pycache-'));
+    try {
+      const script = fileURLToPath(new URL('../../src/formats/train_trl.py', import.meta.url));
+      // py_compile exits non-zero with the line of a syntax error; the cache goes to a temp folder.
+      execFileSync('python3', ['-m', 'py_compile', script], { env: { ...process.env, PYTHONPYCACHEPREFIX: cache }, stdio: 'pipe' });
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
+  });
+
   it('is valid Python that embeds the job settings and masks exactly the assistant turns', () => {
     const j = job({ loraR: 4, loraAlpha: 8, warmupSteps: 3 }, { chatTemplate: 'tpl with """ and \\ inside', jobName: 'a "quoted"\\ name' });
     const { trlScript } = exportClusterConfig(j);

@@ -5,7 +5,7 @@ import { bytesModelDir, loadHfModelDir, type HfModelFiles } from '../../src/form
 import { exportMergedModel, mergeLoraInto, MergeError, readPeftAdapterTensors, toBf16Array, type AdapterTensors } from '../../src/formats/mergedModel';
 import { exportPeftAdapter } from '../../src/formats/peft';
 import { bytesSource, readSafetensorsHeader } from '../../src/formats/safetensors';
-import { bf16BitsToF32Array } from '../../src/gpu/f16';
+import { bf16BitsToF32Array } from '../../src/util/f16';
 import { parseModelConfig } from '../../src/model/config';
 import { loadCausalLM, type LoadedModel } from '../../src/model/load';
 import { defaultLoraConfig, LoraAdapter, type LoraConfig } from '../../src/model/lora';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { f16BitsToF32, f32ToF16Bits } from '../../src/gpu/f16';
+import { f16BitsToF32, f32ToF16Bits } from '../../src/util/f16';
 import { nodeModelDir, openFileSource } from '../../src/formats/nodeByteSource';
 import {
   blobSource,

@@ -27,7 +27,8 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const llama = parseModelConfig(JSON.parse(readFileSync(join(FIXTURES, 'models', 'tiny-llama', 'config.json'), 'utf8')) as Record<string, unknown>);
 const shape = { seq: 128, rank: 8, dtype: 'f32' as const, targetModules: LLAMA_ALL_LINEAR };
-const total = (batch: number) => estimateLoraJobMemory(llama, { ...shape, batch }).totalBytes;
+// The least a job of this batch needs: every layer recomputed in the backward ('auto' falls back to it).
+const total = (batch: number) => estimateLoraJobMemory(llama, { ...shape, batch, recompute: 'always' }).totalBytes;
 const roomy: MemoryLimits = { maxBufferSize: GiB, maxStorageBufferBindingSize: GiB, limitsFrom: 'device', budgetBytes: 4 * GiB, budgetFrom: 'device-memory' };
 
 describe('memoryLimits', () => {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { acquireGpu, type Gpu } from '../../src/gpu';
 import type { RunnerUpdate } from '../../src/jobs/runner';
-import { IdbJobStore } from '../../src/jobs/store';
+import { IdbJobStore } from '../../src/jobs/idbStore';
 import { addTinyLlama, CrashableStore, expectSameAdapter, expectSameTrajectory, makeRunner, referenceRun, statusLog, submit, type ReferenceRun } from './helpers';
 
 /** The new device the crashed job resumes on (besides the shared test device). */

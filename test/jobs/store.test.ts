@@ -3,15 +3,9 @@ import 'fake-indexeddb/auto';
 import { describe, expect, it } from 'vitest';
 
 import { createJobRecord, transition, type FileRecord, type JobRecord } from '../../src/jobs/job';
-import {
-  adapterBlobKey,
-  IdbJobStore,
-  JobStoreError,
-  MemoryJobStore,
-  OpfsBlobStore,
-  openJobStore,
-  type JobStore,
-} from '../../src/jobs/store';
+import { IdbJobStore, openJobStore } from '../../src/jobs/idbStore';
+import { OpfsBlobStore } from '../../src/jobs/opfsBlobStore';
+import { adapterBlobKey, JobStoreError, MemoryJobStore, type JobStore } from '../../src/jobs/store';
 import { loadLatestCheckpoint, saveAndPrune, serializeCheckpoint, type Checkpoint } from '../../src/train/checkpoint';
 import type { Hyperparameters } from '../../src/train/hyperparameters';
 import type { StepMetrics } from '../../src/train/metrics';

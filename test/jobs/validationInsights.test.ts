@@ -9,12 +9,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { buildBatch } from '../../src/data/batching';
 import { ChatTemplate } from '../../src/data/chatTemplate';
 import { tokenizeExamples, type TokenizedExample } from '../../src/data/examples';
-import type { ChatExample, ChatMessage } from '../../src/data/formats';
+import type { ChatExample, ChatMessage } from '../../src/data/datasetTypes';
 import { TextTokenizer } from '../../src/data/tokenizer';
 import { loadHfModelDir } from '../../src/formats/hfModelDir';
 import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import type { JobRecord } from '../../src/jobs/job';
-import { IdbJobStore, MemoryJobStore } from '../../src/jobs/store';
+import { IdbJobStore } from '../../src/jobs/idbStore';
+import { MemoryJobStore } from '../../src/jobs/store';
 import {
   answerBudget,
   computeValidationInsights,
@@ -27,7 +28,7 @@ import {
   type InsightExample,
   type ValidationInsights,
 } from '../../src/jobs/validationInsights';
-import { generationStopIds } from '../../src/jobs/generationText';
+import { generationStopIds } from '../../src/generation/generationText';
 import { generate } from '../../src/model/generate';
 import { loadCausalLM } from '../../src/model/load';
 import { defaultLoraConfig, LoraAdapter } from '../../src/model/lora';

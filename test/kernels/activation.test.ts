@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import type { Gpu } from '../../src/gpu';
 import {
   activation,
   activationBackward,
@@ -20,8 +19,9 @@ import {
 } from '../../src/kernels/reference/activation';
 import { selfTestCases } from '../../src/selftest/activation';
 import { expectClose, maxRelError } from '../helpers/compare';
-import { getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
+import { withBuffers } from '../../src/selftest/buffers';
 
 // Tolerances (maxRelError against f64 references, relative to the largest |reference|):
 const FWD_TOL = 1e-6; // f32 exp, erfc fit with fractional error < 1.2e-7; measured <= 1.1e-7
@@ -40,15 +40,6 @@ function inputs(rng: Rng, n: number): Float32Array {
   const tails = [-90, 50, -20, 30];
   for (let i = 0; i < tails.length && i * 5 + 2 < n; i++) x[i * 5 + 2] = tails[i]!;
   return x;
-}
-
-async function withBuffers<T>(gpu: Gpu, fn: (track: (b: GPUBuffer) => GPUBuffer) => Promise<T>): Promise<T> {
-  const made: GPUBuffer[] = [];
-  try {
-    return await gpu.checked(() => fn((b) => (made.push(b), b)));
-  } finally {
-    for (const b of made) gpu.release(b);
-  }
 }
 
 describe('activation forward and backward', () => {
@@ -208,11 +199,4 @@ describe('activation references: derivative = finite differences', () => {
   });
 });
 
-describe('activation self-test cases', () => {
-  for (const c of selfTestCases) {
-    it(c.name, async () => {
-      const gpu = await getTestGpu();
-      expect(await c.run(gpu)).toBeLessThanOrEqual(c.tol);
-    });
-  }
-});
+describeSelfTestCases('activation', selfTestCases);

@@ -4,7 +4,7 @@ import { ADAMW_HYPER_FLOATS, ADAMW_TABLE, adamwFlat, adamwHyperTable, adamwStep,
 import { adamwStepRef } from '../../src/kernels/reference/adamw';
 import { selfTestCases } from '../../src/selftest/adamw';
 import { expectClose } from '../helpers/compare';
-import { getTestGpu } from '../helpers/gpu';
+import { describeSelfTestCases, getTestGpu } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
 
 // f32 kernel vs the f64-per-op reference with f32 storage: a few ulp per step, relative to
@@ -114,14 +114,7 @@ describe('adamwStep', () => {
   });
 });
 
-describe('adamw self-test cases', () => {
-  for (const c of selfTestCases) {
-    it(c.name, async () => {
-      const gpu = await getTestGpu();
-      expect(await c.run(gpu)).toBeLessThanOrEqual(c.tol);
-    });
-  }
-});
+describeSelfTestCases('adamw', selfTestCases);
 
 describe('adamw.flat (many tensors, one dispatch)', () => {
   const base = { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1 };

@@ -17,7 +17,7 @@ import {
 } from '../../src/kernels/reference/attention';
 import { selfTestCases } from '../../src/selftest/attention';
 import { expectClose, maxRelError } from '../helpers/compare';
-import { getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
 
 // Bounds, relative to the largest reference magnitude (f32 kernels vs f64 references):
@@ -346,11 +346,4 @@ describe('attentionDecode and appendKv', () => {
   });
 });
 
-describe('attention self-test cases', () => {
-  for (const c of selfTestCases) {
-    it(c.name, async () => {
-      const gpu = await getTestGpu();
-      expect(await c.run(gpu)).toBeLessThanOrEqual(c.tol);
-    });
-  }
-});
+describeSelfTestCases('attention', selfTestCases);

@@ -10,7 +10,7 @@ import {
 import { crossEntropyMeanRef, crossEntropyRef } from '../../src/kernels/reference/crossentropy';
 import { selfTestCases } from '../../src/selftest/crossentropy';
 import { expectClose } from '../helpers/compare';
-import { getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
 
 // f32 online softmax vs f64: loss and dlogits within 1e-5 of max |ref| (measured ~1e-7..1e-6).
@@ -248,11 +248,4 @@ describe('cross-entropy reference', () => {
   });
 });
 
-describe('crossentropy self-test cases', () => {
-  for (const c of selfTestCases) {
-    it(c.name, async () => {
-      const gpu = await getTestGpu();
-      expect(await c.run(gpu)).toBeLessThanOrEqual(c.tol);
-    });
-  }
-});
+describeSelfTestCases('crossentropy', selfTestCases);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { axpby, axpbyRef, copyColumns, copyColumnsRef } from '../../src/kernels/elementwise';
 import { expectClose } from '../helpers/compare';
-import { getTestGpu } from '../helpers/gpu';
+import { describeSelfTestCases, getTestGpu } from '../helpers/gpu';
+import { selfTestCases } from '../../src/selftest/elementwise';
 import { Rng } from '../helpers/random';
 
 describe('axpby', () => {
@@ -58,3 +59,5 @@ describe('copyColumns', () => {
     });
   }
 });
+
+describeSelfTestCases('elementwise', selfTestCases);

@@ -12,23 +12,15 @@ import {
 import { embeddingBackwardRef, embeddingRef } from '../../src/kernels/reference/embedding';
 import { selfTestCases } from '../../src/selftest/embedding';
 import { expectClose, maxRelError } from '../helpers/compare';
-import { getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
+import { withBuffers } from '../../src/selftest/buffers';
 
 // Tolerances (maxRelError): the gather copies values, so it must be exact (0) for f32 and for f16
 // (f16 -> f32 widening is exact). Adding a position row rounds once in f32: 1e-7 (half an ulp is
 // 6e-8; measured 3e-8). Gradient sums in f32 in token order, against f64: 1e-6 (measured 8e-8).
 const ADD_TOL = 1e-7;
 const GRAD_TOL = 1e-6;
-
-async function withBuffers<T>(gpu: Gpu, fn: (track: (b: GPUBuffer) => GPUBuffer) => Promise<T>): Promise<T> {
-  const made: GPUBuffer[] = [];
-  try {
-    return await gpu.checked(() => fn((b) => (made.push(b), b)));
-  } finally {
-    for (const b of made) gpu.release(b);
-  }
-}
 
 /** A random table in the requested dtype: its decoded values and the bytes to upload per row range. */
 function makeTable(rng: Rng, rows: number, cols: number, dtype: TableDType) {
@@ -317,11 +309,4 @@ describe('embedding reference: backward = finite differences of forward', () => 
   });
 });
 
-describe('embedding self-test cases', () => {
-  for (const c of selfTestCases) {
-    it(c.name, async () => {
-      const gpu = await getTestGpu();
-      expect(await c.run(gpu)).toBeLessThanOrEqual(c.tol);
-    });
-  }
-});
+describeSelfTestCases('embedding', selfTestCases);

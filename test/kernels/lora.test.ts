@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu';
-import { fromF16Array, toF16Array } from '../../src/gpu/f16';
+import { fromF16Array, toF16Array } from '../../src/util/f16';
 import { dropoutMask, loraBackward, loraDown, loraLinear, loraScale } from '../../src/kernels/lora';
 import {
   dropoutMaskRef,
@@ -11,7 +11,7 @@ import {
 } from '../../src/kernels/reference/lora';
 import { selfTestCases } from '../../src/selftest/lora';
 import { expectClose } from '../helpers/compare';
-import { getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
 
 // Bounds, relative to max |reference|. The kernels accumulate in f32 against f64 references;
@@ -381,11 +381,4 @@ describe('argument checks', () => {
   });
 });
 
-describe('selfTestCases', () => {
-  for (const c of selfTestCases) {
-    it(c.name, async () => {
-      const gpu = await getTestGpu();
-      expect(await c.run(gpu)).toBeLessThanOrEqual(c.tol);
-    });
-  }
-});
+describeSelfTestCases('lora', selfTestCases);

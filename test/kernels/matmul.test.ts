@@ -4,7 +4,7 @@ import { matmul, rowRange, type MatmulTuning } from '../../src/kernels/matmul';
 import { matmulRef } from '../../src/kernels/reference/matmul';
 import { runMatmulCase, selfTestCases } from '../../src/selftest/matmul';
 import { expectClose } from '../helpers/compare';
-import { getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
 
 // Tolerances, relative to max |reference|: the reference accumulates in f64, the kernels in
@@ -268,11 +268,4 @@ describe('matmul with specialised pipelines (the default on real GPUs)', () => {
   });
 });
 
-describe('matmul self-test cases', () => {
-  for (const c of selfTestCases) {
-    it(c.name, async () => {
-      const gpu = await getTestGpu();
-      expect(await c.run(gpu)).toBeLessThanOrEqual(c.tol);
-    });
-  }
-});
+describeSelfTestCases('matmul', selfTestCases);

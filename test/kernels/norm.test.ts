@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import type { Gpu } from '../../src/gpu';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from '../../src/kernels/norm';
 import {
   layerNormBackwardRef,
@@ -9,8 +8,9 @@ import {
 } from '../../src/kernels/reference/norm';
 import { selfTestCases } from '../../src/selftest/norm';
 import { expectClose, maxRelError } from '../helpers/compare';
-import { getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
+import { withBuffers } from '../../src/selftest/buffers';
 
 // Tolerances (maxRelError, relative to the largest |reference|), f32 kernels against f64 references:
 const FWD_TOL = 2e-6; // out, rstd, mean; measured <= 4.2e-7 (rows up to 33, cols up to 4096)
@@ -30,15 +30,6 @@ function rowData(rng: Rng, rows: number, cols: number): Float32Array {
     for (let c = 0; c < cols; c++) x[r * cols + c] = shift + scale * rng.uniform();
   }
   return x;
-}
-
-async function withBuffers<T>(gpu: Gpu, fn: (track: (b: GPUBuffer) => GPUBuffer) => Promise<T>): Promise<T> {
-  const made: GPUBuffer[] = [];
-  try {
-    return await gpu.checked(() => fn((b) => (made.push(b), b)));
-  } finally {
-    for (const b of made) gpu.release(b);
-  }
 }
 
 /**
@@ -380,12 +371,4 @@ describe('norm references: backward = finite differences of forward', () => {
   });
 });
 
-describe('norm self-test cases', () => {
-  for (const c of selfTestCases) {
-    it(c.name, async () => {
-      const gpu = await getTestGpu();
-      const err = await c.run(gpu);
-      expect(err).toBeLessThanOrEqual(c.tol);
-    });
-  }
-});
+describeSelfTestCases('norm', selfTestCases);

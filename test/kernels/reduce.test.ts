@@ -4,7 +4,7 @@ import { clipGradNorm, gradNormClipStep, gradNormLayout, partialSlots, REDUCE_BL
 import { clipGradNormRef, sumRef } from '../../src/kernels/reference/reduce';
 import { selfTestCases } from '../../src/selftest/reduce';
 import { expectClose } from '../helpers/compare';
-import { getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
 
 // f32 sums against f64: |error| <= 2e-6 * sum|x| covers both the one-workgroup loop (up to
@@ -110,14 +110,7 @@ describe('clipGradNorm', () => {
   });
 });
 
-describe('reduce self-test cases', () => {
-  for (const c of selfTestCases) {
-    it(c.name, async () => {
-      const gpu = await getTestGpu();
-      expect(await c.run(gpu)).toBeLessThanOrEqual(c.tol);
-    });
-  }
-});
+describeSelfTestCases('reduce', selfTestCases);
 
 describe('gradNormClipStep', () => {
   async function verdict(gpu: Gpu, partials: number[], maxNorm: number, before: number): Promise<Float32Array> {

@@ -1,25 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import type { Gpu } from '../../src/gpu';
-import { rope, ropeBackward, ropeInvFreq } from '../../src/kernels/rope';
+import { rope, ropeBackward, ropeInvFreq, ropeQK } from '../../src/kernels/rope';
 import { ropeBackwardRef, ropeRef, sequentialPositions } from '../../src/kernels/reference/rope';
 import { selfTestCases } from '../../src/selftest/rope';
 import { expectClose, maxRelError } from '../helpers/compare';
-import { getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
+import { withBuffers } from '../../src/selftest/buffers';
 
 // Tolerance (maxRelError against the f64 reference, which rotates by the same f32 angle):
 // f32 sin/cos after range reduction plus two f32 products. Measured <= 1.9e-7 on lavapipe for
 // positions up to 400000.
 const TOL = 1e-6;
-
-async function withBuffers<T>(gpu: Gpu, fn: (track: (b: GPUBuffer) => GPUBuffer) => Promise<T>): Promise<T> {
-  const made: GPUBuffer[] = [];
-  try {
-    return await gpu.checked(() => fn((b) => (made.push(b), b)));
-  } finally {
-    for (const b of made) gpu.release(b);
-  }
-}
 
 const invFreqFor = (headDim: number, theta = 10000) => ropeInvFreq({ head_dim: headDim, rope_theta: theta }).invFreq;
 
@@ -224,6 +215,38 @@ describe('rope kernel', () => {
   });
 });
 
+describe('ropeQK (q and k in one dispatch)', () => {
+  it.each([false, true])('backward=%s: matches the reference for q and k, and two single-tensor dispatches bit for bit', async (backward) => {
+    const gpu = await getTestGpu();
+    // Two sequences of 13 tokens starting at position 5, 6 query heads over 2 key heads, D = 16.
+    const [seqLen, B, qHeads, kHeads, headDim, start] = [13, 2, 6, 2, 16, 5];
+    const tokens = B * seqLen;
+    const rng = new Rng(71);
+    const q = rng.f32(tokens * qHeads * headDim);
+    const k = rng.f32(tokens * kHeads * headDim);
+    const invFreq = invFreqFor(headDim);
+    await withBuffers(gpu, async (t) => {
+      const common = { invFreq: t(gpu.upload(invFreq)), tokens, headDim, positionStart: start, seqLen };
+      const [qb, kb, q1, k1] = [t(gpu.upload(q)), t(gpu.upload(k)), t(gpu.upload(q)), t(gpu.upload(k))];
+      const rec = gpu.recorder('rope-qk');
+      ropeQK(gpu, rec, { ...common, q: qb, qHeads, k: kb, kHeads, backward });
+      for (const [x, heads] of [[q1, qHeads], [k1, kHeads]] as const) {
+        if (backward) ropeBackward(gpu, rec, { ...common, heads, dOut: x });
+        else rope(gpu, rec, { ...common, heads, x });
+      }
+      rec.submit();
+      const positions = sequentialPositions(tokens, seqLen, start);
+      const ref = backward ? ropeBackwardRef : ropeRef;
+      const gotQ = await gpu.readF32(qb, q.length);
+      const gotK = await gpu.readF32(kb, k.length);
+      expectClose(gotQ, ref(q, { tokens, heads: qHeads, headDim, invFreq, positions }), TOL, 'q');
+      expectClose(gotK, ref(k, { tokens, heads: kHeads, headDim, invFreq, positions }), TOL, 'k');
+      expect(Array.from(gotQ)).toEqual(Array.from(await gpu.readF32(q1, q.length)));
+      expect(Array.from(gotK)).toEqual(Array.from(await gpu.readF32(k1, k.length)));
+    });
+  });
+});
+
 describe('ropeInvFreq', () => {
   // Expected values: transformers' _compute_default_rope_parameters / _compute_llama3_parameters
   // transcribed to numpy float32 (same operation order), printed with repr().
@@ -327,11 +350,4 @@ describe('rope reference: backward = finite differences of forward', () => {
   });
 });
 
-describe('rope self-test cases', () => {
-  for (const c of selfTestCases) {
-    it(c.name, async () => {
-      const gpu = await getTestGpu();
-      expect(await c.run(gpu)).toBeLessThanOrEqual(c.tol);
-    });
-  }
-});
+describeSelfTestCases('rope', selfTestCases);

@@ -4,7 +4,7 @@ import { applyRepetitionPenalty, argmaxRows, sampleRows, type SamplingSettings }
 import { argmaxRef, repetitionPenaltyRef, sampleRef } from '../../src/kernels/reference/sampling';
 import { selfTestCases } from '../../src/selftest/sampling';
 import { expectClose } from '../helpers/compare';
-import { getTestGpu } from '../helpers/gpu';
+import { describeSelfTestCases, getTestGpu } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
 
 const POISON_ID = 0xdeadbeef;
@@ -219,11 +219,4 @@ describe('sampleRows', () => {
   });
 });
 
-describe('sampling self-test cases', () => {
-  for (const c of selfTestCases) {
-    it(c.name, async () => {
-      const gpu = await getTestGpu();
-      expect(await c.run(gpu)).toBeLessThanOrEqual(c.tol);
-    });
-  }
-});
+describeSelfTestCases('sampling', selfTestCases);

@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ChatTemplate } from '../../src/data/chatTemplate';
-import type { ChatMessage } from '../../src/data/formats';
+import type { ChatMessage } from '../../src/data/datasetTypes';
 import { makeBatches } from '../../src/data/batching';
 import { tokenizeExample } from '../../src/data/examples';
 import { TextTokenizer } from '../../src/data/tokenizer';

@@ -53,7 +53,7 @@ describe.each(MODELS)('%s against the PyTorch golden file', (name) => {
     adapter.destroy();
   });
 
-  it('gives the same masked loss, token accuracy and LoRA gradients', async () => {
+  it('gives the same masked loss, token accuracy and LoRA gradients, keeping or recomputing activations', async () => {
     const loaded = await open(name);
     opened.push(loaded);
     const golden = await readGolden(name);
@@ -67,13 +67,22 @@ describe.each(MODELS)('%s against the PyTorch golden file', (name) => {
     };
     const adapter = await goldenAdapter(loaded, golden);
     const trained = batch.mask.reduce((s, m) => s + m, 0);
-    const totals = (await loaded.model.forwardBackward(batch, adapter, { gradScale: 1 / trained, accumulate: false }))!;
-    expect(totals.tokens).toBe(trained);
-    expect(Math.abs(totals.lossSum / totals.tokens - (await golden.f32('loss'))[0]!)).toBeLessThan(1e-4 * Math.abs((await golden.f32('loss'))[0]!));
-    expect(totals.correct / totals.tokens).toBeCloseTo((await golden.f32('token_accuracy'))[0]!, 6);
-    const grads = await adapter.readGradients();
-    expect(grads.size).toBeGreaterThan(0);
-    for (const [key, got] of grads) expectClose(got, await golden.f32(`grad.${key}`), 1e-4, `${name} grad ${key}`);
+    const byPolicy = new Map<string, Map<string, Float32Array>>();
+    for (const recompute of ['always', 'never'] as const) {
+      loaded.model.recompute = recompute;
+      expect(loaded.model.keepsActivations(B, T, adapter)).toBe(recompute === 'never');
+      const totals = (await loaded.model.forwardBackward(batch, adapter, { gradScale: 1 / trained, accumulate: false }))!;
+      expect(totals.tokens).toBe(trained);
+      expect(Math.abs(totals.lossSum / totals.tokens - (await golden.f32('loss'))[0]!)).toBeLessThan(1e-4 * Math.abs((await golden.f32('loss'))[0]!));
+      expect(totals.correct / totals.tokens).toBeCloseTo((await golden.f32('token_accuracy'))[0]!, 6);
+      const grads = await adapter.readGradients();
+      expect(grads.size).toBeGreaterThan(0);
+      for (const [key, got] of grads) expectClose(got, await golden.f32(`grad.${key}`), 1e-4, `${name} grad ${key} (recompute ${recompute})`);
+      byPolicy.set(recompute, grads);
+    }
+    // Same kernels on the same inputs: kept activations give the recomputed ones' gradients bit for bit.
+    for (const [key, got] of byPolicy.get('never')!) expect(Array.from(got), key).toEqual(Array.from(byPolicy.get('always')!.get(key)!));
+    loaded.model.recompute = 'auto';
     adapter.destroy();
   });
 

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildRandomModel, randomBatch } from '../../bench/synthetic';
+import { buildRandomModel, randomBatch } from '../../src/model/randomModel';
 import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import { parseModelConfig } from '../../src/model/config';
 import { LoraAdapter, defaultLoraConfig } from '../../src/model/lora';

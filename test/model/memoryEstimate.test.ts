@@ -1,12 +1,14 @@
-// The config-only GPU memory estimate (src/model/memoryEstimate.ts). Its agreement with a real
-// training step is checked by `whittle info --measure` in test/cli/commands.test.ts.
-import { readFileSync } from 'node:fs';
+// The config-only GPU memory estimate (src/model/memoryEstimate.ts), and its agreement with the
+// peak of a real training step on every test model (`whittle info --measure`). The measured
+// figure is the buffer pool's own byte accounting: WebGPU reports no driver memory.
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { bucketSize } from '../../src/gpu/bufferPool';
 import { parseModelConfig } from '../../src/model/config';
-import { estimateLoraJobMemory } from '../../src/model/memoryEstimate';
+import { estimateLoraJobMemory, type MemoryEstimate } from '../../src/model/memoryEstimate';
+import { runCli } from '../cli/run';
 
 const MODELS = join(__dirname, '..', 'fixtures', 'models');
 const config = (name: string) => parseModelConfig(JSON.parse(readFileSync(join(MODELS, name, 'config.json'), 'utf8')) as Record<string, unknown>);
@@ -43,6 +45,52 @@ describe('estimateLoraJobMemory', () => {
     expect(e.loraParameters).toBe(0);
     expect(e.loraBytes).toBe(0);
     expect(e.optimizerScratchBytes).toBe(0);
-    expect(e.totalBytes).toBe(e.weightsBytes + e.residualBytes + e.layerScratchBytes + e.logitsBytes + e.kernelParamsBytes);
+    expect(e.totalBytes).toBe(e.weightsBytes + e.residualBytes + e.layerScratchBytes + e.keptActivationsBytes + e.logitsBytes + e.kernelParamsBytes);
+  });
+});
+
+describe('estimateLoraJobMemory: keep or recompute activations', () => {
+  const llama = config('tiny-llama');
+  const shape = { batch: 2, seq: 64, rank: 8, dtype: 'f16' as const, targetModules: ['q_proj', 'v_proj'] };
+
+  it("'never' keeps every layer's activations, 'always' one layer's, 'auto' keeps them only within the budget", () => {
+    const always = estimateLoraJobMemory(llama, { ...shape, recompute: 'always' });
+    const never = estimateLoraJobMemory(llama, { ...shape, recompute: 'never' });
+    expect(always.recompute).toBe('always');
+    expect(always.keptActivationsBytes).toBe(0);
+    expect(never.recompute).toBe('never');
+    expect(never.keptActivationsBytes).toBeGreaterThan(0);
+    expect(never.totalBytes - always.totalBytes).toBe(never.keptActivationsBytes);
+    // Kept activations grow with the tokens, like the residuals.
+    const twice = estimateLoraJobMemory(llama, { ...shape, batch: 4, recompute: 'never' });
+    expect(twice.keptActivationsBytes).toBeGreaterThan(1.9 * never.keptActivationsBytes);
+    expect(estimateLoraJobMemory(llama, { ...shape, budgetBytes: never.totalBytes })).toEqual(never);
+    expect(estimateLoraJobMemory(llama, { ...shape, budgetBytes: never.totalBytes - 1 })).toEqual(always);
+    // The default budget holds a tiny model's activations.
+    expect(estimateLoraJobMemory(llama, shape).recompute).toBe('never');
+  });
+});
+
+// Two shapes per model: a short f32 one and a longer f16 one with more of the batch in flight.
+const SHAPES = [
+  { batch: 1, seq: 16, rank: 4, dtype: 'f32' },
+  { batch: 4, seq: 64, rank: 8, dtype: 'f16' },
+] as const;
+const CASES = readdirSync(MODELS).flatMap((name) => SHAPES.map((shape) => ({ name, ...shape })));
+
+describe('the estimate against a measured training step', () => {
+  it('covers every test model', () => {
+    expect(new Set(CASES.map((c) => c.name))).toEqual(new Set(['tiny-llama', 'tiny-qwen2', 'tiny-gpt2']));
+  });
+
+  it.each(CASES)('$name, batch $batch x seq $seq, rank $rank, $dtype weights: the pool peak is within 10%', async ({ name, batch, seq, rank, dtype }) => {
+    const run = await runCli(['info', join(MODELS, name), '--json', '--measure', '--batch', `${batch}`, '--seq', `${seq}`, '--rank', `${rank}`, '--dtype', dtype]);
+    expect(run.code, run.stderr).toBe(0);
+    const info = JSON.parse(run.stdout) as { job: { seq: number }; estimate: MemoryEstimate; measured: { peakBytes: number; loss: number } };
+    expect(info.job.seq).toBe(seq);
+    expect(Number.isFinite(info.measured.loss)).toBe(true);
+    const ratio = info.measured.peakBytes / info.estimate.totalBytes;
+    expect(ratio, `measured ${info.measured.peakBytes} bytes, estimated ${info.estimate.totalBytes}`).toBeGreaterThan(0.9);
+    expect(ratio, `measured ${info.measured.peakBytes} bytes, estimated ${info.estimate.totalBytes}`).toBeLessThan(1.1);
   });
 });

@@ -1,11 +1,11 @@
-// Issue 6: fine-tuning the shipped model (public/models/whittle-wordnet-tiny) on a shipped sample
+// The first screen's promise: fine-tuning the shipped model (public/models/whittle-wordnet-tiny) on a shipped sample
 // (public/samples/pirate-style) with the first screen's quick "Try it" settings lowers the loss
 // on the sample's validation file, through the same trainer a job uses.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChatTemplate } from '../../src/data/chatTemplate';
-import type { ChatExample, ChatMessage } from '../../src/data/formats';
+import type { ChatExample, ChatMessage } from '../../src/data/datasetTypes';
 import { tokenizeExamples } from '../../src/data/examples';
 import { TextTokenizer } from '../../src/data/tokenizer';
 import { nodeModelDir } from '../../src/formats/nodeByteSource';

@@ -7,12 +7,13 @@ import { LoraOptimizer } from '../../src/train/optimizer';
 import { getTestGpu } from '../helpers/gpu';
 import { FIXTURES, readGolden } from '../model/golden';
 
-describe.each(['tiny-llama', 'tiny-gpt2'])('%s training trajectory', (name) => {
-  it('follows PyTorch AdamW + clip_grad_norm_ for 10 steps within 1e-4', async () => {
+describe.each(['tiny-llama', 'tiny-qwen2', 'tiny-gpt2'])('%s training trajectory', (name) => {
+  it.each(['always', 'never'] as const)('follows PyTorch AdamW + clip_grad_norm_ for 10 steps within 1e-4 (recompute %s)', async (recompute) => {
     const gpu = await getTestGpu();
     const dir = await nodeModelDir(join(FIXTURES, 'models', name));
     const { model, config } = await loadCausalLM(gpu, dir, { dtype: 'f32' });
     await dir.close?.();
+    model.recompute = recompute;
     const golden = await readGolden(name);
     const hp = JSON.parse(golden.metadata.train!) as { steps: number; lr: number; betas: [number, number]; eps: number; wd: number; clip: number };
     const adapter = new LoraAdapter(gpu, config, model.weights, defaultLoraConfig(config, { r: Number(golden.metadata.rank), alpha: Number(golden.metadata.alpha) }));

@@ -3,6 +3,8 @@
 // in-browser self-test can use them. Layouts follow Hugging Face / PEFT:
 //   x [T, K], W [N, K], A [r, K], B [N, r], u = x_d A^T [T, r], y [T, N].
 
+import { fmix32 } from '../../util/random';
+
 type Vec = ArrayLike<number>;
 
 /** Dropout on the LoRA branch's input: element i is kept with probability 1 - p. */
@@ -18,17 +20,6 @@ export interface DropoutKey {
   key: number;
   threshold: number;
   invKeep: number;
-}
-
-/** murmur3's 32-bit finaliser; identical to fmix32 in the shader. */
-export function fmix32(v: number): number {
-  let h = v >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b) >>> 0;
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35) >>> 0;
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 export function dropoutHash(i: number, key: number): number {

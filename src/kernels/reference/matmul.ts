@@ -1,4 +1,4 @@
-import { f16BitsToF32 } from '../../gpu/f16';
+import { f16BitsToF32 } from '../../util/f16';
 
 /** Arguments of {@link matmulRef}; the same names and defaults as `MatmulArgs` in ../matmul. */
 export interface MatmulRefArgs {

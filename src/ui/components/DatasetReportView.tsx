@@ -1,7 +1,7 @@
 // The validation report of a JSONL file, as OpenAI's data checks show it: line-numbered errors,
 // warnings, token statistics with a histogram, billed tokens and a time estimate.
 import { useMemo } from 'react';
-import type { DatasetReport } from '../../data/formats';
+import type { DatasetReport } from '../../data/datasetTypes';
 import { MetricChart, type ChartSeries } from '../charts/MetricChart';
 import { formatCount, formatDuration } from '../format';
 

@@ -18,7 +18,11 @@ export function memoryParts(m: JobMemoryCheck): MemoryPart[] {
   return [
     { label: 'Base weights', bytes: e.weightsBytes, detail: `${m.dtype}, frozen` },
     { label: 'LoRA + optimizer', bytes: e.loraBytes, detail: `${formatCompact(e.loraParameters)} parameters: weights, gradients, AdamW moments (f32)` },
-    { label: 'Activations', bytes: e.residualBytes + e.layerScratchBytes + e.logitsBytes, detail: `batch ${m.batch} × ${m.seq} tokens` },
+    {
+      label: 'Activations',
+      bytes: e.residualBytes + e.layerScratchBytes + e.keptActivationsBytes + e.logitsBytes,
+      detail: `batch ${m.batch} × ${m.seq} tokens; ${e.recompute === 'never' ? 'kept for the backward' : 'recomputed per layer in the backward to fit the budget'}`,
+    },
     { label: 'Other', bytes: e.optimizerScratchBytes + e.kernelParamsBytes, detail: 'gradient-norm scratch and kernel parameters' },
   ];
 }

@@ -2,7 +2,7 @@
 // defaults, suffix, and an estimate. Create stays disabled, with the reasons listed, until the
 // job would start.
 import { useEffect, useId, useMemo, useRef, useState } from 'react';
-import type { DatasetReport } from '../../data/formats';
+import type { DatasetReport } from '../../data/datasetTypes';
 import { checkSuffix } from '../../jobs/job';
 import type { FileRecord, HyperparametersPreview, ModelInfo, ModelSource } from '../../worker/trainingProtocol';
 import { DatasetReportView } from '../components/DatasetReportView';

@@ -4,7 +4,7 @@
 // ONNX Runtime Web running the model exported to ONNX with the adapter merged in; and a pane can
 // run a PEFT adapter the user picks from disk ("Imported adapter").
 import { useEffect, useId, useMemo, useRef, useState } from 'react';
-import type { ChatMessage } from '../../data/formats';
+import type { ChatMessage } from '../../data/datasetTypes';
 import type { AdapterRef, GenerateOutput, JobRecord, ModelSource } from '../../worker/trainingProtocol';
 import { errorText, useClient, useEngine } from '../engine';
 import { formatCount, formatRelativeTime } from '../format';

@@ -6,7 +6,7 @@ import { cleanup, render, screen, within } from '@testing-library/react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { validateJsonl } from '../../../src/data/datasetReport';
-import type { ChatExample } from '../../../src/data/formats';
+import type { ChatExample } from '../../../src/data/datasetTypes';
 import { DatasetReportView } from '../../../src/ui/components/DatasetReportView';
 import { plots } from '../fakeUplot';
 

@@ -26,6 +26,8 @@ const FITS: JobMemoryCheck = {
     loraParameters: 2_097_152,
     residualBytes: 64 * MiB,
     layerScratchBytes: 96 * MiB,
+    keptActivationsBytes: 0,
+    recompute: 'always',
     logitsBytes: 32 * MiB,
     optimizerScratchBytes: 1 * MiB,
     kernelParamsBytes: 3 * MiB,
@@ -53,7 +55,7 @@ describe('memoryParts', () => {
     expect(memoryParts(FITS)).toEqual([
       { label: 'Base weights', bytes: 1536 * MiB, detail: 'f16, frozen' },
       { label: 'LoRA + optimizer', bytes: 48 * MiB, detail: '2.10M parameters: weights, gradients, AdamW moments (f32)' },
-      { label: 'Activations', bytes: 192 * MiB, detail: 'batch 4 × 512 tokens' },
+      { label: 'Activations', bytes: 192 * MiB, detail: 'batch 4 × 512 tokens; recomputed per layer in the backward to fit the budget' },
       { label: 'Other', bytes: 4 * MiB, detail: 'gradient-norm scratch and kernel parameters' },
     ]);
   });
@@ -74,7 +76,7 @@ describe('MemoryEstimate', () => {
       ['Largest buffer', '96 MiB of 256 MiB'],
       ['Largest binding', '32 MiB of 128 MiB'],
     ]);
-    expect(screen.getByText('Activations').parentElement!.getAttribute('title')).toBe('batch 4 × 512 tokens');
+    expect(screen.getByText('Activations').parentElement!.getAttribute('title')).toBe('batch 4 × 512 tokens; recomputed per layer in the backward to fit the budget');
     expect(screen.queryByTestId('memory-problems')).toBeNull();
     expect(box.textContent).toContain("Estimate: WebGPU does not report GPU memory; the budget is half this machine's memory (navigator.deviceMemory); buffer limits from this GPU's adapter.");
   });

@@ -7,10 +7,10 @@ import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { validateJsonl } from '../../../src/data/datasetReport';
-import type { ChatExample } from '../../../src/data/formats';
+import type { ChatExample } from '../../../src/data/datasetTypes';
 import { createJobRecord, type JobRecord, type ModelSource } from '../../../src/jobs/job';
 import { checkJobMemory, memoryLimits } from '../../../src/jobs/jobMemory';
-import type { CreateJobInput } from '../../../src/jobs/runner';
+import type { CreateJobInput } from '../../../src/jobs/queue';
 import { parseModelConfig } from '../../../src/model/config';
 import { resolveHyperparameters, type HyperparameterRequest, type Hyperparameters } from '../../../src/train/hyperparameters';
 import { formatBytes } from '../../../src/ui/format';

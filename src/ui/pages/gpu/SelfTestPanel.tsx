@@ -1,5 +1,5 @@
-import type { SelfTestState } from './useGpuWorker';
-import { formatBound, formatError, formatMs, formatSeconds } from './format';
+import type { SelfTestState } from '../../useGpuWorker';
+import { formatBound, formatError, formatMs, formatSeconds } from '../../format';
 
 interface Props {
   state: SelfTestState;

@@ -1,8 +1,8 @@
 // GPU / About: what this device offers and the kernel self-test (the former capability page).
-import { BenchPanel } from '../BenchPanel';
-import { AdapterCard, FeaturesCard, LimitsCard } from '../GpuCards';
-import { SelfTestPanel } from '../SelfTestPanel';
-import type { WorkerState } from '../useGpuWorker';
+import type { WorkerState } from '../../useGpuWorker';
+import { BenchPanel } from './BenchPanel';
+import { AdapterCard, FeaturesCard, LimitsCard } from './GpuCards';
+import { SelfTestPanel } from './SelfTestPanel';
 
 const WORKFLOW: { step: string; what: string }[] = [
   { step: 'Model', what: 'The embedded compact model, a Hugging Face repo, or a local folder.' },
@@ -18,7 +18,7 @@ interface Props {
   runSelfTest: () => void;
 }
 
-export function AboutPage({ state, runSelfTest }: Props) {
+export function GpuPage({ state, runSelfTest }: Props) {
   const gpu = state.gpu;
   return (
     <>

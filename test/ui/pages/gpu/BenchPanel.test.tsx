@@ -2,9 +2,8 @@
 import { act, cleanup, fireEvent, render, screen } from '@testing-library/react';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import type { BenchRow } from '../../bench/table';
-import { BenchPanel, benchFileName, type BenchWorkerLike } from '../../src/ui/BenchPanel';
-import type { BenchEvent, BenchRequest } from '../../src/worker/benchProtocol';
+import { BenchPanel, benchFileName, type BenchWorkerLike } from '../../../../src/ui/pages/gpu/BenchPanel';
+import type { BenchEvent, BenchRequest, BenchRow } from '../../../../src/worker/benchProtocol';
 
 afterEach(cleanup);
 

@@ -33,8 +33,37 @@ export interface BenchRow {
   /** Generate: CPU milliseconds to record and encode one decoded token. */
   encodeMsPerToken?: number;
   /** The same work on a peer implementation, measured in the same run. */
-  peer?: { name: string; ms: number; gflops?: number; tokensPerSecond?: number };
+  peer?: { name: string; ms: number; gflops?: number; tokensPerSecond?: number; blas?: string };
   note?: string;
+}
+
+/**
+ * What a PyTorch peer ran on, as the peer process itself read it (bench/peers/peer_env.py):
+ * recorded in every result file so a slow BLAS cannot pass for a fast one.
+ */
+export interface PeerEnvironment {
+  torch: string;
+  device: string;
+  threads: number;
+  /** 'openblas', 'mkl', 'blis', 'atlas', 'reference' (netlib) or 'unknown'. */
+  blas: string;
+  /** For the table, e.g. 'OpenBLAS (libopenblasp-r0.3.21.so)'. */
+  blasLabel: string;
+  /** The BLAS libraries mapped into the peer process (/proc/self/maps). */
+  blasLibraries: string[];
+  /** BLAS_INFO from torch.__config__.show() (Debian's build says 'generic'). */
+  buildBlasInfo: string | null;
+  openblasCoretype: string | null;
+  openblasNumThreads: string | null;
+  /** torch.__config__.show(), verbatim. */
+  config: string;
+}
+
+/** The peer BLAS column: loud when the peer ran on an unoptimised BLAS. */
+export function peerBlasCell(env: PeerEnvironment): string {
+  if (env.device !== 'cpu') return `${env.device} (CPU BLAS: ${env.blasLabel})`;
+  if (env.blas === 'reference' || env.blas === 'unknown') return `${env.blasLabel}: NOT COMPARABLE, the peer is far slower than an optimised BLAS`;
+  return env.blasLabel;
 }
 
 function fmt(v: number | undefined, digits = 2): string {
@@ -74,6 +103,7 @@ const COLUMNS: Column[] = [
   { title: 'dispatches/token', cell: (r) => fmt(r.dispatchesPerToken, 0) },
   { title: 'encode ms/token', cell: (r) => fmt(r.encodeMsPerToken, 2) },
   { title: 'peer', cell: (r) => r.peer?.name ?? '' },
+  { title: 'peer BLAS', cell: (r) => r.peer?.blas ?? '' },
   { title: 'peer ms', cell: (r) => fmt(r.peer?.ms, 3) },
   { title: 'peer GFLOP/s', cell: (r) => fmt(r.peer?.gflops) },
   { title: 'peer tokens/s', cell: (r) => fmt(r.peer?.tokensPerSecond, 1) },

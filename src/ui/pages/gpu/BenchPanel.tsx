@@ -1,10 +1,8 @@
-// Benchmarks in the tab: the kernels suite of `npm run bench` (bench/kernels.ts) run by a worker
+// Benchmarks in the tab: the kernels suite of `npm run bench` (src/bench/kernels.ts) run by a worker
 // with its own GPU device, shown as a table, and downloadable as the same JSON the CLI writes.
 import { useEffect, useRef, useState } from 'react';
-import type { KernelPreset } from '../../bench/kernels';
-import type { BenchRow } from '../../bench/table';
-import type { BenchEvent, BenchRequest } from '../worker/benchProtocol';
-import { saveBlob } from './download';
+import type { BenchEvent, BenchRequest, BenchRow, KernelPreset } from '../../../worker/benchProtocol';
+import { saveBlob } from '../../download';
 
 /** The part of a Worker the panel uses, so tests can hand in a fake. */
 export interface BenchWorkerLike {
@@ -15,7 +13,7 @@ export interface BenchWorkerLike {
 }
 
 function defaultWorker(): BenchWorkerLike {
-  return new Worker(new URL('../worker/bench.worker.ts', import.meta.url), { type: 'module', name: 'whittle-bench' }) as unknown as BenchWorkerLike;
+  return new Worker(new URL('../../../worker/bench.worker.ts', import.meta.url), { type: 'module', name: 'whittle-bench' }) as unknown as BenchWorkerLike;
 }
 
 const PRESET_LABELS: Record<KernelPreset, string> = {
@@ -23,7 +21,7 @@ const PRESET_LABELS: Record<KernelPreset, string> = {
   small: 'SmolLM2-135M widths, 128 tokens',
   full: 'SmolLM2-135M widths, 512 tokens (as the CLI)',
 };
-// From the labels, not bench/kernels.ts: importing its values would pull every kernel into the page's bundle.
+// From the labels, not src/bench/kernels.ts: importing its values would pull every kernel into the page's bundle.
 const PRESETS = Object.keys(PRESET_LABELS) as KernelPreset[];
 
 export type BenchState =

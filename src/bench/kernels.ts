@@ -3,13 +3,14 @@
  * LoRA linear layer fused against unfused. No Node modules: `npm run bench -- kernels` (which
  * adds the PyTorch peer) and the browser's bench page (src/worker/bench.worker.ts) both run it.
  */
-import { toF16Array, type Gpu, type Recorder } from '../src/gpu';
-import { loraDown, loraLinear } from '../src/kernels/lora';
-import { matmul } from '../src/kernels/matmul';
-import { maxRelError, Rng } from '../src/selftest/compare';
+import { toF16Array, type Gpu, type Recorder } from '../gpu';
+import { loraDown, loraLinear } from '../kernels/lora';
+import { matmul } from '../kernels/matmul';
+import { maxRelError, Rng } from '../selftest/compare';
 import { benchAttention } from './attention';
 import { benchMatmul, SMOLLM2_SHAPES } from './matmul';
 import { median, type BenchRow } from './table';
+import { timeRecording } from './timing';
 
 /** Shape sets: 'full' is SmolLM2-135M at 512 tokens; the others fit slow (software) adapters. */
 export const KERNEL_PRESETS = ['tiny', 'small', 'full'] as const;
@@ -65,17 +66,6 @@ export interface KernelSuiteResult {
   rows: BenchRow[];
   /** The peer case of each row (rows that share a case share the object). */
   peers: Map<BenchRow, KernelPeerCase>;
-}
-
-/** GPU time of one recording: timestamp queries when present, else wall clock around submit + sync. */
-async function timeRecording(gpu: Gpu, record: (rec: Recorder) => void): Promise<number> {
-  const rec = gpu.recorder('bench');
-  record(rec);
-  if (gpu.hasTimestamps) return (await rec.submitTimed()).reduce((s, t) => s + t.ms, 0);
-  const t0 = performance.now();
-  rec.submit();
-  await gpu.sync();
-  return performance.now() - t0;
 }
 
 /**

@@ -10,10 +10,11 @@
  * Time is the GPU time from timestamp queries when the device has them, else the wall clock
  * around submit + sync.
  */
-import { type Gpu } from '../src/gpu';
-import { attentionBackward, attentionForward } from '../src/kernels/attention';
-import { Rng } from '../src/selftest/compare';
+import { type Gpu } from '../gpu';
+import { attentionBackward, attentionForward } from '../kernels/attention';
+import { Rng } from '../selftest/compare';
 import { median } from './table';
+import { timeRecording } from './timing';
 
 export interface AttentionBenchRow {
   name: string;
@@ -35,19 +36,6 @@ export interface AttentionBenchOptions {
   D?: number;
   /** Timed repetitions per case (median reported), after one warm-up run. */
   reps?: number;
-}
-
-async function timeRecording(gpu: Gpu, record: (rec: ReturnType<Gpu['recorder']>) => void): Promise<number> {
-  const rec = gpu.recorder('bench attention');
-  record(rec);
-  if (gpu.hasTimestamps) {
-    const timings = await rec.submitTimed();
-    return timings.reduce((s, t) => s + t.ms, 0);
-  }
-  const t0 = performance.now();
-  rec.submit();
-  await gpu.sync();
-  return performance.now() - t0;
 }
 
 export async function benchAttention(gpu: Gpu, options: AttentionBenchOptions = {}): Promise<AttentionBenchRow[]> {
@@ -77,9 +65,9 @@ export async function benchAttention(gpu: Gpu, options: AttentionBenchOptions = 
       ['attention forward', forward, fwdFlops],
       ['attention backward', backward, 2.5 * fwdFlops],
     ] as const) {
-      await timeRecording(gpu, record); // warm-up: pipeline compilation
+      await timeRecording(gpu, record, 'bench attention'); // warm-up: pipeline compilation
       const times: number[] = [];
-      for (let i = 0; i < reps; i++) times.push(await timeRecording(gpu, record));
+      for (let i = 0; i < reps; i++) times.push(await timeRecording(gpu, record, 'bench attention'));
       const ms = median(times);
       rows.push({ name, B, T, Hq, Hkv, D, ms, gflops: flops / (ms * 1e6) });
     }

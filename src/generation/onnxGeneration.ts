@@ -7,7 +7,7 @@
  * put a draw on the other side of a boundary.
  *
  * ORT itself is handed in (`LoadOrt`): the worker loads the browser build with its .wasm served
- * from our own origin (src/jobs/ortWeb.ts), Node tests the Node build. No Node imports here.
+ * from our own origin (src/generation/ortWeb.ts), Node tests the Node build. No Node imports here.
  */
 import type * as OrtTypes from 'onnxruntime-web';
 import { bytesModelDir, loadHfModelDir, type HfModelFiles } from '../formats/hfModelDir';
@@ -18,8 +18,7 @@ import { sampleRowRef } from '../kernels/reference/sampling';
 import type { ModelConfig } from '../model/config';
 import type { GenerateOptions, GenerateResult } from '../model/generate';
 import { Rng } from '../util/random';
-import { encodePrompt, generateOutput, generationStopIds, samplingOptions, TextStreamer, type PromptModel } from './generationText';
-import type { GenerateOutput, GenerateParams, TokenDelta } from './runner';
+import { encodePrompt, generateOutput, generationStopIds, samplingOptions, TextStreamer, type GenerateOutput, type GenerateParams, type PromptModel, type TokenDelta } from './generationText';
 
 export type OrtModule = typeof OrtTypes;
 export type LoadOrt = () => Promise<OrtModule>;
@@ -216,7 +215,7 @@ export async function peftAdapterKey(config: unknown, weights: Blob): Promise<st
   return [...digest.slice(0, 12)].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-/** What generateTextWithOrt needs from the runner. */
+/** What generateTextWithOrt needs from the playground. */
 export interface OrtGenerationDeps {
   /** Tokenizer, template and config of params.model. */
   textModel(): Promise<PromptModel>;
@@ -232,7 +231,7 @@ export interface OrtGenerationDeps {
   loadOrt: LoadOrt;
 }
 
-/** One playground pane's generation with ONNX Runtime Web: the ORT twin of JobRunner.generate. */
+/** One playground pane's generation with ONNX Runtime Web: the ORT twin of Playground.generate. */
 export async function generateTextWithOrt(deps: OrtGenerationDeps, params: GenerateParams, onToken?: (delta: TokenDelta) => void, signal?: AbortSignal): Promise<GenerateOutput> {
   const tm = await deps.textModel();
   const ids = encodePrompt(tm, params, deps.addBos(tm));

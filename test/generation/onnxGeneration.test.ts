@@ -1,4 +1,4 @@
-// The playground's ONNX Runtime Web engine (src/jobs/onnxGeneration.ts) through JobRunner.generate
+// The playground's ONNX Runtime Web engine (src/generation/onnxGeneration.ts) through JobRunner.generate
 // with engine 'onnxruntime': the adapter merged, exported to ONNX, run in onnxruntime-web's WASM
 // backend in Node, sampled with the engine's TypeScript sampling reference. Greedy output must be
 // our WebGPU engine's, token for token, for an imported PEFT adapter, the base model, a job's final
@@ -9,10 +9,12 @@ import * as ort from 'onnxruntime-web';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import type { ModelSource } from '../../src/jobs/job';
-import { OrtSessionCache, type OrtCausalLM, type OrtModule } from '../../src/jobs/onnxGeneration';
-import type { AdapterRef, GenerateParams, JobRunner, TokenDelta } from '../../src/jobs/runner';
+import { OrtSessionCache, type OrtCausalLM, type OrtModule } from '../../src/generation/onnxGeneration';
+import type { GenerateParams, TokenDelta } from '../../src/generation/generationText';
+import type { AdapterRef } from '../../src/jobs/adapters';
+import type { JobRunner } from '../../src/jobs/runner';
 import { MemoryJobStore } from '../../src/jobs/store';
-import { addTinyLlama, FIXTURES, makeRunner, TRAIN_JSONL } from './helpers';
+import { addTinyLlama, FIXTURES, makeRunner, TRAIN_JSONL } from '../jobs/helpers';
 
 const ADAPTERS = join(FIXTURES, 'adapters');
 

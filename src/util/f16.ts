@@ -1,4 +1,5 @@
-// IEEE half-precision conversion on the CPU, for uploading f16 weights and for reference tests.
+// IEEE half and bfloat16 conversion on the CPU: reading and writing f16/bf16 files, uploading f16
+// weights, reference tests. Plain TypeScript, no GPU.
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);

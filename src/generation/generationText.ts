@@ -1,18 +1,59 @@
-// What both playground engines (ours and onnxruntime-web) share around the model: the prompt
-// as token ids, the ids that end a generation, and generated ids as streamed text.
+// What both playground engines (ours and onnxruntime-web) share around the model: a pane's
+// request and answer, the prompt as token ids, the ids that end a generation, and generated ids
+// as streamed text.
 import type { ChatTemplate } from '../data/chatTemplate';
-import type { ChatMessage } from '../data/formats';
+import type { ChatMessage } from '../data/datasetTypes';
 import type { TextTokenizer } from '../data/tokenizer';
 import type { HfModelFiles } from '../formats/hfModelDir';
+import type { AdapterRef } from '../jobs/adapters';
+import type { ModelSource } from '../jobs/job';
 import type { ModelConfig } from '../model/config';
 import type { GenerateOptions, GenerateResult } from '../model/generate';
-import type { GenerateOutput, GenerateParams, TokenDelta } from './runner';
+import type { WeightDtype } from '../model/weights';
+
+/** A pane's sampling settings, as the generate loop takes them (both engines take the same). */
+export type SamplingSettings = Pick<GenerateOptions, 'maxNewTokens' | 'temperature' | 'topK' | 'topP' | 'repetitionPenalty' | 'seed'>;
+
+export interface GenerateParams extends SamplingSettings {
+  model: ModelSource;
+  dtype?: WeightDtype | 'auto';
+  adapter: AdapterRef;
+  /** A conversation, rendered with the model's chat template and a generation prompt... */
+  messages?: ChatMessage[];
+  /** ...or raw text (BOS added as for training text). */
+  prompt?: string;
+  /** Generation stops when the text contains one of these (which is cut off). */
+  stop?: string[];
+  /**
+   * 'whittle' (default): our WebGPU engine, adapter unmerged. 'onnxruntime': the adapter merged
+   * and exported to ONNX, run by onnxruntime-web's WASM backend (src/generation/onnxGeneration.ts).
+   */
+  engine?: 'whittle' | 'onnxruntime';
+}
+
+export interface TokenDelta {
+  /** 0-based index of the generated token. */
+  index: number;
+  tokenId: number;
+  /** Text added by this token (may be empty while a multi-byte character is incomplete). */
+  text: string;
+}
+
+export interface GenerateOutput {
+  text: string;
+  tokens: number[];
+  promptTokens: number;
+  finish: 'eos' | 'length' | 'stop' | 'aborted';
+  prefillMs: number;
+  decodeMs: number;
+  tokensPerSecond: number;
+}
 
 export class PromptError extends Error {
   override name = 'PromptError';
 }
 
-/** What the runner knows about a model: its tokenizer, chat template, config and files. */
+/** What the playground knows about a model: its tokenizer, chat template, config and files. */
 export interface PromptModel {
   config: ModelConfig;
   tokenizer: TextTokenizer;
@@ -101,8 +142,8 @@ export class TextStreamer {
   }
 }
 
-/** A pane's sampling settings as the generate loop's options (both engines take the same). */
-export function samplingOptions(params: GenerateParams): Pick<GenerateOptions, 'maxNewTokens' | 'temperature' | 'topK' | 'topP' | 'repetitionPenalty' | 'seed'> {
+/** Just the sampling settings of a pane's request. */
+export function samplingOptions(params: GenerateParams): SamplingSettings {
   const { maxNewTokens, temperature, topK, topP, repetitionPenalty, seed } = params;
   return { maxNewTokens, temperature, topK, topP, repetitionPenalty, seed };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bf16BitsToF32Array, f16BitsToF32, f32ToF16Bits } from '../../src/gpu';
+import { bf16BitsToF32Array, f16BitsToF32, f32ToF16Bits } from '../../src/util/f16';
 import { Rng } from '../helpers/random';
 
 describe('f16 conversion', () => {

@@ -8,10 +8,11 @@
  * Inputs come from a small random table repeated, so large weights upload quickly; the speed
  * of a matmul does not depend on the values.
  */
-import { toF16Array, type Gpu } from '../src/gpu';
-import { defaultMatmulTuning, matmul, matmulFlops, type MatmulArgs, type MatmulTuning } from '../src/kernels/matmul';
-import { Rng } from '../src/selftest/compare';
+import { toF16Array, type Gpu } from '../gpu';
+import { defaultMatmulTuning, matmul, matmulFlops, type MatmulArgs, type MatmulTuning } from '../kernels/matmul';
+import { Rng } from '../selftest/compare';
 import { median } from './table';
+import { timeRecording } from './timing';
 
 export interface MatmulBenchRow {
   name: string;
@@ -48,19 +49,6 @@ function patterned(n: number, table: Float32Array): Float32Array {
   return out;
 }
 
-async function timeOnce(gpu: Gpu, args: MatmulArgs): Promise<number> {
-  const rec = gpu.recorder('bench matmul');
-  matmul(gpu, rec, args);
-  if (gpu.hasTimestamps) {
-    const timings = await rec.submitTimed();
-    return timings.reduce((s, t) => s + t.ms, 0);
-  }
-  const t0 = performance.now();
-  rec.submit();
-  await gpu.sync();
-  return performance.now() - t0;
-}
-
 export async function benchMatmul(gpu: Gpu, options: MatmulBenchOptions = {}): Promise<MatmulBenchRow[]> {
   const { shapes = SMOLLM2_SHAPES, dtypes = ['f32', 'f16-weight'], budgetMs = 2000, maxReps = 5 } = options;
   const tuning: MatmulTuning = { ...defaultMatmulTuning(gpu), ...options.tuning };
@@ -74,7 +62,7 @@ export async function benchMatmul(gpu: Gpu, options: MatmulBenchOptions = {}): P
       const x = gpu.upload(patterned(64 * 64, table));
       const w = gpu.upload(bF16 ? toF16Array(patterned(64 * 64, table)) : patterned(64 * 64, table));
       const y = gpu.createBuffer(64 * 64 * 4);
-      await timeOnce(gpu, { a: x, b: w, c: y, M: 64, N: 64, K: 64, transB: true, bF16, tuning });
+      await timeRecording(gpu, (rec) => matmul(gpu, rec, { a: x, b: w, c: y, M: 64, N: 64, K: 64, transB: true, bF16, tuning }), 'bench matmul');
       for (const b of [x, w, y]) gpu.release(b);
     }
     for (const [M, K, N] of shapes) {
@@ -86,7 +74,7 @@ export async function benchMatmul(gpu: Gpu, options: MatmulBenchOptions = {}): P
       const times: number[] = [];
       let spent = 0;
       while (times.length < Math.max(1, maxReps) && (times.length === 0 || spent < budgetMs)) {
-        const ms = await timeOnce(gpu, args);
+        const ms = await timeRecording(gpu, (rec) => matmul(gpu, rec, args), 'bench matmul');
         times.push(ms);
         spent += ms;
       }

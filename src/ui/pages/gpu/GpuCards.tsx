@@ -1,5 +1,5 @@
-import type { GpuReport } from '../worker/protocol';
-import { formatBytes, formatCount } from './format';
+import type { GpuReport } from '../../../worker/protocol';
+import { formatBytes, formatCount } from '../../format';
 
 interface KeyLimit {
   name: string;

@@ -1,0 +1,122 @@
+/**
+ * One linear layer of the transformer, forward and backward, with or without its LoRA adapter
+ * and with or without full-parameter gradients: y = x Wᵀ + bias + s·(x_d Aᵀ) Bᵀ.
+ */
+import type { Gpu, Recorder } from '../gpu';
+import { loraBackward, loraDown, loraLinear } from '../kernels/lora';
+import { isCpuAdapter, matmul } from '../kernels/matmul';
+
+import type { BaseGradients } from './fullParameters';
+import type { LoraModule } from './lora';
+import type { LinearWeight } from './weights';
+
+/**
+ * How an adapted linear layer computes y = x Wᵀ + bias + s·(x_d Aᵀ) Bᵀ: 'fused', one tiled kernel
+ * (`loraLinear`) that adds the low-rank product into the base product's accumulators, or
+ * 'unfused', the plain base `matmul`, then s·u Bᵀ added onto y by a second `matmul` (beta = 1).
+ * Both first compute u = x_d Aᵀ (`loraDown`; unfused uses `matmul` when there is no dropout) and
+ * give the same result up to f32 rounding order.
+ */
+export type LoraLinearPath = 'fused' | 'unfused';
+
+/**
+ * The LoRA linear path this device gets unless told otherwise. CPU adapters (lavapipe,
+ * SwiftShader) run shaders as CPU threads, where the fused kernel's workgroup-memory tiles and
+ * barriers are slow and matmul's register-blocked kernel is fast: on lavapipe the fused layer was
+ * ~3.4x slower than unfused at SmolLM2's gate_proj shape (bench kernels suite, 2026-11-25; see
+ * bench/NOTES.md). Other adapters keep the fused kernel, which writes y once instead of twice,
+ * until a real GPU measurement says otherwise.
+ */
+export function defaultLoraLinearPath(gpu: Gpu): LoraLinearPath {
+  return isCpuAdapter(gpu) ? 'unfused' : 'fused';
+}
+
+/** A LoRA dropout mask's seed and drop probability (null: no dropout). */
+export type DropoutMask = { seed: number; p: number } | null;
+
+/** The adapter of one linear layer in one pass: its module, the saved u = x_d Aᵀ [rows, r], its scale and mask. */
+export interface LoraBranch {
+  module: LoraModule;
+  u: GPUBuffer;
+  scale: number;
+  dropout: DropoutMask;
+}
+
+/** y = x Wᵀ + bias (+ s·(x_d Aᵀ) Bᵀ when `lora` is given) for `rows` rows. */
+export function linearForward(gpu: Gpu, rec: Recorder, path: LoraLinearPath, lin: LinearWeight, x: GPUBuffer, y: GPUBuffer, rows: number, lora: LoraBranch | null): void {
+  if (!lora) {
+    baseLinear(gpu, rec, lin, x, y, rows);
+    return;
+  }
+  const { module, u, scale, dropout } = lora;
+  if (path === 'fused') {
+    loraDown(gpu, rec, { x, a: module.a, u, T: rows, K: lin.inFeatures, r: module.r, dropout });
+    loraLinear(gpu, rec, { x, w: lin.w, wF16: lin.f16, bias: lin.bias, u, b: module.b, y, T: rows, K: lin.inFeatures, N: lin.outFeatures, r: module.r, scale });
+    return;
+  }
+  // u = x_d Aᵀ: loraDown applies dropout inline; without dropout the register-blocked matmul
+  // is 2.5-4x faster than loraDown on lavapipe at r = 16 (bench/NOTES.md).
+  if (dropout) loraDown(gpu, rec, { x, a: module.a, u, T: rows, K: lin.inFeatures, r: module.r, dropout });
+  else matmul(gpu, rec, { a: x, b: module.a, c: u, M: rows, N: module.r, K: lin.inFeatures, transB: true, label: `${lin.kind}.lora_down` });
+  baseLinear(gpu, rec, lin, x, y, rows);
+  matmul(gpu, rec, { a: u, b: module.b, c: y, M: rows, N: lin.outFeatures, K: module.r, transB: true, alpha: scale, beta: 1, label: `${lin.kind}.lora_up` });
+}
+
+/** y = x Wᵀ + bias. */
+function baseLinear(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: GPUBuffer, y: GPUBuffer, rows: number): void {
+  matmul(gpu, rec, {
+    a: x,
+    b: lin.w,
+    c: y,
+    M: rows,
+    N: lin.outFeatures,
+    K: lin.inFeatures,
+    transB: true,
+    bF16: lin.f16,
+    ...(lin.bias ? { bias: lin.bias } : {}),
+    label: lin.kind,
+  });
+}
+
+/** What the backward of one linear layer writes besides dx. */
+export interface LinearBackwardTargets {
+  /** Scratch [rows, r] for dL/du. */
+  du: GPUBuffer;
+  /** N ones, for bias gradients (onesᵀ dy). */
+  ones: GPUBuffer;
+  /** Add into the LoRA gradients instead of overwriting them. */
+  accumulate: boolean;
+  /** Base-weight gradients (full-parameter training). */
+  full?: BaseGradients;
+}
+
+/** dx (+)= dy W, the base-weight gradients when training them, and the LoRA gradients when adapted. */
+export function linearBackward(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, rows: number, accumulateDx: boolean, lora: LoraBranch | null, t: LinearBackwardTargets): void {
+  matmul(gpu, rec, { a: dy, b: lin.w, c: dx, M: rows, N: lin.inFeatures, K: lin.outFeatures, bF16: lin.f16, beta: accumulateDx ? 1 : 0, label: `${lin.kind}.dx` });
+  if (t.full) {
+    // dW += dyᵀ x, dbias += onesᵀ dy (the gradients were cleared at the start of the step).
+    matmul(gpu, rec, { a: dy, b: x, c: t.full.grad(lin.w), M: lin.outFeatures, N: lin.inFeatures, K: rows, transA: true, beta: 1, label: `${lin.kind}.dW` });
+    if (lin.bias) matmul(gpu, rec, { a: t.ones, b: dy, c: t.full.grad(lin.bias), M: 1, N: lin.outFeatures, K: rows, beta: 1, label: `${lin.kind}.dbias` });
+  }
+  if (!lora) return;
+  const { module } = lora;
+  loraBackward(gpu, rec, {
+    x,
+    dy,
+    u: lora.u,
+    a: module.a,
+    b: module.b,
+    du: t.du,
+    gradA: module.gradA,
+    gradB: module.gradB,
+    dx,
+    T: rows,
+    K: lin.inFeatures,
+    N: lin.outFeatures,
+    r: module.r,
+    scale: lora.scale,
+    accumulate: t.accumulate,
+    accumulateDx: true,
+    dropout: lora.dropout,
+  });
+}

@@ -1,0 +1,168 @@
+import type { Gpu } from '../gpu';
+import { CE_STATE_STRIDE } from '../kernels/crossentropy';
+
+import type { ModelConfig } from './config';
+import type { LinearRole } from './layout';
+
+/**
+ * Scratch buffers for one batch shape, allocated once and reused by every step of that shape:
+ * allocating inside a recording could hand a buffer that recorded kernels still use to
+ * another op, so nothing is released until the workspace is.
+ */
+export class Workspace {
+  readonly buffers: GPUBuffer[] = [];
+  readonly N: number;
+  readonly ids: GPUBuffer;
+  readonly targets: GPUBuffer;
+  readonly mask: GPUBuffer;
+  /** Residual stream entering each layer, and after the last one: [layers + 1][N, C]. */
+  readonly xs: GPUBuffer[];
+  readonly statsF: GPUBuffer;
+  /** GPT-2's c_attn output, q|k|v side by side per row: [N, 3C]. */
+  readonly qkv: GPUBuffer;
+  readonly tmpC: GPUBuffer;
+  readonly xout: GPUBuffer;
+  readonly hF: GPUBuffer;
+  readonly logits: GPUBuffer;
+  readonly ceState: GPUBuffer;
+  readonly rowLoss: GPUBuffer;
+  readonly rowCorrect: GPUBuffer;
+  readonly totals: GPUBuffer;
+  // Backward.
+  readonly dres: GPUBuffer;
+  readonly dh: GPUBuffer;
+  readonly dAct: GPUBuffer;
+  readonly dGate: GPUBuffer;
+  readonly dUp: GPUBuffer;
+  readonly dAttn: GPUBuffer;
+  readonly dq: GPUBuffer;
+  readonly dk: GPUBuffer;
+  readonly dv: GPUBuffer;
+  /** dL/d(c_attn output), GPT-2: [N, 3C]. */
+  readonly dqkv: GPUBuffer;
+  readonly delta: GPUBuffer;
+  readonly du: GPUBuffer;
+  /** N ones: bias gradients are column sums, onesᵀ dy. */
+  readonly ones: GPUBuffer;
+  /** The embedding-gradient index of the batch (full-parameter training). */
+  readonly embedIndex: GPUBuffer;
+  /**
+   * What a layer's backward reads from its forward: one set per layer when activations are kept,
+   * one set shared by every layer when each layer is recomputed just before its backward.
+   */
+  readonly saved: LayerActivations[];
+  readonly keepsActivations: boolean;
+
+  constructor(
+    private readonly gpu: Gpu,
+    cfg: ModelConfig,
+    readonly B: number,
+    readonly T: number,
+    readonly vocabChunk: number,
+    loraRank: number,
+    loraRoles: readonly LinearRole[],
+    withBackward: boolean,
+    keepActivations = false,
+  ) {
+    const N = (this.N = B * T);
+    const { hidden: C, intermediate: I, heads: H, kvHeads: Hkv, headDim: D, layers: L } = cfg;
+    const f = (n: number, label: string) => {
+      const b = gpu.createBuffer(Math.max(1, n) * 4, label);
+      this.buffers.push(b);
+      return b;
+    };
+    this.ids = f(N, 'ids');
+    this.targets = f(N, 'targets');
+    this.mask = f(N, 'mask');
+    this.xs = Array.from({ length: L + 1 }, (_, i) => f(N * C, `x${i}`));
+    this.statsF = f(N * 2, 'statsF');
+    this.qkv = cfg.family === 'gpt2' ? f(N * 3 * C, 'qkv') : f(1, 'qkv-unused');
+    this.tmpC = f(N * C, 'tmpC');
+    this.xout = f(N * C, 'xout');
+    this.hF = f(N * C, 'hF');
+    this.logits = f(N * vocabChunk, 'logits');
+    this.ceState = f(N * CE_STATE_STRIDE, 'ceState');
+    this.rowLoss = f(N, 'rowLoss');
+    this.rowCorrect = f(N, 'rowCorrect');
+    this.totals = f(4, 'totals');
+    const g = withBackward ? f : (_n: number, label: string) => f(1, label);
+    this.dres = g(N * C, 'dres');
+    this.dh = g(N * C, 'dh');
+    this.dAct = g(N * I, 'dAct');
+    this.dGate = g(N * I, 'dGate');
+    this.dUp = g(cfg.family === 'llama' ? N * I : 1, 'dUp');
+    this.dAttn = g(N * H * D, 'dAttn');
+    this.dq = g(N * H * D, 'dq');
+    this.dk = g(N * Hkv * D, 'dk');
+    this.dv = g(N * Hkv * D, 'dv');
+    this.dqkv = cfg.family === 'gpt2' ? g(N * 3 * C, 'dqkv') : g(1, 'dqkv-unused');
+    this.delta = g(B * H * T, 'delta');
+    this.du = g(N * Math.max(loraRank, 1), 'du');
+    this.ones = f(N, 'ones');
+    gpu.write(this.ones, new Float32Array(N).fill(1));
+    this.embedIndex = g(3 * N + 1, 'embed-grad-index');
+    this.keepsActivations = withBackward && keepActivations;
+    this.saved = Array.from({ length: this.keepsActivations ? L : 1 }, (_, l) => new LayerActivations(f, cfg, B, T, loraRank, loraRoles, l));
+  }
+
+  /** The activations layer `l` writes in its forward and reads in its backward. */
+  activations(l: number): LayerActivations {
+    return this.saved[this.keepsActivations ? l : 0]!;
+  }
+
+  bytes(): number {
+    return this.buffers.reduce((s, b) => s + b.size, 0);
+  }
+
+  destroy(): void {
+    for (const b of this.buffers) this.gpu.release(b);
+    this.buffers.length = 0;
+  }
+}
+
+
+/** The internals of one layer's forward that its backward needs. */
+export class LayerActivations {
+  /** norm1(x) and norm2(xmid): the inputs of the attention and MLP linear layers. */
+  readonly h1: GPUBuffer;
+  readonly h2: GPUBuffer;
+  readonly stats1: GPUBuffer;
+  readonly stats2: GPUBuffer;
+  /** Queries and keys after RoPE, values. */
+  readonly q: GPUBuffer;
+  readonly k: GPUBuffer;
+  readonly v: GPUBuffer;
+  readonly attn: GPUBuffer;
+  readonly lse: GPUBuffer;
+  /** The residual stream after attention. */
+  readonly xmid: GPUBuffer;
+  /** MLP input projections (GPT-2: c_fc output in `gate`) and the activation's output. */
+  readonly gate: GPUBuffer;
+  readonly up: GPUBuffer;
+  readonly act: GPUBuffer;
+  /**
+   * LoRA u = x Aᵀ per adapted role of a layer, [N, r]. By role, not by module name: GPT-2 has
+   * two c_proj (attention output and MLP output).
+   */
+  readonly u = new Map<LinearRole, GPUBuffer>();
+
+  constructor(f: (n: number, label: string) => GPUBuffer, cfg: ModelConfig, B: number, T: number, loraRank: number, loraRoles: readonly LinearRole[], layer: number) {
+    const N = B * T;
+    const { hidden: C, intermediate: I, heads: H, kvHeads: Hkv, headDim: D } = cfg;
+    const name = (what: string) => `${what}.${layer}`;
+    this.h1 = f(N * C, name('h1'));
+    this.h2 = f(N * C, name('h2'));
+    this.stats1 = f(N * 2, name('stats1'));
+    this.stats2 = f(N * 2, name('stats2'));
+    this.q = f(N * H * D, name('q'));
+    this.k = f(N * Hkv * D, name('k'));
+    this.v = f(N * Hkv * D, name('v'));
+    this.attn = f(N * H * D, name('attn'));
+    this.lse = f(B * H * T, name('lse'));
+    this.xmid = f(N * C, name('xmid'));
+    this.gate = f(N * I, name('gate'));
+    this.up = f(cfg.family === 'llama' ? N * I : 1, name('up'));
+    this.act = f(N * I, name('act'));
+    for (const role of loraRoles) this.u.set(role, f(N * loraRank, name(`u.${role}`)));
+  }
+}

@@ -4,7 +4,7 @@
  */
 import type { Gpu } from '../src/gpu';
 import { generate } from '../src/model/generate';
-import { CausalLM } from '../src/model/transformer';
+import { CausalLM, KvCache } from '../src/model/transformer';
 import type { WeightDtype } from '../src/model/weights';
 import { Rng } from '../src/util/random';
 import { buildRandomModel } from '../src/model/randomModel';
@@ -24,6 +24,38 @@ export interface GenerateBenchOptions {
   log: (msg: string) => void;
 }
 
+/** Decode steps counted per model (after one warm-up step). */
+const COUNTED_TOKENS = 8;
+
+/**
+ * The CPU side of one decoded token: dispatches, bind groups created and the process CPU time
+ * to record and encode the token's forward pass, measured in a dry run (nothing submitted, so
+ * it is cheap for any model) on a KV cache that already holds the prompt.
+ */
+function decodeStepCounts(gpu: Gpu, model: CausalLM, prompt: number[]): { dispatchesPerToken: number; bindGroupsPerToken: number; encodeMsPerToken: number } {
+  const { config } = model;
+  const kv = new KvCache(gpu, config, 1, prompt.length + COUNTED_TOKENS + 1);
+  const logits = gpu.createBuffer(config.vocabSize * 4, 'bench-logits');
+  gpu.dryRun = true;
+  try {
+    model.forwardCached(Uint32Array.from(prompt), prompt.length, kv, null, logits);
+    model.forwardCached(Uint32Array.of(1), 1, kv, null, logits);
+    gpu.resetCounters();
+    const cpu0 = process.cpuUsage();
+    for (let i = 0; i < COUNTED_TOKENS; i++) model.forwardCached(Uint32Array.of(2 + i), 1, kv, null, logits);
+    const cpu = process.cpuUsage(cpu0);
+    return {
+      dispatchesPerToken: gpu.counters.dispatches / COUNTED_TOKENS,
+      bindGroupsPerToken: gpu.counters.bindGroups / COUNTED_TOKENS,
+      encodeMsPerToken: (cpu.user + cpu.system) / 1000 / COUNTED_TOKENS,
+    };
+  } finally {
+    gpu.dryRun = false;
+    kv.destroy();
+    gpu.release(logits);
+  }
+}
+
 export async function benchGenerate(gpu: Gpu, opts: GenerateBenchOptions): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const spec of opts.models) {
@@ -38,6 +70,8 @@ export async function benchGenerate(gpu: Gpu, opts: GenerateBenchOptions): Promi
       const run = () => generate(model, [prompt], null, { maxNewTokens: opts.newTokens, eosTokenIds: [] });
       opts.log(`generate: ${named.label}: warm-up run (compiles pipelines)`);
       await run();
+      const counts = decodeStepCounts(gpu, model, prompt);
+      opts.log(`generate: ${named.label}: per decoded token ${counts.dispatchesPerToken} dispatches, ${counts.bindGroupsPerToken} new bind groups, ${counts.encodeMsPerToken.toFixed(2)} ms CPU to record and encode`);
       gpu.pool.resetPeak();
       const prefill: number[] = [];
       const decodeMsPerToken: number[] = [];
@@ -68,7 +102,9 @@ export async function benchGenerate(gpu: Gpu, opts: GenerateBenchOptions): Promi
         ms: median(decodeMsPerToken),
         tokensPerSecond: 1000 / median(decodeMsPerToken),
         peakBytes,
-        note: `batch 1, greedy, KV cache; ms per token; median of ${opts.reps}`,
+        dispatchesPerToken: counts.dispatchesPerToken,
+        encodeMsPerToken: counts.encodeMsPerToken,
+        note: `batch 1, greedy, KV cache; ms per token; median of ${opts.reps}; per token (dry run of ${COUNTED_TOKENS}): ${counts.bindGroupsPerToken} new bind groups, encode = process CPU ms`,
       });
     } finally {
       model.destroy();

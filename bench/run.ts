@@ -50,6 +50,8 @@ suites: ${SUITES.join(', ')} (or all)
                       adapter's, see defaultLoraLinearPath); two give side-by-side rows
   --recompute a,b     train: activation policies always, never and/or auto (default: the
                       model's, auto); each gives a row, e.g. --recompute always,auto
+  --dry-run           train: record and encode each step without submitting it; rows give
+                      the per-step counts and encode ms only (cheap for full-size models)
   --no-peer           skip the PyTorch peers
   --out DIR           where the JSON goes (default bench/results)
   --help`;
@@ -74,6 +76,7 @@ async function main(): Promise<void> {
       'memory-model': { type: 'string', default: 'qwen2.5-0.5b' },
       'memory-shape': { type: 'string', default: '4x512' },
       'no-peer': { type: 'boolean', default: false },
+      'dry-run': { type: 'boolean', default: false },
       'lm-head': { type: 'boolean' },
       'no-lm-head': { type: 'boolean' },
       'kernel-shapes': { type: 'string', default: 'full' },
@@ -126,6 +129,7 @@ async function main(): Promise<void> {
         rank,
         steps: int('steps', values.steps),
         peer,
+        dryRun: values['dry-run'],
         log,
         onPeerEnvironment: (env: PeerEnvironment) => (peerEnvironment = env),
         ...(values['lora-path'] ? { loraPaths: parseLoraPaths(values['lora-path']) } : {}),
@@ -138,6 +142,7 @@ async function main(): Promise<void> {
         steps: opts.steps,
         loraPaths: values['lora-path'] ?? 'default',
         recompute: values.recompute ?? 'default',
+        dryRun: opts.dryRun,
       });
       rows = await benchTrain(gpu, opts);
     } else if (suite === 'generate') {

@@ -9,7 +9,7 @@ import type { Gpu } from '../src/gpu';
 import type { ModelConfig } from '../src/model/config';
 import { LoraAdapter, defaultLoraConfig } from '../src/model/lora';
 import type { RecomputePolicy } from '../src/model/memoryEstimate';
-import { CausalLM, type LoraLinearPath } from '../src/model/transformer';
+import { CausalLM, type LoraLinearPath, type LossTotals } from '../src/model/transformer';
 import type { WeightDtype } from '../src/model/weights';
 import { DEFAULT_OPTIMIZER, LoraOptimizer } from '../src/train/optimizer';
 import { buildRandomModel, randomBatch } from '../src/model/randomModel';
@@ -50,9 +50,24 @@ export interface TrainBenchOptions {
    * '... (recompute auto)'). Default: the model's own ('auto'), as the app runs.
    */
   recompute?: RecomputePolicy[];
+  /**
+   * Record and encode every step without submitting it (Gpu.dryRun): the rows carry the counts
+   * and encodeMs only, so full-size models are cheap to count on any machine.
+   */
+  dryRun?: boolean;
   log: (msg: string) => void;
   /** Called with what the peer ran on (torch version, BLAS), for the result file. */
   onPeerEnvironment?: (environment: PeerEnvironment) => void;
+}
+
+/** Per-step counts of one training step, from the Gpu's counters. */
+interface StepCounts {
+  dispatchesPerStep: number;
+  submitsPerStep: number;
+  blockingReadsPerStep: number;
+  bindGroupsPerStep: number;
+  encodeMs: number;
+  encodeCpuMs: number;
 }
 
 /** Parses `name` or `name:layers`. */
@@ -85,6 +100,16 @@ const LORA_ALPHA = 32;
 const PEER = join(dirname(fileURLToPath(import.meta.url)), 'peers', 'torch_train.py');
 
 export async function benchTrain(gpu: Gpu, opts: TrainBenchOptions): Promise<BenchRow[]> {
+  const dry = opts.dryRun ?? false;
+  gpu.dryRun = dry;
+  try {
+    return await benchTrainCases(gpu, opts, dry);
+  } finally {
+    gpu.dryRun = false;
+  }
+}
+
+async function benchTrainCases(gpu: Gpu, opts: TrainBenchOptions, dry: boolean): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const peerCases: { rows: BenchRow[]; input: Record<string, unknown> }[] = [];
   for (const spec of opts.models) {
@@ -104,11 +129,35 @@ export async function benchTrain(gpu: Gpu, opts: TrainBenchOptions): Promise<Ben
         }
         const batch = randomBatch(config, B, T, 7);
         const N = B * T;
-        const step = async (readLoss: boolean) => {
-          const totals = await model.forwardBackward(batch, adapter, { gradScale: 1 / N, accumulate: false }, readLoss);
+        // The trainer's step: forward/backward, clip + AdamW, then the loss totals and the
+        // optimizer's verdict read.
+        const step = async () => {
+          await model.forwardBackward(batch, adapter, { gradScale: 1 / N, accumulate: false }, false);
           optimizer.apply(DEFAULT_OPTIMIZER);
-          await gpu.sync();
+          const totals = await model.readStepTotals(B, T, adapter);
+          await optimizer.readVerdict();
           return totals;
+        };
+        // One step with the counters reset: encodeMs is its wall time less the time spent
+        // waiting for the GPU (reads, sync), i.e. the CPU time to record, encode and submit.
+        const countedStep = async (): Promise<{ counts: StepCounts; wallMs: number; totals: LossTotals }> => {
+          await gpu.sync();
+          gpu.resetCounters();
+          const cpu0 = process.cpuUsage();
+          const t0 = performance.now();
+          const totals = await step();
+          const wallMs = performance.now() - t0;
+          const cpu = process.cpuUsage(cpu0);
+          const c = gpu.counters;
+          const counts = {
+            dispatchesPerStep: c.dispatches,
+            submitsPerStep: c.submits,
+            blockingReadsPerStep: c.blockingReads,
+            bindGroupsPerStep: c.bindGroups,
+            encodeMs: wallMs - c.waitMs,
+            encodeCpuMs: (cpu.user + cpu.system) / 1000,
+          };
+          return { counts, wallMs, totals };
         };
         const caseRows: BenchRow[] = [];
         const name = `${named.label} ${B}x${T} ${opts.dtype} r=${opts.rank}`;
@@ -133,36 +182,45 @@ export async function benchTrain(gpu: Gpu, opts: TrainBenchOptions): Promise<Ben
           adapter.resetOptimizer();
           opts.log(`train: ${label(path)}: warm-up step (compiles pipelines)`);
           const warm = performance.now();
-          const first = (await step(true))!;
+          const first = (await countedStep()).totals;
           const loss = first.lossSum / first.tokens;
-          if (!Number.isFinite(loss)) throw new Error(`${named.label}: non-finite loss ${loss}`);
+          if (!dry && !Number.isFinite(loss)) throw new Error(`${named.label}: non-finite loss ${loss}`);
           losses.set(path, loss);
-          opts.log(`train: ${label(path)}: warm-up ${((performance.now() - warm) / 1000).toFixed(1)} s, loss ${loss.toFixed(3)}`);
+          opts.log(`train: ${label(path)}: warm-up ${((performance.now() - warm) / 1000).toFixed(1)} s${dry ? '' : `, loss ${loss.toFixed(3)}`}`);
         }
         gpu.pool.resetPeak();
         // Several paths alternate step by step, so a machine whose load drifts treats them alike.
         const times = new Map<Variant, number[]>(paths.map((p) => [p, []]));
+        const counts = new Map<Variant, StepCounts[]>(paths.map((p) => [p, []]));
         for (let s = 0; s < opts.steps; s++) {
           for (const path of paths) {
             select(path);
-            const t0 = performance.now();
-            await step(false);
-            times.get(path)!.push(performance.now() - t0);
+            const { counts: c, wallMs } = await countedStep();
+            await gpu.sync();
+            counts.get(path)!.push(c);
+            times.get(path)!.push(wallMs);
             opts.log(`train: ${label(path)}: step ${s + 1}/${opts.steps} ${times.get(path)!.at(-1)!.toFixed(0)} ms`);
           }
         }
         for (const path of paths) {
-          const ms = median(times.get(path)!);
+          const ms = dry ? NaN : median(times.get(path)!);
+          const c = counts.get(path)!;
+          const med = (f: (x: StepCounts) => number) => median(c.map(f));
           const row: BenchRow = {
             suite: 'train',
             name: suffix(path) ? `${name} (${suffix(path)})` : name,
             ms,
-            gflops: trainStepFlops(config, B, T) / ms / 1e6,
-            tokensPerSecond: (N / ms) * 1000,
+            ...(dry ? {} : { gflops: trainStepFlops(config, B, T) / ms / 1e6, tokensPerSecond: (N / ms) * 1000 }),
             peakBytes: gpu.memory().peakBytes,
+            dispatchesPerStep: med((x) => x.dispatchesPerStep),
+            submitsPerStep: med((x) => x.submitsPerStep),
+            blockingReadsPerStep: med((x) => x.blockingReadsPerStep),
+            bindGroupsPerStep: med((x) => x.bindGroupsPerStep),
+            encodeMs: med((x) => x.encodeMs),
+            ...(dry ? { encodeCpuMs: med((x) => x.encodeCpuMs) } : {}),
             note:
-              `LoRA r=${opts.rank} on all ${adapter.modules.size} linear layers (${path.path} LoRA linear, activations ${keeps(path.recompute) ? 'kept' : 'recomputed'}); median of ${opts.steps} steps` +
-              `${paths.length > 1 ? ` (paths alternated: ${times.get(path)!.map((t) => t.toFixed(0)).join(', ')} ms)` : ''}; loss ${losses.get(path)!.toFixed(3)}`,
+              `${dry ? 'dry run (recorded and encoded, never submitted); ' : ''}LoRA r=${opts.rank} on all ${adapter.modules.size} linear layers (${path.path} LoRA linear, activations ${keeps(path.recompute) ? 'kept' : 'recomputed'}); median of ${opts.steps} steps` +
+              `${paths.length > 1 ? ` (paths alternated: ${times.get(path)!.map((t) => t.toFixed(0)).join(', ')} ms)` : ''}${dry ? '' : `; loss ${losses.get(path)!.toFixed(3)}`}`,
           };
           rows.push(row);
           caseRows.push(row);
@@ -176,7 +234,7 @@ export async function benchTrain(gpu: Gpu, opts: TrainBenchOptions): Promise<Ben
       gpu.pool.trim();
     }
   }
-  if (opts.peer && peerCases.length) {
+  if (opts.peer && !dry && peerCases.length) {
     const environment = addTrainPeer(peerCases, opts.log);
     if (environment) opts.onPeerEnvironment?.(environment);
   }

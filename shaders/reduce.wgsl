@@ -76,18 +76,44 @@ fn sum_blocks(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
 @group(0) @binding(1) var<storage, read> partials: array<f32>;
 @group(0) @binding(2) var<storage, read_write> norm_out: array<f32>;
 
-@compute @workgroup_size(WG)
-fn norm_and_clip_coef(@builtin(local_invocation_index) lid: u32) {
+// sqrt(sum of partials[0..np.slots)), valid in thread 0.
+fn norm_of_partials(lid: u32) -> f32 {
   var acc = 0.0;
   for (var i = lid; i < np.slots; i = i + WG) {
     acc = acc + partials[i];
   }
   partial[lid] = acc;
   fold_partials(lid);
+  return sqrt(partial[0]);
+}
+
+@compute @workgroup_size(WG)
+fn norm_and_clip_coef(@builtin(local_invocation_index) lid: u32) {
+  let norm = norm_of_partials(lid);
   if (lid == 0u) {
-    let norm = sqrt(partial[0]);
     norm_out[0] = norm;
     norm_out[1] = min(1.0, np.max_norm / (norm + 1e-6));
+  }
+}
+
+// The optimizer's per-step state, one workgroup, after the flat sum of squares:
+//   state[0] = norm, state[1] = clip coefficient (as norm_and_clip_coef),
+//   state[2] = 1 when the norm is NaN or infinite (the update is skipped, as PyTorch's GradScaler
+//              skips optimizer.step()), else 0,
+//   state[3] = AdamW's step count, incremented only when the update is not skipped.
+// Non-finite is tested on the bits: WGSL lets compilers assume floats are finite.
+// Bindings 0 and 1 are norm_and_clip_coef's.
+@group(0) @binding(2) var<storage, read_write> state: array<f32>;
+
+@compute @workgroup_size(WG)
+fn norm_clip_step(@builtin(local_invocation_index) lid: u32) {
+  let norm = norm_of_partials(lid);
+  if (lid == 0u) {
+    let skip = (bitcast<u32>(norm) & 0x7f800000u) == 0x7f800000u;
+    state[0] = norm;
+    state[1] = min(1.0, np.max_norm / (norm + 1e-6));
+    state[2] = select(0.0, 1.0, skip);
+    state[3] = select(state[3] + 1.0, state[3], skip);
   }
 }
 

@@ -13,6 +13,25 @@ export interface BenchRow {
   peakBytes?: number;
   /** GPU bytes of one component (memory suite: weights, adapter, workspace). */
   bytes?: number;
+  /** Train: compute dispatches encoded per optimizer step. */
+  dispatchesPerStep?: number;
+  /** Train: queue submits per optimizer step (readback copies included). */
+  submitsPerStep?: number;
+  /** Train: reads the CPU waited for per optimizer step. */
+  blockingReadsPerStep?: number;
+  /** Train: bind groups created per optimizer step (after the warm-up step). */
+  bindGroupsPerStep?: number;
+  /** Train: CPU milliseconds to record and encode one step, waits for the GPU excluded. */
+  encodeMs?: number;
+  /**
+   * Train, dry runs: process CPU time (all threads) over the step. Nothing runs on the GPU in a
+   * dry run, so this is the encoding's CPU cost, unlike wall time less sensitive to other load.
+   */
+  encodeCpuMs?: number;
+  /** Generate: compute dispatches per decoded token. */
+  dispatchesPerToken?: number;
+  /** Generate: CPU milliseconds to record and encode one decoded token. */
+  encodeMsPerToken?: number;
   /** The same work on a peer implementation, measured in the same run. */
   peer?: { name: string; ms: number; gflops?: number; tokensPerSecond?: number; blas?: string };
   note?: string;
@@ -75,6 +94,14 @@ const COLUMNS: Column[] = [
   { title: 'tokens/s', cell: (r) => fmt(r.tokensPerSecond, 1) },
   { title: 'GPU bytes', cell: (r) => fmtBytes(r.bytes) },
   { title: 'peak GPU', cell: (r) => fmtBytes(r.peakBytes) },
+  { title: 'dispatches/step', cell: (r) => fmt(r.dispatchesPerStep, 0) },
+  { title: 'submits/step', cell: (r) => fmt(r.submitsPerStep, 0) },
+  { title: 'blocking reads/step', cell: (r) => fmt(r.blockingReadsPerStep, 0) },
+  { title: 'bind groups/step', cell: (r) => fmt(r.bindGroupsPerStep, 0) },
+  { title: 'encode ms', cell: (r) => fmt(r.encodeMs, 1) },
+  { title: 'encode CPU ms', cell: (r) => fmt(r.encodeCpuMs, 1) },
+  { title: 'dispatches/token', cell: (r) => fmt(r.dispatchesPerToken, 0) },
+  { title: 'encode ms/token', cell: (r) => fmt(r.encodeMsPerToken, 2) },
   { title: 'peer', cell: (r) => r.peer?.name ?? '' },
   { title: 'peer BLAS', cell: (r) => r.peer?.blas ?? '' },
   { title: 'peer ms', cell: (r) => fmt(r.peer?.ms, 3) },

@@ -1,3 +1,4 @@
+import { BindingCache } from './bindingCache';
 import { BufferPool, type BufferStats } from './bufferPool';
 import { GpuDeviceLostError, GpuOutOfMemoryError, GpuValidationError, WebGpuUnavailableError } from './errors';
 import { findWebGpu } from './navigator';
@@ -10,6 +11,22 @@ export interface AcquireOptions {
   powerPreference?: GPUPowerPreference;
   /** Do not request shader-f16 even when offered (to test the f32 paths). */
   disableF16?: boolean;
+}
+
+/** What the engine asked of the device since the last `resetCounters()` (benchmarks read these). */
+export interface GpuCounters {
+  /** Compute dispatches encoded. */
+  dispatches: number;
+  /** queue.submit calls (readback copies included; in a dry run, the ones left out). */
+  submits: number;
+  /** Reads the CPU waited for (each a copy to a staging buffer and a mapAsync). */
+  blockingReads: number;
+  /** Results mapped from staging buffers filled inside a step, read when the caller is ready. */
+  lateReads: number;
+  /** Bind groups created. */
+  bindGroups: number;
+  /** Milliseconds spent awaiting the GPU in read() and sync(). */
+  waitMs: number;
 }
 
 export interface AdapterSummary {
@@ -36,9 +53,17 @@ export function storageUsage(): GPUBufferUsageFlags {
 export class Gpu {
   readonly pool: BufferPool;
   readonly pipelines: PipelineCache;
+  readonly bindings: BindingCache;
   readonly hasF16: boolean;
   readonly hasTimestamps: boolean;
   readonly hasSubgroups: boolean;
+  readonly counters: GpuCounters = { dispatches: 0, submits: 0, blockingReads: 0, lateReads: 0, bindGroups: 0, waitMs: 0 };
+  /**
+   * Dry run: recorders encode their commands but never submit them, and read() resolves to zeros
+   * without touching the GPU, so the CPU cost and counts of a full-size step are cheap to measure
+   * anywhere. Results computed in a dry run are meaningless.
+   */
+  dryRun = false;
   /** Set once the device is lost; every later readback rejects with it. */
   lostError: GpuDeviceLostError | null = null;
   private readonly lostListeners = new Set<(e: GpuDeviceLostError) => void>();
@@ -50,6 +75,7 @@ export class Gpu {
   ) {
     this.pool = new BufferPool(device);
     this.pipelines = new PipelineCache(device);
+    this.bindings = new BindingCache(device, this.pool);
     this.hasF16 = device.features.has('shader-f16');
     this.hasTimestamps = device.features.has('timestamp-query');
     this.hasSubgroups = device.features.has('subgroups');
@@ -60,6 +86,8 @@ export class Gpu {
         String(info.reason),
       );
       this.lostError = err;
+      // Cached bind groups and uniforms belong to the dead device.
+      this.bindings.clear();
       for (const l of this.lostListeners) l(err);
       throw err;
     });
@@ -104,9 +132,17 @@ export class Gpu {
     this.pool.release(buffer);
   }
 
+  resetCounters(): void {
+    Object.assign(this.counters, { dispatches: 0, submits: 0, blockingReads: 0, lateReads: 0, bindGroups: 0, waitMs: 0 });
+  }
+
   /** Copies a buffer (range) back to the CPU. Rejects, never hangs, if the device is lost. */
   async read(buffer: GPUBuffer, byteOffset = 0, byteLength = buffer.size - byteOffset): Promise<ArrayBuffer> {
     this.throwIfLost();
+    this.counters.blockingReads++;
+    this.counters.submits++;
+    if (this.dryRun) return new ArrayBuffer(byteLength);
+    const t0 = performance.now();
     const size = Math.ceil(byteLength / 4) * 4;
     const staging = this.device.createBuffer({
       size,
@@ -121,7 +157,40 @@ export class Gpu {
       return staging.getMappedRange().slice(0, byteLength);
     } finally {
       staging.destroy();
+      this.counters.waitMs += performance.now() - t0;
     }
+  }
+
+  /**
+   * Starts mapping a MAP_READ staging buffer that already submitted commands fill, without
+   * waiting: the caller awaits the promise when it wants the bytes, typically a step later, when
+   * the GPU is long done with it (a ring of such buffers keeps results off the critical path).
+   * Counted as a late read, not a blocking one. Rejects if the device is lost.
+   */
+  mapForRead(staging: GPUBuffer): Promise<void> {
+    this.throwIfLost();
+    this.counters.lateReads++;
+    if (this.dryRun) return Promise.resolve();
+    const mapped = Promise.race([staging.mapAsync(GPUMapMode.READ), this.lostPromise]);
+    mapped.catch(() => {}); // observed when awaited; never an unhandled rejection meanwhile
+    return mapped;
+  }
+
+  /**
+   * Awaits a mapForRead promise; if the GPU had not filled the buffer yet the CPU really waits,
+   * so that counts as a blocking read.
+   */
+  async awaitMapped(mapped: Promise<void>): Promise<void> {
+    let done = false;
+    void mapped.then(
+      () => (done = true),
+      () => (done = true),
+    );
+    await Promise.resolve(); // lets an already settled map mark itself done
+    if (!done) this.counters.blockingReads++;
+    const t0 = performance.now();
+    await mapped;
+    this.counters.waitMs += performance.now() - t0;
   }
 
   async readF32(buffer: GPUBuffer, count?: number, elementOffset = 0): Promise<Float32Array> {
@@ -170,7 +239,9 @@ export class Gpu {
   /** Waits until all submitted work has finished. */
   async sync(): Promise<void> {
     this.throwIfLost();
+    const t0 = performance.now();
     await Promise.race([this.device.queue.onSubmittedWorkDone(), this.lostPromise]);
+    this.counters.waitMs += performance.now() - t0;
   }
 
   memory(): BufferStats {
@@ -178,6 +249,7 @@ export class Gpu {
   }
 
   destroy(): void {
+    this.bindings.clear();
     this.pool.trim();
     this.device.destroy();
   }

@@ -1,4 +1,4 @@
-export { acquireGpu, Gpu, storageUsage, type AcquireOptions, type AdapterSummary } from './device';
+export { acquireGpu, Gpu, storageUsage, type AcquireOptions, type AdapterSummary, type GpuCounters } from './device';
 export { BufferPool, bucketSize, type BufferStats } from './bufferPool';
 export { PipelineCache, type BindingKind, type KernelSpec } from './pipelineCache';
 export { Recorder, type BufferBinding, type DispatchArgs, type KernelTiming } from './recorder';
@@ -7,3 +7,4 @@ export { GpuDeviceLostError, GpuOutOfMemoryError, GpuValidationError, WebGpuUnav
 export { findWebGpu } from './navigator';
 // The CPU conversions GPU code uses to upload f16 weights, re-exported for it.
 export { f16BitsToF32, f32ToF16Bits, fromF16Array, toF16Array, bf16BitsToF32Array } from '../util/f16';
+export { BindingCache, KEEP_RECORDINGS, UNIFORM_SLOT, type BindingCacheStats } from './bindingCache';

@@ -18,6 +18,8 @@ export interface KernelSpec {
 }
 
 export interface CachedPipeline {
+  /** Unique per cached pipeline (bind-group cache keys use it). */
+  id: number;
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
   spec: KernelSpec;
@@ -26,6 +28,8 @@ export interface CachedPipeline {
 export class PipelineCache {
   private readonly pipelines = new Map<string, CachedPipeline>();
   private readonly modules = new Map<string, GPUShaderModule>();
+  /** Spec objects seen before: most kernels pass the same constant spec every dispatch. */
+  private readonly bySpec = new WeakMap<KernelSpec, CachedPipeline>();
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -34,6 +38,14 @@ export class PipelineCache {
   }
 
   get(spec: KernelSpec): CachedPipeline {
+    const known = this.bySpec.get(spec);
+    if (known) return known;
+    const hit = this.lookup(spec);
+    this.bySpec.set(spec, hit);
+    return hit;
+  }
+
+  private lookup(spec: KernelSpec): CachedPipeline {
     const constKey = spec.constants
       ? Object.keys(spec.constants)
           .sort()
@@ -61,7 +73,7 @@ export class PipelineCache {
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: spec.entryPoint, constants: spec.constants },
     });
-    hit = { pipeline, layout, spec };
+    hit = { id: this.pipelines.size + 1, pipeline, layout, spec };
     this.pipelines.set(key, hit);
     return hit;
   }

@@ -1,5 +1,5 @@
 import type { Gpu } from './device';
-import type { KernelSpec } from './pipelineCache';
+import type { CachedPipeline, KernelSpec } from './pipelineCache';
 
 /** A whole buffer, or a byte range of one (for tensors split over the binding-size limit). */
 export type BufferBinding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
@@ -25,12 +25,11 @@ type Op =
   | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number }
   | { kind: 'clear'; buffer: GPUBuffer; offset: number; size?: number };
 
-const UNIFORM_ALIGN = 256;
-
 /**
- * Records kernels for one command encoder. Nothing touches the GPU until `submit()`: then one
- * uniform buffer holds every dispatch's parameters, and all dispatches between copies share
- * one compute pass (WebGPU orders dispatches within a pass, so no extra barriers are needed).
+ * Records kernels for one command encoder. Nothing touches the GPU until `submit()`: then every
+ * dispatch gets its bind group from the Gpu's BindingCache (made once per pipeline, buffer
+ * ranges and parameter bytes, so a repeated step makes none), and all dispatches between copies
+ * share one compute pass (WebGPU orders dispatches within a pass, so no extra barriers are needed).
  */
 export class Recorder {
   private readonly ops: Op[] = [];
@@ -73,6 +72,31 @@ export class Recorder {
     return this;
   }
 
+  /** The cached bind group of one dispatch (made and counted on a miss). */
+  private bindGroup(cached: CachedPipeline, args: DispatchArgs): GPUBindGroup {
+    const bindings = this.gpu.bindings;
+    const { spec } = cached;
+    const uniform = args.params ? bindings.uniform(args.params) : null;
+    let key = `${cached.id}`;
+    for (const b of args.buffers) {
+      key += 'buffer' in b ? `|${bindings.bufferId(b.buffer)}:${b.offset ?? 0}:${b.size ?? ''}` : `|${bindings.bufferId(b)}`;
+    }
+    if (uniform) key += `|u${uniform.key}:${args.params!.byteLength}`;
+    const { group, created } = bindings.bindGroup(key, () => {
+      let s = 0;
+      const entries: GPUBindGroupEntry[] = spec.bindings.map((kind, binding) => {
+        if (kind === 'uniform') return { binding, resource: { buffer: uniform!.buffer, offset: uniform!.offset, size: args.params!.byteLength } };
+        const b = args.buffers[s++]!;
+        // A GPUBuffer has no 'buffer' property; a range object does.
+        const resource: GPUBufferBinding = 'buffer' in b ? b : { buffer: b };
+        return { binding, resource };
+      });
+      return this.gpu.device.createBindGroup({ layout: cached.layout, entries, label: args.label ?? spec.name });
+    });
+    if (created) this.gpu.counters.bindGroups++;
+    return group;
+  }
+
   /** Encodes and submits. Returns per-kernel GPU times when `timed` and timestamps exist. */
   submit(): void {
     this.encodeAndSubmit(false);
@@ -94,31 +118,21 @@ export class Recorder {
   private encodeAndSubmit(timed: boolean): { querySet: GPUQuerySet; resolve: GPUBuffer; labels: string[] } | null {
     const device = this.gpu.device;
     const dispatches = this.ops.filter((o): o is Extract<Op, { kind: 'dispatch' }> => o.kind === 'dispatch');
-    // One uniform buffer for the whole recording.
-    const offsets = new Map<DispatchArgs, number>();
-    let total = 0;
-    for (const d of dispatches) {
-      if (!d.args.params) continue;
-      offsets.set(d.args, total);
-      total += Math.ceil(d.args.params.byteLength / UNIFORM_ALIGN) * UNIFORM_ALIGN;
-    }
-    let uniform: GPUBuffer | null = null;
-    if (total > 0) {
-      uniform = this.gpu.pool.acquire(total, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, `${this.label}:params`);
-      const staging = new Uint8Array(total);
-      for (const d of dispatches) if (d.args.params) staging.set(d.args.params, offsets.get(d.args)!);
-      device.queue.writeBuffer(uniform, 0, staging);
-    }
+    const bindings = this.gpu.bindings;
     let querySet: GPUQuerySet | null = null;
     const labels: string[] = [];
-    if (timed && dispatches.length > 0) {
+    if (timed && dispatches.length > 0 && !this.gpu.dryRun) {
       querySet = device.createQuerySet({ type: 'timestamp', count: 2 * dispatches.length });
     }
     const encoder = device.createCommandEncoder({ label: this.label });
     let pass: GPUComputePassEncoder | null = null;
+    // A pass starts with no pipeline set; within one, consecutive dispatches of a kernel share it.
+    let pipeline: GPUComputePipeline | null = null;
+    let pipelineSet = false;
     const endPass = () => {
       pass?.end();
       pass = null;
+      pipelineSet = false;
     };
     for (const op of this.ops) {
       if (op.kind === 'copy') {
@@ -133,17 +147,7 @@ export class Recorder {
       }
       const { spec, args } = op;
       const cached = this.gpu.pipelines.get(spec);
-      let s = 0;
-      const entries: GPUBindGroupEntry[] = spec.bindings.map((kind, binding) => {
-        if (kind === 'uniform') {
-          return { binding, resource: { buffer: uniform!, offset: offsets.get(args)!, size: args.params!.byteLength } };
-        }
-        const b = args.buffers[s++]!;
-        // A GPUBuffer has no 'buffer' property; a range object does.
-        const resource: GPUBufferBinding = 'buffer' in b ? b : { buffer: b };
-        return { binding, resource };
-      });
-      const bindGroup = device.createBindGroup({ layout: cached.layout, entries, label: args.label ?? spec.name });
+      const bindGroup = this.bindGroup(cached, args);
       if (querySet) {
         endPass();
         const i = labels.length;
@@ -155,10 +159,13 @@ export class Recorder {
         pass = encoder.beginComputePass({ label: this.label });
       }
       const p = pass as GPUComputePassEncoder;
-      p.setPipeline(cached.pipeline);
+      if (pipeline !== cached.pipeline || !pipelineSet) p.setPipeline(cached.pipeline);
+      pipeline = cached.pipeline;
+      pipelineSet = true;
       p.setBindGroup(0, bindGroup);
       const [x, y = 1, z = 1] = args.workgroups;
       p.dispatchWorkgroups(x, y, z);
+      this.gpu.counters.dispatches++;
     }
     endPass();
     let resolve: GPUBuffer | null = null;
@@ -170,16 +177,13 @@ export class Recorder {
       );
       encoder.resolveQuerySet(querySet, 0, 2 * labels.length, resolve, 0);
     }
-    device.queue.submit([encoder.finish()]);
+    const commands = encoder.finish();
     this.ops.length = 0;
-    if (uniform) {
-      const u = uniform;
-      // The params buffer goes back to the pool only once the GPU has read it.
-      device.queue.onSubmittedWorkDone().then(
-        () => this.gpu.pool.release(u),
-        () => {},
-      );
-    }
+    // A dry run counts the submit it leaves out.
+    this.gpu.counters.submits++;
+    bindings.endRecording();
+    if (this.gpu.dryRun) return null;
+    device.queue.submit([commands]);
     return querySet && resolve ? { querySet, resolve, labels } : null;
   }
 }

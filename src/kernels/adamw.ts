@@ -10,6 +10,18 @@ const ADAMW_STEP: KernelSpec = {
   bindings: ['uniform', 'read', 'read', 'write', 'write', 'write'],
 };
 
+const ADAMW_FLAT: KernelSpec = {
+  name: 'adamw.flat',
+  code,
+  entryPoint: 'adamw_flat',
+  bindings: ['uniform', 'read', 'read', 'read', 'write', 'write', 'write'],
+};
+
+/** Step counts the flat kernel's hyper buffer covers past its base (TABLE in the shader). */
+export const ADAMW_TABLE = 4;
+/** Floats of the flat kernel's hyper buffer. */
+export const ADAMW_HYPER_FLOATS = 8 + 2 * ADAMW_TABLE;
+
 /** torch.optim.AdamW hyperparameters for one step. */
 export interface AdamWHyper {
   lr: number;
@@ -80,4 +92,47 @@ export function adamwStepAll(
   gradScale?: GradScaleRef,
 ): void {
   for (const t of tensors) adamwStep(gpu, rec, t, hp, gradScale);
+}
+
+/**
+ * The flat kernel's per-step scalars: for the step counts base+1 .. base+ADAMW_TABLE (the ones
+ * the GPU's count can reach while steps are in flight) -lr/(1-beta1^t) and sqrt(1-beta2^t), in
+ * f64 like Python floats, as adamwStep computes them.
+ */
+export function adamwHyperTable(hp: Omit<AdamWHyper, 'step'>, base: number): Float32Array {
+  if (!(base >= 0) || !Number.isInteger(base)) throw new Error(`adamwHyperTable: base must be an integer >= 0, got ${base}`);
+  const out = new Float32Array(ADAMW_HYPER_FLOATS);
+  out.set([1 - hp.lr * hp.weightDecay, hp.beta1, hp.beta2, 1 - hp.beta1, 1 - hp.beta2, hp.eps, base, 0]);
+  for (let j = 0; j < ADAMW_TABLE; j++) {
+    const t = base + 1 + j;
+    out[8 + j] = -hp.lr / (1 - hp.beta1 ** t);
+    out[8 + ADAMW_TABLE + j] = Math.sqrt(1 - hp.beta2 ** t);
+  }
+  return out;
+}
+
+export interface AdamWFlatArgs {
+  /** adamwHyperTable's floats. */
+  hyper: BufferBinding;
+  /** [norm, clip coefficient, skip flag, step count] (reduce's gradNormClipStep). */
+  state: BufferBinding;
+  grad: BufferBinding;
+  param: BufferBinding;
+  expAvg: BufferBinding;
+  expAvgSq: BufferBinding;
+  n: number;
+}
+
+/**
+ * One AdamW step over a flat buffer of n elements (many tensors back to back), in one dispatch:
+ * the same arithmetic as adamwStep with the gradient scaled by state[1], nothing written when
+ * state[2] flags the step as skipped.
+ */
+export function adamwFlat(gpu: Gpu, rec: Recorder, a: AdamWFlatArgs): void {
+  const g = grid1d(a.n, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
+  rec.dispatch(ADAMW_FLAT, {
+    buffers: [a.hyper, a.state, a.grad, a.param, a.expAvg, a.expAvgSq],
+    params: new Params().u32(a.n).u32(g.rowStride).u32(0).u32(0).bytes(),
+    workgroups: g.workgroups,
+  });
 }

@@ -25,7 +25,17 @@ const RC = 16;
 const DOWN: KernelSpec = { name: 'lora_down', code, entryPoint: 'lora_down', bindings: ['uniform', 'read', 'read', 'write'] };
 const GRAD_W: KernelSpec = { name: 'lora_grad_w', code, entryPoint: 'lora_grad_w', bindings: ['uniform', 'read', 'read', 'write'] };
 
+/** One spec object per variant, so the pipeline cache finds it by identity. */
+const linearSpecs = new Map<string, KernelSpec>();
+
 function linearSpec(tm: number, wF16: boolean): KernelSpec {
+  const key = `${tm}:${wF16}`;
+  let spec = linearSpecs.get(key);
+  if (!spec) linearSpecs.set(key, (spec = makeLinearSpec(tm, wF16)));
+  return spec;
+}
+
+function makeLinearSpec(tm: number, wF16: boolean): KernelSpec {
   return {
     name: 'lora_linear',
     code,

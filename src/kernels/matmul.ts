@@ -215,7 +215,17 @@ function flagsOf(p: Problem): number {
   );
 }
 
+/** One spec object per variant, so the pipeline cache finds it by identity. */
+const specs = new Map<string, KernelSpec>();
+
 function specFor(flags: number, t: MatmulTuning): KernelSpec {
+  const key = `${flags}:${t.kernel}:${t.wgX}:${t.wgY}:${t.specialize}:${t.bk}`;
+  let spec = specs.get(key);
+  if (!spec) specs.set(key, (spec = makeSpec(flags, t)));
+  return spec;
+}
+
+function makeSpec(flags: number, t: MatmulTuning): KernelSpec {
   const constants: Record<string, number> = { WG_X: t.wgX, WG_Y: t.wgY };
   // 0xffffffff (the shader's default) leaves the flags to the uniform.
   if (t.specialize) constants.FLAGS = flags;

@@ -15,6 +15,12 @@ const NORM_COEF: KernelSpec = {
   entryPoint: 'norm_and_clip_coef',
   bindings: ['uniform', 'read', 'write'],
 };
+const NORM_CLIP_STEP: KernelSpec = {
+  name: 'reduce.norm_clip_step',
+  code,
+  entryPoint: 'norm_clip_step',
+  bindings: ['uniform', 'read', 'write'],
+};
 const SCALE_BY_BUFFER: KernelSpec = {
   name: 'reduce.scale_by_buffer',
   code,
@@ -136,11 +142,25 @@ export function gradNormClipCoef(
   rec: Recorder,
   a: { partials: BufferBinding; slots: number; maxNorm: number; out: BufferBinding },
 ): void {
-  rec.dispatch(NORM_COEF, {
-    buffers: [a.partials, a.out],
-    params: new Params().u32(a.slots).f32(a.maxNorm).u32(0).u32(0).bytes(),
-    workgroups: [1],
-  });
+  dispatchNorm(rec, NORM_COEF, a.partials, a.slots, a.maxNorm, a.out);
+}
+
+/** One workgroup over the partial sums: the norm kernels' shared dispatch. */
+function dispatchNorm(rec: Recorder, spec: KernelSpec, partials: BufferBinding, slots: number, maxNorm: number, out: BufferBinding): void {
+  rec.dispatch(spec, { buffers: [partials, out], params: new Params().u32(slots).f32(maxNorm).u32(0).u32(0).bytes(), workgroups: [1] });
+}
+
+/**
+ * An optimizer step's verdict, on the GPU: state[0] = norm of partials[0..slots), state[1] = its
+ * clip coefficient (as gradNormClipCoef), state[2] = 1 if the norm is NaN or infinite (skip the
+ * update) else 0, state[3] += 1 unless skipped (AdamW's step count). `state` holds 4 floats.
+ */
+export function gradNormClipStep(
+  _gpu: Gpu,
+  rec: Recorder,
+  a: { partials: BufferBinding; slots: number; maxNorm: number; state: BufferBinding },
+): void {
+  dispatchNorm(rec, NORM_CLIP_STEP, a.partials, a.slots, a.maxNorm, a.state);
 }
 
 /** y[0..n) *= coef[coefIndex], the factor read on the GPU. */

@@ -458,6 +458,14 @@ export class CausalLM {
     return { lossSum: t[0]!, tokens: t[1]!, correct: t[2]! };
   }
 
+  /**
+   * The loss totals the last forwardBackward of this batch shape left on the GPU, read now: a
+   * trainer records the optimizer step first, so one read serves the whole step.
+   */
+  async readStepTotals(B: number, T: number, adapter: LoraAdapter | null): Promise<LossTotals> {
+    return this.readTotals(this.ws(B, T, adapter, true));
+  }
+
   /** Loss totals of a batch (no gradients). */
   async evaluate(batch: TokenBatch, adapter: LoraAdapter | null = null): Promise<LossTotals> {
     const ws = this.ws(batch.B, batch.T, adapter, false);

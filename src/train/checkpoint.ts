@@ -14,7 +14,7 @@
  */
 import type { Gpu } from '../gpu';
 import { bytesSource, readSafetensorsHeader, readTensor, writeSafetensors, type ByteSource, type TensorToWrite } from '../formats/safetensors';
-import type { LoraAdapter, LoraModule } from '../model/lora';
+import type { LoraAdapter, LoraModule, LoraTensor } from '../model/lora';
 import type { Hyperparameters } from './hyperparameters';
 import type { StepMetrics } from './metrics';
 import type { LoraOptimizer } from './optimizer';
@@ -24,8 +24,13 @@ export const CHECKPOINT_VERSION = 1;
 
 /** Where a job stands: enough, with the seed, to reproduce everything that follows. */
 export interface TrainerState {
-  /** Optimizer steps completed (also AdamW's step count, used in its bias correction). */
+  /** Optimizer steps completed, skipped ones included. */
   step: number;
+  /**
+   * AdamW's step count (its bias correction): `step` less the steps skipped for a non-finite
+   * gradient. Absent when equal to `step` (and in checkpoints from before skipping existed).
+   */
+  optimizerStep?: number;
   /** 0-based epoch of the next micro-batch (= epochs once the job is done). */
   epoch: number;
   /** Index of the next optimizer step (batch plan) within that epoch. */
@@ -60,7 +65,7 @@ export function checkpointName(state: Pick<TrainerState, 'step' | 'epoch' | 'bat
   return epochEnd ? `${step}-epoch-${state.epoch}` : step;
 }
 
-function moduleTensors(m: LoraModule): { name: string; buffer: GPUBuffer; shape: number[] }[] {
+function moduleTensors(m: LoraModule): { name: string; buffer: LoraTensor; shape: number[] }[] {
   const a = [m.r, m.linear.inFeatures];
   const b = [m.linear.outFeatures, m.r];
   return [
@@ -73,23 +78,22 @@ function moduleTensors(m: LoraModule): { name: string; buffer: GPUBuffer; shape:
   ];
 }
 
-const count = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
 
 /** Reads the adapter and its AdamW moments from the GPU into a checkpoint. */
 export async function captureCheckpoint(
-  gpu: Gpu,
+  _gpu: Gpu,
   adapter: LoraAdapter,
   info: { name: string; state: TrainerState; hyperparameters: Hyperparameters; metrics: readonly StepMetrics[] },
 ): Promise<Checkpoint> {
   const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const m of adapter.modules.values()) {
-    for (const t of moduleTensors(m)) tensors.set(t.name, { shape: t.shape, data: await gpu.readF32(t.buffer, count(t.shape)) });
-  }
+  const all = [...adapter.modules.values()].flatMap(moduleTensors);
+  const data = await adapter.readMany(all.map((t) => t.buffer));
+  for (const [i, t] of all.entries()) tensors.set(t.name, { shape: t.shape, data: data[i]! });
   return { name: info.name, state: { ...info.state }, hyperparameters: info.hyperparameters, metrics: info.metrics.map((m) => ({ ...m })), tensors };
 }
 
 /** Writes adapter, moments and AdamW's step count back; shapes must match the adapter. */
-export function restoreCheckpoint(gpu: Gpu, adapter: LoraAdapter, optimizer: LoraOptimizer, checkpoint: Checkpoint): void {
+export function restoreCheckpoint(_gpu: Gpu, adapter: LoraAdapter, optimizer: LoraOptimizer, checkpoint: Checkpoint): void {
   const names = new Set<string>();
   for (const m of adapter.modules.values()) {
     for (const t of moduleTensors(m)) {
@@ -105,9 +109,10 @@ export function restoreCheckpoint(gpu: Gpu, adapter: LoraAdapter, optimizer: Lor
   if (extra.length) throw new CheckpointError(`checkpoint ${checkpoint.name} has tensors this adapter lacks: ${extra.slice(0, 3).join(', ')}`);
   // All checked before the first write, so a bad file leaves the adapter as it was.
   for (const m of adapter.modules.values()) {
-    for (const t of moduleTensors(m)) gpu.write(t.buffer, checkpoint.tensors.get(t.name)!.data);
+    for (const t of moduleTensors(m)) adapter.write(t.buffer, checkpoint.tensors.get(t.name)!.data);
   }
-  optimizer.step = checkpoint.state.step;
+  // Checkpoints from before skipped steps existed carry no optimizerStep: every step was taken.
+  optimizer.step = checkpoint.state.optimizerStep ?? checkpoint.state.step;
 }
 
 /** One safetensors file (F32 tensors, JSON metadata). */
@@ -144,6 +149,10 @@ function checkState(value: unknown): TrainerState {
   }
   if (typeof s.elapsedMs !== 'number' || !(s.elapsedMs >= 0)) throw new CheckpointError('checkpoint state.elapsedMs is not a non-negative number');
   if (typeof s.finished !== 'boolean') throw new CheckpointError('checkpoint state.finished is not a boolean');
+  const o = s.optimizerStep;
+  if (o !== undefined && (typeof o !== 'number' || !Number.isInteger(o) || o < 0 || o > s.step!)) {
+    throw new CheckpointError(`checkpoint state.optimizerStep is ${String(o)}, not an integer in [0, step]`);
+  }
   return s as TrainerState;
 }
 

@@ -27,6 +27,8 @@ export interface StepMetrics {
   etaMs: number | null;
   /** GPU bytes in live buffers after the step (gpu.memory().liveBytes). */
   gpuBytes: number;
+  /** Present (true) when the gradient was not finite and the update was skipped. */
+  skipped?: boolean;
   /** Loss / token accuracy of one validation batch, on steps that ran one. */
   validLoss?: number;
   validAccuracy?: number;

@@ -1,6 +1,6 @@
 import type { Gpu } from '../gpu';
-import { adamwStepAll, type AdamWTensor } from '../kernels/adamw';
-import { clipGradNorm, gradNormLayout } from '../kernels/reduce';
+import { ADAMW_HYPER_FLOATS, ADAMW_TABLE, adamwFlat, adamwHyperTable, adamwStepAll, type AdamWTensor } from '../kernels/adamw';
+import { clipGradNorm, gradNormClipStep, gradNormLayout, sumSquaresPartials } from '../kernels/reduce';
 import type { LoraAdapter } from '../model/lora';
 
 export interface OptimizerSettings {
@@ -71,19 +71,117 @@ export class AdamWOptimizer {
   }
 }
 
-/** AdamW over an adapter's A and B (PyTorch's parameter order: A then B, module by module). */
-export class LoraOptimizer extends AdamWOptimizer {
+/** What the GPU decided about one optimizer step. */
+export interface StepVerdict {
+  /** Global gradient norm before clipping (NaN or Infinity when the step was skipped). */
+  gradNorm: number;
+  /** The gradient was not finite, so nothing was updated (PyTorch's GradScaler skips the step). */
+  skipped: boolean;
+}
+
+/** Bytes of the GPU's per-step state: [norm, clip coefficient, skip flag, AdamW step count]. */
+const STATE_BYTES = 16;
+
+/**
+ * AdamW with gradient-norm clipping over a whole LoRA adapter in three dispatches per flat
+ * segment-set, whatever the number of modules: the sum of squares over the flat gradients, the
+ * norm with its clip coefficient and skip verdict (one workgroup), and the update. The update is
+ * skipped on the GPU when the norm is not finite, and AdamW's step count lives on the GPU, so the
+ * CPU never has to wait for a step before recording the next: each step's verdict is copied into
+ * a ring of staging buffers and read when the caller is ready (readVerdict, in step order).
+ * Parameter order and arithmetic are PyTorch's AdamW (A then B, module by module).
+ */
+export class LoraOptimizer {
+  private confirmed = 0;
+  /** Verdicts not read yet, oldest first: the staging buffer and its pending map. */
+  private readonly inFlight: { staging: GPUBuffer; mapped: Promise<void> }[] = [];
+  private readonly staging: GPUBuffer[] = [];
+  private nextStaging = 0;
+  private readonly partials: GPUBuffer;
+  private readonly slots: number[];
+  private readonly totalSlots: number;
+  /** [norm, clip coefficient, skip flag, step count] of the last step, on the GPU. */
+  readonly state: GPUBuffer;
+  private readonly hyper: GPUBuffer;
+
   constructor(
-    gpu: Gpu,
+    private readonly gpu: Gpu,
     readonly adapter: LoraAdapter,
   ) {
-    const tensors: OptimizedTensor[] = [];
-    for (const m of adapter.modules.values()) {
-      const aN = m.r * m.linear.inFeatures;
-      const bN = m.linear.outFeatures * m.r;
-      tensors.push({ param: m.a, grad: m.gradA, expAvg: m.expAvgA, expAvgSq: m.expAvgSqA, n: aN });
-      tensors.push({ param: m.b, grad: m.gradB, expAvg: m.expAvgB, expAvgSq: m.expAvgSqB, n: bN });
+    const layout = gradNormLayout(adapter.segments.map((s) => s.n));
+    this.slots = layout.offsets;
+    this.totalSlots = layout.slots;
+    this.partials = gpu.createBuffer(layout.slots * 4, 'grad-norm-partials');
+    this.state = gpu.createBuffer(STATE_BYTES, 'optimizer-state');
+    this.hyper = gpu.createBuffer(ADAMW_HYPER_FLOATS * 4, 'adamw-hyper');
+    for (let i = 0; i < ADAMW_TABLE; i++) {
+      this.staging.push(gpu.createBuffer(STATE_BYTES, `optimizer-verdict${i}`, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST));
     }
-    super(gpu, tensors);
+    this.step = 0;
+  }
+
+  /**
+   * AdamW's step count (PyTorch's state['step']) as of the last verdict read: steps taken, the
+   * skipped ones not counted. Setting it (a restored checkpoint) also sets the GPU's count.
+   */
+  get step(): number {
+    return this.confirmed;
+  }
+
+  set step(value: number) {
+    if (this.inFlight.length) throw new Error('LoraOptimizer: set step with verdicts still unread');
+    this.confirmed = value;
+    this.gpu.write(this.state, Float32Array.of(0, 1, 0, value));
+  }
+
+  /** Steps applied whose verdict has not been read yet. */
+  get pending(): number {
+    return this.inFlight.length;
+  }
+
+  /** Records and submits one step: clip (when enabled), skip if not finite, AdamW with `lr`. */
+  apply(settings: OptimizerSettings, lr = settings.lr): void {
+    // The hyper table covers ADAMW_TABLE step counts past the confirmed one.
+    if (this.inFlight.length >= ADAMW_TABLE) throw new Error(`LoraOptimizer: ${ADAMW_TABLE} steps in flight; read a verdict first`);
+    const clip = settings.maxGradNorm > 0 && Number.isFinite(settings.maxGradNorm);
+    const hp = { lr, beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps, weightDecay: settings.weightDecay };
+    this.gpu.write(this.hyper, adamwHyperTable(hp, this.confirmed));
+    const rec = this.gpu.recorder('optimizer');
+    for (const [i, seg] of this.adapter.segments.entries()) {
+      sumSquaresPartials(this.gpu, rec, { x: seg.grads, n: seg.n, partials: this.partials, slot: this.slots[i]! });
+    }
+    // Without clipping the norm is still measured (a metric); max_norm = 3.4e38 keeps coef 1.
+    gradNormClipStep(this.gpu, rec, { partials: this.partials, slots: this.totalSlots, maxNorm: clip ? settings.maxGradNorm : 3.4e38, state: this.state });
+    for (const seg of this.adapter.segments) {
+      adamwFlat(this.gpu, rec, { hyper: this.hyper, state: this.state, grad: seg.grads, param: seg.params, expAvg: seg.expAvg, expAvgSq: seg.expAvgSq, n: seg.n });
+    }
+    const staging = this.staging[this.nextStaging]!;
+    this.nextStaging = (this.nextStaging + 1) % this.staging.length;
+    rec.copy(this.state, 0, staging, 0, STATE_BYTES);
+    rec.submit();
+    this.inFlight.push({ staging, mapped: this.gpu.mapForRead(staging) });
+  }
+
+  /** The verdict of the oldest step not read yet (waits only if the GPU has not finished it). */
+  async readVerdict(): Promise<StepVerdict> {
+    const next = this.inFlight.shift();
+    if (!next) throw new Error('LoraOptimizer: no step in flight');
+    await this.gpu.awaitMapped(next.mapped);
+    const [norm, , skip, count] = this.gpu.dryRun ? [0, 1, 0, this.confirmed + 1] : new Float32Array(next.staging.getMappedRange().slice(0));
+    if (!this.gpu.dryRun) next.staging.unmap();
+    this.confirmed = count!;
+    return { gradNorm: norm!, skipped: skip !== 0 };
+  }
+
+  /** readVerdict's gradient norm (the step's verdict is consumed). */
+  async readGradNorm(): Promise<number> {
+    return (await this.readVerdict()).gradNorm;
+  }
+
+  destroy(): void {
+    // Unread verdicts: cancel their maps, so the pooled staging buffers come back unmapped.
+    if (!this.gpu.dryRun) for (const f of this.inFlight) f.staging.unmap();
+    this.inFlight.length = 0;
+    for (const b of [this.partials, this.state, this.hyper, ...this.staging]) this.gpu.release(b);
   }
 }

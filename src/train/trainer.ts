@@ -48,7 +48,10 @@ export interface TrainingEvent {
   time: number;
 }
 
-/** NaN or Infinity in the loss or the gradient norm: the job cannot continue. */
+/**
+ * NaN or Infinity in the loss, or in the gradient norm MAX_SKIPPED_IN_A_ROW steps in a row: the
+ * job cannot continue.
+ */
 export class TrainingDivergedError extends Error {
   override name = 'TrainingDivergedError';
   constructor(
@@ -143,6 +146,9 @@ function sameJson(a: unknown, b: unknown): boolean {
   return canonicalJson(a) === canonicalJson(b);
 }
 
+/** Consecutive skipped steps (non-finite gradients) after which the job stops as diverged. */
+export const MAX_SKIPPED_IN_A_ROW = 3;
+
 const fmt = (x: number, digits = 4) => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
 
 export class Trainer {
@@ -166,6 +172,8 @@ export class Trainer {
   private st: TrainerState;
   private history: StepMetrics[] = [];
   private running = false;
+  /** Consecutive steps skipped for a non-finite gradient. */
+  private skippedInARow = 0;
   private checkpointRequested = false;
   /** The checkpoint last saved, so stopping right after one does not write the same state twice. */
   private lastSaved: { step: number; name: string; bytes: Uint8Array } | null = null;
@@ -316,6 +324,9 @@ export class Trainer {
     this.st = { ...cp.state };
     this.lastSaved = null;
     this.history = cp.metrics.map((m) => ({ ...m }));
+    let run = 0;
+    while (run < this.history.length && this.history[this.history.length - 1 - run]!.skipped) run++;
+    this.skippedInARow = run;
   }
 
   /** restore() then run(). */
@@ -395,27 +406,32 @@ export class Trainer {
       if (trained === 0) this.emit('warning', `Step ${stepNo} has no trained tokens (its examples train on nothing); its gradient is zero`, stepNo);
 
       // All micro-batches share 1 / (trained tokens of the step): the step's gradient is the
-      // token-weighted mean over its examples, whatever the split. Totals accumulate on the GPU
-      // and are read once, after the last micro-batch.
+      // token-weighted mean over its examples, whatever the split. Every micro-batch and the
+      // optimizer step are recorded before the CPU waits: the loss totals accumulate on the GPU
+      // and are read once, after the update was submitted, and the optimizer's verdict (gradient
+      // norm, skipped or not) comes from a staging buffer the same submit filled.
       const gradScale = 1 / Math.max(1, trained);
-      let totals: LossTotals | null = null;
       for (const [i, batch] of batches.entries()) {
-        totals = await this.model.forwardBackward(
-          batch,
-          this.adapter,
-          { gradScale, accumulate: i > 0, dropoutSeed: dropoutSeedOf(hp.seed, epoch, planIndex, i) },
-          i === batches.length - 1,
-        );
+        await this.model.forwardBackward(batch, this.adapter, { gradScale, accumulate: i > 0, dropoutSeed: dropoutSeedOf(hp.seed, epoch, planIndex, i) }, false);
       }
-      const trainLoss = totals!.tokens > 0 ? totals!.lossSum / totals!.tokens : 0;
-      const trainAccuracy = totals!.tokens > 0 ? totals!.correct / totals!.tokens : 0;
-      // Checked before the update, so a NaN loss never reaches the weights.
-      if (!Number.isFinite(trainLoss)) this.diverged(new TrainingDivergedError(stepNo, 'training loss', trainLoss, this.lastSaved?.step ?? null));
-
       const learningRate = learningRateAt(this.schedule, this.st.step);
+      // A non-finite gradient (a NaN or infinite loss gives one) is caught on the GPU, which
+      // skips the update, so a diverged step never reaches the weights.
       this.optimizer.apply(this.settings, learningRate);
-      const gradNorm = await this.optimizer.readGradNorm();
-      if (!Number.isFinite(gradNorm)) this.diverged(new TrainingDivergedError(stepNo, 'gradient norm', gradNorm, this.lastSaved?.step ?? null));
+      const last = batches.at(-1)!;
+      const totals = await this.model.readStepTotals(last.B, last.T, this.adapter);
+      const verdict = await this.optimizer.readVerdict();
+      const gradNorm = verdict.gradNorm;
+      const trainLoss = totals.tokens > 0 ? totals.lossSum / totals.tokens : 0;
+      const trainAccuracy = totals.tokens > 0 ? totals.correct / totals.tokens : 0;
+      if (!Number.isFinite(trainLoss)) this.diverged(new TrainingDivergedError(stepNo, 'training loss', trainLoss, this.lastSaved?.step ?? null));
+      if (verdict.skipped) {
+        this.skippedInARow++;
+        this.emit('warning', `Step ${stepNo} skipped: the gradient norm is ${gradNorm}, so the adapter was not updated`, stepNo);
+        if (this.skippedInARow >= MAX_SKIPPED_IN_A_ROW) this.diverged(new TrainingDivergedError(stepNo, 'gradient norm', gradNorm, this.lastSaved?.step ?? null));
+      } else {
+        this.skippedInARow = 0;
+      }
       const stepMs = this.clock() - stepStart;
 
       this.st.step = stepNo;
@@ -427,19 +443,22 @@ export class Trainer {
         plans = null;
       }
       this.st.finished = this.st.epoch >= hp.epochs;
+      // Recorded only once a step was skipped, so the states of jobs without one read as before.
+      if (this.optimizer.step !== stepNo || this.st.optimizerStep !== undefined) this.st.optimizerStep = this.optimizer.step;
 
       const m: StepMetrics = {
         step: stepNo,
         epoch: epoch + 1,
         trainLoss,
         trainAccuracy,
-        trainTokens: totals!.tokens,
+        trainTokens: totals.tokens,
         learningRate,
         gradNorm,
         tokensPerSecond: stepMs > 0 ? (processed * 1000) / stepMs : 0,
         elapsedMs: 0,
         etaMs: null,
         gpuBytes: 0,
+        ...(verdict.skipped ? { skipped: true } : {}),
       };
       if (this.validationPlans.length && stepNo % hp.evalEvery === 0) {
         const index = (stepNo / hp.evalEvery - 1) % this.validationPlans.length;

@@ -206,7 +206,7 @@ describe('whittle generate', () => {
     const adapter = new LoraAdapter(gpu, config, model.weights, defaultLoraConfig(config, { r: 4 }));
     adapter.initialize(5);
     const rng = new Rng(6);
-    for (const m of adapter.modules.values()) gpu.write(m.b, rng.f32(m.linear.outFeatures * m.r, -1, 1));
+    for (const m of adapter.modules.values()) adapter.write(m.b, rng.f32(m.linear.outFeatures * m.r, -1, 1));
     const folder = join(tmp, 'random-adapter');
     await writeAdapterFolder(folder, await exportPeftAdapter(adapter, { baseModelNameOrPath: LLAMA }));
     adapter.destroy();

@@ -54,7 +54,7 @@ beforeAll(async () => {
   const adapter = new LoraAdapter(gpu, config, model.weights, defaultLoraConfig(config, { r: 4, alpha: 8 }));
   adapter.initialize(11);
   const rng = new Rng(12);
-  for (const m of adapter.modules.values()) gpu.write(m.b, rng.f32(m.linear.outFeatures * m.r, -0.5, 0.5));
+  for (const m of adapter.modules.values()) adapter.write(m.b, rng.f32(m.linear.outFeatures * m.r, -0.5, 0.5));
   await writeAdapterFolder(ADAPTER, await exportPeftAdapter(adapter, { baseModelNameOrPath: LLAMA }));
   tokens = Uint32Array.from({ length: B * T }, () => rng.int(config.vocabSize));
   baseLogits = await model.logits(tokens, B, T);

@@ -28,7 +28,7 @@ async function randomAdapter(gpu: Gpu, loaded: LoadedModel, seed: number, overri
   const adapter = new LoraAdapter(gpu, loaded.config, loaded.model.weights, defaultLoraConfig(loaded.config, { r: 4, alpha: 8, ...overrides }));
   adapter.initialize(seed);
   const rng = new Rng(seed + 1);
-  for (const m of adapter.modules.values()) gpu.write(m.b, rng.f32(m.linear.outFeatures * m.r, -0.2, 0.2));
+  for (const m of adapter.modules.values()) adapter.write(m.b, rng.f32(m.linear.outFeatures * m.r, -0.2, 0.2));
   return adapter;
 }
 

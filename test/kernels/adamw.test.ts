@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu';
-import { adamwStep, adamwStepAll, type AdamWHyper } from '../../src/kernels/adamw';
+import { ADAMW_HYPER_FLOATS, ADAMW_TABLE, adamwFlat, adamwHyperTable, adamwStep, adamwStepAll, type AdamWHyper } from '../../src/kernels/adamw';
 import { adamwStepRef } from '../../src/kernels/reference/adamw';
 import { selfTestCases } from '../../src/selftest/adamw';
 import { expectClose } from '../helpers/compare';
@@ -115,3 +115,67 @@ describe('adamwStep', () => {
 });
 
 describeSelfTestCases('adamw', selfTestCases);
+
+describe('adamw.flat (many tensors, one dispatch)', () => {
+  const base = { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1 };
+
+  // The flat kernel must give the per-tensor kernel's bits: same f32 operations in the same order.
+  it('equals adamwStep bit for bit over steps 1..4, the table entry picked by the GPU step count', async () => {
+    const gpu = await getTestGpu();
+    const n = 1000;
+    const rng = new Rng(7);
+    const init = { p: rng.f32(n), m: rng.f32(n, -0.1, 0.1), v: rng.f32(n, 1e-4, 1e-2) };
+    const mk = () => ({ param: gpu.upload(init.p), expAvg: gpu.upload(init.m), expAvgSq: gpu.upload(init.v) });
+    const one = mk();
+    const flat = mk();
+    const grad = gpu.createBuffer(n * 4);
+    const scale = gpu.createBuffer(16);
+    const hyper = gpu.createBuffer(ADAMW_HYPER_FLOATS * 4);
+    for (let step = 1; step <= 4; step++) {
+      gpu.write(grad, rng.f32(n));
+      const coef = step === 2 ? 0.37 : 1;
+      // state = [norm, coef, skip, count after the increment]; the table's base lags by up to 2.
+      const lag = Math.min(step - 1, step % 3);
+      gpu.write(scale, Float32Array.of(1, coef, 0, step));
+      gpu.write(hyper, adamwHyperTable(base, step - 1 - lag));
+      const rec = gpu.recorder();
+      adamwStep(gpu, rec, { ...one, grad, n }, { ...base, step }, { buffer: scale, index: 1 });
+      adamwFlat(gpu, rec, { hyper, state: scale, grad, ...flat, n });
+      rec.submit();
+    }
+    for (const k of ['param', 'expAvg', 'expAvgSq'] as const) {
+      expect(Array.from(await gpu.readF32(flat[k], n))).toEqual(Array.from(await gpu.readF32(one[k], n)));
+    }
+    for (const b of [grad, scale, hyper, ...Object.values(one), ...Object.values(flat)]) gpu.release(b);
+  });
+
+  it('writes nothing when the state flags the step as skipped', async () => {
+    const gpu = await getTestGpu();
+    const n = 300;
+    const rng = new Rng(8);
+    const p = rng.f32(n);
+    const m = rng.f32(n, -0.1, 0.1);
+    const v = rng.f32(n, 1e-4, 1e-2);
+    const bufs = { param: gpu.upload(p), expAvg: gpu.upload(m), expAvgSq: gpu.upload(v) };
+    const grad = gpu.upload(rng.f32(n).fill(NaN, 0, 3));
+    const state = gpu.upload(Float32Array.of(NaN, NaN, 1, 5));
+    const hyper = gpu.upload(adamwHyperTable(base, 4));
+    const rec = gpu.recorder();
+    adamwFlat(gpu, rec, { hyper, state, grad, ...bufs, n });
+    rec.submit();
+    expect(Array.from(await gpu.readF32(bufs.param, n))).toEqual(Array.from(p));
+    expect(Array.from(await gpu.readF32(bufs.expAvg, n))).toEqual(Array.from(m));
+    expect(Array.from(await gpu.readF32(bufs.expAvgSq, n))).toEqual(Array.from(v));
+    for (const b of [grad, state, hyper, ...Object.values(bufs)]) gpu.release(b);
+  });
+
+  it('adamwHyperTable holds the f64 scalars of adamwStep for base+1 .. base+ADAMW_TABLE', () => {
+    const t = adamwHyperTable(base, 10);
+    expect(t[6]).toBe(10);
+    for (let j = 0; j < ADAMW_TABLE; j++) {
+      expect(t[8 + j]).toBe(Math.fround(-base.lr / (1 - base.beta1 ** (11 + j))));
+      expect(t[8 + ADAMW_TABLE + j]).toBe(Math.fround(Math.sqrt(1 - base.beta2 ** (11 + j))));
+    }
+    expect(() => adamwHyperTable(base, -1)).toThrow(/base/);
+  });
+});

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu';
-import { clipGradNorm, gradNormLayout, partialSlots, REDUCE_BLOCK, sum } from '../../src/kernels/reduce';
+import { clipGradNorm, gradNormClipStep, gradNormLayout, partialSlots, REDUCE_BLOCK, sum } from '../../src/kernels/reduce';
 import { clipGradNormRef, sumRef } from '../../src/kernels/reference/reduce';
 import { selfTestCases } from '../../src/selftest/reduce';
 import { expectClose } from '../helpers/compare';
@@ -111,3 +111,38 @@ describe('clipGradNorm', () => {
 });
 
 describeSelfTestCases('reduce', selfTestCases);
+
+describe('gradNormClipStep', () => {
+  async function verdict(gpu: Gpu, partials: number[], maxNorm: number, before: number): Promise<Float32Array> {
+    const p = gpu.upload(Float32Array.from(partials));
+    const state = gpu.upload(Float32Array.of(0, 0, 0, before));
+    const rec = gpu.recorder();
+    gradNormClipStep(gpu, rec, { partials: p, slots: partials.length, maxNorm, state });
+    rec.submit();
+    const out = await gpu.readF32(state);
+    gpu.release(p);
+    gpu.release(state);
+    return out;
+  }
+
+  it('writes the norm, the clip coefficient, no skip, and counts the step', async () => {
+    const gpu = await getTestGpu();
+    const out = await verdict(gpu, [9, 16], 1, 6);
+    expect(out[0]).toBe(5);
+    expect(out[1]).toBe(Math.fround(1 / (5 + 1e-6)));
+    expect(out[2]).toBe(0);
+    expect(out[3]).toBe(7);
+    expect((await verdict(gpu, [0.25], 1, 0))[1]).toBe(1);
+  });
+
+  it('flags NaN and infinite norms as skipped and leaves the step count', async () => {
+    const gpu = await getTestGpu();
+    for (const bad of [NaN, Infinity, 3e38]) {
+      // 3e38 + 3e38 overflows to Infinity in the sum: an overflowing finite gradient also skips.
+      const out = await verdict(gpu, [bad, bad === 3e38 ? 3e38 : 1], 1, 6);
+      expect(out[2]).toBe(1);
+      expect(out[3]).toBe(6);
+      expect(Number.isFinite(out[0])).toBe(false);
+    }
+  });
+});

@@ -99,6 +99,7 @@ describe('embedded model whittle-wordnet-tiny', () => {
       for (const b of trainBatches) {
         await model.forwardBackward(b, adapter, { gradScale: 1 / b.trainedTokens, accumulate: false });
         opt.apply({ lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 });
+        expect((await opt.readVerdict()).skipped).toBe(false);
       }
     }
     const after = await meanLoss(model, heldBatches, adapter);

@@ -160,7 +160,7 @@ describe('Trainer on tiny-llama (f32)', () => {
     const adapter = new LoraAdapter(gpu, loaded.config, loaded.model.weights, hp.lora);
     adapter.initialize(1);
     const first = adapter.modules.values().next().value!;
-    gpu.write(first.b, new Float32Array(first.linear.outFeatures * first.r).fill(NaN));
+    adapter.write(first.b, new Float32Array(first.linear.outFeatures * first.r).fill(NaN));
     const trainer = new Trainer({ model: loaded.model, hyperparameters: hp, train, adapter });
     const err = await trainer.run().catch((e: unknown) => e);
     trainer.destroy();

@@ -456,6 +456,11 @@ export class JobRunner {
     return { limits, dtype: JobRunner.dtypeFor(gpu, wanted) };
   }
 
+  /** The limits and weight dtype a new job on this device is checked against (auto dtype). */
+  jobMemoryContext(): Promise<{ limits: MemoryLimits; dtype: WeightDtype }> {
+    return this.memoryContext('auto', false);
+  }
+
   private static dtypeFor(gpu: Gpu, wanted: WeightDtype | 'auto' | undefined): WeightDtype {
     if (wanted === 'f16' && !gpu.hasF16) throw new JobRunnerError('f16 weights need the shader-f16 feature, which this GPU lacks; use f32 or auto');
     return wanted === undefined || wanted === 'auto' ? (gpu.hasF16 ? 'f16' : 'f32') : wanted;

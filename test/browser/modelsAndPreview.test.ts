@@ -101,9 +101,12 @@ describe('token preview and model cache in Chromium', () => {
     const weights = readFileSync(join(EMBEDDED, 'model.safetensors')).byteLength;
     expect(weights).toBeGreaterThan(500_000);
     expect(await embedded.getByTestId('model-bytes').innerText()).toMatch(/KB|KiB|MB|MiB/);
-    await page.getByTestId('no-models').waitFor();
+    // Only the embedded model is listed: the line says so instead of "no models" above it.
+    expect(await page.getByTestId('no-models').innerText()).toMatch(/^Only the embedded model, served with the app/);
 
     // Import the tiny Llama folder; it is listed with its size, then removed (confirm accepted).
+    // The Add section opens on the Hugging Face list; the folder is on its own tab.
+    await page.getByRole('radio', { name: 'Local folder' }).check();
     await page.getByTestId('model-folder-input').setInputFiles(TINY_LLAMA);
     const local = page.locator('[data-testid="cached-model"][data-kind="local"]');
     await local.waitFor({ timeout: 60_000 });

@@ -167,6 +167,11 @@ export interface JobRecord {
   /** The dtype the first run chose; resumes keep it so a resumed job computes what it did before. */
   weightDtype: WeightDtype | null;
   suffix: string | null;
+  /**
+   * A checkpoint every this many optimizer steps, besides the one at each epoch's end (long
+   * epochs lose less to a closed tab); null or absent: at epoch ends only.
+   */
+  checkpointEvery?: number | null;
   /** `ft:<model>:<suffix>:<id>` once succeeded (OpenAI's fine_tuned_model). */
   fineTunedModel: string | null;
   /** Trained (loss-counted) tokens so far. */
@@ -205,6 +210,12 @@ export const newFileId = (): string => randomId('file');
 
 const SUFFIX = /^[A-Za-z0-9_-]{1,64}$/;
 
+export function checkCheckpointEvery(n: number | null | undefined): number | null {
+  if (n === undefined || n === null) return null;
+  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`checkpointEvery must be a whole number of steps >= 1, got ${n}`);
+  return n;
+}
+
 /** OpenAI allows up to 64 characters of letters, digits, - and _ (we keep the store-safe subset). */
 export function checkSuffix(suffix: string | null | undefined): string | null {
   if (suffix === undefined || suffix === null || suffix === '') return null;
@@ -220,6 +231,7 @@ export interface NewJobInput {
   hyperparameters?: HyperparameterRequest;
   dtype?: WeightDtype | 'auto';
   suffix?: string | null;
+  checkpointEvery?: number | null;
   now?: number;
 }
 
@@ -241,6 +253,7 @@ export function createJobRecord(input: NewJobInput): JobRecord {
     dtype: input.dtype ?? 'auto',
     weightDtype: null,
     suffix: checkSuffix(input.suffix),
+    checkpointEvery: checkCheckpointEvery(input.checkpointEvery),
     fineTunedModel: null,
     trainedTokens: 0,
     step: 0,

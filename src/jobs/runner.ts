@@ -95,6 +95,8 @@ export interface CreateJobInput {
   hyperparameters?: HyperparameterRequest;
   suffix?: string | null;
   dtype?: WeightDtype | 'auto';
+  /** A checkpoint every this many steps as well as at epoch ends (JobRecord.checkpointEvery). */
+  checkpointEvery?: number | null;
 }
 
 /** Which weights a playground pane generates with. */
@@ -519,6 +521,7 @@ export class JobRunner {
       hyperparameters: input.hyperparameters,
       dtype: input.dtype,
       suffix: input.suffix,
+      checkpointEvery: input.checkpointEvery,
       now: this.now(),
     });
     await this.store.putJob(job);
@@ -848,6 +851,7 @@ export class JobRunner {
           onStep: (m: StepMetrics) => {
             trainedTokens += m.trainTokens;
             lastLoss = m.trainLoss;
+            if (job.checkpointEvery && m.step % job.checkpointEvery === 0) created.requestCheckpoint();
             const tokens = trainedTokens;
             this.enqueue(async () => {
               await this.store.putMetrics(id, [m]);

@@ -1,6 +1,7 @@
 // One job: status and progress, live charts, checkpoints, events, hyperparameters and files,
 // with the actions its status allows.
 import { useEffect, useRef, useState } from 'react';
+import { smoothedEtaMs } from '../../jobs/eta';
 import { resultsCsv } from '../../train/metrics';
 import type { JobEvent, JobRecord } from '../../worker/trainingProtocol';
 import { ChartToolbar, JobCharts, type ChartControls } from '../components/JobCharts';
@@ -125,6 +126,8 @@ function Stat({ label, value, hint, testId }: { label: string; value: string; hi
 function Progress({ job, trace }: { job: JobRecord; trace: JobTrace | null }) {
   const last = trace?.metrics.at(-1);
   const total = job.totalSteps ?? job.hyperparameters.resolved?.totalSteps ?? null;
+  // Smoothed over recent steps (a resumed run's first step is slow); the trainer's until two steps exist.
+  const eta = (trace ? smoothedEtaMs(trace.metrics, total) : null) ?? last?.etaMs ?? null;
   const frac = total ? Math.min(1, job.step / total) : 0;
   const epochs = job.hyperparameters.resolved?.epochs;
   const live = job.status === 'running';
@@ -144,7 +147,7 @@ function Progress({ job, trace }: { job: JobRecord; trace: JobTrace | null }) {
       <dl className="stats">
         <Stat label="Trained tokens" value={formatCompact(job.trainedTokens)} testId="trained-tokens" />
         <Stat label="Tokens / s" value={last ? formatCompact(last.tokensPerSecond) : '–'} />
-        <Stat label="ETA" value={live && last?.etaMs != null ? formatDuration(last.etaMs) : job.status === 'succeeded' ? 'done' : '–'} />
+        <Stat label="ETA" value={live && eta != null ? formatDuration(eta) : job.status === 'succeeded' ? 'done' : '–'} testId="eta" />
         <Stat label="Elapsed" value={last ? formatDuration(last.elapsedMs) : '–'} />
         <Stat label="GPU memory" value={last ? formatBytes(last.gpuBytes) : '–'} />
         <Stat label="Train loss" value={last ? formatReal(Number(last.trainLoss.toPrecision(4))) : '–'} hint={last ? `accuracy ${formatPercent(last.trainAccuracy)}` : undefined} />

@@ -162,7 +162,7 @@ export class TrainingClient {
 
   // -------------------------------------------------------------------------- typed calls
 
-  init(options: { autoStart?: boolean } = {}): Promise<TrainingWorkerInfo> {
+  init(options: { autoStart?: boolean; hubEndpoint?: string | null } = {}): Promise<TrainingWorkerInfo> {
     return this.request('init', options);
   }
 

@@ -169,6 +169,7 @@ export function serveTraining(endpoint: HostEndpoint, options: TrainingHostOptio
   let initialising: Promise<{ runner: JobRunner; info: TrainingWorkerInfo }> | null = null;
 
   async function init(params: RequestParams<'init'>): Promise<{ runner: JobRunner; info: TrainingWorkerInfo }> {
+    if (params.hubEndpoint) hub.url = params.hubEndpoint.replace(/\/$/, '');
     const store = await (options.openStore ?? (() => openJobStore()))();
     const acquire = options.acquireGpu ?? (() => acquireDefaultGpu());
     let gpu: Gpu | null = null;

@@ -53,7 +53,11 @@ type NoParams = Record<string, never>;
 /** Every request: its params and the result its response carries. */
 export interface TrainingRequests {
   /** Opens the store and the GPU and recovers interrupted jobs. Send first (others wait for it). */
-  init: { params: { autoStart?: boolean }; result: TrainingWorkerInfo };
+  /**
+   * `hubEndpoint`: a Hugging Face mirror in the Hub's layout (what HF_ENDPOINT is to the Python
+   * tools, e.g. for users who cannot reach huggingface.co); default the Hub.
+   */
+  init: { params: { autoStart?: boolean; hubEndpoint?: string | null }; result: TrainingWorkerInfo };
   /** config.json summary; a Hub model is downloaded (progress events) and cached. */
   'inspect-model': { params: { source: ModelSource }; result: ModelInfo };
   /** The curated base models, each with a default job's memory on this device (nothing downloaded). */

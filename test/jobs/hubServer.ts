@@ -48,6 +48,8 @@ export interface HubServer {
   dropOnce(file: string, bytes: number): void;
   /** The next GET of `file` sends `bytes` bytes, then sends nothing more (a tab about to close). */
   stallOnce(file: string, bytes: number): void;
+  /** Every GET of a file's body waits this long first (so a browser test sees the progress). */
+  delayMs: number;
   /** Serve whole files with 200, whatever Range says (a server without Range support). */
   ignoreRange: boolean;
   /** ETag per file; change one to simulate the file changing between attempts. */
@@ -77,7 +79,7 @@ export async function startHubServer(modelDir: string, repo: string, revision = 
   const requests: HubRequest[] = [];
   const drops = new Map<string, { bytes: number; stall: boolean }>();
   const etags = new Map([...files.keys()].map((n) => [n, `"${n}-v1"`]));
-  const state = { ignoreRange: false };
+  const state = { ignoreRange: false, delayMs: 0 };
   const repos = new Map<string, RepoState>([[repo, { files, etags, revision, gated: false, redirectLfs: false, commit: sha(repo).slice(0, 40) }]]);
   for (const [name, spec] of Object.entries(options.repos ?? {})) {
     repos.set(name, {
@@ -175,6 +177,13 @@ export async function startHubServer(modelDir: string, repo: string, revision = 
       return;
     }
     const slice = body.subarray(start, end + 1);
+    if (state.delayMs > 0) {
+      // Half the body, a pause, then the rest: the progress shows a file part-way.
+      const half = slice.subarray(0, slice.byteLength >> 1);
+      res.write(half);
+      setTimeout(() => res.end(slice.subarray(half.byteLength)), state.delayMs);
+      return;
+    }
     const drop = drops.get(file);
     if (drop) {
       drops.delete(file);
@@ -199,6 +208,12 @@ export async function startHubServer(modelDir: string, repo: string, revision = 
     },
     set ignoreRange(v: boolean) {
       state.ignoreRange = v;
+    },
+    get delayMs() {
+      return state.delayMs;
+    },
+    set delayMs(v: number) {
+      state.delayMs = v;
     },
     commitOf: (name) => repos.get(name)!.commit,
     dropOnce: (file, bytes) => drops.set(file, { bytes, stall: false }),

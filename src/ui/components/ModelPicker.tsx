@@ -100,10 +100,12 @@ export function ModelPicker({ value, onChange, embedded, embeddedError = null, s
   const [busy, setBusy] = useState<string | null>(null);
   // A model chosen from outside (the embedded one arriving, a job's model) shows its own tab.
   const valueKey = value && (value.source.kind !== 'embedded' || embedded) ? modelId(value.source) : null;
+  // The user's own choice of tab wins: a model arriving later does not move them off it.
   const [tabFor, setTabFor] = useState(valueKey);
+  const [tabChosen, setTabChosen] = useState(false);
   if (valueKey !== tabFor) {
     setTabFor(valueKey);
-    if (value) setTab(initialTab(value, embedded, showRecent && known.length > 0));
+    if (value && !tabChosen) setTab(initialTab(value, embedded, showRecent && known.length > 0));
   }
   const [error, setError] = useState<string | null>(null);
   const folderInput = useRef<HTMLInputElement>(null);
@@ -159,7 +161,11 @@ export function ModelPicker({ value, onChange, embedded, embeddedError = null, s
       <div className="segmented" role="radiogroup" aria-label="Where the base model comes from">
         {tabs.map((t) => (
           <label key={t.key} className={`segment${tab === t.key ? ' on' : ''}${t.disabled ? ' disabled' : ''}`}>
-            <input type="radio" name={`${id}-tab`} value={t.key} checked={tab === t.key} disabled={t.disabled} onChange={() => setTab(t.key)} />
+            <input type="radio" name={`${id}-tab`} value={t.key} checked={tab === t.key} disabled={t.disabled} onChange={() => {
+                setTab(t.key);
+                setTabChosen(true);
+              }}
+            />
             {t.label}
             {t.note && <span className="tag">{t.note}</span>}
           </label>

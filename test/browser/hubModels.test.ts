@@ -61,6 +61,8 @@ describe('curated models from the Hub in Chromium', () => {
     expect(hub.requests.filter((r) => r.path.includes('/resolve/'))).toEqual([]);
     await mkdir(RESULTS_DIR, { recursive: true });
     await settleForScreenshot(page);
+    // The sticky header would cover the top of an element scrolled into view.
+    await page.addStyleTag({ content: '.site-header { position: static !important; }' });
     await page.locator('.hub-models').screenshot({ path: join(RESULTS_DIR, 'curated-models-desktop-light.png') });
 
     // Download: the Hub API lists the files, each file downloads (weights through a redirect)

@@ -210,7 +210,7 @@ export function HubModels({ onChoose }: Props) {
         </label>
         {repo !== '' && !repoOk && <p className="field-error">A repository id looks like owner/name.</p>}
         <div className="button-row">
-          <button type="submit" className="button ghost" disabled={!repoOk || busy}>
+          <button type="submit" className="button" disabled={!repoOk || busy}>
             {step.kind === 'looking' ? 'Looking up…' : 'Look up files'}
           </button>
         </div>

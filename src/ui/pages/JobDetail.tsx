@@ -13,8 +13,14 @@ import { errorText, useClient, useEngineStore, useJob, type JobTrace } from '../
 import { formatBytes, formatClock, formatCompact, formatCount, formatDateTime, formatDuration, formatPercent, formatReal } from '../format';
 import { hrefFor, navigate } from '../router';
 
-export function jobTitle(job: Pick<JobRecord, 'suffix' | 'id'>): string {
-  return job.suffix ?? job.id;
+/**
+ * A job's name as lists show it: its training file (or sample) without the .jsonl, then the
+ * suffix the user gave, e.g. "pirate-style · v2"; the id where there is no file name.
+ */
+export function jobTitle(job: Pick<JobRecord, 'suffix' | 'id'> & { trainingFile?: Pick<JobRecord['trainingFile'], 'name'> }): string {
+  const file = job.trainingFile?.name.replace(/(\.train)?\.jsonl?$/i, '').trim() || null;
+  if (!file) return job.suffix ?? job.id;
+  return job.suffix && job.suffix !== file ? `${file} · ${job.suffix}` : file;
 }
 
 function useAction(): { busy: string | null; error: string | null; run: (name: string, fn: () => Promise<unknown>) => void } {

@@ -22,6 +22,11 @@ export interface PreviewToken {
   trained: boolean;
   /** A special token of the tokenizer (<|im_start|>, </s>, ...). */
   special: boolean;
+  /**
+   * When the token is only part of a character (text empty, or U+FFFD): its bytes as `<0xE6>`,
+   * so the preview shows something for each token of a character split over several.
+   */
+  bytes?: string;
 }
 
 export interface ExampleTokensPreview {
@@ -91,6 +96,29 @@ export function tokenTexts(tokenizer: TextTokenizer, ids: ArrayLike<number>): st
   return out;
 }
 
+/** GPT-2's byte-level BPE alphabet read back: the character a byte is written as -> the byte. */
+const BYTE_LEVEL: ReadonlyMap<string, number> = (() => {
+  const map = new Map<string, number>();
+  let extra = 0;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    map.set(String.fromCodePoint(printable ? b : 256 + extra++), b);
+  }
+  return map;
+})();
+
+/**
+ * The bytes a token stands for, as `<0xE6><0x98>`: SentencePiece byte-fallback pieces are
+ * `<0xE6>` already; byte-level BPE pieces (GPT-2, Llama 3, Qwen) map each character to a byte.
+ */
+export function tokenBytesLabel(tokenizer: TextTokenizer, id: number): string {
+  const piece = tokenizer.idToToken(id) ?? '';
+  if (/^(<0x[0-9A-Fa-f]{2}>)+$/.test(piece)) return piece.toUpperCase().replace(/<0X/g, '<0x');
+  const chars = [...piece];
+  const bytes = chars.length > 0 && chars.every((c) => BYTE_LEVEL.has(c)) ? chars.map((c) => BYTE_LEVEL.get(c)!) : [...new TextEncoder().encode(piece.replace(/\u2581/g, ' '))];
+  return bytes.map((b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`).join('');
+}
+
 /** One example's tokens with trained flags and the truncation point. */
 export function previewExampleTokens(
   example: ChatExample,
@@ -112,7 +140,9 @@ export function previewExampleTokens(
   const tokens: PreviewToken[] = Array.from(shownIds, (id, i) => {
     const trained = i < keptCount && kept.trained[i] === 1;
     if (trained) trainedTokens++;
-    return { id, text: texts[i]!, trained, special: tokenizer.isSpecial(id) };
+    const text = texts[i]!;
+    const partial = text === '' || text.includes('\uFFFD');
+    return { id, text, trained, special: tokenizer.isSpecial(id), ...(partial ? { bytes: tokenBytesLabel(tokenizer, id) } : {}) };
   });
   return {
     line,

@@ -169,6 +169,11 @@ export interface JobRecord {
   suffix: string | null;
   /** The user allowed a training file of fewer than 10 examples (absent: not allowed). */
   allowSmallTrainingFile?: boolean;
+  /**
+   * A checkpoint every this many optimizer steps, besides the one at each epoch's end (long
+   * epochs lose less to a closed tab); null or absent: at epoch ends only.
+   */
+  checkpointEvery?: number | null;
   /** `ft:<model>:<suffix>:<id>` once succeeded (OpenAI's fine_tuned_model). */
   fineTunedModel: string | null;
   /** Trained (loss-counted) tokens so far. */
@@ -209,6 +214,12 @@ export const newFileId = (): string => randomId('file');
 
 const SUFFIX = /^[A-Za-z0-9_-]{1,64}$/;
 
+export function checkCheckpointEvery(n: number | null | undefined): number | null {
+  if (n === undefined || n === null) return null;
+  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`checkpointEvery must be a whole number of steps >= 1, got ${n}`);
+  return n;
+}
+
 /** OpenAI allows up to 64 characters of letters, digits, - and _ (we keep the store-safe subset). */
 export function checkSuffix(suffix: string | null | undefined): string | null {
   if (suffix === undefined || suffix === null || suffix === '') return null;
@@ -226,6 +237,7 @@ export interface NewJobInput {
   suffix?: string | null;
   /** Accept a training file of fewer than 10 examples. */
   allowSmall?: boolean;
+  checkpointEvery?: number | null;
   now?: number;
 }
 
@@ -247,6 +259,7 @@ export function createJobRecord(input: NewJobInput): JobRecord {
     dtype: input.dtype ?? 'auto',
     weightDtype: null,
     suffix: checkSuffix(input.suffix),
+    checkpointEvery: checkCheckpointEvery(input.checkpointEvery),
     fineTunedModel: null,
     trainedTokens: 0,
     step: 0,

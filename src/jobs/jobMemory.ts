@@ -159,3 +159,15 @@ export function resolveWithMemory(
   }
   return { hyperparameters: hp, memory: checkJobMemory(config, { ...shape, batch: hp.batchSize }, limits) };
 }
+
+/** Training examples a job is sized for before a file is chosen (the auto batch is then 1). */
+export const DEFAULT_JOB_EXAMPLES = 500;
+
+/**
+ * The memory check of a default job on a model (every hyperparameter auto, DEFAULT_JOB_EXAMPLES
+ * examples), from its config alone: what the model list shows before anything is downloaded.
+ */
+export function defaultJobMemory(config: ModelConfig, dtype: WeightDtype, limits: MemoryLimits): JobMemoryCheck {
+  const context = { model: { family: config.family, maxPositions: config.maxPositions }, random: () => 0 };
+  return resolveWithMemory({}, DEFAULT_JOB_EXAMPLES, context, config, dtype, limits).memory;
+}

@@ -130,6 +130,12 @@ function parseContentRange(header: string | null): { start: number; total: numbe
   return { start: Number(m[1]), total: m[3] === '*' ? null : Number(m[3]) };
 }
 
+const HTTP_HINTS: Record<number, string> = {
+  401: ' (a gated or private repo: give a Hugging Face access token)',
+  403: ' (this access token has no access: accept the licence on the model page)',
+  404: ' (the repo, revision or file does not exist)',
+};
+
 interface ResumableDownload {
   blobs: BlobStore;
   modelKey: string;
@@ -137,6 +143,8 @@ interface ResumableDownload {
   url: string;
   fetch: typeof fetch;
   partBytes: number;
+  /** Sent with every request (a Hub access token for gated repos). */
+  headers: Record<string, string>;
   onBytes: (loaded: number, total: number | null, resumedFrom: number) => void;
 }
 
@@ -156,7 +164,7 @@ async function downloadResumable(d: ResumableDownload): Promise<Blob> {
   if (stored.bytes > 0 && meta?.total != null && stored.bytes > meta.total) await restart();
   if (stored.bytes > 0 && stored.bytes === meta?.total) return new Blob(stored.blobs);
 
-  let res = await d.fetch(d.url, stored.bytes > 0 ? { headers: { Range: `bytes=${stored.bytes}-` } } : undefined);
+  let res = await d.fetch(d.url, { headers: stored.bytes > 0 ? { ...d.headers, Range: `bytes=${stored.bytes}-` } : d.headers });
   const etag = res.headers.get('etag');
   if (stored.bytes > 0) {
     const range = res.status === 206 ? parseContentRange(res.headers.get('content-range')) : null;
@@ -167,11 +175,11 @@ async function downloadResumable(d: ResumableDownload): Promise<Blob> {
       await restart();
       if (res.status !== 200) {
         await res.body?.cancel().catch(() => {});
-        res = await d.fetch(d.url);
+        res = await d.fetch(d.url, { headers: d.headers });
       }
     }
   }
-  if (!res.ok) throw new ModelSourceError(`${d.url}: HTTP ${res.status} ${res.statusText}`);
+  if (!res.ok) throw new ModelSourceError(`${d.url}: HTTP ${res.status} ${res.statusText}${HTTP_HINTS[res.status] ?? ''}`);
   const resumedFrom = stored.bytes;
   const total = res.status === 206 ? (parseContentRange(res.headers.get('content-range'))?.total ?? null) : Number(res.headers.get('content-length')) || null;
   if (resumedFrom === 0) {
@@ -226,6 +234,8 @@ export interface ModelResolverOptions {
   hubUrl?: string;
   /** Bytes per stored part of a download in progress (default DEFAULT_PART_BYTES). */
   partBytes?: number;
+  /** The Hub access token for a repo, if the user gave one (kept in memory only). */
+  accessToken?: (repo: string) => string | null;
 }
 
 /** The resolver the worker uses: embedded over HTTP, hub and local from the blob store. */
@@ -250,6 +260,7 @@ export function storeModelResolver(blobs: BlobStore, options: ModelResolverOptio
           recorded = true;
         }
         const url = `${hubUrl}/${source.name}/resolve/${encodeURIComponent(source.revision)}/${file}`;
+        const token = options.accessToken?.(source.name) ?? null;
         blob = await downloadResumable({
           blobs,
           modelKey: key,
@@ -257,6 +268,7 @@ export function storeModelResolver(blobs: BlobStore, options: ModelResolverOptio
           url,
           fetch: fetchImpl,
           partBytes,
+          headers: token ? { Authorization: `Bearer ${token}` } : {},
           onBytes: (loaded, total, resumedFrom) => onProgress?.({ file, loaded, total, filesDone: i, files: source.files.length, ...(resumedFrom > 0 ? { resumedFrom } : {}) }),
         });
         await blobs.put(modelBlobKey(key, file), blob);

@@ -25,6 +25,8 @@ export interface CreateJobInput {
   dtype?: WeightDtype | 'auto';
   /** Train on fewer than 10 examples (refused otherwise, as OpenAI refuses them). */
   allowSmall?: boolean;
+  /** A checkpoint every this many steps as well as at epoch ends (JobRecord.checkpointEvery). */
+  checkpointEvery?: number | null;
 }
 
 /** Work that runs after the call that started it returned (validations, insights), for idle(). */
@@ -99,6 +101,7 @@ export class JobQueue {
       dtype: input.dtype,
       suffix: input.suffix,
       allowSmall: input.allowSmall,
+      checkpointEvery: input.checkpointEvery,
       now: records.now(),
     });
     await store.putJob(job);

@@ -25,6 +25,7 @@ import { JobAdapters } from './adapters';
 import { FileIntake, type ValidateFileOptions } from './fileIntake';
 import { InsightsRuns } from './insightsRuns';
 import type { FileRecord, JobDetails, JobRecord, ModelSource } from './job';
+import type { MemoryLimits } from './jobMemory';
 import { JobRecords, type RunnerUpdate } from './jobRecords';
 import { listCachedModels, removeCachedModel, type CachedModel, type RemovedModel } from './modelCache';
 import { ModelPool, type ModelInfo } from './modelPool';
@@ -161,6 +162,11 @@ export class JobRunner {
   /** Resolved hyperparameters a job would get, without creating it (the job form's preview). */
   previewHyperparameters(model: ModelSource, examples: number, requested: HyperparameterRequest, longestExample?: number, dtype?: WeightDtype | 'auto'): Promise<HyperparametersPreview> {
     return previewHyperparameters(this.pool, model, examples, requested, longestExample, dtype);
+  }
+
+  /** The limits and weight dtype a new job on this device is checked against (auto dtype). */
+  jobMemoryContext(): Promise<{ limits: MemoryLimits; dtype: WeightDtype }> {
+    return this.pool.memoryContext('auto', false);
   }
 
   // ------------------------------------------------------------------------------- jobs

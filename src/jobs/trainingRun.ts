@@ -109,6 +109,7 @@ export class TrainingRun {
           onStep: (m: StepMetrics) => {
             trainedTokens += m.trainTokens;
             lastLoss = m.trainLoss;
+            if (job.checkpointEvery && m.step % job.checkpointEvery === 0) created.requestCheckpoint();
             const tokens = trainedTokens;
             this.enqueue(async () => {
               await store.putMetrics(id, [m]);

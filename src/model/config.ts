@@ -164,6 +164,12 @@ function torchDtype(json: Json): string | null {
   return null;
 }
 
+/**
+ * Qwen3 is a qwen2-style decoder without q/k/v biases plus an RMSNorm over each head of q and k
+ * (q_norm, k_norm) before the rotary embedding; the engine has no such norm yet.
+ */
+export const QWEN3_UNSUPPORTED = 'model_type "qwen3" is not supported yet: it needs per-head q/k norms (q_norm, k_norm RMSNorm on every attention head), which the engine does not implement';
+
 const SUPPORTED = 'llama, mistral, qwen2 (incl. SmolLM, TinyLlama, Qwen2.5) and gpt2';
 
 export function parseModelConfig(json: unknown, options: ParseModelConfigOptions = {}): ModelConfig {
@@ -172,6 +178,7 @@ export function parseModelConfig(json: unknown, options: ParseModelConfigOptions
   if (modelType === undefined) throw new ModelConfigError('config.json is missing model_type', 'model_type');
   if (modelType === 'llama' || modelType === 'mistral' || modelType === 'qwen2') return parseLlamaFamily(json, modelType, options);
   if (modelType === 'gpt2') return parseGpt2(json);
+  if (modelType === 'qwen3') throw new ModelConfigError(QWEN3_UNSUPPORTED, 'model_type');
   throw new ModelConfigError(`model_type ${show(modelType)} is not supported (supported: ${SUPPORTED})`, 'model_type');
 }
 

@@ -515,7 +515,7 @@ export class Trainer {
     this.st.elapsedMs = elapsedMs;
     const last = this.lastSaved;
     const saved = last && last.step === this.st.step ? { name: last.name, bytes: last.bytes } : await this.save(false);
-    this.emit('warning', `Training stopped at step ${this.st.step}/${this.totalSteps}; checkpoint ${saved.name} saved, the job can resume from it`);
+    this.emit('info', `Training stopped at step ${this.st.step}/${this.totalSteps}; checkpoint ${saved.name} saved, the job can resume from it`);
     return { status: 'cancelled', reason: signal.reason, state: this.state, metrics: this.metrics, checkpoint: saved };
   }
 

@@ -40,6 +40,16 @@ export function mergeMetrics(old: readonly StepMetrics[], rows: readonly StepMet
 }
 
 /** Jobs, traces and worker status, as an external store for useSyncExternalStore. */
+/** Where models download from: a Hub mirror saved in this browser (localStorage HUB_ENDPOINT_KEY), else huggingface.co. */
+export const HUB_ENDPOINT_KEY = 'whittle.hubEndpoint';
+function hubEndpoint(): string | null {
+  try {
+    return globalThis.localStorage?.getItem(HUB_ENDPOINT_KEY) ?? null;
+  } catch {
+    return null;
+  }
+}
+
 export class EngineStore {
   private snap: EngineSnapshot = { status: { state: 'starting' }, jobs: null, traces: {}, deviceLost: null };
   private readonly listeners = new Set<() => void>();
@@ -65,7 +75,7 @@ export class EngineStore {
 
   async start(): Promise<void> {
     try {
-      const info = await this.client.init();
+      const info = await this.client.init({ hubEndpoint: hubEndpoint() });
       this.set({ status: { state: 'ready', info } });
       await this.refreshJobs();
     } catch (e) {

@@ -11,7 +11,9 @@ import {
   TrainingWorkerError,
   type AdapterRef,
   type CreateJobInput,
+  type CuratedModelView,
   type DownloadProgress,
+  type HubRepoView,
   type GenerateOutput,
   type GenerateParams,
   type JobDetails,
@@ -163,12 +165,21 @@ export class TrainingClient {
 
   // -------------------------------------------------------------------------- typed calls
 
-  init(options: { autoStart?: boolean } = {}): Promise<TrainingWorkerInfo> {
+  init(options: { autoStart?: boolean; hubEndpoint?: string | null } = {}): Promise<TrainingWorkerInfo> {
     return this.request('init', options);
   }
 
   inspectModel(source: ModelSource, onProgress?: (p: DownloadProgress) => void): Promise<ModelInfo> {
     return this.request('inspect-model', { source }, { onProgress });
+  }
+
+  curatedModels(): Promise<CuratedModelView[]> {
+    return this.request('curated-models', {});
+  }
+
+  /** A Hub repo's model files and a default job's memory; the token is kept by the worker for this repo's downloads. */
+  resolveHubRepo(repo: string, options: { revision?: string; accessToken?: string | null } = {}): Promise<HubRepoView> {
+    return this.request('resolve-hub-repo', { repo, ...options });
   }
 
   /** Files of a picked folder (webkitRelativePath's folder prefix is dropped). */

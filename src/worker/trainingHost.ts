@@ -5,7 +5,8 @@
  * over a MessageChannel in Node.
  */
 import { acquireGpu as acquireDefaultGpu, type Gpu } from '../gpu';
-import { storeModelResolver, type OpenModelDir } from '../jobs/models';
+import { curatedModelViews, inspectHubRepo } from '../jobs/modelCatalog';
+import { HUB_URL, storeModelResolver, type OpenModelDir } from '../jobs/models';
 import { JobRunner, type JobRunnerOptions, type RunnerUpdate } from '../jobs/runner';
 import { openJobStore } from '../jobs/idbStore';
 import type { JobStore } from '../jobs/store';
@@ -33,8 +34,10 @@ export interface TrainingHostOptions {
   openStore?: () => Promise<JobStore>;
   /** Default: acquireGpu() from src/gpu. Called again after a device loss. */
   acquireGpu?: () => Promise<Gpu>;
-  /** Default: storeModelResolver over the store's blobs. */
+  /** Default: storeModelResolver over the store's blobs (Hub downloads from hubUrl, with the tokens given). */
   openModel?: (store: JobStore) => OpenModelDir;
+  /** The Hub or a mirror in its layout (default HUB_URL). */
+  hubUrl?: string;
   /** Extra runner settings (batching, keepCheckpoints). */
   runner?: Pick<JobRunnerOptions, 'batching' | 'keepCheckpoints' | 'now'>;
   /**
@@ -89,12 +92,25 @@ interface RequestContext {
   id: number;
   signal: AbortSignal;
   post(event: TrainingEvent): void;
+  /** The Hub's URL and the access tokens given per repo (worker memory only). */
+  hub: { url: string; tokens: Map<string, string> };
 }
 
 type Handlers = { [K in TrainingRequestType]: (runner: JobRunner, params: RequestParams<K>, ctx: RequestContext) => Promise<RequestResult<K>> };
 
 const handlers: Omit<Handlers, 'init' | 'abort'> = {
   'inspect-model': (r, p, ctx) => r.inspectModel(p.source, (progress) => ctx.post({ type: 'download', requestId: ctx.id, progress })),
+  'curated-models': async (r) => {
+    const { limits, dtype } = await r.jobMemoryContext();
+    return curatedModelViews(limits, dtype);
+  },
+  'resolve-hub-repo': async (r, p, ctx) => {
+    const token = p.accessToken?.trim() || null;
+    const { limits, dtype } = await r.jobMemoryContext();
+    const view = await inspectHubRepo(p.repo, { revision: p.revision, hubUrl: ctx.hub.url, accessToken: token }, limits, dtype);
+    if (token) ctx.hub.tokens.set(p.repo, token);
+    return view;
+  },
   'import-local-model': (r, p) => r.importLocalModel(p.name, new Map(p.files.map((f) => [f.name, f.blob]))),
   'validate-file': (r, p, ctx) => {
     // One event per whole percent: a 50 MB file read in 64 KiB chunks would otherwise send 800.
@@ -158,11 +174,13 @@ export function serveTraining(endpoint: HostEndpoint, options: TrainingHostOptio
   const post = (message: TrainingWorkerMessage) => endpoint.postMessage(message);
   const postEvent = (event: TrainingEvent) => post({ kind: 'event', event });
   const inFlight = new Map<number, AbortController>();
+  const hub = { url: options.hubUrl ?? HUB_URL, tokens: new Map<string, string>() };
   let runner: JobRunner | null = null;
   let broadcast: BroadcastLike | null = null;
   let initialising: Promise<{ runner: JobRunner; info: TrainingWorkerInfo }> | null = null;
 
   async function init(params: RequestParams<'init'>): Promise<{ runner: JobRunner; info: TrainingWorkerInfo }> {
+    if (params.hubEndpoint) hub.url = params.hubEndpoint.replace(/\/$/, '');
     const store = await (options.openStore ?? (() => openJobStore()))();
     const acquire = options.acquireGpu ?? (() => acquireDefaultGpu());
     let gpu: Gpu | null = null;
@@ -183,7 +201,7 @@ export function serveTraining(endpoint: HostEndpoint, options: TrainingHostOptio
         first = null;
         return f ? Promise.resolve(f) : acquire();
       },
-      openModel: (options.openModel ?? ((s: JobStore) => storeModelResolver(s.blobs)))(store),
+      openModel: (options.openModel ?? ((s: JobStore) => storeModelResolver(s.blobs, { hubUrl: hub.url, accessToken: (repo) => hub.tokens.get(repo) ?? null })))(store),
       autoStart: params.autoStart,
       enabled: false,
       onUpdate: (u) => {
@@ -243,7 +261,7 @@ export function serveTraining(endpoint: HostEndpoint, options: TrainingHostOptio
     inFlight.set(req.id, controller);
     try {
       const handler = handlers[req.type] as (runner: JobRunner, params: unknown, ctx: RequestContext) => Promise<unknown>;
-      return await handler(r, req.params, { id: req.id, signal: controller.signal, post: postEvent });
+      return await handler(r, req.params, { id: req.id, signal: controller.signal, post: postEvent, hub });
     } finally {
       inFlight.delete(req.id);
     }

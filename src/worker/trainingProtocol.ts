@@ -15,6 +15,7 @@ import type { AdapterSummary } from '../gpu';
 import type { FileRecord, JobDetails, JobEvent, JobRecord, ModelSource } from '../jobs/job';
 import type { DownloadProgress } from '../jobs/models';
 import type { CachedModel, RemovedModel } from '../jobs/modelCache';
+import type { CuratedModelView, HubRepoView } from '../jobs/modelCatalog';
 import type { ExamplesPreview } from '../data/examplePreview';
 import type { GenerateOutput, GenerateParams, TokenDelta } from '../generation/generationText';
 import type { ModelInfo } from '../jobs/modelPool';
@@ -30,6 +31,8 @@ export type { JobMemoryCheck, MemoryLimits, MemoryProblem } from '../jobs/jobMem
 export type { FileRecord, JobDetails, JobEvent, JobRecord, JobStatus, ModelSource } from '../jobs/job';
 export type { DownloadProgress } from '../jobs/models';
 export type { CachedModel, CachedModelFile, RemovedModel } from '../jobs/modelCache';
+export type { CuratedModelView, HubRepoView } from '../jobs/modelCatalog';
+export type { HubRepoFile } from '../jobs/hubRepo';
 export type { ExamplesPreview, ExampleTokensPreview, PreviewToken } from '../data/examplePreview';
 
 /** What the worker found at start-up. */
@@ -54,9 +57,21 @@ type NoParams = Record<string, never>;
 /** Every request: its params and the result its response carries. */
 export interface TrainingRequests {
   /** Opens the store and the GPU and recovers interrupted jobs. Send first (others wait for it). */
-  init: { params: { autoStart?: boolean }; result: TrainingWorkerInfo };
+  /**
+   * `hubEndpoint`: a Hugging Face mirror in the Hub's layout (what HF_ENDPOINT is to the Python
+   * tools, e.g. for users who cannot reach huggingface.co); default the Hub.
+   */
+  init: { params: { autoStart?: boolean; hubEndpoint?: string | null }; result: TrainingWorkerInfo };
   /** config.json summary; a Hub model is downloaded (progress events) and cached. */
   'inspect-model': { params: { source: ModelSource }; result: ModelInfo };
+  /** The curated base models, each with a default job's memory on this device (nothing downloaded). */
+  'curated-models': { params: NoParams; result: CuratedModelView[] };
+  /**
+   * A Hub repo's model files (sizes, revision's commit, shards) through the Hub API, and a default
+   * job's memory from its config.json. `accessToken` (gated repos) stays in the worker's memory
+   * for this repo's downloads; it is never stored.
+   */
+  'resolve-hub-repo': { params: { repo: string; revision?: string; accessToken?: string | null }; result: HubRepoView };
   /** Copies a picked folder into the store; jobs on it then survive a reload. */
   'import-local-model': { params: { name: string; files: { name: string; blob: Blob }[] }; result: ModelInfo };
   /** The validation report of a JSONL file, token statistics included when a model is given. */
@@ -153,6 +168,8 @@ export type TrainingWorkerMessage = TrainingResponse | { kind: 'event'; event: T
 export const TRAINING_REQUEST_TYPES: readonly TrainingRequestType[] = [
   'init',
   'inspect-model',
+  'curated-models',
+  'resolve-hub-repo',
   'import-local-model',
   'validate-file',
   'upload-file',

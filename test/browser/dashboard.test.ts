@@ -101,7 +101,8 @@ describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
     });
     const about = nav.getByRole('link', { name: 'GPU / About' });
     let focused = false;
-    for (let i = 0; i < 12 && !focused; i++) {
+    // Focus may start inside the page (the Models page's model list has many stops), so allow a full cycle.
+    for (let i = 0; i < 60 && !focused; i++) {
       await page.keyboard.press('Tab');
       focused = await about.evaluate((el) => el === document.activeElement);
     }
@@ -210,7 +211,8 @@ describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
 
     const detail = page.getByTestId('job-detail');
     await detail.waitFor({ timeout: 30_000 });
-    expect(await detail.locator('h2').first().innerText()).toBe('e2e-tiny');
+    // Named after its training file, with the suffix.
+    expect(await detail.locator('h2').first().innerText()).toBe('short_chat · e2e-tiny');
     firstJobId = await detail.getAttribute('data-job-id');
     await page.waitForFunction(
       () => {
@@ -284,7 +286,7 @@ describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
     await page.waitForFunction(() => !(document.querySelector('[data-testid="create-submit"]') as HTMLButtonElement).disabled, undefined, { timeout: 30_000 });
     await page.getByTestId('create-submit').click();
     const detail = page.getByTestId('job-detail');
-    await page.waitForFunction(() => document.querySelector('[data-testid="job-detail"] h2')?.textContent === 'e2e-batch12', undefined, { timeout: 30_000 });
+    await page.waitForFunction(() => document.querySelector('[data-testid="job-detail"] h2')?.textContent?.endsWith(' · e2e-batch12'), undefined, { timeout: 30_000 });
     await page.waitForFunction(() => ['succeeded', 'failed', 'cancelled'].includes(document.querySelector('[data-testid="job-detail"]')?.getAttribute('data-status') ?? ''), undefined, { timeout: JOB_END_TIMEOUT_MS, polling: 500 });
     expect(await detail.getAttribute('data-status'), await page.getByTestId('events-log').innerText()).toBe('succeeded');
     // Validation insights: the 4 validation examples, highest and lowest loss, base and fine-tuned answers side by side.
@@ -318,7 +320,7 @@ describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
     expect(await panes.count()).toBe(2);
     const selected = await page.getByTestId('pane-target').evaluateAll((ss) => ss.map((s) => (s as HTMLSelectElement).selectedOptions[0]?.textContent ?? ''));
     expect(selected[0]).toMatch(/^Base · tiny-llama/);
-    expect(selected[1]).toMatch(/^e2e-tiny · final adapter/);
+    expect(selected[1]).toMatch(/^short_chat · e2e-tiny · final adapter/);
     // Opened on the job: its training system message is filled in, and the tiny model samples greedily.
     expect(await page.getByLabel('System message').inputValue()).toBe(TRAINING_SYSTEM);
     expect(await page.getByLabel('Temperature').inputValue()).toBe('0');
@@ -382,7 +384,7 @@ describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
     await page.getByTestId('suffix').fill('e2e-pause');
     await page.waitForFunction(() => !(document.querySelector('[data-testid="create-submit"]') as HTMLButtonElement).disabled, undefined, { timeout: 30_000 });
     await page.getByTestId('create-submit').click();
-    await page.waitForFunction(() => document.querySelector('[data-testid="job-detail"] h2')?.textContent === 'e2e-pause', undefined, { timeout: 30_000 });
+    await page.waitForFunction(() => document.querySelector('[data-testid="job-detail"] h2')?.textContent?.endsWith(' · e2e-pause'), undefined, { timeout: 30_000 });
     await page.waitForFunction(() => Number(document.querySelector('[data-testid="chart-loss"]')?.getAttribute('data-points') ?? 0) > 0, undefined, { timeout: FIRST_POINTS_TIMEOUT_MS, polling: 250 });
 
     // Pause: the job stops after its step, with a checkpoint to resume from.

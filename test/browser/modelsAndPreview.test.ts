@@ -65,7 +65,10 @@ describe('token preview and model cache in Chromium', () => {
     expect(await first.getByTestId('token-cut').count()).toBe(0);
     expect(await first.locator('.tok-dropped').count()).toBe(0);
     expect(await first.locator('.example-line').innerText()).not.toContain('cut from');
-    expect(trainedText.join(''), 'trained text').toBe(`${reply}<|im_end|>`);
+    // The em dash is three UTF-8 bytes over several tokens: the tokens before the one that
+    // completes it show their bytes instead of nothing.
+    expect(trainedText.join('')).toContain('<0xE2><0x80>—');
+    expect(trainedText.join('').replace(/(<0x[0-9A-F]{2}>)+/g, ''), 'trained text').toBe(`${reply}<|im_end|>`);
     // Context tokens hold the system prompt; each token says its id on hover.
     expect((await first.locator('.tok-context').allTextContents()).join('')).toContain(firstLine.messages[0]!.content);
     expect(await first.locator('.tok').first().getAttribute('title')).toMatch(/^token 0 · id \d+/);
@@ -101,9 +104,12 @@ describe('token preview and model cache in Chromium', () => {
     const weights = readFileSync(join(EMBEDDED, 'model.safetensors')).byteLength;
     expect(weights).toBeGreaterThan(500_000);
     expect(await embedded.getByTestId('model-bytes').innerText()).toMatch(/KB|KiB|MB|MiB/);
-    await page.getByTestId('no-models').waitFor();
+    // Only the embedded model is listed: the line says so instead of "no models" above it.
+    expect(await page.getByTestId('no-models').innerText()).toMatch(/^Only the embedded model, served with the app/);
 
     // Import the tiny Llama folder; it is listed with its size, then removed (confirm accepted).
+    // The Add section opens on the Hugging Face list; the folder is on its own tab.
+    await page.getByRole('radio', { name: 'Local folder' }).check();
     await page.getByTestId('model-folder-input').setInputFiles(TINY_LLAMA);
     const local = page.locator('[data-testid="cached-model"][data-kind="local"]');
     await local.waitFor({ timeout: 60_000 });

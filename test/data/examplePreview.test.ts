@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 import { ChatTemplate } from '../../src/data/chatTemplate';
-import { previewExamples, tokenTexts } from '../../src/data/examplePreview';
+import { previewExamples, previewExampleTokens, tokenBytesLabel, tokenTexts } from '../../src/data/examplePreview';
 import { tokenizeExample } from '../../src/data/examples';
 import { validateJsonl } from '../../src/data/datasetReport';
 import { TextTokenizer } from '../../src/data/tokenizer';
@@ -94,5 +94,21 @@ describe('previewExamples (tiny-llama, chat_valid.jsonl)', () => {
     expect(texts.some((t) => t.includes('\uFFFD'))).toBe(false);
     // The emoji is 4 UTF-8 bytes; a tiny BPE splits it, so some token carries no text alone.
     expect(ids.length).toBeGreaterThan(texts.filter((t) => t.length > 0).length);
+  });
+
+  it('a token that is only part of a character carries its bytes, so the preview never shows an empty token', () => {
+    const utf8 = (t: string) => [...new TextEncoder().encode(t)].map((b) => `<0x${b.toString(16).toUpperCase()}>`).join('');
+    const [example] = [{ kind: 'chat' as const, messages: [{ role: 'user' as const, content: 'tea?' }, { role: 'assistant' as const, content: 'yes 🍵' }] }];
+    const preview = previewExampleTokens(example, 1, tokenizer, template);
+    const partial = preview.tokens.filter((t) => t.text === '');
+    expect(partial.length).toBeGreaterThan(0);
+    for (const t of partial) expect(t.bytes).toMatch(/^(<0x[0-9A-F]{2}>)+$/);
+    // The partial tokens' bytes are the emoji's first bytes, in order.
+    expect(utf8('🍵').startsWith(partial.map((t) => t.bytes).join(''))).toBe(true);
+    expect(preview.tokens.filter((t) => t.text !== '').every((t) => t.bytes === undefined)).toBe(true);
+    // Byte-level BPE pieces (GPT-2's alphabet) read back as bytes too: "Ġ" is the space byte.
+    const bpe = { idToToken: (id: number) => ['Ġ', 'æĺ'][id] } as unknown as TextTokenizer;
+    expect(tokenBytesLabel(bpe, 0)).toBe('<0x20>');
+    expect(tokenBytesLabel(bpe, 1)).toBe('<0xE6><0x98>');
   });
 });

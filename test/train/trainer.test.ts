@@ -197,6 +197,8 @@ describe('Trainer on tiny-llama (f32)', () => {
     expect(stopped.metrics.length).toBe(3);
     expect(stopped.checkpoint.name).toBe('step-00000003');
     expect(events.at(-1)!.message).toMatch(/^Training stopped at step 3\/8; checkpoint step-00000003 saved/);
+    // Only the user's pause or cancel stops a run: information, not a warning.
+    expect(events.at(-1)!.level).toBe('info');
 
     // The same trainer continues where it stopped when run again (pause, then resume in place).
     const continued = await first.run();

@@ -64,7 +64,8 @@ async function readHead(file: Blob): Promise<PreviewExample[]> {
 
 function tokenTitle(t: PreviewToken, index: number, dropped: boolean): string {
   const what = dropped ? 'dropped by the maximum sequence length' : t.trained ? 'trained: counts in the loss' : 'context: not trained';
-  return `token ${index} · id ${t.id}${t.special ? ' · special' : ''} · ${JSON.stringify(t.text)} · ${what}`;
+  const shown = t.bytes ? `${t.bytes}${t.text ? ` ${JSON.stringify(t.text)}` : ''} (part of a character split over several tokens)` : JSON.stringify(t.text);
+  return `token ${index} · id ${t.id}${t.special ? ' · special' : ''} · ${shown} · ${what}`;
 }
 
 /** One example's tokens. */
@@ -77,8 +78,9 @@ export function TokenizedExample({ example, maxSeqLen }: { example: ExampleToken
       className={`tok${isDropped ? ' tok-dropped' : t.trained ? ' tok-trained' : ' tok-context'}${t.special ? ' tok-special' : ''}`}
       title={tokenTitle(t, i, isDropped)}
       data-trained={t.trained ? '' : undefined}
+      data-bytes={t.bytes}
     >
-      {t.text}
+      {t.text === '' && t.bytes ? <span className="tok-bytes">{t.bytes}</span> : t.text}
     </span>
   );
   return (

@@ -1,15 +1,14 @@
 // Choosing the base model: the embedded one (when the app ships it), a Hugging Face repo, a local
 // folder (picker or drag and drop), or a model used before.
 import { useEffect, useId, useRef, useState, type DragEvent } from 'react';
-import type { DownloadProgress, ModelInfo } from '../../worker/trainingProtocol';
+import type { ModelInfo } from '../../worker/trainingProtocol';
 import { errorText, useClient } from '../engine';
-import { formatBytes, formatCompact, formatCount } from '../format';
+import { formatCompact, formatCount } from '../format';
 import { modelId, rememberModel, useKnownModels } from '../modelRegistry';
 import { useDropZone } from '../useDropZone';
+import { HubModels } from './HubModels';
 
 export type ModelTab = 'embedded' | 'recent' | 'hub' | 'local';
-
-export const HUB_DEFAULT_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json'];
 
 /** Files a model folder needs; others (README, .git, other weight formats) are not copied. */
 const MODEL_FILE = /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|chat_template\.(json|jinja)|model(-\d+-of-\d+)?\.safetensors|model\.safetensors\.index\.json)$/;
@@ -71,6 +70,17 @@ async function droppedFiles(e: DragEvent): Promise<{ name: string; files: Map<st
   return { name: 'dropped model', files };
 }
 
+/**
+ * The tab the picker opens on: the one of the chosen model (the embedded model, a Hub repo), else
+ * the models used before, else the Hugging Face list.
+ */
+export function initialTab(value: ModelInfo | null, embedded: ModelInfo | null, hasRecent: boolean): ModelTab {
+  if (value?.source.kind === 'embedded' && embedded) return 'embedded';
+  if (value?.source.kind === 'hub') return 'hub';
+  if (value?.source.kind === 'local') return hasRecent ? 'recent' : 'local';
+  return hasRecent ? 'recent' : 'hub';
+}
+
 interface Props {
   value: ModelInfo | null;
   onChange: (info: ModelInfo | null) => void;
@@ -86,12 +96,17 @@ export function ModelPicker({ value, onChange, embedded, embeddedError = null, s
   const client = useClient();
   const known = useKnownModels();
   const id = useId();
-  const [tab, setTab] = useState<ModelTab>(showRecent && known.length > 0 ? 'recent' : 'local');
-  const [repo, setRepo] = useState('');
-  const [revision, setRevision] = useState('main');
-  const [hubFiles, setHubFiles] = useState(HUB_DEFAULT_FILES.join(', '));
+  const [tab, setTab] = useState<ModelTab>(() => initialTab(value, embedded, showRecent && known.length > 0));
   const [busy, setBusy] = useState<string | null>(null);
-  const [progress, setProgress] = useState<DownloadProgress | null>(null);
+  // A model chosen from outside (the embedded one arriving, a job's model) shows its own tab.
+  const valueKey = value && (value.source.kind !== 'embedded' || embedded) ? modelId(value.source) : null;
+  // The user's own choice of tab wins: a model arriving later does not move them off it.
+  const [tabFor, setTabFor] = useState(valueKey);
+  const [tabChosen, setTabChosen] = useState(false);
+  if (valueKey !== tabFor) {
+    setTabFor(valueKey);
+    if (value && !tabChosen) setTab(initialTab(value, embedded, showRecent && known.length > 0));
+  }
   const [error, setError] = useState<string | null>(null);
   const folderInput = useRef<HTMLInputElement>(null);
 
@@ -112,14 +127,12 @@ export function ModelPicker({ value, onChange, embedded, embeddedError = null, s
   const load = async (what: string, fn: () => Promise<ModelInfo>) => {
     setBusy(what);
     setError(null);
-    setProgress(null);
     try {
       choose(await fn());
     } catch (e) {
       setError(errorText(e));
     } finally {
       setBusy(null);
-      setProgress(null);
     }
   };
 
@@ -136,7 +149,6 @@ export function ModelPicker({ value, onChange, embedded, embeddedError = null, s
     void droppedFiles(e).then(({ name, files }) => importFolder(name, files), (err: unknown) => setError(errorText(err)));
   });
 
-  const repoOk = /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/.test(repo.trim());
   const tabs: { key: ModelTab; label: string; disabled?: boolean; note?: string }[] = [
     { key: 'embedded', label: 'Embedded model', disabled: embedded === null, note: embedded === null ? (embeddedError ? 'unavailable' : 'loading…') : undefined },
     ...(showRecent && known.length > 0 ? [{ key: 'recent' as const, label: 'Used before' }] : []),
@@ -149,7 +161,11 @@ export function ModelPicker({ value, onChange, embedded, embeddedError = null, s
       <div className="segmented" role="radiogroup" aria-label="Where the base model comes from">
         {tabs.map((t) => (
           <label key={t.key} className={`segment${tab === t.key ? ' on' : ''}${t.disabled ? ' disabled' : ''}`}>
-            <input type="radio" name={`${id}-tab`} value={t.key} checked={tab === t.key} disabled={t.disabled} onChange={() => setTab(t.key)} />
+            <input type="radio" name={`${id}-tab`} value={t.key} checked={tab === t.key} disabled={t.disabled} onChange={() => {
+                setTab(t.key);
+                setTabChosen(true);
+              }}
+            />
             {t.label}
             {t.note && <span className="tag">{t.note}</span>}
           </label>
@@ -188,55 +204,7 @@ export function ModelPicker({ value, onChange, embedded, embeddedError = null, s
         </ul>
       )}
 
-      {tab === 'hub' && (
-        <form
-          className="picker-body hub-form"
-          onSubmit={(e) => {
-            e.preventDefault();
-            if (!repoOk) return;
-            const files = hubFiles
-              .split(/[\s,]+/)
-              .map((f) => f.trim())
-              .filter(Boolean);
-            void load('hub', () => client.inspectModel({ kind: 'hub', name: repo.trim(), revision: revision.trim() || 'main', files }, setProgress));
-          }}
-        >
-          <div className="field-row">
-            <label className="field grow">
-              <span className="label">Repository id</span>
-              <input type="text" value={repo} onChange={(e) => setRepo(e.target.value)} placeholder="owner/model-name" spellCheck={false} autoComplete="off" aria-invalid={repo !== '' && !repoOk} />
-            </label>
-            <label className="field narrow">
-              <span className="label">Revision</span>
-              <input type="text" value={revision} onChange={(e) => setRevision(e.target.value)} spellCheck={false} />
-            </label>
-          </div>
-          <details className="field-details">
-            <summary>Files to download</summary>
-            <label className="field">
-              <span className="label">File names, comma separated (a sharded model lists its index and every shard)</span>
-              <input type="text" value={hubFiles} onChange={(e) => setHubFiles(e.target.value)} spellCheck={false} className="mono" />
-            </label>
-          </details>
-          {repo !== '' && !repoOk && <p className="field-error">A repository id looks like owner/name.</p>}
-          <div className="button-row">
-            <button type="submit" className="button" disabled={!repoOk || busy !== null}>
-              {busy === 'hub' ? 'Downloading…' : 'Download and inspect'}
-            </button>
-            <span className="muted small">Downloaded once from huggingface.co, then cached in this browser.</span>
-          </div>
-          {progress && (
-            <div className="download" aria-live="polite">
-              <div className="progress" role="progressbar" aria-label="Download progress" aria-valuemin={0} aria-valuemax={progress.files} aria-valuenow={progress.filesDone}>
-                <div className="progress-bar" style={{ width: `${(100 * (progress.filesDone + (progress.total ? progress.loaded / progress.total : 0))) / Math.max(1, progress.files)}%` }} />
-              </div>
-              <p className="small muted">
-                {progress.file ? `${progress.file}: ${formatBytes(progress.loaded)}${progress.total ? ` of ${formatBytes(progress.total)}` : ''}` : 'Done'} · file {Math.min(progress.filesDone + 1, progress.files)} of {progress.files}
-              </p>
-            </div>
-          )}
-        </form>
-      )}
+      {tab === 'hub' && <HubModels onChoose={choose} />}
 
       {tab === 'local' && (
         <div

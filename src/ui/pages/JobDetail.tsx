@@ -1,6 +1,7 @@
 // One job: status and progress, live charts, checkpoints, events, hyperparameters and files,
 // with the actions its status allows.
 import { useEffect, useRef, useState } from 'react';
+import { smoothedEtaMs } from '../../jobs/eta';
 import { NO_STEP_TOKENS, NO_VALIDATION_TOKENS, resultsCsv, trainedStep } from '../../train/metrics';
 import type { JobEvent, JobRecord } from '../../worker/trainingProtocol';
 import { ChartToolbar, JobCharts, type ChartControls } from '../components/JobCharts';
@@ -13,8 +14,14 @@ import { formatBytes, formatClock, formatCompact, formatCount, formatDateTime, f
 import { hrefFor, navigate } from '../router';
 import { isSmallModel, TINY_MODEL_EXPECTATION } from '../tinyModel';
 
-export function jobTitle(job: Pick<JobRecord, 'suffix' | 'id'>): string {
-  return job.suffix ?? job.id;
+/**
+ * A job's name as lists show it: its training file (or sample) without the .jsonl, then the
+ * suffix the user gave, e.g. "pirate-style · v2"; the id where there is no file name.
+ */
+export function jobTitle(job: Pick<JobRecord, 'suffix' | 'id'> & { trainingFile?: Pick<JobRecord['trainingFile'], 'name'> }): string {
+  const file = job.trainingFile?.name.replace(/(\.train)?\.jsonl?$/i, '').trim() || null;
+  if (!file) return job.suffix ?? job.id;
+  return job.suffix && job.suffix !== file ? `${file} · ${job.suffix}` : file;
 }
 
 function useAction(): { busy: string | null; error: string | null; run: (name: string, fn: () => Promise<unknown>) => void } {
@@ -131,6 +138,8 @@ function Progress({ job, trace }: { job: JobRecord; trace: JobTrace | null }) {
   const untrained = metrics.filter((m) => trainedStep(m) === null).length;
   const lastFull = metrics.findLast((m) => m.fullValidLoss !== undefined);
   const total = job.totalSteps ?? job.hyperparameters.resolved?.totalSteps ?? null;
+  // Smoothed over recent steps (a resumed run's first step is slow); the trainer's until two steps exist.
+  const eta = (trace ? smoothedEtaMs(trace.metrics, total) : null) ?? last?.etaMs ?? null;
   const frac = total ? Math.min(1, job.step / total) : 0;
   const epochs = job.hyperparameters.resolved?.epochs;
   const live = job.status === 'running';
@@ -150,7 +159,7 @@ function Progress({ job, trace }: { job: JobRecord; trace: JobTrace | null }) {
       <dl className="stats">
         <Stat label="Trained tokens" value={formatCompact(job.trainedTokens)} testId="trained-tokens" />
         <Stat label="Tokens / s" value={last ? formatCompact(last.tokensPerSecond) : '–'} />
-        <Stat label="ETA" value={live && last?.etaMs != null ? formatDuration(last.etaMs) : job.status === 'succeeded' ? 'done' : '–'} />
+        <Stat label="ETA" value={live && eta != null ? formatDuration(eta) : job.status === 'succeeded' ? 'done' : '–'} testId="eta" />
         <Stat label="Elapsed" value={last ? formatDuration(last.elapsedMs) : '–'} />
         <Stat label="GPU memory" value={last ? formatBytes(last.gpuBytes) : '–'} />
         <Stat

@@ -152,7 +152,11 @@ export function ModelsPage() {
         <h2 id="models-title">Cached models</h2>
         {cached && (
           <p className="muted small" data-testid={stored.length === 0 ? 'no-models' : 'cache-total'}>
-            {stored.length === 0 ? 'No downloaded or imported models yet.' : `${stored.length} ${stored.length === 1 ? 'model' : 'models'} stored here, ${formatBytes(storedBytes)} in all.`}
+            {stored.length === 0
+              ? cached.length > 0
+                ? 'Only the embedded model, served with the app: nothing downloaded or imported yet. Add a model below.'
+                : 'No downloaded or imported models yet.'
+              : `${stored.length} ${stored.length === 1 ? 'model' : 'models'} stored here, ${formatBytes(storedBytes)} in all.`}
           </p>
         )}
         {listError && (

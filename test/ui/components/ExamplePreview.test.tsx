@@ -58,4 +58,17 @@ describe('TokenPreview', () => {
     expect(screen.getByText(new RegExp(`${ex.omitted} more dropped tokens`))).toBeTruthy();
     expect(screen.getByLabelText('Legend').textContent).toMatch(/Dropped tokens come after the maximum sequence length/);
   });
+
+  it('shows the bytes of a token that is only part of a character instead of an empty token', async () => {
+    const preview = await previewExamples(chat('tea?', 'yes 🍵') + '\n', tokenizer, template);
+    render(<TokenPreview preview={preview} />);
+    const partial = [...screen.getByTestId('token-text').querySelectorAll<HTMLElement>('.tok[data-bytes]')];
+    expect(partial.length).toBeGreaterThan(0);
+    for (const s of partial) {
+      expect(s.textContent).toMatch(/^(<0x[0-9A-F]{2}>)+$/);
+      expect(s.getAttribute('title')).toMatch(/<0x[0-9A-F]{2}>.*part of a character split over several tokens/);
+    }
+    // The token that completes the emoji carries it.
+    expect(screen.getByTestId('token-text').textContent).toContain('🍵');
+  });
 });

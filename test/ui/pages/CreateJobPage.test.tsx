@@ -130,6 +130,8 @@ describe('CreateJobPage', () => {
   it('starts on the embedded model and asks for a training file', async () => {
     render(<CreateJobPage from={null} />);
     await waitFor(() => expect(screen.getByTestId('model-summary').textContent).toContain('whittle-wordnet-tiny'));
+    // The model tabs open on the chosen model's tab, not on "Local folder".
+    expect((screen.getByRole('radio', { name: /Embedded model/ }) as HTMLInputElement).checked).toBe(true);
     expect(reasons()).toEqual(['Add a training file.']);
     expect(createButton().disabled).toBe(true);
   });
@@ -310,6 +312,7 @@ describe('CreateJobPage', () => {
     expect(ticked().filter(([, on]) => !on)).toEqual([['q_proj', false]]);
     expect(within(lora).queryByText('auto · all linear layers')).toBeNull();
 
+    await user.click(screen.getByRole('radio', { name: /Used before/ }));
     await user.click(screen.getByRole('button', { name: /tiny\/gpt2/ }));
     await waitFor(() => expect(screen.getByTestId('model-summary').textContent).toContain('tiny/gpt2'));
     expect(ticked()).toEqual([

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createJobRecord, type JobRecord } from '../../../src/jobs/job';
 import type { StepMetrics } from '../../../src/train/metrics';
 import { EngineContext, EngineStore } from '../../../src/ui/engine';
-import { JobDetail } from '../../../src/ui/pages/JobDetail';
+import { JobDetail, jobTitle } from '../../../src/ui/pages/JobDetail';
 import type { TrainingClient } from '../../../src/worker/client';
 
 vi.mock('uplot', () => import('../fakeUplot'));
@@ -67,5 +67,16 @@ describe('JobDetail', () => {
     await waitFor(() => expect(screen.getByTestId('train-loss').textContent).toBe('noneno trained tokens in this step'));
     expect(screen.queryByTestId('tiny-model-expectation')).toBeNull();
     expect(screen.queryByTestId('untrained-validation')).toBeNull();
+  });
+});
+
+describe('jobTitle', () => {
+  it('names a job after its training file or sample, with the suffix the user gave', () => {
+    expect(jobTitle({ id: 'ftjob-abc', suffix: null, trainingFile: { name: 'pirate-style.train.jsonl' } })).toBe('pirate-style');
+    expect(jobTitle({ id: 'ftjob-abc', suffix: 'v2', trainingFile: { name: 'pirate-style.train.jsonl' } })).toBe('pirate-style · v2');
+    expect(jobTitle({ id: 'ftjob-abc', suffix: 'notes', trainingFile: { name: 'notes.jsonl' } })).toBe('notes');
+    // Without a file name: the suffix, else the id.
+    expect(jobTitle({ id: 'ftjob-abc', suffix: 'tiny' })).toBe('tiny');
+    expect(jobTitle({ id: 'ftjob-abc', suffix: null })).toBe('ftjob-abc');
   });
 });

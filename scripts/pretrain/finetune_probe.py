@@ -31,12 +31,13 @@ p.add_argument('--epochs', type=int, default=4)
 p.add_argument('--batch', type=int, default=8)
 p.add_argument('--examples', type=int, default=0, help='first N training examples (0: all)')
 p.add_argument('--seed', type=int, default=1)
+p.add_argument('--ckpt', default='', help="a train_bilingual.py checkpoint (ckpt.pt) instead of the folder's weights")
 a = p.parse_args()
 torch.set_num_threads(1)
 torch.manual_seed(a.seed)
 
 
-model = load_exported(a.model)
+model = load_exported(a.model, a.ckpt or None)
 for w in model.parameters():
     w.requires_grad_(False)
 

@@ -106,12 +106,24 @@ def read_safetensors(path):
     return out
 
 
-def load_exported(folder):
-    """A Hugging Face folder written by train_bilingual.py (config.json, model.safetensors)."""
+def hf_name(name):
+    """This module's parameter name -> Hugging Face Llama's (self_attn./mlp. groups, model. prefix)."""
+    for group, projections in (('self_attn', ('q_proj', 'k_proj', 'v_proj', 'o_proj')), ('mlp', ('gate_proj', 'up_proj', 'down_proj'))):
+        for proj in projections:
+            name = name.replace(f'.{proj}.', f'.{group}.{proj}.')
+    return 'model.' + name
+
+
+def load_exported(folder, checkpoint=None):
+    """A Hugging Face folder written by train_bilingual.py (config.json, model.safetensors), or
+    its config.json with the weights of a training checkpoint."""
     cfg = json.load(open(os.path.join(folder, 'config.json')))
     shape = LlamaShape(cfg['vocab_size'], cfg['hidden_size'], cfg['num_hidden_layers'], cfg['num_attention_heads'],
                        cfg['num_key_value_heads'], cfg['intermediate_size'])
     model = Model(shape)
+    if checkpoint:
+        model.load_state_dict(torch.load(checkpoint)['model'])
+        return model
     weights = read_safetensors(os.path.join(folder, 'model.safetensors'))
-    model.load_state_dict({k[len('model.'):]: v for k, v in weights.items()})
+    model.load_state_dict({k: weights[hf_name(k)] for k in model.state_dict()})
     return model

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from llama_torch import LlamaShape, Model
+from llama_torch import LlamaShape, Model, hf_name
 
 p = argparse.ArgumentParser()
 p.add_argument('--data', default='.pretrain-bilingual')
@@ -147,7 +147,7 @@ def write_safetensors(path, tensors):
 
 
 os.makedirs(a.export, exist_ok=True)
-write_safetensors(os.path.join(a.export, 'model.safetensors'), {'model.' + k: v for k, v in model.state_dict().items()})
+write_safetensors(os.path.join(a.export, 'model.safetensors'), {hf_name(k): v for k, v in model.state_dict().items()})
 eot, eos = specials['<|endoftext|>'], specials['<|im_end|>']
 config = {
     'architectures': ['LlamaForCausalLM'], 'model_type': 'llama', 'vocab_size': V, 'hidden_size': C,

@@ -4,7 +4,7 @@ import { useEffect, useState } from 'react';
 import type { ModelInfo, ModelSource } from '../worker/trainingProtocol';
 import { useClient, useEngine } from './engine';
 
-export const EMBEDDED_MODEL_NAME = 'whittle-wordnet-tiny';
+export const EMBEDDED_MODEL_NAME = 'whittle-bilingual-small';
 
 export function embeddedModelSource(): ModelSource {
   return {

@@ -101,7 +101,7 @@ export function clinicZhDataset(seed = 20261207): SampleDataset {
     title: 'Clinic front desk in Chinese (诊所前台)',
     description:
       'Patient questions in Chinese for a small clinic (hours, booking, refills, results, parking, fees). Every reply opens with "感谢您的提问!", ends with "——枫林诊所", sends urgent symptoms to emergency services (120) and never diagnoses.',
-    suggestedEpochs: 4,
+    suggestedEpochs: 3,
     train: shuffled(rng, train),
     valid: shuffled(rng, valid),
   };

@@ -83,7 +83,7 @@ export function TryItCard({ onClose }: { onClose?: () => void }) {
           <p className="eyebrow">No download needed</p>
           <h2 id={`${id}-title`}>Try it with the built-in model and a sample dataset</h2>
           <p className="muted">
-            <span className="mono">{embedded?.source.name ?? 'whittle-wordnet-tiny'}</span>, a 0.4 M-parameter model that ships with the app, learns a sample&rsquo;s
+            <span className="mono">{embedded?.source.name ?? 'whittle-bilingual-small'}</span>, a 1.6 M-parameter English and Chinese model that ships with the app, learns a sample&rsquo;s
             style with LoRA on this device&rsquo;s GPU. It works offline; nothing leaves the browser.
           </p>
         </div>

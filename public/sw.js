@@ -2,7 +2,7 @@
  *
  * - install: fetches sw-manifest.json (written by the build, see vite.config.ts) and caches the
  *   app shell (index.html, the hashed bundle, public files) and the data (the embedded model
- *   folder models/whittle-wordnet-tiny/ and samples/).
+ *   folders under models/ and samples/).
  * - fetch: data is served cache-first (it only changes with a new data version); everything else
  *   network-first with the cache as fallback, so a new deploy is picked up as soon as it is online.
  *   Range and HEAD requests are answered from a cached full response (the safetensors loader

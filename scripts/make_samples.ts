@@ -5,11 +5,11 @@
  *
  *   npx tsx scripts/make_samples.ts          # (re)writes public/samples/
  *
- * Texts are short on purpose: the embedded model (public/models/whittle-wordnet-tiny) has a
- * 128-token context, and an example longer than that is cut from the end, so the part of the reply
- * that carries the style (the clinic's sign-off) would never be trained. sampleFiles() counts every
- * example with that model's tokenizer and chat template and throws when one exceeds
- * SAMPLE_MAX_TOKENS.
+ * Texts are short on purpose: a Try-it run must be quick on a CPU, and an example longer than the
+ * embedded model's context (public/models/whittle-bilingual-small, 512 tokens) is cut from the end,
+ * so the part of the reply that carries the style (the clinic's sign-off) would never be trained.
+ * sampleFiles() counts every example with that model's tokenizer and chat template and throws when
+ * one exceeds SAMPLE_MAX_TOKENS.
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -19,14 +19,15 @@ import { tokenizeExample } from '../src/data/examples';
 import { TextTokenizer } from '../src/data/tokenizer';
 import { Rng } from '../src/util/random';
 import type { SampleDataset as AppSampleDataset } from '../src/jobs/samples';
+import { clinicZhDataset } from './clinicZhSample';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const SAMPLES_DIR = join(ROOT, 'public/samples');
-export const EMBEDDED_MODEL_DIR = join(ROOT, 'public/models/whittle-wordnet-tiny');
-/** Longest sample example, in tokens of the embedded model: its 128-token context less a margin for edits. */
+export const EMBEDDED_MODEL_DIR = join(ROOT, 'public/models/whittle-bilingual-small');
+/** Longest sample example, in tokens of the embedded model: far inside its 512-token context, and short enough for a quick Try-it run. */
 export const SAMPLE_MAX_TOKENS = 120;
 
-interface Message {
+export interface Message {
   role: 'system' | 'user' | 'assistant';
   content: string;
 }
@@ -390,7 +391,7 @@ export function pirateDataset(seed = 1720, trainCount = 112, validCount = 18): S
 // ---------------------------------------------------------------------------------------------
 
 export function sampleDatasets(): SampleDataset[] {
-  return [clinicDataset(), pirateDataset()];
+  return [clinicDataset(), pirateDataset(), clinicZhDataset()];
 }
 
 /** Token count of one example with the embedded model's tokenizer and chat template (what training sees). */

@@ -22,7 +22,7 @@ export interface SampleDataset {
 export type TryItLength = 'suggested' | 'quick';
 
 /** The model the app ships in public/models/ and the "Try it" job fine-tunes. */
-export const EMBEDDED_MODEL_NAME = 'whittle-wordnet-tiny';
+export const EMBEDDED_MODEL_NAME = 'whittle-bilingual-small';
 
 export const QUICK_EXAMPLES = 32;
 /** Fixed so that two runs of the same sample (page or CLI) train the same adapter. */

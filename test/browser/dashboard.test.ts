@@ -163,7 +163,7 @@ describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
     expect(await page.getByTestId('create-submit').isDisabled()).toBe(true);
     // The embedded model the app ships is chosen for a new job (once the worker has read its
     // config), so the model is not among the reasons.
-    await expect.poll(() => page.getByTestId('model-summary').first().innerText(), { timeout: 30_000 }).toContain('whittle-wordnet-tiny');
+    await expect.poll(() => page.getByTestId('model-summary').first().innerText(), { timeout: 30_000 }).toContain('whittle-bilingual-small');
     // With the model chosen the file is validated again (token statistics); its report stays on
     // screen meanwhile, and the reasons settle on its errors.
     await expect.poll(() => page.getByTestId('create-reasons').innerText(), { timeout: 30_000 }).toContain('The training file has errors');

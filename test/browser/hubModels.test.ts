@@ -31,7 +31,7 @@ async function openHubTab(page: Page, url: string): Promise<void> {
   await page.goto(`${url}#/jobs/new`);
   await page.getByTestId('create-job-page').waitFor({ timeout: 60_000 });
   // The form starts on the embedded model once the worker has read it.
-  await page.waitForFunction(() => document.querySelector('[data-testid="model-summary"]')?.textContent?.includes('whittle-wordnet-tiny'), undefined, { timeout: 120_000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid="model-summary"]')?.textContent?.includes('whittle-bilingual-small'), undefined, { timeout: 120_000 });
   await page.getByRole('radio', { name: 'Hugging Face' }).check();
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="curated-model"]').length === 6, undefined, { timeout: 60_000 });
 }

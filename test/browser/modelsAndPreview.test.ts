@@ -11,7 +11,7 @@ import { buildAndServe, collectPageErrors, DOCS_SCREENSHOTS_DIR, launchChromium,
 
 const SAMPLE = join(ROOT, 'public/samples/clinic-assistant.train.jsonl');
 const TINY_LLAMA = join(ROOT, 'test/fixtures/models/tiny-llama');
-const EMBEDDED = join(ROOT, 'public/models/whittle-wordnet-tiny');
+const EMBEDDED = join(ROOT, 'public/models/whittle-bilingual-small');
 const EMBEDDED_FILES = ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'];
 
 let app: ServedApp | null = null;
@@ -50,7 +50,7 @@ describe('token preview and model cache in Chromium', () => {
     // New jobs start on the embedded model; once the worker has read it, the preview arrives
     // from the worker: tokens, some trained, some context.
     await page.waitForFunction(() => document.querySelectorAll('[data-testid="token-preview"] .tok-trained').length > 0, undefined, { timeout: 150_000 });
-    expect(await page.getByTestId('model-summary').first().innerText()).toContain('whittle-wordnet-tiny');
+    expect(await page.getByTestId('model-summary').first().innerText()).toContain('whittle-bilingual-small');
     const first = page.getByTestId('token-example').first();
     const trainedText = await first.locator('.tok-trained').allTextContents();
     const contextCount = await first.locator('.tok-context').count();
@@ -95,7 +95,7 @@ describe('token preview and model cache in Chromium', () => {
     await page.getByTestId('models-table').waitFor({ timeout: 60_000 });
     const embedded = page.locator('[data-testid="cached-model"][data-kind="embedded"]');
     await embedded.waitFor();
-    expect(await embedded.innerText()).toContain('whittle-wordnet-tiny');
+    expect(await embedded.innerText()).toContain('whittle-bilingual-small');
     expect(await embedded.innerText()).toMatch(/nothing to delete/);
     expect(await embedded.getByTestId('remove-model').count()).toBe(0);
     await embedded.locator('.model-files summary').click();

@@ -6,7 +6,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildAndServe, launchChromium, ROOT, waitForServiceWorker, type ServedApp } from './harness';
 
-const MODEL_DIR = 'models/whittle-wordnet-tiny';
+const MODEL_DIR = 'models/whittle-bilingual-small';
 const SW_READY_TIMEOUT_MS = 30_000;
 
 interface SwManifest {

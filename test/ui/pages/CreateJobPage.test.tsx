@@ -129,7 +129,7 @@ const pick = (user: ReturnType<typeof userEvent.setup>, testId: string, name: st
 describe('CreateJobPage', () => {
   it('starts on the embedded model and asks for a training file', async () => {
     render(<CreateJobPage from={null} />);
-    await waitFor(() => expect(screen.getByTestId('model-summary').textContent).toContain('whittle-wordnet-tiny'));
+    await waitFor(() => expect(screen.getByTestId('model-summary').textContent).toContain('whittle-bilingual-small'));
     // The model tabs open on the chosen model's tab, not on "Local folder".
     expect((screen.getByRole('radio', { name: /Embedded model/ }) as HTMLInputElement).checked).toBe(true);
     expect(reasons()).toEqual(['Add a training file.']);
@@ -137,7 +137,7 @@ describe('CreateJobPage', () => {
   });
 
   it('says why when the embedded model cannot be read, instead of waiting for it forever', async () => {
-    embeddedFailure = 'models/whittle-wordnet-tiny/tokenizer.json: HTTP 404 Not Found';
+    embeddedFailure = 'models/whittle-bilingual-small/tokenizer.json: HTTP 404 Not Found';
     render(<CreateJobPage from={null} />);
     await waitFor(() => expect(screen.getByTestId('embedded-error').textContent).toBe(`The embedded model could not be read: ${embeddedFailure}`));
     expect(screen.queryByTestId('model-summary')).toBeNull();
@@ -259,7 +259,7 @@ describe('CreateJobPage', () => {
     await waitFor(() => expect(calls.create).toHaveLength(1));
     expect(calls.upload).toEqual(['good.jsonl']);
     expect(calls.create[0]).toMatchObject({ trainingFileId: 'file-1', validationFileId: null, hyperparameters: { epochs: 2 }, suffix: 'mine', dtype: 'auto' });
-    expect(calls.create[0]!.model).toMatchObject({ kind: 'embedded', name: 'whittle-wordnet-tiny' });
+    expect(calls.create[0]!.model).toMatchObject({ kind: 'embedded', name: 'whittle-bilingual-small' });
     await waitFor(() => expect(location.hash).toBe('#/jobs/ftjob-test'));
     expect(engine.store!.snapshot.jobs!.map((j) => j.id)).toEqual(['ftjob-test']);
   });
@@ -305,7 +305,7 @@ describe('CreateJobPage', () => {
     rememberModel({ source: { kind: 'hub', name: 'tiny/gpt2', revision: 'main', files: [] }, summary: { ...SUMMARY, architecture: 'GPT2LMHeadModel', modelType: 'gpt2', family: 'gpt2' }, hasChatTemplate: true });
     const user = userEvent.setup({ delay: null });
     render(<CreateJobPage from={null} />);
-    await waitFor(() => expect(screen.getByTestId('model-summary').textContent).toContain('whittle-wordnet-tiny'));
+    await waitFor(() => expect(screen.getByTestId('model-summary').textContent).toContain('whittle-bilingual-small'));
     const lora = screen.getByTestId('advanced-lora');
     const ticked = () => within(lora).getAllByRole('checkbox').map((c) => [c.parentElement!.textContent, (c as HTMLInputElement).checked]);
     await user.click(within(lora).getByLabelText('q_proj'));

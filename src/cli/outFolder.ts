@@ -150,12 +150,13 @@ function shellQuote(arg: string): string {
 }
 
 /** The command that continues a stopped job: every flag that the resumed run needs. */
-export function continueCommand(parts: { modelDir: string; trainFile: string; out: string; validation: string | null; dtype: string; logEvery: number; allowSmall?: boolean; allowUntrained?: boolean }): string {
+export function continueCommand(parts: { modelDir: string; trainFile: string; out: string; validation: string | null; dtype: string; logEvery: number; allowSmall?: boolean; allowUntrained?: boolean; checkpointEvery?: number }): string {
   const args = ['whittle', 'train', parts.modelDir, parts.trainFile, '--out', parts.out, '--resume'];
   if (parts.validation !== null) args.push('--validation', parts.validation);
   if (parts.dtype !== 'f16') args.push('--dtype', parts.dtype);
   if (parts.logEvery !== 1) args.push('--log-every', String(parts.logEvery));
   if (parts.allowSmall === true) args.push('--allow-small');
   if (parts.allowUntrained === true) args.push('--allow-untrained');
+  if (parts.checkpointEvery !== undefined) args.push('--checkpoint-every', String(parts.checkpointEvery));
   return args.map(shellQuote).join(' ');
 }

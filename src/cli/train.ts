@@ -76,6 +76,7 @@ export const trainSpec: CommandSpec = {
     'allow-small': { type: 'boolean', help: 'train on fewer than 10 examples (OpenAI refuses them)' },
     dtype: { type: 'string', arg: 'f16|f32', help: 'storage of the frozen weights on the GPU', default: 'f16' },
     'log-every': { type: 'string', arg: 'N', help: 'print a progress line every N steps', default: '1' },
+    'checkpoint-every': { type: 'string', arg: 'N', help: 'also save a checkpoint every N steps (long epochs lose less to a stop; the last three are kept)', default: 'each epoch' },
     'allow-untrained': { type: 'boolean', help: `train even when over ${MAX_UNTRAINED_SHARE * 100}% of the examples lose every trained token to truncation` },
   },
   notes: [
@@ -169,6 +170,8 @@ export interface TrainRun {
   overwrite?: boolean;
   /** Train on fewer than 10 examples. */
   allowSmall?: boolean;
+  /** A checkpoint every this many steps as well as at epoch ends. */
+  checkpointEvery?: number;
 }
 
 /**
@@ -195,6 +198,7 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
   if (out === undefined) throw new CliError('--out DIR is required (see whittle train --help)');
   const validFile = stringOption(values, 'validation');
   const initDir = stringOption(values, 'init-adapter');
+  const checkpointEvery = numberOption(values, 'checkpoint-every', 0, { integer: true, min: 1 });
   return trainModel(ctx, {
     modelDir,
     trainFile,
@@ -208,6 +212,7 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
     allowUntrained: flag(values, 'allow-untrained'),
     overwrite: flag(values, 'overwrite'),
     allowSmall: flag(values, 'allow-small'),
+    ...(checkpointEvery > 0 ? { checkpointEvery } : {}),
   });
 }
 
@@ -303,6 +308,7 @@ async function trainInto(ctx: CliContext, run: TrainRun, store: NodeCheckpointSt
           validationFile: validFile === undefined ? null : await fingerprintFile(validFile),
           initAdapter: initDir ?? null,
           dtype,
+          checkpointEvery: run.checkpointEvery ?? null,
           hyperparameters: hp,
         },
         null,
@@ -328,6 +334,7 @@ async function trainInto(ctx: CliContext, run: TrainRun, store: NodeCheckpointSt
       store,
       jobId,
       onStep: (m) => {
+        if (run.checkpointEvery && m.step % run.checkpointEvery === 0) trainer!.requestCheckpoint();
         // A row that cannot be appended (a full disk) must not stop the job: the whole history is
         // written again at the end.
         try {
@@ -370,7 +377,7 @@ async function trainInto(ctx: CliContext, run: TrainRun, store: NodeCheckpointSt
         `${last ? `, last training loss ${last.trainLoss.toFixed(4)}` : ''}, peak GPU memory ${formatBytes(gpu.memory().peakBytes)}`,
     );
     ctx.print(`adapter written to ${out} (adapter_model.safetensors, adapter_config.json); metrics in ${metricsPath}`);
-    if (result.status !== 'completed') ctx.print(`continue with: ${continueCommand({ modelDir, trainFile, out, validation: validFile ?? null, dtype, logEvery, allowSmall: run.allowSmall === true, allowUntrained: run.allowUntrained === true })}`);
+    if (result.status !== 'completed') ctx.print(`continue with: ${continueCommand({ modelDir, trainFile, out, validation: validFile ?? null, dtype, logEvery, allowSmall: run.allowSmall === true, allowUntrained: run.allowUntrained === true, checkpointEvery: run.checkpointEvery })}`);
     return result.status === 'completed' ? 0 : 1;
   } finally {
     trainer?.destroy();

@@ -63,5 +63,6 @@ describe('--out folder guard', () => {
       "whittle train m t.jsonl --out 'my out' --resume --validation v.jsonl --dtype f32 --log-every 5 --allow-small",
     );
     expect(continueCommand({ modelDir: 'm', trainFile: 't.jsonl', out: 'o', validation: null, dtype: 'f16', logEvery: 1 })).toBe('whittle train m t.jsonl --out o --resume');
+    expect(continueCommand({ modelDir: 'm', trainFile: 't.jsonl', out: 'o', validation: null, dtype: 'f16', logEvery: 1, checkpointEvery: 50 })).toBe('whittle train m t.jsonl --out o --resume --checkpoint-every 50');
   });
 });

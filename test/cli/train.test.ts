@@ -133,6 +133,27 @@ describe('whittle train', () => {
     expect(existsSync(join(out, LOCK_FILE))).toBe(false);
   });
 
+  it('--checkpoint-every N saves a checkpoint every N steps as well as at the epoch end, the last three kept', async () => {
+    const data = writeData();
+    const out = join(tmp, 'every');
+    // 12 examples, batch 2: 6 steps in one epoch.
+    const run = await runCli(['train', LLAMA, data, '--out', out, '--epochs', '1', '--batch-size', '2', '--lora-r', '2', '--seed', '1', '--checkpoint-every', '2']);
+    expect(run.code, run.stderr).toBe(0);
+    for (const step of [2, 4]) expect(run.stdout).toContain(`Checkpoint saved at step ${step}`);
+    expect(run.stdout).toMatch(/Checkpoint saved at epoch 1 \(step 6\)/);
+    const job = JSON.parse(readFileSync(join(out, 'job.json'), 'utf8')) as { jobId: string; checkpointEvery: number | null };
+    expect(job.checkpointEvery).toBe(2);
+    expect(readdirSync(join(out, 'checkpoints', job.jobId)).filter((f) => f.endsWith('.safetensors')).sort()).toEqual([
+      'step-00000002.safetensors',
+      'step-00000004.safetensors',
+      'step-00000006-epoch-1.safetensors',
+    ]);
+
+    const bad = await runCli(['train', LLAMA, data, '--out', join(tmp, 'every0'), '--checkpoint-every', '0']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--checkpoint-every must be an integer >= 1, got "0"/);
+  });
+
   it('guards --out: one job per folder, one writer at a time, the same data on resume', async () => {
     const data = writeData();
     const out = join(tmp, 'guarded');

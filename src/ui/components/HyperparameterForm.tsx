@@ -57,6 +57,8 @@ export interface HpForm {
   targetModules: string[] | null;
   useRslora: 'auto' | 'on' | 'off';
   dtype: 'auto' | 'f32' | 'f16';
+  /** Steps between extra checkpoints, as typed (empty: at epoch ends only). A job setting, not a hyperparameter. */
+  checkpointEvery?: string;
 }
 
 export const EMPTY_FORM: HpForm = { numbers: {}, schedule: 'auto', targetModules: null, useRslora: 'auto', dtype: 'auto' };
@@ -79,6 +81,14 @@ export function parseForm(form: HpForm): { request: HyperparameterRequest; error
   }
   if (form.useRslora !== 'auto') request.useRslora = form.useRslora === 'on';
   return { request, errors };
+}
+
+/** The checkpoint cadence a form asks for: null for none (epoch ends only), or what is wrong with it. */
+export function parseCheckpointEvery(form: HpForm): { value: number | null; error: string | null } {
+  const text = (form.checkpointEvery ?? '').trim();
+  if (text === '') return { value: null, error: null };
+  const v = Number(text);
+  return int(1)(v) ? { value: v, error: null } : { value: null, error: 'Checkpoint every must be a whole number of steps, 1 or more (or empty: each epoch).' };
 }
 
 /**
@@ -153,6 +163,8 @@ export function HyperparameterForm({ form, onChange, errors, preview, family }: 
   const scheduleId = useId();
   const rsId = useId();
   const dtypeId = useId();
+  const checkpointId = useId();
+  const checkpointError = parseCheckpointEvery(form).error;
   return (
     <div className="hp-form">
       <div className="field-grid">
@@ -188,6 +200,28 @@ export function HyperparameterForm({ form, onChange, errors, preview, family }: 
               <option value="f32">f32</option>
             </select>
             <span className="hint">LoRA weights, gradients and optimizer state are always f32.</span>
+          </div>
+          <div className="field">
+            <label htmlFor={checkpointId} className="label">
+              Checkpoint every (steps)
+            </label>
+            <input
+              id={checkpointId}
+              type="text"
+              inputMode="numeric"
+              value={form.checkpointEvery ?? ''}
+              placeholder="each epoch"
+              onChange={(e) => onChange({ ...form, checkpointEvery: e.target.value })}
+              aria-invalid={checkpointError ? true : undefined}
+              aria-describedby={`${checkpointId}-help`}
+              data-testid="checkpoint-every"
+              spellCheck={false}
+              autoComplete="off"
+            />
+            <span id={`${checkpointId}-help`} className="hint">
+              A checkpoint this often as well as at each epoch&rsquo;s end, so a long epoch loses less when the tab closes; the last three are kept. Empty: each epoch.
+            </span>
+            {checkpointError && <span className="field-error">{checkpointError}</span>}
           </div>
         </div>
       </details>

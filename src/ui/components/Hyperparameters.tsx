@@ -43,6 +43,11 @@ export function hpCell(row: HpRow, job: Pick<JobRecord, 'hyperparameters'>): { t
   return { text: r ?? (row.fields.length ? 'auto' : '–'), auto: r === null && row.fields.length > 0 };
 }
 
+/** How often a job saves a checkpoint besides each epoch's end. */
+function checkpointCadence(job: Pick<JobRecord, 'checkpointEvery'>): string {
+  return job.checkpointEvery ? `every ${formatCount(job.checkpointEvery)} steps and each epoch` : 'each epoch';
+}
+
 export function HyperparameterList({ job }: { job: JobRecord }) {
   return (
     <dl className="kv hp-list" data-testid="hyperparameters">
@@ -58,6 +63,14 @@ export function HyperparameterList({ job }: { job: JobRecord }) {
           </div>
         );
       })}
+      <div className="kv-row">
+        <dt>Checkpoints</dt>
+        <dd>
+          <span className="mono" data-testid="checkpoint-cadence">
+            {checkpointCadence(job)}
+          </span>
+        </dd>
+      </div>
     </dl>
   );
 }

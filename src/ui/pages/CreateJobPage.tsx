@@ -9,7 +9,7 @@ import { tryItHyperparameters } from '../../jobs/samples';
 import type { FileRecord, HyperparametersPreview, ModelInfo, ModelSource } from '../../worker/trainingProtocol';
 import { DatasetReportView } from '../components/DatasetReportView';
 import { ExamplePreview } from '../components/ExamplePreview';
-import { ALL_FIELDS, EMPTY_FORM, formForFamily, formFromRequest, HyperparameterForm, parseForm, type HpForm } from '../components/HyperparameterForm';
+import { ALL_FIELDS, EMPTY_FORM, formForFamily, formFromRequest, HyperparameterForm, parseCheckpointEvery, parseForm, type HpForm } from '../components/HyperparameterForm';
 import { MemoryEstimate } from '../components/MemoryEstimate';
 import { ModelPicker } from '../components/ModelPicker';
 import { useEmbeddedModelState } from '../embeddedModel';
@@ -19,6 +19,9 @@ import { modelId } from '../modelRegistry';
 import { hrefFor, navigate } from '../router';
 import { useSamplePrefill } from '../useSamplePrefill';
 import { useDropZone } from '../useDropZone';
+
+/** A job estimated to train longer than this asks for a yes before Create (a tab kept open for hours). */
+export const LONG_JOB_SECONDS = 2 * 3600;
 
 type DataSource = { kind: 'new'; file: File } | { kind: 'stored'; id: string; name: string; bytes: number; record: FileRecord | null };
 
@@ -202,6 +205,7 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
   const [submitError, setSubmitError] = useState<string | null>(null);
   const [prefilled, setPrefilled] = useState<string | null>(null);
   const [allowUntrained, setAllowUntrained] = useState(false);
+  const [allowLong, setAllowLong] = useState(false);
   const suffixId = useId();
 
   // "Rerun with these settings": the job's model, files (already stored) and requested values,
@@ -213,7 +217,7 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
     const requested = { ...source.hyperparameters.requested };
     // Pin the seed the job used, so the rerun repeats it unless changed.
     if (source.hyperparameters.resolved && (requested.seed === undefined || requested.seed === 'auto')) requested.seed = source.hyperparameters.resolved.seed;
-    setForm(formFromRequest(requested, source.dtype));
+    setForm({ ...formFromRequest(requested, source.dtype), checkpointEvery: source.checkpointEvery ? String(source.checkpointEvery) : '' });
     setSuffix(source.suffix ?? '');
     setTraining({ kind: 'stored', ...source.trainingFile, record: null });
     setValidationFile(source.validationFile ? { kind: 'stored', ...source.validationFile, record: null } : null);
@@ -246,6 +250,7 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
   const familyForm = formForFamily(form, model?.summary.family === 'gpt2' ? 'gpt2' : 'llama');
   if (familyForm !== form) setForm(familyForm);
   const { request, errors } = useMemo(() => parseForm(form), [form]);
+  const checkpointEvery = parseCheckpointEvery(form);
   const maxSeqLen = typeof request.maxSeqLen === 'number' ? request.maxSeqLen : undefined;
   const trainCheck = useValidation(training, model, maxSeqLen, !allowSmall);
   const validCheck = useValidation(validationFile, model, maxSeqLen);
@@ -315,16 +320,20 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
   if (model && !model.hasChatTemplate && trainCheck.report?.format === 'chat') reasons.push('Chat-format data needs a model with a chat template; this one has none.');
   for (const f of ALL_FIELDS) if (errors[f.key]) reasons.push(errors[f.key]!);
   if (errors.targetModules) reasons.push(errors.targetModules);
+  if (checkpointEvery.error) reasons.push(checkpointEvery.error);
   if (previewError) reasons.push(previewError.message);
   else if (previewPending && reasons.length === 0) reasons.push('Working out the auto settings…');
   for (const p of preview?.memory?.problems ?? []) reasons.push(p.message);
   if (suffixError) reasons.push(suffixError);
-  const canCreate = reasons.length === 0 && !submitting;
 
   const stats = trainCheck.report?.stats ?? null;
   const epochs = preview?.epochs ?? null;
   const billed = stats && epochs ? epochs * stats.trainedTokensAfterTruncation : null;
   const seconds = stats && epochs && speed ? (epochs * stats.processedTokens) / speed : null;
+  // Hours of training at the speed measured here: Create waits for an explicit yes.
+  const longEstimate = seconds !== null && seconds > LONG_JOB_SECONDS ? formatDuration(seconds * 1000) : null;
+  if (longEstimate && !allowLong) reasons.push(`This job is estimated at ${longEstimate} on this device: confirm below to create it anyway.`);
+  const canCreate = reasons.length === 0 && !submitting;
 
   const create = async () => {
     if (!model || !training) return;
@@ -342,6 +351,7 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
         suffix: suffix.trim() || null,
         dtype: form.dtype,
         ...(allowSmall ? { allowSmall: true } : {}),
+        ...(checkpointEvery.value !== null ? { checkpointEvery: checkpointEvery.value } : {}),
       });
       store.upsertJob(job);
       navigate({ page: 'jobs', jobId: job.id, compare: [] });
@@ -481,6 +491,12 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
               <label className="check untrained-override">
                 <input type="checkbox" checked={allowUntrained} onChange={(e) => setAllowUntrained(e.target.checked)} data-testid="allow-untrained" />
                 Train anyway: {formatCount(untrained.count)} examples will teach nothing
+              </label>
+            )}
+            {longEstimate && (
+              <label className="check untrained-override">
+                <input type="checkbox" checked={allowLong} onChange={(e) => setAllowLong(e.target.checked)} data-testid="allow-long" />
+                This job is estimated at {longEstimate} on this device; create it anyway?
               </label>
             )}
             <button type="button" className="button primary block" disabled={!canCreate} onClick={() => void create()} data-testid="create-submit">

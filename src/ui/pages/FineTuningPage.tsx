@@ -9,7 +9,7 @@ import { TryItCard } from '../components/TryItCard';
 import { useEngine, useEngineStore } from '../engine';
 import { formatCompact, formatDateTime, formatRelativeTime } from '../format';
 import { hrefFor, navigate } from '../router';
-import { JobDetail, jobTitle } from './JobDetail';
+import { JobDetail, jobTitle, queueReason } from './JobDetail';
 
 const CONTROLS_KEY = 'whittle.chartControls';
 
@@ -38,6 +38,7 @@ function JobList({ jobs, current, checked, onCheck }: { jobs: JobRecord[]; curre
     <ul className="job-list" aria-label="Fine-tuning jobs" data-testid="job-list">
       {jobs.map((j) => {
         const on = checked.includes(j.id);
+        const waiting = queueReason(j, jobs);
         return (
           <li key={j.id} className={j.id === current ? 'job-item current' : 'job-item'} data-testid="job-item" data-job-id={j.id}>
             <input
@@ -61,6 +62,11 @@ function JobList({ jobs, current, checked, onCheck }: { jobs: JobRecord[]; curre
                   {' · '}
                   {formatCompact(j.trainedTokens)} tokens
                 </span>
+                {waiting && (
+                  <span className="job-wait" data-testid="job-queue-reason">
+                    {waiting}
+                  </span>
+                )}
               </span>
             </a>
           </li>

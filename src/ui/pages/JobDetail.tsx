@@ -9,7 +9,7 @@ import { HyperparameterList } from '../components/Hyperparameters';
 import { StatusBadge } from '../components/StatusBadge';
 import { ValidationInsights } from '../components/ValidationInsights';
 import { peftZip, saveBlob } from '../download';
-import { errorText, useClient, useEngineStore, useJob, type JobTrace } from '../engine';
+import { errorText, useClient, useEngine, useEngineStore, useJob, type JobTrace } from '../engine';
 import { formatBytes, formatClock, formatCompact, formatCount, formatDateTime, formatDuration, formatPercent, formatReal } from '../format';
 import { hrefFor, navigate } from '../router';
 import { isSmallModel, TINY_MODEL_EXPECTATION } from '../tinyModel';
@@ -22,6 +22,20 @@ export function jobTitle(job: Pick<JobRecord, 'suffix' | 'id'> & { trainingFile?
   const file = job.trainingFile?.name.replace(/(\.train)?\.jsonl?$/i, '').trim() || null;
   if (!file) return job.suffix ?? job.id;
   return job.suffix && job.suffix !== file ? `${file} · ${job.suffix}` : file;
+}
+
+/**
+ * Why a queued job has not started: jobs train one at a time, so it waits for the one training
+ * now, else for the queued job ahead of it (the queue runs the oldest first). Null when not queued
+ * or when nothing is ahead (it starts next).
+ */
+export function queueReason(job: JobRecord, jobs: readonly JobRecord[] | null): string | null {
+  if (job.status !== 'queued' || !jobs) return null;
+  const running = jobs.find((j) => j.status === 'running' && j.id !== job.id);
+  if (running) return `Waiting for job ${jobTitle(running)} to finish: jobs train one at a time on this GPU.`;
+  const before = (a: JobRecord, b: JobRecord) => a.createdAt < b.createdAt || (a.createdAt === b.createdAt && a.id < b.id);
+  const ahead = jobs.filter((j) => j.status === 'queued' && before(j, job)).sort((a, b) => (before(a, b) ? -1 : 1))[0];
+  return ahead ? `Waiting for job ${jobTitle(ahead)}, queued before it.` : null;
 }
 
 function useAction(): { busy: string | null; error: string | null; run: (name: string, fn: () => Promise<unknown>) => void } {
@@ -230,7 +244,10 @@ function EventsLog({ events }: { events: readonly JobEvent[] }) {
 function Checkpoints({ job }: { job: JobRecord }) {
   const client = useClient();
   const { busy, error, run } = useAction();
-  if (job.checkpoints.length === 0) return <p className="muted">Checkpoints are saved at the end of each epoch and when a job pauses.</p>;
+  if (job.checkpoints.length === 0) {
+    const every = job.checkpointEvery ? `every ${formatCount(job.checkpointEvery)} steps, ` : '';
+    return <p className="muted">Checkpoints are saved {every}at the end of each epoch and when a job pauses.</p>;
+  }
   return (
     <>
       <div className="table-scroll">
@@ -298,6 +315,7 @@ function Checkpoints({ job }: { job: JobRecord }) {
 
   export function JobDetail({ jobId, controls, onControls }: { jobId: string; controls: ChartControls; onControls: (c: ChartControls) => void }) {
     const { job, trace, missing } = useJob(jobId);
+    const { jobs } = useEngine();
     if (missing) {
       return (
         <div className="card empty" data-testid="job-missing">
@@ -314,6 +332,7 @@ function Checkpoints({ job }: { job: JobRecord }) {
       );
     }
     const model = job.baseModel.summary;
+    const waiting = queueReason(job, jobs);
     return (
       <article className="job-detail" aria-labelledby="job-title" data-testid="job-detail" data-job-id={job.id} data-status={job.status}>
         <header className="job-head">
@@ -326,6 +345,11 @@ function Checkpoints({ job }: { job: JobRecord }) {
               {job.fineTunedModel ?? job.id} · created {formatDateTime(job.createdAt)}
             </p>
             {job.statusMessage && <p className="status-message">{job.statusMessage}</p>}
+            {waiting && (
+              <p className="status-message" data-testid="queue-reason">
+                {waiting}
+              </p>
+            )}
           </div>
           <Actions job={job} />
         </header>

@@ -18,6 +18,7 @@ import type { PickedAdapter } from '../playground/adapterFiles';
 import { AdapterPicker, ENGINE_LABELS, EngineSelect, type PaneEngine } from '../playground/PaneEngineControls';
 import { HISTORY_MAX, loadHistory, PlaygroundHistory, saveHistory, type HistoryEntry } from '../playground/PlaygroundHistory';
 import { SamplingFields, type Sampling } from '../playground/SamplingFields';
+import { TrainingBusyNote } from '../playground/TrainingBusyNote';
 
 const DEFAULT_SAMPLING: Sampling = { temperature: 0.7, topP: 0.95, maxTokens: 128, seed: null };
 /** A small model's defaults: greedy, so the panes show what each model learned, not sampling noise. */
@@ -430,6 +431,8 @@ export function PlaygroundPage({ job, checkpoint }: { job: string | null; checkp
           </label>
         </div>
       </div>
+
+      <TrainingBusyNote jobs={snap.jobs} />
 
       <div className="playground-layout">
         <form

@@ -13,10 +13,12 @@ import { checkJobMemory, memoryLimits } from '../../../src/jobs/jobMemory';
 import type { CreateJobInput } from '../../../src/jobs/queue';
 import { parseModelConfig } from '../../../src/model/config';
 import { resolveHyperparameters, type HyperparameterRequest, type Hyperparameters } from '../../../src/train/hyperparameters';
-import { formatBytes } from '../../../src/ui/format';
+import type { StepMetrics } from '../../../src/train/metrics';
 import { rememberModel } from '../../../src/ui/modelRegistry';
 import type { EngineStore } from '../../../src/ui/engine';
-import { CreateJobPage } from '../../../src/ui/pages/CreateJobPage';
+import { CreateJobPage, LONG_JOB_SECONDS } from '../../../src/ui/pages/CreateJobPage';
+import { embeddedModelSource } from '../../../src/ui/embeddedModel';
+import { formatBytes } from '../../../src/ui/format';
 import type { TrainingClient } from '../../../src/worker/client';
 import type { ModelInfo } from '../../../src/worker/trainingProtocol';
 
@@ -60,7 +62,8 @@ interface Calls {
 function fakeClient(calls: Calls): TrainingClient {
   const client = {
     init: () => Promise.resolve({ gpu: null, gpuError: null, storage: 'memory', recovered: [], runsJobs: true }),
-    listJobs: () => Promise.resolve([] as JobRecord[]),
+    listJobs: () => Promise.resolve(priorJobs),
+    getJob: (id: string) => Promise.resolve({ job: priorJobs.find((j) => j.id === id)!, events: [], metrics: priorMetrics }),
     listFiles: () => Promise.resolve([]),
     inspectModel: (source: ModelSource): Promise<ModelInfo> =>
       embeddedFailure && source.kind === 'embedded' ? Promise.reject(new Error(embeddedFailure)) : Promise.resolve({ source, summary: { ...SUMMARY }, hasChatTemplate: true }),
@@ -102,6 +105,9 @@ const GOOD = Array.from({ length: 12 }, (_, i) => chat(`question ${i}`, `answer 
 const BAD = [chat('a', 'b'), '{"messages": oops'].join('\n');
 
 let calls: Calls;
+/** Jobs already on this device, with the metrics the page measures its speed from. */
+let priorJobs: JobRecord[] = [];
+let priorMetrics: StepMetrics[] = [];
 /** When set, the worker fails to read the embedded model with this message. */
 let embeddedFailure: string | null = null;
 /** When set, validation reports 42% read and waits for this before answering. */
@@ -111,6 +117,8 @@ beforeEach(async () => {
   calls = { preview: [], upload: [], create: [] };
   embeddedFailure = null;
   validationGate = null;
+  priorJobs = [];
+  priorMetrics = [];
   localStorage.clear();
   location.hash = '#/jobs/new';
   const { EngineStore } = await vi.importActual<typeof import('../../../src/ui/engine')>('../../../src/ui/engine');
@@ -259,6 +267,7 @@ describe('CreateJobPage', () => {
     await waitFor(() => expect(calls.create).toHaveLength(1));
     expect(calls.upload).toEqual(['good.jsonl']);
     expect(calls.create[0]).toMatchObject({ trainingFileId: 'file-1', validationFileId: null, hyperparameters: { epochs: 2 }, suffix: 'mine', dtype: 'auto' });
+    expect(calls.create[0]!.checkpointEvery).toBeUndefined();
     expect(calls.create[0]!.model).toMatchObject({ kind: 'embedded', name: 'whittle-bilingual-small' });
     await waitFor(() => expect(location.hash).toBe('#/jobs/ftjob-test'));
     expect(engine.store!.snapshot.jobs!.map((j) => j.id)).toEqual(['ftjob-test']);
@@ -322,5 +331,50 @@ describe('CreateJobPage', () => {
     ]);
     expect(within(lora).getByText('auto · all linear layers')).toBeTruthy();
     expect(reasons()).toEqual(['Add a training file.']);
+  });
+
+  it('a job estimated at hours on this device waits for a yes before Create', async () => {
+    // A finished job on the same model measured 0.01 tokens/s here.
+    priorJobs = [{ ...createJobRecord({ id: 'ftjob-prior', baseModel: { source: embeddedModelSource(), summary: { ...SUMMARY } }, trainingFile: { id: 'file-0', name: 'old.jsonl', bytes: 1 } }), status: 'succeeded', step: 1 }];
+    priorMetrics = [{ step: 1, epoch: 1, trainLoss: 2, trainAccuracy: 0.5, trainTokens: 10, learningRate: 1e-3, gradNorm: 1, tokensPerSecond: 0.01, elapsedMs: 1000, etaMs: null, gpuBytes: 0 }];
+    const { EngineStore } = await vi.importActual<typeof import('../../../src/ui/engine')>('../../../src/ui/engine');
+    engine.store = new EngineStore(fakeClient(calls));
+    await engine.store.start();
+    const user = userEvent.setup({ delay: null });
+    render(<CreateJobPage from={null} />);
+    await waitFor(() => expect(screen.getByTestId('model-summary')).toBeTruthy());
+    await pick(user, 'training-file', 'good.jsonl', GOOD);
+    const timeCell = () => screen.getByText('Time', { selector: 'dt' }).nextElementSibling!.textContent!;
+    await waitFor(() => expect(timeCell()).toMatch(/^≈ /));
+    const hours = timeCell().replace(/^≈ /, '');
+    expect(hours).toMatch(/^\d+ h \d\d min$/);
+    expect(Number(hours.split(' ')[0]) * 3600).toBeGreaterThanOrEqual(LONG_JOB_SECONDS);
+    expect(reasons()).toEqual([`This job is estimated at ${hours} on this device: confirm below to create it anyway.`]);
+    expect(createButton().disabled).toBe(true);
+    const yes = screen.getByTestId('allow-long');
+    expect(yes.parentElement!.textContent).toBe(`This job is estimated at ${hours} on this device; create it anyway?`);
+    await user.click(yes);
+    await waitFor(() => expect(createButton().disabled).toBe(false));
+    await user.click(createButton());
+    await waitFor(() => expect(calls.create).toHaveLength(1));
+  });
+
+  it('checkpoint every N steps: a bad value is a reason, a good one goes with the job, empty means each epoch', async () => {
+    const user = userEvent.setup({ delay: null });
+    render(<CreateJobPage from={null} />);
+    await waitFor(() => expect(screen.getByTestId('model-summary')).toBeTruthy());
+    await pick(user, 'training-file', 'good.jsonl', GOOD);
+    await waitFor(() => expect(createButton().disabled).toBe(false));
+    const every = screen.getByTestId('checkpoint-every') as HTMLInputElement;
+    expect(every.placeholder).toBe('each epoch');
+    await user.type(every, '2.5');
+    await waitFor(() => expect(reasons()).toEqual(['Checkpoint every must be a whole number of steps, 1 or more (or empty: each epoch).']));
+    expect(createButton().disabled).toBe(true);
+    await user.clear(every);
+    await user.type(every, '25');
+    await waitFor(() => expect(createButton().disabled).toBe(false));
+    await user.click(createButton());
+    await waitFor(() => expect(calls.create).toHaveLength(1));
+    expect(calls.create[0]).toMatchObject({ checkpointEvery: 25 });
   });
 });

@@ -6,9 +6,9 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 
 import { createJobRecord, type JobRecord } from '../../../src/jobs/job';
 import type { StepMetrics } from '../../../src/train/metrics';
-import { EngineContext, EngineStore } from '../../../src/ui/engine';
+import { EngineContext } from '../../../src/ui/engine';
 import { JobDetail, jobTitle } from '../../../src/ui/pages/JobDetail';
-import type { TrainingClient } from '../../../src/worker/client';
+import { storeOverJobs } from '../jobsStore';
 
 vi.mock('uplot', () => import('../fakeUplot'));
 
@@ -32,17 +32,7 @@ function step(n: number, extra: Partial<StepMetrics>): StepMetrics {
 }
 
 async function open(job: JobRecord, metrics: StepMetrics[]) {
-  const client = new Proxy(
-    {
-      init: () => Promise.resolve({ gpu: null, gpuError: null, storage: 'memory', recovered: [], runsJobs: true }),
-      listJobs: () => Promise.resolve([job]),
-      listFiles: () => Promise.resolve([]),
-      getJob: () => Promise.resolve({ job, events: [], metrics }),
-    },
-    { get: (t, k) => (k in t ? t[k as keyof typeof t] : () => Promise.reject(new Error(`fake client: ${String(k)} is not faked`))) },
-  ) as unknown as TrainingClient;
-  const store = new EngineStore(client);
-  await store.start();
+  const store = await storeOverJobs([job], () => metrics);
   render(
     <EngineContext.Provider value={store}>
       <JobDetail jobId={job.id} controls={{ smoothing: 0, logScale: false }} onControls={() => undefined} />
@@ -60,6 +50,13 @@ describe('JobDetail', () => {
     expect(screen.getByTestId('untrained-validation').textContent).toMatch(/Validation loss: none, no trained tokens in the validation file at this length/);
     expect(screen.getByTestId('tiny-model-expectation').textContent).toMatch(/What to expect: a model this small learns style and format first/);
     expect(document.body.textContent).not.toMatch(/NaN/);
+    expect(screen.getByTestId('checkpoint-cadence').textContent).toBe('each epoch');
+  });
+
+  it('shows the checkpoint cadence the job was created with', async () => {
+    await open({ ...jobOn(400_000), checkpointEvery: 50 }, [step(1, {})]);
+    await waitFor(() => expect(screen.getByTestId('checkpoint-cadence').textContent).toBe('every 50 steps and each epoch'));
+    expect(screen.getByText(/^Checkpoints are saved every 50 steps, at the end of each epoch and when a job pauses\.$/)).toBeTruthy();
   });
 
   it('a job where no step trained says none, not 0; a large model gets no tiny-model note', async () => {

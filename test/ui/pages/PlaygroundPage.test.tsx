@@ -50,9 +50,9 @@ function fakeClient(jobs: JobRecord[]): TrainingClient {
   }) as unknown as TrainingClient;
 }
 
-async function open(job: JobRecord) {
+async function open(job: JobRecord, others: JobRecord[] = []) {
   const { EngineStore } = await vi.importActual<typeof import('../../../src/ui/engine')>('../../../src/ui/engine');
-  engine.store = new EngineStore(fakeClient([job]));
+  engine.store = new EngineStore(fakeClient([job, ...others]));
   await engine.store.start();
   render(<PlaygroundPage job={job.id} checkpoint={null} />);
   await waitFor(() => expect(screen.getAllByTestId('pane')).toHaveLength(2));
@@ -108,6 +108,17 @@ describe('PlaygroundPage on a job', () => {
     expect(screen.getByTestId('prompt-room').textContent).toMatch(/This prompt takes 250 of the model’s 256 positions, leaving 6 tokens for the reply \(max tokens is 128\)/);
     await user.type(screen.getByTestId('user-message'), '?');
     expect(screen.queryByTestId('prompt-room')).toBeNull();
+  });
+
+  it('says replies are slow while a job trains on the same GPU, naming the job, and nothing when none trains', async () => {
+    const training: JobRecord = { ...jobOn(400_000, null), id: 'ftjob-2', status: 'running', adapterKey: null, suffix: null, trainingFile: { id: 'file-2', name: 'pirate-style.train.jsonl', bytes: 10 } };
+    await open(jobOn(400_000, SYSTEM), [training]);
+    const note = screen.getByTestId('training-busy');
+    expect(note.textContent).toBe('Job pirate-style is training on this GPU, so replies come slower until it finishes or you pause it.');
+    expect(note.querySelector('a')!.getAttribute('href')).toBe('#/jobs/ftjob-2');
+    cleanup();
+    await open(jobOn(400_000, SYSTEM));
+    expect(screen.queryByTestId('training-busy')).toBeNull();
   });
 
   it('names every finish reason', () => {

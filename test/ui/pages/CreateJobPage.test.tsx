@@ -333,18 +333,22 @@ describe('CreateJobPage', () => {
     expect(reasons()).toEqual(['Add a training file.']);
   });
 
-  it('a job estimated at hours on this device waits for a yes before Create', async () => {
-    // A finished job on the same model measured 0.01 tokens/s here.
+  /** A finished job on the same model measured this speed here: the page estimates the time from it. */
+  async function measuredSpeed(tokensPerSecond: number) {
     priorJobs = [{ ...createJobRecord({ id: 'ftjob-prior', baseModel: { source: embeddedModelSource(), summary: { ...SUMMARY } }, trainingFile: { id: 'file-0', name: 'old.jsonl', bytes: 1 } }), status: 'succeeded', step: 1 }];
-    priorMetrics = [{ step: 1, epoch: 1, trainLoss: 2, trainAccuracy: 0.5, trainTokens: 10, learningRate: 1e-3, gradNorm: 1, tokensPerSecond: 0.01, elapsedMs: 1000, etaMs: null, gpuBytes: 0 }];
+    priorMetrics = [{ step: 1, epoch: 1, trainLoss: 2, trainAccuracy: 0.5, trainTokens: 10, learningRate: 1e-3, gradNorm: 1, tokensPerSecond, elapsedMs: 1000, etaMs: null, gpuBytes: 0 }];
     const { EngineStore } = await vi.importActual<typeof import('../../../src/ui/engine')>('../../../src/ui/engine');
     engine.store = new EngineStore(fakeClient(calls));
     await engine.store.start();
+  }
+  const timeCell = () => screen.getByText('Time', { selector: 'dt' }).nextElementSibling!.textContent!;
+
+  it('a job estimated at hours on this device waits for a yes before Create', async () => {
+    await measuredSpeed(0.01);
     const user = userEvent.setup({ delay: null });
     render(<CreateJobPage from={null} />);
     await waitFor(() => expect(screen.getByTestId('model-summary')).toBeTruthy());
     await pick(user, 'training-file', 'good.jsonl', GOOD);
-    const timeCell = () => screen.getByText('Time', { selector: 'dt' }).nextElementSibling!.textContent!;
     await waitFor(() => expect(timeCell()).toMatch(/^≈ /));
     const hours = timeCell().replace(/^≈ /, '');
     expect(hours).toMatch(/^\d+ h \d\d min$/);
@@ -357,6 +361,17 @@ describe('CreateJobPage', () => {
     await waitFor(() => expect(createButton().disabled).toBe(false));
     await user.click(createButton());
     await waitFor(() => expect(calls.create).toHaveLength(1));
+  });
+
+  it('a job estimated at minutes needs no confirmation', async () => {
+    await measuredSpeed(1000);
+    const user = userEvent.setup({ delay: null });
+    render(<CreateJobPage from={null} />);
+    await waitFor(() => expect(screen.getByTestId('model-summary')).toBeTruthy());
+    await pick(user, 'training-file', 'good.jsonl', GOOD);
+    await waitFor(() => expect(timeCell()).toMatch(/^≈ \d+ s$/));
+    await waitFor(() => expect(createButton().disabled).toBe(false));
+    expect(screen.queryByTestId('allow-long')).toBeNull();
   });
 
   it('checkpoint every N steps: a bad value is a reason, a good one goes with the job, empty means each epoch', async () => {

@@ -32,6 +32,7 @@ interface JobFileRecord {
   validation?: string | null;
   trainFile?: FileFingerprint;
   validationFile?: FileFingerprint | null;
+  checkpointEvery?: number | null;
 }
 
 async function readJobRecord(out: string): Promise<JobFileRecord> {
@@ -229,6 +230,7 @@ export async function trainModel(ctx: CliContext, run: TrainRun): Promise<number
     let checkpoint: Checkpoint | null = null;
     // Each job checkpoints under its own id, so pruning never touches another job's files.
     let jobId = `job-${Date.now().toString(36)}`;
+    let checkpointEvery = run.checkpointEvery;
     if (resume) {
       const record = await readJobRecord(out);
       jobId = record.jobId ?? LEGACY_JOB_ID;
@@ -236,8 +238,10 @@ export async function trainModel(ctx: CliContext, run: TrainRun): Promise<number
       if (!checkpoint) throw new CliError(`--resume: no checkpoint in ${join(out, CHECKPOINT_DIR, jobId)}`);
       await checkSameData('training file', trainFile, record.trainFile, record.train ?? null);
       await checkSameData('validation file', validFile ?? null, record.validationFile, record.validation ?? null);
+      // A resumed job keeps its checkpoint cadence unless the flag is given again.
+      if (checkpointEvery === undefined && typeof record.checkpointEvery === 'number') checkpointEvery = record.checkpointEvery;
     }
-    return await trainInto(ctx, run, store, jobId, checkpoint);
+    return await trainInto(ctx, { ...run, ...(checkpointEvery !== undefined ? { checkpointEvery } : {}) }, store, jobId, checkpoint);
   } finally {
     await releaseLock();
   }

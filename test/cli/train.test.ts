@@ -133,21 +133,26 @@ describe('whittle train', () => {
     expect(existsSync(join(out, LOCK_FILE))).toBe(false);
   });
 
-  it('--checkpoint-every N saves a checkpoint every N steps as well as at the epoch end, the last three kept', async () => {
+  it('--checkpoint-every N saves a checkpoint every N steps as well as at the epoch end, the last three kept; a resume keeps the cadence', async () => {
     const data = writeData();
     const out = join(tmp, 'every');
-    // 12 examples, batch 2: 6 steps in one epoch.
-    const run = await runCli(['train', LLAMA, data, '--out', out, '--epochs', '1', '--batch-size', '2', '--lora-r', '2', '--seed', '1', '--checkpoint-every', '2']);
-    expect(run.code, run.stderr).toBe(0);
-    for (const step of [2, 4]) expect(run.stdout).toContain(`Checkpoint saved at step ${step}`);
-    expect(run.stdout).toMatch(/Checkpoint saved at epoch 1 \(step 6\)/);
+    // 12 examples, batch 2: 6 steps in one epoch; stopped after step 3 (as Ctrl-C would).
+    const args = ['train', LLAMA, data, '--out', out, '--epochs', '1', '--batch-size', '2', '--lora-r', '2', '--seed', '1'];
+    const stop = new AbortController();
+    const stopped = await runCli([...args, '--checkpoint-every', '2'], { signal: stop.signal, onStdout: (t) => void (/^step 3\/6/m.test(t) && stop.abort()) });
+    expect(stopped.code).toBe(1);
+    expect(stopped.stdout).toContain('Checkpoint saved at step 2');
+    expect(stopped.stdout).toContain(`continue with: whittle train ${LLAMA} ${data} --out ${out} --resume --checkpoint-every 2`);
     const job = JSON.parse(readFileSync(join(out, 'job.json'), 'utf8')) as { jobId: string; checkpointEvery: number | null };
     expect(job.checkpointEvery).toBe(2);
-    expect(readdirSync(join(out, 'checkpoints', job.jobId)).filter((f) => f.endsWith('.safetensors')).sort()).toEqual([
-      'step-00000002.safetensors',
-      'step-00000004.safetensors',
-      'step-00000006-epoch-1.safetensors',
-    ]);
+
+    // Resumed without the flag: job.json's cadence goes on.
+    const resumed = await runCli([...args, '--resume']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toContain('Checkpoint saved at step 4');
+    expect(resumed.stdout).toMatch(/Checkpoint saved at epoch 1 \(step 6\)/);
+    const names = readdirSync(join(out, 'checkpoints', job.jobId)).filter((f) => f.endsWith('.safetensors'));
+    expect(names.sort()).toEqual(['step-00000003.safetensors', 'step-00000004.safetensors', 'step-00000006-epoch-1.safetensors']);
 
     const bad = await runCli(['train', LLAMA, data, '--out', join(tmp, 'every0'), '--checkpoint-every', '0']);
     expect(bad.code).toBe(1);

@@ -346,7 +346,7 @@ function Checkpoints({ job }: { job: JobRecord }) {
             </p>
             {job.statusMessage && <p className="status-message">{job.statusMessage}</p>}
             {waiting && (
-              <p className="status-message" data-testid="queue-reason">
+              <p className="queue-reason" data-testid="queue-reason">
                 {waiting}
               </p>
             )}

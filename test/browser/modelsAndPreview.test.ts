@@ -56,7 +56,7 @@ describe('token preview and model cache in Chromium', () => {
     const contextCount = await first.locator('.tok-context').count();
     expect(trainedText.length).toBeGreaterThan(5);
     expect(contextCount).toBeGreaterThan(trainedText.length / 4);
-    // The samples fit the embedded model's 128 positions (scripts/make_samples.ts checks), so
+    // The samples fit the embedded model's context (scripts/make_samples.ts checks), so
     // nothing is cut and the trained tokens spell the first example's whole assistant reply,
     // sign-off included, and its end-of-turn token.
     const firstLine = JSON.parse(readFileSync(SAMPLE, 'utf8').split('\n')[0]!) as { messages: { role: string; content: string }[] };
@@ -65,9 +65,9 @@ describe('token preview and model cache in Chromium', () => {
     expect(await first.getByTestId('token-cut').count()).toBe(0);
     expect(await first.locator('.tok-dropped').count()).toBe(0);
     expect(await first.locator('.example-line').innerText()).not.toContain('cut from');
-    // The em dash is three UTF-8 bytes over several tokens: the tokens before the one that
-    // completes it show their bytes instead of nothing.
-    expect(trainedText.join('')).toContain('<0xE2><0x80>—');
+    // No token chip is empty: one that is only part of a character shows its bytes (<0xE2>), which
+    // test/data/examplePreview.test.ts checks on a tokenizer that splits characters.
+    expect(trainedText.filter((t) => t === '')).toEqual([]);
     expect(trainedText.join('').replace(/(<0x[0-9A-F]{2}>)+/g, ''), 'trained text').toBe(`${reply}<|im_end|>`);
     // Context tokens hold the system prompt; each token says its id on hover.
     expect((await first.locator('.tok-context').allTextContents()).join('')).toContain(firstLine.messages[0]!.content);

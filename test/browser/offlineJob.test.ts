@@ -74,7 +74,7 @@ describe('offline "Try it" job (WebGPU on SwiftShader)', () => {
     // Every shipped sample is offered, with its one-line description and size.
     const samples = card.getByTestId('try-it-sample');
     await samples.first().waitFor({ timeout: 30_000 });
-    expect(await samples.evaluateAll((ls) => ls.map((l) => l.getAttribute('data-sample-id')))).toEqual(['clinic-assistant', 'pirate-style']);
+    expect(await samples.evaluateAll((ls) => ls.map((l) => l.getAttribute('data-sample-id')))).toEqual(['clinic-assistant', 'pirate-style', 'clinic-zh']);
     const pirate = card.locator(`[data-testid="try-it-sample"][data-sample-id="${SAMPLE}"]`);
     await expect.poll(() => pirate.innerText(), { timeout: 30_000 }).toMatch(/112 training \+ 18 validation examples · \d+(\.\d)? KiB/);
     // The button waits for the worker and the embedded model (read from the cache).

@@ -9,6 +9,7 @@ import { tryItHyperparameters } from '../../jobs/samples';
 import type { FileRecord, HyperparametersPreview, ModelInfo, ModelSource } from '../../worker/trainingProtocol';
 import { DatasetReportView } from '../components/DatasetReportView';
 import { ExamplePreview } from '../components/ExamplePreview';
+import { FormError } from '../components/FormError';
 import { ALL_FIELDS, EMPTY_FORM, formForFamily, formFromRequest, HyperparameterForm, parseForm, type HpForm } from '../components/HyperparameterForm';
 import { MemoryEstimate } from '../components/MemoryEstimate';
 import { ModelPicker } from '../components/ModelPicker';
@@ -151,11 +152,7 @@ function DataFileField({
           )}
         </p>
       )}
-      {validation.error && (
-        <p className="form-error" role="alert">
-          {validation.error}
-        </p>
-      )}
+      <FormError message={validation.error} />
       {validation.report && (
         // While a new model's report comes, the last one stays (dimmed): no layout jump.
         <div aria-busy={validation.validating} style={validation.validating ? { opacity: 0.6 } : undefined}>
@@ -375,11 +372,7 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
           </a>
           <h1>Create a fine-tuning job</h1>
           {from && <p className="muted">Settings copied from job {source ? (source.suffix ?? source.id) : from}.</p>}
-          {sampleError && (
-            <p className="form-error" role="alert">
-              {sampleError}
-            </p>
-          )}
+          <FormError message={sampleError} />
         </div>
       </div>
 
@@ -484,11 +477,7 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
                 ))}
               </ul>
             )}
-            {submitError && (
-              <p className="form-error" role="alert">
-                {submitError}
-              </p>
-            )}
+            <FormError message={submitError} />
           </div>
         </aside>
       </div>

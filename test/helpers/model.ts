@@ -1,0 +1,37 @@
+// What the model, training and GPU tests share: opening a fixture model and learnable examples.
+import { join } from 'node:path';
+import type { TokenSequence } from '../../src/data/examples';
+import { nodeModelDir } from '../../src/formats/nodeByteSource';
+import { loadCausalLM, type LoadedModel } from '../../src/model/load';
+import type { WeightDtype } from '../../src/model/weights';
+import { Rng } from '../../src/util/random';
+import { FIXTURES } from '../model/golden';
+import { getTestGpu } from './gpu';
+
+/** The model of test/fixtures/models/<name> on the test GPU (f32 weights unless asked). */
+export async function openFixtureModel(name: string, dtype: WeightDtype = 'f32'): Promise<LoadedModel> {
+  const gpu = await getTestGpu();
+  const dir = await nodeModelDir(join(FIXTURES, 'models', name));
+  try {
+    return await loadCausalLM(gpu, dir, { dtype });
+  } finally {
+    await dir.close?.();
+  }
+}
+
+/**
+ * Learnable synthetic examples: prefixes of a few fixed random sequences, so a LoRA can lower the
+ * loss in a few steps. The first 1-3 ids are untrained, like a chat prompt.
+ */
+export function patternExamples(n: number, seed: number, vocab: number): TokenSequence[] {
+  const base = new Rng(99);
+  const patterns = Array.from({ length: 2 }, () => Uint32Array.from({ length: 16 }, () => base.int(vocab)));
+  const rng = new Rng(seed);
+  return Array.from({ length: n }, () => {
+    const len = 6 + rng.int(11);
+    const ids = patterns[rng.int(patterns.length)]!.slice(0, len);
+    const trained = new Uint8Array(len).fill(1);
+    trained.fill(0, 0, 1 + rng.int(3));
+    return { ids, trained };
+  });
+}

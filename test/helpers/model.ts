@@ -1,6 +1,8 @@
 // What the model, training and GPU tests share: opening a fixture model and learnable examples.
 import { join } from 'node:path';
+import { ChatTemplate } from '../../src/data/chatTemplate';
 import type { TokenSequence } from '../../src/data/examples';
+import { TextTokenizer } from '../../src/data/tokenizer';
 import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import { loadCausalLM, type LoadedModel } from '../../src/model/load';
 import type { WeightDtype } from '../../src/model/weights';
@@ -8,15 +10,28 @@ import { Rng } from '../../src/util/random';
 import { FIXTURES } from '../model/golden';
 import { getTestGpu } from './gpu';
 
-/** The model of test/fixtures/models/<name> on the test GPU (f32 weights unless asked). */
-export async function openFixtureModel(name: string, dtype: WeightDtype = 'f32'): Promise<LoadedModel> {
+/** The model folder at `path` on the test GPU (f32 weights unless asked). */
+export async function openModelFolder(path: string, dtype: WeightDtype = 'f32'): Promise<LoadedModel> {
   const gpu = await getTestGpu();
-  const dir = await nodeModelDir(join(FIXTURES, 'models', name));
+  const dir = await nodeModelDir(path);
   try {
     return await loadCausalLM(gpu, dir, { dtype });
   } finally {
     await dir.close?.();
   }
+}
+
+/** The model of test/fixtures/models/<name> on the test GPU (f32 weights unless asked). */
+export function openFixtureModel(name: string, dtype: WeightDtype = 'f32'): Promise<LoadedModel> {
+  return openModelFolder(join(FIXTURES, 'models', name), dtype);
+}
+
+/** A model folder with its tokenizer and chat template, for tests that talk to it in text. */
+export async function openChatModel(path: string) {
+  const gpu = await getTestGpu();
+  const loaded = await openModelFolder(path);
+  const tokenizer = TextTokenizer.fromJson(loaded.files.tokenizerJson, loaded.files.tokenizerConfig);
+  return { gpu, tokenizer, template: ChatTemplate.fromTokenizer(tokenizer), ...loaded };
 }
 
 /**

@@ -1,6 +1,8 @@
-// What the model, training and GPU tests share: opening a fixture model and learnable examples.
+// What the model, training and GPU tests share: opening a model folder, chat data and learnable examples.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ChatTemplate } from '../../src/data/chatTemplate';
+import type { ChatExample, ChatMessage } from '../../src/data/datasetTypes';
 import type { TokenSequence } from '../../src/data/examples';
 import { TextTokenizer } from '../../src/data/tokenizer';
 import { nodeModelDir } from '../../src/formats/nodeByteSource';
@@ -49,4 +51,12 @@ export function patternExamples(n: number, seed: number, vocab: number): TokenSe
     trained.fill(0, 0, 1 + rng.int(3));
     return { ids, trained };
   });
+}
+
+/** The chat examples of a JSONL file of `{"messages": [...]}` lines (a shipped sample, a fixture). */
+export function readChatJsonl(path: string): ChatExample[] {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => ({ kind: 'chat', messages: (JSON.parse(l) as { messages: ChatMessage[] }).messages }));
 }

@@ -17,10 +17,9 @@ import { Rng } from '../../src/util/random';
 import { readWordNet, entryText } from './corpus';
 import { trainBpe, tokenizerJson } from './bpe';
 import { bilingualTask, type ChatTurn } from './bilingualTasks';
-import { CHATML_TEMPLATE } from './main';
+import { SPECIALS, tokenizerConfigJson } from './main';
 
 const FORTUNES_DIR = '/usr/share/games/fortunes';
-export const SPECIALS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -41,24 +40,6 @@ export function readFortunes(file: string): string[] {
 
 export function chatText(turns: readonly ChatTurn[]): string {
   return turns.map((t) => `<|im_start|>${t.role}\n${t.content}<|im_end|>\n`).join('');
-}
-
-function tokenizerConfigJson(ids: Record<string, number>, maxLen: number): Record<string, unknown> {
-  const decoder: Record<string, unknown> = {};
-  for (const s of SPECIALS) decoder[String(ids[s])] = { content: s, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
-  return {
-    add_bos_token: false,
-    add_eos_token: false,
-    added_tokens_decoder: decoder,
-    bos_token: null,
-    eos_token: '<|im_end|>',
-    pad_token: '<|endoftext|>',
-    unk_token: null,
-    chat_template: CHATML_TEMPLATE,
-    clean_up_tokenization_spaces: false,
-    model_max_length: maxLen,
-    tokenizer_class: 'PreTrainedTokenizerFast',
-  };
 }
 
 function shuffle<T>(rng: Rng, xs: T[]): T[] {

@@ -30,7 +30,7 @@ import { Rng } from '../../src/util/random';
 import { readWordNet, entryText, CORPUS_SOURCE, CORPUS_LICENSE, type WordNetEntry } from './corpus';
 import { trainBpe, tokenizerJson } from './bpe';
 
-const SPECIALS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
+export const SPECIALS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
 export const CHATML_TEMPLATE =
   "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
   "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
@@ -116,7 +116,8 @@ function modelConfigJson(a: Args, vocabSize: number, ids: Record<string, number>
   };
 }
 
-function tokenizerConfigJson(ids: Record<string, number>): Record<string, unknown> {
+/** tokenizer_config.json of a ChatML byte-level BPE tokenizer with the SPECIALS tokens at `ids`. */
+export function tokenizerConfigJson(ids: Record<string, number>, maxLen: number): Record<string, unknown> {
   const decoder: Record<string, unknown> = {};
   for (const s of SPECIALS) decoder[String(ids[s])] = { content: s, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
   return {
@@ -129,7 +130,7 @@ function tokenizerConfigJson(ids: Record<string, number>): Record<string, unknow
     unk_token: null,
     chat_template: CHATML_TEMPLATE,
     clean_up_tokenization_spaces: false,
-    model_max_length: 256,
+    model_max_length: maxLen,
     tokenizer_class: 'PreTrainedTokenizerFast',
   };
 }
@@ -315,7 +316,7 @@ async function main(): Promise<void> {
   const ids: Record<string, number> = {};
   for (const s of SPECIALS) ids[s] = tokJson.model.vocab[s]!;
   const V = Object.keys(tokJson.model.vocab).length;
-  const tokenizerConfig = tokenizerConfigJson(ids);
+  const tokenizerConfig = tokenizerConfigJson(ids, 256);
   const tokenizer = TextTokenizer.fromJson(tokJson, tokenizerConfig);
   const template = ChatTemplate.fromTokenizer(tokenizer);
   const configJson = modelConfigJson(a, V, ids);

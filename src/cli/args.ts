@@ -127,6 +127,13 @@ export function stringOption(values: OptionValues, name: string): string | undef
   return raw(values, name);
 }
 
+/** A string option the command cannot run without; `usage` names it in the error (e.g. "--out DIR"). */
+export function requiredString(spec: CommandSpec, values: OptionValues, name: string, usage = `--${name}`): string {
+  const v = raw(values, name);
+  if (v === undefined) throw new CliError(`${usage} is required (see whittle ${spec.name} --help)`);
+  return v;
+}
+
 export function listOption(values: OptionValues, name: string): string[] {
   const v = values[name];
   if (v === undefined || typeof v === 'boolean') return [];

@@ -26,7 +26,7 @@ import { loadCausalLM } from '../model/load';
 import type { LoraConfig } from '../model/lora';
 import { HyperparameterError, modelResolveContext, resolveHyperparameters, type Hyperparameters } from '../train/hyperparameters';
 import { nodeWriteFs, writeFileAtomic, type WriteFs } from '../util/atomicWrite';
-import { choiceOption, flag, numberOption, parseCommand, stringOption, type CommandSpec, type OptionSpec, type OptionValues } from './args';
+import { choiceOption, flag, numberOption, parseCommand, requiredString, stringOption, type CommandSpec, type OptionSpec, type OptionValues } from './args';
 import { loadDataset } from './dataset';
 import { CliError, formatBytes, type CliContext } from './io';
 import { openDir, textTools } from './model';
@@ -443,8 +443,7 @@ export async function runExport(ctx: CliContext, argv: readonly string[]): Promi
   if (!args) return 0;
   const { values } = args;
   const modelDir = args.positionals[0]!;
-  const out = stringOption(values, 'out');
-  if (out === undefined) throw new CliError('--out DIR is required (see whittle export --help)');
+  const out = requiredString(exportSpec, values, 'out', '--out DIR');
   const formatText = stringOption(values, 'format');
   if (formatText === undefined) throw new CliError(`--format is required: one of ${EXPORT_FORMATS.join(', ')}`);
   const format = choiceOption(values, 'format', EXPORT_FORMATS, 'peft');

@@ -3,7 +3,7 @@ import { textUsesBos } from '../data/examples';
 import type { TextTokenizer } from '../data/tokenizer';
 import { generate } from '../model/generate';
 import type { LoraAdapter } from '../model/lora';
-import { choiceOption, flag, listOption, numberOption, parseCommand, stringOption, type CommandSpec } from './args';
+import { choiceOption, flag, listOption, numberOption, parseCommand, requiredString, stringOption, type CommandSpec } from './args';
 import { CliError, type CliContext } from './io';
 import { loadAdapterFolder, openModel } from './model';
 
@@ -96,8 +96,7 @@ export async function runGenerate(ctx: CliContext, argv: readonly string[]): Pro
   const args = parseCommand(generateSpec, argv, ctx.io.stdout);
   if (!args) return 0;
   const { values } = args;
-  const prompt = stringOption(values, 'prompt');
-  if (prompt === undefined) throw new CliError('--prompt is required (see whittle generate --help)');
+  const prompt = requiredString(generateSpec, values, 'prompt');
   const chat = flag(values, 'chat');
   const system = stringOption(values, 'system');
   if (system !== undefined && !chat) throw new CliError('--system needs --chat');

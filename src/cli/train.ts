@@ -13,7 +13,7 @@ import { formatValidationLoss, NO_STEP_TOKENS, resultsCsv, resultsCsvHeader, res
 import { SCHEDULE_KINDS } from '../train/schedule';
 import { Trainer, type TrainingEvent } from '../train/trainer';
 import { OutputWriteError, writeFileAtomic } from '../util/atomicWrite';
-import { autoNumberOption, choiceOption, flag, listOption, numberOption, parseCommand, stringOption, type CommandSpec, type OptionValues } from './args';
+import { autoNumberOption, choiceOption, flag, listOption, numberOption, parseCommand, requiredString, stringOption, type CommandSpec, type OptionValues } from './args';
 import { loadDataset, type LoadedDataset } from './dataset';
 import { CliError, formatBytes, type CliContext } from './io';
 import { baseModelName, loadAdapterFolder, openModel, padTokenId, writeAdapterFolder, type TextTools } from './model';
@@ -195,8 +195,7 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
   if (!args) return 0;
   const { values } = args;
   const [modelDir, trainFile] = args.positionals as [string, string];
-  const out = stringOption(values, 'out');
-  if (out === undefined) throw new CliError('--out DIR is required (see whittle train --help)');
+  const out = requiredString(trainSpec, values, 'out', '--out DIR');
   const validFile = stringOption(values, 'validation');
   const initDir = stringOption(values, 'init-adapter');
   const checkpointEvery = numberOption(values, 'checkpoint-every', 0, { integer: true, min: 1 });

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { EMBEDDED_MODEL_NAME, firstExamplesFileName, firstJsonlLines, parseSampleIndex, tryItExamples, tryItHyperparameters, type TryItLength } from '../jobs/samples';
-import { choiceOption, flag, numberOption, parseCommand, stringOption, type CommandSpec } from './args';
+import { choiceOption, flag, numberOption, parseCommand, requiredString, stringOption, type CommandSpec } from './args';
 import { CliError, type CliContext } from './io';
 import { trainModel } from './train';
 
@@ -34,8 +34,7 @@ export async function runTry(ctx: CliContext, argv: readonly string[]): Promise<
   if (!args) return 0;
   const { values } = args;
   const id = args.positionals[0]!;
-  const out = stringOption(values, 'out');
-  if (out === undefined) throw new CliError('--out DIR is required (see whittle try --help)');
+  const out = requiredString(trySpec, values, 'out', '--out DIR');
   const samplesDir = stringOption(values, 'samples') ?? join(PUBLIC_DIR, 'samples');
   const modelDir = stringOption(values, 'model') ?? join(PUBLIC_DIR, 'models', EMBEDDED_MODEL_NAME);
   const length: TryItLength = flag(values, 'quick') ? 'quick' : 'suggested';

@@ -111,24 +111,36 @@ function gluGrid(gpu: Gpu, rows: number, width: number): { workgroups: [number, 
   return grid1d(rows * width, GROUP, gpu.limits.maxComputeWorkgroupsPerDimension);
 }
 
+/** The shader's GLU params: sizes, the gate/up layout (defaults filled in), then the gradients' layout. */
+function gluParams(
+  rows: number,
+  width: number,
+  rowStride: number,
+  l: GluLayout,
+  d: { dGateOffset: number; dGateStride: number; dUpOffset: number; dUpStride: number },
+): Uint8Array {
+  return new Params()
+    .u32(rows)
+    .u32(width)
+    .u32(rowStride)
+    .u32(l.gateOffset ?? 0)
+    .u32(l.gateStride ?? width)
+    .u32(l.upOffset ?? 0)
+    .u32(l.upStride ?? width)
+    .u32(d.dGateOffset)
+    .u32(d.dGateStride)
+    .u32(d.dUpOffset)
+    .u32(d.dUpStride)
+    .bytes();
+}
+
 /** h = silu(gate) * up (Llama / Qwen / Mistral MLP). */
 export function swiglu(gpu: Gpu, rec: Recorder, a: SwigluArgs): void {
   const g = gluGrid(gpu, a.rows, a.width);
   rec.dispatch(GLU_FWD, {
     buffers: [a.gate, a.up, a.out],
-    params: new Params()
-      .u32(a.rows)
-      .u32(a.width)
-      .u32(g.rowStride)
-      .u32(a.gateOffset ?? 0)
-      .u32(a.gateStride ?? a.width)
-      .u32(a.upOffset ?? 0)
-      .u32(a.upStride ?? a.width)
-      .u32(0) // gradient addressing: unused by the forward kernel, but part of the struct
-      .u32(0)
-      .u32(0)
-      .u32(0)
-      .bytes(),
+    // Gradient addressing is unused by the forward kernel, but part of the struct: zeros.
+    params: gluParams(a.rows, a.width, g.rowStride, a, { dGateOffset: 0, dGateStride: 0, dUpOffset: 0, dUpStride: 0 }),
     workgroups: g.workgroups,
   });
 }
@@ -157,19 +169,12 @@ const bufferOf = (b: BufferBinding): GPUBuffer => ('buffer' in b ? b.buffer : b)
 /** dGate = dOut * up * silu'(gate), dUp = dOut * silu(gate). */
 export function swigluBackward(gpu: Gpu, rec: Recorder, a: SwigluBackwardArgs): void {
   const g = gluGrid(gpu, a.rows, a.width);
-  const params = new Params()
-    .u32(a.rows)
-    .u32(a.width)
-    .u32(g.rowStride)
-    .u32(a.gateOffset ?? 0)
-    .u32(a.gateStride ?? a.width)
-    .u32(a.upOffset ?? 0)
-    .u32(a.upStride ?? a.width)
-    .u32(a.dGateOffset ?? 0)
-    .u32(a.dGateStride ?? a.width)
-    .u32(a.dUpOffset ?? 0)
-    .u32(a.dUpStride ?? a.width)
-    .bytes();
+  const params = gluParams(a.rows, a.width, g.rowStride, a, {
+    dGateOffset: a.dGateOffset ?? 0,
+    dGateStride: a.dGateStride ?? a.width,
+    dUpOffset: a.dUpOffset ?? 0,
+    dUpStride: a.dUpStride ?? a.width,
+  });
   // Two writable bindings of one buffer would alias, which WebGPU rejects: bind it once instead.
   if (bufferOf(a.dGate) === bufferOf(a.dUp)) {
     if (a.dGate !== a.dUp) throw new Error('swigluBackward: a fused gradient buffer must be passed as the same binding twice');

@@ -1,21 +1,12 @@
 // AdamW optimizer step with torch.optim.AdamW semantics, one tensor or all at once: bindings for shaders/adamw.wgsl.
 import code from '../../shaders/adamw.wgsl?raw';
-import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
+import { Params, type BufferBinding, type Gpu, type Recorder } from '../gpu';
+import { kernelSpec } from './kernelSpec';
 import { grid1d } from './grid';
 
-const ADAMW_STEP: KernelSpec = {
-  name: 'adamw.step',
-  code,
-  entryPoint: 'adamw_step',
-  bindings: ['uniform', 'read', 'read', 'write', 'write', 'write'],
-};
+const ADAMW_STEP = kernelSpec(code, 'adamw.step', 'adamw_step', ['uniform', 'read', 'read', 'write', 'write', 'write']);
 
-const ADAMW_FLAT: KernelSpec = {
-  name: 'adamw.flat',
-  code,
-  entryPoint: 'adamw_flat',
-  bindings: ['uniform', 'read', 'read', 'read', 'write', 'write', 'write'],
-};
+const ADAMW_FLAT = kernelSpec(code, 'adamw.flat', 'adamw_flat', ['uniform', 'read', 'read', 'read', 'write', 'write', 'write']);
 
 /** Step counts the flat kernel's hyper buffer covers past its base (TABLE in the shader). */
 export const ADAMW_TABLE = 4;

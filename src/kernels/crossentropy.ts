@@ -1,28 +1,14 @@
 // Masked softmax cross-entropy over a large vocabulary, one logits chunk at a time: bindings for shaders/crossentropy.wgsl.
 import code from '../../shaders/crossentropy.wgsl?raw';
-import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
+import { Params, type BufferBinding, type Gpu, type Recorder } from '../gpu';
+import { kernelSpec } from './kernelSpec';
 import { grid1d } from './grid';
 import { sum } from './reduce';
 
 // Binding order of every entry point: uniform, targets, mask, then its own buffers.
-const CHUNK_STATS: KernelSpec = {
-  name: 'crossentropy.chunk_stats',
-  code,
-  entryPoint: 'chunk_stats',
-  bindings: ['uniform', 'read', 'read', 'read', 'write'],
-};
-const CHUNK_GRAD: KernelSpec = {
-  name: 'crossentropy.chunk_grad',
-  code,
-  entryPoint: 'chunk_grad',
-  bindings: ['uniform', 'read', 'read', 'read', 'write'],
-};
-const FINALIZE: KernelSpec = {
-  name: 'crossentropy.finalize',
-  code,
-  entryPoint: 'finalize',
-  bindings: ['uniform', 'read', 'read', 'read', 'write', 'write'],
-};
+const CHUNK_STATS = kernelSpec(code, 'crossentropy.chunk_stats', 'chunk_stats', ['uniform', 'read', 'read', 'read', 'write']);
+const CHUNK_GRAD = kernelSpec(code, 'crossentropy.chunk_grad', 'chunk_grad', ['uniform', 'read', 'read', 'read', 'write']);
+const FINALIZE = kernelSpec(code, 'crossentropy.finalize', 'finalize', ['uniform', 'read', 'read', 'read', 'write', 'write']);
 
 /** Floats of running state per row: max, sum of exp, target logit, argmax (as an exact f32). */
 export const CE_STATE_STRIDE = 4;

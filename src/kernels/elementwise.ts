@@ -1,9 +1,10 @@
 // Elementwise vector ops (y = a*x + b*y, column copies) with CPU references: bindings for shaders/elementwise.wgsl.
 import code from '../../shaders/elementwise.wgsl?raw';
-import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
+import { Params, type BufferBinding, type Gpu, type Recorder } from '../gpu';
+import { kernelSpec } from './kernelSpec';
 import { grid1d } from './grid';
 
-const AXPBY: KernelSpec = { name: 'axpby', code, entryPoint: 'axpby', bindings: ['uniform', 'read', 'write'] };
+const AXPBY = kernelSpec(code, 'axpby', 'axpby', ['uniform', 'read', 'write']);
 
 /** y = a*x + b*y over n f32 elements, recorded into `rec`. */
 export function axpby(gpu: Gpu, rec: Recorder, x: BufferBinding, y: BufferBinding, n: number, a: number, b: number): void {
@@ -20,12 +21,7 @@ export function axpbyRef(x: Float32Array, y: Float32Array, a: number, b: number)
   return y.map((v, i) => a * x[i]! + b * v);
 }
 
-const COPY_COLUMNS: KernelSpec = {
-  name: 'copy_columns',
-  code,
-  entryPoint: 'copy_columns',
-  bindings: ['uniform', 'read', 'write'],
-};
+const COPY_COLUMNS = kernelSpec(code, 'copy_columns', 'copy_columns', ['uniform', 'read', 'write']);
 
 export interface CopyColumnsArgs {
   src: BufferBinding;

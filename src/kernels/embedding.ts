@@ -1,6 +1,7 @@
 // Token (and position) embedding gather and its deterministic gradient scatter-add: bindings for shaders/embedding.wgsl.
 import code from '../../shaders/embedding.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
+import { kernelSpec } from './kernelSpec';
 import { grid1d } from './grid';
 
 export type TableDType = 'f32' | 'f16';
@@ -31,12 +32,7 @@ const EMBED_POS = (tableF16: boolean, posF16: boolean): KernelSpec => ({
   constants: { TABLE_F16: tableF16 ? 1 : 0, POS_F16: posF16 ? 1 : 0 },
 });
 
-const GRAD: KernelSpec = {
-  name: 'embedding.grad',
-  code,
-  entryPoint: 'embed_grad',
-  bindings: ['uniform', 'read', 'read', 'write'],
-};
+const GRAD = kernelSpec(code, 'embedding.grad', 'embed_grad', ['uniform', 'read', 'read', 'write']);
 
 const GRAD_COLS_PER_GROUP = 64;
 

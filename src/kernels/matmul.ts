@@ -26,13 +26,8 @@ export interface MatmulTuning {
   specialize: boolean;
 }
 
-export interface MatmulArgs {
-  /** op(A) is [M, K]: A is stored [M, K], or [K, M] when transA. */
-  a: BufferBinding;
-  /** op(B) is [K, N]: B is stored [K, N], or [N, K] when transB (HF's [out, in] weight). */
-  b: BufferBinding;
-  /** Output [M, N]; read only when beta != 0. Must not alias A, B or bias. */
-  c: BufferBinding;
+/** Shape, transposes, batching, scales and sub-matrix views of a product: the kernel's and the reference's. */
+export interface MatmulLayout {
   M: number;
   N: number;
   K: number;
@@ -48,10 +43,6 @@ export interface MatmulArgs {
   alpha?: number;
   /** Scale of C's old contents (default 0: C is not read, so NaN there is overwritten). */
   beta?: number;
-  /** f32 vector of N values added to every row of C (after alpha and beta). */
-  bias?: BufferBinding;
-  /** B holds IEEE f16 values (2 bytes each); A, C, bias and accumulation stay f32. */
-  bF16?: boolean;
   /** Leading dimensions in elements, for sub-matrix views (defaults: the packed row length). */
   lda?: number;
   ldb?: number;
@@ -61,6 +52,19 @@ export interface MatmulArgs {
   offsetB?: number;
   offsetC?: number;
   offsetBias?: number;
+}
+
+export interface MatmulArgs extends MatmulLayout {
+  /** op(A) is [M, K]: A is stored [M, K], or [K, M] when transA. */
+  a: BufferBinding;
+  /** op(B) is [K, N]: B is stored [K, N], or [N, K] when transB (HF's [out, in] weight). */
+  b: BufferBinding;
+  /** Output [M, N]; read only when beta != 0. Must not alias A, B or bias. */
+  c: BufferBinding;
+  /** f32 vector of N values added to every row of C (after alpha and beta). */
+  bias?: BufferBinding;
+  /** B holds IEEE f16 values (2 bytes each); A, C, bias and accumulation stay f32. */
+  bF16?: boolean;
   /** Overrides of the device's default kernel and tile shape. */
   tuning?: Partial<MatmulTuning>;
   /**

@@ -65,15 +65,14 @@ function checkShape(name: string, rows: number, cols: number): void {
   if (!Number.isInteger(cols) || cols < 1) throw new Error(`${name}: bad cols ${cols}`);
 }
 
-export interface RmsNormArgs {
+/** Fields both forward passes take. */
+interface NormForwardCommon {
   /** [rows, cols] input. */
   x: BufferBinding;
   /** [cols] scale. */
   weight: BufferBinding;
   /** [rows, cols] output. */
   out: BufferBinding;
-  /** [rows] saved 1/sqrt(mean(x²)+eps) for the backward pass. */
-  rstd: BufferBinding;
   rows: number;
   cols: number;
   eps: number;
@@ -85,61 +84,56 @@ export interface RmsNormArgs {
   sum?: BufferBinding;
 }
 
-/** out = x / sqrt(mean(x²) + eps) * weight, row by row. */
-export function rmsNorm(gpu: Gpu, rec: Recorder, a: RmsNormArgs): void {
-  checkShape('rmsNorm', a.rows, a.cols);
+export interface RmsNormArgs extends NormForwardCommon {
+  /** [rows] saved 1/sqrt(mean(x²)+eps) for the backward pass. */
+  rstd: BufferBinding;
+}
+
+/** Records the plain kernel, or the fused-residual one when `residual` and `sum` are given. */
+function dispatchForward(
+  gpu: Gpu,
+  rec: Recorder,
+  name: string,
+  a: NormForwardCommon,
+  plain: (cols: number) => KernelSpec,
+  plainBuffers: BufferBinding[],
+  fused: (cols: number) => KernelSpec,
+  fusedBuffers: (residual: BufferBinding, sum: BufferBinding) => BufferBinding[],
+): void {
+  checkShape(name, a.rows, a.cols);
   const g = rowGrid(gpu, a.rows);
   const params = rowParams(a.rows, a.cols, a.eps, g.groupsX, false);
   if (a.residual || a.sum) {
-    if (!a.residual || !a.sum) throw new Error('rmsNorm: residual and sum go together');
-    rec.dispatch(RMS_RES_FWD(a.cols), {
-      buffers: [a.x, a.residual, a.weight, a.out, a.sum, a.rstd],
-      params,
-      workgroups: g.workgroups,
-    });
+    if (!a.residual || !a.sum) throw new Error(`${name}: residual and sum go together`);
+    rec.dispatch(fused(a.cols), { buffers: fusedBuffers(a.residual, a.sum), params, workgroups: g.workgroups });
     return;
   }
-  rec.dispatch(RMS_FWD(a.cols), { buffers: [a.x, a.weight, a.out, a.rstd], params, workgroups: g.workgroups });
+  rec.dispatch(plain(a.cols), { buffers: plainBuffers, params, workgroups: g.workgroups });
 }
 
-export interface LayerNormArgs {
-  x: BufferBinding;
-  weight: BufferBinding;
+/** out = x / sqrt(mean(x²) + eps) * weight, row by row. */
+export function rmsNorm(gpu: Gpu, rec: Recorder, a: RmsNormArgs): void {
+  dispatchForward(gpu, rec, 'rmsNorm', a, RMS_FWD, [a.x, a.weight, a.out, a.rstd], RMS_RES_FWD, (residual, sum) =>
+    [a.x, residual, a.weight, a.out, sum, a.rstd]);
+}
+
+export interface LayerNormArgs extends NormForwardCommon {
   bias: BufferBinding;
-  out: BufferBinding;
   /** [rows, 2]: mean and 1/sqrt(var+eps) of each row, for the backward pass. */
   stats: BufferBinding;
-  rows: number;
-  cols: number;
-  eps: number;
-  /** Fused residual add, as in RmsNormArgs. */
-  residual?: BufferBinding;
-  sum?: BufferBinding;
 }
 
 /** out = (x - mean) / sqrt(var + eps) * weight + bias, row by row (biased variance, as PyTorch). */
 export function layerNorm(gpu: Gpu, rec: Recorder, a: LayerNormArgs): void {
-  checkShape('layerNorm', a.rows, a.cols);
-  const g = rowGrid(gpu, a.rows);
-  const params = rowParams(a.rows, a.cols, a.eps, g.groupsX, false);
-  if (a.residual || a.sum) {
-    if (!a.residual || !a.sum) throw new Error('layerNorm: residual and sum go together');
-    rec.dispatch(LN_RES_FWD(a.cols), {
-      buffers: [a.x, a.residual, a.weight, a.bias, a.out, a.sum, a.stats],
-      params,
-      workgroups: g.workgroups,
-    });
-    return;
-  }
-  rec.dispatch(LN_FWD(a.cols), { buffers: [a.x, a.weight, a.bias, a.out, a.stats], params, workgroups: g.workgroups });
+  dispatchForward(gpu, rec, 'layerNorm', a, LN_FWD, [a.x, a.weight, a.bias, a.out, a.stats], LN_RES_FWD, (residual, sum) =>
+    [a.x, residual, a.weight, a.bias, a.out, sum, a.stats]);
 }
 
-export interface RmsNormBackwardArgs {
+/** Fields both backward passes take. */
+interface NormBackwardCommon {
   /** The forward input (the `sum` buffer when the residual add was fused). */
   x: BufferBinding;
   weight: BufferBinding;
-  /** Saved by rmsNorm. */
-  rstd: BufferBinding;
   /** Gradient of the output, [rows, cols]. */
   dOut: BufferBinding;
   /** Gradient of x, [rows, cols]. */
@@ -148,38 +142,44 @@ export interface RmsNormBackwardArgs {
   cols: number;
   /** Add into dx instead of overwriting it (merging into the residual-stream gradient). */
   accumulate?: boolean;
+}
+
+/** Records dx for every row, from the row statistics the forward pass saved. */
+function dispatchRowGrad(gpu: Gpu, rec: Recorder, name: string, spec: (cols: number) => KernelSpec, a: NormBackwardCommon, saved: BufferBinding): void {
+  checkShape(name, a.rows, a.cols);
+  const g = rowGrid(gpu, a.rows);
+  rec.dispatch(spec(a.cols), {
+    buffers: [a.x, a.weight, a.dOut, saved, a.dx],
+    params: rowParams(a.rows, a.cols, 0, g.groupsX, !!a.accumulate),
+    workgroups: g.workgroups,
+  });
+}
+
+/** Records the [cols] parameter gradients, each summed over rows in a fixed order. */
+function dispatchParamGrad(rec: Recorder, spec: KernelSpec, a: NormBackwardCommon, buffers: BufferBinding[], accumulate: boolean): void {
+  rec.dispatch(spec, {
+    buffers,
+    params: rowParams(a.rows, a.cols, 0, 0, accumulate),
+    workgroups: [Math.ceil(a.cols / COLS_PER_GROUP)],
+  });
+}
+
+export interface RmsNormBackwardArgs extends NormBackwardCommon {
+  /** Saved by rmsNorm. */
+  rstd: BufferBinding;
   /** [cols] weight gradient, summed over rows in a fixed order; skipped when absent. */
   dWeight?: BufferBinding;
   accumulateWeight?: boolean;
 }
 
 export function rmsNormBackward(gpu: Gpu, rec: Recorder, a: RmsNormBackwardArgs): void {
-  checkShape('rmsNormBackward', a.rows, a.cols);
-  const g = rowGrid(gpu, a.rows);
-  rec.dispatch(RMS_BWD(a.cols), {
-    buffers: [a.x, a.weight, a.dOut, a.rstd, a.dx],
-    params: rowParams(a.rows, a.cols, 0, g.groupsX, !!a.accumulate),
-    workgroups: g.workgroups,
-  });
-  if (a.dWeight) {
-    rec.dispatch(RMS_BWD_W, {
-      buffers: [a.x, a.dOut, a.rstd, a.dWeight],
-      params: rowParams(a.rows, a.cols, 0, 0, !!a.accumulateWeight),
-      workgroups: [Math.ceil(a.cols / COLS_PER_GROUP)],
-    });
-  }
+  dispatchRowGrad(gpu, rec, 'rmsNormBackward', RMS_BWD, a, a.rstd);
+  if (a.dWeight) dispatchParamGrad(rec, RMS_BWD_W, a, [a.x, a.dOut, a.rstd, a.dWeight], !!a.accumulateWeight);
 }
 
-export interface LayerNormBackwardArgs {
-  x: BufferBinding;
-  weight: BufferBinding;
+export interface LayerNormBackwardArgs extends NormBackwardCommon {
   /** Saved by layerNorm. */
   stats: BufferBinding;
-  dOut: BufferBinding;
-  dx: BufferBinding;
-  rows: number;
-  cols: number;
-  accumulate?: boolean;
   /** [cols] gradients of weight and bias, given together or not at all. */
   dWeight?: BufferBinding;
   dBias?: BufferBinding;
@@ -187,19 +187,9 @@ export interface LayerNormBackwardArgs {
 }
 
 export function layerNormBackward(gpu: Gpu, rec: Recorder, a: LayerNormBackwardArgs): void {
-  checkShape('layerNormBackward', a.rows, a.cols);
-  const g = rowGrid(gpu, a.rows);
-  rec.dispatch(LN_BWD(a.cols), {
-    buffers: [a.x, a.weight, a.dOut, a.stats, a.dx],
-    params: rowParams(a.rows, a.cols, 0, g.groupsX, !!a.accumulate),
-    workgroups: g.workgroups,
-  });
+  dispatchRowGrad(gpu, rec, 'layerNormBackward', LN_BWD, a, a.stats);
   if (a.dWeight || a.dBias) {
     if (!a.dWeight || !a.dBias) throw new Error('layerNormBackward: dWeight and dBias go together');
-    rec.dispatch(LN_BWD_WB, {
-      buffers: [a.x, a.dOut, a.stats, a.dWeight, a.dBias],
-      params: rowParams(a.rows, a.cols, 0, 0, !!a.accumulateParams),
-      workgroups: [Math.ceil(a.cols / COLS_PER_GROUP)],
-    });
+    dispatchParamGrad(rec, LN_BWD_WB, a, [a.x, a.dOut, a.stats, a.dWeight, a.dBias], !!a.accumulateParams);
   }
 }

@@ -1,32 +1,13 @@
 // Deterministic sums, gradient norm and on-GPU gradient clipping: bindings for shaders/reduce.wgsl.
 import code from '../../shaders/reduce.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
+import { kernelSpec } from './kernelSpec';
 import { grid1d } from './grid';
 
-const SUM_BLOCKS: KernelSpec = {
-  name: 'reduce.sum_blocks',
-  code,
-  entryPoint: 'sum_blocks',
-  bindings: ['uniform', 'read', 'write'],
-};
-const NORM_COEF: KernelSpec = {
-  name: 'reduce.norm_and_clip_coef',
-  code,
-  entryPoint: 'norm_and_clip_coef',
-  bindings: ['uniform', 'read', 'write'],
-};
-const NORM_CLIP_STEP: KernelSpec = {
-  name: 'reduce.norm_clip_step',
-  code,
-  entryPoint: 'norm_clip_step',
-  bindings: ['uniform', 'read', 'write'],
-};
-const SCALE_BY_BUFFER: KernelSpec = {
-  name: 'reduce.scale_by_buffer',
-  code,
-  entryPoint: 'scale_by_buffer',
-  bindings: ['uniform', 'read', 'write'],
-};
+const SUM_BLOCKS = kernelSpec(code, 'reduce.sum_blocks', 'sum_blocks', ['uniform', 'read', 'write']);
+const NORM_COEF = kernelSpec(code, 'reduce.norm_and_clip_coef', 'norm_and_clip_coef', ['uniform', 'read', 'write']);
+const NORM_CLIP_STEP = kernelSpec(code, 'reduce.norm_clip_step', 'norm_clip_step', ['uniform', 'read', 'write']);
+const SCALE_BY_BUFFER = kernelSpec(code, 'reduce.scale_by_buffer', 'scale_by_buffer', ['uniform', 'read', 'write']);
 
 /** Elements one workgroup of the first stage sums (16 per thread: short f32 chains, many groups). */
 export const REDUCE_BLOCK = 4096;

@@ -1,6 +1,7 @@
 // Rotary position embeddings (Hugging Face rotate_half layout), forward and backward: bindings for shaders/rope.wgsl.
 import code from '../../shaders/rope.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
+import { kernelSpec } from './kernelSpec';
 import { grid1d } from './grid';
 
 /** `rope_scaling` (or `rope_parameters`) of a Hugging Face config.json. */
@@ -106,25 +107,10 @@ function need(scaling: RopeScalingConfig | null, key: keyof RopeScalingConfig): 
   return v;
 }
 
-const ROPE_INPLACE: KernelSpec = {
-  name: 'rope.inplace',
-  code,
-  entryPoint: 'rope_inplace',
-  bindings: ['uniform', 'read', 'read', 'write'],
-};
-const ROPE_COPY: KernelSpec = {
-  name: 'rope.copy',
-  code,
-  entryPoint: 'rope_copy',
-  bindings: ['uniform', 'read', 'read', 'read', 'write'],
-};
+const ROPE_INPLACE = kernelSpec(code, 'rope.inplace', 'rope_inplace', ['uniform', 'read', 'read', 'write']);
+const ROPE_COPY = kernelSpec(code, 'rope.copy', 'rope_copy', ['uniform', 'read', 'read', 'read', 'write']);
 
-const ROPE_QK_INPLACE: KernelSpec = {
-  name: 'rope.qk_inplace',
-  code,
-  entryPoint: 'rope_qk_inplace',
-  bindings: ['uniform', 'read', 'read', 'write', 'write'],
-};
+const ROPE_QK_INPLACE = kernelSpec(code, 'rope.qk_inplace', 'rope_qk_inplace', ['uniform', 'read', 'read', 'write', 'write']);
 
 interface RopeCommon {
   /** [rotaryDim / 2] f32, from ropeInvFreq. */

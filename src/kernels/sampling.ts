@@ -1,31 +1,12 @@
 // Next-token choice on the GPU (argmax, repetition penalty, temperature/top-k/top-p draws): bindings for shaders/sampling.wgsl.
 import code from '../../shaders/sampling.wgsl?raw';
-import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
+import { Params, type BufferBinding, type Gpu, type Recorder } from '../gpu';
+import { kernelSpec } from './kernelSpec';
 
-const ARGMAX: KernelSpec = {
-  name: 'sampling.argmax_rows',
-  code,
-  entryPoint: 'argmax_rows',
-  bindings: ['uniform', 'read', 'write'],
-};
-const SAMPLE_TOPK: KernelSpec = {
-  name: 'sampling.sample_topk',
-  code,
-  entryPoint: 'sample_topk',
-  bindings: ['uniform', 'read', 'write'],
-};
-const SAMPLE_FULL: KernelSpec = {
-  name: 'sampling.sample_full',
-  code,
-  entryPoint: 'sample_full',
-  bindings: ['uniform', 'read', 'write'],
-};
-const PENALTY: KernelSpec = {
-  name: 'sampling.repetition_penalty',
-  code,
-  entryPoint: 'repetition_penalty',
-  bindings: ['uniform', 'read', 'write'],
-};
+const ARGMAX = kernelSpec(code, 'sampling.argmax_rows', 'argmax_rows', ['uniform', 'read', 'write']);
+const SAMPLE_TOPK = kernelSpec(code, 'sampling.sample_topk', 'sample_topk', ['uniform', 'read', 'write']);
+const SAMPLE_FULL = kernelSpec(code, 'sampling.sample_full', 'sample_full', ['uniform', 'read', 'write']);
+const PENALTY = kernelSpec(code, 'sampling.repetition_penalty', 'repetition_penalty', ['uniform', 'read', 'write']);
 
 /**
  * Most candidates sample_topk keeps: the largest top-k, and the candidate set of top-p when

@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import { ADAPTER_MODEL_FILE, exportPeftAdapter, importPeftAdapter } from '../../src/formats/peft';
-import { loadCausalLM } from '../../src/model/load';
 import { expectClose } from '../helpers/compare';
 import { getTestGpu } from '../helpers/gpu';
+import { openFixtureModel } from '../helpers/model';
 import { FIXTURES, readGolden } from '../model/golden';
 
 // The adapters in test/fixtures/adapters were exported by Whittle (scripts/make_peft_fixture.ts);
@@ -14,9 +14,7 @@ import { FIXTURES, readGolden } from '../model/golden';
 describe.each(['tiny-llama', 'tiny-gpt2'])('%s PEFT adapter applied by PyTorch', (name) => {
   it('gives the logits our engine gives, and re-exports byte for byte', async () => {
     const gpu = await getTestGpu();
-    const modelDir = await nodeModelDir(join(FIXTURES, 'models', name));
-    const { model } = await loadCausalLM(gpu, modelDir, { dtype: 'f32' });
-    await modelDir.close?.();
+    const { model } = await openFixtureModel(name);
     const adapterPath = join(FIXTURES, 'adapters', name);
     const adapterDir = await nodeModelDir(adapterPath);
     const adapter = await importPeftAdapter(gpu, model, adapterDir);

@@ -1,14 +1,12 @@
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KEEP_RECORDINGS } from '../../src/gpu';
-import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import { axpby } from '../../src/kernels/elementwise';
-import { loadCausalLM, type LoadedModel } from '../../src/model/load';
+import type { LoadedModel } from '../../src/model/load';
 import { LoraAdapter, defaultLoraConfig } from '../../src/model/lora';
 import type { TokenBatch } from '../../src/model/transformer';
 import { DEFAULT_OPTIMIZER, LoraOptimizer } from '../../src/train/optimizer';
 import { getTestGpu } from '../helpers/gpu';
-import { FIXTURES } from '../model/golden';
+import { openFixtureModel } from '../helpers/model';
 
 describe('bind groups and uniforms across recordings', () => {
   it('a repeated recording makes no bind group, a new parameter value makes one', async () => {
@@ -58,10 +56,7 @@ describe('bind groups and uniforms across recordings', () => {
 describe('training steps on a cached plan', () => {
   let loaded: LoadedModel;
   beforeAll(async () => {
-    const gpu = await getTestGpu();
-    const dir = await nodeModelDir(join(FIXTURES, 'models', 'tiny-llama'));
-    loaded = await loadCausalLM(gpu, dir, { dtype: 'f32' });
-    await dir.close?.();
+    loaded = await openFixtureModel('tiny-llama');
   });
   afterAll(() => loaded.model.destroy());
 

@@ -53,16 +53,23 @@ function chunkStarts(V: number, vc: number, reverse: boolean): number[] {
   return reverse ? starts.reverse() : starts;
 }
 
+/** One problem's labels on the GPU and its outputs, poisoned: everything a loss binds but the logits. */
+function lossBuffers(gpu: Gpu, p: Problem) {
+  return {
+    targets: gpu.upload(p.targets),
+    mask: gpu.upload(p.mask),
+    state: poisonedF32(gpu, p.rows * CE_STATE_STRIDE),
+    rowLoss: poisonedF32(gpu, p.rows),
+    rowCorrect: poisonedF32(gpu, p.rows),
+    totals: poisonedF32(gpu, 3),
+  };
+}
+
 async function runChunked(gpu: Gpu, p: Problem, vc: number, opts: { reverse?: boolean; ld?: number } = {}) {
   const ld = opts.ld ?? vc;
   const count = p.mask.reduce((a, b) => a + b, 0);
   const gradScale = 1 / count;
-  const targets = gpu.upload(p.targets);
-  const mask = gpu.upload(p.mask);
-  const state = poisonedF32(gpu, p.rows * CE_STATE_STRIDE);
-  const rowLoss = poisonedF32(gpu, p.rows);
-  const rowCorrect = poisonedF32(gpu, p.rows);
-  const totals = poisonedF32(gpu, 3);
+  const { targets, mask, state, rowLoss, rowCorrect, totals } = lossBuffers(gpu, p);
   const starts = chunkStarts(p.V, vc, opts.reverse ?? false);
   const widthOf = (v0: number) => Math.min(vc, p.V - v0);
 
@@ -164,12 +171,7 @@ describe('chunked cross-entropy', () => {
     const count = p.mask.reduce((a, b) => a + b, 0);
     const ref = crossEntropyRef(p.logits, p.rows, p.V, p.targets, p.mask, 1 / count);
     const logits = gpu.upload(p.logits);
-    const targets = gpu.upload(p.targets);
-    const mask = gpu.upload(p.mask);
-    const state = poisonedF32(gpu, p.rows * CE_STATE_STRIDE);
-    const rowLoss = poisonedF32(gpu, p.rows);
-    const rowCorrect = poisonedF32(gpu, p.rows);
-    const totals = poisonedF32(gpu, 3);
+    const { targets, mask, state, rowLoss, rowCorrect, totals } = lossBuffers(gpu, p);
     const rec = gpu.recorder();
     const gradScale = 1 / count;
     crossEntropy(gpu, rec, { logits, targets, mask, state, rows: p.rows, V: p.V, rowLoss, rowCorrect, totals, gradScale });

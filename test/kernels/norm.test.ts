@@ -54,146 +54,82 @@ function termScale(dy: ArrayLike<number>, w: ArrayLike<number>, rstd: ArrayLike<
   return m;
 }
 
+/**
+ * rmsNorm of fresh row data against the f64 reference: out and rstd, and with `fused` the
+ * residual add too (sum = x + residual, bit-exact, then normalised).
+ */
+async function checkRmsNorm(rng: Rng, rows: number, cols: number, what: string, fused = false): Promise<void> {
+  const gpu = await getTestGpu();
+  const x = rowData(rng, rows, cols);
+  const res = fused ? rowData(rng, rows, cols) : null;
+  const w = rng.f32(cols, 0.5, 1.5);
+  const sumRef = res ? x.map((v, i) => v + res[i]!) : x; // Float32Array map rounds like the GPU add
+  const ref = rmsNormRef(sumRef, w, rows, cols, EPS);
+  await withBuffers(gpu, async (t) => {
+    const out = t(poisonedF32(gpu, rows * cols));
+    const rstd = t(poisonedF32(gpu, rows));
+    const sum = res ? t(poisonedF32(gpu, rows * cols)) : null;
+    const residual = res && sum ? { residual: t(gpu.upload(res)), sum } : {};
+    const rec = gpu.recorder();
+    rmsNorm(gpu, rec, { x: t(gpu.upload(x)), ...residual, weight: t(gpu.upload(w)), out, rstd, rows, cols, eps: EPS });
+    rec.submit();
+    if (sum) expect(Array.from(await gpu.readF32(sum, rows * cols))).toEqual(Array.from(sumRef));
+    expectClose(await gpu.readF32(out, rows * cols), ref.out, FWD_TOL, `${what} out`);
+    expectClose(await gpu.readF32(rstd, rows), ref.rstd, FWD_TOL, `${what} rstd`);
+  });
+}
+
+/** layerNorm as checkRmsNorm does rmsNorm: out, mean and rstd, and the sum when `fused`. */
+async function checkLayerNorm(rng: Rng, rows: number, cols: number, what: string, fused = false): Promise<void> {
+  const gpu = await getTestGpu();
+  const x = rowData(rng, rows, cols);
+  const res = fused ? rowData(rng, rows, cols) : null;
+  const w = rng.f32(cols, 0.5, 1.5);
+  const b = rng.f32(cols);
+  const sumRef = res ? x.map((v, i) => v + res[i]!) : x;
+  const ref = layerNormRef(sumRef, w, b, rows, cols, EPS);
+  await withBuffers(gpu, async (t) => {
+    const out = t(poisonedF32(gpu, rows * cols));
+    const stats = t(poisonedF32(gpu, rows * 2));
+    const sum = res ? t(poisonedF32(gpu, rows * cols)) : null;
+    const residual = res && sum ? { residual: t(gpu.upload(res)), sum } : {};
+    const rec = gpu.recorder();
+    const params = { weight: t(gpu.upload(w)), bias: t(gpu.upload(b)) };
+    layerNorm(gpu, rec, { x: t(gpu.upload(x)), ...residual, ...params, out, stats, rows, cols, eps: EPS });
+    rec.submit();
+    if (sum) expect(Array.from(await gpu.readF32(sum, rows * cols))).toEqual(Array.from(sumRef));
+    expectClose(await gpu.readF32(out, rows * cols), ref.out, FWD_TOL, `${what} out`);
+    const s = await gpu.readF32(stats, rows * 2);
+    expectClose(s.filter((_, i) => i % 2 === 0), ref.mean, FWD_TOL, `${what} mean`);
+    expectClose(s.filter((_, i) => i % 2 === 1), ref.rstd, FWD_TOL, `${what} rstd`);
+  });
+}
+
 describe('rmsNorm forward', () => {
   for (const rows of ROWS) {
     it(`matches the reference for rows=${rows}, cols ${COLS.join('/')}`, async () => {
-      const gpu = await getTestGpu();
-      for (const cols of COLS) {
-        const rng = new Rng(rows * 1000 + cols);
-        const x = rowData(rng, rows, cols);
-        const w = rng.f32(cols, 0.5, 1.5);
-        const ref = rmsNormRef(x, w, rows, cols, EPS);
-        await withBuffers(gpu, async (t) => {
-          const out = t(poisonedF32(gpu, rows * cols));
-          const rstd = t(poisonedF32(gpu, rows));
-          const rec = gpu.recorder();
-          rmsNorm(gpu, rec, { x: t(gpu.upload(x)), weight: t(gpu.upload(w)), out, rstd, rows, cols, eps: EPS });
-          rec.submit();
-          expectClose(await gpu.readF32(out, rows * cols), ref.out, FWD_TOL, `rmsNorm out ${rows}x${cols}`);
-          expectClose(await gpu.readF32(rstd, rows), ref.rstd, FWD_TOL, `rmsNorm rstd ${rows}x${cols}`);
-        });
-      }
+      for (const cols of COLS) await checkRmsNorm(new Rng(rows * 1000 + cols), rows, cols, `rmsNorm ${rows}x${cols}`);
     });
   }
 
   it('fuses the residual add: sum = x + residual, normalised', async () => {
-    const gpu = await getTestGpu();
-    const rows = 7;
-    const cols = 127;
-    const rng = new Rng(5);
-    const x = rowData(rng, rows, cols);
-    const res = rowData(rng, rows, cols);
-    const w = rng.f32(cols, 0.5, 1.5);
-    const sumRef = x.map((v, i) => v + res[i]!); // Float32Array map rounds like the GPU add
-    const ref = rmsNormRef(sumRef, w, rows, cols, EPS);
-    await withBuffers(gpu, async (t) => {
-      const out = t(poisonedF32(gpu, rows * cols));
-      const sum = t(poisonedF32(gpu, rows * cols));
-      const rstd = t(poisonedF32(gpu, rows));
-      const rec = gpu.recorder();
-      rmsNorm(gpu, rec, {
-        x: t(gpu.upload(x)),
-        residual: t(gpu.upload(res)),
-        sum,
-        weight: t(gpu.upload(w)),
-        out,
-        rstd,
-        rows,
-        cols,
-        eps: EPS,
-      });
-      rec.submit();
-      expect(Array.from(await gpu.readF32(sum, rows * cols))).toEqual(Array.from(sumRef));
-      expectClose(await gpu.readF32(out, rows * cols), ref.out, FWD_TOL, 'rmsNorm+res out');
-      expectClose(await gpu.readF32(rstd, rows), ref.rstd, FWD_TOL, 'rmsNorm+res rstd');
-    });
+    await checkRmsNorm(new Rng(5), 7, 127, 'rmsNorm+res', true);
   });
 
   it('covers more than 65535 rows with a 2-D grid', async () => {
-    const gpu = await getTestGpu();
-    const rows = 65_537;
-    const cols = 2;
-    const rng = new Rng(3);
-    const x = rowData(rng, rows, cols);
-    const w = rng.f32(cols, 0.5, 1.5);
-    const ref = rmsNormRef(x, w, rows, cols, EPS);
-    await withBuffers(gpu, async (t) => {
-      const out = t(poisonedF32(gpu, rows * cols));
-      const rstd = t(poisonedF32(gpu, rows));
-      const rec = gpu.recorder();
-      rmsNorm(gpu, rec, { x: t(gpu.upload(x)), weight: t(gpu.upload(w)), out, rstd, rows, cols, eps: EPS });
-      rec.submit();
-      expectClose(await gpu.readF32(out, rows * cols), ref.out, FWD_TOL, 'rmsNorm 2-D grid');
-    });
+    await checkRmsNorm(new Rng(3), 65_537, 2, 'rmsNorm 2-D grid');
   });
 });
 
 describe('layerNorm forward', () => {
   for (const rows of ROWS) {
     it(`matches the reference for rows=${rows}, cols ${COLS.join('/')}`, async () => {
-      const gpu = await getTestGpu();
-      for (const cols of COLS) {
-        const rng = new Rng(rows * 1000 + cols + 7);
-        const x = rowData(rng, rows, cols);
-        const w = rng.f32(cols, 0.5, 1.5);
-        const b = rng.f32(cols);
-        const ref = layerNormRef(x, w, b, rows, cols, EPS);
-        await withBuffers(gpu, async (t) => {
-          const out = t(poisonedF32(gpu, rows * cols));
-          const stats = t(poisonedF32(gpu, rows * 2));
-          const rec = gpu.recorder();
-          layerNorm(gpu, rec, {
-            x: t(gpu.upload(x)),
-            weight: t(gpu.upload(w)),
-            bias: t(gpu.upload(b)),
-            out,
-            stats,
-            rows,
-            cols,
-            eps: EPS,
-          });
-          rec.submit();
-          expectClose(await gpu.readF32(out, rows * cols), ref.out, FWD_TOL, `layerNorm out ${rows}x${cols}`);
-          const s = await gpu.readF32(stats, rows * 2);
-          expectClose(s.filter((_, i) => i % 2 === 0), ref.mean, FWD_TOL, 'layerNorm mean');
-          expectClose(s.filter((_, i) => i % 2 === 1), ref.rstd, FWD_TOL, 'layerNorm rstd');
-        });
-      }
+      for (const cols of COLS) await checkLayerNorm(new Rng(rows * 1000 + cols + 7), rows, cols, `layerNorm ${rows}x${cols}`);
     });
   }
 
   it('fuses the residual add', async () => {
-    const gpu = await getTestGpu();
-    const rows = 33;
-    const cols = 33;
-    const rng = new Rng(9);
-    const x = rowData(rng, rows, cols);
-    const res = rowData(rng, rows, cols);
-    const w = rng.f32(cols, 0.5, 1.5);
-    const b = rng.f32(cols);
-    const sumRef = x.map((v, i) => v + res[i]!);
-    const ref = layerNormRef(sumRef, w, b, rows, cols, EPS);
-    await withBuffers(gpu, async (t) => {
-      const out = t(poisonedF32(gpu, rows * cols));
-      const sum = t(poisonedF32(gpu, rows * cols));
-      const stats = t(poisonedF32(gpu, rows * 2));
-      const rec = gpu.recorder();
-      layerNorm(gpu, rec, {
-        x: t(gpu.upload(x)),
-        residual: t(gpu.upload(res)),
-        sum,
-        weight: t(gpu.upload(w)),
-        bias: t(gpu.upload(b)),
-        out,
-        stats,
-        rows,
-        cols,
-        eps: EPS,
-      });
-      rec.submit();
-      expect(Array.from(await gpu.readF32(sum, rows * cols))).toEqual(Array.from(sumRef));
-      expectClose(await gpu.readF32(out, rows * cols), ref.out, FWD_TOL, 'layerNorm+res out');
-    });
+    await checkLayerNorm(new Rng(9), 33, 33, 'layerNorm+res', true);
   });
 });
 

@@ -5,13 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ChatTemplate } from '../../src/data/chatTemplate';
-import { TextTokenizer } from '../../src/data/tokenizer';
-import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import { countParameters } from '../../src/model/config';
 import { generate } from '../../src/model/generate';
-import { loadCausalLM } from '../../src/model/load';
-import { getTestGpu } from '../helpers/gpu';
+import { openChatModel } from '../helpers/model';
 
 const ROOT = join(__dirname, '../..');
 const MODEL_DIR = join(ROOT, 'public/models/whittle-bilingual-small');
@@ -30,14 +26,7 @@ interface Reference {
   logits: number[][];
 }
 
-async function open() {
-  const gpu = await getTestGpu();
-  const dir = await nodeModelDir(MODEL_DIR);
-  const loaded = await loadCausalLM(gpu, dir, { dtype: 'f32' });
-  await dir.close?.();
-  const tokenizer = TextTokenizer.fromJson(loaded.files.tokenizerJson, loaded.files.tokenizerConfig);
-  return { gpu, tokenizer, template: ChatTemplate.fromTokenizer(tokenizer), ...loaded };
-}
+const open = () => openChatModel(MODEL_DIR);
 
 describe('embedded model whittle-bilingual-small', () => {
   it('is a small Llama with 512 positions, a ChatML tokenizer and one token per common Chinese character', async () => {

@@ -6,26 +6,16 @@ import { ChatTemplate } from '../../src/data/chatTemplate';
 import type { ChatMessage } from '../../src/data/datasetTypes';
 import { makeBatches } from '../../src/data/batching';
 import { tokenizeExample } from '../../src/data/examples';
-import { TextTokenizer } from '../../src/data/tokenizer';
-import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import { countParameters } from '../../src/model/config';
 import { generate } from '../../src/model/generate';
-import { loadCausalLM } from '../../src/model/load';
 import { defaultLoraConfig, LoraAdapter } from '../../src/model/lora';
 import type { CausalLM, TokenBatch } from '../../src/model/transformer';
 import { LoraOptimizer } from '../../src/train/optimizer';
-import { getTestGpu } from '../helpers/gpu';
+import { openChatModel } from '../helpers/model';
 
 const MODEL_DIR = join(__dirname, '../../public/models/whittle-wordnet-tiny');
 
-async function open() {
-  const gpu = await getTestGpu();
-  const dir = await nodeModelDir(MODEL_DIR);
-  const loaded = await loadCausalLM(gpu, dir, { dtype: 'f32' });
-  await dir.close?.();
-  const tokenizer = TextTokenizer.fromJson(loaded.files.tokenizerJson, loaded.files.tokenizerConfig);
-  return { gpu, tokenizer, template: ChatTemplate.fromTokenizer(tokenizer), ...loaded };
-}
+const open = () => openChatModel(MODEL_DIR);
 
 function chat(word: string, answer: string): ChatMessage[] {
   return [

@@ -1,23 +1,18 @@
 // CausalLM.evaluateRows: per-example loss totals of one batch, checked against the aggregate
 // evaluate() of the same batch and against evaluate() of each example alone.
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { nodeModelDir } from '../../src/formats/nodeByteSource';
-import { loadCausalLM } from '../../src/model/load';
 import { defaultLoraConfig, LoraAdapter } from '../../src/model/lora';
 import type { TokenBatch } from '../../src/model/transformer';
 import { Rng } from '../../src/util/random';
 import { getTestGpu } from '../helpers/gpu';
-import { FIXTURES } from './golden';
+import { openFixtureModel } from '../helpers/model';
 
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(1, Math.abs(b));
 
 describe('CausalLM.evaluateRows', () => {
   it('sums to evaluate() of the batch, and each row equals evaluate() of that row alone (1e-5)', async () => {
     const gpu = await getTestGpu();
-    const dir = await nodeModelDir(join(FIXTURES, 'models', 'tiny-llama'));
-    const { model, config } = await loadCausalLM(gpu, dir, { dtype: 'f32' });
-    await dir.close?.();
+    const { model, config } = await openFixtureModel('tiny-llama');
     const adapter = new LoraAdapter(gpu, config, model.weights, defaultLoraConfig(config, { r: 4, alpha: 8 }));
     const rng = new Rng(11);
     const tensors = new Map<string, { shape: number[]; data: Float32Array }>();

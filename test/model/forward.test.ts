@@ -1,23 +1,13 @@
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import { LoraAdapter, defaultLoraConfig } from '../../src/model/lora';
-import { loadCausalLM, type LoadedModel } from '../../src/model/load';
+import type { LoadedModel } from '../../src/model/load';
 import { expectClose } from '../helpers/compare';
 import { getTestGpu } from '../helpers/gpu';
-import { FIXTURES, readGolden } from './golden';
+import { openFixtureModel } from '../helpers/model';
+import { readGolden } from './golden';
 
 const MODELS = ['tiny-llama', 'tiny-qwen2', 'tiny-gpt2'];
 
-async function open(name: string, dtype: 'f32' | 'f16' = 'f32'): Promise<LoadedModel> {
-  const gpu = await getTestGpu();
-  const dir = await nodeModelDir(join(FIXTURES, 'models', name));
-  try {
-    return await loadCausalLM(gpu, dir, { dtype });
-  } finally {
-    await dir.close?.();
-  }
-}
 
 /** The adapter the golden file was made with (rank and alpha from its metadata). */
 async function goldenAdapter(loaded: LoadedModel, golden: Awaited<ReturnType<typeof readGolden>>): Promise<LoraAdapter> {
@@ -42,7 +32,7 @@ describe.each(MODELS)('%s against the PyTorch golden file', (name) => {
   });
 
   it('gives the same base and LoRA logits (f32 weights, 1e-4 relative)', async () => {
-    const loaded = await open(name);
+    const loaded = await openFixtureModel(name);
     opened.push(loaded);
     const golden = await readGolden(name);
     const [B, T] = golden.shape('tokens') as [number, number];
@@ -54,7 +44,7 @@ describe.each(MODELS)('%s against the PyTorch golden file', (name) => {
   });
 
   it('gives the same masked loss, token accuracy and LoRA gradients, keeping or recomputing activations', async () => {
-    const loaded = await open(name);
+    const loaded = await openFixtureModel(name);
     opened.push(loaded);
     const golden = await readGolden(name);
     const [B, T] = golden.shape('tokens') as [number, number];
@@ -87,7 +77,7 @@ describe.each(MODELS)('%s against the PyTorch golden file', (name) => {
   });
 
   it('stays close with f16 weights (weights rounded to half precision)', async () => {
-    const loaded = await open(name, 'f16');
+    const loaded = await openFixtureModel(name, 'f16');
     opened.push(loaded);
     const golden = await readGolden(name);
     const [B, T] = golden.shape('tokens') as [number, number];

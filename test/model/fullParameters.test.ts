@@ -1,19 +1,14 @@
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import { BaseGradients, FullParametersError } from '../../src/model/fullParameters';
-import { loadCausalLM } from '../../src/model/load';
 import { AdamWOptimizer } from '../../src/train/optimizer';
 import { expectClose } from '../helpers/compare';
 import { getTestGpu } from '../helpers/gpu';
-import { FIXTURES, readGolden } from './golden';
+import { openFixtureModel } from '../helpers/model';
+import { readGolden } from './golden';
 
 async function open(name: string, dtype: 'f32' | 'f16' = 'f32') {
   const gpu = await getTestGpu();
-  const dir = await nodeModelDir(join(FIXTURES, 'models', name));
-  const loaded = await loadCausalLM(gpu, dir, { dtype });
-  await dir.close?.();
-  return { gpu, ...loaded };
+  return { gpu, ...(await openFixtureModel(name, dtype)) };
 }
 
 describe.each(['tiny-llama', 'tiny-qwen2'])('%s full-parameter gradients', (name) => {

@@ -1,18 +1,14 @@
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import { generate } from '../../src/model/generate';
-import { loadCausalLM } from '../../src/model/load';
 import { LoraAdapter, defaultLoraConfig } from '../../src/model/lora';
 import { getTestGpu } from '../helpers/gpu';
-import { FIXTURES, readGolden } from './golden';
+import { openFixtureModel } from '../helpers/model';
+import { readGolden } from './golden';
 
 describe.each(['tiny-llama', 'tiny-qwen2', 'tiny-gpt2'])('%s generation', (name) => {
   it('is token-identical to PyTorch greedy decoding, with and without the adapter', async () => {
     const gpu = await getTestGpu();
-    const dir = await nodeModelDir(join(FIXTURES, 'models', name));
-    const { model, config } = await loadCausalLM(gpu, dir, { dtype: 'f32' });
-    await dir.close?.();
+    const { model, config } = await openFixtureModel(name);
     const golden = await readGolden(name);
     const [B, total] = golden.shape('greedy_base') as [number, number];
     const prompt = 5;
@@ -41,10 +37,7 @@ describe.each(['tiny-llama', 'tiny-qwen2', 'tiny-gpt2'])('%s generation', (name)
 
 describe('sampling options', () => {
   it('is reproducible for a seed, stops at EOS and on request', async () => {
-    const gpu = await getTestGpu();
-    const dir = await nodeModelDir(join(FIXTURES, 'models', 'tiny-llama'));
-    const { model } = await loadCausalLM(gpu, dir, { dtype: 'f32' });
-    await dir.close?.();
+    const { model } = await openFixtureModel('tiny-llama');
     const prompt = [[5, 17, 42, 100]];
     const opts = { maxNewTokens: 12, temperature: 1.2, topK: 20, topP: 0.9, repetitionPenalty: 1.3, seed: 7, eosTokenIds: [] };
     const a = await generate(model, prompt, null, opts);

@@ -2,10 +2,8 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TokenSequence } from '../../src/data/examples';
-import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import { readSafetensorsHeader, bytesSource, writeSafetensors } from '../../src/formats/safetensors';
-import { loadCausalLM, type LoadedModel } from '../../src/model/load';
+import type { LoadedModel } from '../../src/model/load';
 import { LoraAdapter, type LoraTensor } from '../../src/model/lora';
 import {
   captureCheckpoint,
@@ -27,15 +25,12 @@ import { LoraOptimizer } from '../../src/train/optimizer';
 import { Trainer, type TrainingEvent } from '../../src/train/trainer';
 import { Rng } from '../../src/util/random';
 import { getTestGpu } from '../helpers/gpu';
-import { FIXTURES } from '../model/golden';
+import { openFixtureModel, patternExamples } from '../helpers/model';
 
 let loaded: LoadedModel;
 let tmp: string;
 beforeAll(async () => {
-  const gpu = await getTestGpu();
-  const dir = await nodeModelDir(join(FIXTURES, 'models', 'tiny-llama'));
-  loaded = await loadCausalLM(gpu, dir, { dtype: 'f32' });
-  await dir.close?.();
+  loaded = await openFixtureModel('tiny-llama');
   tmp = await mkdtemp(join(tmpdir(), 'whittle-ckpt-'));
 });
 afterAll(async () => {
@@ -197,20 +192,6 @@ describe.each(stores)('%s', (_name, makeStore) => {
     await expect(store.save('job', '..', Uint8Array.of(0))).rejects.toThrow(CheckpointError);
   });
 });
-
-/** Prefixes of two fixed random sequences (learnable), first 1-3 ids untrained. */
-function patternExamples(n: number, seed: number, vocab: number): TokenSequence[] {
-  const base = new Rng(99);
-  const patterns = Array.from({ length: 2 }, () => Uint32Array.from({ length: 16 }, () => base.int(vocab)));
-  const rng = new Rng(seed);
-  return Array.from({ length: n }, () => {
-    const len = 6 + rng.int(11);
-    const ids = patterns[rng.int(patterns.length)]!.slice(0, len);
-    const trained = new Uint8Array(len).fill(1);
-    trained.fill(0, 0, 1 + rng.int(3));
-    return { ids, trained };
-  });
-}
 
 describe('resume', () => {
   it('a run stopped after epoch 1 and resumed from its stored checkpoint ends bit-identical to an uninterrupted run', async () => {

@@ -7,18 +7,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChatTemplate } from '../../src/data/chatTemplate';
-import type { ChatExample, ChatMessage } from '../../src/data/datasetTypes';
 import { createTokenCounter, tokenizeExamples } from '../../src/data/examples';
 import { validateJsonl } from '../../src/data/datasetReport';
 import { TextTokenizer } from '../../src/data/tokenizer';
-import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import { generate } from '../../src/model/generate';
-import { loadCausalLM, type LoadedModel } from '../../src/model/load';
+import type { LoadedModel } from '../../src/model/load';
 import type { LoraAdapter } from '../../src/model/lora';
 import { modelResolveContext, resolveHyperparameters } from '../../src/train/hyperparameters';
 import { Trainer } from '../../src/train/trainer';
 import { parseSampleIndex, tryItHyperparameters, type SampleDataset } from '../../src/jobs/samples';
-import { getTestGpu } from '../helpers/gpu';
+import { openChatModel, readChatJsonl } from '../helpers/model';
 
 const ROOT = join(__dirname, '../..');
 const MODEL_DIR = join(ROOT, 'public/models/whittle-bilingual-small');
@@ -27,24 +25,15 @@ const HELDOUT = JSON.parse(readFileSync(join(ROOT, 'test/fixtures/data/finetune_
 const DOCTOR_QA = join(ROOT, 'test/fixtures/data/doctor_qa_mixed.jsonl');
 const FINETUNE_TIMEOUT_MS = 20 * 60_000;
 
-function readChat(file: string): ChatExample[] {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => ({ kind: 'chat', messages: (JSON.parse(l) as { messages: ChatMessage[] }).messages }));
-}
-
 let loaded: LoadedModel;
 let tokenizer: TextTokenizer;
 let template: ChatTemplate;
 let samples: SampleDataset[];
 beforeAll(async () => {
-  const gpu = await getTestGpu();
-  const dir = await nodeModelDir(MODEL_DIR);
-  loaded = await loadCausalLM(gpu, dir, { dtype: 'f32' });
-  await dir.close?.();
-  tokenizer = TextTokenizer.fromJson(loaded.files.tokenizerJson, loaded.files.tokenizerConfig);
-  template = ChatTemplate.fromTokenizer(tokenizer);
+  const opened = await openChatModel(MODEL_DIR);
+  loaded = opened;
+  tokenizer = opened.tokenizer;
+  template = opened.template;
   samples = parseSampleIndex(JSON.parse(readFileSync(join(SAMPLES_DIR, 'index.json'), 'utf8')));
 });
 afterAll(() => loaded.model.destroy());
@@ -69,8 +58,8 @@ interface Run {
 /** Fine-tunes on one sample, then answers `questions` with and without the adapter. */
 async function fineTune(id: string, questions: readonly string[]): Promise<Run> {
   const sample = samples.find((s) => s.id === id)!;
-  const train = readChat(join(SAMPLES_DIR, sample.trainFile));
-  const valid = readChat(join(SAMPLES_DIR, sample.validFile));
+  const train = readChatJsonl(join(SAMPLES_DIR, sample.trainFile));
+  const valid = readChatJsonl(join(SAMPLES_DIR, sample.validFile));
   const system = train[0]!.messages[0]!.content;
   // Exactly the first screen's "Try it" full run: 'auto' everywhere but the epochs and seed, so the
   // learning rate, rank and batch come from the model folder's whittle_finetune.json.
@@ -138,7 +127,7 @@ describe('a first fine-tune of the embedded model visibly works', () => {
       expect(report.warnings.map((w) => w.code)).not.toContain('nothing_trained_after_truncation');
       expect(report.stats!.trainedTokensAfterTruncation).toBe(report.stats!.trainedTokens);
       // Held out: the last 4 lines.
-      const chats = readChat(DOCTOR_QA);
+      const chats = readChatJsonl(DOCTOR_QA);
       const sample: SampleDataset = { id: 'doctor-qa', title: '', description: '', trainFile: '', validFile: '', trainExamples: 16, validExamples: 4, suggestedEpochs: 4 };
       const hp = resolveHyperparameters({ ...tryItHyperparameters(sample, 'suggested'), evalEvery: 2 }, 16, { model: modelResolveContext(loaded.config, loaded.files.finetune) });
       const trainer = new Trainer({

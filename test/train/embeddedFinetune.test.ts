@@ -6,16 +6,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChatTemplate } from '../../src/data/chatTemplate';
-import type { ChatExample, ChatMessage } from '../../src/data/datasetTypes';
 import { tokenizeExamples } from '../../src/data/examples';
 import { TextTokenizer } from '../../src/data/tokenizer';
-import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import { generate } from '../../src/model/generate';
-import { loadCausalLM, type LoadedModel } from '../../src/model/load';
+import type { LoadedModel } from '../../src/model/load';
 import { modelResolveContext, resolveHyperparameters } from '../../src/train/hyperparameters';
 import { Trainer } from '../../src/train/trainer';
 import { parseSampleIndex, tryItExamples, tryItHyperparameters } from '../../src/jobs/samples';
-import { getTestGpu } from '../helpers/gpu';
+import { openChatModel, readChatJsonl } from '../helpers/model';
 
 const ROOT = join(__dirname, '../..');
 const MODEL_DIR = join(ROOT, 'public/models/whittle-wordnet-tiny');
@@ -25,23 +23,14 @@ const SAMPLES_DIR = join(ROOT, 'public/samples');
 // leaves room for another device's rounding.
 const MIN_DROP = 0.4;
 
-function readChat(file: string): ChatExample[] {
-  return readFileSync(join(SAMPLES_DIR, file), 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => ({ kind: 'chat', messages: (JSON.parse(l) as { messages: ChatMessage[] }).messages }));
-}
-
 let loaded: LoadedModel;
 let tokenizer: TextTokenizer;
 let template: ChatTemplate;
 beforeAll(async () => {
-  const gpu = await getTestGpu();
-  const dir = await nodeModelDir(MODEL_DIR);
-  loaded = await loadCausalLM(gpu, dir, { dtype: 'f32' });
-  await dir.close?.();
-  tokenizer = TextTokenizer.fromJson(loaded.files.tokenizerJson, loaded.files.tokenizerConfig);
-  template = ChatTemplate.fromTokenizer(tokenizer);
+  const opened = await openChatModel(MODEL_DIR);
+  loaded = opened;
+  tokenizer = opened.tokenizer;
+  template = opened.template;
 });
 afterAll(() => loaded.model.destroy());
 
@@ -57,8 +46,8 @@ describe('fine-tuning the embedded model on a shipped sample', () => {
   it('the quick "Try it" job on pirate-style lowers the validation loss', async () => {
     const samples = parseSampleIndex(JSON.parse(readFileSync(join(SAMPLES_DIR, 'index.json'), 'utf8')));
     const sample = samples.find((s) => s.id === 'pirate-style')!;
-    const trainChats = readChat(sample.trainFile);
-    const validChats = readChat(sample.validFile);
+    const trainChats = readChatJsonl(join(SAMPLES_DIR, sample.trainFile));
+    const validChats = readChatJsonl(join(SAMPLES_DIR, sample.validFile));
     expect([trainChats.length, validChats.length]).toEqual([sample.trainExamples, sample.validExamples]);
 
     // The quick check trains on the first examples of the file, as the page uploads them.

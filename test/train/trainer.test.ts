@@ -1,41 +1,16 @@
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TokenSequence } from '../../src/data/examples';
-import { nodeModelDir } from '../../src/formats/nodeByteSource';
-import { loadCausalLM, type LoadedModel } from '../../src/model/load';
+import type { LoadedModel } from '../../src/model/load';
 import { LoraAdapter } from '../../src/model/lora';
 import { MemoryCheckpointStore } from '../../src/train/checkpoint';
 import { resolveHyperparameters, type HyperparameterRequest } from '../../src/train/hyperparameters';
 import { parseResultsCsv, resultsCsv, RESULT_COLUMNS } from '../../src/train/metrics';
 import { Trainer, TrainingDivergedError, type TrainingEvent } from '../../src/train/trainer';
-import { Rng } from '../../src/util/random';
 import { expectClose } from '../helpers/compare';
-import { getTestGpu } from '../helpers/gpu';
-import { FIXTURES } from '../model/golden';
-
-/**
- * Learnable synthetic examples: prefixes of a few fixed random sequences, so a LoRA can lower the
- * loss in a few steps. The first 1-3 ids are untrained, like a chat prompt.
- */
-function patternExamples(n: number, seed: number, vocab: number): TokenSequence[] {
-  const base = new Rng(99);
-  const patterns = Array.from({ length: 2 }, () => Uint32Array.from({ length: 16 }, () => base.int(vocab)));
-  const rng = new Rng(seed);
-  return Array.from({ length: n }, () => {
-    const len = 6 + rng.int(11);
-    const ids = patterns[rng.int(patterns.length)]!.slice(0, len);
-    const trained = new Uint8Array(len).fill(1);
-    trained.fill(0, 0, 1 + rng.int(3));
-    return { ids, trained };
-  });
-}
+import { openFixtureModel, patternExamples } from '../helpers/model';
 
 let loaded: LoadedModel;
 beforeAll(async () => {
-  const gpu = await getTestGpu();
-  const dir = await nodeModelDir(join(FIXTURES, 'models', 'tiny-llama'));
-  loaded = await loadCausalLM(gpu, dir, { dtype: 'f32' });
-  await dir.close?.();
+  loaded = await openFixtureModel('tiny-llama');
 });
 afterAll(() => loaded.model.destroy());
 

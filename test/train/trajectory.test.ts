@@ -1,18 +1,14 @@
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { nodeModelDir } from '../../src/formats/nodeByteSource';
-import { loadCausalLM } from '../../src/model/load';
 import { LoraAdapter, defaultLoraConfig } from '../../src/model/lora';
 import { LoraOptimizer } from '../../src/train/optimizer';
 import { getTestGpu } from '../helpers/gpu';
-import { FIXTURES, readGolden } from '../model/golden';
+import { openFixtureModel } from '../helpers/model';
+import { readGolden } from '../model/golden';
 
 describe.each(['tiny-llama', 'tiny-qwen2', 'tiny-gpt2'])('%s training trajectory', (name) => {
   it.each(['always', 'never'] as const)('follows PyTorch AdamW + clip_grad_norm_ for 10 steps within 1e-4 (recompute %s)', async (recompute) => {
     const gpu = await getTestGpu();
-    const dir = await nodeModelDir(join(FIXTURES, 'models', name));
-    const { model, config } = await loadCausalLM(gpu, dir, { dtype: 'f32' });
-    await dir.close?.();
+    const { model, config } = await openFixtureModel(name);
     model.recompute = recompute;
     const golden = await readGolden(name);
     const hp = JSON.parse(golden.metadata.train!) as { steps: number; lr: number; betas: [number, number]; eps: number; wd: number; clip: number };

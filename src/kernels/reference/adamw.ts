@@ -1,16 +1,7 @@
 // Plain-TypeScript reference of torch.optim.AdamW (non-amsgrad, non-fused, _single_tensor_adamw).
 // State lives in Float32Arrays like PyTorch's f32 tensors; each line below is one tensor op of
 // PyTorch's, evaluated in f64 and stored back to f32.
-
-export interface AdamWRefHyper {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  /** 1-based step. */
-  step: number;
-}
+import type { AdamWHyper } from '../adamw';
 
 /**
  * One AdamW step, in place on param, expAvg and expAvgSq. `gradScale` multiplies the grad first
@@ -21,7 +12,7 @@ export function adamwStepRef(
   grad: Float32Array,
   expAvg: Float32Array,
   expAvgSq: Float32Array,
-  hp: AdamWRefHyper,
+  hp: AdamWHyper,
   gradScale = 1,
 ): void {
   const bias1 = 1 - hp.beta1 ** hp.step;

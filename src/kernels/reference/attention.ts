@@ -4,13 +4,10 @@
  * q/out/dout [B, T, Hq, D], k/v [B, kvCapacity, Hkv, D], lse [B, Hq, T].
  */
 
-export interface AttentionRefDims {
-  B: number;
-  T: number;
-  Hq: number;
-  Hkv: number;
-  D: number;
-  scale?: number;
+import type { AttentionDims } from '../attention';
+
+/** The kernels' dimensions, plus the k/v cache geometry of AttentionForwardArgs. */
+export interface AttentionRefDims extends AttentionDims {
   /** Keys before the first query; query t sits at position pastLen + t. Default 0. */
   pastLen?: number;
   /** Rows per sequence in k/v. Default pastLen + T. */

@@ -1,31 +1,14 @@
 import { f16BitsToF32 } from '../../util/f16';
+import type { MatmulLayout } from '../matmul';
 
-/** Arguments of {@link matmulRef}; the same names and defaults as `MatmulArgs` in ../matmul. */
-export interface MatmulRefArgs {
+/** Arguments of {@link matmulRef}: the kernel's layout, with CPU arrays for the operands. */
+export interface MatmulRefArgs extends MatmulLayout {
   a: Float32Array;
   /** f32 values, or f16 bit patterns (a Uint16Array) as the f16-weight kernel reads them. */
   b: Float32Array | Uint16Array;
   /** Current contents of C (read when beta != 0; elements outside the product are kept). */
   c?: Float32Array;
-  M: number;
-  N: number;
-  K: number;
-  transA?: boolean;
-  transB?: boolean;
-  batch?: number;
-  strideA?: number;
-  strideB?: number;
-  strideC?: number;
-  alpha?: number;
-  beta?: number;
   bias?: Float32Array;
-  lda?: number;
-  ldb?: number;
-  ldc?: number;
-  offsetA?: number;
-  offsetB?: number;
-  offsetC?: number;
-  offsetBias?: number;
 }
 
 /**

@@ -6,6 +6,7 @@ import { useEffect, useState } from 'react';
 import type { CuratedModelView, DownloadProgress, HubRepoFile, HubRepoView, JobMemoryCheck, ModelInfo, ModelSource } from '../../worker/trainingProtocol';
 import { errorText, useClient } from '../engine';
 import { formatBytes, formatCompact } from '../format';
+import { FormError } from './FormError';
 import './HubModels.css';
 
 /** A default job's memory in one line: fits or not, against what. */
@@ -232,11 +233,7 @@ export function HubModels({ onChoose }: Props) {
           )}
         </div>
       )}
-      {error && (
-        <p className="form-error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormError message={error} />
     </div>
   );
 }

@@ -6,6 +6,7 @@ import { errorText, useClient } from '../engine';
 import { formatCompact, formatCount } from '../format';
 import { modelId, rememberModel, useKnownModels } from '../modelRegistry';
 import { useDropZone } from '../useDropZone';
+import { FormError } from './FormError';
 import { HubModels } from './HubModels';
 
 export type ModelTab = 'embedded' | 'recent' | 'hub' | 'local';
@@ -250,11 +251,7 @@ export function ModelPicker({ value, onChange, embedded, embeddedError = null, s
         </div>
       )}
 
-      {error && (
-        <p className="form-error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormError message={error} />
 
       {value && <ModelSummary info={value} />}
     </div>

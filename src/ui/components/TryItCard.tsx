@@ -10,6 +10,7 @@ import { EMBEDDED_MODEL_NAME, tryItExamples, tryItHyperparameters, tryItSteps, t
 import { fetchSampleBytes, fetchSampleFiles, fetchSampleIndex, firstSentence } from '../samples';
 import { modelResolveContext } from '../../train/hyperparameters';
 import { TINY_MODEL_EXPECTATION } from '../tinyModel';
+import { FormError } from './FormError';
 import './TryItCard.css';
 
 type IndexState = { state: 'loading' } | { state: 'ready'; samples: SampleDataset[]; bytes: Record<string, number | null> } | { state: 'failed'; message: string };
@@ -157,11 +158,7 @@ export function TryItCard({ onClose }: { onClose?: () => void }) {
           {waiting ?? ''}
         </span>
       </div>
-      {error && (
-        <p className="form-error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormError message={error} />
     </section>
   );
 }

@@ -7,6 +7,7 @@ import type { InsightExample, ValidationInsights as Insights, ValidationInsights
 import type { JobRecord } from '../../worker/trainingProtocol';
 import { errorText, useClient } from '../engine';
 import { formatCount } from '../format';
+import { FormError } from './FormError';
 import './ValidationInsights.css';
 
 /** A loss as the dashboard shows losses: 4 decimals, '–' when there is none. */
@@ -191,11 +192,7 @@ export function ValidationInsights({ job }: { job: JobRecord }) {
           {compute('Compute validation insights')}
         </>
       )}
-      {error && (
-        <p className="form-error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormError message={error} />
     </section>
   );
 }

@@ -1,7 +1,7 @@
 // Creating a fine-tuning job: model, data (validated as it is picked), hyperparameters with auto
 // defaults, suffix, and an estimate. Create stays disabled, with the reasons listed, until the
 // job would start.
-import { useEffect, useId, useMemo, useRef, useState } from 'react';
+import { useEffect, useId, useMemo, useRef, useState, type ReactNode } from 'react';
 import { MAX_UNTRAINED_SHARE, untrainedExamples } from '../../data/datasetReport';
 import type { DatasetReport } from '../../data/datasetTypes';
 import { checkSuffix } from '../../jobs/job';
@@ -9,6 +9,7 @@ import { tryItHyperparameters } from '../../jobs/samples';
 import type { FileRecord, HyperparametersPreview, ModelInfo, ModelSource } from '../../worker/trainingProtocol';
 import { DatasetReportView } from '../components/DatasetReportView';
 import { ExamplePreview } from '../components/ExamplePreview';
+import { FormError } from '../components/FormError';
 import { ALL_FIELDS, EMPTY_FORM, formForFamily, formFromRequest, HyperparameterForm, parseCheckpointEvery, parseForm, type HpForm } from '../components/HyperparameterForm';
 import { MemoryEstimate } from '../components/MemoryEstimate';
 import { ModelPicker } from '../components/ModelPicker';
@@ -154,11 +155,7 @@ function DataFileField({
           )}
         </p>
       )}
-      {validation.error && (
-        <p className="form-error" role="alert">
-          {validation.error}
-        </p>
-      )}
+      <FormError message={validation.error} />
       {validation.report && (
         // While a new model's report comes, the last one stays (dimmed): no layout jump.
         <div aria-busy={validation.validating} style={validation.validating ? { opacity: 0.6 } : undefined}>
@@ -171,6 +168,21 @@ function DataFileField({
 }
 
 /** Median tokens/s of the newest job on this model that ran, for the time estimate. */
+/** One numbered card of the form, its heading naming the section for screen readers. */
+function FormStep({ id, num, title, children }: { id: string; num: number; title: string; children: ReactNode }) {
+  return (
+    <section className="card step" aria-labelledby={id}>
+      <h2 id={id}>
+        <span className="step-num" aria-hidden="true">
+          {num}
+        </span>
+        {title}
+      </h2>
+      {children}
+    </section>
+  );
+}
+
 function useMeasuredSpeed(model: ModelInfo | null): number | null {
   const snap = useEngine();
   const store = useEngineStore();
@@ -370,33 +382,17 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
           </a>
           <h1>Create a fine-tuning job</h1>
           {from && <p className="muted">Settings copied from job {source ? (source.suffix ?? source.id) : from}.</p>}
-          {sampleError && (
-            <p className="form-error" role="alert">
-              {sampleError}
-            </p>
-          )}
+          <FormError message={sampleError} />
         </div>
       </div>
 
       <div className="create-layout">
         <div className="create-form">
-          <section className="card step" aria-labelledby="step-model">
-            <h2 id="step-model">
-              <span className="step-num" aria-hidden="true">
-                1
-              </span>
-              Base model
-            </h2>
+          <FormStep id="step-model" num={1} title="Base model">
             <ModelPicker value={model} onChange={setModel} embedded={embedded} embeddedError={embeddedError} />
-          </section>
+          </FormStep>
 
-          <section className="card step" aria-labelledby="step-data">
-            <h2 id="step-data">
-              <span className="step-num" aria-hidden="true">
-                2
-              </span>
-              Data
-            </h2>
+          <FormStep id="step-data" num={2} title="Data">
             <p className="muted small">
               JSONL, one example per line: chat <code>{'{"messages": [...]}'}</code>, <code>{'{"prompt", "completion"}'}</code> or <code>{'{"text"}'}</code>. Files stay in this browser.
             </p>
@@ -422,26 +418,14 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
               testId="validation-file"
               preview={{ model: model?.source ?? null, maxSeqLen }}
             />
-          </section>
+          </FormStep>
 
-          <section className="card step" aria-labelledby="step-hp">
-            <h2 id="step-hp">
-              <span className="step-num" aria-hidden="true">
-                3
-              </span>
-              Hyperparameters
-            </h2>
+          <FormStep id="step-hp" num={3} title="Hyperparameters">
             <p className="muted small">Leave a field empty for auto: the rules pick a value from the data and the model, shown in grey.</p>
             <HyperparameterForm form={form} onChange={setForm} errors={errors} preview={preview} family={model?.summary.family === 'gpt2' ? 'gpt2' : 'llama'} />
-          </section>
+          </FormStep>
 
-          <section className="card step" aria-labelledby="step-suffix">
-            <h2 id="step-suffix">
-              <span className="step-num" aria-hidden="true">
-                4
-              </span>
-              Suffix
-            </h2>
+          <FormStep id="step-suffix" num={4} title="Suffix">
             <div className="field">
               <label htmlFor={suffixId} className="label">
                 Added to the fine-tuned model&rsquo;s name <span className="muted">(optional)</span>
@@ -462,7 +446,7 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
               </span>
               {suffixError && <span className="field-error">{suffixError}</span>}
             </div>
-          </section>
+          </FormStep>
         </div>
 
         <aside className="create-summary" aria-labelledby="summary-title">
@@ -509,11 +493,7 @@ export function CreateJobPage({ from, sample }: { from: string | null; sample?: 
                 ))}
               </ul>
             )}
-            {submitError && (
-              <p className="form-error" role="alert">
-                {submitError}
-              </p>
-            )}
+            <FormError message={submitError} />
           </div>
         </aside>
       </div>

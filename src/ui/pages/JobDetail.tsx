@@ -4,6 +4,7 @@ import { useEffect, useRef, useState } from 'react';
 import { smoothedEtaMs } from '../../jobs/eta';
 import { NO_STEP_TOKENS, NO_VALIDATION_TOKENS, resultsCsv, trainedStep } from '../../train/metrics';
 import type { JobEvent, JobRecord } from '../../worker/trainingProtocol';
+import { FormError } from '../components/FormError';
 import { ChartToolbar, JobCharts, type ChartControls } from '../components/JobCharts';
 import { HyperparameterList } from '../components/Hyperparameters';
 import { StatusBadge } from '../components/StatusBadge';
@@ -123,11 +124,7 @@ function Actions({ job }: { job: JobRecord }) {
           </button>
         )}
       </div>
-      {error && (
-        <p className="form-error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormError message={error} />
     </div>
   );
 }
@@ -304,11 +301,7 @@ function Checkpoints({ job }: { job: JobRecord }) {
             </tbody>
           </table>
         </div>
-        {error && (
-          <p className="form-error" role="alert">
-            {error}
-          </p>
-        )}
+        <FormError message={error} />
       </>
     );
   }

@@ -8,6 +8,7 @@ import type { ChatMessage } from '../../data/datasetTypes';
 import type { AdapterRef, GenerateOutput, JobRecord, ModelInfo, ModelSource } from '../../worker/trainingProtocol';
 
 type ModelSummary = ModelInfo['summary'];
+import { FormError } from '../components/FormError';
 import { errorText, useClient, useEngine } from '../engine';
 import { formatCount } from '../format';
 import { modelId, useKnownModels } from '../modelRegistry';
@@ -237,11 +238,7 @@ function PaneView({
             The first run exports the model to ONNX and starts ONNX Runtime Web; later runs reuse it.
           </p>
         )}
-        {run?.error && (
-          <p className="form-error" role="alert">
-            {run.error}
-          </p>
-        )}
+        <FormError message={run?.error} />
       </div>
       <div className="pane-stats mono small" aria-live="polite" aria-atomic="true">
         <span>{run ? `${formatCount(run.tokens)} tokens` : '\u00a0'}</span>

@@ -12,7 +12,7 @@ import { buildAndServe, collectPageErrors, DOCS_SCREENSHOTS_DIR, launchChromium,
 const SAMPLE = join(ROOT, 'public/samples/clinic-assistant.train.jsonl');
 const TINY_LLAMA = join(ROOT, 'test/fixtures/models/tiny-llama');
 const EMBEDDED = join(ROOT, 'public/models/whittle-bilingual-small');
-const EMBEDDED_FILES = ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'];
+const EMBEDDED_FILES = ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'whittle_finetune.json'];
 
 let app: ServedApp | null = null;
 let browser: Browser | null = null;

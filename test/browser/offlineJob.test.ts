@@ -97,7 +97,7 @@ describe('offline "Try it" job (WebGPU on SwiftShader)', () => {
 
     const detail = page.getByTestId('job-detail');
     await detail.waitFor({ timeout: 60_000 });
-    expect(await detail.locator('h2').first().innerText()).toBe(SAMPLE);
+    expect(await detail.locator('h2').first().innerText()).toBe(`${SAMPLE} · quick check`);
     lap('job created');
     // Progress in the log every 20 s, so a slow SwiftShader step is easy to spot.
     const deadline = Date.now() + JOB_END_TIMEOUT_MS;

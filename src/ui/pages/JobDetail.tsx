@@ -20,9 +20,12 @@ import { isSmallModel, TINY_MODEL_EXPECTATION } from '../tinyModel';
  * suffix the user gave, e.g. "pirate-style · v2"; the id where there is no file name.
  */
 export function jobTitle(job: Pick<JobRecord, 'suffix' | 'id'> & { trainingFile?: Pick<JobRecord['trainingFile'], 'name'> }): string {
-  const file = job.trainingFile?.name.replace(/(\.train)?\.jsonl?$/i, '').trim() || null;
+  // `X.train.first-32.jsonl` is the first screen's quick check on sample X (firstExamplesFileName).
+  const parts = /^(.*?)(?:\.train)?(?:\.first-(\d+))?(?:\.jsonl?)?$/i.exec(job.trainingFile?.name.trim() ?? '');
+  const file = parts?.[1] || null;
   if (!file) return job.suffix ?? job.id;
-  return job.suffix && job.suffix !== file ? `${file} · ${job.suffix}` : file;
+  const named = job.suffix && job.suffix !== file ? `${file} · ${job.suffix}` : file;
+  return parts?.[2] ? `${named} · quick check` : named;
 }
 
 /**

@@ -72,6 +72,8 @@ describe('jobTitle', () => {
     expect(jobTitle({ id: 'ftjob-abc', suffix: null, trainingFile: { name: 'pirate-style.train.jsonl' } })).toBe('pirate-style');
     expect(jobTitle({ id: 'ftjob-abc', suffix: 'v2', trainingFile: { name: 'pirate-style.train.jsonl' } })).toBe('pirate-style · v2');
     expect(jobTitle({ id: 'ftjob-abc', suffix: 'notes', trainingFile: { name: 'notes.jsonl' } })).toBe('notes');
+    // The first screen's quick check trains on the sample's first examples.
+    expect(jobTitle({ id: 'ftjob-abc', suffix: 'pirate-style', trainingFile: { name: 'pirate-style.train.first-32.jsonl' } })).toBe('pirate-style · quick check');
     // Without a file name: the suffix, else the id.
     expect(jobTitle({ id: 'ftjob-abc', suffix: 'tiny' })).toBe('tiny');
     expect(jobTitle({ id: 'ftjob-abc', suffix: null })).toBe('ftjob-abc');

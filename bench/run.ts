@@ -12,7 +12,6 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { acquireGpu, type Gpu } from '../src/gpu';
-import { isCpuAdapter } from '../src/kernels/matmul';
 import type { RecomputePolicy } from '../src/model/memoryEstimate';
 import type { LoraLinearPath } from '../src/model/transformer';
 import { benchGenerate } from './generate';
@@ -116,7 +115,7 @@ async function main(): Promise<void> {
     let peerEnvironment: PeerEnvironment | undefined;
     const flags: Record<string, unknown> = { dtype, peer };
     if (suite === 'kernels') {
-      const lmHead = values['no-lm-head'] ? false : (values['lm-head'] ?? !isCpuAdapter(gpu));
+      const lmHead = values['no-lm-head'] ? false : (values['lm-head'] ?? gpu.kernels !== 'cpu');
       const preset = values['kernel-shapes'] as KernelPreset;
       if (!KERNEL_PRESETS.includes(preset)) throw new Error(`--kernel-shapes must be one of ${KERNEL_PRESETS.join(', ')}, got '${preset}'`);
       Object.assign(flags, { lmHead, kernelShapes: preset });

@@ -11,6 +11,24 @@ export interface AcquireOptions {
   powerPreference?: GPUPowerPreference;
   /** Do not request shader-f16 even when offered (to test the f32 paths). */
   disableF16?: boolean;
+  /** Which family of kernels to run (default 'auto': 'cpu' on CPU adapters, 'gpu' elsewhere). */
+  kernels?: KernelChoice;
+}
+
+/**
+ * The kernel families: 'cpu' kernels avoid workgroup memory and barriers, which are slow when
+ * shaders run as CPU threads (lavapipe, SwiftShader); 'gpu' kernels tile through workgroup memory
+ * as real GPUs want. Either runs anywhere and gives the same results within each kernel's stated
+ * bound; forcing 'gpu' on a CPU adapter is how CI tests the GPU kernels.
+ */
+export type KernelPlan = 'cpu' | 'gpu';
+export type KernelChoice = 'auto' | KernelPlan;
+export const KERNEL_CHOICES: readonly KernelChoice[] = ['auto', 'cpu', 'gpu'];
+
+/** True for adapters that run shaders on the CPU, where workgroup barriers are expensive. */
+export function isCpuAdapter(adapter: Pick<AdapterSummary, 'vendor' | 'architecture' | 'device' | 'description'>): boolean {
+  const { vendor, architecture, device, description } = adapter;
+  return /llvmpipe|lavapipe|swiftshader|software|basic render/i.test(`${vendor} ${architecture} ${device} ${description}`);
 }
 
 /** What the engine asked of the device since the last `resetCounters()` (benchmarks read these). */
@@ -57,6 +75,8 @@ export class Gpu {
   readonly hasF16: boolean;
   readonly hasTimestamps: boolean;
   readonly hasSubgroups: boolean;
+  /** The kernel family every kernel binding picks by default (see KernelPlan). */
+  readonly kernels: KernelPlan;
   readonly counters: GpuCounters = { dispatches: 0, submits: 0, blockingReads: 0, lateReads: 0, bindGroups: 0, waitMs: 0 };
   /**
    * Dry run: recorders encode their commands but never submit them, and read() resolves to zeros
@@ -72,7 +92,9 @@ export class Gpu {
   constructor(
     readonly device: GPUDevice,
     readonly adapter: AdapterSummary,
+    kernels: KernelChoice = 'auto',
   ) {
+    this.kernels = kernels === 'auto' ? (isCpuAdapter(adapter) ? 'cpu' : 'gpu') : kernels;
     this.pool = new BufferPool(device);
     this.pipelines = new PipelineCache(device);
     this.bindings = new BindingCache(device, this.pool);
@@ -295,5 +317,5 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
     features: [...device.features].sort(),
     limits: numericLimits(device.limits),
   };
-  return new Gpu(device, summary);
+  return new Gpu(device, summary, options.kernels ?? 'auto');
 }

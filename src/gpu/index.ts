@@ -1,4 +1,4 @@
-export { acquireGpu, Gpu, storageUsage, type AcquireOptions, type AdapterSummary, type GpuCounters } from './device';
+export { acquireGpu, Gpu, isCpuAdapter, KERNEL_CHOICES, storageUsage, type AcquireOptions, type AdapterSummary, type GpuCounters, type KernelChoice, type KernelPlan } from './device';
 export { BufferPool, bucketSize, type BufferStats } from './bufferPool';
 export { PipelineCache, type BindingKind, type KernelSpec } from './pipelineCache';
 export { Recorder, type BufferBinding, type DispatchArgs, type KernelTiming } from './recorder';

@@ -77,15 +77,9 @@ export interface MatmulArgs extends MatmulLayout {
 
 const BINDINGS = ['uniform', 'read', 'read', 'read', 'write'] as const;
 
-/** True for adapters that run shaders on the CPU, where workgroup barriers are expensive. */
-export function isCpuAdapter(gpu: Gpu): boolean {
-  const { vendor, architecture, device, description } = gpu.adapter;
-  return /llvmpipe|lavapipe|swiftshader|software|basic render/i.test(`${vendor} ${architecture} ${device} ${description}`);
-}
-
 /** The kernel and tile shape `matmul` uses on this device unless told otherwise. */
 export function defaultMatmulTuning(gpu: Gpu): MatmulTuning {
-  return isCpuAdapter(gpu)
+  return gpu.kernels === 'cpu'
     ? { kernel: 'register', wgX: 8, wgY: 8, bk: 16, specialize: false }
     : { kernel: 'tiled', wgX: 16, wgY: 16, bk: 16, specialize: true };
 }

@@ -4,7 +4,7 @@
  */
 import type { Gpu, Recorder } from '../gpu';
 import { loraBackward, loraDown, loraLinear } from '../kernels/lora';
-import { isCpuAdapter, matmul } from '../kernels/matmul';
+import { matmul } from '../kernels/matmul';
 
 import type { BaseGradients } from './fullParameters';
 import type { LoraModule } from './lora';
@@ -28,7 +28,7 @@ export type LoraLinearPath = 'fused' | 'unfused';
  * until a real GPU measurement says otherwise.
  */
 export function defaultLoraLinearPath(gpu: Gpu): LoraLinearPath {
-  return isCpuAdapter(gpu) ? 'unfused' : 'fused';
+  return gpu.kernels === 'cpu' ? 'unfused' : 'fused';
 }
 
 /** A LoRA dropout mask's seed and drop probability (null: no dropout). */

@@ -4,11 +4,14 @@ import {
   bucketSize,
   GpuDeviceLostError,
   GpuValidationError,
+  isCpuAdapter,
   Params,
   WebGpuUnavailableError,
   type KernelSpec,
 } from '../../src/gpu';
 import { axpby } from '../../src/kernels/elementwise';
+import { defaultMatmulTuning } from '../../src/kernels/matmul';
+import { defaultLoraLinearPath } from '../../src/model/linearLayer';
 import { getTestGpu } from '../helpers/gpu';
 
 describe('bucketSize', () => {
@@ -132,5 +135,23 @@ describe('adapter', () => {
     expect(gpu.adapter.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 1024 * 1024);
     expect(gpu.limits.maxStorageBufferBindingSize).toBe(gpu.adapter.limits.maxStorageBufferBindingSize);
     expect(gpu.hasF16).toBe(gpu.adapter.features.includes('shader-f16'));
+  });
+});
+
+describe('kernel plan', () => {
+  it('picks the CPU kernels on a CPU adapter unless forced, and names CPU adapters', async () => {
+    expect(isCpuAdapter({ vendor: 'mesa', architecture: '', device: 'llvmpipe (LLVM 15.0.7, 256 bits)', description: '' })).toBe(true);
+    expect(isCpuAdapter({ vendor: 'google', architecture: 'swiftshader', device: '', description: '' })).toBe(true);
+    expect(isCpuAdapter({ vendor: 'nvidia', architecture: 'hopper', device: 'NVIDIA H100', description: '' })).toBe(false);
+    const auto = await getTestGpu();
+    expect(auto.kernels).toBe(isCpuAdapter(auto.adapter) ? 'cpu' : 'gpu');
+    const forced = await acquireGpu({ kernels: 'gpu' });
+    try {
+      expect(forced.kernels).toBe('gpu');
+      expect(defaultMatmulTuning(forced).kernel).toBe('tiled');
+      expect(defaultLoraLinearPath(forced)).toBe('fused');
+    } finally {
+      forced.device.destroy();
+    }
   });
 });

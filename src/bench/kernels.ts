@@ -8,6 +8,7 @@ import { loraDown, loraLinear } from '../kernels/lora';
 import { matmul } from '../kernels/matmul';
 import { maxRelError, Rng } from '../selftest/compare';
 import { benchAttention } from './attention';
+import { measureFmaPeak } from './fmaProbe';
 import { benchMatmul, SMOLLM2_SHAPES } from './matmul';
 import { median, type BenchRow } from './table';
 import { timeRecording } from './timing';
@@ -130,10 +131,23 @@ async function benchLora(gpu: Gpu, shape: KernelSuiteShapes['lora'], reps: numbe
   return { rows, peer };
 }
 
-/** Runs the suite on `gpu`: our rows, and the peer case each row compares with. */
+/**
+ * Runs the suite on `gpu`: the FMA probe's row first (the device's peak f32 FMA rate), then our
+ * kernel rows, each with its share of that peak, and the peer case each kernel row compares with.
+ */
 export async function runKernelSuite(gpu: Gpu, shapes: KernelSuiteShapes, log: (msg: string) => void = () => {}): Promise<KernelSuiteResult> {
   const rows: BenchRow[] = [];
   const peers = new Map<BenchRow, KernelPeerCase>();
+  log('kernels: FMA probe (peak f32 FMA rate)');
+  const peak = await measureFmaPeak(gpu);
+  rows.push({
+    suite: 'kernels',
+    name: `FMA probe: peak f32 FMA rate (${peak.threads} threads x ${peak.iters * 32} FMAs)`,
+    ms: peak.ms,
+    gflops: peak.gflops,
+    peakShare: 1,
+    note: 'the peakShare denominator; output checked against its closed form',
+  });
   log(`kernels: matmul ${shapes.matmul.map((s) => s.join('x')).join(', ')}`);
   for (const m of await benchMatmul(gpu, { shapes: shapes.matmul, maxReps: shapes.reps })) {
     const row: BenchRow = { suite: 'kernels', name: `${m.name} ${m.dtype}`, ms: m.ms, gflops: m.gflops };
@@ -161,6 +175,7 @@ export async function runKernelSuite(gpu: Gpu, shapes: KernelSuiteShapes, log: (
     rows.push(row);
     peers.set(row, lora.peer);
   }
+  for (const row of rows) if (row.gflops !== undefined) row.peakShare = row.gflops / peak.gflops;
   return { rows, peers };
 }
 

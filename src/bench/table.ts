@@ -9,6 +9,8 @@ export interface BenchRow {
   /** Our median time per run in milliseconds (NaN for rows that only report memory). */
   ms: number;
   gflops?: number;
+  /** Kernels: gflops over the device's peak f32 FMA rate measured by the FMA probe (0..1). */
+  peakShare?: number;
   tokensPerSecond?: number;
   peakBytes?: number;
   /** GPU bytes of one component (memory suite: weights, adapter, workspace). */
@@ -91,6 +93,7 @@ const COLUMNS: Column[] = [
   { title: 'case', cell: (r) => r.name, always: true },
   { title: 'ms', cell: (r) => fmt(r.ms, 3), always: true },
   { title: 'GFLOP/s', cell: (r) => fmt(r.gflops) },
+  { title: 'of FMA peak', cell: (r) => (r.peakShare === undefined || !Number.isFinite(r.peakShare) ? '' : `${(100 * r.peakShare).toFixed(1)}%`) },
   { title: 'tokens/s', cell: (r) => fmt(r.tokensPerSecond, 1) },
   { title: 'GPU bytes', cell: (r) => fmtBytes(r.bytes) },
   { title: 'peak GPU', cell: (r) => fmtBytes(r.peakBytes) },

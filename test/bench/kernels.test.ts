@@ -9,11 +9,17 @@ describe('kernels suite (src/bench/kernels.ts)', () => {
     const gpu = await getTestGpu();
     const log: string[] = [];
     const { rows, peers } = await runKernelSuite(gpu, { ...kernelShapes('tiny'), reps: 1 }, (m) => log.push(m));
-    // 2 matmul shapes x 2 weight dtypes, attention forward + backward, LoRA fused/unfused x 2 dtypes.
-    expect(rows).toHaveLength(10);
-    for (const r of rows) {
-      expect(Number.isFinite(r.ms) && r.ms > 0, r.name).toBe(true);
+    // The FMA probe, 2 matmul shapes x 2 weight dtypes, attention forward + backward, LoRA
+    // fused/unfused x 2 dtypes.
+    expect(rows).toHaveLength(11);
+    const [probe, ...kernels] = rows;
+    expect(probe!.name).toMatch(/^FMA probe/);
+    expect(probe!.peakShare).toBe(1);
+    for (const r of rows) expect(Number.isFinite(r.ms) && r.ms > 0, r.name).toBe(true);
+    for (const r of kernels) {
       expect(peers.get(r), r.name).toBeDefined();
+      // Every kernel row's share of the probe's peak: its GFLOP/s over the probe's.
+      expect(r.peakShare, r.name).toBeCloseTo(r.gflops! / probe!.gflops!, 12);
     }
     const unfused = rows.filter((r) => r.name.startsWith('lora linear unfused'));
     expect(unfused).toHaveLength(2);
@@ -37,7 +43,7 @@ describe('kernels suite (src/bench/kernels.ts)', () => {
   });
 
   it('keeps the suite code free of Node modules (the browser bench page bundles it)', () => {
-    for (const f of ['kernels.ts', 'table.ts', 'matmul.ts', 'attention.ts', 'timing.ts']) {
+    for (const f of ['kernels.ts', 'table.ts', 'matmul.ts', 'attention.ts', 'timing.ts', 'fmaProbe.ts']) {
       const src = readFileSync(join(__dirname, '..', '..', 'src', 'bench', f), 'utf8');
       expect(src, f).not.toMatch(/from 'node:|require\(/);
     }

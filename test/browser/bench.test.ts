@@ -35,7 +35,7 @@ describe('Benchmarks panel in Chromium', () => {
     expect(await summary.getAttribute('data-state'), `${await summary.innerText()}${diagnostics()}`).toBe('done');
     // 2 matmul shapes x (f32, f16 weights), attention forward + backward, LoRA fused/unfused x 2.
     const rows = page.getByTestId('bench-row');
-    expect(await rows.count()).toBe(10);
+    expect(await rows.count()).toBe(11);
     await page.screenshot({ path: join(RESULTS_DIR, 'bench.png'), fullPage: true });
 
     const [download] = await Promise.all([page.waitForEvent('download'), panel.getByRole('button', { name: 'Download JSON' }).click()]);
@@ -51,7 +51,7 @@ describe('Benchmarks panel in Chromium', () => {
     expect(doc.flags.kernelShapes).toBe('tiny');
     expect(doc.machine.runtime).toBe('browser');
     expect(doc.adapter.architecture.toLowerCase()).toContain('swiftshader');
-    expect(doc.rows).toHaveLength(10);
+    expect(doc.rows).toHaveLength(11);
     for (const r of doc.rows) expect(r.ms, r.name).toBeGreaterThan(0);
     // The LoRA rows carry the fused/unfused output comparison.
     expect(doc.rows.find((r) => r.name.startsWith('lora linear unfused'))).toBeTruthy();

@@ -1,0 +1,63 @@
+/**
+ * The device's peak f32 FMA rate, measured by the FMA probe kernel (shaders/fmaprobe.wgsl): the
+ * kernels suite divides every row's GFLOP/s by it (`peakShare`). The work grows until one
+ * dispatch takes `targetMs`, so launch and submit overheads are small next to it on any device,
+ * from a software rasteriser to a datacenter GPU; the output is checked against its closed form.
+ * No Node modules (the browser's bench page runs it too).
+ */
+import type { Gpu } from '../gpu';
+import { fmaProbe, fmaProbeFlops } from '../kernels/fmaprobe';
+import { fmaProbeRef } from '../kernels/reference/fmaprobe';
+import { median } from './table';
+import { timeRecording } from './timing';
+
+export interface FmaPeak {
+  /** Median GFLOP/s of the timed dispatches (2 FLOPs per FMA). */
+  gflops: number;
+  /** Median ms of one dispatch at the final size. */
+  ms: number;
+  threads: number;
+  iters: number;
+}
+
+export interface FmaPeakOptions {
+  /** Grow the dispatch until it takes at least this long (default 50 ms). */
+  targetMs?: number;
+  /** Timed dispatches at the final size (median reported; default 3). */
+  reps?: number;
+  /** Thread cap; beyond it the loop count grows instead (default 2^22: 16 MiB of output). */
+  maxThreads?: number;
+}
+
+// m = -1, c = 1: every chain flips between a0 and 1 - a0, exact for any loop count.
+const M = -1;
+const C = 1;
+
+export async function measureFmaPeak(gpu: Gpu, options: FmaPeakOptions = {}): Promise<FmaPeak> {
+  const { targetMs = 50, reps = 3, maxThreads = 1 << 22 } = options;
+  let threads = 64 * 64;
+  let iters = 64;
+  const out = gpu.createBuffer(maxThreads * 4, 'fma probe out');
+  try {
+    const time = () => timeRecording(gpu, (rec) => fmaProbe(gpu, rec, { out, threads, iters, m: M, c: C }), 'fma probe');
+    await time(); // compiles the pipeline
+    for (let ms = await time(); ms < targetMs; ms = await time()) {
+      // Grow by up to 16x per round (less near the target), threads first, then loop trips.
+      const factor = Math.min(16, Math.max(2, Math.ceil((1.2 * targetMs) / Math.max(ms, 1e-3))));
+      const moreThreads = Math.min(maxThreads, threads * factor);
+      const rest = Math.max(1, factor / (moreThreads / threads));
+      threads = moreThreads;
+      iters = Math.ceil(iters * rest);
+    }
+    const times: number[] = [];
+    for (let i = 0; i < reps; i++) times.push(await time());
+    const got = await gpu.readF32(out, threads);
+    const want = fmaProbeRef(threads, iters, M, C);
+    const bad = got.findIndex((v, i) => v !== want[i]);
+    if (bad >= 0) throw new Error(`FMA probe: thread ${bad} wrote ${got[bad]}, the closed form gives ${want[bad]} (${threads} threads x ${iters} trips)`);
+    const ms = median(times);
+    return { gflops: fmaProbeFlops(threads, iters) / ms / 1e6, ms, threads, iters };
+  } finally {
+    gpu.release(out);
+  }
+}

@@ -24,6 +24,17 @@ export interface GenerateBenchOptions {
   log: (msg: string) => void;
 }
 
+/** The prompt a generate case feeds the model: `n` tokens drawn from a fixed seed. */
+export function generatePrompt(vocabSize: number, n: number): number[] {
+  const rng = new Rng(3);
+  return Array.from({ length: n }, () => rng.int(vocabSize));
+}
+
+/** The prefill and decode rows' names (the keys the PyTorch peers' results come back under). */
+export function generateRowNames(label: string, prompt: number, newTokens: number, dtype: WeightDtype): { prefill: string; decode: string } {
+  return { prefill: `${label} prefill ${prompt} tokens, ${dtype}`, decode: `${label} decode ${newTokens} tokens, ${dtype}` };
+}
+
 /** Decode steps counted per model (after one warm-up step). */
 const COUNTED_TOKENS = 8;
 
@@ -64,8 +75,8 @@ export async function benchGenerate(gpu: Gpu, opts: GenerateBenchOptions): Promi
     opts.log(`generate: building ${named.label} (${opts.dtype})`);
     const model = new CausalLM(gpu, config, await buildRandomModel(gpu, config, { dtype: opts.dtype, seed: 1 }));
     try {
-      const rng = new Rng(3);
-      const prompt = Array.from({ length: opts.prompt }, () => rng.int(config.vocabSize));
+      const prompt = generatePrompt(config.vocabSize, opts.prompt);
+      const names = generateRowNames(named.label, opts.prompt, opts.newTokens, opts.dtype);
       // Random weights pick arbitrary tokens: no EOS, so every run decodes the same count.
       const run = () => generate(model, [prompt], null, { maxNewTokens: opts.newTokens, eosTokenIds: [] });
       opts.log(`generate: ${named.label}: warm-up run (compiles pipelines)`);
@@ -90,7 +101,7 @@ export async function benchGenerate(gpu: Gpu, opts: GenerateBenchOptions): Promi
       const peakBytes = gpu.memory().peakBytes;
       rows.push({
         suite: 'generate',
-        name: `${named.label} prefill ${opts.prompt} tokens, ${opts.dtype}`,
+        name: names.prefill,
         ms: prefillMs,
         tokensPerSecond: (opts.prompt / prefillMs) * 1000,
         peakBytes,
@@ -98,7 +109,7 @@ export async function benchGenerate(gpu: Gpu, opts: GenerateBenchOptions): Promi
       });
       rows.push({
         suite: 'generate',
-        name: `${named.label} decode ${opts.newTokens} tokens, ${opts.dtype}`,
+        name: names.decode,
         ms: median(decodeMsPerToken),
         tokensPerSecond: 1000 / median(decodeMsPerToken),
         peakBytes,

@@ -8,6 +8,11 @@ import { fileURLToPath } from 'node:url';
 
 import { parseModelConfig, type ModelConfig } from '../src/model/config';
 import { layerLinears, modelLayout } from '../src/model/layout';
+import gpt2 from '../test/fixtures/hf-configs/gpt2.json' with { type: 'json' };
+import llama32 from '../test/fixtures/hf-configs/llama-3.2-1b-instruct.json' with { type: 'json' };
+import qwen25 from '../test/fixtures/hf-configs/qwen2.5-0.5b.json' with { type: 'json' };
+import smollm2 from '../test/fixtures/hf-configs/smollm2-135m.json' with { type: 'json' };
+import tinyllama from '../test/fixtures/hf-configs/tinyllama-1.1b-chat.json' with { type: 'json' };
 
 const CONFIG_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'test', 'fixtures', 'hf-configs');
 
@@ -34,6 +39,18 @@ export const TINY_CONFIG = {
 /** Model shapes the benchmarks know by name: `tiny` or a config in test/fixtures/hf-configs. */
 export const MODEL_NAMES = ['tiny', 'smollm2-135m', 'qwen2.5-0.5b', 'gpt2', 'llama-3.2-1b-instruct', 'tinyllama-1.1b-chat'] as const;
 
+/**
+ * The named configs, imported rather than read at run time so that the one-file benchmark bundle
+ * (scripts/build-bench-bundle.mjs) carries them; other configs in the folder are read from disk.
+ */
+const BUILT_IN: Record<string, Record<string, unknown>> = {
+  'smollm2-135m': smollm2,
+  'qwen2.5-0.5b': qwen25,
+  gpt2,
+  'llama-3.2-1b-instruct': llama32,
+  'tinyllama-1.1b-chat': tinyllama,
+};
+
 export interface NamedModel {
   /** Label for tables: the name, plus the layer cut when one applies. */
   label: string;
@@ -50,6 +67,8 @@ export function namedModel(name: string, layers?: number): NamedModel {
   let json: Record<string, unknown>;
   if (name === 'tiny') {
     json = { ...TINY_CONFIG };
+  } else if (BUILT_IN[name]) {
+    json = { ...BUILT_IN[name] };
   } else {
     let text: string;
     try {

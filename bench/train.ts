@@ -96,7 +96,12 @@ export function trainStepFlops(config: ModelConfig, B: number, T: number): numbe
   return 4 * matmulParameters(config) * B * T + 6 * B * config.heads * T * T * config.headDim;
 }
 
-const LORA_ALPHA = 32;
+export const LORA_ALPHA = 32;
+
+/** A train case's name in the table (and the key the PyTorch peers' results come back under). */
+export function trainCaseName(label: string, B: number, T: number, dtype: WeightDtype, rank: number): string {
+  return `${label} ${B}x${T} ${dtype} r=${rank}`;
+}
 const PEER = join(dirname(fileURLToPath(import.meta.url)), 'peers', 'torch_train.py');
 
 export async function benchTrain(gpu: Gpu, opts: TrainBenchOptions): Promise<BenchRow[]> {
@@ -160,7 +165,7 @@ async function benchTrainCases(gpu: Gpu, opts: TrainBenchOptions, dry: boolean):
           return { counts, wallMs, totals };
         };
         const caseRows: BenchRow[] = [];
-        const name = `${named.label} ${B}x${T} ${opts.dtype} r=${opts.rank}`;
+        const name = trainCaseName(named.label, B, T, opts.dtype, opts.rank);
         // One row per LoRA linear path x activation policy asked for.
         const paths = (opts.loraPaths ?? [model.loraLinearPath]).flatMap((path) => (opts.recompute ?? [model.recompute]).map((recompute) => ({ path, recompute })));
         const suffix = ({ path, recompute }: Variant) =>

@@ -8,22 +8,21 @@
 import type { Gpu } from '../gpu';
 import { fmaProbe, fmaProbeFlops } from '../kernels/fmaprobe';
 import { fmaProbeRef } from '../kernels/reference/fmaprobe';
-import { median } from './table';
 import { timeRecording } from './timing';
 
 export interface FmaPeak {
-  /** Median GFLOP/s of the timed dispatches (2 FLOPs per FMA). */
+  /** GFLOP/s of the fastest timed dispatch (2 FLOPs per FMA): a peak, and load only slows it. */
   gflops: number;
-  /** Median ms of one dispatch at the final size. */
+  /** ms of that dispatch. */
   ms: number;
   threads: number;
   iters: number;
 }
 
 export interface FmaPeakOptions {
-  /** Grow the dispatch until it takes at least this long (default 50 ms). */
+  /** Grow the dispatch until it takes at least this long (default 20 ms). */
   targetMs?: number;
-  /** Timed dispatches at the final size (median reported; default 3). */
+  /** Timed dispatches at the final size (the fastest reported; default 5). */
   reps?: number;
   /** Thread cap; beyond it the loop count grows instead (default 2^22: 16 MiB of output). */
   maxThreads?: number;
@@ -34,7 +33,7 @@ const M = -1;
 const C = 1;
 
 export async function measureFmaPeak(gpu: Gpu, options: FmaPeakOptions = {}): Promise<FmaPeak> {
-  const { targetMs = 50, reps = 3, maxThreads = 1 << 22 } = options;
+  const { targetMs = 20, reps = 5, maxThreads = 1 << 22 } = options;
   let threads = 64 * 64;
   let iters = 64;
   const out = gpu.createBuffer(maxThreads * 4, 'fma probe out');
@@ -42,8 +41,8 @@ export async function measureFmaPeak(gpu: Gpu, options: FmaPeakOptions = {}): Pr
     const time = () => timeRecording(gpu, (rec) => fmaProbe(gpu, rec, { out, threads, iters, m: M, c: C }), 'fma probe');
     await time(); // compiles the pipeline
     for (let ms = await time(); ms < targetMs; ms = await time()) {
-      // Grow by up to 16x per round (less near the target), threads first, then loop trips.
-      const factor = Math.min(16, Math.max(2, Math.ceil((1.2 * targetMs) / Math.max(ms, 1e-3))));
+      // Grow by up to 8x per round (less near the target), threads first, then loop trips.
+      const factor = Math.min(8, Math.max(2, Math.ceil((1.2 * targetMs) / Math.max(ms, 1e-3))));
       const moreThreads = Math.min(maxThreads, threads * factor);
       const rest = Math.max(1, factor / (moreThreads / threads));
       threads = moreThreads;
@@ -55,7 +54,7 @@ export async function measureFmaPeak(gpu: Gpu, options: FmaPeakOptions = {}): Pr
     const want = fmaProbeRef(threads, iters, M, C);
     const bad = got.findIndex((v, i) => v !== want[i]);
     if (bad >= 0) throw new Error(`FMA probe: thread ${bad} wrote ${got[bad]}, the closed form gives ${want[bad]} (${threads} threads x ${iters} trips)`);
-    const ms = median(times);
+    const ms = Math.min(...times);
     return { gflops: fmaProbeFlops(threads, iters) / ms / 1e6, ms, threads, iters };
   } finally {
     gpu.release(out);

@@ -4,7 +4,7 @@ export { PipelineCache, type BindingKind, type KernelSpec } from './pipelineCach
 export { Recorder, type BufferBinding, type DispatchArgs, type KernelTiming } from './recorder';
 export { Params } from './params';
 export { GpuDeviceLostError, GpuOutOfMemoryError, GpuValidationError, WebGpuUnavailableError } from './errors';
-export { findWebGpu } from './navigator';
+export { DAWN_NODE_FLAGS, findWebGpu, provideNodeWebGpu } from './navigator';
 // The CPU conversions GPU code uses to upload f16 weights, re-exported for it.
 export { f16BitsToF32, f32ToF16Bits, fromF16Array, toF16Array, bf16BitsToF32Array } from '../util/f16';
 export { BindingCache, KEEP_RECORDINGS, UNIFORM_SLOT, type BindingCacheStats } from './bindingCache';

@@ -18,7 +18,8 @@ const rawText = {
   },
 };
 
-await rm(outDir, { recursive: true, force: true });
+// Only what this script writes is replaced: the folder may hold node, dawn.node and the like.
+for (const f of ['whittle-bench.mjs', 'oneshot.sh', 'peers']) await rm(join(outDir, f), { recursive: true, force: true });
 await mkdir(join(outDir, 'peers'), { recursive: true });
 const bundle = join(outDir, 'whittle-bench.mjs');
 await build({

@@ -76,15 +76,12 @@ def pick_device(torch, wanted):
 
 def build_model(cfg, dtype_name, device, lora=None):
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
+
+    from torch_train import hf_config  # beside this script: the same config as the train peer's PEFT mode
 
     torch.manual_seed(1)
-    fields = {k: v for k, v in cfg.items() if k != 'model_type'}
-    config = AutoConfig.for_model(cfg['model_type'], **fields)
-    config.initializer_range = 0.02
-    for field in ('resid_pdrop', 'embd_pdrop', 'attn_pdrop', 'attention_dropout'):  # as ours: no dropout
-        if hasattr(config, field):
-            setattr(config, field, 0.0)
+    config = hf_config(cfg)
     # Initialise on the device itself where torch can (2.0+): random init of a large vocabulary
     # on the CPU would take longer than the timed steps.
     where = torch.device(device) if hasattr(torch.device, '__enter__') else contextlib.nullcontext()

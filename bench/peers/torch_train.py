@@ -183,22 +183,29 @@ class Model:
         return x @ self.W['wte'].T
 
 
+def hf_config(cfg):
+    """The transformers config of a config.json dict: N(0, 0.02) random init, no dropout (as ours)."""
+    from transformers import AutoConfig
+
+    fields = {k: v for k, v in cfg.items() if k != 'model_type'}
+    config = AutoConfig.for_model(cfg['model_type'], **fields)
+    config.initializer_range = 0.02
+    for field in ('resid_pdrop', 'embd_pdrop', 'attn_pdrop', 'attention_dropout'):
+        if hasattr(config, field):
+            setattr(config, field, 0.0)
+    return config
+
+
 class PeftModel:
     """The same step through transformers + PEFT (WHITTLE_PEER_IMPL=peft)."""
 
     def __init__(self, cfg, r, alpha, seed):
         from peft import LoraConfig, get_peft_model
-        from transformers import AutoConfig, AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM
 
         torch.manual_seed(seed)
         dtype = getattr(torch, os.environ.get('WHITTLE_PEER_DTYPE', 'float32'))
-        fields = {k: v for k, v in cfg.items() if k != 'model_type'}
-        config = AutoConfig.for_model(cfg['model_type'], **fields)
-        config.initializer_range = 0.02
-        for field in ('resid_pdrop', 'embd_pdrop', 'attn_pdrop', 'attention_dropout'):  # as ours: no dropout
-            if hasattr(config, field):
-                setattr(config, field, 0.0)
-        base = AutoModelForCausalLM.from_config(config, torch_dtype=dtype)
+        base = AutoModelForCausalLM.from_config(hf_config(cfg), torch_dtype=dtype)
         lora = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules='all-linear')
         self.model = get_peft_model(base, lora).to(DEVICE)
         self.model.train()

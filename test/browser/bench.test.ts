@@ -33,9 +33,12 @@ describe('Benchmarks panel in Chromium', () => {
       { timeout: 180_000 },
     );
     expect(await summary.getAttribute('data-state'), `${await summary.innerText()}${diagnostics()}`).toBe('done');
-    // 2 matmul shapes x (f32, f16 weights), attention forward + backward, LoRA fused/unfused x 2.
+    // The FMA probe, 2 matmul shapes x (f32, f16 weights), attention forward + backward, LoRA
+    // fused/unfused x 2.
     const rows = page.getByTestId('bench-row');
     expect(await rows.count()).toBe(11);
+    expect(await rows.first().innerText()).toMatch(/^FMA probe[^]*100\.0%/);
+    expect((await page.getByTestId('bench-table').locator('thead').innerText()).toLowerCase()).toContain('of fma peak');
     await page.screenshot({ path: join(RESULTS_DIR, 'bench.png'), fullPage: true });
 
     const [download] = await Promise.all([page.waitForEvent('download'), panel.getByRole('button', { name: 'Download JSON' }).click()]);
@@ -45,7 +48,7 @@ describe('Benchmarks panel in Chromium', () => {
       adapter: { architecture: string };
       machine: { runtime: string };
       flags: { kernelShapes: string };
-      rows: { name: string; ms: number }[];
+      rows: { name: string; ms: number; gflops?: number; peakShare?: number }[];
     };
     expect(doc.suite).toBe('kernels');
     expect(doc.flags.kernelShapes).toBe('tiny');
@@ -53,6 +56,8 @@ describe('Benchmarks panel in Chromium', () => {
     expect(doc.adapter.architecture.toLowerCase()).toContain('swiftshader');
     expect(doc.rows).toHaveLength(11);
     for (const r of doc.rows) expect(r.ms, r.name).toBeGreaterThan(0);
+    const probe = doc.rows[0]!;
+    for (const r of doc.rows.slice(1)) expect(r.peakShare, r.name).toBeCloseTo(r.gflops! / probe.gflops!, 9);
     // The LoRA rows carry the fused/unfused output comparison.
     expect(doc.rows.find((r) => r.name.startsWith('lora linear unfused'))).toBeTruthy();
   });

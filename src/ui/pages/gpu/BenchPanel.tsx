@@ -132,6 +132,9 @@ export function BenchPanel({ createWorker = defaultWorker }: { createWorker?: ()
                 <th scope="col" className="num">
                   GFLOP/s
                 </th>
+                <th scope="col" className="num" title="GFLOP/s over the FMA probe's: the share of this device's peak f32 arithmetic a kernel uses">
+                  of FMA peak
+                </th>
                 <th scope="col">Note</th>
               </tr>
             </thead>
@@ -143,6 +146,7 @@ export function BenchPanel({ createWorker = defaultWorker }: { createWorker?: ()
                   </th>
                   <td className="num mono">{fmt(r.ms, 3)}</td>
                   <td className="num mono">{fmt(r.gflops, 2)}</td>
+                  <td className="num mono">{r.peakShare === undefined ? '' : `${(100 * r.peakShare).toFixed(1)}%`}</td>
                   <td className="muted">{r.note ?? ''}</td>
                 </tr>
               ))}

@@ -7,6 +7,8 @@ are confirmed on Whittle's own engine by test/train/demoFinetune.test.ts.
     npx tsx scripts/pretrain/dumpFinetuneData.ts public/models/whittle-bilingual-small .pretrain-bilingual/finetune-data.json
     /usr/bin/python3 scripts/pretrain/finetune_probe.py --model public/models/whittle-bilingual-small \
         --data .pretrain-bilingual/finetune-data.json --sample clinic-zh --lr 3e-3 --r 16 --alpha 32 --epochs 4
+
+--sample copy prints the base model's replies to "Repeat exactly: ..." prompts and trains nothing.
 """
 import argparse
 import json
@@ -113,6 +115,10 @@ def greedy(ids, n=60):
 
 
 before = [greedy(pr['ids']) for pr in data['prompts']]
+if not train:  # a prompts-only set (copy): the base model's replies
+    for pr, b in zip(data['prompts'], before):
+        print(json.dumps({'q': pr['user'], 'base': b}, ensure_ascii=False))
+    raise SystemExit(0)
 steps_per_epoch = math.ceil(len(train) / a.batch)
 total = steps_per_epoch * a.epochs
 warm = math.ceil(total * 0.03)

@@ -33,6 +33,7 @@ p.add_argument('--epochs', type=int, default=4)
 p.add_argument('--batch', type=int, default=8)
 p.add_argument('--examples', type=int, default=0, help='first N training examples (0: all)')
 p.add_argument('--seed', type=int, default=1)
+p.add_argument('--targets', default='q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj', help='LoRA target modules')
 p.add_argument('--ckpt', default='', help="a train_bilingual.py checkpoint (ckpt.pt) instead of the folder's weights")
 a = p.parse_args()
 torch.set_num_threads(1)
@@ -57,7 +58,7 @@ class LoRA(torch.nn.Module):
 
 
 for layer in model.layers:
-    for n in ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'):
+    for n in a.targets.split(','):
         setattr(layer, n, LoRA(getattr(layer, n), a.r, a.alpha))
 lora = [w for w in model.parameters() if w.requires_grad]
 

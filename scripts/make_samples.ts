@@ -267,7 +267,7 @@ export function clinicDataset(seed = 20251125): SampleDataset {
 const PIRATE_SYSTEM = 'Rewrite the user\'s sentence in pirate speak. Keep the meaning and keep it short.';
 
 /** Whole-word replacements (lower case); the first letter's case is kept. */
-const PIRATE_WORDS = new Map<string, string>([
+export const PIRATE_WORDS: ReadonlyMap<string, string> = new Map<string, string>([
   ['hello', 'ahoy'],
   ['hi', 'ahoy'],
   ['friend', 'matey'],
@@ -301,19 +301,26 @@ function keepCase(source: string, replacement: string): string {
     : replacement;
 }
 
+/** One word by the word rules: a swap from PIRATE_WORDS, else "-ing" -> "-in'", else unchanged. */
+export function pirateWord(word: string): string {
+  const swap = PIRATE_WORDS.get(word.toLowerCase());
+  if (swap !== undefined) return keepCase(word, swap);
+  const lower = word.toLowerCase();
+  if (lower.length > 4 && lower.endsWith('ing') && !NOT_PARTICIPLES.has(lower)) return `${word.slice(0, -1)}'`;
+  return word;
+}
+
+/** The ending rule: what replaces a sentence's last mark (kept for "!"), by kind of sentence. */
+export function pirateEnding(sentence: string): string {
+  if (sentence.endsWith('?')) return ', matey?';
+  if (sentence.endsWith('!')) return '! Yo ho ho!';
+  return ', arr!';
+}
+
 /** The rules: word swaps, "-ing" -> "-in'", and a pirate ending per kind of sentence. */
 export function pirateRewrite(sentence: string): string {
-  const words = sentence.replace(/[A-Za-z]+/g, (word) => {
-    const swap = PIRATE_WORDS.get(word.toLowerCase());
-    if (swap !== undefined) return keepCase(word, swap);
-    const lower = word.toLowerCase();
-    if (lower.length > 4 && lower.endsWith('ing') && !NOT_PARTICIPLES.has(lower)) return `${word.slice(0, -1)}'`;
-    return word;
-  });
-  if (words.endsWith('?')) return `${words.slice(0, -1)}, matey?`;
-  if (words.endsWith('!')) return `${words} Yo ho ho!`;
-  if (words.endsWith('.')) return `${words.slice(0, -1)}, arr!`;
-  return `${words}, arr!`;
+  const words = sentence.replace(/[A-Za-z]+/g, pirateWord);
+  return words.replace(/[.?!]$/, '') + pirateEnding(words);
 }
 
 const PEOPLE: readonly string[] = ['My friend', 'My brother', 'My sister', 'The captain', 'Our neighbour', 'The cook', 'My uncle', 'The old sailor'];

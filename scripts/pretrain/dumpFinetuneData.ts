@@ -28,7 +28,8 @@ const tok = (messages: ChatMessage[]) => {
   return { ids: [...t.ids], trained: [...t.trained] };
 };
 const prompt = (system: string, user: string) => {
-  const text = template.render([{ role: 'system', content: system }, { role: 'user', content: user }], { addGenerationPrompt: true });
+  const messages: ChatMessage[] = system ? [{ role: 'system', content: system }, { role: 'user', content: user }] : [{ role: 'user', content: user }];
+  const text = template.render(messages, { addGenerationPrompt: true });
   return { user, ids: tokenizer.encode(text) };
 };
 const out: Record<string, unknown> = {};
@@ -39,5 +40,7 @@ for (const d of sampleDatasets()) {
 }
 const doctor = doctorQaLines().map((l) => (JSON.parse(l) as { messages: ChatMessage[] }).messages);
 out['doctor-qa'] = { train: doctor.slice(0, 16).map(tok), valid: doctor.slice(16).map(tok), prompts: [] };
+// The base model's own copying, with no fine-tune: the pirate sentences, asked as in its pretraining.
+out['copy'] = { train: [], valid: [], prompts: heldout['pirate-style']!.sentences!.map((q) => prompt('', `Repeat exactly: ${q}`)) };
 writeFileSync(outPath, JSON.stringify(out));
 console.log(`wrote ${outPath}`);

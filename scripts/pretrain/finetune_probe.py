@@ -7,6 +7,8 @@ are confirmed on Whittle's own engine by test/train/demoFinetune.test.ts.
     npx tsx scripts/pretrain/dumpFinetuneData.ts public/models/whittle-bilingual-small .pretrain-bilingual/finetune-data.json
     /usr/bin/python3 scripts/pretrain/finetune_probe.py --model public/models/whittle-bilingual-small \
         --data .pretrain-bilingual/finetune-data.json --sample clinic-zh --lr 3e-3 --r 16 --alpha 32 --epochs 4
+
+--sample copy prints the base model's replies to "Repeat exactly: ..." prompts and trains nothing.
 """
 import argparse
 import json
@@ -31,6 +33,7 @@ p.add_argument('--epochs', type=int, default=4)
 p.add_argument('--batch', type=int, default=8)
 p.add_argument('--examples', type=int, default=0, help='first N training examples (0: all)')
 p.add_argument('--seed', type=int, default=1)
+p.add_argument('--targets', default='q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj', help='LoRA target modules')
 p.add_argument('--ckpt', default='', help="a train_bilingual.py checkpoint (ckpt.pt) instead of the folder's weights")
 a = p.parse_args()
 torch.set_num_threads(1)
@@ -55,7 +58,7 @@ class LoRA(torch.nn.Module):
 
 
 for layer in model.layers:
-    for n in ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'):
+    for n in a.targets.split(','):
         setattr(layer, n, LoRA(getattr(layer, n), a.r, a.alpha))
 lora = [w for w in model.parameters() if w.requires_grad]
 
@@ -113,6 +116,10 @@ def greedy(ids, n=60):
 
 
 before = [greedy(pr['ids']) for pr in data['prompts']]
+if not train:  # a prompts-only set (copy): the base model's replies
+    for pr, b in zip(data['prompts'], before):
+        print(json.dumps({'q': pr['user'], 'base': b}, ensure_ascii=False))
+    raise SystemExit(0)
 steps_per_epoch = math.ceil(len(train) / a.batch)
 total = steps_per_epoch * a.epochs
 warm = math.ceil(total * 0.03)

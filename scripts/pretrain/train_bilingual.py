@@ -42,6 +42,8 @@ p.add_argument('--eval-every', type=int, default=100)
 p.add_argument('--seed', type=int, default=2027)
 p.add_argument('--threads', type=int, default=1)
 p.add_argument('--resume', action='store_true')
+p.add_argument('--continue-from', default='', help='checkpoint to continue: its weights, optimizer and data '
+               'stream, a new warmup from its step, cosine to 10%% of --lr at --steps (total steps)')
 p.add_argument('--bench', type=int, default=0, help='time this many steps and exit')
 a = p.parse_args()
 torch.set_num_threads(a.threads)
@@ -69,10 +71,14 @@ def batch(src, B, g):
     return rows[:, :-1], rows[:, 1:]
 
 
+phase_start = 0  # the step a continuation started from: its warmup and cosine count from there
+
+
 def lr_at(step):
+    step -= phase_start
     if step < a.warmup:
         return a.lr * (step + 1) / a.warmup
-    t = (step - a.warmup) / max(1, a.steps - a.warmup)
+    t = (step - a.warmup) / max(1, a.steps - phase_start - a.warmup)
     return a.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
@@ -92,14 +98,15 @@ os.makedirs(a.data, exist_ok=True)
 ckpt_path = os.path.join(a.data, 'ckpt.pt')
 log_path = os.path.join(a.data, 'training-log.csv')
 start, elapsed = 0, 0.0
-if a.resume and os.path.exists(ckpt_path):
-    ck = torch.load(ckpt_path)
+if (a.resume and os.path.exists(ckpt_path)) or a.continue_from:
+    ck = torch.load(ckpt_path if a.resume and os.path.exists(ckpt_path) else a.continue_from)
     model.load_state_dict(ck['model'])
     opt.load_state_dict(ck['opt'])
     gen.set_state(ck['gen'])
     start, elapsed = ck['step'], ck['elapsed']
-    print(f'resumed at step {start}')
-else:
+    phase_start = ck.get('phase_start', start if a.continue_from else 0)
+    print(f'resumed at step {start} (schedule from step {phase_start})')
+elif not a.bench:
     with open(log_path, 'w') as f:
         f.write('step,lr,train_loss,valid_loss,elapsed_s\n')
 
@@ -126,7 +133,7 @@ for step in range(start, a.steps if not a.bench else start + a.bench):
         with open(log_path, 'a') as f:
             f.write(f'{step + 1},{lr_at(step):.6g},{sum(recent) / len(recent):.4f},{vl:.4f},{el:.0f}\n')
         print(f'step {step + 1} train {sum(recent) / len(recent):.3f} valid {vl:.3f} {el:.0f}s', flush=True)
-        torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'gen': gen.get_state(), 'step': step + 1, 'elapsed': el}, ckpt_path + '.tmp')
+        torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'gen': gen.get_state(), 'step': step + 1, 'elapsed': el, 'phase_start': phase_start}, ckpt_path + '.tmp')
         os.replace(ckpt_path + '.tmp', ckpt_path)
 if a.bench:
     raise SystemExit(0)
@@ -163,7 +170,7 @@ json.dump({'bos_token_id': eot, 'eos_token_id': eos, 'pad_token_id': eot, 'do_sa
 for f in ('tokenizer.json', 'tokenizer_config.json', 'training-log.csv'):
     shutil.copy(os.path.join(a.data, f), os.path.join(a.export, f))
 
-json.dump({'params': n_params, 'steps': a.steps, 'batch': a.batch, 'seq': a.seq, 'lr': a.lr,
+json.dump({'params': n_params, 'steps': a.steps, 'continued_from_step': phase_start, 'batch': a.batch, 'seq': a.seq, 'lr': a.lr,
            'tokens_seen': a.steps * a.batch * a.seq, 'wall_s': round(time.time() - t0),
            'torch': torch.__version__, 'threads': a.threads},
           open(os.path.join(a.data, 'run.json'), 'w'))

@@ -17,6 +17,7 @@ import {
   type SampleIndex,
 } from '../../scripts/make_samples';
 import { clinicZhDataset } from '../../scripts/clinicZhSample';
+import { contentWords, scorePirateRewrite } from '../../scripts/pirateCriterion';
 import { ChatTemplate } from '../../src/data/chatTemplate';
 import { validateJsonl } from '../../src/data/datasetReport';
 import { createTokenCounter } from '../../src/data/examples';
@@ -161,6 +162,25 @@ describe('sample datasets', () => {
       expect(ex[2]!.content).toBe(pirateRewrite(ex[1]!.content));
       expect(ex[2]!.content).not.toBe(ex[1]!.content);
     }
+  });
+
+  it('the pirate criterion: held-out sentences are new, their rule rewrites pass, a plain copy or a lost sentence fails', () => {
+    const heldout = (JSON.parse(readFileSync(join(ROOT, 'test/fixtures/data/finetune_heldout.json'), 'utf8')) as Record<string, { sentences: string[] }>)['pirate-style']!.sentences;
+    const { train, valid } = pirateDataset();
+    const seen = new Set([...train, ...valid].map((ex) => ex[1]!.content));
+    expect(heldout).toHaveLength(5);
+    for (const s of heldout) {
+      expect(seen.has(s)).toBe(false);
+      expect(scorePirateRewrite(s, pirateRewrite(s)).pass).toBe(true);
+      expect(scorePirateRewrite(s, s)).toMatchObject({ kept: contentWords(s).length, rules: [], pass: false });
+    }
+    expect(contentWords('My sister is reading the old map tonight.')).toEqual(['sister', 'reading', 'old', 'map', 'tonight']);
+    // Pirate words on a lost sentence: rules applied, content gone.
+    expect(scorePirateRewrite('My sister is reading the old map tonight.', "I be to goin' to goin', arr!")).toMatchObject({ kept: 0, pass: false });
+    // Rewritten forms count as kept ("boat" -> "ship", "painting" -> "paintin'").
+    expect(scorePirateRewrite('I am painting my boat this morning.', "I be paintin' me ship, arr!")).toEqual({
+      kept: 2, contentWords: 3, rules: ['am -> be', 'my -> me', 'boat -> ship', "-ing -> -in'", 'ending'], pass: true,
+    });
   });
 
   it('clinic-zh replies open with 感谢您的提问! and sign off ——枫林诊所, send urgent symptoms to 120 and never diagnose', () => {

@@ -473,6 +473,11 @@ export class CausalLM {
     return this.readTotals(this.ws(B, T, adapter, true));
   }
 
+  /** The buffer of readStepTotals, [loss sum, tokens, correct] f32, for a caller to copy out late. */
+  stepTotals(B: number, T: number, adapter: LoraAdapter | null): GPUBuffer {
+    return this.ws(B, T, adapter, true).totals;
+  }
+
   /** Loss totals of a batch (no gradients). */
   async evaluate(batch: TokenBatch, adapter: LoraAdapter | null = null): Promise<LossTotals> {
     const ws = this.ws(batch.B, batch.T, adapter, false);

@@ -195,4 +195,23 @@ describe('Trainer on tiny-llama (f32)', () => {
     }
     for (const [name, w] of wantWeights) expectClose(gotWeights.get(name)!.data, w.data, 1e-6, `resumed ${name}`);
   });
+
+  it("resolves the activation policy once, records it in the state, and a restored checkpoint's wins", async () => {
+    const train = patternExamples(4, 9, loaded.config.vocabSize);
+    const hp = hyper({ epochs: 1, batchSize: 2 }, train.length);
+    const model = loaded.model;
+    const recomputing = new Trainer({ model, hyperparameters: hp, train, recompute: 'always' });
+    expect(recomputing.recompute).toBe('always');
+    const done = await recomputing.run();
+    expect(done.state.recompute).toBe('always');
+    expect(model.recompute).toBe('auto'); // the model's own policy is back after the run
+    recomputing.destroy();
+    // The tiny model keeps its activations under the default budget: 'auto' resolves to 'never'.
+    const resumed = new Trainer({ model, hyperparameters: hp, train });
+    expect(resumed.recompute).toBe('never');
+    await resumed.restore(done.checkpoint.bytes);
+    expect(resumed.recompute).toBe('always');
+    expect(resumed.state.recompute).toBe('always');
+    resumed.destroy();
+  });
 });

@@ -9,6 +9,7 @@
  * KEEP_RECORDINGS recordings are dropped (values that change every step, such as a learning rate
  * in a uniform, would otherwise pile up), and their slots reused: a slot is refilled only after
  * the commands that read its old bytes were submitted, and writeBuffer is ordered after them.
+ * Slots that a recorded command list binds (see replay.ts) are pinned and never swept.
  */
 import type { BufferPool } from './bufferPool';
 

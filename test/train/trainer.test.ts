@@ -214,4 +214,28 @@ describe('Trainer on tiny-llama (f32)', () => {
     expect(resumed.state.recompute).toBe('always');
     resumed.destroy();
   });
+
+  it("takes each step's loss and verdict from one late read, with at most one blocking read per step", async () => {
+    const train = patternExamples(8, 4, loaded.config.vocabSize);
+    const hp = hyper({ epochs: 1, batchSize: 2 }, train.length);
+    const gpu = loaded.model.gpu;
+    const blocking: number[] = [];
+    let seen = 0;
+    gpu.resetCounters();
+    const trainer = new Trainer({
+      model: loaded.model,
+      hyperparameters: hp,
+      train,
+      onStep: () => {
+        blocking.push(gpu.counters.blockingReads - seen);
+        seen = gpu.counters.blockingReads;
+      },
+    });
+    const result = await trainer.run();
+    trainer.destroy();
+    expect(result.metrics.map((m) => m.step)).toEqual([1, 2, 3, 4]);
+    for (const m of result.metrics) expect(Number.isFinite(m.trainLoss) && m.trainTokens > 0).toBe(true);
+    expect(gpu.counters.lateReads).toBe(4);
+    for (const n of blocking) expect(n).toBeLessThanOrEqual(1);
+  });
 });

@@ -15,20 +15,18 @@ import { namedModel } from './synthetic';
 
 const counts = new Map<string, number>();
 let phase = 'fb';
-const proto = Recorder.prototype as unknown as { dispatch(s: KernelSpec, a: DispatchArgs): Recorder; submit(): void; ops: unknown[] };
+const proto = Recorder.prototype as unknown as { dispatch(s: KernelSpec, a: DispatchArgs): Recorder };
 const { dispatch } = proto;
 proto.dispatch = function (this: Recorder, spec: KernelSpec, args: DispatchArgs) {
   const k = `${phase}:${spec.name}`;
   counts.set(k, (counts.get(k) ?? 0) + 1);
   return dispatch.call(this, spec, args);
 };
-// Recorded work is dropped instead of encoded and submitted: only the count matters here.
-proto.submit = function (this: { ops: unknown[] }) {
-  this.ops.length = 0;
-};
 
 const [name, layersArg, shape, path, recompute] = process.argv.slice(2);
 const gpu = await acquireGpu();
+// Recorded work is encoded, never submitted: only the count matters here.
+gpu.dryRun = true;
 const named = namedModel(name!, layersArg === 'all' ? undefined : Number(layersArg));
 const [B, T] = shape!.split('x').map(Number);
 const weights = await buildRandomModel(gpu, named.config, { dtype: 'f16' });

@@ -97,6 +97,8 @@ async function main(): Promise<void> {
   });
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const gpu: Gpu = await acquireGpu();
+  // Every dispatch recorded and timed: no replayed steps, no submits split inside a step.
+  gpu.replay = false;
   const paths = (values.path ?? `${defaultLoraLinearPath(gpu)}`).split(',') as LoraLinearPath[];
   for (const p of paths) if (p !== 'fused' && p !== 'unfused') throw new Error(`--path: fused or unfused, got '${p}'`);
   const dtype = values.dtype === 'f32' ? 'f32' : 'f16';

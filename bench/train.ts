@@ -134,14 +134,13 @@ async function benchTrainCases(gpu: Gpu, opts: TrainBenchOptions, dry: boolean):
         }
         const batch = randomBatch(config, B, T, 7);
         const N = B * T;
-        // The trainer's step: forward/backward, clip + AdamW, then the loss totals and the
-        // optimizer's verdict read.
+        // The trainer's step: forward/backward (replayed from the first step's recording), clip +
+        // AdamW with the loss totals copied into the optimizer's staging ring, then that one read.
+        // (The trainer records the next step's passes before this read; one step at a time here.)
         const step = async () => {
           await model.forwardBackward(batch, adapter, { gradScale: 1 / N, accumulate: false }, false);
-          optimizer.apply(DEFAULT_OPTIMIZER);
-          const totals = await model.readStepTotals(B, T, adapter);
-          await optimizer.readVerdict();
-          return totals;
+          optimizer.apply(DEFAULT_OPTIMIZER, DEFAULT_OPTIMIZER.lr, model.stepTotals(B, T, adapter));
+          return (await optimizer.readVerdict()).totals!;
         };
         // One step with the counters reset: encodeMs is its wall time less the time spent
         // waiting for the GPU (reads, sync), i.e. the CPU time to record, encode and submit.

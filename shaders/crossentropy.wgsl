@@ -24,7 +24,8 @@ struct Params {
   groups: u32,      // chunk_stats: workgroups per grid row; chunk_grad: rows per grid z-slice;
                     // finalize: threads per grid row
   grad_scale: f32,  // chunk_grad: 1 / trained tokens in the batch (the loss is their mean)
-  _pad: u32,
+  scale_from_buffer: u32, // chunk_grad: 1 = read grad_scale from scale_in[0] instead (a value
+                          // written per step, so a recorded step replays with a new scale)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -37,6 +38,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read> state_in: array<f32>;
 // chunk_grad
 @group(0) @binding(4) var<storage, read_write> logits_out: array<f32>;
+// chunk_grad
+@group(0) @binding(5) var<storage, read> scale_in: array<f32>;
 // finalize
 @group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(5) var<storage, read_write> row_correct: array<f32>;
@@ -138,7 +141,8 @@ fn chunk_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
   let s = state_in[row * 4u + 1u];
   let prob = exp(logits_out[o] - m) / s;
   let onehot = select(0.0, 1.0, targets[row] == p.v_start + j);
-  logits_out[o] = (prob - onehot) * (w * p.grad_scale);
+  let scale = select(p.grad_scale, scale_in[0], p.scale_from_buffer != 0u);
+  logits_out[o] = (prob - onehot) * (w * scale);
 }
 
 // One thread per row.

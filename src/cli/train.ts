@@ -299,26 +299,6 @@ async function trainInto(ctx: CliContext, run: TrainRun, store: NodeCheckpointSt
 
     ctx.print(`training ${opened.path} (${config.modelType}, ${config.layers} layers, weights ${dtype}) on ${train.length} examples${validation.length ? `, validating on ${validation.length}` : ''}`);
     ctx.print(`  ${describeHp(hp)}`);
-    await writeFileAtomic(
-      join(out, JOB_FILE),
-      JSON.stringify(
-        {
-          jobId,
-          model: baseModelName(modelDir),
-          train: trainFile,
-          validation: validFile ?? null,
-          trainFile: await fingerprintFile(trainFile),
-          validationFile: validFile === undefined ? null : await fingerprintFile(validFile),
-          initAdapter: initDir ?? null,
-          dtype,
-          checkpointEvery: run.checkpointEvery ?? null,
-          hyperparameters: hp,
-        },
-        null,
-        2,
-      ) + '\n',
-    );
-
     // Written as the job goes, so a crash keeps the steps so far (a resumed job's history first).
     const metricsPath = join(out, METRICS_FILE);
     await writeFileAtomic(metricsPath, checkpoint ? resultsCsv(checkpoint.metrics) : resultsCsvHeader() + '\n');
@@ -361,6 +341,30 @@ async function trainInto(ctx: CliContext, run: TrainRun, store: NodeCheckpointSt
         else ctx.note(`${e.level}: ${e.message}`);
       },
     });
+    // A resumed job keeps the activation policy its checkpoint recorded.
+    if (checkpoint?.state.recompute) trainer.recompute = checkpoint.state.recompute;
+    ctx.print(`  activations: ${trainer.recompute === 'never' ? 'kept for the backward (they fit the memory budget)' : 'recomputed per layer in the backward (keeping them would not fit the memory budget)'}`);
+    await writeFileAtomic(
+      join(out, JOB_FILE),
+      JSON.stringify(
+        {
+          jobId,
+          model: baseModelName(modelDir),
+          train: trainFile,
+          validation: validFile ?? null,
+          trainFile: await fingerprintFile(trainFile),
+          validationFile: validFile === undefined ? null : await fingerprintFile(validFile),
+          initAdapter: initDir ?? null,
+          dtype,
+          checkpointEvery: run.checkpointEvery ?? null,
+          hyperparameters: hp,
+          recompute: trainer.recompute,
+        },
+        null,
+        2,
+      ) + '\n',
+    );
+
     let result;
     try {
       result = checkpoint ? await trainer.resume(checkpoint, controller.signal) : await trainer.run(controller.signal);

@@ -9,6 +9,7 @@
  * KEEP_RECORDINGS recordings are dropped (values that change every step, such as a learning rate
  * in a uniform, would otherwise pile up), and their slots reused: a slot is refilled only after
  * the commands that read its old bytes were submitted, and writeBuffer is ordered after them.
+ * Slots that a recorded command list binds (see replay.ts) are pinned and never swept.
  */
 import type { BufferPool } from './bufferPool';
 
@@ -43,6 +44,8 @@ export interface BindingCacheStats {
   bindGroups: number;
   uniformSlots: number;
   uniformBytes: number;
+  /** Uniform slots pinned by recorded command lists. */
+  pinnedSlots: number;
 }
 
 export class BindingCache {
@@ -53,6 +56,10 @@ export class BindingCache {
   private readonly freeSlots = new Map<number, SlotFree[]>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
+  /** Uniform slots (by content key) that recorded command lists still bind: never swept. */
+  private readonly pinned = new Map<string, number>();
+  /** Counts clear()s: command lists recorded under an older generation bind dead objects. */
+  generation = 0;
 
   constructor(
     private readonly device: GPUDevice,
@@ -66,8 +73,11 @@ export class BindingCache {
     return id;
   }
 
-  /** The slot holding these parameter bytes, filled now if no slot holds them yet. */
-  uniform(bytes: Uint8Array): { buffer: GPUBuffer; offset: number; key: string } {
+  /**
+   * The slot holding these parameter bytes, filled now if no slot holds them yet. `content` is
+   * the key to pin() it with.
+   */
+  uniform(bytes: Uint8Array): { buffer: GPUBuffer; offset: number; key: string; content: string } {
     if (bytes.byteLength > CHUNK_BYTES) throw new Error(`uniform parameters of ${bytes.byteLength} bytes exceed ${CHUNK_BYTES}`);
     // Params pads to 16 bytes, so the bytes are whole u16 pairs: one char per u16.
     const key = String.fromCharCode(...new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1));
@@ -80,7 +90,21 @@ export class BindingCache {
       this.uniforms.set(key, slot);
     }
     slot.lastUsed = this.epoch;
-    return { buffer: this.chunks[slot.chunk]!, offset: slot.offset, key: `${slot.chunk}:${slot.offset}` };
+    return { buffer: this.chunks[slot.chunk]!, offset: slot.offset, key: `${slot.chunk}:${slot.offset}`, content: key };
+  }
+
+  /** Keeps these uniform slots (content keys from uniform()) filled until unpin(): a recorded command list binds them. */
+  pin(contents: Iterable<string>): void {
+    for (const c of contents) this.pinned.set(c, (this.pinned.get(c) ?? 0) + 1);
+  }
+
+  unpin(contents: Iterable<string>): void {
+    for (const c of contents) {
+      const n = this.pinned.get(c);
+      if (n === undefined) continue; // cleared meanwhile
+      if (n > 1) this.pinned.set(c, n - 1);
+      else this.pinned.delete(c);
+    }
   }
 
   /** The cached bind group under `key`, made by `create` (and counted) on a miss. */
@@ -103,7 +127,7 @@ export class BindingCache {
     // A group's uniform slot is touched whenever the group is, so no live group loses its slot.
     for (const [k, g] of this.groups) if (g.lastUsed < cutoff) this.groups.delete(k);
     for (const [k, u] of this.uniforms) {
-      if (u.lastUsed >= cutoff) continue;
+      if (u.lastUsed >= cutoff || this.pinned.has(k)) continue;
       this.uniforms.delete(k);
       this.freeSlots.get(u.slotBytes)!.push({ chunk: u.chunk, offset: u.offset, slotBytes: u.slotBytes });
     }
@@ -114,15 +138,17 @@ export class BindingCache {
    * a caller that wants the pool's byte count back to where it was).
    */
   clear(): void {
+    this.generation++;
     this.groups.clear();
     this.uniforms.clear();
+    this.pinned.clear();
     this.freeSlots.clear();
     for (const c of this.chunks) this.pool.release(c);
     this.chunks.length = 0;
   }
 
   stats(): BindingCacheStats {
-    return { bindGroups: this.groups.size, uniformSlots: this.uniforms.size, uniformBytes: this.chunks.length * CHUNK_BYTES };
+    return { bindGroups: this.groups.size, uniformSlots: this.uniforms.size, uniformBytes: this.chunks.length * CHUNK_BYTES, pinnedSlots: this.pinned.size };
   }
 
   /** A new uniform buffer cut into slots of slotBytes; returns the first, frees the rest. */

@@ -3,7 +3,7 @@ import { BufferPool, type BufferStats } from './bufferPool';
 import { GpuDeviceLostError, GpuOutOfMemoryError, GpuValidationError, WebGpuUnavailableError } from './errors';
 import { findWebGpu } from './navigator';
 import { PipelineCache, type KernelSpec } from './pipelineCache';
-import { Recorder, type DispatchArgs } from './recorder';
+import { Recorder, type DispatchArgs, type RecorderOptions } from './recorder';
 
 export interface AcquireOptions {
   /** A GPU entry point to use instead of navigator.gpu / the webgpu package. */
@@ -84,6 +84,12 @@ export class Gpu {
    * anywhere. Results computed in a dry run are meaningless.
    */
   dryRun = false;
+  /**
+   * Callers may replay recorded steps (see RecordedCommands) and recorders may split a step into
+   * several submits. Off: every step is recorded through the kernel bindings and submitted once
+   * (profiles, which time each dispatch, turn it off).
+   */
+  replay = true;
   /** Set once the device is lost; every later readback rejects with it. */
   lostError: GpuDeviceLostError | null = null;
   private readonly lostListeners = new Set<(e: GpuDeviceLostError) => void>();
@@ -225,9 +231,9 @@ export class Gpu {
     return new Uint32Array(await this.read(buffer, elementOffset * 4, len));
   }
 
-  recorder(label?: string): Recorder {
+  recorder(label?: string, options?: RecorderOptions): Recorder {
     this.throwIfLost();
-    return new Recorder(this, label);
+    return new Recorder(this, label, options);
   }
 
   /** Records and submits a single kernel. */

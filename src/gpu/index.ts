@@ -1,7 +1,8 @@
 export { acquireGpu, Gpu, isCpuAdapter, KERNEL_CHOICES, storageUsage, type AcquireOptions, type AdapterSummary, type GpuCounters, type KernelChoice, type KernelPlan } from './device';
 export { BufferPool, bucketSize, type BufferStats } from './bufferPool';
 export { PipelineCache, type BindingKind, type KernelSpec } from './pipelineCache';
-export { Recorder, type BufferBinding, type DispatchArgs, type KernelTiming } from './recorder';
+export { Recorder, SUBMIT_EVERY, type BufferBinding, type DispatchArgs, type KernelTiming, type RecorderOptions } from './recorder';
+export { encodeCommands, RecordedCommands, ReplayCache, type Command, type CommandSegment } from './replay';
 export { Params } from './params';
 export { GpuDeviceLostError, GpuOutOfMemoryError, GpuValidationError, WebGpuUnavailableError } from './errors';
 export { DAWN_NODE_FLAGS, findWebGpu, provideNodeWebGpu } from './navigator';

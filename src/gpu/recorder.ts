@@ -1,5 +1,6 @@
 import type { Gpu } from './device';
 import type { CachedPipeline, KernelSpec } from './pipelineCache';
+import { encodeCommands, RecordedCommands, type Command, type CommandSegment } from './replay';
 
 /** A whole buffer, or a byte range of one (for tensors split over the binding-size limit). */
 export type BufferBinding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
@@ -15,6 +16,19 @@ export interface DispatchArgs {
   label?: string;
 }
 
+export interface RecorderOptions {
+  /**
+   * Submit every this many dispatches (true: SUBMIT_EVERY) instead of all at the end, so the GPU
+   * starts on the first layers while the CPU records the rest.
+   */
+  submitEvery?: number | true;
+  /** Keep what is submitted, resolved, for `recorded()` to replay (see RecordedCommands). */
+  capture?: boolean;
+}
+
+/** Dispatches per submit of a recorder with `submitEvery: true`: a few layers of a training step. */
+export const SUBMIT_EVERY = 256;
+
 export interface KernelTiming {
   label: string;
   ms: number;
@@ -26,18 +40,27 @@ type Op =
   | { kind: 'clear'; buffer: GPUBuffer; offset: number; size?: number };
 
 /**
- * Records kernels for one command encoder. Nothing touches the GPU until `submit()`: then every
- * dispatch gets its bind group from the Gpu's BindingCache (made once per pipeline, buffer
- * ranges and parameter bytes, so a repeated step makes none), and all dispatches between copies
- * share one compute pass (WebGPU orders dispatches within a pass, so no extra barriers are needed).
+ * Records kernels for one command encoder. Nothing touches the GPU until `submit()` (or, with
+ * `submitEvery`, until that many dispatches are recorded): then every dispatch gets its bind
+ * group from the Gpu's BindingCache (made once per pipeline, buffer ranges and parameter bytes,
+ * so a repeated step makes none), and all dispatches between copies share one compute pass.
  */
 export class Recorder {
   private readonly ops: Op[] = [];
+  private pendingDispatches = 0;
+  private readonly submitEvery: number;
+  private readonly captured: CommandSegment[] | null;
+  private readonly capturedUniforms = new Set<string>();
 
   constructor(
     private readonly gpu: Gpu,
     readonly label = 'whittle',
-  ) {}
+    options: RecorderOptions = {},
+  ) {
+    const split = gpu.replay ? options.submitEvery : undefined;
+    this.submitEvery = split === true ? SUBMIT_EVERY : (split ?? 0);
+    this.captured = options.capture && gpu.replay ? [] : null;
+  }
 
   get length(): number {
     return this.ops.length;
@@ -59,6 +82,7 @@ export class Recorder {
       throw new Error(`${spec.name}: params given for ${uniforms} uniform bindings`);
     }
     this.ops.push({ kind: 'dispatch', spec, args });
+    if (this.submitEvery > 0 && ++this.pendingDispatches >= this.submitEvery) this.encodeAndSubmit(false);
     return this;
   }
 
@@ -77,6 +101,7 @@ export class Recorder {
     const bindings = this.gpu.bindings;
     const { spec } = cached;
     const uniform = args.params ? bindings.uniform(args.params) : null;
+    if (uniform && this.captured) this.capturedUniforms.add(uniform.content);
     let key = `${cached.id}`;
     for (const b of args.buffers) {
       key += 'buffer' in b ? `|${bindings.bufferId(b.buffer)}:${b.offset ?? 0}:${b.size ?? ''}` : `|${bindings.bufferId(b)}`;
@@ -97,93 +122,94 @@ export class Recorder {
     return group;
   }
 
-  /** Encodes and submits. Returns per-kernel GPU times when `timed` and timestamps exist. */
+  /** Encodes and submits what is left. */
   submit(): void {
-    this.encodeAndSubmit(false);
+    this.encodeAndSubmit(true);
+  }
+
+  /**
+   * What this capturing recorder submitted, as a list to replay (after its last submit); null
+   * when it did not capture. The list pins its uniform slots until released: keep it in a
+   * ReplayCache, which releases it.
+   */
+  recorded(): RecordedCommands | null {
+    if (!this.captured) return null; // not asked to capture, or the Gpu's replay is off
+    if (this.ops.length) throw new Error('recorded(): submit the recorder first');
+    return new RecordedCommands(this.gpu, this.captured, [...this.capturedUniforms]);
   }
 
   /** Like submit(), with a timestamp pair around every dispatch; resolves when the GPU is done. */
   async submitTimed(): Promise<KernelTiming[]> {
-    const timing = this.encodeAndSubmit(this.gpu.hasTimestamps);
-    if (!timing) {
-      await this.gpu.device.queue.onSubmittedWorkDone();
+    if (!this.gpu.hasTimestamps || this.gpu.dryRun || this.captured || this.submitEvery > 0) {
+      this.submit();
+      if (!this.gpu.dryRun) await this.gpu.device.queue.onSubmittedWorkDone();
       return [];
     }
-    const raw = new BigUint64Array(await this.gpu.read(timing.resolve));
-    this.gpu.pool.release(timing.resolve);
-    timing.querySet.destroy();
-    return timing.labels.map((label, i) => ({ label, ms: Number(raw[2 * i + 1]! - raw[2 * i]!) / 1e6 }));
-  }
-
-  private encodeAndSubmit(timed: boolean): { querySet: GPUQuerySet; resolve: GPUBuffer; labels: string[] } | null {
     const device = this.gpu.device;
     const dispatches = this.ops.filter((o): o is Extract<Op, { kind: 'dispatch' }> => o.kind === 'dispatch');
-    const bindings = this.gpu.bindings;
-    let querySet: GPUQuerySet | null = null;
+    if (dispatches.length === 0) {
+      this.submit();
+      return [];
+    }
+    const querySet = device.createQuerySet({ type: 'timestamp', count: 2 * dispatches.length });
     const labels: string[] = [];
-    if (timed && dispatches.length > 0 && !this.gpu.dryRun) {
-      querySet = device.createQuerySet({ type: 'timestamp', count: 2 * dispatches.length });
-    }
     const encoder = device.createCommandEncoder({ label: this.label });
-    let pass: GPUComputePassEncoder | null = null;
-    // A pass starts with no pipeline set; within one, consecutive dispatches of a kernel share it.
-    let pipeline: GPUComputePipeline | null = null;
-    let pipelineSet = false;
-    const endPass = () => {
-      pass?.end();
-      pass = null;
-      pipelineSet = false;
-    };
     for (const op of this.ops) {
-      if (op.kind === 'copy') {
-        endPass();
-        encoder.copyBufferToBuffer(op.src, op.srcOffset, op.dst, op.dstOffset, op.size);
-        continue;
-      }
-      if (op.kind === 'clear') {
-        endPass();
-        encoder.clearBuffer(op.buffer, op.offset, op.size);
-        continue;
-      }
-      const { spec, args } = op;
-      const cached = this.gpu.pipelines.get(spec);
-      const bindGroup = this.bindGroup(cached, args);
-      if (querySet) {
-        endPass();
+      if (op.kind === 'copy') encoder.copyBufferToBuffer(op.src, op.srcOffset, op.dst, op.dstOffset, op.size);
+      else if (op.kind === 'clear') encoder.clearBuffer(op.buffer, op.offset, op.size);
+      else {
+        const cached = this.gpu.pipelines.get(op.spec);
+        const group = this.bindGroup(cached, op.args);
         const i = labels.length;
-        labels.push(args.label ?? spec.name);
-        pass = encoder.beginComputePass({
-          timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
-        });
-      } else if (!pass) {
-        pass = encoder.beginComputePass({ label: this.label });
+        labels.push(op.args.label ?? op.spec.name);
+        // One pass per dispatch: timestamps are taken at pass boundaries.
+        const pass = encoder.beginComputePass({ timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+        pass.setPipeline(cached.pipeline);
+        pass.setBindGroup(0, group);
+        const [x, y = 1, z = 1] = op.args.workgroups;
+        pass.dispatchWorkgroups(x, y, z);
+        pass.end();
+        this.gpu.counters.dispatches++;
       }
-      const p = pass as GPUComputePassEncoder;
-      if (pipeline !== cached.pipeline || !pipelineSet) p.setPipeline(cached.pipeline);
-      pipeline = cached.pipeline;
-      pipelineSet = true;
-      p.setBindGroup(0, bindGroup);
-      const [x, y = 1, z = 1] = args.workgroups;
-      p.dispatchWorkgroups(x, y, z);
-      this.gpu.counters.dispatches++;
     }
-    endPass();
-    let resolve: GPUBuffer | null = null;
-    if (querySet) {
-      resolve = this.gpu.pool.acquire(
-        16 * labels.length,
-        GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-        'timestamps',
-      );
-      encoder.resolveQuerySet(querySet, 0, 2 * labels.length, resolve, 0);
-    }
-    const commands = encoder.finish();
+    const resolve = this.gpu.pool.acquire(16 * labels.length, GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC, 'timestamps');
+    encoder.resolveQuerySet(querySet, 0, 2 * labels.length, resolve, 0);
     this.ops.length = 0;
+    this.gpu.counters.submits++;
+    this.gpu.bindings.endRecording();
+    device.queue.submit([encoder.finish()]);
+    const raw = new BigUint64Array(await this.gpu.read(resolve));
+    this.gpu.pool.release(resolve);
+    querySet.destroy();
+    return labels.map((label, i) => ({ label, ms: Number(raw[2 * i + 1]! - raw[2 * i]!) / 1e6 }));
+  }
+
+  /**
+   * Resolves the recorded ops into commands (bind groups from the cache), encodes and submits
+   * them. `last`: the recording ends here (the binding cache ages its entries once per recording,
+   * not per submit of one).
+   */
+  private encodeAndSubmit(last: boolean): void {
+    const commands: Command[] = [];
+    for (const op of this.ops) {
+      if (op.kind !== 'dispatch') {
+        commands.push(op);
+        continue;
+      }
+      const cached = this.gpu.pipelines.get(op.spec);
+      const [x, y = 1, z = 1] = op.args.workgroups;
+      commands.push({ kind: 'dispatch', pipeline: cached.pipeline, group: this.bindGroup(cached, op.args), x, y, z });
+    }
+    this.ops.length = 0;
+    this.pendingDispatches = 0;
+    if (commands.length === 0 && !last) return;
+    const segment = { label: this.label, commands };
+    const encoded = encodeCommands(this.gpu, segment);
+    if (this.captured && commands.length) this.captured.push(segment);
     // A dry run counts the submit it leaves out.
     this.gpu.counters.submits++;
-    bindings.endRecording();
-    if (this.gpu.dryRun) return null;
-    device.queue.submit([commands]);
-    return querySet && resolve ? { querySet, resolve, labels } : null;
+    if (last) this.gpu.bindings.endRecording();
+    if (this.gpu.dryRun) return;
+    this.gpu.device.queue.submit([encoded]);
   }
 }

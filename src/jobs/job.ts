@@ -166,6 +166,11 @@ export interface JobRecord {
   dtype: WeightDtype | 'auto';
   /** The dtype the first run chose; resumes keep it so a resumed job computes what it did before. */
   weightDtype: WeightDtype | null;
+  /**
+   * Whether the first run recomputes each layer's activations in the backward ('always') or keeps
+   * them ('never'), resolved from the memory estimate; resumes keep it. Absent before the first run.
+   */
+  recompute?: 'always' | 'never';
   suffix: string | null;
   /** The user allowed a training file of fewer than 10 examples (absent: not allowed). */
   allowSmallTrainingFile?: boolean;

@@ -102,6 +102,7 @@ export class TrainingRun {
           validation,
           padId: padTokenId(text),
           batching: this.deps.batching,
+          ...(job.recompute ? { recompute: job.recompute } : {}),
           store: checkpoints,
           jobId: id,
           keepCheckpoints: this.deps.keepCheckpoints,
@@ -119,6 +120,11 @@ export class TrainingRun {
           },
         });
         trainer = created;
+        if (job.recompute !== created.recompute) {
+          job = await records.update(id, (j) => ({ ...j, recompute: created.recompute }));
+          const what = created.recompute === 'never' ? 'kept for the backward (they fit the memory budget)' : 'recomputed per layer in the backward (keeping them would not fit the memory budget)';
+          await records.log(id, [{ level: 'info', message: `Activations: ${what}`, step: job.step || null, kind: 'status' }]);
+        }
 
         let result;
         if (latest) {

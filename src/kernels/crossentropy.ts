@@ -7,7 +7,7 @@ import { sum } from './reduce';
 
 // Binding order of every entry point: uniform, targets, mask, then its own buffers.
 const CHUNK_STATS = kernelSpec(code, 'crossentropy.chunk_stats', 'chunk_stats', ['uniform', 'read', 'read', 'read', 'write']);
-const CHUNK_GRAD = kernelSpec(code, 'crossentropy.chunk_grad', 'chunk_grad', ['uniform', 'read', 'read', 'read', 'write']);
+const CHUNK_GRAD = kernelSpec(code, 'crossentropy.chunk_grad', 'chunk_grad', ['uniform', 'read', 'read', 'read', 'write', 'read']);
 const FINALIZE = kernelSpec(code, 'crossentropy.finalize', 'finalize', ['uniform', 'read', 'read', 'read', 'write', 'write']);
 
 /** Floats of running state per row: max, sum of exp, target logit, argmax (as an exact f32). */
@@ -74,17 +74,21 @@ export function crossEntropyChunkStats(gpu: Gpu, rec: Recorder, a: CrossEntropyC
 /**
  * Overwrites a recomputed logits chunk with d(mean loss)/d(logits) =
  * (softmax - onehot(target)) * mask * gradScale, using the state of a completed stats pass
- * over all chunks. gradScale = 1 / (trained tokens in the batch), known on the CPU from the mask.
+ * over all chunks. gradScale = 1 / (trained tokens in the batch), known on the CPU from the mask:
+ * a number, or the f32 at the start of a buffer written per step (so that recorded commands
+ * replay unchanged with a new scale).
  */
-export function crossEntropyChunkGrad(gpu: Gpu, rec: Recorder, a: CrossEntropyChunk & { gradScale: number }): void {
+export function crossEntropyChunkGrad(gpu: Gpu, rec: Recorder, a: CrossEntropyChunk & { gradScale: number | { buffer: GPUBuffer } }): void {
   const ld = checkChunk('crossEntropyChunkGrad', a);
   const max = gpu.limits.maxComputeWorkgroupsPerDimension;
   const gx = Math.ceil(a.vc / 256);
   if (gx > max) throw new Error(`crossEntropyChunkGrad: chunk of ${a.vc} columns is too wide`);
   const gy = Math.min(Math.max(a.rows, 1), max);
   const gz = Math.ceil(a.rows / gy);
+  const scale = a.gradScale;
   rec.dispatch(CHUNK_GRAD, {
-    buffers: [a.targets, a.mask, a.state, a.logits],
+    // Without a scale buffer the mask (already bound read-only) fills its slot, unread.
+    buffers: [a.targets, a.mask, a.state, a.logits, typeof scale === 'number' ? a.mask : scale.buffer],
     params: new Params()
       .u32(a.rows)
       .u32(a.vc)
@@ -92,8 +96,8 @@ export function crossEntropyChunkGrad(gpu: Gpu, rec: Recorder, a: CrossEntropyCh
       .u32(ld)
       .u32(0)
       .u32(gy)
-      .f32(a.gradScale)
-      .u32(0)
+      .f32(typeof scale === 'number' ? scale : 0)
+      .u32(typeof scale === 'number' ? 0 : 1)
       .bytes(),
     workgroups: [gx, gy, gz],
   });

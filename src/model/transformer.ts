@@ -28,6 +28,7 @@ import type { BaseGradients } from './fullParameters';
 import type { KvCache } from './kvCache';
 import { ROLE_SEED_INDEX } from './layout';
 import { DEFAULT_MEMORY_BUDGET_BYTES, estimateLoraJobMemory, type RecomputePolicy } from './memoryEstimate';
+import { TrainingReplays } from './stepReplay';
 import { defaultLoraLinearPath, linearBackward, linearForward, type LoraBranch, type LoraLinearPath } from './linearLayer';
 import type { LoraAdapter } from './lora';
 import type { LinearWeight, ModelWeights, NormWeight } from './weights';
@@ -89,6 +90,8 @@ export class CausalLM {
   memoryBudgetBytes: number;
   /** Workspaces by batch shape, most recently used last (training, evaluation and decoding alternate). */
   private readonly workspaces = new Map<string, Workspace>();
+  /** Recorded training passes, replayed by later steps; they bind workspace buffers, so go with them. */
+  private readonly replays: TrainingReplays;
 
   constructor(
     readonly gpu: Gpu,
@@ -100,9 +103,11 @@ export class CausalLM {
     this.recompute = options.recompute ?? 'auto';
     this.memoryBudgetBytes = options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES;
     this.invFreq = config.positionEncoding === 'rope' ? gpu.upload(Float32Array.from(ropeInverseFrequencies(config)), 'inv_freq') : null;
+    this.replays = new TrainingReplays(gpu);
   }
 
   destroy(): void {
+    this.replays.destroy();
     for (const ws of this.workspaces.values()) ws.destroy();
     this.workspaces.clear();
     if (this.invFreq) this.gpu.release(this.invFreq);
@@ -118,6 +123,7 @@ export class CausalLM {
 
   /** Frees the scratch buffers (they are made again on the next batch). */
   releaseWorkspaces(): void {
+    this.replays.clear();
     for (const ws of this.workspaces.values()) ws.destroy();
     this.workspaces.clear();
   }
@@ -141,6 +147,7 @@ export class CausalLM {
       return hit;
     }
     while (this.workspaces.size >= MAX_WORKSPACES) {
+      this.replays.clear();
       const oldest = this.workspaces.keys().next().value!;
       this.workspaces.get(oldest)!.destroy();
       this.workspaces.delete(oldest);
@@ -466,6 +473,11 @@ export class CausalLM {
     return this.readTotals(this.ws(B, T, adapter, true));
   }
 
+  /** The buffer of readStepTotals, [loss sum, tokens, correct] f32, for a caller to copy out late. */
+  stepTotals(B: number, T: number, adapter: LoraAdapter | null): GPUBuffer {
+    return this.ws(B, T, adapter, true).totals;
+  }
+
   /** Loss totals of a batch (no gradients). */
   async evaluate(batch: TokenBatch, adapter: LoraAdapter | null = null): Promise<LossTotals> {
     const ws = this.ws(batch.B, batch.T, adapter, false);
@@ -532,7 +544,8 @@ export class CausalLM {
     if (!adapter && !opts.full) throw new Error('forwardBackward needs an adapter or full-parameter gradients');
     const ws = this.ws(batch.B, batch.T, adapter, true);
     this.upload(ws, batch);
-    const rec = this.gpu.recorder('train-step');
+    const rec = this.replays.begin(ws, adapter, this.loraLinearPath, opts);
+    if (!rec) return readLoss ? this.readTotals(ws) : null; // a recorded pass was replayed
     const full = opts.full;
     if (full && !opts.accumulate) for (const st of full.states.values()) rec.clear(st.grad, 0, st.n * 4);
     this.recordForward(rec, ws, adapter, opts.dropoutSeed, opts.accumulate);
@@ -542,7 +555,7 @@ export class CausalLM {
     let first = true;
     for (const chunk of [...this.headChunks(ws)].reverse()) {
       if (!first) this.headLogits(rec, ws, chunk);
-      crossEntropyChunkGrad(this.gpu, rec, { logits: ws.logits, targets: ws.targets, mask: ws.mask, state: ws.ceState, rows: ws.N, vStart: chunk.vStart, vc: chunk.vc, gradScale: opts.gradScale });
+      crossEntropyChunkGrad(this.gpu, rec, { logits: ws.logits, targets: ws.targets, mask: ws.mask, state: ws.ceState, rows: ws.N, vStart: chunk.vStart, vc: chunk.vc, gradScale: { buffer: this.replays.stepValues } });
       if (full) {
         // dHead[chunk] += dlogitsᵀ hF
         matmul(this.gpu, rec, { a: ws.logits, b: ws.hF, c: full.grad(chunk.shard), offsetC: chunk.rowInShard * cfg.hidden, M: chunk.vc, N: cfg.hidden, K: ws.N, transA: true, beta: 1, label: 'lm_head.dW' });
@@ -570,6 +583,7 @@ export class CausalLM {
       embeddingBackward(this.gpu, rec, { index, indexBuffer: ws.embedIndex, dOut: ws.dres, cols: cfg.hidden, shards: full.embedGrad });
     }
     rec.submit();
+    this.replays.end(rec);
     return readLoss ? this.readTotals(ws) : null;
   }
 }

@@ -43,6 +43,11 @@ export interface TrainerState {
   elapsedMs: number;
   /** True once every epoch has run. */
   finished: boolean;
+  /**
+   * Whether the job recomputes each layer's activations for the backward ('always') or keeps them
+   * ('never'), as resolved when it first ran. Absent in checkpoints from before it was recorded.
+   */
+  recompute?: 'always' | 'never';
 }
 
 export interface Checkpoint {
@@ -153,6 +158,7 @@ function checkState(value: unknown): TrainerState {
   if (o !== undefined && (typeof o !== 'number' || !Number.isInteger(o) || o < 0 || o > s.step!)) {
     throw new CheckpointError(`checkpoint state.optimizerStep is ${String(o)}, not an integer in [0, step]`);
   }
+  if (s.recompute !== undefined && s.recompute !== 'always' && s.recompute !== 'never') throw new CheckpointError(`checkpoint state.recompute is ${String(s.recompute)}, not 'always' or 'never'`);
   return s as TrainerState;
 }
 

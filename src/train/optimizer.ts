@@ -2,6 +2,7 @@ import type { Gpu } from '../gpu';
 import { ADAMW_HYPER_FLOATS, ADAMW_TABLE, adamwFlat, adamwHyperTable, adamwStepAll, type AdamWTensor } from '../kernels/adamw';
 import { clipGradNorm, gradNormClipStep, gradNormLayout, sumSquaresPartials } from '../kernels/reduce';
 import type { LoraAdapter } from '../model/lora';
+import type { LossTotals } from '../model/transformer';
 
 export interface OptimizerSettings {
   lr: number;
@@ -77,10 +78,16 @@ export interface StepVerdict {
   gradNorm: number;
   /** The gradient was not finite, so nothing was updated (PyTorch's GradScaler skips the step). */
   skipped: boolean;
+  /** The step's loss totals, when apply() was given the buffer holding them. */
+  totals: LossTotals | null;
 }
 
 /** Bytes of the GPU's per-step state: [norm, clip coefficient, skip flag, AdamW step count]. */
 const STATE_BYTES = 16;
+/** Bytes of a loss-totals buffer: [loss sum, trained tokens, correct]. */
+const TOTALS_BYTES = 12;
+/** A staging buffer: the state, then the step's loss totals. */
+const STAGING_BYTES = STATE_BYTES + 16;
 
 /**
  * AdamW with gradient-norm clipping over a whole LoRA adapter in three dispatches per flat
@@ -94,7 +101,7 @@ const STATE_BYTES = 16;
 export class LoraOptimizer {
   private confirmed = 0;
   /** Verdicts not read yet, oldest first: the staging buffer and its pending map. */
-  private readonly inFlight: { staging: GPUBuffer; mapped: Promise<void> }[] = [];
+  private readonly inFlight: { staging: GPUBuffer; mapped: Promise<void>; hasTotals: boolean }[] = [];
   private readonly staging: GPUBuffer[] = [];
   private nextStaging = 0;
   private readonly partials: GPUBuffer;
@@ -115,7 +122,7 @@ export class LoraOptimizer {
     this.state = gpu.createBuffer(STATE_BYTES, 'optimizer-state');
     this.hyper = gpu.createBuffer(ADAMW_HYPER_FLOATS * 4, 'adamw-hyper');
     for (let i = 0; i < ADAMW_TABLE; i++) {
-      this.staging.push(gpu.createBuffer(STATE_BYTES, `optimizer-verdict${i}`, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST));
+      this.staging.push(gpu.createBuffer(STAGING_BYTES, `optimizer-verdict${i}`, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST));
     }
     this.step = 0;
   }
@@ -139,8 +146,12 @@ export class LoraOptimizer {
     return this.inFlight.length;
   }
 
-  /** Records and submits one step: clip (when enabled), skip if not finite, AdamW with `lr`. */
-  apply(settings: OptimizerSettings, lr = settings.lr): void {
+  /**
+   * Records and submits one step: clip (when enabled), skip if not finite, AdamW with `lr`.
+   * `lossTotals` (the [loss sum, tokens, correct] the step's passes left on the GPU) is copied
+   * into the step's staging buffer too, so one late read returns the verdict and the loss.
+   */
+  apply(settings: OptimizerSettings, lr = settings.lr, lossTotals?: GPUBuffer): void {
     // The hyper table covers ADAMW_TABLE step counts past the confirmed one.
     if (this.inFlight.length >= ADAMW_TABLE) throw new Error(`LoraOptimizer: ${ADAMW_TABLE} steps in flight; read a verdict first`);
     const clip = settings.maxGradNorm > 0 && Number.isFinite(settings.maxGradNorm);
@@ -158,8 +169,9 @@ export class LoraOptimizer {
     const staging = this.staging[this.nextStaging]!;
     this.nextStaging = (this.nextStaging + 1) % this.staging.length;
     rec.copy(this.state, 0, staging, 0, STATE_BYTES);
+    if (lossTotals) rec.copy(lossTotals, 0, staging, STATE_BYTES, TOTALS_BYTES);
     rec.submit();
-    this.inFlight.push({ staging, mapped: this.gpu.mapForRead(staging) });
+    this.inFlight.push({ staging, mapped: this.gpu.mapForRead(staging), hasTotals: lossTotals !== undefined });
   }
 
   /** The verdict of the oldest step not read yet (waits only if the GPU has not finished it). */
@@ -167,10 +179,12 @@ export class LoraOptimizer {
     const next = this.inFlight.shift();
     if (!next) throw new Error('LoraOptimizer: no step in flight');
     await this.gpu.awaitMapped(next.mapped);
-    const [norm, , skip, count] = this.gpu.dryRun ? [0, 1, 0, this.confirmed + 1] : new Float32Array(next.staging.getMappedRange().slice(0));
-    if (!this.gpu.dryRun) next.staging.unmap();
+    const dry = this.gpu.dryRun;
+    const [norm, , skip, count, lossSum, tokens, correct] = dry ? [0, 1, 0, this.confirmed + 1, 0, 0, 0] : new Float32Array(next.staging.getMappedRange().slice(0));
+    if (!dry) next.staging.unmap();
     this.confirmed = count!;
-    return { gradNorm: norm!, skipped: skip !== 0 };
+    const totals = next.hasTotals ? { lossSum: lossSum!, tokens: tokens!, correct: correct! } : null;
+    return { gradNorm: norm!, skipped: skip !== 0, totals };
   }
 
   /** readVerdict's gradient norm (the step's verdict is consumed). */

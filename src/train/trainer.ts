@@ -13,11 +13,12 @@
  * micro-batch of (seed, e, step in the epoch, micro-batch), the small validation batch of the
  * step number, so a resumed job replays the same computation as an uninterrupted one.
  */
-import { buildBatch, planBatches, type Batch, type BatchOptions, type BatchPlan } from '../data/batching';
+import { buildBatch, planBatches, type BatchOptions, type BatchPlan } from '../data/batching';
 import type { TokenSequence } from '../data/examples';
 import { LoraAdapter } from '../model/lora';
+import type { RecomputePolicy } from '../model/memoryEstimate';
 import type { CausalLM, LossTotals } from '../model/transformer';
-import { fmix32 } from '../util/random';
+import { sameJson } from '../util/canonicalJson';
 import {
   captureCheckpoint,
   checkpointName,
@@ -33,8 +34,11 @@ import {
 import { divergedAdvice, DivergenceWatch } from './divergence';
 import type { Hyperparameters } from './hyperparameters';
 import { formatValidationLoss, NO_STEP_TOKENS, trainedStep, type StepMetrics } from './metrics';
+import { dropoutSeedOf, microBatches } from './microBatches';
 import { LoraOptimizer, type OptimizerSettings } from './optimizer';
 import { learningRateAt, warmupStepsFromRatio, type ScheduleSpec } from './schedule';
+
+export { dropoutSeedOf } from './microBatches';
 
 export type EventLevel = 'info' | 'warning' | 'error';
 
@@ -95,6 +99,12 @@ export interface TrainerOptions {
   logEvery?: number;
   /** Monotonic clock in ms (performance.now by default). */
   clock?: () => number;
+  /**
+   * Keep each layer's activations for the backward ('never' recompute) or recompute them
+   * ('always'); 'auto' (default) resolves once from the memory estimate at batchSize x maxSeqLen.
+   * A restored checkpoint's choice wins, so a resumed job computes what it did before.
+   */
+  recompute?: RecomputePolicy;
 }
 
 export interface TrainResult {
@@ -115,39 +125,28 @@ export interface EvalResult {
   tokens: number;
 }
 
-/** The dropout seed of micro-batch `micro` of step `step` (0-based, within the epoch) of epoch `epoch`. */
-export function dropoutSeedOf(seed: number, epoch: number, step: number, micro: number): number {
-  let h = fmix32((seed ^ 0x2545f491) >>> 0);
-  h = fmix32((h + Math.imul(epoch + 1, 0x9e3779b9)) >>> 0);
-  h = fmix32((h + Math.imul(step + 1, 0x85ebca77)) >>> 0);
-  return fmix32((h + Math.imul(micro + 1, 0xc2b2ae3d)) >>> 0);
-}
-
-/** The batch with empty rows (padding, mask 0) appended up to `rows`. */
-function padRows(batch: Batch, rows: number, padId: number): Batch {
-  const n = rows * batch.T;
-  const tokens = new Uint32Array(n).fill(padId);
-  const targets = new Uint32Array(n).fill(padId);
-  const mask = new Float32Array(n);
-  tokens.set(batch.tokens);
-  targets.set(batch.targets);
-  mask.set(batch.mask);
-  return { ...batch, B: rows, tokens, targets, mask };
-}
-
-/** JSON with object keys sorted, so equal records compare equal whatever their key order. */
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
-  );
-}
-
-function sameJson(a: unknown, b: unknown): boolean {
-  return canonicalJson(a) === canonicalJson(b);
-}
-
 /** Consecutive skipped steps (non-finite gradients) after which the job stops as diverged. */
 export const MAX_SKIPPED_IN_A_ROW = 3;
+
+/** A step whose passes are recorded and whose results are not taken yet. */
+interface RecordedStep {
+  /** 1-based optimizer step; 0-based epoch and plan index of its batch. */
+  stepNo: number;
+  epoch: number;
+  planIndex: number;
+  epochEnd: boolean;
+  /** Tokens of its examples, padding left out, and of those the trained ones. */
+  processed: number;
+  trained: number;
+  learningRate: number;
+  /** Where its passes leave the loss totals. */
+  totals: GPUBuffer;
+  /** clock() when its recording started. */
+  start: number;
+}
+
+/** Times of one run() call; lastFinish: clock() when its last step was finished. */
+type RunClock = { elapsed: () => number; segmentStart: number; stepBefore: number; lastFinish: number };
 
 const fmt = (x: number, digits = 4) => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
 
@@ -161,6 +160,8 @@ export class Trainer {
   readonly stepsPerEpoch: number[];
   readonly totalSteps: number;
   readonly schedule: ScheduleSpec;
+  /** The activation policy every step of this job uses (see TrainerOptions.recompute). */
+  recompute: 'always' | 'never';
   private readonly ownsAdapter: boolean;
   private readonly train: readonly TokenSequence[];
   private readonly validation: readonly TokenSequence[];
@@ -218,7 +219,15 @@ export class Trainer {
     }
     this.optimizer = new LoraOptimizer(this.model.gpu, this.adapter);
     this.adapter.resetOptimizer();
-    this.st = { step: 0, epoch: 0, batchIndex: 0, totalSteps: this.totalSteps, seed: hp.seed, elapsedMs: 0, finished: false };
+    const policy = options.recompute ?? 'auto';
+    if (policy !== 'auto') this.recompute = policy;
+    else {
+      const modelPolicy = this.model.recompute;
+      this.model.recompute = 'auto';
+      this.recompute = this.model.keepsActivations(hp.batchSize, hp.maxSeqLen, this.adapter) ? 'never' : 'always';
+      this.model.recompute = modelPolicy;
+    }
+    this.st = { step: 0, epoch: 0, batchIndex: 0, totalSteps: this.totalSteps, seed: hp.seed, elapsedMs: 0, finished: false, recompute: this.recompute };
   }
 
   /** A copy of the current position. */
@@ -247,23 +256,6 @@ export class Trainer {
       batchSize: this.hp.batchSize * accum,
       ...(budget === undefined ? {} : { tokensPerBatch: budget * accum }),
     });
-  }
-
-  /**
-   * A step's micro-batches, all of one shape [rows, plan.T]: the engine accumulates a step's
-   * loss totals in the scratch buffers of one batch shape, and one shape also means one set of
-   * compiled dispatch sizes. A short last micro-batch is filled with empty rows (mask 0).
-   */
-  private microBatches(plan: BatchPlan): Batch[] {
-    const budget = this.options.batching?.tokensPerBatch;
-    const rows = Math.max(1, Math.min(this.hp.batchSize, budget === undefined ? Infinity : Math.floor(budget / plan.T)));
-    if (plan.examples.length <= rows) return [buildBatch(this.train, plan, this.padId)];
-    const out: Batch[] = [];
-    for (let at = 0; at < plan.examples.length; at += rows) {
-      const b = buildBatch(this.train, { examples: plan.examples.slice(at, at + rows), T: plan.T }, this.padId);
-      out.push(b.B === rows ? b : padRows(b, rows, this.padId));
-    }
-    return out;
   }
 
   private emit(level: EventLevel, message: string, step: number | null = this.st.step || null): void {
@@ -321,7 +313,8 @@ export class Trainer {
       throw new CheckpointError(`checkpoint ${cp.name} is of a ${cp.state.totalSteps}-step job, this one has ${this.totalSteps} steps (different training data?)`);
     }
     restoreCheckpoint(this.model.gpu, this.adapter, this.optimizer, cp);
-    this.st = { ...cp.state };
+    if (cp.state.recompute) this.recompute = cp.state.recompute;
+    this.st = { ...cp.state, recompute: this.recompute };
     this.lastSaved = null;
     this.history = cp.metrics.map((m) => ({ ...m }));
     let run = 0;
@@ -362,20 +355,25 @@ export class Trainer {
   async run(signal?: AbortSignal): Promise<TrainResult> {
     if (this.running) throw new Error('this trainer is already running');
     this.running = true;
+    const modelPolicy = this.model.recompute;
+    this.model.recompute = this.recompute;
+    this.st.recompute = this.recompute;
     try {
       return await this.loop(signal);
     } finally {
+      this.model.recompute = modelPolicy;
+      // A step applied ahead of one that threw (a lost device): its verdict is dropped.
+      while (this.optimizer.pending > 0) await this.optimizer.readVerdict().catch(() => null);
       this.running = false;
     }
   }
 
   private async loop(signal: AbortSignal | undefined): Promise<TrainResult> {
     const hp = this.hp;
-    const gpu = this.model.gpu;
     const segmentStart = this.clock();
     const elapsedBefore = this.st.elapsedMs;
     const stepBefore = this.st.step;
-    const elapsed = () => elapsedBefore + (this.clock() - segmentStart);
+    const run: RunClock = { elapsed: () => elapsedBefore + (this.clock() - segmentStart), segmentStart, stepBefore, lastFinish: segmentStart };
 
     if (this.st.step === 0 && this.st.epoch === 0 && this.st.batchIndex === 0) {
       this.emit(
@@ -388,122 +386,172 @@ export class Trainer {
       );
     }
 
-    let plans: BatchPlan[] | null = null;
-    while (this.st.epoch < hp.epochs) {
-      plans ??= this.plans(this.st.epoch);
-      if (this.st.batchIndex >= plans.length) throw new CheckpointError(`batch ${this.st.batchIndex} is past the ${plans.length} batches of epoch ${this.st.epoch + 1}`);
-      if (signal?.aborted) return this.stop(signal, elapsed());
-
-      const stepStart = this.clock();
-      const epoch = this.st.epoch;
-      const planIndex = this.st.batchIndex;
-      const plan = plans[planIndex]!;
-      const batches = this.microBatches(plan);
-      const trained = batches.reduce((s, b) => s + b.trainedTokens, 0);
-      let processed = 0;
-      for (const i of plan.examples) processed += this.train[i]!.ids.length;
-      const stepNo = this.st.step + 1;
-      if (trained === 0) this.emit('warning', `Step ${stepNo} has no trained tokens (its examples train on nothing); its gradient is zero`, stepNo);
-
-      // All micro-batches share 1 / (trained tokens of the step): the step's gradient is the
-      // token-weighted mean over its examples, whatever the split. Every micro-batch and the
-      // optimizer step are recorded before the CPU waits: the loss totals accumulate on the GPU
-      // and are read once, after the update was submitted, and the optimizer's verdict (gradient
-      // norm, skipped or not) comes from a staging buffer the same submit filled.
-      const gradScale = 1 / Math.max(1, trained);
-      for (const [i, batch] of batches.entries()) {
-        await this.model.forwardBackward(batch, this.adapter, { gradScale, accumulate: i > 0, dropoutSeed: dropoutSeedOf(hp.seed, epoch, planIndex, i) }, false);
+    // The passes of step n+1 are recorded (and on the GPU's queue) before the CPU waits for step
+    // n's loss and verdict, so the GPU does not idle while the CPU takes results and records; its
+    // optimizer update follows once step n is finished, so a stop or a checkpoint after step n
+    // sees step n's weights. A step whose results need the weights it left (validation, the end
+    // of an epoch, the last step) is finished before the next one is recorded.
+    const cursor = { epoch: this.st.epoch, batchIndex: this.st.batchIndex, plans: null as BatchPlan[] | null };
+    let pending: RecordedStep | null = null;
+    for (;;) {
+      const mayRecord: boolean = cursor.epoch < hp.epochs && !signal?.aborted && !(pending && this.needsDrain(pending));
+      const next: RecordedStep | null = mayRecord ? await this.recordPasses(cursor, pending ? pending.stepNo + 1 : this.st.step + 1) : null;
+      if (pending) {
+        const done = await this.finishStep(pending, run);
+        if (done) return done;
+        pending = null;
       }
-      const learningRate = learningRateAt(this.schedule, this.st.step);
-      // A non-finite gradient (a NaN or infinite loss gives one) is caught on the GPU, which
-      // skips the update, so a diverged step never reaches the weights.
-      this.optimizer.apply(this.settings, learningRate);
-      const last = batches.at(-1)!;
-      const totals = await this.model.readStepTotals(last.B, last.T, this.adapter);
-      const verdict = await this.optimizer.readVerdict();
-      const gradNorm = verdict.gradNorm;
-      const trainLoss = totals.tokens > 0 ? totals.lossSum / totals.tokens : 0;
-      const trainAccuracy = totals.tokens > 0 ? totals.correct / totals.tokens : 0;
-      if (!Number.isFinite(trainLoss)) this.diverged(new TrainingDivergedError(stepNo, 'training loss', trainLoss, this.lastSaved?.step ?? null));
-      if (verdict.skipped) {
-        this.skippedInARow++;
-        this.emit('warning', `Step ${stepNo} skipped: the gradient norm is ${gradNorm}, so the adapter was not updated`, stepNo);
-        if (this.skippedInARow >= MAX_SKIPPED_IN_A_ROW) this.diverged(new TrainingDivergedError(stepNo, 'gradient norm', gradNorm, this.lastSaved?.step ?? null));
-      } else {
-        this.skippedInARow = 0;
-      }
-      const stepMs = this.clock() - stepStart;
-
-      this.st.step = stepNo;
-      this.st.batchIndex = planIndex + 1;
-      const epochEnd = this.st.batchIndex >= plans.length;
-      if (epochEnd) {
-        this.st.epoch++;
-        this.st.batchIndex = 0;
-        plans = null;
-      }
-      this.st.finished = this.st.epoch >= hp.epochs;
-      // Recorded only once a step was skipped, so the states of jobs without one read as before.
-      if (this.optimizer.step !== stepNo || this.st.optimizerStep !== undefined) this.st.optimizerStep = this.optimizer.step;
-
-      const m: StepMetrics = {
-        step: stepNo,
-        epoch: epoch + 1,
-        trainLoss,
-        trainAccuracy,
-        trainTokens: totals.tokens,
-        learningRate,
-        gradNorm,
-        tokensPerSecond: stepMs > 0 ? (processed * 1000) / stepMs : 0,
-        elapsedMs: 0,
-        etaMs: null,
-        gpuBytes: 0,
-        ...(verdict.skipped ? { skipped: true } : {}),
-      };
-      if (this.validationPlans.length && stepNo % hp.evalEvery === 0) {
-        const index = (stepNo / hp.evalEvery - 1) % this.validationPlans.length;
-        const v = await this.evaluatePlans([this.validationPlans[index]!]);
-        m.validLoss = v.loss;
-        m.validAccuracy = v.accuracy;
-      }
-      if (epochEnd && this.validationPlans.length) {
-        const v = await this.evaluatePlans(this.validationPlans);
-        m.fullValidLoss = v.loss;
-        m.fullValidAccuracy = v.accuracy;
-      }
-      this.st.elapsedMs = elapsed();
-      m.elapsedMs = this.st.elapsedMs;
-      const done = stepNo - stepBefore;
-      m.etaMs = done > 0 ? ((this.clock() - segmentStart) / done) * (this.totalSteps - stepNo) : null;
-      m.gpuBytes = gpu.memory().liveBytes;
-      this.history.push(m);
-      this.options.onStep?.({ ...m });
-      const divergenceWarning = this.divergence.observe(m);
-      if (divergenceWarning !== null) this.emit('warning', divergenceWarning, stepNo);
-
-      const logEvery = this.options.logEvery ?? 1;
-      if (stepNo % logEvery === 0 || m.validLoss !== undefined || stepNo === this.totalSteps) {
-        let line = `Step ${stepNo}/${this.totalSteps}: training loss=${trainedStep(m) ? fmt(trainLoss) : `none (${NO_STEP_TOKENS})`}`;
-        if (m.validLoss !== undefined) line += `, validation loss=${formatValidationLoss(m.validLoss)}`;
-        this.emit('info', line, stepNo);
-      }
-      if (m.fullValidLoss !== undefined) {
-        const accuracy = Number.isFinite(m.fullValidLoss) ? `, token accuracy=${fmt(m.fullValidAccuracy!)}` : '';
-        this.emit('info', `Epoch ${epoch + 1}/${hp.epochs}: full validation loss=${formatValidationLoss(m.fullValidLoss)}${accuracy}`, stepNo);
-      }
-      if (epochEnd || this.checkpointRequested) {
-        this.checkpointRequested = false;
-        const saved = await this.save(epochEnd);
-        this.emit('info', epochEnd ? `Checkpoint saved at epoch ${epoch + 1} (step ${stepNo})` : `Checkpoint saved at step ${stepNo}`, stepNo);
-        if (this.st.finished) {
-          this.emit('info', `The job has successfully completed: ${stepNo} steps in ${(this.st.elapsedMs / 1000).toFixed(1)} s`, stepNo);
-          return { status: 'completed', state: this.state, metrics: this.metrics, checkpoint: saved };
-        }
+      // Stopped: the recorded passes are dropped (the next run records them again).
+      if (signal?.aborted) return this.stop(signal, run.elapsed());
+      if (next) {
+        this.applyStep(next);
+        pending = next;
+      } else if (cursor.epoch >= hp.epochs) {
+        break;
       }
     }
     // Already finished when run() was called.
     this.st.finished = true;
     return { status: 'completed', state: this.state, metrics: this.metrics, checkpoint: await this.serialize(true) };
+  }
+
+  /** Whether a step's results must be taken before the next step's passes run (they share buffers). */
+  private needsDrain(step: RecordedStep): boolean {
+    const validates = this.validationPlans.length > 0 && step.stepNo % this.hp.evalEvery === 0;
+    return step.epochEnd || validates || step.stepNo >= this.totalSteps;
+  }
+
+  /** Records and submits the forward and backward passes of the step at `cursor`, and moves the cursor on. */
+  private async recordPasses(cursor: { epoch: number; batchIndex: number; plans: BatchPlan[] | null }, stepNo: number): Promise<RecordedStep> {
+    const hp = this.hp;
+    const plans = (cursor.plans ??= this.plans(cursor.epoch));
+    if (cursor.batchIndex >= plans.length) throw new CheckpointError(`batch ${cursor.batchIndex} is past the ${plans.length} batches of epoch ${cursor.epoch + 1}`);
+    const start = this.clock();
+    const epoch = cursor.epoch;
+    const planIndex = cursor.batchIndex;
+    const plan = plans[planIndex]!;
+    const batches = microBatches(this.train, plan, { batchSize: this.hp.batchSize, tokensPerBatch: this.options.batching?.tokensPerBatch, padId: this.padId });
+    const trained = batches.reduce((s, b) => s + b.trainedTokens, 0);
+    let processed = 0;
+    for (const i of plan.examples) processed += this.train[i]!.ids.length;
+
+    // All micro-batches share 1 / (trained tokens of the step): the step's gradient is the
+    // token-weighted mean over its examples, whatever the split. Every micro-batch and the
+    // optimizer step are recorded before the CPU waits: the loss totals accumulate on the GPU.
+    const gradScale = 1 / Math.max(1, trained);
+    for (const [i, batch] of batches.entries()) {
+      await this.model.forwardBackward(batch, this.adapter, { gradScale, accumulate: i > 0, dropoutSeed: dropoutSeedOf(hp.seed, epoch, planIndex, i) }, false);
+    }
+    const last = batches.at(-1)!;
+    const totals = this.model.stepTotals(last.B, last.T, this.adapter);
+    cursor.batchIndex = planIndex + 1;
+    const epochEnd = cursor.batchIndex >= plans.length;
+    if (epochEnd) {
+      cursor.epoch++;
+      cursor.batchIndex = 0;
+      cursor.plans = null;
+    }
+    return { stepNo, epoch, planIndex, epochEnd, processed, trained, learningRate: learningRateAt(this.schedule, stepNo - 1), totals, start };
+  }
+
+  /** Submits a recorded step's clip + AdamW, with a copy of its loss totals into the optimizer's staging ring. */
+  private applyStep(step: RecordedStep): void {
+    if (step.trained === 0) this.emit('warning', `Step ${step.stepNo} has no trained tokens (its examples train on nothing); its gradient is zero`, step.stepNo);
+    // A non-finite gradient (a NaN or infinite loss gives one) is caught on the GPU, which
+    // skips the update, so a diverged step never reaches the weights.
+    this.optimizer.apply(this.settings, step.learningRate, step.totals);
+  }
+
+  /**
+   * Takes a recorded step's results (its loss totals and the optimizer's verdict, one late read)
+   * and does everything that follows a step: position, metrics, validation, events, divergence,
+   * checkpoints. Returns the run's result when this was the last step.
+   */
+  private async finishStep(step: RecordedStep, run: RunClock): Promise<TrainResult | null> {
+    const hp = this.hp;
+    const { stepNo, epoch, learningRate, epochEnd } = step;
+    const verdict = await this.optimizer.readVerdict();
+    const totals = verdict.totals!;
+    const gradNorm = verdict.gradNorm;
+    const trainLoss = totals.tokens > 0 ? totals.lossSum / totals.tokens : 0;
+    const trainAccuracy = totals.tokens > 0 ? totals.correct / totals.tokens : 0;
+    if (!Number.isFinite(trainLoss)) this.diverged(new TrainingDivergedError(stepNo, 'training loss', trainLoss, this.lastSaved?.step ?? null));
+    if (verdict.skipped) {
+      this.skippedInARow++;
+      this.emit('warning', `Step ${stepNo} skipped: the gradient norm is ${gradNorm}, so the adapter was not updated`, stepNo);
+      if (this.skippedInARow >= MAX_SKIPPED_IN_A_ROW) this.diverged(new TrainingDivergedError(stepNo, 'gradient norm', gradNorm, this.lastSaved?.step ?? null));
+    } else {
+      this.skippedInARow = 0;
+    }
+    // A step recorded while the previous one ran is timed from when that one finished.
+    const now = this.clock();
+    const stepMs = now - Math.max(step.start, run.lastFinish);
+    run.lastFinish = now;
+
+    this.st.step = stepNo;
+    this.st.batchIndex = step.planIndex + 1;
+    if (epochEnd) {
+      this.st.epoch++;
+      this.st.batchIndex = 0;
+    }
+    this.st.finished = this.st.epoch >= hp.epochs;
+    // Recorded only once a step was skipped, so the states of jobs without one read as before.
+    if (this.optimizer.step !== stepNo || this.st.optimizerStep !== undefined) this.st.optimizerStep = this.optimizer.step;
+    const m: StepMetrics = {
+      step: stepNo,
+      epoch: epoch + 1,
+      trainLoss,
+      trainAccuracy,
+      trainTokens: totals.tokens,
+      learningRate,
+      gradNorm,
+      tokensPerSecond: stepMs > 0 ? (step.processed * 1000) / stepMs : 0,
+      elapsedMs: 0,
+      etaMs: null,
+      gpuBytes: 0,
+      ...(verdict.skipped ? { skipped: true } : {}),
+    };
+    if (this.validationPlans.length && stepNo % hp.evalEvery === 0) {
+      const index = (stepNo / hp.evalEvery - 1) % this.validationPlans.length;
+      const v = await this.evaluatePlans([this.validationPlans[index]!]);
+      m.validLoss = v.loss;
+      m.validAccuracy = v.accuracy;
+    }
+    if (epochEnd && this.validationPlans.length) {
+      const v = await this.evaluatePlans(this.validationPlans);
+      m.fullValidLoss = v.loss;
+      m.fullValidAccuracy = v.accuracy;
+    }
+    this.st.elapsedMs = run.elapsed();
+    m.elapsedMs = this.st.elapsedMs;
+    const done = stepNo - run.stepBefore;
+    m.etaMs = done > 0 ? ((this.clock() - run.segmentStart) / done) * (this.totalSteps - stepNo) : null;
+    m.gpuBytes = this.model.gpu.memory().liveBytes;
+    this.history.push(m);
+    this.options.onStep?.({ ...m });
+    const divergenceWarning = this.divergence.observe(m);
+    if (divergenceWarning !== null) this.emit('warning', divergenceWarning, stepNo);
+
+    const logEvery = this.options.logEvery ?? 1;
+    if (stepNo % logEvery === 0 || m.validLoss !== undefined || stepNo === this.totalSteps) {
+      let line = `Step ${stepNo}/${this.totalSteps}: training loss=${trainedStep(m) ? fmt(trainLoss) : `none (${NO_STEP_TOKENS})`}`;
+      if (m.validLoss !== undefined) line += `, validation loss=${formatValidationLoss(m.validLoss)}`;
+      this.emit('info', line, stepNo);
+    }
+    if (m.fullValidLoss !== undefined) {
+      const accuracy = Number.isFinite(m.fullValidLoss) ? `, token accuracy=${fmt(m.fullValidAccuracy!)}` : '';
+      this.emit('info', `Epoch ${epoch + 1}/${hp.epochs}: full validation loss=${formatValidationLoss(m.fullValidLoss)}${accuracy}`, stepNo);
+    }
+    if (epochEnd || this.checkpointRequested) {
+      this.checkpointRequested = false;
+      const saved = await this.save(epochEnd);
+      this.emit('info', epochEnd ? `Checkpoint saved at epoch ${epoch + 1} (step ${stepNo})` : `Checkpoint saved at step ${stepNo}`, stepNo);
+      if (this.st.finished) {
+        this.emit('info', `The job has successfully completed: ${stepNo} steps in ${(this.st.elapsedMs / 1000).toFixed(1)} s`, stepNo);
+        return { status: 'completed', state: this.state, metrics: this.metrics, checkpoint: saved };
+      }
+    }
+    return null;
   }
 
   private diverged(error: TrainingDivergedError): never {

@@ -15,7 +15,7 @@ describe('JobRunner on the tiny Llama', () => {
   it('takes a job from validation to success, recording status, events, metrics, checkpoints and the adapter', async () => {
     const id = ref.job.id;
     expect(ref.job.error).toBeNull();
-    expect(ref.job).toMatchObject({ status: 'succeeded', step: 4, totalSteps: 4, weightDtype: 'f32', fineTunedModel: `ft:tiny-llama:tiny:${id}`, resumes: 0 });
+    expect(ref.job).toMatchObject({ status: 'succeeded', step: 4, totalSteps: 4, weightDtype: 'f32', recompute: 'never', fineTunedModel: `ft:tiny-llama:tiny:${id}`, resumes: 0 });
     expect(statusLog(ref.updates, id)).toEqual(['validating_files', 'queued', 'running', 'succeeded']);
     expect(ref.job.hyperparameters.resolved).toMatchObject({ epochs: 2, batchSize: 5, stepsPerEpoch: 2, seed: 1234, lora: { r: 4, dropout: 0.1 } });
     expect(ref.job.finishedAt).toBeGreaterThanOrEqual(ref.job.startedAt!);

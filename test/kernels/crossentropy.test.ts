@@ -89,11 +89,13 @@ async function runChunked(gpu: Gpu, p: Problem, vc: number, opts: { reverse?: bo
     });
   });
   crossEntropyFinalize(gpu, rec, { targets, mask, state, rows: p.rows, rowLoss, rowCorrect, totals });
-  // The backward recomputes each chunk; here it is a fresh upload of the same values.
+  // The backward recomputes each chunk; here it is a fresh upload of the same values. Every
+  // other chunk reads its scale from a buffer (as a replayed training step does): same result.
   const gradChunks = starts.map((v0) => gpu.upload(chunkOf(p, v0, widthOf(v0), ld)));
+  const scaleBuffer = gpu.upload(Float32Array.of(gradScale));
   starts.forEach((v0, i) => {
     const chunk = { logits: gradChunks[i]!, targets, mask, state, rows: p.rows, vStart: v0, vc: widthOf(v0), ld };
-    crossEntropyChunkGrad(gpu, rec, { ...chunk, gradScale });
+    crossEntropyChunkGrad(gpu, rec, { ...chunk, gradScale: i % 2 === 1 ? { buffer: scaleBuffer } : gradScale });
   });
   rec.submit();
 

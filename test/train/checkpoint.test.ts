@@ -274,12 +274,12 @@ describe('resume', () => {
     // pass, before the optimizer step (writes are ordered between the two submits).
     const injectAtStep2 = (t: Trainer) => {
       const apply = t.optimizer.apply.bind(t.optimizer);
-      t.optimizer.apply = (settings, lr) => {
+      t.optimizer.apply = (settings, lr, lossTotals) => {
         if (t.state.step === 1) {
           const m = t.adapter.modules.values().next().value!;
           t.adapter.write(m.gradA, new Float32Array(m.gradA.n).fill(NaN));
         }
-        apply(settings, lr);
+        apply(settings, lr, lossTotals);
       };
     };
     const events: TrainingEvent[] = [];

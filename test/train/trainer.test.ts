@@ -195,4 +195,47 @@ describe('Trainer on tiny-llama (f32)', () => {
     }
     for (const [name, w] of wantWeights) expectClose(gotWeights.get(name)!.data, w.data, 1e-6, `resumed ${name}`);
   });
+
+  it("resolves the activation policy once, records it in the state, and a restored checkpoint's wins", async () => {
+    const train = patternExamples(4, 9, loaded.config.vocabSize);
+    const hp = hyper({ epochs: 1, batchSize: 2 }, train.length);
+    const model = loaded.model;
+    const recomputing = new Trainer({ model, hyperparameters: hp, train, recompute: 'always' });
+    expect(recomputing.recompute).toBe('always');
+    const done = await recomputing.run();
+    expect(done.state.recompute).toBe('always');
+    expect(model.recompute).toBe('auto'); // the model's own policy is back after the run
+    recomputing.destroy();
+    // The tiny model keeps its activations under the default budget: 'auto' resolves to 'never'.
+    const resumed = new Trainer({ model, hyperparameters: hp, train });
+    expect(resumed.recompute).toBe('never');
+    await resumed.restore(done.checkpoint.bytes);
+    expect(resumed.recompute).toBe('always');
+    expect(resumed.state.recompute).toBe('always');
+    resumed.destroy();
+  });
+
+  it("takes each step's loss and verdict from one late read, with at most one blocking read per step", async () => {
+    const train = patternExamples(8, 4, loaded.config.vocabSize);
+    const hp = hyper({ epochs: 1, batchSize: 2 }, train.length);
+    const gpu = loaded.model.gpu;
+    const blocking: number[] = [];
+    let seen = 0;
+    gpu.resetCounters();
+    const trainer = new Trainer({
+      model: loaded.model,
+      hyperparameters: hp,
+      train,
+      onStep: () => {
+        blocking.push(gpu.counters.blockingReads - seen);
+        seen = gpu.counters.blockingReads;
+      },
+    });
+    const result = await trainer.run();
+    trainer.destroy();
+    expect(result.metrics.map((m) => m.step)).toEqual([1, 2, 3, 4]);
+    for (const m of result.metrics) expect(Number.isFinite(m.trainLoss) && m.trainTokens > 0).toBe(true);
+    expect(gpu.counters.lateReads).toBe(4);
+    for (const n of blocking) expect(n).toBeLessThanOrEqual(1);
+  });
 });

@@ -9,8 +9,12 @@ describe('kernels suite (src/bench/kernels.ts)', () => {
     const gpu = await getTestGpu();
     const log: string[] = [];
     const { rows, peers } = await runKernelSuite(gpu, { ...kernelShapes('tiny'), reps: 1 }, (m) => log.push(m));
-    // 2 matmul shapes x 2 weight dtypes, attention forward + backward, LoRA fused/unfused x 2 dtypes.
-    expect(rows).toHaveLength(10);
+    // 2 matmul shapes x 2 weight dtypes, attention forward + backward, LoRA fused/unfused x 2
+    // dtypes (and folded x 2 on the GPU kernel plan).
+    expect(rows).toHaveLength(gpu.kernels === 'gpu' ? 12 : 10);
+    for (const r of rows.filter((row) => row.name.startsWith('lora linear folded'))) {
+      expect(Number(/agrees to ([0-9.e+-]+)/.exec(r.note ?? '')![1])).toBeLessThan(1e-5);
+    }
     for (const r of rows) {
       expect(Number.isFinite(r.ms) && r.ms > 0, r.name).toBe(true);
       expect(peers.get(r), r.name).toBeDefined();

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { acquireGpu, type Gpu } from '../src/gpu';
+import { acquireGpu, KERNEL_CHOICES, type Gpu, type KernelChoice } from '../src/gpu';
 import type { RecomputePolicy } from '../src/model/memoryEstimate';
 import type { LoraLinearPath } from '../src/model/transformer';
 import { benchGenerate } from './generate';
@@ -51,6 +51,8 @@ suites: ${SUITES.join(', ')} (or all)
                       model's, auto); each gives a row, e.g. --recompute always,auto
   --dry-run           train: record and encode each step without submitting it; rows give
                       the per-step counts and encode ms only (cheap for full-size models)
+  --kernels P         kernel plan: auto, cpu or gpu (default auto: cpu on CPU adapters);
+                      recorded in each result's flags
   --no-peer           skip the PyTorch peers
   --out DIR           where the JSON goes (default bench/results)
   --help`;
@@ -75,6 +77,7 @@ async function main(): Promise<void> {
       'memory-model': { type: 'string', default: 'qwen2.5-0.5b' },
       'memory-shape': { type: 'string', default: '4x512' },
       'no-peer': { type: 'boolean', default: false },
+      kernels: { type: 'string', default: 'auto' },
       'dry-run': { type: 'boolean', default: false },
       'lm-head': { type: 'boolean' },
       'no-lm-head': { type: 'boolean' },
@@ -107,13 +110,15 @@ async function main(): Promise<void> {
   const peer = !values['no-peer'];
   const rank = int('rank', values.rank);
 
-  const gpu = await acquireGpu();
-  log(`adapter: ${gpu.adapter.description || gpu.adapter.device} (f16: ${gpu.hasF16}, timestamps: ${gpu.hasTimestamps})`);
+  const kernels = values.kernels as KernelChoice;
+  if (!KERNEL_CHOICES.includes(kernels)) throw new Error(`--kernels must be one of ${KERNEL_CHOICES.join(', ')}, got '${kernels}'`);
+  const gpu = await acquireGpu({ kernels });
+  log(`adapter: ${gpu.adapter.description || gpu.adapter.device} (f16: ${gpu.hasF16}, timestamps: ${gpu.hasTimestamps}); kernels: ${gpu.kernels} plan`);
   for (const suite of suites) {
     const t0 = performance.now();
     let rows: BenchRow[];
     let peerEnvironment: PeerEnvironment | undefined;
-    const flags: Record<string, unknown> = { dtype, peer };
+    const flags: Record<string, unknown> = { dtype, peer, kernels: gpu.kernels };
     if (suite === 'kernels') {
       const lmHead = values['no-lm-head'] ? false : (values['lm-head'] ?? gpu.kernels !== 'cpu');
       const preset = values['kernel-shapes'] as KernelPreset;

@@ -84,6 +84,7 @@ async function benchLora(gpu: Gpu, shape: KernelSuiteShapes['lora'], reps: numbe
   const u = gpu.createBuffer(T * r * 4);
   const yFused = gpu.createBuffer(T * N * 4);
   const yUnfused = gpu.createBuffer(T * N * 4);
+  const yFolded = gpu.createBuffer(T * N * 4);
   const flops = 2 * T * N * K + 2 * T * r * K + 2 * T * N * r;
   const name = `${T}x${K}x${N} r=${r}`;
   const peer: KernelPeerCase = { kind: 'lora', name: `lora ${name}`, T, K, N, r, scale, flops };
@@ -102,8 +103,14 @@ async function benchLora(gpu: Gpu, shape: KernelSuiteShapes['lora'], reps: numbe
         loraDown(gpu, rec, { x, a, u, T, K, r });
         matmul(gpu, rec, { a: u, b, c: yUnfused, M: T, N, K: r, transB: true, alpha: scale, beta: 1, label: 'lora_up' });
       };
+      // The GPU plan's fused path: the LoRA term as extra K columns of the blocked matmul.
+      const folded = (rec: Recorder) => {
+        loraDown(gpu, rec, { x, a, u, T, K, r });
+        matmul(gpu, rec, { a: x, b: w, c: yFolded, M: T, N, K, transB: true, bF16: wF16, lora: { u, b, r, scale }, label: 'folded' });
+      };
+      const variants = [['fused', fused], ['unfused', unfused], ...(gpu.kernels === 'gpu' ? [['folded', folded] as const] : [])] as const;
       const times: Record<string, number> = {};
-      for (const [variant, record] of [['fused', fused], ['unfused', unfused]] as const) {
+      for (const [variant, record] of variants) {
         log(`kernels: lora ${variant} ${name} ${dtype}`);
         await timeRecording(gpu, record); // warm-up: pipeline compilation
         const t: number[] = [];
@@ -111,6 +118,16 @@ async function benchLora(gpu: Gpu, shape: KernelSuiteShapes['lora'], reps: numbe
         times[variant] = median(t);
       }
       const err = maxRelError(await gpu.readF32(yFused, T * N), await gpu.readF32(yUnfused, T * N));
+      if (times.folded !== undefined) {
+        const foldedErr = maxRelError(await gpu.readF32(yFolded, T * N), await gpu.readF32(yUnfused, T * N));
+        rows.push({
+          suite: 'kernels',
+          name: `lora linear folded ${name} ${dtype}`,
+          ms: times.folded,
+          gflops: flops / times.folded / 1e6,
+          note: `loraDown + blocked matmul with r extra K columns; ${(times.unfused! / times.folded).toFixed(2)}x the unfused speed; agrees to ${foldedErr.toExponential(1)}`,
+        });
+      }
       for (const variant of ['fused', 'unfused'] as const) {
         rows.push({
           suite: 'kernels',
@@ -126,7 +143,7 @@ async function benchLora(gpu: Gpu, shape: KernelSuiteShapes['lora'], reps: numbe
       gpu.release(w);
     }
   } finally {
-    for (const buf of [x, a, b, u, yFused, yUnfused]) gpu.release(buf);
+    for (const buf of [x, a, b, u, yFused, yUnfused, yFolded]) gpu.release(buf);
   }
   return { rows, peer };
 }

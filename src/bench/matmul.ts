@@ -10,6 +10,7 @@
  */
 import { toF16Array, type Gpu } from '../gpu';
 import { defaultMatmulTuning, matmul, matmulFlops, type MatmulArgs, type MatmulTuning } from '../kernels/matmul';
+import { chooseGpuMatmul } from '../kernels/matmulGpu';
 import { Rng } from '../selftest/compare';
 import { median } from './table';
 import { timeRecording } from './timing';
@@ -52,7 +53,13 @@ function patterned(n: number, table: Float32Array): Float32Array {
 export async function benchMatmul(gpu: Gpu, options: MatmulBenchOptions = {}): Promise<MatmulBenchRow[]> {
   const { shapes = SMOLLM2_SHAPES, dtypes = ['f32', 'f16-weight'], budgetMs = 2000, maxReps = 5 } = options;
   const tuning: MatmulTuning = { ...defaultMatmulTuning(gpu), ...options.tuning };
-  const kernel = `${tuning.kernel} ${tuning.wgX}x${tuning.wgY}${tuning.kernel === 'tiled' ? ` bk${tuning.bk}` : ''}`;
+  // The GPU plan picks its launch per shape: name the one each case gets.
+  const kernelOf = (M: number, N: number, K: number): string => {
+    if (tuning.kernel !== 'by-shape') return `${tuning.kernel} ${tuning.wgX}x${tuning.wgY}${tuning.kernel === 'tiled' ? ` bk${tuning.bk}` : ''}`;
+    const plan = chooseGpuMatmul(gpu.limits, { M, N, K, batch: 1, lora: false });
+    if (plan.kernel === 'gemv') return `gemv ${plan.gemvThreads} threads`;
+    return `blocked ${8 * plan.wg}x${8 * plan.wg} bk${plan.bk}${plan.splitK > 1 ? ` split-K ${plan.splitK}` : ''}`;
+  };
   const table = new Rng(7).f32(4093); // odd length: rows do not repeat in step
   const rows: MatmulBenchRow[] = [];
   for (const dtype of dtypes) {
@@ -79,7 +86,7 @@ export async function benchMatmul(gpu: Gpu, options: MatmulBenchOptions = {}): P
         spent += ms;
       }
       const ms = median(times);
-      rows.push({ name: `linear x·Wᵀ ${M}x${K}x${N} (${kernel})`, M, N, K, dtype, ms, gflops: matmulFlops(M, N, K) / ms / 1e6 });
+      rows.push({ name: `linear x·Wᵀ ${M}x${K}x${N} (${kernelOf(M, N, K)})`, M, N, K, dtype, ms, gflops: matmulFlops(M, N, K) / ms / 1e6 });
       gpu.pool.destroy(w);
       gpu.release(x);
       gpu.release(y);

@@ -3,6 +3,8 @@
 
 import { parseArgs } from 'node:util';
 
+import { KERNEL_CHOICES, type KernelChoice } from '../gpu';
+
 import { CliError } from './io';
 
 export interface OptionSpec {
@@ -182,6 +184,19 @@ export function autoNumberOption(values: OptionValues, name: string, rule: Numbe
   const text = raw(values, name);
   if (text === undefined || text === 'auto') return 'auto';
   return checkNumber(name, text, rule);
+}
+
+/** `--kernels`, shared by the commands that run the model. */
+export const KERNELS_OPTION: OptionSpec = {
+  type: 'string',
+  arg: 'auto|cpu|gpu',
+  help: "kernel family: 'cpu' kernels skip workgroup memory (fast on lavapipe/SwiftShader), 'gpu' kernels tile through it",
+  default: "auto ('cpu' on CPU adapters)",
+};
+
+/** The `--kernels` value ('auto' when absent). */
+export function kernelsOption(values: OptionValues): KernelChoice {
+  return choiceOption(values, 'kernels', KERNEL_CHOICES, 'auto');
 }
 
 export function choiceOption<T extends string>(values: OptionValues, name: string, choices: readonly T[], fallback: T): T {

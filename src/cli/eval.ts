@@ -2,7 +2,7 @@ import { makeBatches } from '../data/batching';
 import type { TokenSequence } from '../data/examples';
 import type { LoraAdapter } from '../model/lora';
 import type { CausalLM } from '../model/transformer';
-import { choiceOption, flag, numberOption, parseCommand, stringOption, type CommandSpec } from './args';
+import { choiceOption, flag, KERNELS_OPTION, kernelsOption, numberOption, parseCommand, stringOption, type CommandSpec } from './args';
 import { loadDataset } from './dataset';
 import { CliError, type CliContext } from './io';
 import { loadAdapterFolder, openModel, padTokenId } from './model';
@@ -16,6 +16,7 @@ export const evalSpec: CommandSpec = {
     'max-seq-len': { type: 'string', arg: 'N', help: "examples are truncated to N tokens (capped at the model's context)", default: '512' },
     'batch-size': { type: 'string', arg: 'N', help: 'sequences per forward pass', default: '4' },
     dtype: { type: 'string', arg: 'f16|f32', help: 'storage of the frozen weights on the GPU', default: 'f16' },
+    kernels: KERNELS_OPTION,
     json: { type: 'boolean', help: 'print exactly one JSON object {"loss", "token_accuracy", "tokens"}' },
   },
   notes: ['Loss and accuracy count the tokens a training job would train on (assistant replies for chat data).'],
@@ -60,6 +61,7 @@ export async function runEval(ctx: CliContext, argv: readonly string[]): Promise
   const batchSize = numberOption(values, 'batch-size', 4, { integer: true, min: 1 });
   const dtype = choiceOption(values, 'dtype', ['f16', 'f32'] as const, 'f16');
   const json = flag(values, 'json');
+  ctx.useKernels(kernelsOption(values));
 
   const opened = await openModel(ctx, modelDir, dtype);
   const { model, config } = opened;
@@ -80,7 +82,7 @@ export async function runEval(ctx: CliContext, argv: readonly string[]): Promise
       ctx.print(`loss            ${totals.loss.toFixed(4)} (perplexity ${Math.exp(totals.loss).toFixed(2)})`);
       ctx.print(`token accuracy  ${(totals.accuracy * 100).toFixed(2)}%`);
       ctx.print(`trained tokens  ${totals.tokens} in ${data.examples.length} examples${truncated ? ` (${truncated} truncated to ${maxSeqLen} tokens)` : ''}`);
-      ctx.note(`[${seconds.toFixed(2)} s${adapter ? `, adapter ${adapterDir}` : ''}]`);
+      ctx.note(`[${seconds.toFixed(2)} s${adapter ? `, adapter ${adapterDir}` : ''}; kernels: ${model.gpu.kernels} plan]`);
     }
     return 0;
   } finally {

@@ -3,7 +3,7 @@ import { textUsesBos } from '../data/examples';
 import type { TextTokenizer } from '../data/tokenizer';
 import { generate } from '../model/generate';
 import type { LoraAdapter } from '../model/lora';
-import { choiceOption, flag, listOption, numberOption, parseCommand, requiredString, stringOption, type CommandSpec } from './args';
+import { choiceOption, flag, KERNELS_OPTION, kernelsOption, listOption, numberOption, parseCommand, requiredString, stringOption, type CommandSpec } from './args';
 import { CliError, type CliContext } from './io';
 import { loadAdapterFolder, openModel } from './model';
 
@@ -24,6 +24,7 @@ export const generateSpec: CommandSpec = {
     seed: { type: 'string', arg: 'N', help: 'seed of the sampling draws', default: '0' },
     stop: { type: 'string', arg: 'STR', multiple: true, help: 'stop when the text contains STR (repeatable; STR is not printed)' },
     dtype: { type: 'string', arg: 'f16|f32', help: 'storage of the frozen weights on the GPU', default: 'f16' },
+    kernels: KERNELS_OPTION,
   },
   notes: ['Generation stops at the model\'s EOS (and, with --chat, the template\'s end-of-turn token). Tokens/s go to stderr.'],
 };
@@ -111,6 +112,7 @@ export async function runGenerate(ctx: CliContext, argv: readonly string[]): Pro
   const stops = listOption(values, 'stop');
   if (stops.some((s) => s.length === 0)) throw new CliError('--stop must not be empty');
   const dtype = choiceOption(values, 'dtype', ['f16', 'f32'] as const, 'f16');
+  ctx.useKernels(kernelsOption(values));
 
   const opened = await openModel(ctx, args.positionals[0]!, dtype);
   const { model, config, tokenizer, template } = opened;
@@ -160,7 +162,7 @@ export async function runGenerate(ctx: CliContext, argv: readonly string[]): Pro
     ctx.io.stdout('\n');
     const n = result.tokens[0]!.length;
     const finish = stream.stopped ? 'stop string' : result.finish[0] === 'eos' ? 'EOS' : result.finish[0] === 'length' ? 'max tokens' : result.finish[0] === 'context' ? `context full (${ids.length} prompt tokens of ${model.config.maxPositions})` : 'stopped';
-    ctx.note(`[${n} token${n === 1 ? '' : 's'} in ${(result.decodeMs / 1000).toFixed(2)} s, ${result.tokensPerSecond.toFixed(1)} tokens/s; prompt ${ids.length} tokens in ${result.prefillMs.toFixed(0)} ms; finished: ${finish}]`);
+    ctx.note(`[${n} token${n === 1 ? '' : 's'} in ${(result.decodeMs / 1000).toFixed(2)} s, ${result.tokensPerSecond.toFixed(1)} tokens/s; prompt ${ids.length} tokens in ${result.prefillMs.toFixed(0)} ms; finished: ${finish}; kernels: ${model.gpu.kernels} plan]`);
     return 0;
   } finally {
     adapter?.destroy();

@@ -1,7 +1,7 @@
 // What a CLI command may touch besides the file system: its two output streams and the GPU.
 // Injected so tests run commands in-process and share one device.
 
-import type { Gpu } from '../gpu';
+import type { Gpu, KernelChoice } from '../gpu';
 import type { WriteFs } from '../util/atomicWrite';
 
 export interface CliIo {
@@ -52,6 +52,11 @@ export function nodeIo(): CliIo {
 export interface CliContext {
   io: CliIo;
   gpu(): Promise<Gpu>;
+  /**
+   * The kernel plan for the GPU this command opens (`--kernels`; default 'auto'). Call before
+   * the first gpu(); a plan other than 'auto' opens a device of its own even when io gives one.
+   */
+  useKernels(choice: KernelChoice): void;
   /** stdout with a newline. */
   print(line?: string): void;
   /** stderr with a newline. */

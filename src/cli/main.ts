@@ -5,7 +5,7 @@
 
 import { pathToFileURL } from 'node:url';
 
-import { acquireGpu, WebGpuUnavailableError, type Gpu } from '../gpu';
+import { acquireGpu, WebGpuUnavailableError, type Gpu, type KernelChoice } from '../gpu';
 import { runEval, evalSpec } from './eval';
 import { exportSpec, runExport } from './export';
 import { generateSpec, runGenerate } from './generate';
@@ -60,11 +60,16 @@ export async function main(argv: readonly string[], io: CliIo = nodeIo()): Promi
 
   // An object, so TypeScript sees the assignments made inside ctx.gpu().
   const device: { owned: Promise<Gpu> | null; given: Promise<Gpu> | null } = { owned: null, given: null };
+  let kernels: KernelChoice = 'auto';
   const ctx: CliContext = {
     io,
     gpu() {
-      if (io.acquireGpu) return (device.given ??= io.acquireGpu());
-      return (device.owned ??= acquireGpu());
+      if (io.acquireGpu && kernels === 'auto') return (device.given ??= io.acquireGpu());
+      return (device.owned ??= acquireGpu({ kernels }));
+    },
+    useKernels(choice) {
+      if (device.owned || device.given) throw new Error('the kernel plan must be chosen before the GPU is opened');
+      kernels = choice;
     },
     print: (line = '') => io.stdout(line + '\n'),
     note: (line = '') => io.stderr(line + '\n'),

@@ -13,7 +13,7 @@ import { formatValidationLoss, NO_STEP_TOKENS, resultsCsv, resultsCsvHeader, res
 import { SCHEDULE_KINDS } from '../train/schedule';
 import { Trainer, type TrainingEvent } from '../train/trainer';
 import { OutputWriteError, writeFileAtomic } from '../util/atomicWrite';
-import { autoNumberOption, choiceOption, flag, listOption, numberOption, parseCommand, requiredString, stringOption, type CommandSpec, type OptionValues } from './args';
+import { autoNumberOption, choiceOption, flag, KERNELS_OPTION, kernelsOption, listOption, numberOption, parseCommand, requiredString, stringOption, type CommandSpec, type OptionValues } from './args';
 import { loadDataset, type LoadedDataset } from './dataset';
 import { CliError, formatBytes, type CliContext } from './io';
 import { baseModelName, loadAdapterFolder, openModel, padTokenId, writeAdapterFolder, type TextTools } from './model';
@@ -76,6 +76,7 @@ export const trainSpec: CommandSpec = {
     overwrite: { type: 'boolean', help: 'replace the job already in --out (its adapter, metrics and checkpoints are deleted)' },
     'allow-small': { type: 'boolean', help: 'train on fewer than 10 examples (OpenAI refuses them)' },
     dtype: { type: 'string', arg: 'f16|f32', help: 'storage of the frozen weights on the GPU', default: 'f16' },
+    kernels: KERNELS_OPTION,
     'log-every': { type: 'string', arg: 'N', help: 'print a progress line every N steps', default: '1' },
     'checkpoint-every': { type: 'string', arg: 'N', help: 'also save a checkpoint every N steps (long epochs lose less to a stop; the last three are kept)', default: 'each epoch' },
     'allow-untrained': { type: 'boolean', help: `train even when over ${MAX_UNTRAINED_SHARE * 100}% of the examples lose every trained token to truncation` },
@@ -199,6 +200,7 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
   const validFile = stringOption(values, 'validation');
   const initDir = stringOption(values, 'init-adapter');
   const checkpointEvery = numberOption(values, 'checkpoint-every', 0, { integer: true, min: 1 });
+  ctx.useKernels(kernelsOption(values));
   return trainModel(ctx, {
     modelDir,
     trainFile,
@@ -299,6 +301,7 @@ async function trainInto(ctx: CliContext, run: TrainRun, store: NodeCheckpointSt
 
     ctx.print(`training ${opened.path} (${config.modelType}, ${config.layers} layers, weights ${dtype}) on ${train.length} examples${validation.length ? `, validating on ${validation.length}` : ''}`);
     ctx.print(`  ${describeHp(hp)}`);
+    ctx.print(`  kernels: ${gpu.kernels} plan`);
     // Written as the job goes, so a crash keeps the steps so far (a resumed job's history first).
     const metricsPath = join(out, METRICS_FILE);
     await writeFileAtomic(metricsPath, checkpoint ? resultsCsv(checkpoint.metrics) : resultsCsvHeader() + '\n');
@@ -356,6 +359,7 @@ async function trainInto(ctx: CliContext, run: TrainRun, store: NodeCheckpointSt
           validationFile: validFile === undefined ? null : await fingerprintFile(validFile),
           initAdapter: initDir ?? null,
           dtype,
+          kernels: gpu.kernels,
           checkpointEvery: run.checkpointEvery ?? null,
           hyperparameters: hp,
           recompute: trainer.recompute,

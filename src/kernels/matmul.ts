@@ -1,23 +1,30 @@
 // Batched matrix multiply with alpha, beta, bias and transposes, f32 or f16 weights: bindings for shaders/matmul.wgsl.
 import code from '../../shaders/matmul.wgsl?raw';
-import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
+import { isCpuAdapter, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
+import { checkGpuPlan, chooseGpuMatmul, dispatchGpuMatmul, matmulParams, planFromTuning, type MatmulLoraTerm } from './matmulGpu';
 
 /**
  * 'register': each thread keeps a 4x4 block of C in registers and reads A and B straight from
  * storage (no workgroup memory, no barriers): fastest on CPU adapters (lavapipe, SwiftShader).
  * 'tiled': a workgroup stages (4*wgY) x bk of A and bk x (4*wgX) of B in workgroup memory: the
  * usual shape for real GPUs.
+ * 'blocked' and 'gemv' (src/kernels/matmulGpu.ts): the GPU plan's kernels, 8x8 outputs per
+ * thread over 32-128 wide tiles with optional split-K, and a K-parallel kernel for M <= 16.
+ * 'by-shape': one of those two with tiles picked from the shape and the device's limits
+ * (`chooseGpuMatmul`), the GPU plan's default.
  */
-export type MatmulKernel = 'register' | 'tiled';
+export type MatmulKernel = 'register' | 'tiled' | 'blocked' | 'gemv';
 
 export interface MatmulTuning {
-  kernel: MatmulKernel;
-  /** Threads along N (each computes 4 columns). */
+  kernel: MatmulKernel | 'by-shape';
+  /** Threads along N (each computes 4 columns; 'blocked': 8, and wgY must equal wgX; 'gemv': threads along K). */
   wgX: number;
-  /** Threads along M (each computes 4 rows). */
+  /** Threads along M (each computes 4 rows; 'blocked': 8). */
   wgY: number;
-  /** 'tiled' only: depth of a K step, a multiple of 4. */
+  /** 'tiled' and 'blocked': depth of a K step, a multiple of 4 ('blocked': of 8). */
   bk: number;
+  /** 'blocked' only: K ranges computed apart and summed in order by a second kernel (default 1). */
+  splitK?: number;
   /**
    * Compile one pipeline per combination of options (transposes, alignment, bias, f16) instead
    * of one that reads them from the uniform. Pays on GPUs; on lavapipe every pipeline costs
@@ -72,19 +79,29 @@ export interface MatmulArgs extends MatmulLayout {
    * are split into several dispatches over ranges of the buffer; tests lower it to exercise that.
    */
   maxBindingBytes?: number;
+  /**
+   * A LoRA term folded into the product as r extra K columns, (x | s·u)·(W | B)ᵀ, for x·Wᵀ
+   * (transB, unbatched). Only the GPU plan's 'blocked' kernel has it: with it, the 'register'
+   * and 'tiled' kernels give way to the shape's 'blocked' launch.
+   */
+  lora?: MatmulLoraTerm;
   label?: string;
 }
 
 const BINDINGS = ['uniform', 'read', 'read', 'read', 'write'] as const;
 
-/** The kernel and tile shape `matmul` uses on this device unless told otherwise. */
+/**
+ * The kernel and tile shape `matmul` uses on this device unless told otherwise. The GPU plan
+ * forced onto a CPU adapter (CI) keeps the flags at run time: lavapipe compiles each pipeline
+ * for a minute or more under load, and one pipeline per tile shape serves every variant.
+ */
 export function defaultMatmulTuning(gpu: Gpu): MatmulTuning {
   return gpu.kernels === 'cpu'
     ? { kernel: 'register', wgX: 8, wgY: 8, bk: 16, specialize: false }
-    : { kernel: 'tiled', wgX: 16, wgY: 16, bk: 16, specialize: true };
+    : { kernel: 'by-shape', wgX: 16, wgY: 16, bk: 16, specialize: !isCpuAdapter(gpu.adapter) };
 }
 
-interface Range {
+export interface Range {
   buffer: GPUBuffer;
   /** Byte offset of the binding. */
   offset: number;
@@ -93,7 +110,7 @@ interface Range {
 }
 
 /** The full problem with every default resolved. */
-interface Problem {
+export interface Problem {
   a: Range;
   b: Range;
   c: Range;
@@ -199,10 +216,12 @@ const FLAG_VEC_B = 8;
 const FLAG_BIAS = 16;
 const FLAG_B_F16 = 32;
 
-function flagsOf(p: Problem): number {
-  // A run of 4 along the contiguous dimension is one aligned load when every start is 4-aligned.
+/** Option bits; `f16Run` is the run of f16 B elements the kernel loads at once (matmulGpu: 8). */
+function flagsOf(p: Problem, f16Run = 4): number {
+  // A run along the contiguous dimension is one aligned load when every start is aligned to it.
   const vecA = p.lda % 4 === 0 && p.offA % 4 === 0 && (p.batch === 1 || p.strideA % 4 === 0);
-  const vecB = p.ldb % 4 === 0 && p.offB % 4 === 0 && (p.batch === 1 || p.strideB % 4 === 0);
+  const runB = p.bF16 ? f16Run : 4;
+  const vecB = p.ldb % runB === 0 && p.offB % runB === 0 && (p.batch === 1 || p.strideB % runB === 0);
   return (
     (p.transA ? FLAG_TRANS_A : 0) |
     (p.transB ? FLAG_TRANS_B : 0) |
@@ -232,26 +251,15 @@ function makeSpec(flags: number, t: MatmulTuning): KernelSpec {
   return { name: entryPoint, code, entryPoint, bindings: BINDINGS, constants };
 }
 
-function dispatchOne(rec: Recorder, p: Problem, t: MatmulTuning, label: string | undefined): void {
+function dispatchOne(gpu: Gpu, rec: Recorder, p: Problem, t: MatmulTuning, lora: MatmulLoraTerm | undefined, label: string | undefined): void {
+  if (t.kernel === 'by-shape' || t.kernel === 'blocked' || t.kernel === 'gemv') {
+    const plan = t.kernel === 'by-shape' ? chooseGpuMatmul(gpu.limits, { M: p.M, N: p.N, K: p.K, batch: p.batch, lora: !!lora }) : planFromTuning(t);
+    checkGpuPlan(gpu, plan, p, lora);
+    dispatchGpuMatmul(gpu, rec, p, flagsOf(p, 8), plan, t.specialize, lora, label);
+    return;
+  }
   const flags = flagsOf(p);
-  const params = new Params()
-    .u32(p.M)
-    .u32(p.N)
-    .u32(p.K)
-    .u32(p.lda)
-    .u32(p.ldb)
-    .u32(p.ldc)
-    .u32(p.offA)
-    .u32(p.offB)
-    .u32(p.offC)
-    .u32(p.offBias)
-    .u32(p.batch === 1 ? 0 : p.strideA)
-    .u32(p.batch === 1 ? 0 : p.strideB)
-    .u32(p.batch === 1 ? 0 : p.strideC)
-    .f32(p.alpha)
-    .f32(p.beta)
-    .u32(flags)
-    .bytes();
+  const params = matmulParams(p, flags).bytes();
   // Without a bias the slot still needs a buffer: A again (read-only bindings may alias).
   const bias = p.bias ?? p.a;
   rec.dispatch(specFor(flags, t), {
@@ -306,7 +314,7 @@ function chunkRows(limit: number, rowBytes: number, total: number, align: number
   return rows >= 64 ? rows - (rows % 64) : rows;
 }
 
-function splitAndDispatch(rec: Recorder, p: Problem, t: MatmulTuning, limit: number, align: number, label?: string): void {
+function splitAndDispatch(gpu: Gpu, rec: Recorder, p: Problem, t: MatmulTuning, limit: number, align: number, label?: string): void {
   if (p.batch !== 1) throw new Error('matmul: batched operands over the binding-size limit are not supported');
   const esB = p.bF16 ? 2 : 4;
   // Each operand's span grows with the dimension along its stored rows.
@@ -358,13 +366,14 @@ function splitAndDispatch(rec: Recorder, p: Problem, t: MatmulTuning, limit: num
           // Later K chunks accumulate onto the first.
           beta: first ? p.beta : 1,
         };
-        dispatchOne(rec, sub, t, label);
+        dispatchOne(gpu, rec, sub, t, undefined, label);
       }
     }
   }
 }
 
 function checkTuning(gpu: Gpu, t: MatmulTuning): void {
+  if (t.kernel !== 'register' && t.kernel !== 'tiled') return; // matmulGpu checks its own plans
   const l = gpu.limits;
   if (t.wgX * t.wgY > l.maxComputeInvocationsPerWorkgroup || t.wgX > l.maxComputeWorkgroupSizeX || t.wgY > l.maxComputeWorkgroupSizeY) {
     throw new Error(`matmul: a ${t.wgX}x${t.wgY} workgroup exceeds this device's limits`);
@@ -387,11 +396,13 @@ export function matmul(gpu: Gpu, rec: Recorder, args: MatmulArgs): void {
   const p = resolve(args);
   if (p.M === 0 || p.N === 0 || p.batch === 0) return;
   const tuning: MatmulTuning = { ...defaultMatmulTuning(gpu), ...args.tuning };
+  if (args.lora && (tuning.kernel === 'register' || tuning.kernel === 'tiled')) tuning.kernel = 'by-shape';
   checkTuning(gpu, tuning);
   const limit = args.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize;
   const fits = [p.a, p.b, p.c, p.bias].every((r) => r === null || r.size <= limit);
-  if (fits) dispatchOne(rec, p, tuning, args.label);
-  else splitAndDispatch(rec, p, tuning, limit, gpu.limits.minStorageBufferOffsetAlignment, args.label);
+  if (fits) dispatchOne(gpu, rec, p, tuning, args.lora, args.label);
+  else if (args.lora) throw new Error('matmul: a folded LoRA term cannot be split over the binding-size limit');
+  else splitAndDispatch(gpu, rec, p, tuning, limit, gpu.limits.minStorageBufferOffsetAlignment, args.label);
 }
 
 /** Floating-point operations of one matmul (2 per multiply-add), for GFLOP/s figures. */

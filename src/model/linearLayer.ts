@@ -5,14 +5,16 @@
 import type { Gpu, Recorder } from '../gpu';
 import { loraBackward, loraDown, loraLinear } from '../kernels/lora';
 import { matmul } from '../kernels/matmul';
+import type { MatmulLoraTerm } from '../kernels/matmulGpu';
 
 import type { BaseGradients } from './fullParameters';
 import type { LoraModule } from './lora';
 import type { LinearWeight } from './weights';
 
 /**
- * How an adapted linear layer computes y = x Wᵀ + bias + s·(x_d Aᵀ) Bᵀ: 'fused', one tiled kernel
- * (`loraLinear`) that adds the low-rank product into the base product's accumulators, or
+ * How an adapted linear layer computes y = x Wᵀ + bias + s·(x_d Aᵀ) Bᵀ: 'fused', one kernel that
+ * adds the low-rank product into the base product's accumulators (on the GPU plan, matmul's
+ * blocked kernel with the LoRA term as r extra K columns; on the CPU plan, `loraLinear`), or
  * 'unfused', the plain base `matmul`, then s·u Bᵀ added onto y by a second `matmul` (beta = 1).
  * Both first compute u = x_d Aᵀ (`loraDown`; unfused uses `matmul` when there is no dropout) and
  * give the same result up to f32 rounding order.
@@ -51,7 +53,8 @@ export function linearForward(gpu: Gpu, rec: Recorder, path: LoraLinearPath, lin
   const { module, u, scale, dropout } = lora;
   if (path === 'fused') {
     loraDown(gpu, rec, { x, a: module.a, u, T: rows, K: lin.inFeatures, r: module.r, dropout });
-    loraLinear(gpu, rec, { x, w: lin.w, wF16: lin.f16, bias: lin.bias, u, b: module.b, y, T: rows, K: lin.inFeatures, N: lin.outFeatures, r: module.r, scale });
+    if (gpu.kernels === 'gpu') baseLinear(gpu, rec, lin, x, y, rows, { u, b: module.b, r: module.r, scale });
+    else loraLinear(gpu, rec, { x, w: lin.w, wF16: lin.f16, bias: lin.bias, u, b: module.b, y, T: rows, K: lin.inFeatures, N: lin.outFeatures, r: module.r, scale });
     return;
   }
   // u = x_d Aᵀ: loraDown applies dropout inline; without dropout the register-blocked matmul
@@ -62,8 +65,8 @@ export function linearForward(gpu: Gpu, rec: Recorder, path: LoraLinearPath, lin
   matmul(gpu, rec, { a: u, b: module.b, c: y, M: rows, N: lin.outFeatures, K: module.r, transB: true, alpha: scale, beta: 1, label: `${lin.kind}.lora_up` });
 }
 
-/** y = x Wᵀ + bias. */
-function baseLinear(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: GPUBuffer, y: GPUBuffer, rows: number): void {
+/** y = x Wᵀ + bias (+ a folded LoRA term). */
+function baseLinear(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: GPUBuffer, y: GPUBuffer, rows: number, lora?: MatmulLoraTerm): void {
   matmul(gpu, rec, {
     a: x,
     b: lin.w,
@@ -74,6 +77,7 @@ function baseLinear(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: GPUBuffer, y:
     transB: true,
     bF16: lin.f16,
     ...(lin.bias ? { bias: lin.bias } : {}),
+    ...(lora ? { lora } : {}),
     label: lin.kind,
   });
 }

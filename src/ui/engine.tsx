@@ -5,6 +5,7 @@ import { createContext, useContext, useEffect, useMemo, useState, useSyncExterna
 import type { StepMetrics } from '../train/metrics';
 import { TrainingClient } from '../worker/client';
 import type { JobEvent, JobRecord, TrainingEvent, TrainingWorkerInfo } from '../worker/trainingProtocol';
+import { savedKernelChoice } from './kernelPlan';
 
 export type EngineStatus = { state: 'starting' } | { state: 'ready'; info: TrainingWorkerInfo } | { state: 'failed'; message: string };
 
@@ -75,7 +76,7 @@ export class EngineStore {
 
   async start(): Promise<void> {
     try {
-      const info = await this.client.init({ hubEndpoint: hubEndpoint() });
+      const info = await this.client.init({ hubEndpoint: hubEndpoint(), kernels: savedKernelChoice() });
       this.set({ status: { state: 'ready', info } });
       await this.refreshJobs();
     } catch (e) {

@@ -165,7 +165,7 @@ export class TrainingClient {
 
   // -------------------------------------------------------------------------- typed calls
 
-  init(options: { autoStart?: boolean; hubEndpoint?: string | null } = {}): Promise<TrainingWorkerInfo> {
+  init(options: RequestParams<'init'> = {}): Promise<TrainingWorkerInfo> {
     return this.request('init', options);
   }
 

@@ -182,7 +182,7 @@ export function serveTraining(endpoint: HostEndpoint, options: TrainingHostOptio
   async function init(params: RequestParams<'init'>): Promise<{ runner: JobRunner; info: TrainingWorkerInfo }> {
     if (params.hubEndpoint) hub.url = params.hubEndpoint.replace(/\/$/, '');
     const store = await (options.openStore ?? (() => openJobStore()))();
-    const acquire = options.acquireGpu ?? (() => acquireDefaultGpu());
+    const acquire = options.acquireGpu ?? (() => acquireDefaultGpu({ kernels: params.kernels ?? 'auto' }));
     let gpu: Gpu | null = null;
     let gpuError: TrainingWorkerInfo['gpuError'] = null;
     try {
@@ -233,7 +233,7 @@ export function serveTraining(endpoint: HostEndpoint, options: TrainingHostOptio
       : true;
     const recovered = primary ? await created.enable() : [];
     const info: TrainingWorkerInfo = {
-      gpu: gpu ? { ...gpu.adapter, hasF16: gpu.hasF16, hasTimestamps: gpu.hasTimestamps, hasSubgroups: gpu.hasSubgroups } : null,
+      gpu: gpu ? { ...gpu.adapter, hasF16: gpu.hasF16, hasTimestamps: gpu.hasTimestamps, hasSubgroups: gpu.hasSubgroups, kernels: gpu.kernels } : null,
       gpuError,
       storage: store.blobs.kind,
       recovered,

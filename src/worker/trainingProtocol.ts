@@ -11,7 +11,7 @@
  */
 import type { DatasetReport } from '../data/datasetTypes';
 import type { PeftExport } from '../formats/peft';
-import type { AdapterSummary } from '../gpu';
+import type { AdapterSummary, KernelChoice, KernelPlan } from '../gpu';
 import type { FileRecord, JobDetails, JobEvent, JobRecord, ModelSource } from '../jobs/job';
 import type { DownloadProgress } from '../jobs/models';
 import type { CachedModel, RemovedModel } from '../jobs/modelCache';
@@ -26,6 +26,7 @@ import type { HyperparameterRequest } from '../train/hyperparameters';
 import type { StepMetrics } from '../train/metrics';
 
 export type { AdapterRef } from '../jobs/adapters';
+export type { KernelChoice, KernelPlan };
 export type { CreateJobInput, GenerateOutput, GenerateParams, HyperparametersPreview, ModelInfo, TokenDelta };
 export type { JobMemoryCheck, MemoryLimits, MemoryProblem } from '../jobs/jobMemory';
 export type { FileRecord, JobDetails, JobEvent, JobRecord, JobStatus, ModelSource } from '../jobs/job';
@@ -38,7 +39,7 @@ export type { ExamplesPreview, ExampleTokensPreview, PreviewToken } from '../dat
 /** What the worker found at start-up. */
 export interface TrainingWorkerInfo {
   /** The GPU the worker opened, or null when none could be (see gpuError). */
-  gpu: (AdapterSummary & { hasF16: boolean; hasTimestamps: boolean; hasSubgroups: boolean }) | null;
+  gpu: (AdapterSummary & { hasF16: boolean; hasTimestamps: boolean; hasSubgroups: boolean; kernels: KernelPlan }) | null;
   /** Why there is no GPU (jobs then wait, paused with this reason; files still validate). */
   gpuError: { name: string; message: string } | null;
   /** Where blobs live. */
@@ -61,7 +62,8 @@ export interface TrainingRequests {
    * `hubEndpoint`: a Hugging Face mirror in the Hub's layout (what HF_ENDPOINT is to the Python
    * tools, e.g. for users who cannot reach huggingface.co); default the Hub.
    */
-  init: { params: { autoStart?: boolean; hubEndpoint?: string | null }; result: TrainingWorkerInfo };
+  /** `kernels`: the kernel plan of the worker's GPU (default 'auto'; see KernelPlan). */
+  init: { params: { autoStart?: boolean; hubEndpoint?: string | null; kernels?: KernelChoice }; result: TrainingWorkerInfo };
   /** config.json summary; a Hub model is downloaded (progress events) and cached. */
   'inspect-model': { params: { source: ModelSource }; result: ModelInfo };
   /** The curated base models, each with a default job's memory on this device (nothing downloaded). */

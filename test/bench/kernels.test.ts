@@ -10,11 +10,14 @@ describe('kernels suite (src/bench/kernels.ts)', () => {
     const log: string[] = [];
     const { rows, peers } = await runKernelSuite(gpu, { ...kernelShapes('tiny'), reps: 1 }, (m) => log.push(m));
     // The FMA probe, 2 matmul shapes x 2 weight dtypes, attention forward + backward, LoRA
-    // fused/unfused x 2 dtypes.
-    expect(rows).toHaveLength(11);
+    // fused/unfused x 2 dtypes (and folded x 2 on the GPU kernel plan).
+    expect(rows).toHaveLength(gpu.kernels === 'gpu' ? 13 : 11);
     const [probe, ...kernels] = rows;
     expect(probe!.name).toMatch(/^FMA probe/);
     expect(probe!.peakShare).toBe(1);
+    for (const r of rows.filter((row) => row.name.startsWith('lora linear folded'))) {
+      expect(Number(/agrees to ([0-9.e+-]+)/.exec(r.note ?? '')![1])).toBeLessThan(1e-5);
+    }
     for (const r of rows) expect(Number.isFinite(r.ms) && r.ms > 0, r.name).toBe(true);
     for (const r of kernels) {
       expect(peers.get(r), r.name).toBeDefined();

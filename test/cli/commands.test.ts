@@ -165,6 +165,17 @@ describe('whittle eval', () => {
     expect(Math.abs(other.loss! - result.loss!)).toBeLessThan(1e-4 * result.loss!);
   });
 
+  it('--kernels picks the kernel plan, says which ran, and refuses an unknown one', async () => {
+    // 'cpu' opens a device of its own (the shared test device may run either plan).
+    const run = await runCli(['eval', LLAMA, VALID, '--kernels', 'cpu']);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(/kernels: cpu plan\]/);
+    const bad = await runCli(['eval', LLAMA, VALID, '--kernels', 'fast']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--kernels must be one of auto, cpu, gpu, got "fast"/);
+    for (const command of ['train', 'eval', 'generate']) expect((await runCli([command, '--help'])).stdout).toMatch(/--kernels auto\|cpu\|gpu/);
+  });
+
   it('refuses a data file with errors, naming the lines', async () => {
     const run = await runCli(['eval', LLAMA, ERRORS]);
     expect(run.code).toBe(1);

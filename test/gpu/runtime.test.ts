@@ -148,7 +148,7 @@ describe('kernel plan', () => {
     const forced = await acquireGpu({ kernels: 'gpu' });
     try {
       expect(forced.kernels).toBe('gpu');
-      expect(defaultMatmulTuning(forced).kernel).toBe('tiled');
+      expect(defaultMatmulTuning(forced).kernel).toBe('by-shape');
       expect(defaultLoraLinearPath(forced)).toBe('fused');
     } finally {
       forced.device.destroy();

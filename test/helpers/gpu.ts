@@ -1,20 +1,35 @@
 import { describe, expect, it } from 'vitest';
-import { acquireGpu, type Gpu } from '../../src/gpu';
+import { acquireGpu, KERNEL_CHOICES, type Gpu, type KernelChoice } from '../../src/gpu';
 import type { SelfTestCase } from '../../src/selftest/types';
 
 let shared: Promise<Gpu> | null = null;
 
 /**
- * The test device (Dawn on lavapipe in CI). A missing adapter is a test failure, never a skip:
- * GPU tests that silently skip would let every kernel rot unnoticed.
+ * The kernel plan the test device runs: WHITTLE_KERNELS (auto, cpu or gpu; default auto). The
+ * gpu-plan vitest project sets it to 'gpu', so the golden tests also run the GPU kernels on
+ * lavapipe. A value outside the choices fails every GPU test rather than falling back.
+ */
+export function testKernelChoice(env: Record<string, string | undefined> = process.env): KernelChoice {
+  const v = env.WHITTLE_KERNELS ?? 'auto';
+  if (!(KERNEL_CHOICES as readonly string[]).includes(v)) throw new Error(`WHITTLE_KERNELS must be one of ${KERNEL_CHOICES.join(', ')}, got '${v}'`);
+  return v as KernelChoice;
+}
+
+/**
+ * The test device (Dawn on lavapipe in CI), with the plan testKernelChoice() names. A missing
+ * adapter is a test failure, never a skip: GPU tests that silently skip would let every kernel
+ * rot unnoticed.
  */
 export function getTestGpu(): Promise<Gpu> {
-  shared ??= acquireGpu().catch((e: Error) => {
-    throw new Error(
-      `No WebGPU adapter for the GPU tests: ${e.message}\n` +
-        'On a machine without a GPU install Mesa lavapipe: sudo bash .ci/install-system.sh',
-    );
-  });
+  if (!shared) {
+    const kernels = testKernelChoice();
+    shared = acquireGpu({ kernels }).catch((e: Error) => {
+      throw new Error(
+        `No WebGPU adapter for the GPU tests: ${e.message}\n` +
+          'On a machine without a GPU install Mesa lavapipe: sudo bash .ci/install-system.sh',
+      );
+    });
+  }
   return shared;
 }
 

@@ -3,6 +3,7 @@
 import { useEffect, useRef, useState } from 'react';
 import type { BenchEvent, BenchRequest, BenchRow, KernelPreset } from '../../../worker/benchProtocol';
 import { saveBlob } from '../../download';
+import { savedKernelChoice } from '../../kernelPlan';
 
 /** The part of a Worker the panel uses, so tests can hand in a fake. */
 export interface BenchWorkerLike {
@@ -27,7 +28,7 @@ const PRESETS = Object.keys(PRESET_LABELS) as KernelPreset[];
 export type BenchState =
   | { status: 'idle' }
   | { status: 'running'; progress: string }
-  | { status: 'done'; rows: BenchRow[]; json: string; adapter: string; seconds: number; preset: KernelPreset }
+  | { status: 'done'; rows: BenchRow[]; json: string; adapter: string; seconds: number; kernels: string; preset: KernelPreset }
   | { status: 'error'; message: string };
 
 /** The download's file name, as the CLI names its files: kernels-<preset>-<YYYY-MM-DD>.json. */
@@ -59,7 +60,7 @@ export function BenchPanel({ createWorker = defaultWorker }: { createWorker?: ()
       w.onmessage = (ev) => {
         const e = ev.data;
         if (e.type === 'progress') setState({ status: 'running', progress: e.message });
-        else if (e.type === 'done') setState({ status: 'done', rows: e.rows, json: e.json, adapter: e.adapter, seconds: e.seconds, preset: runPreset.current });
+        else if (e.type === 'done') setState({ status: 'done', rows: e.rows, json: e.json, adapter: e.adapter, seconds: e.seconds, kernels: e.kernels, preset: runPreset.current });
         else setState({ status: 'error', message: e.message });
       };
       w.onerror = (ev) => setState({ status: 'error', message: ev.message || 'the benchmark worker failed to start' });
@@ -67,7 +68,7 @@ export function BenchPanel({ createWorker = defaultWorker }: { createWorker?: ()
     }
     runPreset.current = preset;
     setState({ status: 'running', progress: 'Starting…' });
-    worker.current.postMessage({ type: 'run-kernels', preset });
+    worker.current.postMessage({ type: 'run-kernels', preset, kernels: savedKernelChoice() });
   };
 
   const running = state.status === 'running';
@@ -82,7 +83,7 @@ export function BenchPanel({ createWorker = defaultWorker }: { createWorker?: ()
         ? state.progress
         : state.status === 'error'
           ? `The benchmark stopped: ${state.message}`
-          : `${state.rows.length} cases in ${state.seconds.toFixed(1)} s on ${state.adapter}.`;
+          : `${state.rows.length} cases in ${state.seconds.toFixed(1)} s on ${state.adapter}, ${state.kernels} kernels.`;
 
   return (
     <section className="card wide" aria-labelledby="bench-title" data-testid="bench">

@@ -2,6 +2,7 @@
 import type { WorkerState } from '../../useGpuWorker';
 import { BenchPanel } from './BenchPanel';
 import { AdapterCard, FeaturesCard, LimitsCard } from './GpuCards';
+import { KernelPlanCard } from './KernelPlanCard';
 import { SelfTestPanel } from './SelfTestPanel';
 
 const WORKFLOW: { step: string; what: string }[] = [
@@ -43,6 +44,7 @@ export function GpuPage({ state, runSelfTest }: Props) {
           <LimitsCard report={gpu.report} />
           <SelfTestPanel state={state.selfTest} canRun={!state.lostMessage} onRun={runSelfTest} />
           <FeaturesCard report={gpu.report} />
+          <KernelPlanCard />
           <BenchPanel />
         </div>
       )}

@@ -36,15 +36,15 @@ describe('BenchPanel', () => {
     fireEvent.change(screen.getByLabelText('Shapes'), { target: { value: 'small' } });
     fireEvent.click(screen.getByRole('button', { name: 'Run benchmarks' }));
     expect(workers).toHaveLength(1);
-    expect(workers[0]!.sent).toEqual([{ type: 'run-kernels', preset: 'small' }]);
+    expect(workers[0]!.sent).toEqual([{ type: 'run-kernels', preset: 'small', kernels: 'auto' }]);
     expect(screen.getByRole('button', { name: 'Running…' }).hasAttribute('disabled')).toBe(true);
 
     workers[0]!.emit({ type: 'progress', message: 'kernels: attention T = 128' });
     expect(screen.getByTestId('bench-summary').textContent).toBe('kernels: attention T = 128');
     expect(screen.queryByRole('button', { name: 'Download JSON' })).toBeNull();
 
-    workers[0]!.emit({ type: 'done', rows: ROWS, json: '{}\n', adapter: 'SwiftShader', seconds: 3.21 });
-    expect(screen.getByTestId('bench-summary').textContent).toBe('2 cases in 3.2 s on SwiftShader.');
+    workers[0]!.emit({ type: 'done', rows: ROWS, json: '{}\n', adapter: 'SwiftShader', seconds: 3.21, kernels: 'cpu' });
+    expect(screen.getByTestId('bench-summary').textContent).toBe('2 cases in 3.2 s on SwiftShader, cpu kernels.');
     const rows = screen.getAllByTestId('bench-row');
     expect(rows).toHaveLength(2);
     // Names are text, never markup.

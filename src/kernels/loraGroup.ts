@@ -76,6 +76,14 @@ function need(what: string, name: string, b: BufferBinding, n: number): void {
   if (floats(b) < n) throw new Error(`${what}: ${name} holds ${floats(b)} floats, needs ${n}`);
 }
 
+/** These kernels bind whole tensors (a group's regions, the flat LoRA buffer): each must fit one binding. */
+function bindable(gpu: Gpu, what: string, bindings: Record<string, BufferBinding>): void {
+  const max = gpu.limits.maxStorageBufferBindingSize;
+  for (const [name, b] of Object.entries(bindings)) {
+    if (floats(b) * 4 > max) throw new Error(`${what}: ${name} binds ${floats(b) * 4} bytes, over maxStorageBufferBindingSize ${max}`);
+  }
+}
+
 function check(what: string, s: GroupShape): void {
   const { T, K, r, members } = s;
   for (const [k, v] of Object.entries({ T, K, r, region: s.region })) {
@@ -126,6 +134,7 @@ export function groupDown(gpu: Gpu, rec: Recorder, a: GroupDownArgs): void {
   need('groupDown', 'x', a.x, a.T * a.K);
   need('groupDown', 'params', a.params, paramFloats(a));
   need('groupDown', 'u', a.u, (n - 1) * a.region + a.T * a.r);
+  bindable(gpu, 'groupDown', { x: a.x, params: a.params, u: a.u });
   rec.dispatch(DOWN, {
     buffers: [a.x, a.params, a.u],
     params: params(a, 1, 0, true),
@@ -160,6 +169,7 @@ export function groupLinear(gpu: Gpu, rec: Recorder, a: GroupLinearArgs): void {
     need('groupLinear', `w[${g}]`, a.w[g]!, wF16 ? Math.ceil((m.outFeatures * K) / 2) : m.outFeatures * K);
     need('groupLinear', 'y', a.y, m.yOffset + T * m.outFeatures);
   }
+  bindable(gpu, 'groupLinear', { x: a.x, u: a.u, params: a.params, y: a.y });
   const total = members.reduce((n, m) => n + m.outFeatures, 0);
   const tm = T <= 16 ? 1 : 4;
   const w = [...a.w];
@@ -208,6 +218,7 @@ export function groupBackward(gpu: Gpu, rec: Recorder, a: GroupBackwardArgs): vo
   need('groupBackward', 'params', a.params, paramFloats(a));
   need('groupBackward', 'grads', a.grads, paramFloats(a));
   for (const m of members) need('groupBackward', 'dy', a.dy, m.yOffset + T * m.outFeatures);
+  bindable(gpu, 'groupBackward', { x: a.x, dy: a.dy, u: a.u, du: a.du, params: a.params, grads: a.grads, dx: a.dx });
   const rChunks = Math.ceil(r / RC);
   rec.dispatch(DOWN, {
     buffers: [a.dy, a.params, a.du],

@@ -2,7 +2,7 @@
  * One linear layer of the transformer, forward and backward, with or without its LoRA adapter
  * and with or without full-parameter gradients: y = x Wᵀ + bias + s·(x_d Aᵀ) Bᵀ.
  */
-import type { Gpu, Recorder } from '../gpu';
+import type { BufferBinding, Gpu, Recorder } from '../gpu';
 import { loraBackward, loraDown, loraLinear } from '../kernels/lora';
 import { matmul } from '../kernels/matmul';
 
@@ -37,13 +37,13 @@ export type DropoutMask = { seed: number; p: number } | null;
 /** The adapter of one linear layer in one pass: its module, the saved u = x_d Aᵀ [rows, r], its scale and mask. */
 export interface LoraBranch {
   module: LoraModule;
-  u: GPUBuffer;
+  u: BufferBinding;
   scale: number;
   dropout: DropoutMask;
 }
 
 /** y = x Wᵀ + bias (+ s·(x_d Aᵀ) Bᵀ when `lora` is given) for `rows` rows. */
-export function linearForward(gpu: Gpu, rec: Recorder, path: LoraLinearPath, lin: LinearWeight, x: GPUBuffer, y: GPUBuffer, rows: number, lora: LoraBranch | null): void {
+export function linearForward(gpu: Gpu, rec: Recorder, path: LoraLinearPath, lin: LinearWeight, x: BufferBinding, y: BufferBinding, rows: number, lora: LoraBranch | null): void {
   if (!lora) {
     baseLinear(gpu, rec, lin, x, y, rows);
     return;
@@ -63,7 +63,7 @@ export function linearForward(gpu: Gpu, rec: Recorder, path: LoraLinearPath, lin
 }
 
 /** y = x Wᵀ + bias. */
-function baseLinear(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: GPUBuffer, y: GPUBuffer, rows: number): void {
+export function baseLinear(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: BufferBinding, y: BufferBinding, rows: number): void {
   matmul(gpu, rec, {
     a: x,
     b: lin.w,
@@ -76,6 +76,16 @@ function baseLinear(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: GPUBuffer, y:
     ...(lin.bias ? { bias: lin.bias } : {}),
     label: lin.kind,
   });
+}
+
+/** dx (+)= dy W, and the base-weight gradients when `full` is given. */
+export function baseLinearBackward(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: BufferBinding, dy: BufferBinding, dx: BufferBinding, rows: number, accumulateDx: boolean, ones: GPUBuffer, full?: BaseGradients): void {
+  matmul(gpu, rec, { a: dy, b: lin.w, c: dx, M: rows, N: lin.inFeatures, K: lin.outFeatures, bF16: lin.f16, beta: accumulateDx ? 1 : 0, label: `${lin.kind}.dx` });
+  if (full) {
+    // dW += dyᵀ x, dbias += onesᵀ dy (the gradients were cleared at the start of the step).
+    matmul(gpu, rec, { a: dy, b: x, c: full.grad(lin.w), M: lin.outFeatures, N: lin.inFeatures, K: rows, transA: true, beta: 1, label: `${lin.kind}.dW` });
+    if (lin.bias) matmul(gpu, rec, { a: ones, b: dy, c: full.grad(lin.bias), M: 1, N: lin.outFeatures, K: rows, beta: 1, label: `${lin.kind}.dbias` });
+  }
 }
 
 /** What the backward of one linear layer writes besides dx. */
@@ -91,13 +101,8 @@ export interface LinearBackwardTargets {
 }
 
 /** dx (+)= dy W, the base-weight gradients when training them, and the LoRA gradients when adapted. */
-export function linearBackward(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, rows: number, accumulateDx: boolean, lora: LoraBranch | null, t: LinearBackwardTargets): void {
-  matmul(gpu, rec, { a: dy, b: lin.w, c: dx, M: rows, N: lin.inFeatures, K: lin.outFeatures, bF16: lin.f16, beta: accumulateDx ? 1 : 0, label: `${lin.kind}.dx` });
-  if (t.full) {
-    // dW += dyᵀ x, dbias += onesᵀ dy (the gradients were cleared at the start of the step).
-    matmul(gpu, rec, { a: dy, b: x, c: t.full.grad(lin.w), M: lin.outFeatures, N: lin.inFeatures, K: rows, transA: true, beta: 1, label: `${lin.kind}.dW` });
-    if (lin.bias) matmul(gpu, rec, { a: t.ones, b: dy, c: t.full.grad(lin.bias), M: 1, N: lin.outFeatures, K: rows, beta: 1, label: `${lin.kind}.dbias` });
-  }
+export function linearBackward(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: BufferBinding, dy: BufferBinding, dx: BufferBinding, rows: number, accumulateDx: boolean, lora: LoraBranch | null, t: LinearBackwardTargets): void {
+  baseLinearBackward(gpu, rec, lin, x, dy, dx, rows, accumulateDx, t.ones, t.full);
   if (!lora) return;
   const { module } = lora;
   loraBackward(gpu, rec, {

@@ -13,7 +13,7 @@
  * layer's internals just before its backward, so memory grows with layers x tokens x hidden,
  * not with every intermediate.
  */
-import type { Gpu, Recorder } from '../gpu';
+import type { BufferBinding, Gpu, Recorder } from '../gpu';
 import { activation, activationBackward, swiglu, swigluBackward } from '../kernels/activation';
 import { appendKv, attentionBackward, attentionDecode, attentionForward } from '../kernels/attention';
 import { crossEntropyChunkGrad, crossEntropyChunkStats, crossEntropyFinalize } from '../kernels/crossentropy';
@@ -28,10 +28,11 @@ import type { BaseGradients } from './fullParameters';
 import type { KvCache } from './kvCache';
 import { ROLE_SEED_INDEX } from './layout';
 import { DEFAULT_MEMORY_BUDGET_BYTES, estimateLoraJobMemory, type RecomputePolicy } from './memoryEstimate';
+import { groupable, linearGroupBackward, linearGroupForward, type LoraGroupBranch } from './linearGroup';
 import { defaultLoraLinearPath, linearBackward, linearForward, type LoraBranch, type LoraLinearPath } from './linearLayer';
 import type { LoraAdapter } from './lora';
 import type { LinearWeight, ModelWeights, NormWeight } from './weights';
-import { Workspace, type LayerActivations } from './workspace';
+import { Workspace, type BufferView, type LayerActivations } from './workspace';
 
 export { defaultLoraLinearPath, type LoraLinearPath } from './linearLayer';
 export { KvCache } from './kvCache';
@@ -209,9 +210,22 @@ export class CausalLM {
     const module = adapter?.modules.get(lin);
     if (!adapter || !module) return null;
     const p = adapter.config.dropout;
-    // One mask per (micro-batch, layer, module): recomputation regenerates the same one.
-    const dropout = p > 0 && dropoutSeed !== undefined ? { seed: (dropoutSeed * 7919 + l * 31 + ROLE_SEED_INDEX[lin.role]) >>> 0, p } : null;
+    const dropout = p > 0 && dropoutSeed !== undefined ? { seed: maskSeed(dropoutSeed, l, lin), p } : null;
     return { module, u: ws.activations(l).u.get(lin.role)!, scale: adapter.scale, dropout };
+  }
+
+  /**
+   * The adapters of linear layers that share an input (q/k/v, gate/up) as one group, or null
+   * when they cannot run as one (not all adapted, split buffers): then they run one by one.
+   */
+  private loraGroup(ws: Workspace, adapter: LoraAdapter | null, lins: readonly LinearWeight[], l: number, dropoutSeed: number | undefined): LoraGroupBranch | null {
+    if (!adapter) return null;
+    const modules = lins.map((lin) => adapter.modules.get(lin));
+    const u = ws.activations(l).u.get(lins[0]!.role);
+    if (!groupable(modules) || !u || !('offset' in u)) return null;
+    const p = adapter.config.dropout;
+    const dropout = p > 0 && dropoutSeed !== undefined ? { seeds: lins.map((lin) => maskSeed(dropoutSeed, l, lin)), p } : null;
+    return { modules, u: u as BufferView, scale: adapter.scale, dropout };
   }
 
   private embed(rec: Recorder, ws: Workspace, positionStart = 0): void {
@@ -238,7 +252,7 @@ export class CausalLM {
   }
 
   /** Rotates q and k (backward: dq and dk) in place, in one dispatch. */
-  private rope(rec: Recorder, ws: Workspace, q: GPUBuffer, k: GPUBuffer, backward: boolean, positionStart = 0): void {
+  private rope(rec: Recorder, ws: Workspace, q: BufferBinding, k: BufferBinding, backward: boolean, positionStart = 0): void {
     const { heads, kvHeads, headDim } = this.config;
     ropeQK(this.gpu, rec, { invFreq: this.invFreq!, tokens: ws.N, q, qHeads: heads, k, kHeads: kvHeads, headDim, positionStart, seqLen: ws.T, backward });
   }
@@ -271,14 +285,17 @@ export class CausalLM {
     const N = ws.N;
     const a = ws.activations(l);
     const xin = 'sum' in input ? input.sum : input;
-    const lin = (w: LinearWeight, x: GPUBuffer, y: GPUBuffer) => linearForward(this.gpu, rec, this.loraLinearPath, w, x, y, N, this.loraBranch(ws, adapter, w, l, dropoutSeed));
+    const lin = (w: LinearWeight, x: GPUBuffer, y: BufferBinding) => linearForward(this.gpu, rec, this.loraLinearPath, w, x, y, N, this.loraBranch(ws, adapter, w, l, dropoutSeed));
+    // Layers sharing an input run as one group when all are adapted, else one by one.
+    const shared = (lins: readonly LinearWeight[], x: GPUBuffer, ys: BufferBinding[]) => {
+      const group = this.loraGroup(ws, adapter, lins, l, dropoutSeed);
+      if (group) linearGroupForward(this.gpu, rec, this.loraLinearPath, lins, x, ys as BufferView[], N, group);
+      else for (const [i, w] of lins.entries()) lin(w, x, ys[i]!);
+    };
     if ('sum' in input) this.norm(rec, ws, layer.norm1, input.x, a.h1, a.stats1, { add: input.add, sum: input.sum });
     else this.norm(rec, ws, layer.norm1, xin, a.h1, a.stats1);
     if (cfg.family === 'llama') {
-      const [qProj, kProj, vProj] = layer.attnIn as [LinearWeight, LinearWeight, LinearWeight];
-      lin(qProj, a.h1, a.q);
-      lin(kProj, a.h1, a.k);
-      lin(vProj, a.h1, a.v);
+      shared(layer.attnIn, a.h1, [a.q, a.k, a.v]);
       this.rope(rec, ws, a.q, a.k, false, pos);
     } else {
       lin(layer.attnIn[0]!, a.h1, ws.qkv);
@@ -295,9 +312,7 @@ export class CausalLM {
     // xmid = xin + attention output, normalised into h2 in the same kernel.
     this.norm(rec, ws, layer.norm2, ws.tmpC, a.h2, a.stats2, { add: xin, sum: a.xmid });
     if (cfg.family === 'llama') {
-      const [gateProj, upProj] = layer.mlpIn as [LinearWeight, LinearWeight];
-      lin(gateProj, a.h2, a.gate);
-      lin(upProj, a.h2, a.up);
+      shared(layer.mlpIn, a.h2, [a.gate, a.up]);
       swiglu(this.gpu, rec, { gate: a.gate, up: a.up, out: a.act, rows: N, width: cfg.intermediate });
     } else {
       lin(layer.mlpIn[0]!, a.h2, a.gate);
@@ -320,16 +335,23 @@ export class CausalLM {
     if (!ws.keepsActivations) this.layerForward(rec, ws, l, xin, ws.xout, adapter, opts.dropoutSeed);
     const a = ws.activations(l);
     const targets = { du: ws.du, ones: ws.ones, accumulate: opts.accumulate, ...(opts.full ? { full: opts.full } : {}) };
-    const back = (w: LinearWeight, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, accumulateDx: boolean) =>
+    const back = (w: LinearWeight, x: GPUBuffer, dy: BufferBinding, dx: GPUBuffer, accumulateDx: boolean) =>
       linearBackward(this.gpu, rec, w, x, dy, dx, N, accumulateDx, this.loraBranch(ws, adapter, w, l, opts.dropoutSeed), targets);
+    // dx = the sum over layers sharing input x (written by the first, added by the rest).
+    const sharedBack = (lins: readonly LinearWeight[], x: GPUBuffer, dys: BufferBinding[], dx: GPUBuffer) => {
+      const group = this.loraGroup(ws, adapter, lins, l, opts.dropoutSeed);
+      if (group) linearGroupBackward(this.gpu, rec, lins, x, dys as BufferView[], dx, N, false, group, targets);
+      else for (const [i, w] of lins.entries()) back(w, x, dys[i]!, dx, i > 0);
+    };
 
     // MLP: output = xmid + mlpOut(act(mlpIn(h2)))
     back(layer.mlpOut, a.act, ws.dres, ws.dAct, false);
     if (cfg.family === 'llama') {
-      const [gateProj, upProj] = layer.mlpIn as [LinearWeight, LinearWeight];
-      swigluBackward(this.gpu, rec, { gate: a.gate, up: a.up, dOut: ws.dAct, dGate: ws.dGate, dUp: ws.dUp, rows: N, width: cfg.intermediate });
-      back(gateProj, a.h2, ws.dGate, ws.dh, false);
-      back(upProj, a.h2, ws.dUp, ws.dh, true);
+      // dGate and dUp are regions of one buffer: bound once, addressed by offsets.
+      const [dGate, dUp] = [ws.dGate as BufferView, ws.dUp as BufferView];
+      const dBoth = { dGate: dGate.buffer, dUp: dGate.buffer, dGateOffset: dGate.offset / 4, dUpOffset: dUp.offset / 4 };
+      swigluBackward(this.gpu, rec, { gate: a.gate, up: a.up, dOut: ws.dAct, ...dBoth, rows: N, width: cfg.intermediate });
+      sharedBack(layer.mlpIn, a.h2, [ws.dGate, ws.dUp], ws.dh);
     } else {
       activationBackward(this.gpu, rec, { kind: actKind(cfg), x: a.gate, dOut: ws.dAct, dx: ws.dGate, n: N * cfg.intermediate });
       back(layer.mlpIn[0]!, a.h2, ws.dGate, ws.dh, false);
@@ -340,11 +362,8 @@ export class CausalLM {
     back(layer.attnOut, a.attn, ws.dres, ws.dAttn, false);
     attentionBackward(this.gpu, rec, { ...this.attnDims(ws), q: a.q, k: a.k, v: a.v, out: a.attn, lse: a.lse, dout: ws.dAttn, dq: ws.dq, dk: ws.dk, dv: ws.dv, delta: ws.delta });
     if (cfg.family === 'llama') {
-      const [qProj, kProj, vProj] = layer.attnIn as [LinearWeight, LinearWeight, LinearWeight];
       this.rope(rec, ws, ws.dq, ws.dk, true);
-      back(qProj, a.h1, ws.dq, ws.dh, false);
-      back(kProj, a.h1, ws.dk, ws.dh, true);
-      back(vProj, a.h1, ws.dv, ws.dh, true);
+      sharedBack(layer.attnIn, a.h1, [ws.dq, ws.dk, ws.dv], ws.dh);
     } else {
       for (const [i, src] of [ws.dq, ws.dk, ws.dv].entries()) {
         copyColumns(this.gpu, rec, { src, dst: ws.dqkv, rows: N, width: C, srcStride: C, srcOffset: 0, dstStride: 3 * C, dstOffset: i * C });
@@ -572,6 +591,11 @@ export class CausalLM {
     rec.submit();
     return readLoss ? this.readTotals(ws) : null;
   }
+}
+
+/** Seed of a LoRA dropout mask: one per (micro-batch, layer, module), so recomputation regenerates it. */
+function maskSeed(dropoutSeed: number, l: number, lin: LinearWeight): number {
+  return (dropoutSeed * 7919 + l * 31 + ROLE_SEED_INDEX[lin.role]) >>> 0;
 }
 
 function actKind(cfg: ModelConfig): 'gelu_tanh' | 'gelu_erf' | 'silu' {

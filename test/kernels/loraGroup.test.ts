@@ -97,7 +97,7 @@ async function runCase(gpu: Gpu, c: Case, seed: number) {
     const acc = (old: Float32Array, v: Float64Array) => v.map((e, i) => e + (c.accumulate ? old[i]! : 0));
     expectClose(gGpu.subarray(m.aOffset, m.aOffset + r * K), acc(oldGrads.subarray(m.aOffset), ref.gradA), TOL, `dA[${g}]`);
     expectClose(gGpu.subarray(m.bOffset, m.bOffset + N * r), acc(oldGrads.subarray(m.bOffset), ref.gradB), TOL, `dB[${g}]`);
-    for (let i = 0; i < T * K; i++) dxRef[i] += ref.dx[i]!;
+    for (let i = 0; i < T * K; i++) dxRef[i] = dxRef[i]! + ref.dx[i]!;
   }
   expectClose(dxGpu, dxRef, TOL, 'dx');
   // Gradient entries outside every member's tensors are left alone.

@@ -334,3 +334,108 @@ fn group_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
     dx_out[t * pg.k + k] = total[i];
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// group_input_grad: dx (+)= Σ_g dy_g W_g + Σ_g drop_g ∘ (du_g A_g), the whole input gradient of
+// the group in one tiled product (group_linear's tiles, over rows t x columns k of dx). The
+// reduction walks each member's r columns of du_g / A_g, moving the sum into `low` scaled by the
+// member's dropout mask at the member's last chunk, then the concatenated output features (dy_g
+// from their regions, rows of W_g). One accumulator serves every chunk, so the multiply code
+// exists once (llvmpipe's compile time grows with every copy). Bindings are group_linear's:
+// gl_x holds dy, gl_u du, gl_y dx.
+
+@compute @workgroup_size(16, 16)
+fn group_input_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+  let tx = lid3.x;
+  let ty = lid3.y;
+  let lid = ty * 16u + tx;
+  let bm = 16u * LIN_TM;
+  let m0 = wid.y * bm;
+  let n0 = wid.x * LIN_BN;  // first column k of dx in this tile
+  var acc: array<vec4<f32>, 4>;
+  var low: array<vec4<f32>, 4>;
+  for (var i = 0u; i < 4u; i++) {
+    acc[i] = vec4<f32>(0.0);
+    low[i] = vec4<f32>(0.0);
+  }
+  let low_chunks = pg.n * pg.r_chunks;
+  let chunks = low_chunks + (pg.total + LIN_BK - 1u) / LIN_BK;
+  for (var c = 0u; c < chunks; c++) {
+    let base = c >= low_chunks;  // uniform
+    var g = 0u;
+    var c0 = (c - low_chunks) * LIN_BK;
+    if (!base) {
+      g = c / pg.r_chunks;
+      c0 = (c % pg.r_chunks) * LIN_BK;
+    }
+    for (var e = 0u; e < LIN_TM; e++) {
+      let idx = lid + 256u * e;
+      let row = idx / LIN_BK;
+      let kk = idx % LIN_BK;
+      let m = m0 + row;
+      let j = c0 + kk;
+      var v = 0.0;
+      if (m < pg.rows) {
+        if (base) {
+          if (j < pg.total) {
+            let mg = pg.mem[member_of(j)];
+            v = gl_x[mg.z + m * mg.y + (j - mg.x)];
+          }
+        } else if (j < pg.r) {
+          v = gl_u[g * pg.region + m * pg.r + j];
+        }
+      }
+      tile_a[kk * bm + row] = v;
+    }
+    for (var e = 0u; e < 4u; e++) {
+      let idx = lid + 256u * e;
+      let col = idx % LIN_BN;  // consecutive threads read consecutive k of one row
+      let kk = idx / LIN_BN;
+      let k = n0 + col;
+      let j = c0 + kk;
+      var v = 0.0;
+      if (k < pg.k) {
+        if (base) {
+          if (j < pg.total) {
+            let gm = member_of(j);
+            v = load_w(gm, (j - pg.mem[gm].x) * pg.k + k);
+          }
+        } else if (j < pg.r) {
+          v = gl_p[pg.mem[g].w + j * pg.k + k];
+        }
+      }
+      tile_b[kk * LIN_BN + col] = v;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < LIN_BK; kk++) {
+      let o = kk * LIN_BN + tx;
+      let bv = vec4<f32>(tile_b[o], tile_b[o + 16u], tile_b[o + 32u], tile_b[o + 48u]);
+      for (var i = 0u; i < LIN_TM; i++) { acc[i] += tile_a[kk * bm + ty + 16u * i] * bv; }
+    }
+    workgroupBarrier();
+    if (!base && c % pg.r_chunks == pg.r_chunks - 1u) {
+      // The member's last chunk: its low-rank part, masked, moves to `low`.
+      for (var i = 0u; i < LIN_TM; i++) {
+        let m = min(m0 + ty + 16u * i, pg.rows - 1u);
+        for (var jj = 0u; jj < 4u; jj++) {
+          let k = min(n0 + tx + 16u * jj, pg.k - 1u);
+          low[i][jj] += acc[i][jj] * drop_factor(m * pg.k + k, g);
+        }
+        acc[i] = vec4<f32>(0.0);
+      }
+    }
+  }
+  for (var i = 0u; i < LIN_TM; i++) {
+    let m = m0 + ty + 16u * i;
+    let row = acc[i] + low[i];
+    for (var jj = 0u; jj < 4u; jj++) {
+      let k = n0 + tx + 16u * jj;
+      if (m < pg.rows && k < pg.k) {
+        let at = m * pg.k + k;
+        var v = row[jj];
+        if (pg.flag != 0u) { v += gl_y[at]; }
+        gl_y[at] = v;
+      }
+    }
+  }
+}

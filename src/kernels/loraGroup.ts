@@ -21,14 +21,15 @@ const GRAD: KernelSpec = { name: 'lora_group.grad', code, entryPoint: 'group_gra
 const DX: KernelSpec = { name: 'lora_group.dx', code, entryPoint: 'group_dx', bindings: ['uniform', 'read', 'read', 'write'] };
 const linearSpecs = new Map<string, KernelSpec>();
 
-function linearSpec(tm: number, wF16: boolean): KernelSpec {
-  const key = `${tm}:${wF16}`;
+/** group_linear, or group_input_grad (same bindings and tiles). */
+function linearSpec(tm: number, wF16: boolean, entryPoint: 'group_linear' | 'group_input_grad' = 'group_linear'): KernelSpec {
+  const key = `${entryPoint}:${tm}:${wF16}`;
   let spec = linearSpecs.get(key);
   if (!spec) {
     spec = {
-      name: 'lora_group.linear',
+      name: entryPoint === 'group_linear' ? 'lora_group.linear' : 'lora_group.input_grad',
       code,
-      entryPoint: 'group_linear',
+      entryPoint,
       bindings: ['uniform', 'read', 'read', 'read', 'read', 'read', 'read', 'write'],
       constants: { LIN_TM: tm, W_F16: wF16 ? 1 : 0 },
     };
@@ -194,8 +195,16 @@ export interface GroupBackwardArgs extends GroupShape {
   params: BufferBinding;
   /** The flat gradient buffer (gradients at the parameters' offsets). */
   grads: BufferBinding;
-  /** dL/dx [T, K], which already holds the base part Σ dy_g W_g: the low-rank part is added. */
+  /**
+   * dL/dx [T, K]. Without `w` it already holds the base part Σ dy_g W_g and the low-rank part
+   * is added; with `w`, one tiled kernel writes (or, with accumulateDx, adds) both parts.
+   */
   dx: BufferBinding;
+  /** W_g of each member (f32, or packed f16 when wF16): compute the base part of dx here too. */
+  w?: readonly BufferBinding[];
+  wF16?: boolean;
+  /** With `w`: add into dx instead of overwriting it. */
+  accumulateDx?: boolean;
   scale: number;
   /** Add into the gradients (gradient accumulation) instead of overwriting them. */
   accumulate: boolean;
@@ -204,7 +213,7 @@ export interface GroupBackwardArgs extends GroupShape {
 /**
  * Backward of every member's low-rank path in three dispatches (lora.ts's loraBackward takes
  * four per member): du_g = scale · dy_g B_g; then dB_g (+)= scale · dy_gᵀ u_g and dA_g (+)= du_gᵀ x_dg
- * together; then dx += Σ_g mask_g/(1-p) ∘ (du_g A_g).
+ * together; then dx += Σ_g mask_g/(1-p) ∘ (du_g A_g), with `w` also dx's base part Σ_g dy_g W_g.
  */
 export function groupBackward(gpu: Gpu, rec: Recorder, a: GroupBackwardArgs): void {
   check('groupBackward', a);
@@ -233,10 +242,25 @@ export function groupBackward(gpu: Gpu, rec: Recorder, a: GroupBackwardArgs): vo
     workgroups: [Math.ceil(widest / GW_COLS), 2 * n * rChunks],
     label: 'lora_group.grad',
   });
-  rec.dispatch(DX, {
-    buffers: [a.du, a.params, a.dx],
-    params: params(a, 1, 1, true),
-    workgroups: [Math.ceil(K / DX_COLS), Math.ceil(T / DX_ROWS_PER_GROUP)],
-    label: 'lora_group.dx',
+  if (!a.w) {
+    rec.dispatch(DX, {
+      buffers: [a.du, a.params, a.dx],
+      params: params(a, 1, 1, true),
+      workgroups: [Math.ceil(K / DX_COLS), Math.ceil(T / DX_ROWS_PER_GROUP)],
+      label: 'lora_group.dx',
+    });
+    return;
+  }
+  const wF16 = a.wF16 ?? false;
+  if (a.w.length !== n) throw new Error(`groupBackward: ${a.w.length} weights for ${n} members`);
+  for (const [g, m] of members.entries()) need('groupBackward', `w[${g}]`, a.w[g]!, wF16 ? Math.ceil((m.outFeatures * K) / 2) : m.outFeatures * K);
+  const tm = T <= 16 ? 1 : 4;
+  const w = [...a.w];
+  while (w.length < 3) w.push(w.at(-1)!);
+  rec.dispatch(linearSpec(tm, wF16, 'group_input_grad'), {
+    buffers: [a.dy, ...w, a.du, a.params, a.dx],
+    params: params(a, 1, a.accumulateDx ? 1 : 0, true),
+    workgroups: [Math.ceil(K / LIN_BN), Math.ceil(T / (16 * tm))],
+    label: 'lora_group.input_grad',
   });
 }

@@ -9,7 +9,7 @@ import { loraLinear } from '../kernels/lora';
 import { groupBackward, groupDown, groupLinear, groupRegion, MAX_GROUP_MEMBERS, type GroupMember, type GroupShape } from '../kernels/loraGroup';
 import { matmul } from '../kernels/matmul';
 
-import { baseLinear, baseLinearBackward, type LinearBackwardTargets, type LoraLinearPath } from './linearLayer';
+import { baseLinear, baseLinearBackward, fusedInputGrad, type LinearBackwardTargets, type LoraLinearPath } from './linearLayer';
 import type { LoraModule } from './lora';
 import type { LinearWeight } from './weights';
 import type { BufferView } from './workspace';
@@ -87,11 +87,14 @@ export function linearGroupForward(gpu: Gpu, rec: Recorder, path: LoraLinearPath
 }
 
 /**
- * dx (+)= Σ dy_i W_i (one matmul per member), the base-weight gradients when training them, then
- * every member's LoRA gradients and low-rank part of dx in three dispatches.
+ * dx (+)= Σ dy_i W_i (one matmul per member; on the fused path inside the last group kernel), the
+ * base-weight gradients when training them, and every member's LoRA gradients and low-rank part
+ * of dx: three dispatches for the whole group.
  */
 export function linearGroupBackward(gpu: Gpu, rec: Recorder, lins: readonly LinearWeight[], x: BufferBinding, dys: readonly BufferView[], dx: BufferBinding, rows: number, accumulateDx: boolean, g: LoraGroupBranch, t: LinearBackwardTargets): void {
-  for (const [i, lin] of lins.entries()) baseLinearBackward(gpu, rec, lin, x, dys[i]!, dx, rows, accumulateDx || i > 0, t.ones, t.full);
+  // On the fused path the group kernel computes dx's base part too (one tiled kernel, no matmuls).
+  const withBase = fusedInputGrad(t) && lins.every((l) => l.f16 === lins[0]!.f16);
+  if (!withBase) for (const [i, lin] of lins.entries()) baseLinearBackward(gpu, rec, lin, x, dys[i]!, dx, rows, accumulateDx || i > 0, t.ones, t.full);
   const s = shape(lins, dys, rows, g);
   groupBackward(gpu, rec, {
     ...s,
@@ -104,5 +107,6 @@ export function linearGroupBackward(gpu: Gpu, rec: Recorder, lins: readonly Line
     dx,
     scale: g.scale,
     accumulate: t.accumulate,
+    ...(withBase ? { w: lins.map((l) => l.w), wF16: lins[0]!.f16, accumulateDx } : {}),
   });
 }

@@ -29,7 +29,7 @@ import type { KvCache } from './kvCache';
 import { ROLE_SEED_INDEX } from './layout';
 import { DEFAULT_MEMORY_BUDGET_BYTES, estimateLoraJobMemory, type RecomputePolicy } from './memoryEstimate';
 import { groupable, linearGroupBackward, linearGroupForward, type LoraGroupBranch } from './linearGroup';
-import { defaultLoraLinearPath, linearBackward, linearForward, type LoraBranch, type LoraLinearPath } from './linearLayer';
+import { defaultLoraLinearPath, linearBackward, linearForward, loraInput, type LoraBranch, type LoraLinearPath } from './linearLayer';
 import type { LoraAdapter } from './lora';
 import type { LinearWeight, ModelWeights, NormWeight } from './weights';
 import { Workspace, type BufferView, type LayerActivations } from './workspace';
@@ -275,9 +275,10 @@ export class CausalLM {
   /**
    * One layer forward from its input (`xin`, or the previous layer's pending residual pair, which
    * norm1 sums into `sum`) to `mlpOut`, the MLP's output without the residual stream (in xmid).
-   * Leaves its internals in the workspace.
+   * Leaves its internals in the workspace. With `mlpOut` null (recomputing the layer for its
+   * backward, which never reads the output), the last linear layer computes only its LoRA u.
    */
-  private layerForward(rec: Recorder, ws: Workspace, l: number, input: GPUBuffer | { x: GPUBuffer; add: GPUBuffer; sum: GPUBuffer }, mlpOut: GPUBuffer, adapter: LoraAdapter | null, dropoutSeed: number | undefined, kv?: KvCache): void {
+  private layerForward(rec: Recorder, ws: Workspace, l: number, input: GPUBuffer | { x: GPUBuffer; add: GPUBuffer; sum: GPUBuffer }, mlpOut: GPUBuffer | null, adapter: LoraAdapter | null, dropoutSeed: number | undefined, kv?: KvCache): void {
     const pos = kv?.length ?? 0;
     const cfg = this.config;
     const layer = this.weights.layers[l]!;
@@ -318,7 +319,12 @@ export class CausalLM {
       lin(layer.mlpIn[0]!, a.h2, a.gate);
       activation(this.gpu, rec, { kind: actKind(cfg), x: a.gate, out: a.act, n: N * cfg.intermediate });
     }
-    lin(layer.mlpOut, a.act, mlpOut);
+    if (mlpOut) {
+      lin(layer.mlpOut, a.act, mlpOut);
+      return;
+    }
+    const branch = this.loraBranch(ws, adapter, layer.mlpOut, l, dropoutSeed);
+    if (branch) loraInput(this.gpu, rec, this.loraLinearPath, layer.mlpOut, a.act, N, branch);
   }
 
   /**
@@ -332,9 +338,9 @@ export class CausalLM {
     const N = ws.N;
     const xin = ws.xs[l]!;
     // Kept activations are still in the workspace from the forward pass; else redo this layer's forward.
-    if (!ws.keepsActivations) this.layerForward(rec, ws, l, xin, ws.xout, adapter, opts.dropoutSeed);
+    if (!ws.keepsActivations) this.layerForward(rec, ws, l, xin, null, adapter, opts.dropoutSeed);
     const a = ws.activations(l);
-    const targets = { du: ws.du, ones: ws.ones, accumulate: opts.accumulate, ...(opts.full ? { full: opts.full } : {}) };
+    const targets = { du: ws.du, ones: ws.ones, accumulate: opts.accumulate, path: this.loraLinearPath, ...(opts.full ? { full: opts.full } : {}) };
     const back = (w: LinearWeight, x: GPUBuffer, dy: BufferBinding, dx: GPUBuffer, accumulateDx: boolean) =>
       linearBackward(this.gpu, rec, w, x, dy, dx, N, accumulateDx, this.loraBranch(ws, adapter, w, l, opts.dropoutSeed), targets);
     // dx = the sum over layers sharing input x (written by the first, added by the rest).

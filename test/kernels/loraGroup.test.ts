@@ -78,11 +78,19 @@ async function runCase(gpu: Gpu, c: Case, seed: number) {
   groupDown(gpu, rec, { ...shape, x: xb, params, u });
   groupLinear(gpu, rec, { ...shape, x: xb, w: (c.f16 ? wsBits : ws32).map(up), wF16: c.f16, u, params, y, scale });
   groupBackward(gpu, rec, { ...shape, x: xb, dy: up(dy), u, du, params, grads, dx, scale, accumulate: c.accumulate });
+  // The same backward with the base part of dx in the same kernel (the fused path).
+  const grads2 = up(oldGrads);
+  const dx2 = up(dx0);
+  const wBound = (c.f16 ? wsBits : ws32).map(up);
+  groupBackward(gpu, rec, { ...shape, x: xb, dy: up(dy), u, du: poison(n * region), params, grads: grads2, dx: dx2, scale, accumulate: c.accumulate, w: wBound, wF16: c.f16, accumulateDx: c.accumulate });
   rec.submit();
   const [uGpu, yGpu, gGpu, dxGpu] = await Promise.all([gpu.readF32(u, n * region), gpu.readF32(y, yAt), gpu.readF32(grads, at), gpu.readF32(dx, T * K)]);
+  const [g2Gpu, dx2Gpu] = await Promise.all([gpu.readF32(grads2, at), gpu.readF32(dx2, T * K)]);
   for (const b of made) gpu.release(b);
 
   const dxRef = Float64Array.from(dx0);
+  // Base part Σ dy_g W_g, plus the old dx when accumulating, for the fused input gradient.
+  const dx2Ref = c.accumulate ? Float64Array.from(dx0) : new Float64Array(T * K);
   for (const [g, m] of members.entries()) {
     const N = m.outFeatures;
     const a = flat.subarray(m.aOffset, m.aOffset + r * K);
@@ -98,8 +106,18 @@ async function runCase(gpu: Gpu, c: Case, seed: number) {
     expectClose(gGpu.subarray(m.aOffset, m.aOffset + r * K), acc(oldGrads.subarray(m.aOffset), ref.gradA), TOL, `dA[${g}]`);
     expectClose(gGpu.subarray(m.bOffset, m.bOffset + N * r), acc(oldGrads.subarray(m.bOffset), ref.gradB), TOL, `dB[${g}]`);
     for (let i = 0; i < T * K; i++) dxRef[i] = dxRef[i]! + ref.dx[i]!;
+    const w = wsRef[g]!;
+    for (let t = 0; t < T; t++) {
+      for (let k = 0; k < K; k++) {
+        let s = ref.dx[t * K + k]!;
+        for (let o = 0; o < N; o++) s += dyG[t * N + o]! * w[o * K + k]!;
+        dx2Ref[t * K + k] = dx2Ref[t * K + k]! + s;
+      }
+    }
   }
   expectClose(dxGpu, dxRef, TOL, 'dx');
+  expectClose(dx2Gpu, dx2Ref, TOL, 'dx with its base part');
+  expect(Array.from(g2Gpu)).toEqual(Array.from(gGpu));
   // Gradient entries outside every member's tensors are left alone.
   const touched = new Uint8Array(at);
   for (const m of members) {

@@ -129,11 +129,11 @@ export class CausalLM {
     }
     const r = adapter?.config.r ?? 0;
     const roles = adapter ? [...new Set([...adapter.modules.keys()].map((l) => l.role))].sort() : [];
-    const keep = backward && this.keepsActivations(B, T, adapter);
+    const kept = backward ? this.keptLayers(B, T, adapter) : 0;
     const base = `${B}x${T}:${r}:${roles.join(',')}`;
-    const key = `${base}:${backward ? (keep ? 'train-keep' : 'train-recompute') : 'forward'}`;
+    const key = `${base}:${backward ? `train-keep${kept}` : 'forward'}`;
     // A training workspace of the same shape also serves forward-only passes.
-    const keys = backward ? [key] : [key, `${base}:train-recompute`, `${base}:train-keep`];
+    const keys = backward ? [key] : [key, ...[...this.workspaces.keys()].filter((k) => k.startsWith(`${base}:train-`))];
     for (const k of keys) {
       const hit = this.workspaces.get(k);
       if (!hit) continue;
@@ -147,14 +147,22 @@ export class CausalLM {
       this.workspaces.delete(oldest);
     }
     const vocabChunk = Math.min(this.config.vocabSize, VOCAB_CHUNK);
-    const ws = new Workspace(this.gpu, this.config, B, T, vocabChunk, r, roles, backward, keep);
+    const ws = new Workspace(this.gpu, this.config, B, T, vocabChunk, r, roles, backward, kept);
     this.workspaces.set(key, ws);
     return ws;
   }
 
   /** Whether a training step of B x T keeps every layer's activations (`recompute`, resolved). */
   keepsActivations(B: number, T: number, adapter: LoraAdapter | null): boolean {
-    if (this.recompute !== 'auto') return this.recompute === 'never';
+    return this.keptLayers(B, T, adapter) === this.config.layers;
+  }
+
+  /**
+   * How many layers of a training step of B x T keep their activations (`recompute`, resolved:
+   * 'auto' keeps as many as the memory budget holds); the others are recomputed.
+   */
+  keptLayers(B: number, T: number, adapter: LoraAdapter | null): number {
+    if (this.recompute !== 'auto') return this.recompute === 'never' ? this.config.layers : 0;
     const estimate = estimateLoraJobMemory(this.config, {
       batch: B,
       seq: T,
@@ -165,7 +173,7 @@ export class CausalLM {
       recompute: 'auto',
       budgetBytes: this.memoryBudgetBytes,
     });
-    return estimate.recompute === 'never';
+    return estimate.keptLayers;
   }
 
   private upload(ws: Workspace, batch: TokenBatch): void {
@@ -338,7 +346,7 @@ export class CausalLM {
     const N = ws.N;
     const xin = ws.xs[l]!;
     // Kept activations are still in the workspace from the forward pass; else redo this layer's forward.
-    if (!ws.keepsActivations) this.layerForward(rec, ws, l, xin, null, adapter, opts.dropoutSeed);
+    if (!ws.keeps(l)) this.layerForward(rec, ws, l, xin, null, adapter, opts.dropoutSeed);
     const a = ws.activations(l);
     const targets = { du: ws.du, ones: ws.ones, accumulate: opts.accumulate, path: this.loraLinearPath, ...(opts.full ? { full: opts.full } : {}) };
     const back = (w: LinearWeight, x: GPUBuffer, dy: BufferBinding, dx: GPUBuffer, accumulateDx: boolean) =>

@@ -3,16 +3,7 @@ import { CE_STATE_STRIDE } from '../kernels/crossentropy';
 import { groupRegion } from '../kernels/loraGroup';
 
 import type { ModelConfig } from './config';
-import type { LinearRole } from './layout';
-
-/**
- * Llama-family linear layers that read the same input: when every member is adapted, their LoRA
- * runs as one group (`linearGroup.ts`), so their activations sit in regions of one buffer.
- */
-export const SHARED_INPUT_GROUPS: readonly (readonly LinearRole[])[] = [
-  ['q', 'k', 'v'],
-  ['gate', 'up'],
-];
+import { SHARED_INPUT_GROUPS, type LinearRole } from './layout';
 
 /** A view of part of a buffer, as the group kernels need it: the whole buffer and element offsets. */
 export type BufferView = { buffer: GPUBuffer; offset: number; size: number };
@@ -80,11 +71,12 @@ export class Workspace {
   /** The embedding-gradient index of the batch (full-parameter training). */
   readonly embedIndex: GPUBuffer;
   /**
-   * What a layer's backward reads from its forward: one set per layer when activations are kept,
-   * one set shared by every layer when each layer is recomputed just before its backward.
+   * What a layer's backward reads from its forward: one set per kept layer, and one set shared by
+   * the layers recomputed just before their backward.
    */
   readonly saved: LayerActivations[];
-  readonly keepsActivations: boolean;
+  /** Layers 0 .. keptLayers-1 keep their activations from the forward pass; the rest are recomputed. */
+  readonly keptLayers: number;
 
   constructor(
     private readonly gpu: Gpu,
@@ -95,7 +87,7 @@ export class Workspace {
     loraRank: number,
     loraRoles: readonly LinearRole[],
     withBackward: boolean,
-    keepActivations = false,
+    keptLayers = 0,
   ) {
     const N = (this.N = B * T);
     const { hidden: C, intermediate: I, heads: H, kvHeads: Hkv, headDim: D, layers: L } = cfg;
@@ -132,13 +124,19 @@ export class Workspace {
     this.ones = f(N, 'ones');
     gpu.write(this.ones, new Float32Array(N).fill(1));
     this.embedIndex = g(3 * N + 1, 'embed-grad-index');
-    this.keepsActivations = withBackward && keepActivations;
-    this.saved = Array.from({ length: this.keepsActivations ? L : 1 }, (_, l) => new LayerActivations(f, cfg, B, T, loraRank, loraRoles, l));
+    this.keptLayers = withBackward ? Math.min(L, Math.max(0, keptLayers)) : 0;
+    const sets = this.keptLayers === L ? L : this.keptLayers + 1;
+    this.saved = Array.from({ length: sets }, (_, l) => new LayerActivations(f, cfg, B, T, loraRank, loraRoles, l));
+  }
+
+  /** Whether layer l's activations stay from the forward pass to its backward. */
+  keeps(l: number): boolean {
+    return l < this.keptLayers;
   }
 
   /** The activations layer `l` writes in its forward and reads in its backward. */
   activations(l: number): LayerActivations {
-    return this.saved[this.keepsActivations ? l : 0]!;
+    return this.saved[Math.min(l, this.saved.length - 1)]!;
   }
 
   bytes(): number {

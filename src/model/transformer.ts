@@ -9,9 +9,10 @@
  *
  * What is trained: a LoRA adapter (the base weights stay frozen), or, in full-parameter mode
  * (`StepOptions.full`), every base weight: linear layers, norms, embedding and head. The backward
- * pass keeps one activation per layer (the residual stream entering it) and recomputes the
- * layer's internals just before its backward, so memory grows with layers x tokens x hidden,
- * not with every intermediate.
+ * pass keeps the residual stream entering each layer, and each layer's internals as far as the
+ * memory budget holds them (`recompute`); a layer whose internals were not kept is recomputed
+ * just before its backward. Linear layers that share an input (q/k/v, gate/up) run their LoRA as
+ * one group (`linearGroup.ts`).
  */
 import type { BufferBinding, Gpu, Recorder } from '../gpu';
 import { activation, activationBackward, swiglu, swigluBackward } from '../kernels/activation';
@@ -346,7 +347,9 @@ export class CausalLM {
     const N = ws.N;
     const xin = ws.xs[l]!;
     // Kept activations are still in the workspace from the forward pass; else redo this layer's forward.
-    if (!ws.keeps(l)) this.layerForward(rec, ws, l, xin, null, adapter, opts.dropoutSeed);
+    // The last layer is the last to write its activations (kept, or the recomputed layers' shared
+    // set), and the forward pass has just ended: they are all still there.
+    if (!ws.keeps(l) && l !== cfg.layers - 1) this.layerForward(rec, ws, l, xin, null, adapter, opts.dropoutSeed);
     const a = ws.activations(l);
     const targets = { du: ws.du, ones: ws.ones, accumulate: opts.accumulate, path: this.loraLinearPath, ...(opts.full ? { full: opts.full } : {}) };
     const back = (w: LinearWeight, x: GPUBuffer, dy: BufferBinding, dx: GPUBuffer, accumulateDx: boolean) =>

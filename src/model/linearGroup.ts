@@ -9,8 +9,9 @@ import { loraLinear } from '../kernels/lora';
 import { groupBackward, groupDown, groupLinear, groupRegion, MAX_GROUP_MEMBERS, type GroupMember, type GroupShape } from '../kernels/loraGroup';
 import { matmul } from '../kernels/matmul';
 
+import { ROLE_SEED_INDEX, type LinearRole } from './layout';
 import { baseLinear, baseLinearBackward, fusedInputGrad, type LinearBackwardTargets, type LoraLinearPath } from './linearLayer';
-import type { LoraModule } from './lora';
+import type { LoraAdapter, LoraModule } from './lora';
 import type { LinearWeight } from './weights';
 import type { BufferView } from './workspace';
 
@@ -34,6 +35,25 @@ export function groupable(modules: readonly (LoraModule | undefined)[]): modules
   if (modules.some((m) => !m)) return false;
   const first = modules[0]!;
   return modules.every((m) => m!.a.buffer === first.a.buffer && m!.b.buffer === first.a.buffer && m!.r === first.r);
+}
+
+/** Seed of a LoRA dropout mask: one per (micro-batch, layer, module), so recomputation regenerates it. */
+export function maskSeed(dropoutSeed: number, l: number, lin: LinearWeight): number {
+  return (dropoutSeed * 7919 + l * 31 + ROLE_SEED_INDEX[lin.role]) >>> 0;
+}
+
+/**
+ * The adapters of layer l's linear layers `lins`, which share an input, as one group; null when
+ * they cannot run as one (not all adapted, split buffers, u not in one buffer): then they run one by one.
+ */
+export function loraGroupBranch(adapter: LoraAdapter | null, u: ReadonlyMap<LinearRole, BufferBinding>, lins: readonly LinearWeight[], l: number, dropoutSeed: number | undefined): LoraGroupBranch | null {
+  if (!adapter) return null;
+  const modules = lins.map((lin) => adapter.modules.get(lin));
+  const first = u.get(lins[0]!.role);
+  if (!groupable(modules) || !first || !('offset' in first)) return null;
+  const p = adapter.config.dropout;
+  const dropout = p > 0 && dropoutSeed !== undefined ? { seeds: lins.map((lin) => maskSeed(dropoutSeed, l, lin)), p } : null;
+  return { modules, u: first as BufferView, scale: adapter.scale, dropout };
 }
 
 /** The whole buffer of a set of views, which must share it. */

@@ -27,9 +27,8 @@ import { ropeQK } from '../kernels/rope';
 import { ropeInverseFrequencies, type ModelConfig } from './config';
 import type { BaseGradients } from './fullParameters';
 import type { KvCache } from './kvCache';
-import { ROLE_SEED_INDEX } from './layout';
 import { DEFAULT_MEMORY_BUDGET_BYTES, estimateLoraJobMemory, type RecomputePolicy } from './memoryEstimate';
-import { groupable, linearGroupBackward, linearGroupForward, type LoraGroupBranch } from './linearGroup';
+import { linearGroupBackward, linearGroupForward, loraGroupBranch, maskSeed } from './linearGroup';
 import { defaultLoraLinearPath, linearBackward, linearForward, loraInput, type LoraBranch, type LoraLinearPath } from './linearLayer';
 import type { LoraAdapter } from './lora';
 import type { LinearWeight, ModelWeights, NormWeight } from './weights';
@@ -223,20 +222,6 @@ export class CausalLM {
     return { module, u: ws.activations(l).u.get(lin.role)!, scale: adapter.scale, dropout };
   }
 
-  /**
-   * The adapters of linear layers that share an input (q/k/v, gate/up) as one group, or null
-   * when they cannot run as one (not all adapted, split buffers): then they run one by one.
-   */
-  private loraGroup(ws: Workspace, adapter: LoraAdapter | null, lins: readonly LinearWeight[], l: number, dropoutSeed: number | undefined): LoraGroupBranch | null {
-    if (!adapter) return null;
-    const modules = lins.map((lin) => adapter.modules.get(lin));
-    const u = ws.activations(l).u.get(lins[0]!.role);
-    if (!groupable(modules) || !u || !('offset' in u)) return null;
-    const p = adapter.config.dropout;
-    const dropout = p > 0 && dropoutSeed !== undefined ? { seeds: lins.map((lin) => maskSeed(dropoutSeed, l, lin)), p } : null;
-    return { modules, u: u as BufferView, scale: adapter.scale, dropout };
-  }
-
   private embed(rec: Recorder, ws: Workspace, positionStart = 0): void {
     const w = this.weights;
     embedding(this.gpu, rec, {
@@ -297,11 +282,8 @@ export class CausalLM {
     const xin = 'sum' in input ? input.sum : input;
     const lin = (w: LinearWeight, x: GPUBuffer, y: BufferBinding) => linearForward(this.gpu, rec, this.loraLinearPath, w, x, y, N, this.loraBranch(ws, adapter, w, l, dropoutSeed));
     // Layers sharing an input run as one group when all are adapted, else one by one.
-    const shared = (lins: readonly LinearWeight[], x: GPUBuffer, ys: BufferBinding[]) => {
-      const group = this.loraGroup(ws, adapter, lins, l, dropoutSeed);
-      if (group) linearGroupForward(this.gpu, rec, this.loraLinearPath, lins, x, ys as BufferView[], N, group);
-      else for (const [i, w] of lins.entries()) lin(w, x, ys[i]!);
-    };
+    const shared = (lins: readonly LinearWeight[], x: GPUBuffer, ys: BufferBinding[], g = loraGroupBranch(adapter, a.u, lins, l, dropoutSeed)) =>
+      g ? linearGroupForward(this.gpu, rec, this.loraLinearPath, lins, x, ys as BufferView[], N, g) : lins.forEach((w, i) => lin(w, x, ys[i]!));
     if ('sum' in input) this.norm(rec, ws, layer.norm1, input.x, a.h1, a.stats1, { add: input.add, sum: input.sum });
     else this.norm(rec, ws, layer.norm1, xin, a.h1, a.stats1);
     if (cfg.family === 'llama') {
@@ -355,11 +337,8 @@ export class CausalLM {
     const back = (w: LinearWeight, x: GPUBuffer, dy: BufferBinding, dx: GPUBuffer, accumulateDx: boolean) =>
       linearBackward(this.gpu, rec, w, x, dy, dx, N, accumulateDx, this.loraBranch(ws, adapter, w, l, opts.dropoutSeed), targets);
     // dx = the sum over layers sharing input x (written by the first, added by the rest).
-    const sharedBack = (lins: readonly LinearWeight[], x: GPUBuffer, dys: BufferBinding[], dx: GPUBuffer) => {
-      const group = this.loraGroup(ws, adapter, lins, l, opts.dropoutSeed);
-      if (group) linearGroupBackward(this.gpu, rec, lins, x, dys as BufferView[], dx, N, false, group, targets);
-      else for (const [i, w] of lins.entries()) back(w, x, dys[i]!, dx, i > 0);
-    };
+    const sharedBack = (lins: readonly LinearWeight[], x: GPUBuffer, dys: BufferBinding[], dx: GPUBuffer, g = loraGroupBranch(adapter, a.u, lins, l, opts.dropoutSeed)) =>
+      g ? linearGroupBackward(this.gpu, rec, lins, x, dys as BufferView[], dx, N, false, g, targets) : lins.forEach((w, i) => back(w, x, dys[i]!, dx, i > 0));
 
     // MLP: output = xmid + mlpOut(act(mlpIn(h2)))
     back(layer.mlpOut, a.act, ws.dres, ws.dAct, false);
@@ -608,11 +587,6 @@ export class CausalLM {
     rec.submit();
     return readLoss ? this.readTotals(ws) : null;
   }
-}
-
-/** Seed of a LoRA dropout mask: one per (micro-batch, layer, module), so recomputation regenerates it. */
-function maskSeed(dropoutSeed: number, l: number, lin: LinearWeight): number {
-  return (dropoutSeed * 7919 + l * 31 + ROLE_SEED_INDEX[lin.role]) >>> 0;
 }
 
 function actKind(cfg: ModelConfig): 'gelu_tanh' | 'gelu_erf' | 'silu' {

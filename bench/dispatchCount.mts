@@ -43,5 +43,5 @@ for (const [k, v] of counts) {
   if (k.startsWith('fb')) fb += v;
   else opt += v;
 }
-console.log(JSON.stringify({ model: named.label, shape, path, recompute, keeps: model.keepsActivations(B!, T!, adapter), forwardBackward: fb, optimizer: opt, total: fb + opt, byKernel: Object.fromEntries([...counts].sort((a, b) => b[1] - a[1])) }));
+console.log(JSON.stringify({ model: named.label, shape, path, recompute, keeps: model.keepsActivations(B!, T!, adapter), keptLayers: model.keptLayers(B!, T!, adapter), forwardBackward: fb, optimizer: opt, total: fb + opt, byKernel: Object.fromEntries([...counts].sort((a, b) => b[1] - a[1])) }));
 process.exit(0);

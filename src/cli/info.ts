@@ -170,7 +170,14 @@ function printInfo(ctx: CliContext, r: InfoResult): void {
   p('  LoRA + grads + Adam', `${formatBytes(e.loraBytes)} (${e.loraParameters.toLocaleString('en-US')} trainable parameters)`);
   p('  saved residuals', formatBytes(e.residualBytes));
   p('  layer scratch', formatBytes(e.layerScratchBytes));
-  p('  kept activations', e.recompute === 'never' ? `${formatBytes(e.keptActivationsBytes)} (every layer's kept for the backward: it fits the budget)` : 'none (each layer recomputed before its backward: keeping them would not fit the budget)');
+  p(
+    '  kept activations',
+    e.recompute === 'never'
+      ? `${formatBytes(e.keptActivationsBytes)} (every layer's kept for the backward: it fits the budget)`
+      : e.keptLayers > 0
+        ? `${formatBytes(e.keptActivationsBytes)} (${e.keptLayers} of ${r.layers} layers kept; the others recomputed before their backward to fit the budget)`
+        : 'none (each layer recomputed before its backward: keeping them would not fit the budget)',
+  );
   p('  logits chunk', formatBytes(e.logitsBytes));
   p('  optimizer scratch', formatBytes(e.optimizerScratchBytes));
   p('  kernel parameters', `${formatBytes(e.kernelParamsBytes)} (approximate)`);

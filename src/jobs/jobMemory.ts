@@ -85,7 +85,7 @@ const mib = (b: number) => (b >= GiB ? `${(b / GiB).toFixed(1)} GiB` : b >= MiB 
 
 /** Estimates a job's memory and lists what does not fit `limits`. */
 export function checkJobMemory(config: ModelConfig, shape: JobShape, limits: MemoryLimits): JobMemoryCheck {
-  // Activations are kept for the backward when that still fits the budget, else recomputed per layer.
+  // Activations are kept for the backward as far as the budget holds them; other layers are recomputed.
   const estimate = estimateLoraJobMemory(config, { ...shape, maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize, budgetBytes: limits.budgetBytes });
   const problems: MemoryProblem[] = [];
   const where = limits.limitsFrom === 'device' ? 'this GPU' : 'WebGPU by default';

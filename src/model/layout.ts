@@ -22,6 +22,15 @@ export type LinearRole = 'q' | 'k' | 'v' | 'qkv' | 'o' | 'gate' | 'up' | 'fc' | 
  */
 export const ROLE_SEED_INDEX: Readonly<Record<LinearRole, number>> = { q: 0, k: 1, v: 2, qkv: 0, o: 3, gate: 4, up: 5, fc: 4, down: 6 };
 
+/**
+ * Llama-family linear layers that read the same input: when every member is adapted, their LoRA
+ * runs as one group (`linearGroup.ts`), and their activations sit in regions of one buffer.
+ */
+export const SHARED_INPUT_GROUPS: readonly (readonly LinearRole[])[] = [
+  ['q', 'k', 'v'],
+  ['gate', 'up'],
+];
+
 export interface LinearSpec {
   role: LinearRole;
   /** Module path, e.g. `model.layers.0.self_attn.q_proj` or `h.0.attn.c_attn`. */

@@ -2,8 +2,9 @@
  * One linear layer of the transformer, forward and backward, with or without its LoRA adapter
  * and with or without full-parameter gradients: y = x Wᵀ + bias + s·(x_d Aᵀ) Bᵀ.
  */
-import type { Gpu, Recorder } from '../gpu';
+import type { BufferBinding, Gpu, Recorder } from '../gpu';
 import { loraBackward, loraDown, loraLinear } from '../kernels/lora';
+import { groupBackward, groupRegion } from '../kernels/loraGroup';
 import { matmul } from '../kernels/matmul';
 import type { MatmulLoraTerm } from '../kernels/matmulGpu';
 
@@ -39,34 +40,42 @@ export type DropoutMask = { seed: number; p: number } | null;
 /** The adapter of one linear layer in one pass: its module, the saved u = x_d Aᵀ [rows, r], its scale and mask. */
 export interface LoraBranch {
   module: LoraModule;
-  u: GPUBuffer;
+  u: BufferBinding;
   scale: number;
   dropout: DropoutMask;
 }
 
 /** y = x Wᵀ + bias (+ s·(x_d Aᵀ) Bᵀ when `lora` is given) for `rows` rows. */
-export function linearForward(gpu: Gpu, rec: Recorder, path: LoraLinearPath, lin: LinearWeight, x: GPUBuffer, y: GPUBuffer, rows: number, lora: LoraBranch | null): void {
+export function linearForward(gpu: Gpu, rec: Recorder, path: LoraLinearPath, lin: LinearWeight, x: BufferBinding, y: BufferBinding, rows: number, lora: LoraBranch | null): void {
   if (!lora) {
     baseLinear(gpu, rec, lin, x, y, rows);
     return;
   }
-  const { module, u, scale, dropout } = lora;
+  const { module, u, scale } = lora;
+  loraInput(gpu, rec, path, lin, x, rows, lora);
   if (path === 'fused') {
-    loraDown(gpu, rec, { x, a: module.a, u, T: rows, K: lin.inFeatures, r: module.r, dropout });
     if (gpu.kernels === 'gpu') baseLinear(gpu, rec, lin, x, y, rows, { u, b: module.b, r: module.r, scale });
     else loraLinear(gpu, rec, { x, w: lin.w, wF16: lin.f16, bias: lin.bias, u, b: module.b, y, T: rows, K: lin.inFeatures, N: lin.outFeatures, r: module.r, scale });
     return;
   }
-  // u = x_d Aᵀ: loraDown applies dropout inline; without dropout the register-blocked matmul
-  // is 2.5-4x faster than loraDown on lavapipe at r = 16 (bench/NOTES.md).
-  if (dropout) loraDown(gpu, rec, { x, a: module.a, u, T: rows, K: lin.inFeatures, r: module.r, dropout });
-  else matmul(gpu, rec, { a: x, b: module.a, c: u, M: rows, N: module.r, K: lin.inFeatures, transB: true, label: `${lin.kind}.lora_down` });
   baseLinear(gpu, rec, lin, x, y, rows);
   matmul(gpu, rec, { a: u, b: module.b, c: y, M: rows, N: lin.outFeatures, K: module.r, transB: true, alpha: scale, beta: 1, label: `${lin.kind}.lora_up` });
 }
 
+/**
+ * u = x_d Aᵀ alone, the part of the forward a layer's backward reads (a recomputed layer needs
+ * no more of its last linear layer).
+ */
+export function loraInput(gpu: Gpu, rec: Recorder, path: LoraLinearPath, lin: LinearWeight, x: BufferBinding, rows: number, lora: LoraBranch): void {
+  const { module, u, dropout } = lora;
+  // loraDown applies dropout inline; on the unfused path without dropout the register-blocked
+  // matmul is used instead: 2.5-4x faster than loraDown on lavapipe at r = 16 (bench/NOTES.md).
+  if (path === 'fused' || dropout) loraDown(gpu, rec, { x, a: module.a, u, T: rows, K: lin.inFeatures, r: module.r, dropout });
+  else matmul(gpu, rec, { a: x, b: module.a, c: u, M: rows, N: module.r, K: lin.inFeatures, transB: true, label: `${lin.kind}.lora_down` });
+}
+
 /** y = x Wᵀ + bias (+ a folded LoRA term). */
-function baseLinear(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: GPUBuffer, y: GPUBuffer, rows: number, lora?: MatmulLoraTerm): void {
+export function baseLinear(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: BufferBinding, y: BufferBinding, rows: number, lora?: MatmulLoraTerm): void {
   matmul(gpu, rec, {
     a: x,
     b: lin.w,
@@ -82,6 +91,16 @@ function baseLinear(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: GPUBuffer, y:
   });
 }
 
+/** dx (+)= dy W, and the base-weight gradients when `full` is given. */
+export function baseLinearBackward(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: BufferBinding, dy: BufferBinding, dx: BufferBinding, rows: number, accumulateDx: boolean, ones: GPUBuffer, full?: BaseGradients): void {
+  matmul(gpu, rec, { a: dy, b: lin.w, c: dx, M: rows, N: lin.inFeatures, K: lin.outFeatures, bF16: lin.f16, beta: accumulateDx ? 1 : 0, label: `${lin.kind}.dx` });
+  if (full) {
+    // dW += dyᵀ x, dbias += onesᵀ dy (the gradients were cleared at the start of the step).
+    matmul(gpu, rec, { a: dy, b: x, c: full.grad(lin.w), M: lin.outFeatures, N: lin.inFeatures, K: rows, transA: true, beta: 1, label: `${lin.kind}.dW` });
+    if (lin.bias) matmul(gpu, rec, { a: ones, b: dy, c: full.grad(lin.bias), M: 1, N: lin.outFeatures, K: rows, beta: 1, label: `${lin.kind}.dbias` });
+  }
+}
+
 /** What the backward of one linear layer writes besides dx. */
 export interface LinearBackwardTargets {
   /** Scratch [rows, r] for dL/du. */
@@ -92,18 +111,49 @@ export interface LinearBackwardTargets {
   accumulate: boolean;
   /** Base-weight gradients (full-parameter training). */
   full?: BaseGradients;
+  /**
+   * 'fused': an adapted layer's dx (base and low-rank parts) comes from one tiled kernel; else
+   * from matmul plus the low-rank kernel (default 'unfused', the CPU adapters' choice).
+   */
+  path?: LoraLinearPath;
+}
+
+/** Whether dx's base part may come from the LoRA group kernel: the fused path, no base gradients. */
+export function fusedInputGrad(t: LinearBackwardTargets): boolean {
+  return t.path === 'fused' && !t.full;
 }
 
 /** dx (+)= dy W, the base-weight gradients when training them, and the LoRA gradients when adapted. */
-export function linearBackward(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, rows: number, accumulateDx: boolean, lora: LoraBranch | null, t: LinearBackwardTargets): void {
-  matmul(gpu, rec, { a: dy, b: lin.w, c: dx, M: rows, N: lin.inFeatures, K: lin.outFeatures, bF16: lin.f16, beta: accumulateDx ? 1 : 0, label: `${lin.kind}.dx` });
-  if (t.full) {
-    // dW += dyᵀ x, dbias += onesᵀ dy (the gradients were cleared at the start of the step).
-    matmul(gpu, rec, { a: dy, b: x, c: t.full.grad(lin.w), M: lin.outFeatures, N: lin.inFeatures, K: rows, transA: true, beta: 1, label: `${lin.kind}.dW` });
-    if (lin.bias) matmul(gpu, rec, { a: t.ones, b: dy, c: t.full.grad(lin.bias), M: 1, N: lin.outFeatures, K: rows, beta: 1, label: `${lin.kind}.dbias` });
-  }
+export function linearBackward(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: BufferBinding, dy: BufferBinding, dx: BufferBinding, rows: number, accumulateDx: boolean, lora: LoraBranch | null, t: LinearBackwardTargets): void {
+  const grouped = lora !== null && lora.module.a.buffer === lora.module.b.buffer;
+  const withBase = grouped && fusedInputGrad(t);
+  if (!withBase) baseLinearBackward(gpu, rec, lin, x, dy, dx, rows, accumulateDx, t.ones, t.full);
   if (!lora) return;
   const { module } = lora;
+  if (grouped) {
+    // The group kernels with one member: three dispatches where loraBackward takes four.
+    const dyAt = 'buffer' in dy ? { buffer: dy.buffer, offset: dy.offset ?? 0 } : { buffer: dy, offset: 0 };
+    const member = { outFeatures: lin.outFeatures, aOffset: module.a.offset / 4, bOffset: module.b.offset / 4, yOffset: dyAt.offset / 4 };
+    groupBackward(gpu, rec, {
+      T: rows,
+      K: lin.inFeatures,
+      r: module.r,
+      members: [lora.dropout ? { ...member, dropoutSeed: lora.dropout.seed } : member],
+      region: groupRegion(rows, module.r),
+      dropoutP: lora.dropout?.p ?? 0,
+      x,
+      dy: dyAt.buffer,
+      u: lora.u,
+      du: t.du,
+      params: module.a.buffer,
+      grads: module.gradA.buffer,
+      dx,
+      scale: lora.scale,
+      accumulate: t.accumulate,
+      ...(withBase ? { w: [lin.w], wF16: lin.f16, accumulateDx } : {}),
+    });
+    return;
+  }
   loraBackward(gpu, rec, {
     x,
     dy,

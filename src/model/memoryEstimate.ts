@@ -7,9 +7,10 @@
 import { bucketSize } from '../gpu/bufferPool';
 import { CE_STATE_STRIDE } from '../kernels/crossentropy';
 import { planEmbeddingShards } from '../kernels/embedding';
+import { groupRegion } from '../kernels/loraGroup';
 import { gradNormLayout } from '../kernels/reduce';
 import { expectedWeights, type ModelConfig } from './config';
-import { layerLinears, modelLayout, type LinearRole } from './layout';
+import { layerLinears, modelLayout, SHARED_INPUT_GROUPS, type LinearRole } from './layout';
 import type { WeightDtype } from './weights';
 
 export interface MemoryEstimateOptions {
@@ -30,8 +31,8 @@ export interface MemoryEstimateOptions {
 /**
  * How the backward gets each layer's internals: 'always' recomputes the layer's forward just
  * before its backward (one layer's activations in memory), 'never' keeps every layer's from the
- * forward pass (layers x that, and no second forward), 'auto' keeps them when the job's estimate
- * with kept activations fits the memory budget.
+ * forward pass (layers x that, and no second forward), 'auto' keeps as many layers' as the
+ * memory budget holds (all of them when they fit) and recomputes the rest.
  */
 export type RecomputePolicy = 'always' | 'never' | 'auto';
 
@@ -48,10 +49,12 @@ export interface MemoryEstimate {
   residualBytes: number;
   /** One layer's internals and their gradients, plus the LoRA u = xAᵀ per module. */
   layerScratchBytes: number;
-  /** The other layers' internals when activations are kept (0 when they are recomputed). */
+  /** The kept layers' internals beyond the one set in layerScratchBytes (0 when every layer is recomputed). */
   keptActivationsBytes: number;
-  /** The policy in effect: 'auto' resolved against the budget. */
+  /** The policy in effect: 'never' when every layer's activations are kept, else 'always' (see keptLayers). */
   recompute: 'always' | 'never';
+  /** Layers whose activations are kept from the forward pass; the others are recomputed. */
+  keptLayers: number;
   /** One vocabulary chunk of logits and the cross-entropy state. */
   logitsBytes: number;
   /** Gradient-norm partials and the clip coefficient. */
@@ -81,6 +84,15 @@ function sum(sizes: number[]): number {
 
 /** Bytes a pool buffer of n f32 takes (the engine allocates at least one element). */
 const f32 = (n: number) => bucketSize(Math.max(1, n) * 4);
+/** One buffer of tensors each starting at a multiple of 64 floats (the Workspace's `regions`). */
+const regionsF32 = (sizes: readonly number[]) => f32(sizes.reduce((s, n) => s + Math.ceil(Math.max(1, n) / 64) * 64, 0));
+
+/** LoRA u buffers of one layer: fully adapted SHARED_INPUT_GROUPS share one, the other roles one each. */
+function loraUBuffers(roles: readonly LinearRole[], n: number): number[] {
+  const grouped = SHARED_INPUT_GROUPS.filter((m) => m.every((role) => roles.includes(role)));
+  const inGroup = new Set(grouped.flat());
+  return [...grouped.map((m) => regionsF32(m.map(() => n))), ...roles.filter((r) => !inGroup.has(r)).map(() => f32(n))];
+}
 
 /** Linear layers of one block with their shapes: [kind, out, in] (as model/weights.ts loads them). */
 function linearShapes(c: ModelConfig): [string, number, number][] {
@@ -143,10 +155,10 @@ export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions):
   const activations = [
     f32(N * C), f32(N * C), // h1, h2
     f32(2 * N), f32(2 * N), // norm stats
-    f32(N * H * D), f32(N * Hkv * D), f32(N * Hkv * D), f32(N * H * D), f32(B * H * T), // q k v attn lse
+    regionsF32([N * H * D, N * Hkv * D, N * Hkv * D]), f32(N * H * D), f32(B * H * T), // q|k|v attn lse
     f32(N * C), // xmid
-    f32(N * I), f32(llama ? N * I : 1), f32(N * I), // gate up act
-    ...[...new Set(loraRoles(c, o.targetModules))].map(() => f32(N * o.rank)),
+    regionsF32([N * I, llama ? N * I : 1]), f32(N * I), // gate|up act
+    ...loraUBuffers([...new Set(loraRoles(c, o.targetModules))], N * o.rank),
   ];
   const scratch = [
     f32(N), f32(N), f32(N), // ids, targets, mask
@@ -155,9 +167,9 @@ export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions):
     f32(N * C), f32(N * C), f32(N), f32(N * C), // tmpC xout ones hF
     f32(3 * N + 1), // embedding-gradient index
     // backward
-    f32(N * C), f32(N * C), f32(N * I), f32(N * I), f32(llama ? N * I : 1),
-    f32(N * H * D), f32(N * H * D), f32(N * Hkv * D), f32(N * Hkv * D), f32(llama ? 1 : N * 3 * C), f32(B * H * T),
-    f32(N * Math.max(o.rank, 1)),
+    f32(N * C), f32(N * C), f32(N * I), regionsF32([N * I, llama ? N * I : 1]), // dres dh dAct dGate|dUp
+    f32(N * H * D), regionsF32([N * H * D, N * Hkv * D, N * Hkv * D]), f32(llama ? 1 : N * 3 * C), f32(B * H * T), // dAttn dq|dk|dv dqkv delta
+    f32(Math.max(...SHARED_INPUT_GROUPS.map((m) => m.length)) * groupRegion(N, Math.max(o.rank, 1))), // du
     ...activations,
   ];
   const optimizer = tensorSizes.length ? [f32(gradNormLayout(tensorSizes).slots), f32(2)] : [];
@@ -172,6 +184,7 @@ export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions):
     layerScratchBytes: sum(scratch),
     keptActivationsBytes: (L - 1) * sum(activations),
     recompute: 'never' as 'always' | 'never',
+    keptLayers: L,
     logitsBytes: sum(logits),
     optimizerScratchBytes: sum(optimizer),
     kernelParamsBytes: bucketSize(256 * (100 * L + 20)),
@@ -182,9 +195,16 @@ export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions):
   const total = (kept: number) =>
     est.weightsBytes + est.loraBytes + est.residualBytes + est.layerScratchBytes + kept + est.logitsBytes + est.optimizerScratchBytes + est.kernelParamsBytes;
   const policy = o.recompute ?? 'auto';
-  const keep = policy === 'never' || (policy === 'auto' && total(est.keptActivationsBytes) <= (o.budgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES));
-  if (!keep) est.keptActivationsBytes = 0;
-  est.recompute = keep ? 'never' : 'always';
+  const budget = o.budgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES;
+  const keepAll = policy === 'never' || (policy === 'auto' && total(est.keptActivationsBytes) <= budget);
+  if (!keepAll) {
+    // Keeping k < L layers takes k sets besides the recomputed layers' shared one (in the scratch).
+    const set = sum(activations);
+    const fit = policy === 'auto' && set > 0 ? Math.floor((budget - total(0)) / set) : 0;
+    est.keptLayers = Math.max(0, Math.min(L - 2, fit));
+    est.keptActivationsBytes = est.keptLayers * set;
+  }
+  est.recompute = keepAll ? 'never' : 'always';
   est.totalBytes = total(est.keptActivationsBytes);
   return est;
 }

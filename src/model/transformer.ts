@@ -9,11 +9,12 @@
  *
  * What is trained: a LoRA adapter (the base weights stay frozen), or, in full-parameter mode
  * (`StepOptions.full`), every base weight: linear layers, norms, embedding and head. The backward
- * pass keeps one activation per layer (the residual stream entering it) and recomputes the
- * layer's internals just before its backward, so memory grows with layers x tokens x hidden,
- * not with every intermediate.
+ * pass keeps the residual stream entering each layer, and each layer's internals as far as the
+ * memory budget holds them (`recompute`); a layer whose internals were not kept is recomputed
+ * just before its backward. Linear layers that share an input (q/k/v, gate/up) run their LoRA as
+ * one group (`linearGroup.ts`).
  */
-import type { Gpu, Recorder } from '../gpu';
+import type { BufferBinding, Gpu, Recorder } from '../gpu';
 import { activation, activationBackward, swiglu, swigluBackward } from '../kernels/activation';
 import { appendKv, attentionBackward, attentionDecode, attentionForward } from '../kernels/attention';
 import { crossEntropyChunkGrad, crossEntropyChunkStats, crossEntropyFinalize } from '../kernels/crossentropy';
@@ -26,13 +27,13 @@ import { ropeQK } from '../kernels/rope';
 import { ropeInverseFrequencies, type ModelConfig } from './config';
 import type { BaseGradients } from './fullParameters';
 import type { KvCache } from './kvCache';
-import { ROLE_SEED_INDEX } from './layout';
 import { DEFAULT_MEMORY_BUDGET_BYTES, estimateLoraJobMemory, type RecomputePolicy } from './memoryEstimate';
 import { TrainingReplays } from './stepReplay';
-import { defaultLoraLinearPath, linearBackward, linearForward, type LoraBranch, type LoraLinearPath } from './linearLayer';
+import { linearGroupBackward, linearGroupForward, loraGroupBranch, maskSeed } from './linearGroup';
+import { defaultLoraLinearPath, linearBackward, linearForward, loraInput, type LoraBranch, type LoraLinearPath } from './linearLayer';
 import type { LoraAdapter } from './lora';
 import type { LinearWeight, ModelWeights, NormWeight } from './weights';
-import { Workspace, type LayerActivations } from './workspace';
+import { Workspace, type BufferView, type LayerActivations } from './workspace';
 
 export { defaultLoraLinearPath, type LoraLinearPath } from './linearLayer';
 export { KvCache } from './kvCache';
@@ -134,11 +135,11 @@ export class CausalLM {
     }
     const r = adapter?.config.r ?? 0;
     const roles = adapter ? [...new Set([...adapter.modules.keys()].map((l) => l.role))].sort() : [];
-    const keep = backward && this.keepsActivations(B, T, adapter);
+    const kept = backward ? this.keptLayers(B, T, adapter) : 0;
     const base = `${B}x${T}:${r}:${roles.join(',')}`;
-    const key = `${base}:${backward ? (keep ? 'train-keep' : 'train-recompute') : 'forward'}`;
+    const key = `${base}:${backward ? `train-keep${kept}` : 'forward'}`;
     // A training workspace of the same shape also serves forward-only passes.
-    const keys = backward ? [key] : [key, `${base}:train-recompute`, `${base}:train-keep`];
+    const keys = backward ? [key] : [key, ...[...this.workspaces.keys()].filter((k) => k.startsWith(`${base}:train-`))];
     for (const k of keys) {
       const hit = this.workspaces.get(k);
       if (!hit) continue;
@@ -153,14 +154,22 @@ export class CausalLM {
       this.workspaces.delete(oldest);
     }
     const vocabChunk = Math.min(this.config.vocabSize, VOCAB_CHUNK);
-    const ws = new Workspace(this.gpu, this.config, B, T, vocabChunk, r, roles, backward, keep);
+    const ws = new Workspace(this.gpu, this.config, B, T, vocabChunk, r, roles, backward, kept);
     this.workspaces.set(key, ws);
     return ws;
   }
 
   /** Whether a training step of B x T keeps every layer's activations (`recompute`, resolved). */
   keepsActivations(B: number, T: number, adapter: LoraAdapter | null): boolean {
-    if (this.recompute !== 'auto') return this.recompute === 'never';
+    return this.keptLayers(B, T, adapter) === this.config.layers;
+  }
+
+  /**
+   * How many layers of a training step of B x T keep their activations (`recompute`, resolved:
+   * 'auto' keeps as many as the memory budget holds); the others are recomputed.
+   */
+  keptLayers(B: number, T: number, adapter: LoraAdapter | null): number {
+    if (this.recompute !== 'auto') return this.recompute === 'never' ? this.config.layers : 0;
     const estimate = estimateLoraJobMemory(this.config, {
       batch: B,
       seq: T,
@@ -171,7 +180,7 @@ export class CausalLM {
       recompute: 'auto',
       budgetBytes: this.memoryBudgetBytes,
     });
-    return estimate.recompute === 'never';
+    return estimate.keptLayers;
   }
 
   private upload(ws: Workspace, batch: TokenBatch): void {
@@ -216,8 +225,7 @@ export class CausalLM {
     const module = adapter?.modules.get(lin);
     if (!adapter || !module) return null;
     const p = adapter.config.dropout;
-    // One mask per (micro-batch, layer, module): recomputation regenerates the same one.
-    const dropout = p > 0 && dropoutSeed !== undefined ? { seed: (dropoutSeed * 7919 + l * 31 + ROLE_SEED_INDEX[lin.role]) >>> 0, p } : null;
+    const dropout = p > 0 && dropoutSeed !== undefined ? { seed: maskSeed(dropoutSeed, l, lin), p } : null;
     return { module, u: ws.activations(l).u.get(lin.role)!, scale: adapter.scale, dropout };
   }
 
@@ -245,7 +253,7 @@ export class CausalLM {
   }
 
   /** Rotates q and k (backward: dq and dk) in place, in one dispatch. */
-  private rope(rec: Recorder, ws: Workspace, q: GPUBuffer, k: GPUBuffer, backward: boolean, positionStart = 0): void {
+  private rope(rec: Recorder, ws: Workspace, q: BufferBinding, k: BufferBinding, backward: boolean, positionStart = 0): void {
     const { heads, kvHeads, headDim } = this.config;
     ropeQK(this.gpu, rec, { invFreq: this.invFreq!, tokens: ws.N, q, qHeads: heads, k, kHeads: kvHeads, headDim, positionStart, seqLen: ws.T, backward });
   }
@@ -268,9 +276,10 @@ export class CausalLM {
   /**
    * One layer forward from its input (`xin`, or the previous layer's pending residual pair, which
    * norm1 sums into `sum`) to `mlpOut`, the MLP's output without the residual stream (in xmid).
-   * Leaves its internals in the workspace.
+   * Leaves its internals in the workspace. With `mlpOut` null (recomputing the layer for its
+   * backward, which never reads the output), the last linear layer computes only its LoRA u.
    */
-  private layerForward(rec: Recorder, ws: Workspace, l: number, input: GPUBuffer | { x: GPUBuffer; add: GPUBuffer; sum: GPUBuffer }, mlpOut: GPUBuffer, adapter: LoraAdapter | null, dropoutSeed: number | undefined, kv?: KvCache): void {
+  private layerForward(rec: Recorder, ws: Workspace, l: number, input: GPUBuffer | { x: GPUBuffer; add: GPUBuffer; sum: GPUBuffer }, mlpOut: GPUBuffer | null, adapter: LoraAdapter | null, dropoutSeed: number | undefined, kv?: KvCache): void {
     const pos = kv?.length ?? 0;
     const cfg = this.config;
     const layer = this.weights.layers[l]!;
@@ -278,14 +287,14 @@ export class CausalLM {
     const N = ws.N;
     const a = ws.activations(l);
     const xin = 'sum' in input ? input.sum : input;
-    const lin = (w: LinearWeight, x: GPUBuffer, y: GPUBuffer) => linearForward(this.gpu, rec, this.loraLinearPath, w, x, y, N, this.loraBranch(ws, adapter, w, l, dropoutSeed));
+    const lin = (w: LinearWeight, x: GPUBuffer, y: BufferBinding) => linearForward(this.gpu, rec, this.loraLinearPath, w, x, y, N, this.loraBranch(ws, adapter, w, l, dropoutSeed));
+    // Layers sharing an input run as one group when all are adapted, else one by one.
+    const shared = (lins: readonly LinearWeight[], x: GPUBuffer, ys: BufferBinding[], g = loraGroupBranch(adapter, a.u, lins, l, dropoutSeed)) =>
+      g ? linearGroupForward(this.gpu, rec, this.loraLinearPath, lins, x, ys as BufferView[], N, g) : lins.forEach((w, i) => lin(w, x, ys[i]!));
     if ('sum' in input) this.norm(rec, ws, layer.norm1, input.x, a.h1, a.stats1, { add: input.add, sum: input.sum });
     else this.norm(rec, ws, layer.norm1, xin, a.h1, a.stats1);
     if (cfg.family === 'llama') {
-      const [qProj, kProj, vProj] = layer.attnIn as [LinearWeight, LinearWeight, LinearWeight];
-      lin(qProj, a.h1, a.q);
-      lin(kProj, a.h1, a.k);
-      lin(vProj, a.h1, a.v);
+      shared(layer.attnIn, a.h1, [a.q, a.k, a.v]);
       this.rope(rec, ws, a.q, a.k, false, pos);
     } else {
       lin(layer.attnIn[0]!, a.h1, ws.qkv);
@@ -302,15 +311,18 @@ export class CausalLM {
     // xmid = xin + attention output, normalised into h2 in the same kernel.
     this.norm(rec, ws, layer.norm2, ws.tmpC, a.h2, a.stats2, { add: xin, sum: a.xmid });
     if (cfg.family === 'llama') {
-      const [gateProj, upProj] = layer.mlpIn as [LinearWeight, LinearWeight];
-      lin(gateProj, a.h2, a.gate);
-      lin(upProj, a.h2, a.up);
+      shared(layer.mlpIn, a.h2, [a.gate, a.up]);
       swiglu(this.gpu, rec, { gate: a.gate, up: a.up, out: a.act, rows: N, width: cfg.intermediate });
     } else {
       lin(layer.mlpIn[0]!, a.h2, a.gate);
       activation(this.gpu, rec, { kind: actKind(cfg), x: a.gate, out: a.act, n: N * cfg.intermediate });
     }
-    lin(layer.mlpOut, a.act, mlpOut);
+    if (mlpOut) {
+      lin(layer.mlpOut, a.act, mlpOut);
+      return;
+    }
+    const branch = this.loraBranch(ws, adapter, layer.mlpOut, l, dropoutSeed);
+    if (branch) loraInput(this.gpu, rec, this.loraLinearPath, layer.mlpOut, a.act, N, branch);
   }
 
   /**
@@ -324,19 +336,25 @@ export class CausalLM {
     const N = ws.N;
     const xin = ws.xs[l]!;
     // Kept activations are still in the workspace from the forward pass; else redo this layer's forward.
-    if (!ws.keepsActivations) this.layerForward(rec, ws, l, xin, ws.xout, adapter, opts.dropoutSeed);
+    // The last layer is the last to write its activations (kept, or the recomputed layers' shared
+    // set), and the forward pass has just ended: they are all still there.
+    if (!ws.keeps(l) && l !== cfg.layers - 1) this.layerForward(rec, ws, l, xin, null, adapter, opts.dropoutSeed);
     const a = ws.activations(l);
-    const targets = { du: ws.du, ones: ws.ones, accumulate: opts.accumulate, ...(opts.full ? { full: opts.full } : {}) };
-    const back = (w: LinearWeight, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, accumulateDx: boolean) =>
+    const targets = { du: ws.du, ones: ws.ones, accumulate: opts.accumulate, path: this.loraLinearPath, ...(opts.full ? { full: opts.full } : {}) };
+    const back = (w: LinearWeight, x: GPUBuffer, dy: BufferBinding, dx: GPUBuffer, accumulateDx: boolean) =>
       linearBackward(this.gpu, rec, w, x, dy, dx, N, accumulateDx, this.loraBranch(ws, adapter, w, l, opts.dropoutSeed), targets);
+    // dx = the sum over layers sharing input x (written by the first, added by the rest).
+    const sharedBack = (lins: readonly LinearWeight[], x: GPUBuffer, dys: BufferBinding[], dx: GPUBuffer, g = loraGroupBranch(adapter, a.u, lins, l, opts.dropoutSeed)) =>
+      g ? linearGroupBackward(this.gpu, rec, lins, x, dys as BufferView[], dx, N, false, g, targets) : lins.forEach((w, i) => back(w, x, dys[i]!, dx, i > 0));
 
     // MLP: output = xmid + mlpOut(act(mlpIn(h2)))
     back(layer.mlpOut, a.act, ws.dres, ws.dAct, false);
     if (cfg.family === 'llama') {
-      const [gateProj, upProj] = layer.mlpIn as [LinearWeight, LinearWeight];
-      swigluBackward(this.gpu, rec, { gate: a.gate, up: a.up, dOut: ws.dAct, dGate: ws.dGate, dUp: ws.dUp, rows: N, width: cfg.intermediate });
-      back(gateProj, a.h2, ws.dGate, ws.dh, false);
-      back(upProj, a.h2, ws.dUp, ws.dh, true);
+      // dGate and dUp are regions of one buffer: bound once, addressed by offsets.
+      const [dGate, dUp] = [ws.dGate as BufferView, ws.dUp as BufferView];
+      const dBoth = { dGate: dGate.buffer, dUp: dGate.buffer, dGateOffset: dGate.offset / 4, dUpOffset: dUp.offset / 4 };
+      swigluBackward(this.gpu, rec, { gate: a.gate, up: a.up, dOut: ws.dAct, ...dBoth, rows: N, width: cfg.intermediate });
+      sharedBack(layer.mlpIn, a.h2, [ws.dGate, ws.dUp], ws.dh);
     } else {
       activationBackward(this.gpu, rec, { kind: actKind(cfg), x: a.gate, dOut: ws.dAct, dx: ws.dGate, n: N * cfg.intermediate });
       back(layer.mlpIn[0]!, a.h2, ws.dGate, ws.dh, false);
@@ -347,11 +365,8 @@ export class CausalLM {
     back(layer.attnOut, a.attn, ws.dres, ws.dAttn, false);
     attentionBackward(this.gpu, rec, { ...this.attnDims(ws), q: a.q, k: a.k, v: a.v, out: a.attn, lse: a.lse, dout: ws.dAttn, dq: ws.dq, dk: ws.dk, dv: ws.dv, delta: ws.delta });
     if (cfg.family === 'llama') {
-      const [qProj, kProj, vProj] = layer.attnIn as [LinearWeight, LinearWeight, LinearWeight];
       this.rope(rec, ws, ws.dq, ws.dk, true);
-      back(qProj, a.h1, ws.dq, ws.dh, false);
-      back(kProj, a.h1, ws.dk, ws.dh, true);
-      back(vProj, a.h1, ws.dv, ws.dh, true);
+      sharedBack(layer.attnIn, a.h1, [ws.dq, ws.dk, ws.dv], ws.dh);
     } else {
       for (const [i, src] of [ws.dq, ws.dk, ws.dv].entries()) {
         copyColumns(this.gpu, rec, { src, dst: ws.dqkv, rows: N, width: C, srcStride: C, srcOffset: 0, dstStride: 3 * C, dstOffset: i * C });

@@ -1,8 +1,30 @@
-import type { Gpu } from '../gpu';
+import type { BufferBinding, Gpu } from '../gpu';
 import { CE_STATE_STRIDE } from '../kernels/crossentropy';
+import { groupRegion } from '../kernels/loraGroup';
 
 import type { ModelConfig } from './config';
-import type { LinearRole } from './layout';
+import { SHARED_INPUT_GROUPS, type LinearRole } from './layout';
+
+/** A view of part of a buffer, as the group kernels need it: the whole buffer and element offsets. */
+export type BufferView = { buffer: GPUBuffer; offset: number; size: number };
+
+/**
+ * One buffer holding tensors of `sizes` floats, each starting at a multiple of 64 floats (256
+ * bytes, so each view binds alone), as views in order.
+ */
+function regions(f: (n: number, label: string) => GPUBuffer, sizes: readonly number[], label: string): BufferView[] {
+  const starts: number[] = [];
+  let at = 0;
+  for (const n of sizes) {
+    starts.push(at);
+    at += Math.ceil(Math.max(1, n) / 64) * 64;
+  }
+  const buffer = f(at, label);
+  return sizes.map((n, i) => ({ buffer, offset: starts[i]! * 4, size: Math.max(1, n) * 4 }));
+}
+
+const pair = (v: BufferView[]): [BufferView, BufferView] => [v[0]!, v[1]!];
+const triple = (v: BufferView[]): [BufferView, BufferView, BufferView] => [v[0]!, v[1]!, v[2]!];
 
 /**
  * Scratch buffers for one batch shape, allocated once and reused by every step of that shape:
@@ -32,26 +54,29 @@ export class Workspace {
   readonly dres: GPUBuffer;
   readonly dh: GPUBuffer;
   readonly dAct: GPUBuffer;
-  readonly dGate: GPUBuffer;
-  readonly dUp: GPUBuffer;
+  /** dGate and dUp, dq, dk and dv: regions of one buffer each (see SHARED_INPUT_GROUPS). */
+  readonly dGate: BufferBinding;
+  readonly dUp: BufferBinding;
   readonly dAttn: GPUBuffer;
-  readonly dq: GPUBuffer;
-  readonly dk: GPUBuffer;
-  readonly dv: GPUBuffer;
+  readonly dq: BufferBinding;
+  readonly dk: BufferBinding;
+  readonly dv: BufferBinding;
   /** dL/d(c_attn output), GPT-2: [N, 3C]. */
   readonly dqkv: GPUBuffer;
   readonly delta: GPUBuffer;
+  /** dL/du of one linear layer, or of every member of a group (regions `groupRegion(N, r)` apart). */
   readonly du: GPUBuffer;
   /** N ones: bias gradients are column sums, onesᵀ dy. */
   readonly ones: GPUBuffer;
   /** The embedding-gradient index of the batch (full-parameter training). */
   readonly embedIndex: GPUBuffer;
   /**
-   * What a layer's backward reads from its forward: one set per layer when activations are kept,
-   * one set shared by every layer when each layer is recomputed just before its backward.
+   * What a layer's backward reads from its forward: one set per kept layer, and one set shared by
+   * the layers recomputed just before their backward.
    */
   readonly saved: LayerActivations[];
-  readonly keepsActivations: boolean;
+  /** Layers 0 .. keptLayers-1 keep their activations from the forward pass; the rest are recomputed. */
+  readonly keptLayers: number;
 
   constructor(
     private readonly gpu: Gpu,
@@ -62,7 +87,7 @@ export class Workspace {
     loraRank: number,
     loraRoles: readonly LinearRole[],
     withBackward: boolean,
-    keepActivations = false,
+    keptLayers = 0,
   ) {
     const N = (this.N = B * T);
     const { hidden: C, intermediate: I, heads: H, kvHeads: Hkv, headDim: D, layers: L } = cfg;
@@ -89,25 +114,29 @@ export class Workspace {
     this.dres = g(N * C, 'dres');
     this.dh = g(N * C, 'dh');
     this.dAct = g(N * I, 'dAct');
-    this.dGate = g(N * I, 'dGate');
-    this.dUp = g(cfg.family === 'llama' ? N * I : 1, 'dUp');
+    const b = withBackward ? 1 : 0;
+    [this.dGate, this.dUp] = pair(regions(f, [b * N * I, b * (cfg.family === 'llama' ? N * I : 1)], 'dGate|dUp'));
     this.dAttn = g(N * H * D, 'dAttn');
-    this.dq = g(N * H * D, 'dq');
-    this.dk = g(N * Hkv * D, 'dk');
-    this.dv = g(N * Hkv * D, 'dv');
+    [this.dq, this.dk, this.dv] = triple(regions(f, [b * N * H * D, b * N * Hkv * D, b * N * Hkv * D], 'dq|dk|dv'));
     this.dqkv = cfg.family === 'gpt2' ? g(N * 3 * C, 'dqkv') : g(1, 'dqkv-unused');
     this.delta = g(B * H * T, 'delta');
-    this.du = g(N * Math.max(loraRank, 1), 'du');
+    this.du = g(Math.max(...SHARED_INPUT_GROUPS.map((m) => m.length)) * groupRegion(N, Math.max(loraRank, 1)), 'du');
     this.ones = f(N, 'ones');
     gpu.write(this.ones, new Float32Array(N).fill(1));
     this.embedIndex = g(3 * N + 1, 'embed-grad-index');
-    this.keepsActivations = withBackward && keepActivations;
-    this.saved = Array.from({ length: this.keepsActivations ? L : 1 }, (_, l) => new LayerActivations(f, cfg, B, T, loraRank, loraRoles, l));
+    this.keptLayers = withBackward ? Math.min(L, Math.max(0, keptLayers)) : 0;
+    const sets = this.keptLayers === L ? L : this.keptLayers + 1;
+    this.saved = Array.from({ length: sets }, (_, l) => new LayerActivations(f, cfg, B, T, loraRank, loraRoles, l));
+  }
+
+  /** Whether layer l's activations stay from the forward pass to its backward. */
+  keeps(l: number): boolean {
+    return l < this.keptLayers;
   }
 
   /** The activations layer `l` writes in its forward and reads in its backward. */
   activations(l: number): LayerActivations {
-    return this.saved[this.keepsActivations ? l : 0]!;
+    return this.saved[Math.min(l, this.saved.length - 1)]!;
   }
 
   bytes(): number {
@@ -128,23 +157,24 @@ export class LayerActivations {
   readonly h2: GPUBuffer;
   readonly stats1: GPUBuffer;
   readonly stats2: GPUBuffer;
-  /** Queries and keys after RoPE, values. */
-  readonly q: GPUBuffer;
-  readonly k: GPUBuffer;
-  readonly v: GPUBuffer;
+  /** Queries and keys after RoPE, values: regions of one buffer. */
+  readonly q: BufferBinding;
+  readonly k: BufferBinding;
+  readonly v: BufferBinding;
   readonly attn: GPUBuffer;
   readonly lse: GPUBuffer;
   /** The residual stream after attention. */
   readonly xmid: GPUBuffer;
   /** MLP input projections (GPT-2: c_fc output in `gate`) and the activation's output. */
-  readonly gate: GPUBuffer;
-  readonly up: GPUBuffer;
+  readonly gate: BufferBinding;
+  readonly up: BufferBinding;
   readonly act: GPUBuffer;
   /**
    * LoRA u = x Aᵀ per adapted role of a layer, [N, r]. By role, not by module name: GPT-2 has
-   * two c_proj (attention output and MLP output).
+   * two c_proj (attention output and MLP output). The members of a fully adapted group
+   * (SHARED_INPUT_GROUPS) get regions of one buffer, `groupRegion(N, r)` apart.
    */
-  readonly u = new Map<LinearRole, GPUBuffer>();
+  readonly u = new Map<LinearRole, BufferBinding>();
 
   constructor(f: (n: number, label: string) => GPUBuffer, cfg: ModelConfig, B: number, T: number, loraRank: number, loraRoles: readonly LinearRole[], layer: number) {
     const N = B * T;
@@ -154,15 +184,17 @@ export class LayerActivations {
     this.h2 = f(N * C, name('h2'));
     this.stats1 = f(N * 2, name('stats1'));
     this.stats2 = f(N * 2, name('stats2'));
-    this.q = f(N * H * D, name('q'));
-    this.k = f(N * Hkv * D, name('k'));
-    this.v = f(N * Hkv * D, name('v'));
+    [this.q, this.k, this.v] = triple(regions(f, [N * H * D, N * Hkv * D, N * Hkv * D], name('q|k|v')));
     this.attn = f(N * H * D, name('attn'));
     this.lse = f(B * H * T, name('lse'));
     this.xmid = f(N * C, name('xmid'));
-    this.gate = f(N * I, name('gate'));
-    this.up = f(cfg.family === 'llama' ? N * I : 1, name('up'));
+    [this.gate, this.up] = pair(regions(f, [N * I, cfg.family === 'llama' ? N * I : 1], name('gate|up')));
     this.act = f(N * I, name('act'));
-    for (const role of loraRoles) this.u.set(role, f(N * loraRank, name(`u.${role}`)));
+    const grouped = SHARED_INPUT_GROUPS.filter((m) => m.every((role) => loraRoles.includes(role)));
+    for (const members of grouped) {
+      const views = regions(f, members.map(() => N * loraRank), name(`u.${members.join('|')}`));
+      for (const [i, role] of members.entries()) this.u.set(role, views[i]!);
+    }
+    for (const role of loraRoles) if (!this.u.has(role)) this.u.set(role, f(N * loraRank, name(`u.${role}`)));
   }
 }

@@ -11,7 +11,8 @@ import { estimateLoraJobMemory, type MemoryEstimate } from '../../src/model/memo
 import { runCli } from '../cli/run';
 
 const MODELS = join(__dirname, '..', 'fixtures', 'models');
-const config = (name: string) => parseModelConfig(JSON.parse(readFileSync(join(MODELS, name, 'config.json'), 'utf8')) as Record<string, unknown>);
+const rawConfig = (name: string) => JSON.parse(readFileSync(join(MODELS, name, 'config.json'), 'utf8')) as Record<string, unknown>;
+const config = (name: string) => parseModelConfig(rawConfig(name));
 
 describe('estimateLoraJobMemory', () => {
   it('scales the weights with the dtype and the activations with the tokens', () => {
@@ -53,7 +54,7 @@ describe('estimateLoraJobMemory: keep or recompute activations', () => {
   const llama = config('tiny-llama');
   const shape = { batch: 2, seq: 64, rank: 8, dtype: 'f16' as const, targetModules: ['q_proj', 'v_proj'] };
 
-  it("'never' keeps every layer's activations, 'always' one layer's, 'auto' keeps them only within the budget", () => {
+  it("'never' keeps every layer's activations, 'always' one layer's, 'auto' as many as the budget holds", () => {
     const always = estimateLoraJobMemory(llama, { ...shape, recompute: 'always' });
     const never = estimateLoraJobMemory(llama, { ...shape, recompute: 'never' });
     expect(always.recompute).toBe('always');
@@ -65,7 +66,23 @@ describe('estimateLoraJobMemory: keep or recompute activations', () => {
     const twice = estimateLoraJobMemory(llama, { ...shape, batch: 4, recompute: 'never' });
     expect(twice.keptActivationsBytes).toBeGreaterThan(1.9 * never.keptActivationsBytes);
     expect(estimateLoraJobMemory(llama, { ...shape, budgetBytes: never.totalBytes })).toEqual(never);
-    expect(estimateLoraJobMemory(llama, { ...shape, budgetBytes: never.totalBytes - 1 })).toEqual(always);
+    expect(never.keptLayers).toBe(llama.layers);
+    expect(always.keptLayers).toBe(0);
+    expect(estimateLoraJobMemory(llama, { ...shape, budgetBytes: always.totalBytes })).toEqual(always);
+    // Short of keeping all: every layer but two (L - 1 kept sets cost as much as keeping all L,
+    // since the recomputed layers share one set), recomputing the other two.
+    const set = never.keptActivationsBytes / (llama.layers - 1);
+    const partial = estimateLoraJobMemory(llama, { ...shape, budgetBytes: never.totalBytes - 1 });
+    expect(partial.recompute).toBe('always');
+    expect(partial.keptLayers).toBe(llama.layers - 2);
+    expect(partial.keptActivationsBytes).toBe((llama.layers - 2) * set);
+    expect(partial.totalBytes).toBe(always.totalBytes + partial.keptActivationsBytes);
+    // With five layers, one more set than 'always' keeps one layer (three recomputed into the shared set).
+    const five = parseModelConfig({ ...rawConfig('tiny-llama'), num_hidden_layers: 5 });
+    const always5 = estimateLoraJobMemory(five, { ...shape, recompute: 'always' });
+    const set5 = estimateLoraJobMemory(five, { ...shape, recompute: 'never' }).keptActivationsBytes / 4;
+    expect(estimateLoraJobMemory(five, { ...shape, budgetBytes: always5.totalBytes + set5 }).keptLayers).toBe(1);
+    expect(estimateLoraJobMemory(five, { ...shape, budgetBytes: always5.totalBytes + 3 * set5 - 1 }).keptLayers).toBe(2);
     // The default budget holds a tiny model's activations.
     expect(estimateLoraJobMemory(llama, shape).recompute).toBe('never');
   });

@@ -21,7 +21,7 @@ export function memoryParts(m: JobMemoryCheck): MemoryPart[] {
     {
       label: 'Activations',
       bytes: e.residualBytes + e.layerScratchBytes + e.keptActivationsBytes + e.logitsBytes,
-      detail: `batch ${m.batch} × ${m.seq} tokens; ${e.recompute === 'never' ? 'kept for the backward' : 'recomputed per layer in the backward to fit the budget'}`,
+      detail: `batch ${m.batch} × ${m.seq} tokens; ${e.recompute === 'never' ? 'kept for the backward' : e.keptLayers > 0 ? `${e.keptLayers} layers' kept, the others recomputed in the backward to fit the budget` : 'recomputed per layer in the backward to fit the budget'}`,
     },
     { label: 'Other', bytes: e.optimizerScratchBytes + e.kernelParamsBytes, detail: 'gradient-norm scratch and kernel parameters' },
   ];

@@ -28,6 +28,7 @@ const FITS: JobMemoryCheck = {
     layerScratchBytes: 96 * MiB,
     keptActivationsBytes: 0,
     recompute: 'always',
+    keptLayers: 0,
     logitsBytes: 32 * MiB,
     optimizerScratchBytes: 1 * MiB,
     kernelParamsBytes: 3 * MiB,

@@ -1,0 +1,266 @@
+// LoRA of linear layers that share an input (q/k/v; gate/up), every member in one dispatch: bindings for shaders/lora_group.wgsl.
+import code from '../../shaders/lora_group.wgsl?raw';
+import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
+import { dropoutKey } from './reference/lora';
+
+// Layouts as in lora.ts (x [T, K], W_g [N_g, K], A_g [r, K], B_g [N_g, r]). A group's per-member
+// activations (u_g, du_g [T, r]; y_g, dy_g [T, N_g]) live in regions of one buffer; A_g and B_g
+// (and their gradients, at the same offsets) are element ranges of one flat LoRA buffer.
+
+/** Most members a group may have (q, k, v). */
+export const MAX_GROUP_MEMBERS = 3;
+const RC = 16;
+const DOWN_ROWS = 4;
+const GW_COLS = 32;
+const DX_COLS = 64;
+const DX_ROWS_PER_GROUP = 16;
+const LIN_BN = 64;
+
+const DOWN: KernelSpec = { name: 'lora_group.down', code, entryPoint: 'group_down', bindings: ['uniform', 'read', 'read', 'write'] };
+const GRAD: KernelSpec = { name: 'lora_group.grad', code, entryPoint: 'group_grad', bindings: ['uniform', 'read', 'read', 'read', 'read', 'write'] };
+const DX: KernelSpec = { name: 'lora_group.dx', code, entryPoint: 'group_dx', bindings: ['uniform', 'read', 'read', 'write'] };
+const linearSpecs = new Map<string, KernelSpec>();
+
+/** group_linear, or group_input_grad (same bindings and tiles). */
+function linearSpec(tm: number, wF16: boolean, entryPoint: 'group_linear' | 'group_input_grad' = 'group_linear'): KernelSpec {
+  const key = `${entryPoint}:${tm}:${wF16}`;
+  let spec = linearSpecs.get(key);
+  if (!spec) {
+    spec = {
+      name: entryPoint === 'group_linear' ? 'lora_group.linear' : 'lora_group.input_grad',
+      code,
+      entryPoint,
+      bindings: ['uniform', 'read', 'read', 'read', 'read', 'read', 'read', 'write'],
+      constants: { LIN_TM: tm, W_F16: wF16 ? 1 : 0 },
+    };
+    linearSpecs.set(key, spec);
+  }
+  return spec;
+}
+
+/** One member of a group: its output width and where its tensors are. Offsets are in elements. */
+export interface GroupMember {
+  /** N_g, the member's output features. */
+  outFeatures: number;
+  /** Element offset of A_g [r, K] (and of its gradient) in the flat LoRA buffer. */
+  aOffset: number;
+  /** Element offset of B_g [N_g, r] (and of its gradient) in the flat LoRA buffer. */
+  bOffset: number;
+  /** Element offset of this member's [T, N_g] region in the y / dy buffer. */
+  yOffset: number;
+  /** Dropout seed of this member's mask (the same p for every member). */
+  dropoutSeed?: number;
+}
+
+export interface GroupShape {
+  T: number;
+  K: number;
+  r: number;
+  members: readonly GroupMember[];
+  /** Elements between consecutive members' regions of u / du (at least T * r). */
+  region: number;
+  /** LoRA dropout probability (0 or absent: none). Members' masks differ by their seeds. */
+  dropoutP?: number;
+}
+
+/** Elements between members' [T, r] regions: T * r rounded up to 256 bytes, so a region is bindable alone. */
+export function groupRegion(T: number, r: number): number {
+  return Math.ceil((T * r) / 64) * 64;
+}
+
+function floats(b: BufferBinding): number {
+  const bytes = 'buffer' in b ? (b.size ?? b.buffer.size - (b.offset ?? 0)) : b.size;
+  return Math.floor(bytes / 4);
+}
+
+function need(what: string, name: string, b: BufferBinding, n: number): void {
+  if (floats(b) < n) throw new Error(`${what}: ${name} holds ${floats(b)} floats, needs ${n}`);
+}
+
+/** These kernels bind whole tensors (a group's regions, the flat LoRA buffer): each must fit one binding. */
+function bindable(gpu: Gpu, what: string, bindings: Record<string, BufferBinding>): void {
+  const max = gpu.limits.maxStorageBufferBindingSize;
+  for (const [name, b] of Object.entries(bindings)) {
+    if (floats(b) * 4 > max) throw new Error(`${what}: ${name} binds ${floats(b) * 4} bytes, over maxStorageBufferBindingSize ${max}`);
+  }
+}
+
+function check(what: string, s: GroupShape): void {
+  const { T, K, r, members } = s;
+  for (const [k, v] of Object.entries({ T, K, r, region: s.region })) {
+    if (!Number.isInteger(v) || v < 0) throw new Error(`${what}: ${k} must be a non-negative integer, got ${v}`);
+  }
+  if (r < 1) throw new Error(`${what}: r must be >= 1`);
+  if (members.length < 1 || members.length > MAX_GROUP_MEMBERS) throw new Error(`${what}: ${members.length} members (1..${MAX_GROUP_MEMBERS})`);
+  if (s.region < T * r) throw new Error(`${what}: region ${s.region} < T * r = ${T * r}`);
+  const p = s.dropoutP ?? 0;
+  if (p > 0 && members.some((m) => m.dropoutSeed === undefined)) throw new Error(`${what}: dropout needs every member's seed`);
+}
+
+function params(s: GroupShape, scale: number, flag: number, dropout: boolean): Uint8Array {
+  const { T, K, r, members } = s;
+  const p = dropout ? (s.dropoutP ?? 0) : 0;
+  const keys = members.map((m) => (p > 0 ? dropoutKey({ seed: m.dropoutSeed!, p }) : null));
+  const k0 = keys[0];
+  const total = members.reduce((n, m) => n + m.outFeatures, 0);
+  const out = new Params(256).u32(T).u32(K).u32(r).u32(members.length).f32(scale).u32(flag);
+  out.u32(k0 ? 1 : 0).u32(k0?.threshold ?? 0).f32(k0?.invKeep ?? 1).u32(s.region).u32(total).u32(Math.ceil(r / RC));
+  let start = 0;
+  for (let g = 0; g < 4; g++) {
+    const m = members[g];
+    out.u32(m ? start : 0).u32(m?.outFeatures ?? 0).u32(m?.yOffset ?? 0).u32(m?.aOffset ?? 0);
+    start += m?.outFeatures ?? 0;
+  }
+  for (let g = 0; g < 4; g++) out.u32(members[g]?.bOffset ?? 0).u32(keys[g]?.key ?? 0).u32(0).u32(0);
+  return out.bytes();
+}
+
+function paramFloats(s: GroupShape): number {
+  return Math.max(...s.members.map((m) => Math.max(m.aOffset + s.r * s.K, m.bOffset + m.outFeatures * s.r)));
+}
+
+export interface GroupDownArgs extends GroupShape {
+  /** [T, K], the shared input (raw: each member's dropout is applied inline). */
+  x: BufferBinding;
+  /** The flat LoRA parameter buffer holding every A_g. */
+  params: BufferBinding;
+  /** Output: u_g [T, r] at g * region. */
+  u: BufferBinding;
+}
+
+/** u_g = x_dg A_gᵀ for every member (lora.ts's loraDown, once per group). */
+export function groupDown(gpu: Gpu, rec: Recorder, a: GroupDownArgs): void {
+  check('groupDown', a);
+  const n = a.members.length;
+  need('groupDown', 'x', a.x, a.T * a.K);
+  need('groupDown', 'params', a.params, paramFloats(a));
+  need('groupDown', 'u', a.u, (n - 1) * a.region + a.T * a.r);
+  bindable(gpu, 'groupDown', { x: a.x, params: a.params, u: a.u });
+  rec.dispatch(DOWN, {
+    buffers: [a.x, a.params, a.u],
+    params: params(a, 1, 0, true),
+    workgroups: [Math.ceil(a.T / DOWN_ROWS), n * Math.ceil(a.r / RC)],
+    label: 'lora_group.down',
+  });
+}
+
+export interface GroupLinearArgs extends GroupShape {
+  x: BufferBinding;
+  /** W_g [N_g, K] of each member: f32, or packed f16 when wF16. */
+  w: readonly BufferBinding[];
+  wF16?: boolean;
+  /** u_g [T, r] at g * region, from groupDown. */
+  u: BufferBinding;
+  params: BufferBinding;
+  /** Output: y_g [T, N_g] at each member's yOffset. */
+  y: BufferBinding;
+  scale: number;
+}
+
+/** y_g = x W_gᵀ + scale · u_g B_gᵀ for every member in one tiled kernel (no bias). */
+export function groupLinear(gpu: Gpu, rec: Recorder, a: GroupLinearArgs): void {
+  check('groupLinear', a);
+  const { T, K, members } = a;
+  if (a.w.length !== members.length) throw new Error(`groupLinear: ${a.w.length} weights for ${members.length} members`);
+  const wF16 = a.wF16 ?? false;
+  need('groupLinear', 'x', a.x, T * K);
+  need('groupLinear', 'u', a.u, (members.length - 1) * a.region + T * a.r);
+  need('groupLinear', 'params', a.params, paramFloats(a));
+  for (const [g, m] of members.entries()) {
+    need('groupLinear', `w[${g}]`, a.w[g]!, wF16 ? Math.ceil((m.outFeatures * K) / 2) : m.outFeatures * K);
+    need('groupLinear', 'y', a.y, m.yOffset + T * m.outFeatures);
+  }
+  bindable(gpu, 'groupLinear', { x: a.x, u: a.u, params: a.params, y: a.y });
+  const total = members.reduce((n, m) => n + m.outFeatures, 0);
+  const tm = T <= 16 ? 1 : 4;
+  const w = [...a.w];
+  while (w.length < 3) w.push(w.at(-1)!);
+  rec.dispatch(linearSpec(tm, wF16), {
+    buffers: [a.x, ...w, a.u, a.params, a.y],
+    params: params(a, a.scale, 0, false),
+    workgroups: [Math.ceil(total / LIN_BN), Math.ceil(T / (16 * tm))],
+    label: 'lora_group.linear',
+  });
+}
+
+export interface GroupBackwardArgs extends GroupShape {
+  /** The shared input [T, K], raw (dropout is regenerated per member). */
+  x: BufferBinding;
+  /** dy_g [T, N_g] at each member's yOffset. */
+  dy: BufferBinding;
+  /** u_g at g * region, saved or recomputed from the forward. */
+  u: BufferBinding;
+  /** Scratch for du_g at g * region (caller-owned: the kernels run after this returns). */
+  du: BufferBinding;
+  params: BufferBinding;
+  /** The flat gradient buffer (gradients at the parameters' offsets). */
+  grads: BufferBinding;
+  /**
+   * dL/dx [T, K]. Without `w` it already holds the base part Σ dy_g W_g and the low-rank part
+   * is added; with `w`, one tiled kernel writes (or, with accumulateDx, adds) both parts.
+   */
+  dx: BufferBinding;
+  /** W_g of each member (f32, or packed f16 when wF16): compute the base part of dx here too. */
+  w?: readonly BufferBinding[];
+  wF16?: boolean;
+  /** With `w`: add into dx instead of overwriting it. */
+  accumulateDx?: boolean;
+  scale: number;
+  /** Add into the gradients (gradient accumulation) instead of overwriting them. */
+  accumulate: boolean;
+}
+
+/**
+ * Backward of every member's low-rank path in three dispatches (lora.ts's loraBackward takes
+ * four per member): du_g = scale · dy_g B_g; then dB_g (+)= scale · dy_gᵀ u_g and dA_g (+)= du_gᵀ x_dg
+ * together; then dx += Σ_g mask_g/(1-p) ∘ (du_g A_g), with `w` also dx's base part Σ_g dy_g W_g.
+ */
+export function groupBackward(gpu: Gpu, rec: Recorder, a: GroupBackwardArgs): void {
+  check('groupBackward', a);
+  const { T, K, r, members } = a;
+  const n = members.length;
+  const regions = (n - 1) * a.region + T * r;
+  need('groupBackward', 'x', a.x, T * K);
+  need('groupBackward', 'u', a.u, regions);
+  need('groupBackward', 'du', a.du, regions);
+  need('groupBackward', 'dx', a.dx, T * K);
+  need('groupBackward', 'params', a.params, paramFloats(a));
+  need('groupBackward', 'grads', a.grads, paramFloats(a));
+  for (const m of members) need('groupBackward', 'dy', a.dy, m.yOffset + T * m.outFeatures);
+  bindable(gpu, 'groupBackward', { x: a.x, dy: a.dy, u: a.u, du: a.du, params: a.params, grads: a.grads, dx: a.dx });
+  const rChunks = Math.ceil(r / RC);
+  rec.dispatch(DOWN, {
+    buffers: [a.dy, a.params, a.du],
+    params: params(a, a.scale, 1, false),
+    workgroups: [Math.ceil(T / DOWN_ROWS), n * rChunks],
+    label: 'lora_group.du',
+  });
+  const widest = Math.max(K, ...members.map((m) => m.outFeatures));
+  rec.dispatch(GRAD, {
+    buffers: [a.dy, a.u, a.x, a.du, a.grads],
+    params: params(a, a.scale, a.accumulate ? 1 : 0, true),
+    workgroups: [Math.ceil(widest / GW_COLS), 2 * n * rChunks],
+    label: 'lora_group.grad',
+  });
+  if (!a.w) {
+    rec.dispatch(DX, {
+      buffers: [a.du, a.params, a.dx],
+      params: params(a, 1, 1, true),
+      workgroups: [Math.ceil(K / DX_COLS), Math.ceil(T / DX_ROWS_PER_GROUP)],
+      label: 'lora_group.dx',
+    });
+    return;
+  }
+  const wF16 = a.wF16 ?? false;
+  if (a.w.length !== n) throw new Error(`groupBackward: ${a.w.length} weights for ${n} members`);
+  for (const [g, m] of members.entries()) need('groupBackward', `w[${g}]`, a.w[g]!, wF16 ? Math.ceil((m.outFeatures * K) / 2) : m.outFeatures * K);
+  const tm = T <= 16 ? 1 : 4;
+  const w = [...a.w];
+  while (w.length < 3) w.push(w.at(-1)!);
+  rec.dispatch(linearSpec(tm, wF16, 'group_input_grad'), {
+    buffers: [a.dy, ...w, a.du, a.params, a.dx],
+    params: params(a, 1, a.accumulateDx ? 1 : 0, true),
+    workgroups: [Math.ceil(K / LIN_BN), Math.ceil(T / (16 * tm))],
+    label: 'lora_group.input_grad',
+  });
+}

@@ -1,0 +1,158 @@
+import { describe, expect, it } from 'vitest';
+import type { Gpu } from '../../src/gpu';
+import { groupBackward, groupDown, groupLinear, groupRegion, type GroupMember } from '../../src/kernels/loraGroup';
+import { loraBackwardRef, loraDownRef, loraLinearRef, loraScale } from '../../src/kernels/reference/lora';
+import { fromF16Array, toF16Array } from '../../src/util/f16';
+import { expectClose } from '../helpers/compare';
+import { getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { Rng } from '../helpers/random';
+
+// Each member is checked against the single-module references (f64): a group must compute
+// exactly what its members would alone. Sums run over at most a few hundred f32 terms.
+const TOL = 1e-5;
+
+interface Case {
+  T: number;
+  K: number;
+  r: number;
+  outs: number[];
+  dropoutP: number;
+  f16: boolean;
+  accumulate: boolean;
+}
+
+// Widths not multiples of any tile (a 64-column tile spans members), r below, at and past 16.
+const CASES: Case[] = [
+  { T: 7, K: 33, r: 4, outs: [24, 8, 8], dropoutP: 0, f16: false, accumulate: false },
+  { T: 33, K: 40, r: 8, outs: [70, 30], dropoutP: 0.3, f16: true, accumulate: true },
+  { T: 20, K: 65, r: 16, outs: [9, 100, 41], dropoutP: 0.1, f16: false, accumulate: false },
+  { T: 5, K: 17, r: 20, outs: [13], dropoutP: 0.5, f16: true, accumulate: true },
+];
+
+async function runCase(gpu: Gpu, c: Case, seed: number) {
+  const { T, K, r, outs, dropoutP } = c;
+  const rng = new Rng(seed);
+  const region = groupRegion(T, r);
+  const n = outs.length;
+  // Members' tensors scattered through a flat buffer with gaps, as LoraAdapter lays them out.
+  let at = 64;
+  const members: GroupMember[] = [];
+  let yAt = 0;
+  for (const [g, N] of outs.entries()) {
+    const aOffset = at;
+    at += r * K + 64;
+    const bOffset = at;
+    at += N * r + 3;
+    members.push({ outFeatures: N, aOffset, bOffset, yOffset: yAt, dropoutSeed: 100 + 7 * g });
+    yAt += T * N + 5;
+  }
+  const flat = rng.f32(at);
+  const oldGrads = rng.f32(at);
+  const x = rng.f32(T * K);
+  const ws32 = outs.map((N) => rng.f32(N * K));
+  const wsBits = ws32.map((w) => toF16Array(w));
+  const wsRef = c.f16 ? wsBits.map((w) => fromF16Array(w)) : ws32;
+  const dy = rng.f32(yAt);
+  const dx0 = rng.f32(T * K);
+  const scale = loraScale(16, r);
+  const made: GPUBuffer[] = [];
+  const up = (d: Float32Array | Uint16Array) => {
+    const b = gpu.upload(d);
+    made.push(b);
+    return b;
+  };
+  const poison = (count: number) => {
+    const b = poisonedF32(gpu, count);
+    made.push(b);
+    return b;
+  };
+  const params = up(flat);
+  const grads = up(oldGrads);
+  const xb = up(x);
+  const u = poison(n * region);
+  const du = poison(n * region);
+  const y = poison(yAt);
+  const dx = up(dx0);
+  const shape = { T, K, r, members, region, dropoutP };
+  const rec = gpu.recorder();
+  groupDown(gpu, rec, { ...shape, x: xb, params, u });
+  groupLinear(gpu, rec, { ...shape, x: xb, w: (c.f16 ? wsBits : ws32).map(up), wF16: c.f16, u, params, y, scale });
+  groupBackward(gpu, rec, { ...shape, x: xb, dy: up(dy), u, du, params, grads, dx, scale, accumulate: c.accumulate });
+  // The same backward with the base part of dx in the same kernel (the fused path).
+  const grads2 = up(oldGrads);
+  const dx2 = up(dx0);
+  const wBound = (c.f16 ? wsBits : ws32).map(up);
+  groupBackward(gpu, rec, { ...shape, x: xb, dy: up(dy), u, du: poison(n * region), params, grads: grads2, dx: dx2, scale, accumulate: c.accumulate, w: wBound, wF16: c.f16, accumulateDx: c.accumulate });
+  rec.submit();
+  const [uGpu, yGpu, gGpu, dxGpu] = await Promise.all([gpu.readF32(u, n * region), gpu.readF32(y, yAt), gpu.readF32(grads, at), gpu.readF32(dx, T * K)]);
+  const [g2Gpu, dx2Gpu] = await Promise.all([gpu.readF32(grads2, at), gpu.readF32(dx2, T * K)]);
+  for (const b of made) gpu.release(b);
+
+  const dxRef = Float64Array.from(dx0);
+  // Base part Σ dy_g W_g, plus the old dx when accumulating, for the fused input gradient.
+  const dx2Ref = c.accumulate ? Float64Array.from(dx0) : new Float64Array(T * K);
+  for (const [g, m] of members.entries()) {
+    const N = m.outFeatures;
+    const a = flat.subarray(m.aOffset, m.aOffset + r * K);
+    const b = flat.subarray(m.bOffset, m.bOffset + N * r);
+    const dropout = dropoutP > 0 ? { seed: m.dropoutSeed!, p: dropoutP } : null;
+    const uRef = loraDownRef(x, a, T, K, r, dropout);
+    expectClose(uGpu.subarray(g * region, g * region + T * r), uRef, TOL, `u[${g}]`);
+    const yRef = loraLinearRef(x, wsRef[g]!, null, uRef, b, T, K, N, r, scale);
+    expectClose(yGpu.subarray(m.yOffset, m.yOffset + T * N), yRef, TOL, `y[${g}]`);
+    const dyG = dy.subarray(m.yOffset, m.yOffset + T * N);
+    const ref = loraBackwardRef({ x, dy: dyG, u: uRef, a, b, T, K, N, r, scale, dropout });
+    const acc = (old: Float32Array, v: Float64Array) => v.map((e, i) => e + (c.accumulate ? old[i]! : 0));
+    expectClose(gGpu.subarray(m.aOffset, m.aOffset + r * K), acc(oldGrads.subarray(m.aOffset), ref.gradA), TOL, `dA[${g}]`);
+    expectClose(gGpu.subarray(m.bOffset, m.bOffset + N * r), acc(oldGrads.subarray(m.bOffset), ref.gradB), TOL, `dB[${g}]`);
+    for (let i = 0; i < T * K; i++) dxRef[i] = dxRef[i]! + ref.dx[i]!;
+    const w = wsRef[g]!;
+    for (let t = 0; t < T; t++) {
+      for (let k = 0; k < K; k++) {
+        let s = ref.dx[t * K + k]!;
+        for (let o = 0; o < N; o++) s += dyG[t * N + o]! * w[o * K + k]!;
+        dx2Ref[t * K + k] = dx2Ref[t * K + k]! + s;
+      }
+    }
+  }
+  expectClose(dxGpu, dxRef, TOL, 'dx');
+  expectClose(dx2Gpu, dx2Ref, TOL, 'dx with its base part');
+  expect(Array.from(g2Gpu)).toEqual(Array.from(gGpu));
+  // Gradient entries outside every member's tensors are left alone.
+  const touched = new Uint8Array(at);
+  for (const m of members) {
+    touched.fill(1, m.aOffset, m.aOffset + r * K);
+    touched.fill(1, m.bOffset, m.bOffset + m.outFeatures * r);
+  }
+  for (let i = 0; i < at; i++) if (!touched[i]) expect(gGpu[i]).toBe(oldGrads[i]);
+}
+
+describe('LoRA group kernels (q/k/v, gate/up in one dispatch each)', () => {
+  for (const [i, c] of CASES.entries()) {
+    it(`match the single-module references: T ${c.T}, K ${c.K}, r ${c.r}, outs ${c.outs.join('/')}, p ${c.dropoutP}${c.f16 ? ', f16 W' : ''}${c.accumulate ? ', accumulating' : ''}`, async () => {
+      await runCase(await getTestGpu(), c, 31 + i);
+    });
+  }
+
+  it('gives each member its own dropout mask', async () => {
+    // Two members with the same A: equal u without dropout, different u with it.
+    const gpu = await getTestGpu();
+    const [T, K, r] = [8, 64, 4];
+    const rng = new Rng(3);
+    const a = rng.f32(r * K);
+    const flat = new Float32Array(2 * r * K + 128);
+    flat.set(a, 0);
+    flat.set(a, r * K + 64);
+    const region = groupRegion(T, r);
+    const members: GroupMember[] = [0, 1].map((g) => ({ outFeatures: 4, aOffset: g * (r * K + 64), bOffset: 0, yOffset: 0, dropoutSeed: 5 + g }));
+    const made = [gpu.upload(rng.f32(T * K)), gpu.upload(flat), poisonedF32(gpu, 2 * region)];
+    const rec = gpu.recorder();
+    groupDown(gpu, rec, { T, K, r, members, region, dropoutP: 0.5, x: made[0]!, params: made[1]!, u: made[2]! });
+    rec.submit();
+    const u = await gpu.readF32(made[2]!, 2 * region);
+    for (const b of made) gpu.release(b);
+    let diff = 0;
+    for (let i = 0; i < T * r; i++) diff = Math.max(diff, Math.abs(u[i]! - u[region + i]!));
+    expect(diff).toBeGreaterThan(1e-3);
+  });
+});

@@ -34,7 +34,7 @@ async function shot(page: Page, name: string, fullPage = true): Promise<void> {
 }
 
 /** Desktop light and dark, then phone (390 px) light and dark, of the page as it is now. */
-async function shotsAtEveryWidth(page: Page, name: string): Promise<string[]> {
+async function shotsAtEveryWidth(page: Page, name: string, fullPage: boolean): Promise<string[]> {
   const names: string[] = [];
   for (const [width, height, suffix] of [
     [1280, 900, ''],
@@ -44,7 +44,7 @@ async function shotsAtEveryWidth(page: Page, name: string): Promise<string[]> {
     for (const scheme of ['light', 'dark'] as const) {
       await page.emulateMedia({ colorScheme: scheme });
       const file = `${name}${suffix}${scheme === 'dark' ? '-dark' : ''}.png`;
-      await shot(page, file);
+      await shot(page, file, fullPage);
       names.push(file);
     }
   }
@@ -114,7 +114,8 @@ describe('the "Try it" clinic job, then the playground (WebGPU on SwiftShader)',
     const validLosses = [...events.matchAll(/validation loss=(\d+\.\d+)/g)].map((m) => Number(m[1]));
     expect(validLosses.length, events).toBeGreaterThanOrEqual(2);
     expect(validLosses.at(-1)!, events).toBeLessThan(validLosses[0]!);
-    const jobShots = await shotsAtEveryWidth(page, 'clinic-job');
+    // The job page with its validation insights is several screens long: the first screen (progress and charts).
+    const jobShots = await shotsAtEveryWidth(page, 'clinic-job', false);
     lap('job page shot');
 
     // The playground, from the job page's link: base and fine-tuned side by side, greedy, the
@@ -149,7 +150,7 @@ describe('the "Try it" clinic job, then the playground (WebGPU on SwiftShader)',
     expect(answers.filter((a) => hasFormat(a.tuned)).length, table).toBeGreaterThanOrEqual(2);
     expect(answers.filter((a) => hasFormat(a.base)), table).toEqual([]);
     expect(answers.filter((a) => a.base.startsWith(OPENING)), table).toEqual([]);
-    const playgroundShots = await shotsAtEveryWidth(page, 'clinic-playground');
+    const playgroundShots = await shotsAtEveryWidth(page, 'clinic-playground', true);
 
     expect(errors, `errors in the page${diagnostics()}`).toEqual([]);
     // Only a passing run's pictures go next to the README.

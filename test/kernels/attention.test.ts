@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Gpu, KernelPlan } from '../../src/gpu';
 import {
   appendKv,
@@ -355,6 +355,31 @@ describe.each(plans)('attentionDecode and appendKv, %s kernels', (kernels) => {
       expect(bad).toEqual([]);
       expect(bytes).toBeGreaterThanOrEqual(most);
     }
+  });
+});
+
+describe('kernel plans', () => {
+  it("the 'gpu' plan runs flashAttention's kernels up to head dim 64, the 'cpu' plan attention.wgsl's", async () => {
+    const gpu = await getTestGpu();
+    const buf = gpu.createBuffer(1 << 16);
+    const kernelNames = (kernels: KernelPlan, D: number) => {
+      const rec = gpu.recorder();
+      const dispatch = vi.spyOn(rec, 'dispatch').mockImplementation(() => {});
+      const b = { q: buf, k: buf, v: buf, out: buf, lse: buf, dout: buf, dq: buf, dk: buf, dv: buf, delta: buf };
+      const dims = { B: 1, T: 4, Hq: 2, Hkv: 1, D, kernels };
+      attentionForward(gpu, rec, { ...dims, ...b });
+      attentionBackward(gpu, rec, { ...dims, ...b });
+      attentionDecode(gpu, rec, { ...b, kCache: buf, vCache: buf, workspace: buf, ...dims, capacity: 4, kvLen: 4 });
+      return dispatch.mock.calls.map(([spec]) => spec.name);
+    };
+    const cpu = ['fwd', 'bwd_dq', 'bwd_dkdv', 'decode_partial', 'decode_combine'].map((k) => `attention.attn_${k}`);
+    expect(kernelNames('cpu', 64)).toEqual(cpu);
+    expect(kernelNames('gpu', 64)).toEqual([
+      ...['fwd', 'bwd_dq', 'bwd_dkdv', 'decode_partial'].map((k) => `flashAttention.flash_${k}.d64`),
+      'attention.attn_decode_combine',
+    ]);
+    expect(kernelNames('gpu', 128)).toEqual(cpu);
+    gpu.release(buf);
   });
 });
 

@@ -364,7 +364,7 @@ describe('kernel plans', () => {
     const buf = gpu.createBuffer(1 << 16);
     const kernelNames = (kernels: KernelPlan, D: number) => {
       const rec = gpu.recorder();
-      const dispatch = vi.spyOn(rec, 'dispatch').mockImplementation(() => {});
+      const dispatch = vi.spyOn(rec, 'dispatch').mockImplementation(() => rec);
       const b = { q: buf, k: buf, v: buf, out: buf, lse: buf, dout: buf, dq: buf, dk: buf, dv: buf, delta: buf };
       const dims = { B: 1, T: 4, Hq: 2, Hkv: 1, D, kernels };
       attentionForward(gpu, rec, { ...dims, ...b });

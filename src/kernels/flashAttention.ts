@@ -6,9 +6,9 @@ import type { KernelSpec } from '../gpu';
 export const FLASH_THREADS = 64;
 /**
  * Largest head dim the flash kernels take; attention.ts runs larger ones with the 'cpu' kernels.
- * Why: at head dim 128 every backward thread holds two 128-float rows in registers, and lavapipe
- * (where CI tests these kernels) took over 15 minutes to compile the backward under load, so
- * that size could not be tested; the fix is to keep those rows in workgroup memory.
+ * Why: at head dim 128 every dk/dv thread holds two 128-float rows in registers, and lavapipe
+ * (where CI tests these kernels) needs minutes to build that pipeline (bench/NOTES.md), too slow
+ * to test; the fix is to keep those rows in workgroup memory.
  */
 export const FLASH_MAX_HEAD_DIM = 64;
 

@@ -8,9 +8,9 @@
  * work of our split backward: the dq and the dk/dv kernels each recompute S and dP (seven
  * matmul-sized products in all).
  * Time is the GPU time from timestamp queries when the device has them, else the wall clock
- * around submit + sync.
+ * around submit + sync. The kernels are the device's plan unless `kernels` names one.
  */
-import { type Gpu } from '../gpu';
+import { type Gpu, type KernelPlan } from '../gpu';
 import { attentionBackward, attentionForward } from '../kernels/attention';
 import { Rng } from '../selftest/compare';
 import { median } from './table';
@@ -36,10 +36,12 @@ export interface AttentionBenchOptions {
   D?: number;
   /** Timed repetitions per case (median reported), after one warm-up run. */
   reps?: number;
+  /** Kernel family to time; the device's plan when absent. */
+  kernels?: KernelPlan;
 }
 
 export async function benchAttention(gpu: Gpu, options: AttentionBenchOptions = {}): Promise<AttentionBenchRow[]> {
-  const { seqs = [256, 512], B = 1, Hq = 9, Hkv = 3, D = 64, reps = 3 } = options;
+  const { seqs = [256, 512], B = 1, Hq = 9, Hkv = 3, D = 64, reps = 3, kernels = gpu.kernels } = options;
   const rows: AttentionBenchRow[] = [];
   const rng = new Rng(2024);
   for (const T of seqs) {
@@ -57,7 +59,7 @@ export async function benchAttention(gpu: Gpu, options: AttentionBenchOptions = 
       dv: gpu.createBuffer(kvn * 4),
       delta: gpu.createBuffer(B * Hq * T * 4),
     };
-    const dims = { B, T, Hq, Hkv, D };
+    const dims = { B, T, Hq, Hkv, D, kernels };
     const forward = (rec: ReturnType<Gpu['recorder']>) => attentionForward(gpu, rec, { ...dims, ...bufs });
     const backward = (rec: ReturnType<Gpu['recorder']>) => attentionBackward(gpu, rec, { ...dims, ...bufs });
     const fwdFlops = (4 * B * Hq * T * T * D) / 2;

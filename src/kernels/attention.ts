@@ -17,9 +17,16 @@
  * a second kernel through a caller-owned workspace (`attentionDecodeWorkspaceBytes`).
  *
  * Tensors must each fit one storage binding (maxStorageBufferBindingSize): split big batches.
+ *
+ * Two kernel families compute the same results (within the tests' bounds): the device's kernel
+ * plan picks one, a caller may name one with `kernels`. 'cpu': the kernels of attention.wgsl,
+ * one thread per row, no workgroup memory or barriers. 'gpu': flashAttention.wgsl's tiles in
+ * workgroup memory, several lanes per row, head dim fixed per pipeline (head dims up to
+ * FLASH_MAX_HEAD_DIM; larger ones run the 'cpu' kernels). Both are deterministic.
  */
 import code from '../../shaders/attention.wgsl?raw';
-import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
+import { Params, type BufferBinding, type Gpu, type KernelPlan, type KernelSpec, type Recorder } from '../gpu';
+import { FLASH_MAX_HEAD_DIM, FLASH_THREADS, flashSpecs, type FlashSpecs } from './flashAttention';
 import { grid1d } from './grid';
 
 /** Largest head dim the kernels hold in registers (MAX_D4 * 4 in the shader). */
@@ -29,6 +36,13 @@ const ROWS = 64;
 /** Decode splits keys until about this many threads run (or chunks reach DECODE_MIN_CHUNK). */
 const DECODE_TARGET_THREADS = 4096;
 const DECODE_MIN_CHUNK = 32;
+/**
+ * The 'gpu' plan's decode runs a workgroup per split: about this many workgroups, chunks of at
+ * least one step of FLASH_THREADS keys. Never more splits than the 'cpu' plan's rule allows, so
+ * attentionDecodeWorkspaceBytes covers both.
+ */
+const FLASH_DECODE_TARGET_WORKGROUPS = 1024;
+const FLASH_DECODE_MIN_CHUNK = FLASH_THREADS;
 
 export interface AttentionDims {
   B: number;
@@ -38,6 +52,8 @@ export interface AttentionDims {
   D: number;
   /** Softmax scale; 1/sqrt(D) when absent. */
   scale?: number;
+  /** Kernel family; the device's plan (gpu.kernels) when absent. */
+  kernels?: KernelPlan;
 }
 
 export interface AttentionForwardArgs extends AttentionDims {
@@ -88,6 +104,8 @@ export interface AttentionDecodeArgs {
   scale?: number;
   /** Keys per split; chosen from the problem size when absent. */
   chunk?: number;
+  /** Kernel family; the device's plan (gpu.kernels) when absent. */
+  kernels?: KernelPlan;
 }
 
 export interface AppendKvArgs {
@@ -117,6 +135,11 @@ const BWD_DKDV = spec('attn_bwd_dkdv', ['uniform', 'read', 'read', 'read', 'read
 const DECODE_PARTIAL = spec('attn_decode_partial', ['uniform', 'read', 'read', 'read', 'write']);
 const DECODE_COMBINE = spec('attn_decode_combine', ['uniform', 'read', 'write']);
 const KV_APPEND = spec('attn_kv_append', ['uniform', 'read', 'read', 'write', 'write']);
+
+/** The flash kernels when the plan is 'gpu' and they take head dim D, else null ('cpu' kernels). */
+function flashFor(gpu: Gpu, plan: KernelPlan | undefined, D: number): FlashSpecs | null {
+  return (plan ?? gpu.kernels) === 'gpu' && D <= FLASH_MAX_HEAD_DIM ? flashSpecs(D) : null;
+}
 
 function bytesOf(b: BufferBinding): number {
   if ('buffer' in b) return b.size ?? b.buffer.size - (b.offset ?? 0);
@@ -160,7 +183,7 @@ function kvGeometry(a: { T: number; pastLen?: number; kvCapacity?: number }): { 
 }
 
 /** Records the forward pass: out = softmax(scale q k^T, causal) v, and lse per query row. */
-export function attentionForward(_gpu: Gpu, rec: Recorder, a: AttentionForwardArgs): void {
+export function attentionForward(gpu: Gpu, rec: Recorder, a: AttentionForwardArgs): void {
   checkDims(a);
   const { pastLen, kvCapacity } = kvGeometry(a);
   const { B, T, Hq, Hkv, D } = a;
@@ -169,21 +192,23 @@ export function attentionForward(_gpu: Gpu, rec: Recorder, a: AttentionForwardAr
   needFloats('v', a.v, B * kvCapacity * Hkv * D);
   needFloats('out', a.out, B * T * Hq * D);
   needFloats('lse', a.lse, B * Hq * T);
-  rec.dispatch(FWD, {
+  const flash = flashFor(gpu, a.kernels, D);
+  rec.dispatch(flash ? flash.forward : FWD, {
     buffers: [a.q, a.k, a.v, a.out, a.lse],
     params: attnParams(a, pastLen, kvCapacity),
-    workgroups: [Math.ceil(T / ROWS), Hq, B],
+    workgroups: [Math.ceil(T / (flash ? flash.shape.rows : ROWS)), Hq, B],
   });
 }
 
 /**
- * Records the backward pass (FlashAttention-2) as two kernels: dq, one thread per query row, which
- * also stores delta = rowsum(dout * out) in the `delta` workspace; then dk, dv, one thread per key
- * row, summing over the query heads that share its kv head itself. P is recomputed from lse and
+ * Records the backward pass (FlashAttention-2) as two kernels: dq per query row, which also stores
+ * delta = rowsum(dout * out) in the `delta` workspace; then dk, dv per key row, summing over the
+ * query heads that share its kv head itself ('cpu': a thread per row; 'gpu': several lanes per
+ * row, the other side's rows staged in workgroup memory). P is recomputed from lse and
  * never stored. Deterministic (fixed summation order, no atomics). dk/dv rows past pastLen + T
  * are not written.
  */
-export function attentionBackward(_gpu: Gpu, rec: Recorder, a: AttentionBackwardArgs): void {
+export function attentionBackward(gpu: Gpu, rec: Recorder, a: AttentionBackwardArgs): void {
   checkDims(a);
   const { pastLen, kvCapacity } = kvGeometry(a);
   const { B, T, Hq, Hkv, D } = a;
@@ -194,30 +219,37 @@ export function attentionBackward(_gpu: Gpu, rec: Recorder, a: AttentionBackward
   needFloats('lse', a.lse, B * Hq * T);
   needFloats('delta', a.delta, B * Hq * T);
   const params = attnParams(a, pastLen, kvCapacity);
+  const flash = flashFor(gpu, a.kernels, D);
+  const rows = flash ? flash.shape.rows : ROWS;
 
-  rec.dispatch(BWD_DQ, {
+  rec.dispatch(flash ? flash.dq : BWD_DQ, {
     buffers: [a.q, a.k, a.v, a.dout, a.lse, a.out, a.delta, a.dq],
     params,
-    workgroups: [Math.ceil(T / ROWS), Hq, B],
+    workgroups: [Math.ceil(T / rows), Hq, B],
   });
-  rec.dispatch(BWD_DKDV, {
+  rec.dispatch(flash ? flash.dkdv : BWD_DKDV, {
     buffers: [a.q, a.k, a.v, a.dout, a.lse, a.delta, a.dk, a.dv],
     params,
-    workgroups: [Math.ceil((pastLen + T) / ROWS), Hkv, B],
+    workgroups: [Math.ceil((pastLen + T) / rows), Hkv, B],
   });
 }
 
-/** How decode splits the key range of a cache with `kvLen` valid rows. */
-export function attentionDecodeSplits(d: { B: number; Hq: number; kvLen: number; chunk?: number }): {
+/** How decode splits the key range of a cache with `kvLen` valid rows, for a kernel plan. */
+export function attentionDecodeSplits(
+  d: { B: number; Hq: number; kvLen: number; chunk?: number },
+  plan: KernelPlan = 'cpu',
+): {
   chunk: number;
   nSplits: number;
 } {
   let chunk = d.chunk;
   if (chunk === undefined) {
-    // Enough splits to keep ~DECODE_TARGET_THREADS threads busy, none shorter than the minimum
-    // chunk: the merge costs grow with the number of splits.
-    const maxSplits = Math.max(1, Math.ceil(DECODE_TARGET_THREADS / (d.B * d.Hq)));
-    const splits = Math.max(1, Math.min(maxSplits, Math.floor(d.kvLen / DECODE_MIN_CHUNK)));
+    // Enough splits to keep ~DECODE_TARGET_THREADS threads ('cpu') or the target workgroups
+    // ('gpu') busy, none shorter than the minimum chunk: the merge costs grow with the splits.
+    const [target, minChunk] =
+      plan === 'gpu' ? [FLASH_DECODE_TARGET_WORKGROUPS, FLASH_DECODE_MIN_CHUNK] : [DECODE_TARGET_THREADS, DECODE_MIN_CHUNK];
+    const maxSplits = Math.max(1, Math.ceil(target / (d.B * d.Hq)));
+    const splits = Math.max(1, Math.min(maxSplits, Math.floor(d.kvLen / minChunk)));
     chunk = Math.ceil(d.kvLen / splits);
   }
   if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`attention decode: chunk ${chunk}`);
@@ -236,7 +268,7 @@ export function attentionDecodeWorkspaceBytes(d: { B: number; Hq: number; D: num
 }
 
 /** Records single-token attention over a KV cache: split-K partial softmaxes, then their merge. */
-export function attentionDecode(_gpu: Gpu, rec: Recorder, a: AttentionDecodeArgs): void {
+export function attentionDecode(gpu: Gpu, rec: Recorder, a: AttentionDecodeArgs): void {
   checkDims({ ...a, T: 1 });
   const { B, Hq, Hkv, D, capacity, kvLen } = a;
   if (!Number.isInteger(kvLen) || kvLen < 1 || kvLen > capacity) {
@@ -246,7 +278,8 @@ export function attentionDecode(_gpu: Gpu, rec: Recorder, a: AttentionDecodeArgs
   needFloats('out', a.out, B * Hq * D);
   needFloats('kCache', a.kCache, B * capacity * Hkv * D);
   needFloats('vCache', a.vCache, B * capacity * Hkv * D);
-  const { chunk, nSplits } = attentionDecodeSplits(a);
+  const flash = flashFor(gpu, a.kernels, D);
+  const { chunk, nSplits } = attentionDecodeSplits(a, flash ? 'gpu' : 'cpu');
   needFloats('workspace', a.workspace, B * Hq * nSplits * (D + 4));
   const params = new Params()
     .u32(B)
@@ -259,10 +292,11 @@ export function attentionDecode(_gpu: Gpu, rec: Recorder, a: AttentionDecodeArgs
     .u32(D)
     .f32(a.scale ?? 1 / Math.sqrt(D))
     .bytes();
-  rec.dispatch(DECODE_PARTIAL, {
+  rec.dispatch(flash ? flash.decodePartial : DECODE_PARTIAL, {
     buffers: [a.q, a.kCache, a.vCache, a.workspace],
     params,
-    workgroups: [Math.ceil(nSplits / ROWS), Hq, B],
+    // 'gpu': a workgroup per split; 'cpu': a thread per split.
+    workgroups: [flash ? nSplits : Math.ceil(nSplits / ROWS), Hq, B],
   });
   rec.dispatch(DECODE_COMBINE, {
     buffers: [a.workspace, a.out],

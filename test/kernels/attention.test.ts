@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import type { Gpu } from '../../src/gpu';
+import { describe, expect, it, vi } from 'vitest';
+import type { Gpu, KernelPlan } from '../../src/gpu';
 import {
   appendKv,
   attentionBackward,
@@ -82,7 +82,7 @@ function inputs(s: Shape, seed: number) {
 }
 
 /** Runs forward (and backward) on the GPU with every output poisoned with NaN first. */
-async function runAttention(gpu: Gpu, s: Shape, x: ReturnType<typeof inputs>, withBackward: boolean) {
+async function runAttention(gpu: Gpu, s: Shape, x: ReturnType<typeof inputs>, withBackward: boolean, kernels: KernelPlan) {
   const nq = x.q.length;
   const nkv = x.k.length;
   const nrow = s.B * s.Hq * s.T;
@@ -100,8 +100,8 @@ async function runAttention(gpu: Gpu, s: Shape, x: ReturnType<typeof inputs>, wi
   };
   try {
     const rec = gpu.recorder('attention test');
-    attentionForward(gpu, rec, { ...dimsOf(s), ...b });
-    if (withBackward) attentionBackward(gpu, rec, { ...dimsOf(s), ...b });
+    attentionForward(gpu, rec, { ...dimsOf(s), ...b, kernels });
+    if (withBackward) attentionBackward(gpu, rec, { ...dimsOf(s), ...b, kernels });
     await gpu.checked(() => rec.submit());
     return {
       out: await gpu.readF32(b.out, nq),
@@ -181,14 +181,24 @@ const shapes: Shape[] = [
   { B: 1, T: 20, Hq: 4, Hkv: 1, D: 128 },
   { B: 2, T: 13, Hq: 6, Hkv: 3, D: 32, scale: 1, qRange: 3 }, // sharp softmax: large score gaps
   { B: 2, T: 9, Hq: 4, Hkv: 2, D: 12, pastLen: 5, extraRows: 4 }, // prefill continuing a cache
+  // Lengths that are no multiple of any tile ('gpu' plan: 16/32/64 rows, 8/16/32 keys), at the
+  // models' head dims.
+  { B: 3, T: 67, Hq: 4, Hkv: 1, D: 32 },
+  { B: 2, T: 131, Hq: 6, Hkv: 2, D: 64 },
+  { B: 2, T: 1, Hq: 2, Hkv: 1, D: 64 },
+  { B: 1, T: 37, Hq: 2, Hkv: 1, D: 128, pastLen: 30, extraRows: 3 },
 ];
 
-describe('attentionForward and attentionBackward', () => {
+// Both kernel families run on every device (CI: lavapipe): 'cpu' is what CPU adapters pick,
+// 'gpu' what real GPUs pick.
+const plans: KernelPlan[] = ['cpu', 'gpu'];
+
+describe.each(plans)('attentionForward and attentionBackward, %s kernels', (kernels) => {
   shapes.forEach((s, n) => {
     it(`match the references for ${label(s)}`, async () => {
       const gpu = await getTestGpu();
       const x = inputs(s, 100 + n);
-      const got = await runAttention(gpu, s, x, true);
+      const got = await runAttention(gpu, s, x, true, kernels);
       const fwd = attentionForwardRef(x.q, x.k, x.v, dimsOf(s));
       const bwd = attentionBackwardRef(x.dout, x.q, x.k, x.v, dimsOf(s));
       expectClose(got.out, fwd.out, FWD_TOL, 'out');
@@ -205,13 +215,13 @@ describe('attentionForward and attentionBackward', () => {
     const past = 11;
     const whole: Shape = { B: 2, T: past + 6, Hq: 4, Hkv: 2, D: 16 };
     const x = inputs(whole, 7);
-    const full = await runAttention(gpu, whole, x, false);
+    const full = await runAttention(gpu, whole, x, false, kernels);
     // The prefill's queries are the last 6 rows of each sequence; k/v are the same buffers.
     const rowElems = whole.Hq * whole.D;
     const qTail = new Float32Array(2 * 6 * rowElems);
     for (let b = 0; b < 2; b++) qTail.set(x.q.subarray((b * whole.T + past) * rowElems, (b + 1) * whole.T * rowElems), b * 6 * rowElems);
     const prefill: Shape = { ...whole, T: 6, pastLen: past };
-    const part = await runAttention(gpu, prefill, { ...x, q: qTail, dout: qTail }, false);
+    const part = await runAttention(gpu, prefill, { ...x, q: qTail, dout: qTail }, false, kernels);
     const expected = new Float32Array(qTail.length);
     for (let b = 0; b < 2; b++) expected.set(full.out.subarray((b * whole.T + past) * rowElems, (b + 1) * whole.T * rowElems), b * 6 * rowElems);
     expectClose(part.out, expected, 1e-6, 'prefill out vs whole forward');
@@ -221,8 +231,8 @@ describe('attentionForward and attentionBackward', () => {
     const gpu = await getTestGpu();
     const s: Shape = { B: 1, T: 40, Hq: 6, Hkv: 2, D: 16 };
     const x = inputs(s, 3);
-    const a = await runAttention(gpu, s, x, true);
-    const b = await runAttention(gpu, s, x, true);
+    const a = await runAttention(gpu, s, x, true, kernels);
+    const b = await runAttention(gpu, s, x, true, kernels);
     expect(Buffer.from(a.dq!.buffer).equals(Buffer.from(b.dq!.buffer))).toBe(true);
     expect(Buffer.from(a.dk!.buffer).equals(Buffer.from(b.dk!.buffer))).toBe(true);
     expect(Buffer.from(a.dv!.buffer).equals(Buffer.from(b.dv!.buffer))).toBe(true);
@@ -245,7 +255,7 @@ describe('attentionForward and attentionBackward', () => {
   });
 });
 
-describe('attentionDecode and appendKv', () => {
+describe.each(plans)('attentionDecode and appendKv, %s kernels', (kernels) => {
   it('appendKv writes rows at pos and leaves the rest of the cache alone', async () => {
     const gpu = await getTestGpu();
     const d = { B: 2, rows: 3, Hkv: 2, D: 8, capacity: 10, pos: 4 };
@@ -271,13 +281,15 @@ describe('attentionDecode and appendKv', () => {
     { B: 1, Hq: 4, Hkv: 4, D: 24, kvLen: 1, capacity: 5 },
     { B: 3, Hq: 8, Hkv: 2, D: 128, kvLen: 70, capacity: 72, chunk: 7 },
     { B: 1, Hq: 2, Hkv: 1, D: 8, kvLen: 300, capacity: 300, chunk: 1 },
+    { B: 2, Hq: 4, Hkv: 1, D: 32, kvLen: 131, capacity: 140, chunk: 67 }, // a split past one 64-key step
+    { B: 1, Hq: 6, Hkv: 2, D: 24, kvLen: 67, capacity: 67, chunk: 5 }, // key groups of 6-wide columns
   ];
   for (const c of decodeCases) {
     it(`matches the forward's last row for B=${c.B} Hq=${c.Hq} Hkv=${c.Hkv} D=${c.D} kvLen=${c.kvLen}${c.chunk ? ` chunk=${c.chunk}` : ''}`, async () => {
       const gpu = await getTestGpu();
       const s: Shape = { B: c.B, T: c.kvLen, Hq: c.Hq, Hkv: c.Hkv, D: c.D };
       const x = inputs(s, c.kvLen + c.D);
-      const full = await runAttention(gpu, s, x, false);
+      const full = await runAttention(gpu, s, x, false, kernels);
       const qRow = c.Hq * c.D;
       const kvRow = c.Hkv * c.D;
       const qLast = new Float32Array(c.B * qRow);
@@ -314,7 +326,7 @@ describe('attentionDecode and appendKv', () => {
       const cache = { kCache: b.kCache, vCache: b.vCache, B: c.B, Hkv: c.Hkv, D: c.D, capacity: c.capacity };
       if (c.kvLen > 1) appendKv(gpu, rec, { ...cache, kNew: b.kPrompt, vNew: b.vPrompt, rows: c.kvLen - 1, pos: 0 });
       appendKv(gpu, rec, { ...cache, kNew: b.kLast, vNew: b.vLast, rows: 1, pos: c.kvLen - 1 });
-      attentionDecode(gpu, rec, { ...c, q: b.q, kCache: b.kCache, vCache: b.vCache, out: b.out, workspace: b.workspace });
+      attentionDecode(gpu, rec, { ...c, q: b.q, kCache: b.kCache, vCache: b.vCache, out: b.out, workspace: b.workspace, kernels });
       await gpu.checked(() => rec.submit());
       const got = await gpu.readF32(b.out, c.B * qRow);
       expectClose(got, wantOut, 1e-5, 'decode vs forward last row');
@@ -335,7 +347,7 @@ describe('attentionDecode and appendKv', () => {
       let most = 0;
       const bad: number[] = [];
       for (let kvLen = 1; kvLen <= d.capacity; kvLen++) {
-        const { chunk, nSplits } = attentionDecodeSplits({ ...d, kvLen });
+        const { chunk, nSplits } = attentionDecodeSplits({ ...d, kvLen }, kernels);
         // Every key is in a split and no split is empty.
         if (nSplits * chunk < kvLen || (nSplits - 1) * chunk >= kvLen) bad.push(kvLen);
         most = Math.max(most, d.B * d.Hq * nSplits * (d.D + 4) * 4);
@@ -343,6 +355,31 @@ describe('attentionDecode and appendKv', () => {
       expect(bad).toEqual([]);
       expect(bytes).toBeGreaterThanOrEqual(most);
     }
+  });
+});
+
+describe('kernel plans', () => {
+  it("the 'gpu' plan runs flashAttention's kernels up to head dim 64, the 'cpu' plan attention.wgsl's", async () => {
+    const gpu = await getTestGpu();
+    const buf = gpu.createBuffer(1 << 16);
+    const kernelNames = (kernels: KernelPlan, D: number) => {
+      const rec = gpu.recorder();
+      const dispatch = vi.spyOn(rec, 'dispatch').mockImplementation(() => rec);
+      const b = { q: buf, k: buf, v: buf, out: buf, lse: buf, dout: buf, dq: buf, dk: buf, dv: buf, delta: buf };
+      const dims = { B: 1, T: 4, Hq: 2, Hkv: 1, D, kernels };
+      attentionForward(gpu, rec, { ...dims, ...b });
+      attentionBackward(gpu, rec, { ...dims, ...b });
+      attentionDecode(gpu, rec, { ...b, kCache: buf, vCache: buf, workspace: buf, ...dims, capacity: 4, kvLen: 4 });
+      return dispatch.mock.calls.map(([spec]) => spec.name);
+    };
+    const cpu = ['fwd', 'bwd_dq', 'bwd_dkdv', 'decode_partial', 'decode_combine'].map((k) => `attention.attn_${k}`);
+    expect(kernelNames('cpu', 64)).toEqual(cpu);
+    expect(kernelNames('gpu', 64)).toEqual([
+      ...['fwd', 'bwd_dq', 'bwd_dkdv', 'decode_partial'].map((k) => `flashAttention.flash_${k}.d64`),
+      'attention.attn_decode_combine',
+    ]);
+    expect(kernelNames('gpu', 128)).toEqual(cpu);
+    gpu.release(buf);
   });
 });
 

@@ -69,9 +69,9 @@ export async function runEval(ctx: CliContext, argv: readonly string[]): Promise
     if (adapterDir !== undefined) adapter = await loadAdapterFolder(ctx, model, adapterDir);
     const maxSeqLen = Math.min(maxSeqLenWanted, config.maxPositions);
     const data = await loadDataset(file, opened, maxSeqLen, 'data file');
-    const truncated = data.examples.filter((e) => e.truncated).length;
+    const truncated = data.examples.truncatedCount;
     const t0 = performance.now();
-    const totals = await evaluateExamples(model, adapter, data.examples, { batchSize, maxSeqLen, padId: padTokenId(opened, config) });
+    const totals = await evaluateExamples(model, adapter, data.examples.list(), { batchSize, maxSeqLen, padId: padTokenId(opened, config) });
     if (totals.tokens === 0) throw new CliError(`${file} has no trained tokens to evaluate (no assistant replies with weight 1 within ${maxSeqLen} tokens)`);
     const seconds = (performance.now() - t0) / 1000;
     if (json) {
@@ -79,7 +79,7 @@ export async function runEval(ctx: CliContext, argv: readonly string[]): Promise
     } else {
       ctx.print(`loss            ${totals.loss.toFixed(4)} (perplexity ${Math.exp(totals.loss).toFixed(2)})`);
       ctx.print(`token accuracy  ${(totals.accuracy * 100).toFixed(2)}%`);
-      ctx.print(`trained tokens  ${totals.tokens} in ${data.examples.length} examples${truncated ? ` (${truncated} truncated to ${maxSeqLen} tokens)` : ''}`);
+      ctx.print(`trained tokens  ${totals.tokens} in ${data.examples.count} examples${truncated ? ` (${truncated} truncated to ${maxSeqLen} tokens)` : ''}`);
       ctx.note(`[${seconds.toFixed(2)} s${adapter ? `, adapter ${adapterDir}` : ''}]`);
     }
     return 0;

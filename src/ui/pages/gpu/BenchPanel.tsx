@@ -3,6 +3,7 @@
 import { useEffect, useRef, useState } from 'react';
 import type { BenchEvent, BenchRequest, BenchRow, KernelPreset } from '../../../worker/benchProtocol';
 import { saveBlob } from '../../download';
+import { TableHead } from '../../components/TableHead';
 
 /** The part of a Worker the panel uses, so tests can hand in a fake. */
 export interface BenchWorkerLike {
@@ -123,18 +124,7 @@ export function BenchPanel({ createWorker = defaultWorker }: { createWorker?: ()
         <div className="table-scroll">
           <table className="table results" data-testid="bench-table">
             <caption className="visually-hidden">Kernel benchmark results: median GPU time per case</caption>
-            <thead>
-              <tr>
-                <th scope="col">Case</th>
-                <th scope="col" className="num">
-                  ms
-                </th>
-                <th scope="col" className="num">
-                  GFLOP/s
-                </th>
-                <th scope="col">Note</th>
-              </tr>
-            </thead>
+            <TableHead columns={['Case', { num: 'ms' }, { num: 'GFLOP/s' }, 'Note']} />
             <tbody>
               {state.rows.map((r) => (
                 <tr key={r.name} data-testid="bench-row">

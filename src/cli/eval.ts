@@ -2,7 +2,7 @@ import { makeBatches } from '../data/batching';
 import type { TokenSequence } from '../data/examples';
 import type { LoraAdapter } from '../model/lora';
 import type { CausalLM } from '../model/transformer';
-import { choiceOption, flag, numberOption, parseCommand, stringOption, type CommandSpec } from './args';
+import { flag, numberOption, parseCommand, stringOption, type CommandSpec, WEIGHT_DTYPE_OPTION, weightDtypeOption } from './args';
 import { loadDataset } from './dataset';
 import { CliError, type CliContext } from './io';
 import { loadAdapterFolder, openModel, padTokenId } from './model';
@@ -15,7 +15,7 @@ export const evalSpec: CommandSpec = {
     adapter: { type: 'string', arg: 'DIR', help: 'PEFT adapter folder' },
     'max-seq-len': { type: 'string', arg: 'N', help: "examples are truncated to N tokens (capped at the model's context)", default: '512' },
     'batch-size': { type: 'string', arg: 'N', help: 'sequences per forward pass', default: '4' },
-    dtype: { type: 'string', arg: 'f16|f32', help: 'storage of the frozen weights on the GPU', default: 'f16' },
+    dtype: WEIGHT_DTYPE_OPTION,
     json: { type: 'boolean', help: 'print exactly one JSON object {"loss", "token_accuracy", "tokens"}' },
   },
   notes: ['Loss and accuracy count the tokens a training job would train on (assistant replies for chat data).'],
@@ -58,7 +58,7 @@ export async function runEval(ctx: CliContext, argv: readonly string[]): Promise
   const [modelDir, file] = args.positionals as [string, string];
   const maxSeqLenWanted = numberOption(values, 'max-seq-len', 512, { integer: true, min: 2 });
   const batchSize = numberOption(values, 'batch-size', 4, { integer: true, min: 1 });
-  const dtype = choiceOption(values, 'dtype', ['f16', 'f32'] as const, 'f16');
+  const dtype = weightDtypeOption(values);
   const json = flag(values, 'json');
 
   const opened = await openModel(ctx, modelDir, dtype);

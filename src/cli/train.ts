@@ -13,7 +13,7 @@ import { formatValidationLoss, NO_STEP_TOKENS, resultsCsv, resultsCsvHeader, res
 import { SCHEDULE_KINDS } from '../train/schedule';
 import { Trainer, type TrainingEvent } from '../train/trainer';
 import { OutputWriteError, writeFileAtomic } from '../util/atomicWrite';
-import { autoNumberOption, choiceOption, flag, listOption, numberOption, parseCommand, requiredString, stringOption, type CommandSpec, type OptionValues } from './args';
+import { autoNumberOption, choiceOption, flag, listOption, numberOption, parseCommand, requiredString, stringOption, type CommandSpec, type OptionValues, WEIGHT_DTYPE_OPTION, weightDtypeOption, LOG_EVERY_OPTION, logEveryOption } from './args';
 import { loadDataset } from './dataset';
 import { CliError, formatBytes, type CliContext } from './io';
 import { baseModelName, loadAdapterFolder, openModel, padTokenId, writeAdapterFolder } from './model';
@@ -75,8 +75,8 @@ export const trainSpec: CommandSpec = {
     resume: { type: 'boolean', help: "continue the job in --out from its latest checkpoint (the checkpoint's hyperparameters are used)" },
     overwrite: { type: 'boolean', help: 'replace the job already in --out (its adapter, metrics and checkpoints are deleted)' },
     'allow-small': { type: 'boolean', help: 'train on fewer than 10 examples (OpenAI refuses them)' },
-    dtype: { type: 'string', arg: 'f16|f32', help: 'storage of the frozen weights on the GPU', default: 'f16' },
-    'log-every': { type: 'string', arg: 'N', help: 'print a progress line every N steps', default: '1' },
+    dtype: WEIGHT_DTYPE_OPTION,
+    'log-every': LOG_EVERY_OPTION,
     'checkpoint-every': { type: 'string', arg: 'N', help: 'also save a checkpoint every N steps (long epochs lose less to a stop; the last three are kept)', default: 'each epoch' },
     'allow-untrained': { type: 'boolean', help: `train even when over ${MAX_UNTRAINED_SHARE * 100}% of the examples lose every trained token to truncation` },
   },
@@ -198,8 +198,8 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
     ...(validFile !== undefined ? { validFile } : {}),
     out,
     request: hyperparameterRequest(values),
-    dtype: choiceOption(values, 'dtype', ['f16', 'f32'] as const, 'f16'),
-    logEvery: numberOption(values, 'log-every', 1, { integer: true, min: 1 }),
+    dtype: weightDtypeOption(values),
+    logEvery: logEveryOption(values),
     ...(initDir !== undefined ? { initDir } : {}),
     resume: flag(values, 'resume'),
     allowUntrained: flag(values, 'allow-untrained'),

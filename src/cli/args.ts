@@ -205,3 +205,17 @@ export function choiceOption<T extends string>(values: OptionValues, name: strin
   if (!(choices as readonly string[]).includes(text)) throw new CliError(`--${name} must be one of ${choices.join(', ')}, got ${JSON.stringify(text)}`);
   return text as T;
 }
+
+/** --dtype of the commands that put a model's frozen weights on the GPU. */
+export const WEIGHT_DTYPE_OPTION: OptionSpec = { type: 'string', arg: 'f16|f32', help: 'storage of the frozen weights on the GPU', default: 'f16' };
+
+export function weightDtypeOption(values: OptionValues): 'f16' | 'f32' {
+  return choiceOption(values, 'dtype', ['f16', 'f32'] as const, 'f16');
+}
+
+/** --log-every of the commands that train. */
+export const LOG_EVERY_OPTION: OptionSpec = { type: 'string', arg: 'N', help: 'print a progress line every N steps', default: '1' };
+
+export function logEveryOption(values: OptionValues): number {
+  return numberOption(values, 'log-every', 1, { integer: true, min: 1 });
+}

@@ -5,8 +5,9 @@ import { stat } from 'node:fs/promises';
 
 import { formatIssue, validateJsonl, type DatasetReportOptions } from '../data/datasetReport';
 import { detectEndOfTurn } from '../data/chatTemplate';
-import { tokenizeExample, type TokenizedExample } from '../data/examples';
-import type { DatasetReport, LineExample } from '../data/datasetTypes';
+import { tokenizeExample } from '../data/examples';
+import type { ChatExample, DatasetFormat, DatasetReport } from '../data/datasetTypes';
+import { PackedExamples } from '../data/packedExamples';
 import { CliError } from './io';
 import type { TextTools } from './model';
 
@@ -29,17 +30,16 @@ export async function reportFile(path: string, options: DatasetReportOptions): P
 
 export interface LoadedDataset {
   report: DatasetReport;
-  /** The valid examples with their lines, in file order. */
-  lines: LineExample[];
-  /** lines[i] tokenized (truncated to maxSeqLen when given). */
-  examples: TokenizedExample[];
+  /** The valid examples tokenized (cut to maxSeqLen when given), in file order, packed. */
+  examples: PackedExamples;
   /** The template's end-of-turn marker (null: none, or no chat examples). */
   endOfTurn: string | null;
 }
 
 /**
- * Validates and tokenizes a data file; any error in it is fatal (listed, with a pointer to
- * `whittle validate` for the whole report), as a job on half a file would be a surprise.
+ * Validates and tokenizes a data file in one pass over it, keeping only the packed tokens of the
+ * valid examples; any error in it is fatal (listed, with a pointer to `whittle validate` for the
+ * whole report), as a job on half a file would be a surprise.
  */
 export async function loadDataset(
   path: string,
@@ -48,7 +48,25 @@ export async function loadDataset(
   what: string,
   options: { tooFewIsError?: boolean } = {},
 ): Promise<LoadedDataset> {
-  const report = await reportFile(path, { keepExamples: true, tooFewIsError: options.tooFewIsError === true, ...(maxSeqLen === undefined ? {} : { maxSeqLen }) });
+  const { tokenizer, template } = tools;
+  // A line is valid in one format only; the file's format is known at the end, so each format
+  // it could be gets its own store (a valid file fills just one).
+  const stores = new Map<DatasetFormat, PackedExamples>();
+  let endOfTurn: string | null | undefined;
+  const failures = new Map<DatasetFormat, string>();
+  const onValidExample = (example: ChatExample, line: number, format: DatasetFormat) => {
+    if (failures.has(format)) return;
+    try {
+      if (endOfTurn === undefined && example.kind === 'chat' && template !== null) endOfTurn = detectEndOfTurn(template, tokenizer);
+      const tokenized = tokenizeExample(example, tokenizer, template, maxSeqLen === undefined ? { endOfTurn: endOfTurn ?? null } : { maxSeqLen, endOfTurn: endOfTurn ?? null });
+      let store = stores.get(format);
+      if (store === undefined) stores.set(format, (store = new PackedExamples()));
+      store.push(tokenized);
+    } catch (e) {
+      failures.set(format, `line ${line}: ${(e as Error).message}`);
+    }
+  };
+  const report = await reportFile(path, { onValidExample, tooFewIsError: options.tooFewIsError === true, ...(maxSeqLen === undefined ? {} : { maxSeqLen }) });
   if (!report.ok) {
     const shown = report.errors.slice(0, 5).map((e) => `  ${formatIssue(e)}`);
     const more = report.errorCount > shown.length ? [`  ... ${report.errorCount - shown.length} more`] : [];
@@ -61,15 +79,7 @@ export async function loadDataset(
           : `has ${few?.message ?? 'too few examples'} (--allow-small to train anyway)`;
     throw new CliError([`${what} ${path} ${why}:`, ...shown, ...more, `(whittle validate ${path} shows the full report)`].join('\n'));
   }
-  const lines = report.validExamples ?? [];
-  const { tokenizer, template } = tools;
-  const endOfTurn = template !== null && lines.some((l) => l.example.kind === 'chat') ? detectEndOfTurn(template, tokenizer) : null;
-  const examples = lines.map(({ line, example }) => {
-    try {
-      return tokenizeExample(example, tokenizer, template, maxSeqLen === undefined ? { endOfTurn } : { maxSeqLen, endOfTurn });
-    } catch (e) {
-      throw new CliError(`${what} ${path} line ${line}: ${(e as Error).message}`);
-    }
-  });
-  return { report, lines, examples, endOfTurn };
+  const failed = failures.get(report.format);
+  if (failed !== undefined) throw new CliError(`${what} ${path} ${failed}`);
+  return { report, examples: stores.get(report.format) ?? new PackedExamples(), endOfTurn: endOfTurn ?? null };
 }

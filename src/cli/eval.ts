@@ -2,7 +2,7 @@ import { makeBatches } from '../data/batching';
 import type { TokenSequence } from '../data/examples';
 import type { LoraAdapter } from '../model/lora';
 import type { CausalLM } from '../model/transformer';
-import { choiceOption, flag, KERNELS_OPTION, kernelsOption, numberOption, parseCommand, stringOption, type CommandSpec } from './args';
+import { flag, KERNELS_OPTION, kernelsOption, numberOption, parseCommand, stringOption, type CommandSpec, WEIGHT_DTYPE_OPTION, weightDtypeOption } from './args';
 import { loadDataset } from './dataset';
 import { CliError, type CliContext } from './io';
 import { loadAdapterFolder, openModel, padTokenId } from './model';
@@ -15,7 +15,7 @@ export const evalSpec: CommandSpec = {
     adapter: { type: 'string', arg: 'DIR', help: 'PEFT adapter folder' },
     'max-seq-len': { type: 'string', arg: 'N', help: "examples are truncated to N tokens (capped at the model's context)", default: '512' },
     'batch-size': { type: 'string', arg: 'N', help: 'sequences per forward pass', default: '4' },
-    dtype: { type: 'string', arg: 'f16|f32', help: 'storage of the frozen weights on the GPU', default: 'f16' },
+    dtype: WEIGHT_DTYPE_OPTION,
     kernels: KERNELS_OPTION,
     json: { type: 'boolean', help: 'print exactly one JSON object {"loss", "token_accuracy", "tokens"}' },
   },
@@ -59,7 +59,7 @@ export async function runEval(ctx: CliContext, argv: readonly string[]): Promise
   const [modelDir, file] = args.positionals as [string, string];
   const maxSeqLenWanted = numberOption(values, 'max-seq-len', 512, { integer: true, min: 2 });
   const batchSize = numberOption(values, 'batch-size', 4, { integer: true, min: 1 });
-  const dtype = choiceOption(values, 'dtype', ['f16', 'f32'] as const, 'f16');
+  const dtype = weightDtypeOption(values);
   const json = flag(values, 'json');
   ctx.useKernels(kernelsOption(values));
 
@@ -71,9 +71,9 @@ export async function runEval(ctx: CliContext, argv: readonly string[]): Promise
     if (adapterDir !== undefined) adapter = await loadAdapterFolder(ctx, model, adapterDir);
     const maxSeqLen = Math.min(maxSeqLenWanted, config.maxPositions);
     const data = await loadDataset(file, opened, maxSeqLen, 'data file');
-    const truncated = data.examples.filter((e) => e.truncated).length;
+    const truncated = data.examples.truncatedCount;
     const t0 = performance.now();
-    const totals = await evaluateExamples(model, adapter, data.examples, { batchSize, maxSeqLen, padId: padTokenId(opened, config) });
+    const totals = await evaluateExamples(model, adapter, data.examples.list(), { batchSize, maxSeqLen, padId: padTokenId(opened, config) });
     if (totals.tokens === 0) throw new CliError(`${file} has no trained tokens to evaluate (no assistant replies with weight 1 within ${maxSeqLen} tokens)`);
     const seconds = (performance.now() - t0) / 1000;
     if (json) {
@@ -81,7 +81,7 @@ export async function runEval(ctx: CliContext, argv: readonly string[]): Promise
     } else {
       ctx.print(`loss            ${totals.loss.toFixed(4)} (perplexity ${Math.exp(totals.loss).toFixed(2)})`);
       ctx.print(`token accuracy  ${(totals.accuracy * 100).toFixed(2)}%`);
-      ctx.print(`trained tokens  ${totals.tokens} in ${data.examples.length} examples${truncated ? ` (${truncated} truncated to ${maxSeqLen} tokens)` : ''}`);
+      ctx.print(`trained tokens  ${totals.tokens} in ${data.examples.count} examples${truncated ? ` (${truncated} truncated to ${maxSeqLen} tokens)` : ''}`);
       ctx.note(`[${seconds.toFixed(2)} s${adapter ? `, adapter ${adapterDir}` : ''}; kernels: ${model.gpu.kernels} plan]`);
     }
     return 0;

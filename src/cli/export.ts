@@ -13,7 +13,6 @@ import {
   promptCompletionToMessages,
   type ClusterJob,
 } from '../formats/clusterHandoff';
-import { longestExample } from '../data/examples';
 import { bytesModelDir, loadHfModelDir, SAFETENSORS_INDEX, type HfModelFiles } from '../formats/hfModelDir';
 import { DEFAULT_MAX_SHARD_BYTES, exportMergedModel, MergeError, readPeftAdapterTensors, type AdapterTensors, type MergedDtype } from '../formats/mergedModel';
 import type { ClosableModelDir } from '../formats/nodeByteSource';
@@ -371,9 +370,8 @@ async function clusterFiles(ctx: CliContext, modelDir: string, values: OptionVal
     const folder = await readModelFolderFiles(modelDir);
     const config = parseModelConfig(folder.config);
     const data = await loadDataset(trainFlag, textTools(folder, modelDir), undefined, 'training file');
-    const longest = longestExample(data.examples);
     try {
-      hp = resolveHyperparameters(hyperparameterRequest(values), data.examples.length, { model: modelResolveContext(config, folder.finetune), longestExample: longest });
+      hp = resolveHyperparameters(hyperparameterRequest(values), data.examples.count, { model: modelResolveContext(config, folder.finetune), longestExample: data.examples.longest });
     } catch (e) {
       if (e instanceof HyperparameterError) throw new CliError(e.message);
       throw e;

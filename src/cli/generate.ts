@@ -3,7 +3,7 @@ import { textUsesBos } from '../data/examples';
 import type { TextTokenizer } from '../data/tokenizer';
 import { generate } from '../model/generate';
 import type { LoraAdapter } from '../model/lora';
-import { choiceOption, flag, KERNELS_OPTION, kernelsOption, listOption, numberOption, parseCommand, requiredString, stringOption, type CommandSpec } from './args';
+import { flag, KERNELS_OPTION, kernelsOption, listOption, numberOption, parseCommand, requiredString, stringOption, type CommandSpec, WEIGHT_DTYPE_OPTION, weightDtypeOption } from './args';
 import { CliError, type CliContext } from './io';
 import { loadAdapterFolder, openModel } from './model';
 
@@ -23,7 +23,7 @@ export const generateSpec: CommandSpec = {
     'repetition-penalty': { type: 'string', arg: 'X', help: '1 = off', default: '1' },
     seed: { type: 'string', arg: 'N', help: 'seed of the sampling draws', default: '0' },
     stop: { type: 'string', arg: 'STR', multiple: true, help: 'stop when the text contains STR (repeatable; STR is not printed)' },
-    dtype: { type: 'string', arg: 'f16|f32', help: 'storage of the frozen weights on the GPU', default: 'f16' },
+    dtype: WEIGHT_DTYPE_OPTION,
     kernels: KERNELS_OPTION,
   },
   notes: ['Generation stops at the model\'s EOS (and, with --chat, the template\'s end-of-turn token). Tokens/s go to stderr.'],
@@ -111,7 +111,7 @@ export async function runGenerate(ctx: CliContext, argv: readonly string[]): Pro
   };
   const stops = listOption(values, 'stop');
   if (stops.some((s) => s.length === 0)) throw new CliError('--stop must not be empty');
-  const dtype = choiceOption(values, 'dtype', ['f16', 'f32'] as const, 'f16');
+  const dtype = weightDtypeOption(values);
   ctx.useKernels(kernelsOption(values));
 
   const opened = await openModel(ctx, args.positionals[0]!, dtype);

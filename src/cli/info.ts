@@ -4,7 +4,7 @@ import { estimateLoraJobMemory, type MemoryEstimate } from '../model/memoryEstim
 import type { WeightDtype } from '../model/weights';
 import { Rng } from '../util/random';
 import { DEFAULT_OPTIMIZER, LoraOptimizer } from '../train/optimizer';
-import { choiceOption, flag, listOption, numberOption, parseCommand, type CommandSpec } from './args';
+import { flag, listOption, numberOption, parseCommand, type CommandSpec, WEIGHT_DTYPE_OPTION, weightDtypeOption } from './args';
 import { CliError, formatBytes, type CliContext } from './io';
 import { openModel, readModelFolder } from './model';
 
@@ -17,7 +17,7 @@ export const infoSpec: CommandSpec = {
     seq: { type: 'string', arg: 'T', help: "tokens per sequence (capped at the model's context)", default: '512' },
     rank: { type: 'string', arg: 'R', help: 'LoRA rank', default: '16' },
     'target-modules': { type: 'string', arg: 'a,b', help: 'LoRA target modules', default: 'all linear layers' },
-    dtype: { type: 'string', arg: 'f16|f32', help: 'storage of the frozen weights on the GPU', default: 'f16' },
+    dtype: WEIGHT_DTYPE_OPTION,
     measure: { type: 'boolean', help: 'load the model and run one training step of that shape; report the measured peak' },
     json: { type: 'boolean', help: 'print one JSON object' },
   },
@@ -61,7 +61,7 @@ export async function runInfo(ctx: CliContext, argv: readonly string[]): Promise
   const batch = numberOption(values, 'batch', 4, { integer: true, min: 1 });
   const seqWanted = numberOption(values, 'seq', 512, { integer: true, min: 1 });
   const rank = numberOption(values, 'rank', 16, { integer: true, min: 1 });
-  const dtype = choiceOption(values, 'dtype', ['f16', 'f32'] as const, 'f16');
+  const dtype = weightDtypeOption(values);
 
   const folder = await readModelFolder(path);
   const c = folder.config;

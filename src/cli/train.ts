@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { MAX_UNTRAINED_SHARE } from '../data/datasetReport';
-import { longestExample, tokenizeExample, trainedTargets, type TokenizedExample } from '../data/examples';
+import { trainedTargets, type TokenSequence } from '../data/examples';
 import { exportPeftAdapter } from '../formats/peft';
 import type { LoraAdapter } from '../model/lora';
 import { loadLatestCheckpoint, type Checkpoint } from '../train/checkpoint';
@@ -13,10 +13,10 @@ import { formatValidationLoss, NO_STEP_TOKENS, resultsCsv, resultsCsvHeader, res
 import { SCHEDULE_KINDS } from '../train/schedule';
 import { Trainer, type TrainingEvent } from '../train/trainer';
 import { OutputWriteError, writeFileAtomic } from '../util/atomicWrite';
-import { autoNumberOption, choiceOption, flag, KERNELS_OPTION, kernelsOption, listOption, numberOption, parseCommand, requiredString, stringOption, type CommandSpec, type OptionValues } from './args';
-import { loadDataset, type LoadedDataset } from './dataset';
+import { autoNumberOption, choiceOption, flag, KERNELS_OPTION, kernelsOption, listOption, numberOption, parseCommand, requiredString, stringOption, type CommandSpec, type OptionValues, WEIGHT_DTYPE_OPTION, weightDtypeOption, LOG_EVERY_OPTION, logEveryOption } from './args';
+import { loadDataset } from './dataset';
 import { CliError, formatBytes, type CliContext } from './io';
-import { baseModelName, loadAdapterFolder, openModel, padTokenId, writeAdapterFolder, type TextTools } from './model';
+import { baseModelName, loadAdapterFolder, openModel, padTokenId, writeAdapterFolder } from './model';
 import { checkSameData, claimJobFolder, continueCommand, fingerprintFile, lockOutFolder, type FileFingerprint } from './outFolder';
 
 export const METRICS_FILE = 'metrics.csv';
@@ -75,9 +75,9 @@ export const trainSpec: CommandSpec = {
     resume: { type: 'boolean', help: "continue the job in --out from its latest checkpoint (the checkpoint's hyperparameters are used)" },
     overwrite: { type: 'boolean', help: 'replace the job already in --out (its adapter, metrics and checkpoints are deleted)' },
     'allow-small': { type: 'boolean', help: 'train on fewer than 10 examples (OpenAI refuses them)' },
-    dtype: { type: 'string', arg: 'f16|f32', help: 'storage of the frozen weights on the GPU', default: 'f16' },
+    dtype: WEIGHT_DTYPE_OPTION,
     kernels: KERNELS_OPTION,
-    'log-every': { type: 'string', arg: 'N', help: 'print a progress line every N steps', default: '1' },
+    'log-every': LOG_EVERY_OPTION,
     'checkpoint-every': { type: 'string', arg: 'N', help: 'also save a checkpoint every N steps (long epochs lose less to a stop; the last three are kept)', default: 'each epoch' },
     'allow-untrained': { type: 'boolean', help: `train even when over ${MAX_UNTRAINED_SHARE * 100}% of the examples lose every trained token to truncation` },
   },
@@ -120,13 +120,6 @@ export function hyperparameterRequest(values: OptionValues): HyperparameterReque
   if (targets.length) req.targetModules = targets;
   if (flag(values, 'rslora')) req.useRslora = true;
   return req;
-}
-
-/** Examples over maxSeqLen tokens, tokenized again with truncation (the first pass was uncut). */
-function truncateTo(data: LoadedDataset, tools: TextTools, maxSeqLen: number): TokenizedExample[] {
-  return data.examples.map((e, i) =>
-    e.ids.length <= maxSeqLen ? e : tokenizeExample(data.lines[i]!.example, tools.tokenizer, tools.template, { maxSeqLen, endOfTurn: data.endOfTurn }),
-  );
 }
 
 function describeHp(hp: Hyperparameters): string {
@@ -207,8 +200,8 @@ export async function runTrain(ctx: CliContext, argv: readonly string[]): Promis
     ...(validFile !== undefined ? { validFile } : {}),
     out,
     request: hyperparameterRequest(values),
-    dtype: choiceOption(values, 'dtype', ['f16', 'f32'] as const, 'f16'),
-    logEvery: numberOption(values, 'log-every', 1, { integer: true, min: 1 }),
+    dtype: weightDtypeOption(values),
+    logEvery: logEveryOption(values),
     ...(initDir !== undefined ? { initDir } : {}),
     resume: flag(values, 'resume'),
     allowUntrained: flag(values, 'allow-untrained'),
@@ -278,25 +271,27 @@ async function trainInto(ctx: CliContext, run: TrainRun, store: NodeCheckpointSt
       throw new CliError(`--max-seq-len ${explicitLen} exceeds the model's context of ${config.maxPositions} positions`);
     }
     const trainData = await loadDataset(trainFile, opened, explicitLen, 'training file', { tooFewIsError: run.allowSmall !== true });
-    const longest = longestExample(trainData.examples);
     const hp = checkpoint
       ? checkpoint.hyperparameters
-      : resolveHyperparameters(request, trainData.examples.length, { model: modelResolveContext(config, opened.files.finetune), longestExample: longest });
+      : resolveHyperparameters(request, trainData.examples.count, { model: modelResolveContext(config, opened.files.finetune), longestExample: trainData.examples.longest });
     const validData = validFile === undefined ? null : await loadDataset(validFile, opened, hp.maxSeqLen, 'validation file');
 
-    // Examples with nothing left to train on after truncation would only cost compute.
-    const keep = (list: TokenizedExample[]) => list.filter((e) => trainedTargets(e) > 0);
-    const train = keep(truncateTo(trainData, opened, hp.maxSeqLen));
-    const dropped = trainData.examples.length - train.length;
+    // Examples with nothing left to train on after truncation would only cost compute. An
+    // example tokenized uncut is cut here to its first maxSeqLen tokens, as tokenizing it with
+    // that maxSeqLen would.
+    const hasTarget = (e: TokenSequence) => trainedTargets(e) > 0;
+    const train = trainData.examples.list(hp.maxSeqLen, hasTarget);
+    const total = trainData.examples.count;
+    const dropped = total - train.length;
     if (dropped > 0) ctx.note(`note: ${dropped} training example${dropped === 1 ? '' : 's'} have no trained token within ${hp.maxSeqLen} tokens and are skipped`);
     if (train.length === 0) throw new CliError(`${trainFile} has no example with a trained token within ${hp.maxSeqLen} tokens`);
-    if (dropped / trainData.examples.length > MAX_UNTRAINED_SHARE && !run.allowUntrained) {
+    if (dropped / total > MAX_UNTRAINED_SHARE && !run.allowUntrained) {
       throw new CliError(
-        `${dropped} of ${trainData.examples.length} training examples (over ${MAX_UNTRAINED_SHARE * 100}%) lose every trained token at ${hp.maxSeqLen} tokens ` +
+        `${dropped} of ${total} training examples (over ${MAX_UNTRAINED_SHARE * 100}%) lose every trained token at ${hp.maxSeqLen} tokens ` +
           `(the model's context is ${config.maxPositions}): shorten them, or pass --allow-untrained to train on the rest`,
       );
     }
-    const validation = validData ? keep(validData.examples) : [];
+    const validation = validData ? validData.examples.list(hp.maxSeqLen, hasTarget) : [];
     if (validData && validation.length === 0) throw new CliError(`${validFile} has no example with a trained token within ${hp.maxSeqLen} tokens`);
 
     ctx.print(`training ${opened.path} (${config.modelType}, ${config.layers} layers, weights ${dtype}) on ${train.length} examples${validation.length ? `, validating on ${validation.length}` : ''}`);

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { EMBEDDED_MODEL_NAME, firstExamplesFileName, firstJsonlLines, parseSampleIndex, tryItExamples, tryItHyperparameters, type TryItLength } from '../jobs/samples';
-import { choiceOption, flag, numberOption, parseCommand, requiredString, stringOption, type CommandSpec } from './args';
+import { flag, parseCommand, requiredString, stringOption, type CommandSpec, WEIGHT_DTYPE_OPTION, weightDtypeOption, LOG_EVERY_OPTION, logEveryOption } from './args';
 import { CliError, type CliContext } from './io';
 import { trainModel } from './train';
 
@@ -23,8 +23,8 @@ export const trySpec: CommandSpec = {
     quick: { type: 'boolean', help: "the card's quick check: one epoch over the first examples" },
     model: { type: 'string', arg: 'DIR', help: 'model folder', default: `public/models/${EMBEDDED_MODEL_NAME}` },
     samples: { type: 'string', arg: 'DIR', help: 'folder with index.json and the sample files', default: 'public/samples' },
-    dtype: { type: 'string', arg: 'f16|f32', help: 'storage of the frozen weights on the GPU', default: 'f16' },
-    'log-every': { type: 'string', arg: 'N', help: 'print a progress line every N steps', default: '1' },
+    dtype: WEIGHT_DTYPE_OPTION,
+    'log-every': LOG_EVERY_OPTION,
   },
   notes: ['Every hyperparameter the card leaves to auto is resolved by the same rules as the job form (the model\'s whittle_finetune.json first).'],
 };
@@ -64,8 +64,8 @@ export async function runTry(ctx: CliContext, argv: readonly string[]): Promise<
     validFile: join(samplesDir, sample.validFile),
     out,
     request: tryItHyperparameters(sample, length),
-    dtype: choiceOption(values, 'dtype', ['f16', 'f32'] as const, 'f16'),
-    logEvery: numberOption(values, 'log-every', 1, { integer: true, min: 1 }),
+    dtype: weightDtypeOption(values),
+    logEvery: logEveryOption(values),
     resume: false,
   });
 }

@@ -49,6 +49,12 @@ export interface DatasetReportOptions {
   tooFewIsError?: boolean;
   /** Keep the normalised examples in `validExamples`. Default false. */
   keepExamples?: boolean;
+  /**
+   * Called with each valid example as it is read, with its line and the format it is valid in
+   * (the file's format is only known at the end): a caller can tokenize as the file streams
+   * instead of keeping every example.
+   */
+  onValidExample?: (example: ChatExample, line: number, format: DatasetFormat) => void;
 }
 
 const DEFAULT_MAX_LISTED = 100;
@@ -343,6 +349,7 @@ export class DatasetReportBuilder {
       counts = counted;
     }
     bucket.addValid(line, result.example, counts, this.maxSeqLen, this.options.keepExamples === true);
+    this.options.onValidExample?.(result.example, line, bucket.format);
   }
 
   finish(): DatasetReport {

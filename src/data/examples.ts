@@ -173,16 +173,6 @@ export function tokenizeExamples(
   });
 }
 
-/**
- * Tokens in the longest example before truncation (0 for none). A loop, not Math.max(...spread):
- * spreading a data-sized array overflows the call stack at about 130k elements.
- */
-export function longestExample(examples: Iterable<{ fullLength: number }>): number {
-  let longest = 0;
-  for (const e of examples) if (e.fullLength > longest) longest = e.fullLength;
-  return longest;
-}
-
 /** The next-token shift: L ids -> L-1 (input, target, mask) positions. Empty for L < 2. */
 export function toTrainingSequence(example: TokenSequence): TrainingSequence {
   const positions = Math.max(0, example.ids.length - 1);

@@ -1,9 +1,24 @@
 import { fromF16Array, toF16Array } from '../gpu';
-import { embedding, embeddingBackward, embeddingGradIndex, packEmbeddingGradIndex } from '../kernels/embedding';
+import type { Gpu } from '../gpu';
+import { embedding, embeddingBackward, embeddingGradIndex, packEmbeddingGradIndex, type EmbeddingShard } from '../kernels/embedding';
 import { embeddingBackwardRef, embeddingRef } from '../kernels/reference/embedding';
 import { maxRelError, Rng } from './compare';
 import type { SelfTestCase } from './types';
 import { withBuffers } from './buffers';
+
+/** Records and submits the gradient scatter-add of dOut over the tokens' ids into the shards. */
+export function scatterEmbeddingGrad(gpu: Gpu, t: (b: GPUBuffer) => GPUBuffer, ids: Uint32Array, dOut: Float32Array, cols: number, shards: EmbeddingShard[]): void {
+  const index = embeddingGradIndex(ids);
+  const rec = gpu.recorder('embeddingGrad');
+  embeddingBackward(gpu, rec, {
+    index,
+    indexBuffer: t(gpu.upload(packEmbeddingGradIndex(index))),
+    dOut: t(gpu.upload(dOut)),
+    cols,
+    shards,
+  });
+  rec.submit();
+}
 
 export const selfTestCases: SelfTestCase[] = [
   {
@@ -47,17 +62,8 @@ export const selfTestCases: SelfTestCase[] = [
         const rng = new Rng(707);
         const ids = Uint32Array.from({ length: tokens }, () => rng.int(vocab));
         const dOut = rng.f32(tokens * cols);
-        const index = embeddingGradIndex(ids);
         const dTable = t(gpu.upload(new Float32Array(vocab * cols)));
-        const rec = gpu.recorder('selftest.embeddingGrad');
-        embeddingBackward(gpu, rec, {
-          index,
-          indexBuffer: t(gpu.upload(packEmbeddingGradIndex(index))),
-          dOut: t(gpu.upload(dOut)),
-          cols,
-          shards: [{ buffer: dTable, rowStart: 0, rowCount: vocab }],
-        });
-        rec.submit();
+        scatterEmbeddingGrad(gpu, t, ids, dOut, cols, [{ buffer: dTable, rowStart: 0, rowCount: vocab }]);
         return maxRelError(await gpu.readF32(dTable, vocab * cols), embeddingBackwardRef(dOut, ids, vocab, cols));
       }),
   },

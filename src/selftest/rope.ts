@@ -4,6 +4,19 @@ import { maxRelError, Rng } from './compare';
 import type { SelfTestCase } from './types';
 import { withBuffers } from './buffers';
 
+/** Llama 3.2 1B's rope settings: llama3 frequency scaling (factor 32, low 1, high 4, original 8192). */
+export const LLAMA_3_2_ROPE = {
+  head_dim: 64,
+  rope_theta: 500000,
+  rope_scaling: {
+    rope_type: 'llama3',
+    factor: 32,
+    low_freq_factor: 1,
+    high_freq_factor: 4,
+    original_max_position_embeddings: 8192,
+  },
+};
+
 export const selfTestCases: SelfTestCase[] = [
   {
     name: 'rope llama3 frequencies forward + backward (17 tokens, 3 heads, D=64)',
@@ -17,17 +30,7 @@ export const selfTestCases: SelfTestCase[] = [
         const n = tokens * heads * headDim;
         const rng = new Rng(505);
         const x = rng.f32(n);
-        const { invFreq } = ropeInvFreq({
-          head_dim: headDim,
-          rope_theta: 500000,
-          rope_scaling: {
-            rope_type: 'llama3',
-            factor: 32,
-            low_freq_factor: 1,
-            high_freq_factor: 4,
-            original_max_position_embeddings: 8192,
-          },
-        });
+        const { invFreq } = ropeInvFreq({ ...LLAMA_3_2_ROPE, head_dim: headDim });
         const positions = Uint32Array.from({ length: tokens }, () => rng.int(20000));
         const common = {
           invFreq: t(gpu.upload(invFreq)),

@@ -1,9 +1,10 @@
 // The built app works offline: after one online visit, public/sw.js serves the app shell, the
 // embedded model and the sample datasets with the network blocked, Range requests included.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { listFiles } from '../../scripts/listFiles';
 import { buildAndServe, launchChromium, ROOT, waitForServiceWorker, type ServedApp } from './harness';
 
 const MODEL_DIR = 'models/whittle-bilingual-small';
@@ -14,19 +15,6 @@ interface SwManifest {
   dataVersion: string;
   shell: string[];
   data: string[];
-}
-
-function listFiles(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const entry of readdirSync(d, { withFileTypes: true })) {
-      const path = join(d, entry.name);
-      if (entry.isDirectory()) walk(path);
-      else out.push(relative(dir, path).split(sep).join('/'));
-    }
-  };
-  walk(dir);
-  return out.sort();
 }
 
 let app: ServedApp | null = null;

@@ -34,6 +34,21 @@ function report(lines: string[], options: DatasetReportOptions = {}): Promise<Da
   return validateJsonl(lines.join('\n'), options);
 }
 
+describe('onValidExample', () => {
+  it('hands over each valid example as it is read, with its line and format, as keepExamples keeps them', async () => {
+    const lines = [chatLine('a', 'b'), '{"messages": 3}', JSON.stringify({ prompt: 'p', completion: 'c' }), chatLine('c', 'd', 'sys')];
+    const seen: [number, string, string][] = [];
+    const r = await report(lines, { keepExamples: true, onValidExample: (example, line, format) => seen.push([line, format, example.messages.at(-1)!.content]) });
+    expect(seen).toEqual([
+      [1, 'chat', 'b'],
+      [3, 'prompt_completion', 'c'],
+      [4, 'chat', 'd'],
+    ]);
+    expect(r.format).toBe('chat');
+    expect(r.validExamples!.map((l) => l.line)).toEqual([1, 4]);
+  });
+});
+
 describe('report on the error fixture', () => {
   it('lists every error kind with its line number', async () => {
     const r = await validateJsonl(createReadStream(fixture('chat_errors.jsonl')), { countTokens: fakeCount, maxSeqLen: 4096 });

@@ -7,7 +7,6 @@ import { validateJsonl } from '../../src/data/datasetReport';
 import {
   countExampleTokens,
   createTokenCounter,
-  longestExample,
   textUsesBos,
   tokenizeExample,
   tokenizeExamples,
@@ -298,14 +297,5 @@ describe('createTokenCounter in the dataset report', () => {
     expect(report.stats?.trainedTokens).toBe(4);
     expect(report.stats?.trainedTokensAfterTruncation).toBe(2);
     expect(report.truncatedExamples).toBe(2);
-  });
-});
-
-describe('longestExample', () => {
-  it('takes a dataset of any size (a spread into Math.max overflowed the stack at ~130k)', () => {
-    const lengths = Array.from({ length: 300_000 }, (_, i) => ({ fullLength: (i * 7919) % 1000 }));
-    lengths[123_456] = { fullLength: 4096 };
-    expect(longestExample(lengths)).toBe(4096);
-    expect(longestExample([])).toBe(0);
   });
 });

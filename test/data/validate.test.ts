@@ -29,28 +29,17 @@ function only(result: ValidationResult): string {
 
 describe('validateChatExample: valid examples', () => {
   it('normalises messages, keeping weight and name and dropping nothing else', () => {
-    const result = validateChatExample({
-      messages: [
-        { role: 'system', content: 'be brief' },
-        { content: 'hi', role: 'user', name: 'alice' },
-        { role: 'assistant', content: 'bad', weight: 0 },
-        { role: 'user', content: 'again' },
-        { role: 'assistant', content: 'good', weight: 1 },
-      ],
-    });
-    expect(result).toEqual({
-      ok: true,
-      example: {
-        kind: 'chat',
-        messages: [
-          { role: 'system', content: 'be brief' },
-          { role: 'user', content: 'hi', name: 'alice' },
-          { role: 'assistant', content: 'bad', weight: 0 },
-          { role: 'user', content: 'again' },
-          { role: 'assistant', content: 'good', weight: 1 },
-        ],
-      },
-    });
+    const messages = [
+      { role: 'system', content: 'be brief' },
+      { role: 'user', content: 'hi', name: 'alice' },
+      { role: 'assistant', content: 'bad', weight: 0 },
+      { role: 'user', content: 'again' },
+      { role: 'assistant', content: 'good', weight: 1 },
+    ];
+    // Every key of every message is kept, in a copy.
+    const result = validateChatExample({ messages });
+    expect(result).toEqual({ ok: true, example: { kind: 'chat', messages } });
+    expect(result.ok && result.example.messages[1]).not.toBe(messages[1]);
   });
 
   it('accepts an assistant-only example (the report warns about it instead)', () => {

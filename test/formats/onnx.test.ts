@@ -45,6 +45,20 @@ function emptyPast(config: ModelConfig, B: number): Feeds {
   return feeds;
 }
 
+/** The golden token batch through the ONNX model, unpadded and with no past. */
+async function runGoldenTokens(session: ort.InferenceSession, config: ModelConfig, golden: Awaited<ReturnType<typeof readGolden>>) {
+  const [B, T] = golden.shape('tokens') as [number, number];
+  const flat = [...(await golden.i32('tokens'))];
+  const rows = Array.from({ length: B }, (_, b) => flat.slice(b * T, (b + 1) * T));
+  const result = await session.run({
+    input_ids: i64(rows),
+    attention_mask: i64(rows.map((r) => r.map(() => 1))),
+    position_ids: i64(rows.map((r) => r.map((_, j) => j))),
+    ...emptyPast(config, B),
+  });
+  return { B, T, flat, rows, result };
+}
+
 /** Greedy decoding with the ONNX model, feeding each step's present.* back as past_key_values. */
 async function ortGreedy(session: ort.InferenceSession, config: ModelConfig, prompts: number[][], steps: number): Promise<number[][]> {
   const B = prompts.length;
@@ -96,15 +110,7 @@ describe.each([
     expect(session.inputNames).toEqual(['input_ids', 'attention_mask', 'position_ids', ...layerNames('past_key_values')]);
     expect(session.outputNames).toEqual(['logits', ...layerNames('present')]);
 
-    const [B, T] = golden.shape('tokens') as [number, number];
-    const flat = [...(await golden.i32('tokens'))];
-    const rows = Array.from({ length: B }, (_, b) => flat.slice(b * T, (b + 1) * T));
-    const result = await session.run({
-      input_ids: i64(rows),
-      attention_mask: i64(rows.map((r) => r.map(() => 1))),
-      position_ids: i64(rows.map((r) => r.map((_, j) => j))),
-      ...emptyPast(config, B),
-    });
+    const { B, T, flat, rows, result } = await runGoldenTokens(session, config, golden);
     expect(result.logits!.dims).toEqual([B, T, config.vocabSize]);
     const logits = result.logits!.data as Float32Array;
 
@@ -154,15 +160,7 @@ describe('ONNX files', () => {
     // The weights live in the data file: the graph itself is small.
     expect(model.byteLength).toBeLessThan(data.byteLength / 10);
     const session = await ort.InferenceSession.create(model, { externalData: [{ path: 'model.onnx_data', data }] });
-    const [B, T] = golden.shape('tokens') as [number, number];
-    const flat = [...(await golden.i32('tokens'))];
-    const rows = Array.from({ length: B }, (_, b) => flat.slice(b * T, (b + 1) * T));
-    const result = await session.run({
-      input_ids: i64(rows),
-      attention_mask: i64(rows.map((r) => r.map(() => 1))),
-      position_ids: i64(rows.map((r) => r.map((_, j) => j))),
-      ...emptyPast(config, B),
-    });
+    const { result } = await runGoldenTokens(session, config, golden);
     expect(maxRelError(result.logits!.data as Float32Array, await golden.f32('lora_logits'))).toBeLessThan(1e-4);
     await session.release();
   });

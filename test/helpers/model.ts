@@ -7,6 +7,7 @@ import type { TokenSequence } from '../../src/data/examples';
 import { TextTokenizer } from '../../src/data/tokenizer';
 import { nodeModelDir } from '../../src/formats/nodeByteSource';
 import { loadCausalLM, type LoadedModel } from '../../src/model/load';
+import type { LoraAdapter } from '../../src/model/lora';
 import type { WeightDtype } from '../../src/model/weights';
 import { Rng } from '../../src/util/random';
 import { FIXTURES } from '../model/golden';
@@ -59,4 +60,14 @@ export function readChatJsonl(path: string): ChatExample[] {
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => ({ kind: 'chat', messages: (JSON.parse(l) as { messages: ChatMessage[] }).messages }));
+}
+
+/** Loads uniform random A and B in [-range, range) from `rng` into every module of `adapter`. */
+export function loadRandomLora(adapter: LoraAdapter, rng: Rng, range: number): void {
+  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const m of adapter.modules.values()) {
+    tensors.set(`${m.peftKey}.lora_A.weight`, { shape: [m.r, m.linear.inFeatures], data: rng.f32(m.r * m.linear.inFeatures, -range, range) });
+    tensors.set(`${m.peftKey}.lora_B.weight`, { shape: [m.linear.outFeatures, m.r], data: rng.f32(m.linear.outFeatures * m.r, -range, range) });
+  }
+  adapter.loadTensors((n) => tensors.get(n));
 }

@@ -33,10 +33,11 @@ import { generate } from '../../src/model/generate';
 import { loadCausalLM } from '../../src/model/load';
 import { defaultLoraConfig, LoraAdapter } from '../../src/model/lora';
 import type { CausalLM } from '../../src/model/transformer';
-import { Rng } from '../../src/util/random';
 import { TrainingClient, type ClientEndpoint } from '../../src/worker/client';
 import { serveTraining, type HostEndpoint } from '../../src/worker/trainingHost';
 import { getTestGpu } from '../helpers/gpu';
+import { Rng } from '../../src/util/random';
+import { loadRandomLora } from '../helpers/model';
 import { addTinyLlama, BATCHING, CrashableStore, FIXTURES, HYPERPARAMETERS, makeRunner, MODEL_DIR, submit, TRAIN_JSONL } from './helpers';
 
 const MAX_SEQ_LEN = 128;
@@ -98,13 +99,7 @@ describe('computeValidationInsights (engine)', () => {
     eos = generationStopIds(loaded.config.eosTokenIds, files.generationConfig, tokenizer);
     // A fixed random adapter, large enough to move the argmax of many positions.
     adapter = new LoraAdapter(gpu, loaded.config, model.weights, defaultLoraConfig(loaded.config, { r: 4, alpha: 8 }));
-    const rng = new Rng(5);
-    const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const m of adapter.modules.values()) {
-      tensors.set(`${m.peftKey}.lora_A.weight`, { shape: [m.r, m.linear.inFeatures], data: rng.f32(m.r * m.linear.inFeatures, -0.5, 0.5) });
-      tensors.set(`${m.peftKey}.lora_B.weight`, { shape: [m.linear.outFeatures, m.r], data: rng.f32(m.linear.outFeatures * m.r, -0.5, 0.5) });
-    }
-    adapter.loadTensors((n) => tensors.get(n));
+    loadRandomLora(adapter, new Rng(5), 0.5);
     sequences = tokenizeExamples(examples, tokenizer, template, { maxSeqLen: MAX_SEQ_LEN });
   });
 

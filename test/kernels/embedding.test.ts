@@ -2,15 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { fromF16Array, toF16Array, type Gpu } from '../../src/gpu';
 import {
   embedding,
-  embeddingBackward,
   embeddingGradIndex,
-  packEmbeddingGradIndex,
   planEmbeddingShards,
   type EmbeddingShard,
   type TableDType,
 } from '../../src/kernels/embedding';
 import { embeddingBackwardRef, embeddingRef } from '../../src/kernels/reference/embedding';
-import { selfTestCases } from '../../src/selftest/embedding';
+import { scatterEmbeddingGrad, selfTestCases } from '../../src/selftest/embedding';
 import { expectClose, maxRelError } from '../helpers/compare';
 import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
@@ -44,6 +42,20 @@ function uploadShards(
   return shards;
 }
 
+/** One gather of ids through the shards into a NaN-poisoned output, read back. */
+async function gather(
+  gpu: Gpu,
+  t: (b: GPUBuffer) => GPUBuffer,
+  args: { ids: Uint32Array; cols: number; shards: EmbeddingShard[]; dtype: TableDType },
+): Promise<Float32Array> {
+  const n = args.ids.length * args.cols;
+  const out = t(poisonedF32(gpu, n));
+  const rec = gpu.recorder();
+  embedding(gpu, rec, { ...args, ids: t(gpu.upload(args.ids)), tokens: args.ids.length, out });
+  rec.submit();
+  return gpu.readF32(out, n);
+}
+
 describe('embedding gather', () => {
   for (const dtype of ['f32', 'f16'] as const) {
     it(`${dtype} table, one shard, tokens 1/7/33 x cols 1/7/33/127`, async () => {
@@ -55,18 +67,7 @@ describe('embedding gather', () => {
           const table = makeTable(rng, vocab, cols, dtype);
           const ids = Uint32Array.from({ length: tokens }, () => rng.int(vocab));
           await withBuffers(gpu, async (t) => {
-            const out = t(poisonedF32(gpu, tokens * cols));
-            const rec = gpu.recorder();
-            embedding(gpu, rec, {
-              ids: t(gpu.upload(ids)),
-              tokens,
-              cols,
-              shards: uploadShards(gpu, t, table.slice, [0, vocab]),
-              dtype,
-              out,
-            });
-            rec.submit();
-            const got = await gpu.readF32(out, tokens * cols);
+            const got = await gather(gpu, t, { ids, cols, shards: uploadShards(gpu, t, table.slice, [0, vocab]), dtype });
             expect(maxRelError(got, embeddingRef(table.values, ids, cols)), `${dtype} ${tokens}x${cols}`).toBe(0);
           });
         }
@@ -109,25 +110,15 @@ describe('embedding gather', () => {
 
   it('binds only the shard bytes of a buffer larger than the shard', async () => {
     const gpu = await getTestGpu();
-    const [vocab, cols, tokens] = [5, 3, 4];
+    const [vocab, cols] = [5, 3];
     const rng = new Rng(12);
     const values = rng.f32(vocab * cols);
     const ids = Uint32Array.from([4, 0, 2, 4]);
     await withBuffers(gpu, async (t) => {
       const big = t(gpu.createBuffer(4096));
       gpu.write(big, values);
-      const out = t(poisonedF32(gpu, tokens * cols));
-      const rec = gpu.recorder();
-      embedding(gpu, rec, {
-        ids: t(gpu.upload(ids)),
-        tokens,
-        cols,
-        shards: [{ buffer: big, rowStart: 0, rowCount: vocab }],
-        dtype: 'f32',
-        out,
-      });
-      rec.submit();
-      expect(maxRelError(await gpu.readF32(out, tokens * cols), embeddingRef(values, ids, cols))).toBe(0);
+      const got = await gather(gpu, t, { ids, cols, shards: [{ buffer: big, rowStart: 0, rowCount: vocab }], dtype: 'f32' });
+      expect(maxRelError(got, embeddingRef(values, ids, cols))).toBe(0);
     });
   });
 });
@@ -222,19 +213,10 @@ describe('embedding gradient', () => {
       ids[1] = 39;
       const dOut = rng.f32(tokens * cols);
       const init = rng.f32(vocab * cols);
-      const index = embeddingGradIndex(ids);
       const ref = embeddingBackwardRef(dOut, ids, vocab, cols).map((v, i) => v + init[i]!);
       await withBuffers(gpu, async (t) => {
         const shards = uploadShards(gpu, t, (r0, r1) => init.slice(r0 * cols, r1 * cols), [0, 17, vocab]);
-        const rec = gpu.recorder();
-        embeddingBackward(gpu, rec, {
-          index,
-          indexBuffer: t(gpu.upload(packEmbeddingGradIndex(index))),
-          dOut: t(gpu.upload(dOut)),
-          cols,
-          shards,
-        });
-        rec.submit();
+        scatterEmbeddingGrad(gpu, t, ids, dOut, cols, shards);
         const got = new Float32Array(vocab * cols);
         got.set(await gpu.readF32(shards[0]!.buffer as GPUBuffer, 17 * cols), 0);
         got.set(await gpu.readF32(shards[1]!.buffer as GPUBuffer, (vocab - 17) * cols), 17 * cols);
@@ -262,22 +244,13 @@ describe('embedding gradient', () => {
       [ids[i], ids[j]] = [ids[j]!, ids[i]!];
     }
     const dOut = rng.f32(tokens * cols);
-    const index = embeddingGradIndex(ids);
-    expect(index.uniqueIds.length).toBe(vocab);
+    expect(embeddingGradIndex(ids).uniqueIds.length).toBe(vocab);
     const ref = embeddingBackwardRef(dOut, ids, vocab, cols);
     const runs: Float32Array[] = [];
     for (let k = 0; k < 2; k++) {
       await withBuffers(gpu, async (t) => {
         const dTable = t(gpu.upload(new Float32Array(vocab * cols)));
-        const rec = gpu.recorder();
-        embeddingBackward(gpu, rec, {
-          index,
-          indexBuffer: t(gpu.upload(packEmbeddingGradIndex(index))),
-          dOut: t(gpu.upload(dOut)),
-          cols,
-          shards: [{ buffer: dTable, rowStart: 0, rowCount: vocab }],
-        });
-        rec.submit();
+        scatterEmbeddingGrad(gpu, t, ids, dOut, cols, [{ buffer: dTable, rowStart: 0, rowCount: vocab }]);
         runs.push(await gpu.readF32(dTable, vocab * cols));
       });
     }

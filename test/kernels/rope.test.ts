@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { rope, ropeBackward, ropeInvFreq, ropeQK } from '../../src/kernels/rope';
 import { ropeBackwardRef, ropeRef, sequentialPositions } from '../../src/kernels/reference/rope';
-import { selfTestCases } from '../../src/selftest/rope';
+import { LLAMA_3_2_ROPE, selfTestCases } from '../../src/selftest/rope';
 import { expectClose, maxRelError } from '../helpers/compare';
 import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
@@ -14,40 +14,57 @@ const TOL = 1e-6;
 
 const invFreqFor = (headDim: number, theta = 10000) => ropeInvFreq({ head_dim: headDim, rope_theta: theta }).invFreq;
 
+interface RopeCase {
+  invFreq: Float32Array;
+  positions: Uint32Array;
+  tokens: number;
+  heads: number;
+  headDim: number;
+  rotaryDim?: number;
+  attentionFactor?: number;
+}
+
+/**
+ * Runs rope (or its backward) on x twice, out of place into a NaN-poisoned buffer and in place;
+ * returns both results and checks the out-of-place source is left untouched.
+ */
+async function ropeBothWays(x: Float32Array, c: RopeCase, backward = false): Promise<{ out: Float32Array; inPlace: Float32Array }> {
+  const gpu = await getTestGpu();
+  const n = x.length;
+  return withBuffers(gpu, async (t) => {
+    const source = t(gpu.upload(x));
+    const out = t(poisonedF32(gpu, n));
+    const inPlace = t(gpu.upload(x));
+    const common = { ...c, invFreq: t(gpu.upload(c.invFreq)), positions: t(gpu.upload(c.positions)) };
+    const rec = gpu.recorder();
+    if (backward) {
+      ropeBackward(gpu, rec, { ...common, dOut: source, dx: out });
+      ropeBackward(gpu, rec, { ...common, dOut: inPlace });
+    } else {
+      rope(gpu, rec, { ...common, x: source, out });
+      rope(gpu, rec, { ...common, x: inPlace });
+    }
+    rec.submit();
+    expect(Array.from(await gpu.readF32(source, n))).toEqual(Array.from(x));
+    return { out: await gpu.readF32(out, n), inPlace: await gpu.readF32(inPlace, n) };
+  });
+}
+
 describe('rope kernel', () => {
   for (const headDim of [8, 24, 64]) {
     it(`in place and out of place, per-token positions, headDim=${headDim}`, async () => {
-      const gpu = await getTestGpu();
       for (const [tokens, heads] of [
         [1, 1],
         [7, 3],
         [33, 2],
       ] as const) {
         const rng = new Rng(headDim * 100 + tokens);
-        const n = tokens * heads * headDim;
-        const x = rng.f32(n);
-        const invFreq = invFreqFor(headDim);
-        const positions = Uint32Array.from({ length: tokens }, () => rng.int(4096));
-        const ref = ropeRef(x, { tokens, heads, headDim, invFreq, positions });
-        await withBuffers(gpu, async (t) => {
-          const xb = t(gpu.upload(x));
-          const inplace = t(gpu.upload(x));
-          const out = t(poisonedF32(gpu, n));
-          const common = {
-            invFreq: t(gpu.upload(invFreq)),
-            positions: t(gpu.upload(positions)),
-            tokens,
-            heads,
-            headDim,
-          };
-          const rec = gpu.recorder();
-          rope(gpu, rec, { ...common, x: xb, out });
-          rope(gpu, rec, { ...common, x: inplace });
-          rec.submit();
-          expectClose(await gpu.readF32(out, n), ref, TOL, `rope out ${tokens}x${heads}x${headDim}`);
-          expectClose(await gpu.readF32(inplace, n), ref, TOL, `rope in place ${tokens}x${heads}x${headDim}`);
-          expect(Array.from(await gpu.readF32(xb, n))).toEqual(Array.from(x)); // source untouched
-        });
+        const x = rng.f32(tokens * heads * headDim);
+        const c = { tokens, heads, headDim, invFreq: invFreqFor(headDim), positions: Uint32Array.from({ length: tokens }, () => rng.int(4096)) };
+        const ref = ropeRef(x, c);
+        const got = await ropeBothWays(x, c);
+        expectClose(got.out, ref, TOL, `rope out ${tokens}x${heads}x${headDim}`);
+        expectClose(got.inPlace, ref, TOL, `rope in place ${tokens}x${heads}x${headDim}`);
       }
     });
   }
@@ -115,11 +132,9 @@ describe('rope kernel', () => {
   });
 
   it('partial rotary: only the leading rotaryDim dimensions turn', async () => {
-    const gpu = await getTestGpu();
     const [tokens, heads, headDim, rotaryDim] = [7, 3, 24, 8];
-    const n = tokens * heads * headDim;
     const rng = new Rng(31);
-    const x = rng.f32(n);
+    const x = rng.f32(tokens * heads * headDim);
     const freq = ropeInvFreq({ head_dim: headDim, partial_rotary_factor: rotaryDim / headDim });
     expect(freq.rotaryDim).toBe(rotaryDim);
     const positions = Uint32Array.from({ length: tokens }, () => rng.int(100));
@@ -129,80 +144,33 @@ describe('rope kernel', () => {
     for (let r = 0; r < tokens * heads; r++) lead.set(x.subarray(r * headDim, r * headDim + rotaryDim), r * rotaryDim);
     const rotated = ropeRef(lead, { tokens, heads, headDim: rotaryDim, invFreq: freq.invFreq, positions });
     for (let r = 0; r < tokens * heads; r++) ref.set(rotated.subarray(r * rotaryDim, (r + 1) * rotaryDim), r * headDim);
-    await withBuffers(gpu, async (t) => {
-      const out = t(poisonedF32(gpu, n));
-      const inplace = t(gpu.upload(x));
-      const common = {
-        invFreq: t(gpu.upload(freq.invFreq)),
-        positions: t(gpu.upload(positions)),
-        tokens,
-        heads,
-        headDim,
-        rotaryDim,
-      };
-      const rec = gpu.recorder();
-      rope(gpu, rec, { ...common, x: t(gpu.upload(x)), out });
-      rope(gpu, rec, { ...common, x: inplace });
-      rec.submit();
-      expectClose(await gpu.readF32(out, n), ref, TOL, 'partial rotary out');
-      expectClose(await gpu.readF32(inplace, n), ref, TOL, 'partial rotary in place');
-    });
+    const got = await ropeBothWays(x, { tokens, heads, headDim, rotaryDim, invFreq: freq.invFreq, positions });
+    expectClose(got.out, ref, TOL, 'partial rotary out');
+    expectClose(got.inPlace, ref, TOL, 'partial rotary in place');
   });
 
   it('stays accurate at large positions and applies the attention factor', async () => {
-    const gpu = await getTestGpu();
     const [tokens, heads, headDim] = [33, 1, 64];
     const rng = new Rng(41);
-    const n = tokens * heads * headDim;
-    const x = rng.f32(n);
-    const invFreq = invFreqFor(headDim);
+    const x = rng.f32(tokens * heads * headDim);
     const positions = Uint32Array.from({ length: tokens }, (_, i) => (i === 0 ? 100_000 : 8192 + rng.int(60_000)));
-    const ref = ropeRef(x, { tokens, heads, headDim, invFreq, positions, attentionFactor: 1.25 });
-    await withBuffers(gpu, async (t) => {
-      const out = t(poisonedF32(gpu, n));
-      const rec = gpu.recorder();
-      rope(gpu, rec, {
-        x: t(gpu.upload(x)),
-        out,
-        invFreq: t(gpu.upload(invFreq)),
-        positions: t(gpu.upload(positions)),
-        tokens,
-        heads,
-        headDim,
-        attentionFactor: 1.25,
-      });
-      rec.submit();
-      expectClose(await gpu.readF32(out, n), ref, TOL, 'rope large positions');
-    });
+    const c = { tokens, heads, headDim, invFreq: invFreqFor(headDim), positions, attentionFactor: 1.25 };
+    const ref = ropeRef(x, c);
+    const got = await ropeBothWays(x, c);
+    expectClose(got.out, ref, TOL, 'rope large positions');
+    expectClose(got.inPlace, ref, TOL, 'rope large positions in place');
   });
 
   it('backward rotates by the opposite angle, in place and out of place', async () => {
-    const gpu = await getTestGpu();
     const [tokens, heads, headDim] = [33, 2, 24];
-    const n = tokens * heads * headDim;
     const rng = new Rng(51);
-    const dy = rng.f32(n);
-    const invFreq = invFreqFor(headDim);
+    const dy = rng.f32(tokens * heads * headDim);
     const positions = Uint32Array.from({ length: tokens }, () => rng.int(2048));
-    const ref = ropeBackwardRef(dy, { tokens, heads, headDim, invFreq, positions, attentionFactor: 0.9 });
-    await withBuffers(gpu, async (t) => {
-      const dx = t(poisonedF32(gpu, n));
-      const inplace = t(gpu.upload(dy));
-      const common = {
-        invFreq: t(gpu.upload(invFreq)),
-        positions: t(gpu.upload(positions)),
-        tokens,
-        heads,
-        headDim,
-        attentionFactor: 0.9,
-      };
-      const rec = gpu.recorder();
-      ropeBackward(gpu, rec, { ...common, dOut: t(gpu.upload(dy)), dx });
-      ropeBackward(gpu, rec, { ...common, dOut: inplace });
-      rec.submit();
-      expectClose(await gpu.readF32(dx, n), ref, TOL, 'rope backward');
-      expectClose(await gpu.readF32(inplace, n), ref, TOL, 'rope backward in place');
-    });
+    const c = { tokens, heads, headDim, invFreq: invFreqFor(headDim), positions, attentionFactor: 0.9 };
+    const ref = ropeBackwardRef(dy, c);
+    const got = await ropeBothWays(dy, c, true);
+    expectClose(got.out, ref, TOL, 'rope backward');
+    expectClose(got.inPlace, ref, TOL, 'rope backward in place');
   });
 
   it('rejects odd head and rotary dimensions', async () => {
@@ -264,17 +232,7 @@ describe('ropeInvFreq', () => {
   });
 
   it('llama3 (Llama 3.2 1B: factor 32, low 1, high 4, original 8192)', () => {
-    const f = ropeInvFreq({
-      head_dim: 64,
-      rope_theta: 500000,
-      rope_scaling: {
-        rope_type: 'llama3',
-        factor: 32,
-        low_freq_factor: 1,
-        high_freq_factor: 4,
-        original_max_position_embeddings: 8192,
-      },
-    });
+    const f = ropeInvFreq(LLAMA_3_2_ROPE);
     expect(f.attentionFactor).toBe(1);
     const want: Record<number, number> = {
       0: 1.0,

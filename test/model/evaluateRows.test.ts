@@ -3,9 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import { defaultLoraConfig, LoraAdapter } from '../../src/model/lora';
 import type { TokenBatch } from '../../src/model/transformer';
-import { Rng } from '../../src/util/random';
 import { getTestGpu } from '../helpers/gpu';
-import { openFixtureModel } from '../helpers/model';
+import { Rng } from '../../src/util/random';
+import { loadRandomLora, openFixtureModel } from '../helpers/model';
 
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(1, Math.abs(b));
 
@@ -15,12 +15,7 @@ describe('CausalLM.evaluateRows', () => {
     const { model, config } = await openFixtureModel('tiny-llama');
     const adapter = new LoraAdapter(gpu, config, model.weights, defaultLoraConfig(config, { r: 4, alpha: 8 }));
     const rng = new Rng(11);
-    const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const m of adapter.modules.values()) {
-      tensors.set(`${m.peftKey}.lora_A.weight`, { shape: [m.r, m.linear.inFeatures], data: rng.f32(m.r * m.linear.inFeatures, -0.3, 0.3) });
-      tensors.set(`${m.peftKey}.lora_B.weight`, { shape: [m.linear.outFeatures, m.r], data: rng.f32(m.linear.outFeatures * m.r, -0.3, 0.3) });
-    }
-    adapter.loadTensors((n) => tensors.get(n));
+    loadRandomLora(adapter, rng, 0.3);
 
     // 5 rows of T = 13 (not a multiple of any tile), each with its own length and mask; row 3 trains nothing.
     const B = 5;

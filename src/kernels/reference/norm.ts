@@ -2,6 +2,9 @@
 
 type Vec = ArrayLike<number>;
 
+/** A norm's backward: the gradients of its input and parameters from dOut, rows x cols. */
+type NormBackwardRef<Grads> = (x: Vec, weight: Vec, dOut: Vec, rows: number, cols: number, eps: number) => Grads;
+
 export function rmsNormRef(
   x: Vec,
   weight: Vec,
@@ -21,14 +24,7 @@ export function rmsNormRef(
   return { out, rstd };
 }
 
-export function rmsNormBackwardRef(
-  x: Vec,
-  weight: Vec,
-  dOut: Vec,
-  rows: number,
-  cols: number,
-  eps: number,
-): { dx: Float64Array; dWeight: Float64Array } {
+export const rmsNormBackwardRef: NormBackwardRef<{ dx: Float64Array; dWeight: Float64Array }> = (x, weight, dOut, rows, cols, eps) => {
   const { rstd } = rmsNormRef(x, weight, rows, cols, eps);
   const dx = new Float64Array(rows * cols);
   const dWeight = new Float64Array(cols);
@@ -43,7 +39,7 @@ export function rmsNormBackwardRef(
     }
   }
   return { dx, dWeight };
-}
+};
 
 export function layerNormRef(
   x: Vec,
@@ -70,14 +66,7 @@ export function layerNormRef(
   return { out, mean, rstd };
 }
 
-export function layerNormBackwardRef(
-  x: Vec,
-  weight: Vec,
-  dOut: Vec,
-  rows: number,
-  cols: number,
-  eps: number,
-): { dx: Float64Array; dWeight: Float64Array; dBias: Float64Array } {
+export const layerNormBackwardRef: NormBackwardRef<{ dx: Float64Array; dWeight: Float64Array; dBias: Float64Array }> = (x, weight, dOut, rows, cols, eps) => {
   const zeros = new Float64Array(cols);
   const { mean, rstd } = layerNormRef(x, weight, zeros, rows, cols, eps);
   const dx = new Float64Array(rows * cols);
@@ -103,4 +92,4 @@ export function layerNormBackwardRef(
     }
   }
   return { dx, dWeight, dBias };
-}
+};

@@ -26,8 +26,17 @@ interface Props {
   emptyText?: string;
 }
 
+/**
+ * A palette colour as the canvas needs it: the variables hold light-dark() pairs, which only an
+ * element's computed colour resolves (for the page's current colour scheme).
+ */
 function cssVar(name: string): string {
-  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || '#888';
+  const probe = document.createElement('span');
+  probe.style.color = `var(${name})`;
+  document.documentElement.append(probe);
+  const color = getComputedStyle(probe).color;
+  probe.remove();
+  return color || '#888';
 }
 
 export { defaultFormat };

@@ -4,6 +4,7 @@ import { useMemo } from 'react';
 import type { DatasetReport } from '../../data/datasetTypes';
 import { MetricChart, type ChartSeries } from '../charts/MetricChart';
 import { formatCount, formatDuration } from '../format';
+import { TableHead } from './TableHead';
 
 const FORMAT_NAMES: Record<DatasetReport['format'], string> = { chat: 'chat messages', prompt_completion: 'prompt / completion', text: 'plain text' };
 
@@ -40,15 +41,7 @@ export function DatasetReportView({ report, estimate, testId }: { report: Datase
         <div className="table-scroll report-errors">
           <table className="table" data-testid="validation-errors">
             <caption className="visually-hidden">Errors by line</caption>
-            <thead>
-              <tr>
-                <th scope="col" className="num">
-                  Line
-                </th>
-                <th scope="col">Where</th>
-                <th scope="col">Problem</th>
-              </tr>
-            </thead>
+            <TableHead columns={[{ num: 'Line' }, 'Where', 'Problem']} />
             <tbody>
               {report.errors.map((e, i) => (
                 <tr key={`${e.line}-${i}`} data-line={e.line} data-code={e.code}>

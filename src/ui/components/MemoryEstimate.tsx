@@ -74,18 +74,17 @@ export function MemoryEstimate({ memory, pending = false }: { memory: JobMemoryC
             <span className="mono">{formatBytes(p.bytes)}</span>
           </li>
         ))}
-        <li title="The largest single GPU buffer, against the adapter's maxBufferSize">
-          <span>Largest buffer</span>
-          <span className="mono" data-testid="memory-largest-buffer">
-            {formatBytes(largestBufferBytes)} of {formatBytes(maxBufferSize)}
-          </span>
-        </li>
-        <li title="The largest buffer a kernel binds whole, against the adapter's maxStorageBufferBindingSize">
-          <span>Largest binding</span>
-          <span className="mono" data-testid="memory-largest-binding">
-            {formatBytes(largestBindingBytes)} of {formatBytes(maxStorageBufferBindingSize)}
-          </span>
-        </li>
+        {[
+          { label: 'Largest buffer', bytes: largestBufferBytes, limit: maxBufferSize, limitName: 'maxBufferSize', testId: 'memory-largest-buffer', what: 'The largest single GPU buffer' },
+          { label: 'Largest binding', bytes: largestBindingBytes, limit: maxStorageBufferBindingSize, limitName: 'maxStorageBufferBindingSize', testId: 'memory-largest-binding', what: 'The largest buffer a kernel binds whole' },
+        ].map((l) => (
+          <li key={l.label} title={`${l.what}, against the adapter's ${l.limitName}`}>
+            <span>{l.label}</span>
+            <span className="mono" data-testid={l.testId}>
+              {formatBytes(l.bytes)} of {formatBytes(l.limit)}
+            </span>
+          </li>
+        ))}
       </ul>
       {over && (
         <ul className="memory-problems" data-testid="memory-problems">

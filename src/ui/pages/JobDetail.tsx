@@ -14,6 +14,7 @@ import { errorText, useClient, useEngine, useEngineStore, useJob, type JobTrace 
 import { formatBytes, formatClock, formatCompact, formatCount, formatDateTime, formatDuration, formatPercent, formatReal } from '../format';
 import { hrefFor, navigate } from '../router';
 import { isSmallModel, TINY_MODEL_EXPECTATION } from '../tinyModel';
+import { ACTIONS, TableHead } from '../components/TableHead';
 
 /**
  * A job's name as lists show it: its training file (or sample) without the .jsonl, then the
@@ -252,26 +253,7 @@ function Checkpoints({ job }: { job: JobRecord }) {
     <>
       <div className="table-scroll">
         <table className="table" data-testid="checkpoints">
-          <thead>
-            <tr>
-              <th scope="col">Checkpoint</th>
-              <th scope="col" className="num">
-                Epoch
-              </th>
-              <th scope="col" className="num">
-                Step
-              </th>
-              <th scope="col" className="num">
-                Train loss
-              </th>
-              <th scope="col" className="num">
-                Size
-              </th>
-              <th scope="col">
-                <span className="visually-hidden">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <TableHead columns={['Checkpoint', { num: 'Epoch' }, { num: 'Step' }, { num: 'Train loss' }, { num: 'Size' }, ACTIONS]} />
           <tbody>
             {[...job.checkpoints].reverse().map((c) => (
               <tr key={c.name}>

@@ -10,6 +10,7 @@ import { formatBytes, formatCompact, formatCount, formatRelativeTime } from '../
 import { forgetModel, modelId, useKnownModels } from '../modelRegistry';
 import { hrefFor } from '../router';
 import './ModelsPage.css';
+import { ACTIONS, TableHead } from '../components/TableHead';
 
 function useStorageEstimate(refresh: unknown): { usage: number; quota: number } | null {
   const [est, setEst] = useState<{ usage: number; quota: number } | null>(null);
@@ -178,26 +179,7 @@ export function ModelsPage() {
           cached.length > 0 && (
             <div className="table-scroll">
               <table className="table models-table" data-testid="models-table">
-                <thead>
-                  <tr>
-                    <th scope="col">Model</th>
-                    <th scope="col">Source</th>
-                    <th scope="col">Architecture</th>
-                    <th scope="col" className="num">
-                      Parameters
-                    </th>
-                    <th scope="col" className="num">
-                      Size
-                    </th>
-                    <th scope="col">Files</th>
-                    <th scope="col" className="num">
-                      Jobs
-                    </th>
-                    <th scope="col">
-                      <span className="visually-hidden">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
+                <TableHead columns={['Model', 'Source', 'Architecture', { num: 'Parameters' }, { num: 'Size' }, 'Files', { num: 'Jobs' }, ACTIONS]} />
                 <tbody>
                   {cached.map((m) => {
                     const info = m.source ? infoOf.get(modelId(m.source)) : undefined;

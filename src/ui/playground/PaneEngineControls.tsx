@@ -1,7 +1,7 @@
 // The per-pane controls the playground adds beside the model choice: which engine runs the pane
 // (our WebGPU engine, or the model exported to ONNX and run by ONNX Runtime Web), and for an
 // "Imported adapter" pane, the PEFT adapter files.
-import { useEffect, useRef, useState } from 'react';
+import { Fragment, useEffect, useRef, useState } from 'react';
 import { errorText } from '../engine';
 import { readPickedAdapter, type PickedAdapter } from './adapterFiles';
 import './playground.css';
@@ -61,39 +61,27 @@ export function AdapterPicker({ idPrefix, value, onChange, disabled }: { idPrefi
           {value ? value.name : 'No adapter chosen'}
         </span>
       </p>
-      <label className="button small" htmlFor={`${idPrefix}-files`}>
-        Files…
-      </label>
-      <input
-        id={`${idPrefix}-files`}
-        className="visually-hidden"
-        type="file"
-        multiple
-        accept=".json,.safetensors"
-        disabled={disabled}
-        aria-label="adapter_config.json and adapter_model.safetensors"
-        onChange={(e) => {
-          void pick(e.target.files);
-          e.target.value = '';
-        }}
-        data-testid="pane-adapter-files"
-      />
-      <label className="button small" htmlFor={`${idPrefix}-folder`}>
-        Folder…
-      </label>
-      <input
-        id={`${idPrefix}-folder`}
-        ref={folder}
-        className="visually-hidden"
-        type="file"
-        disabled={disabled}
-        aria-label="Adapter folder"
-        onChange={(e) => {
-          void pick(e.target.files);
-          e.target.value = '';
-        }}
-        data-testid="pane-adapter-folder"
-      />
+      {(['files', 'folder'] as const).map((kind) => (
+        <Fragment key={kind}>
+          <label className="button small" htmlFor={`${idPrefix}-${kind}`}>
+            {kind === 'files' ? 'Files…' : 'Folder…'}
+          </label>
+          <input
+            id={`${idPrefix}-${kind}`}
+            ref={kind === 'folder' ? folder : undefined}
+            className="visually-hidden"
+            type="file"
+            {...(kind === 'files' ? { multiple: true, accept: '.json,.safetensors' } : {})}
+            disabled={disabled}
+            aria-label={kind === 'files' ? 'adapter_config.json and adapter_model.safetensors' : 'Adapter folder'}
+            onChange={(e) => {
+              void pick(e.target.files);
+              e.target.value = '';
+            }}
+            data-testid={`pane-adapter-${kind}`}
+          />
+        </Fragment>
+      ))}
       {error && (
         <p className="form-error small" role="alert" data-testid="pane-adapter-error">
           {error}

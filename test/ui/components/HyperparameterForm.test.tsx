@@ -90,19 +90,22 @@ describe('HyperparameterForm', () => {
     cleanup();
 
     mount({ preview: preview() });
-    expect(input('Epochs').placeholder).toBe('auto · 3');
-    expect(input('Batch size').placeholder).toBe('auto · 2');
-    expect(input('Learning-rate multiplier').placeholder).toBe('auto · 1');
-    expect(input('Learning rate').placeholder).toBe('auto · 2e-4');
-    expect(input('Warmup ratio').placeholder).toBe('auto · 0.03');
-    expect(input('Warmup steps').placeholder).toBe('auto · 45');
-    expect(input('Max sequence length').placeholder).toBe('auto · 300');
-    expect(input('Validation every (steps)').placeholder).toBe('auto · 75');
-    // An auto seed is drawn when the job starts: the preview's draw is not promised.
-    expect(input('Seed').placeholder).toBe('auto · random');
-    expect(input('Rank r').placeholder).toBe('auto · 8');
-    expect(input('Alpha').placeholder).toBe('auto · 16');
-    expect(input('Dropout').placeholder).toBe('auto · 0.05');
+    const resolved: Record<string, string> = {
+      Epochs: '3',
+      'Batch size': '2',
+      'Learning-rate multiplier': '1',
+      'Learning rate': '2e-4',
+      'Warmup ratio': '0.03',
+      'Warmup steps': '45',
+      'Max sequence length': '300',
+      'Validation every (steps)': '75',
+      // An auto seed is drawn when the job starts: the preview's draw is not promised.
+      Seed: 'random',
+      'Rank r': '8',
+      Alpha: '16',
+      Dropout: '0.05',
+    };
+    for (const [label, value] of Object.entries(resolved)) expect(input(label).placeholder, label).toBe(`auto · ${value}`);
     const schedule = screen.getByLabelText('Schedule') as HTMLSelectElement;
     expect(schedule.value).toBe('auto');
     expect(within(schedule).getByRole('option', { name: 'auto · linear' })).toBeTruthy();

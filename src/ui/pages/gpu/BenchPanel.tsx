@@ -3,6 +3,7 @@
 import { useEffect, useRef, useState } from 'react';
 import type { BenchEvent, BenchRequest, BenchRow, KernelPreset } from '../../../worker/benchProtocol';
 import { saveBlob } from '../../download';
+import { TableHead } from '../../components/TableHead';
 import { savedKernelChoice } from '../../kernelPlan';
 
 /** The part of a Worker the panel uses, so tests can hand in a fake. */
@@ -124,21 +125,7 @@ export function BenchPanel({ createWorker = defaultWorker }: { createWorker?: ()
         <div className="table-scroll">
           <table className="table results" data-testid="bench-table">
             <caption className="visually-hidden">Kernel benchmark results: median GPU time per case</caption>
-            <thead>
-              <tr>
-                <th scope="col">Case</th>
-                <th scope="col" className="num">
-                  ms
-                </th>
-                <th scope="col" className="num">
-                  GFLOP/s
-                </th>
-                <th scope="col" className="num" title="GFLOP/s over the FMA probe's: the share of this device's peak f32 arithmetic a kernel uses">
-                  of FMA peak
-                </th>
-                <th scope="col">Note</th>
-              </tr>
-            </thead>
+            <TableHead columns={['Case', { num: 'ms' }, { num: 'GFLOP/s' }, { num: 'of FMA peak', title: "GFLOP/s over the FMA probe's: the share of this device's peak f32 arithmetic a kernel uses" }, 'Note']} />
             <tbody>
               {state.rows.map((r) => (
                 <tr key={r.name} data-testid="bench-row">

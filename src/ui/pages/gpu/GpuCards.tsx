@@ -1,5 +1,6 @@
 import type { GpuReport } from '../../../worker/protocol';
 import { formatBytes, formatCount } from '../../format';
+import { TableHead } from '../../components/TableHead';
 
 interface KeyLimit {
   name: string;
@@ -110,14 +111,7 @@ export function LimitsCard({ report }: { report: GpuReport }) {
     <section className="card" aria-labelledby="limits-title" data-testid="limits">
       <h2 id="limits-title">Key limits</h2>
       <table className="table limits-table">
-        <thead>
-          <tr>
-            <th scope="col">Limit</th>
-            <th scope="col" className="num">
-              Value
-            </th>
-          </tr>
-        </thead>
+        <TableHead columns={['Limit', { num: 'Value' }]} />
         <tbody>
           {KEY_LIMITS.map((l) => {
             const v = limitValue(a.limits, l);

@@ -1,5 +1,6 @@
 import type { SelfTestState } from '../../useGpuWorker';
 import { formatBound, formatError, formatMs, formatSeconds } from '../../format';
+import { TableHead } from '../../components/TableHead';
 
 interface Props {
   state: SelfTestState;
@@ -57,22 +58,7 @@ export function SelfTestPanel({ state, canRun, onRun }: Props) {
           <div className="table-scroll">
             <table className="table results" data-testid="selftest-table">
               <caption className="visually-hidden">Self-test results per kernel case</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Family</th>
-                  <th scope="col">Case</th>
-                  <th scope="col" className="num">
-                    Max rel. error
-                  </th>
-                  <th scope="col" className="num">
-                    Bound
-                  </th>
-                  <th scope="col">Result</th>
-                  <th scope="col" className="num">
-                    ms
-                  </th>
-                </tr>
-              </thead>
+              <TableHead columns={['Family', 'Case', { num: 'Max rel. error' }, { num: 'Bound' }, 'Result', { num: 'ms' }]} />
               <tbody>
                 {state.cases.map((c, i) => {
                   const r = state.results[i];

@@ -1,0 +1,104 @@
+import { readFileSync } from 'node:fs';
+
+import { describe, expect, it } from 'vitest';
+
+import { makeBatches, planBatches } from '../../src/data/batching';
+import { ChatTemplate } from '../../src/data/chatTemplate';
+import type { ChatExample } from '../../src/data/datasetTypes';
+import { tokenizeExample, trainedTargets, type TokenizedExample, type TokenSequence } from '../../src/data/examples';
+import { lazyList, PackedExamples } from '../../src/data/packedExamples';
+import { TextTokenizer } from '../../src/data/tokenizer';
+import { Rng } from '../../src/util/random';
+
+const TINY = new URL('../fixtures/models/tiny-llama/', import.meta.url);
+const read = (name: string) => JSON.parse(readFileSync(new URL(name, TINY), 'utf8')) as Record<string, unknown>;
+const tokenizer = TextTokenizer.fromJson(read('tokenizer.json'), read('tokenizer_config.json'));
+const template = ChatTemplate.fromTokenizer(tokenizer);
+
+/** Seeded chat examples of varied lengths, some with an untrained reply. */
+function examples(n: number): ChatExample[] {
+  const rng = new Rng(7);
+  const words = ['tea', 'river', 'clock', 'seed', 'rain', 'lamp'];
+  const text = (k: number) => Array.from({ length: k }, () => words[rng.int(words.length)]!).join(' ');
+  return Array.from({ length: n }, () => ({
+    kind: 'chat' as const,
+    messages: [
+      { role: 'user' as const, content: text(1 + rng.int(30)) },
+      { role: 'assistant' as const, content: text(1 + rng.int(20)), ...(rng.int(5) === 0 ? { weight: 0 as const } : {}) },
+    ],
+  }));
+}
+
+function pack(list: TokenizedExample[]): PackedExamples {
+  const packed = new PackedExamples();
+  for (const e of list) packed.push(e);
+  return packed;
+}
+
+const plain = (s: TokenSequence) => ({ ids: Array.from(s.ids), trained: Array.from(s.trained) });
+
+describe('PackedExamples', () => {
+  const chats = examples(60);
+  const uncut = chats.map((e) => tokenizeExample(e, tokenizer, template));
+
+  it('gives back each example as pushed, with the longest and truncated counts', () => {
+    const packed = pack(uncut);
+    expect(packed.count).toBe(60);
+    expect(packed.tokens).toBe(uncut.reduce((s, e) => s + e.ids.length, 0));
+    expect(packed.longest).toBe(Math.max(...uncut.map((e) => e.fullLength)));
+    uncut.forEach((e, i) => expect(plain(packed.get(i))).toEqual(plain(e)));
+    const cut = pack(chats.map((e) => tokenizeExample(e, tokenizer, template, { maxSeqLen: 24 })));
+    expect(cut.truncatedCount).toBe(uncut.filter((e) => e.ids.length > 24).length);
+    expect(cut.truncatedCount).toBeGreaterThan(0);
+    expect(cut.longest).toBe(packed.longest);
+    expect(() => packed.get(60)).toThrow(RangeError);
+  });
+
+  it('cuts an uncut example to exactly what tokenizing it with that maxSeqLen gives', () => {
+    const packed = pack(uncut);
+    for (const maxSeqLen of [2, 9, 24]) {
+      chats.forEach((e, i) => expect(plain(packed.get(i, maxSeqLen))).toEqual(plain(tokenizeExample(e, tokenizer, template, { maxSeqLen }))));
+    }
+  });
+
+  it('lists the kept examples for batching exactly as a plain array of them', () => {
+    const packed = pack(uncut);
+    const keep = (e: TokenSequence) => trainedTargets(e) > 0;
+    const cut = chats.map((e) => tokenizeExample(e, tokenizer, template, { maxSeqLen: 24 })).filter(keep);
+    expect(cut.length).toBeLessThan(60);
+    const list = packed.list(24, keep);
+    expect(list.length).toBe(cut.length);
+    expect(list.map(plain)).toEqual(cut.map(plain));
+    expect([...list].length).toBe(cut.length);
+    expect(0 in list && !(cut.length in list)).toBe(true);
+    const options = { batchSize: 4, maxSeqLen: 24, seed: 3, epoch: 1, padId: 0 };
+    expect(planBatches(list, options)).toEqual(planBatches(cut, options));
+    expect(makeBatches(list, options)).toEqual(makeBatches(cut, options));
+  });
+
+  it('grows past its first allocation', () => {
+    const long = { ids: new Uint32Array(5000).fill(3), trained: new Uint8Array(5000).fill(1), truncated: false, fullLength: 5000, fullTrained: 5000 };
+    long.trained[0] = 0;
+    const packed = new PackedExamples();
+    for (let i = 0; i < 300; i++) packed.push(i % 100 === 0 ? long : uncut[i % 60]!);
+    expect(packed.count).toBe(300);
+    expect(plain(packed.get(200))).toEqual(plain(long));
+    expect(plain(packed.get(299))).toEqual(plain(uncut[299 % 60]!));
+  });
+});
+
+describe('lazyList', () => {
+  it('reads elements on demand and refuses writes', () => {
+    const list = lazyList(3, (i) => i * 10) as number[];
+    expect(Array.isArray(list)).toBe(true);
+    expect(list.length).toBe(3);
+    expect(list[2]).toBe(20);
+    expect(list[3]).toBeUndefined();
+    expect(list.map((x) => x + 1)).toEqual([1, 11, 21]);
+    expect(list.slice(1)).toEqual([10, 20]);
+    expect(() => {
+      list[0] = 5;
+    }).toThrow(TypeError);
+    expect(() => list.push(1)).toThrow(TypeError);
+  });
+});

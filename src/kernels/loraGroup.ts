@@ -1,5 +1,5 @@
-// LoRA of linear layers that share an input (q/k/v; gate/up), every member in one dispatch: bindings for shaders/lora_group.wgsl.
-import code from '../../shaders/lora_group.wgsl?raw';
+// LoRA of linear layers that share an input (q/k/v; gate/up), every member in one dispatch: bindings for shaders/loraGroup.wgsl.
+import code from '../../shaders/loraGroup.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 import { dropoutKey } from './reference/lora';
 

@@ -1,4 +1,4 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 /**
  * The whole-model golden tests run a second time with the GPU kernel plan forced on (see
@@ -7,6 +7,14 @@ import { defineConfig } from 'vitest/config';
  * generation (GEMV decode). The rest of the suite runs once, on the device's own plan.
  */
 const GPU_PLAN_GOLDEN = ['test/model/forward.test.ts', 'test/train/trajectory.test.ts', 'test/model/generate.test.ts'];
+
+/**
+ * The Try-it demo end to end in Chromium: the card's full clinic run (56 steps) on SwiftShader
+ * takes about half an hour on 2 cores, so it is its own project, run by `npm run test:demo`
+ * (which sets WHITTLE_DEMO_E2E), not by `npm test`.
+ */
+const DEMO_E2E = ['test/browser/tryItDemo.test.ts'];
+const demoProject = process.env.WHITTLE_DEMO_E2E === '1' ? [{ extends: true, test: { name: 'demo', include: DEMO_E2E } }] : [];
 
 export default defineConfig({
   test: {
@@ -17,10 +25,11 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     projects: [
-      { extends: true, test: { name: 'default', include: ['test/**/*.test.ts', 'test/**/*.test.tsx'] } },
+      { extends: true, test: { name: 'default', include: ['test/**/*.test.ts', 'test/**/*.test.tsx'], exclude: [...configDefaults.exclude, ...DEMO_E2E] } },
       // Longer limits: a test's first dispatch of each GPU-plan pipeline waits for lavapipe to
       // compile it (seconds alone, minutes on a loaded machine; Mesa's disk cache keeps it after).
       { extends: true, test: { name: 'gpu-plan', include: GPU_PLAN_GOLDEN, env: { WHITTLE_KERNELS: 'gpu' }, testTimeout: 600_000, hookTimeout: 600_000 } },
+      ...demoProject,
     ],
   },
 });

@@ -14,7 +14,7 @@ const GPU_PLAN_GOLDEN = ['test/model/forward.test.ts', 'test/train/trajectory.te
  * (which sets WHITTLE_DEMO_E2E), not by `npm test`.
  */
 const DEMO_E2E = ['test/browser/tryItDemo.test.ts'];
-const demoProject = process.env.WHITTLE_DEMO_E2E === '1' ? [{ extends: true, test: { name: 'demo', include: DEMO_E2E } }] : [];
+const demoProject = process.env.WHITTLE_DEMO_E2E === '1' ? [{ extends: true as const, test: { name: 'demo', include: DEMO_E2E } }] : [];
 
 export default defineConfig({
   test: {

@@ -341,7 +341,7 @@ async function trainInto(ctx: CliContext, run: TrainRun, store: NodeCheckpointSt
     });
     // A resumed job keeps the activation policy its checkpoint recorded.
     if (checkpoint?.state.recompute) trainer.recompute = checkpoint.state.recompute;
-    ctx.print(`  activations: ${trainer.recompute === 'never' ? 'kept for the backward (they fit the memory budget)' : 'recomputed per layer in the backward (keeping them would not fit the memory budget)'}`);
+    ctx.print(`  activations: ${trainer.recompute === 'never' ? 'kept for every layer (they fit the memory budget)' : 'kept for as many layers as the memory budget holds, the other layers recomputed in the backward'}`);
     await writeFileAtomic(
       join(out, JOB_FILE),
       JSON.stringify(

@@ -122,7 +122,7 @@ export class TrainingRun {
         trainer = created;
         if (job.recompute !== created.recompute) {
           job = await records.update(id, (j) => ({ ...j, recompute: created.recompute }));
-          const what = created.recompute === 'never' ? 'kept for the backward (they fit the memory budget)' : 'recomputed per layer in the backward (keeping them would not fit the memory budget)';
+          const what = created.recompute === 'never' ? 'kept for every layer (they fit the memory budget)' : 'kept for as many layers as the memory budget holds, the other layers recomputed in the backward';
           await records.log(id, [{ level: 'info', message: `Activations: ${what}`, step: job.step || null, kind: 'status' }]);
         }
 

@@ -5,6 +5,7 @@ import { matmulRef } from '../../src/kernels/reference/matmul';
 import { runMatmulCase, selfTestCases } from '../../src/selftest/matmul';
 import { expectClose } from '../helpers/compare';
 import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { TRANSPOSES, transposeName } from '../helpers/matmulCases';
 import { Rng } from '../helpers/random';
 
 // Tolerances, relative to max |reference|: the reference accumulates in f64, the kernels in
@@ -18,13 +19,8 @@ const SHAPES: Array<[number, number, number]> = [
   [33, 127, 65],
   [64, 64, 64],
 ];
-const TRANS: Array<[boolean, boolean]> = [
-  [false, false],
-  [false, true],
-  [true, false],
-  [true, true],
-];
-const name = (t: [boolean, boolean]) => `${t[0] ? 'Aᵀ' : 'A'}·${t[1] ? 'Bᵀ' : 'B'}`;
+const TRANS = TRANSPOSES;
+const name = transposeName;
 
 describe('matmulRef', () => {
   it('matches a product worked by hand, with alpha, beta and bias', () => {

@@ -6,6 +6,7 @@ import { matmulRef } from '../../src/kernels/reference/matmul';
 import { runMatmulCase } from '../../src/selftest/matmul';
 import { expectClose } from '../helpers/compare';
 import { getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { TRANSPOSES, transposeName } from '../helpers/matmulCases';
 import { Rng } from '../helpers/random';
 
 // Bound, relative to max |reference| (f64 accumulation): the kernels accumulate in f32 over
@@ -21,13 +22,8 @@ const SHAPES: Array<[number, number, number]> = [
   [70, 133, 61],
   [133, 141, 77],
 ];
-const TRANS: Array<[boolean, boolean]> = [
-  [false, false],
-  [false, true],
-  [true, false],
-  [true, true],
-];
-const name = (t: [boolean, boolean]) => `${t[0] ? 'Aᵀ' : 'A'}·${t[1] ? 'Bᵀ' : 'B'}`;
+const TRANS = TRANSPOSES;
+const name = transposeName;
 
 // A test's first dispatch of each pipeline waits for lavapipe to compile it: seconds alone, a
 // minute or two on a loaded machine (Mesa's disk cache keeps it for later runs). Tests share

@@ -97,4 +97,34 @@ describe('real tokenizer configs and chat templates', () => {
       '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n',
     );
   });
+
+  // The templates SmolLM2-Instruct and TinyLlama-Chat ship, as their GGUF files embed them; the
+  // expected texts are what transformers renders (TinyLlama's model card shows the same prompt).
+  const template = (name: string, tokens: Record<string, string>) =>
+    new ChatTemplate(readFileSync(new URL(`../fixtures/hf-configs/${name}.chat_template.jinja`, import.meta.url), 'utf8'), tokens);
+
+  it("SmolLM2-Instruct's template adds its default system message only when the chat has none", () => {
+    const smol = template('smollm2-instruct', { bos_token: '<|im_start|>', eos_token: '<|im_end|>' });
+    expect(smol.render([{ role: 'user', content: 'Hello' }], { addGenerationPrompt: true })).toBe(
+      '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' +
+        '<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n',
+    );
+    expect(smol.render([{ role: 'system', content: 'Be terse.' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hey' }])).toBe(
+      '<|im_start|>system\nBe terse.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHey<|im_end|>\n',
+    );
+  });
+
+  it("TinyLlama-Chat's multi-line template renders with blocks trimmed, as transformers does", () => {
+    const tiny = template('tinyllama-1.1b-chat', { bos_token: '<s>', eos_token: '</s>' });
+    const chat = [
+      { role: 'system', content: 'You are a friendly chatbot' },
+      { role: 'user', content: 'How many helicopters can a human eat in one sitting?' },
+    ];
+    expect(tiny.render(chat, { addGenerationPrompt: true })).toBe(
+      '<|system|>\nYou are a friendly chatbot</s>\n<|user|>\nHow many helicopters can a human eat in one sitting?</s>\n<|assistant|>\n',
+    );
+    expect(tiny.render([...chat, { role: 'assistant', content: 'None.' }])).toBe(
+      '<|system|>\nYou are a friendly chatbot</s>\n<|user|>\nHow many helicopters can a human eat in one sitting?</s>\n<|assistant|>\nNone.</s>\n',
+    );
+  });
 });

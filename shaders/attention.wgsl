@@ -89,7 +89,7 @@ struct AppendParams {
 @group(0) @binding(7) var<storage, read_write> dk_out: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> dv_out: array<vec4<f32>>;
 // decode partial: dcp, q, k cache, v cache, part, live_pos.  combine: dcp, part, out, live_pos_c
-// (live_pos: u32 [B] of the newest cache row, read only with `live`; else any buffer is bound)
+// (live_pos: u32 [B] of the newest cache row; without `live` any buffer is bound and its entry 0 ignored)
 @group(0) @binding(0) var<uniform> dcp: DecodeParams;
 @group(0) @binding(4) var<storage, read_write> part_out: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> live_pos: array<u32>;

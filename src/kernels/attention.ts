@@ -322,7 +322,7 @@ export function attentionDecode(gpu: Gpu, rec: Recorder, a: AttentionDecodeArgs)
     .u32(rule.minChunk)
     .bytes();
   rec.dispatch(flash ? flash.decodePartial : DECODE_PARTIAL, {
-    // Without a live position the kernels never read that binding; q stands in.
+    // Without a live position the kernels ignore that binding's entry 0; q stands in.
     buffers: [a.q, a.kCache, a.vCache, a.workspace, live?.buffer ?? a.q],
     params,
     // 'gpu': a workgroup per split; 'cpu': a thread per split.

@@ -4,7 +4,7 @@
  */
 import type { Gpu } from '../src/gpu';
 import { generate } from '../src/model/generate';
-import { CausalLM, KvCache } from '../src/model/transformer';
+import { CausalLM } from '../src/model/transformer';
 import type { WeightDtype } from '../src/model/weights';
 import { Rng } from '../src/util/random';
 import { buildRandomModel } from '../src/model/randomModel';
@@ -21,6 +21,8 @@ export interface GenerateBenchOptions {
   newTokens: number;
   /** Timed runs per model (median reported), after one untimed warm-up run. */
   reps: number;
+  /** Only the per-token counts of a dry run (no timed runs): cheap for full-size models. */
+  dryRun?: boolean;
   log: (msg: string) => void;
 }
 
@@ -35,36 +37,48 @@ export function generateRowNames(label: string, prompt: number, newTokens: numbe
   return { prefill: `${label} prefill ${prompt} tokens, ${dtype}`, decode: `${label} decode ${newTokens} tokens, ${dtype}` };
 }
 
-/** Decode steps counted per model (after one warm-up step). */
+/** Decode steps counted per model (after the prefill and one decode step). */
 const COUNTED_TOKENS = 8;
 
+interface TokenCounts {
+  dispatchesPerToken: number;
+  bindGroupsPerToken: number;
+  submitsPerToken: number;
+  encodeMsPerToken: number;
+}
+
 /**
- * The CPU side of one decoded token: dispatches, bind groups created and the process CPU time
- * to record and encode the token's forward pass, measured in a dry run (nothing submitted, so
- * it is cheap for any model) on a KV cache that already holds the prompt.
+ * The CPU side of one decoded token as `generate` runs it (the token's forward pass and its
+ * sampling): dispatches, submits, bind groups created and the process CPU time to record (or
+ * replay) and encode the step, medians over COUNTED_TOKENS tokens of a dry run (nothing
+ * submitted, so it is cheap for any model; the ids read back are zeros).
  */
-function decodeStepCounts(gpu: Gpu, model: CausalLM, prompt: number[]): { dispatchesPerToken: number; bindGroupsPerToken: number; encodeMsPerToken: number } {
-  const { config } = model;
-  const kv = new KvCache(gpu, config, 1, prompt.length + COUNTED_TOKENS + 1);
-  const logits = gpu.createBuffer(config.vocabSize * 4, 'bench-logits');
+async function decodeStepCounts(gpu: Gpu, model: CausalLM, prompt: number[]): Promise<TokenCounts> {
+  const steps: TokenCounts[] = [];
+  let cpu = process.cpuUsage();
   gpu.dryRun = true;
   try {
-    model.forwardCached(Uint32Array.from(prompt), prompt.length, kv, null, logits);
-    model.forwardCached(Uint32Array.of(1), 1, kv, null, logits);
     gpu.resetCounters();
-    const cpu0 = process.cpuUsage();
-    for (let i = 0; i < COUNTED_TOKENS; i++) model.forwardCached(Uint32Array.of(2 + i), 1, kv, null, logits);
-    const cpu = process.cpuUsage(cpu0);
-    return {
-      dispatchesPerToken: gpu.counters.dispatches / COUNTED_TOKENS,
-      bindGroupsPerToken: gpu.counters.bindGroups / COUNTED_TOKENS,
-      encodeMsPerToken: (cpu.user + cpu.system) / 1000 / COUNTED_TOKENS,
+    // onToken(step) follows the read of token `step`; from the previous call to it runs one
+    // decode step (step 1: the first, which records; later ones are the counted tokens).
+    const onToken = (_: unknown, step: number) => {
+      const used = process.cpuUsage(cpu);
+      const c = gpu.counters;
+      if (step >= 2) steps.push({ dispatchesPerToken: c.dispatches, bindGroupsPerToken: c.bindGroups, submitsPerToken: c.submits, encodeMsPerToken: (used.user + used.system) / 1000 });
+      gpu.resetCounters();
+      cpu = process.cpuUsage();
     };
+    await generate(model, [prompt], null, { maxNewTokens: COUNTED_TOKENS + 2, eosTokenIds: [], onToken });
   } finally {
     gpu.dryRun = false;
-    kv.destroy();
-    gpu.release(logits);
   }
+  const med = (f: (x: TokenCounts) => number) => median(steps.map(f));
+  return {
+    dispatchesPerToken: med((x) => x.dispatchesPerToken),
+    bindGroupsPerToken: med((x) => x.bindGroupsPerToken),
+    submitsPerToken: med((x) => x.submitsPerToken),
+    encodeMsPerToken: med((x) => x.encodeMsPerToken),
+  };
 }
 
 export async function benchGenerate(gpu: Gpu, opts: GenerateBenchOptions): Promise<BenchRow[]> {
@@ -79,10 +93,24 @@ export async function benchGenerate(gpu: Gpu, opts: GenerateBenchOptions): Promi
       const names = generateRowNames(named.label, opts.prompt, opts.newTokens, opts.dtype);
       // Random weights pick arbitrary tokens: no EOS, so every run decodes the same count.
       const run = () => generate(model, [prompt], null, { maxNewTokens: opts.newTokens, eosTokenIds: [] });
-      opts.log(`generate: ${named.label}: warm-up run (compiles pipelines)`);
-      await run();
-      const counts = decodeStepCounts(gpu, model, prompt);
-      opts.log(`generate: ${named.label}: per decoded token ${counts.dispatchesPerToken} dispatches, ${counts.bindGroupsPerToken} new bind groups, ${counts.encodeMsPerToken.toFixed(2)} ms CPU to record and encode`);
+      if (!opts.dryRun) {
+        opts.log(`generate: ${named.label}: warm-up run (compiles pipelines)`);
+        await run();
+      }
+      const counts = await decodeStepCounts(gpu, model, prompt);
+      const countsNote = `per token (median of ${COUNTED_TOKENS}, dry run): ${counts.submitsPerToken} submits, ${counts.bindGroupsPerToken} new bind groups, encode = process CPU ms`;
+      opts.log(`generate: ${named.label}: per decoded token ${counts.dispatchesPerToken} dispatches, ${counts.submitsPerToken} submits, ${counts.bindGroupsPerToken} new bind groups, ${counts.encodeMsPerToken.toFixed(2)} ms CPU to record and encode`);
+      if (opts.dryRun) {
+        rows.push({
+          suite: 'generate',
+          name: names.decode,
+          ms: NaN,
+          dispatchesPerToken: counts.dispatchesPerToken,
+          encodeMsPerToken: counts.encodeMsPerToken,
+          note: `dry run (recorded and encoded, never submitted), batch 1, greedy, KV cache; ${countsNote}`,
+        });
+        continue;
+      }
       gpu.pool.resetPeak();
       const prefill: number[] = [];
       const decodeMsPerToken: number[] = [];
@@ -115,7 +143,7 @@ export async function benchGenerate(gpu: Gpu, opts: GenerateBenchOptions): Promi
         peakBytes,
         dispatchesPerToken: counts.dispatchesPerToken,
         encodeMsPerToken: counts.encodeMsPerToken,
-        note: `batch 1, greedy, KV cache; ms per token; median of ${opts.reps}; per token (dry run of ${COUNTED_TOKENS}): ${counts.bindGroupsPerToken} new bind groups, encode = process CPU ms`,
+        note: `batch 1, greedy, KV cache; ms per token; median of ${opts.reps}; ${countsNote}`,
       });
     } finally {
       model.destroy();

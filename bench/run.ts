@@ -50,7 +50,8 @@ suites: ${SUITES.join(', ')} (or all)
   --recompute a,b     train: activation policies always, never and/or auto (default: the
                       model's, auto); each gives a row, e.g. --recompute always,auto
   --dry-run           train: record and encode each step without submitting it; rows give
-                      the per-step counts and encode ms only (cheap for full-size models)
+                      the per-step counts and encode ms only (cheap for full-size models);
+                      generate: only the per-token counts and encode ms (no timed runs)
   --kernels P         kernel plan: auto, cpu or gpu (default auto: cpu on CPU adapters);
                       recorded in each result's flags
   --no-peer           skip the PyTorch peers
@@ -156,9 +157,10 @@ async function main(): Promise<void> {
         prompt: int('prompt', values.prompt),
         newTokens: int('new-tokens', values['new-tokens']),
         reps: int('reps', values.reps),
+        dryRun: values['dry-run'],
         log,
       } as const;
-      Object.assign(flags, { models: opts.models, prompt: opts.prompt, newTokens: opts.newTokens, reps: opts.reps });
+      Object.assign(flags, { models: opts.models, prompt: opts.prompt, newTokens: opts.newTokens, reps: opts.reps, dryRun: opts.dryRun });
       rows = await benchGenerate(gpu, opts);
     } else {
       const [B, T] = parseShape(values['memory-shape']);

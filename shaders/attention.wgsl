@@ -52,6 +52,12 @@ struct DecodeParams {
   n_splits: u32,
   head_dim: u32,
   scale: f32,
+  // 1: the cache's newest row is live_pos[0] (written per token, so one recorded step serves every
+  // token): kv_len = live_pos[0] + 1, and chunk / n_splits follow attentionDecodeSplits' rule from
+  // max_splits and min_chunk, which the fields above then do not hold.
+  live: u32,
+  max_splits: u32,
+  min_chunk: u32,
 }
 
 struct AppendParams {
@@ -61,6 +67,7 @@ struct AppendParams {
   row_elems: u32,  // Hkv * D
   kv_cap: u32,
   pos: u32,        // first cache row written
+  live: u32,       // 1: the first row written is live_pos[0] instead of pos
 }
 
 // Entry points share binding numbers with different variables; each uses only its own set.
@@ -81,12 +88,15 @@ struct AppendParams {
 @group(0) @binding(6) var<storage, read> delta_in: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dk_out: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> dv_out: array<vec4<f32>>;
-// decode partial: dcp, q, k cache, v cache, part.  combine: dcp, part, out
+// decode partial: dcp, q, k cache, v cache, part, live_pos.  combine: dcp, part, out, live_pos_c
+// (live_pos: u32 [B] of the newest cache row; without `live` any buffer is bound and its entry 0 ignored)
 @group(0) @binding(0) var<uniform> dcp: DecodeParams;
 @group(0) @binding(4) var<storage, read_write> part_out: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> live_pos: array<u32>;
 @group(0) @binding(1) var<storage, read> part_in: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> dec_out: array<vec4<f32>>;
-// append rows to a kv cache: ap, k_new, v_new, k_cache, v_cache
+@group(0) @binding(3) var<storage, read> live_pos_c: array<u32>;
+// append rows to a kv cache: ap, k_new, v_new, k_cache, v_cache, live_pos
 @group(0) @binding(0) var<uniform> ap: AppendParams;
 @group(0) @binding(1) var<storage, read> k_new: array<f32>;
 @group(0) @binding(2) var<storage, read> v_new: array<f32>;
@@ -259,21 +269,38 @@ fn attn_bwd_dkdv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
   }
 }
 
+// The keys a decode step attends and how they split: from the parameters, or (live) from the
+// newest cache row, with attentionDecodeSplits' rule so the splits match a step recorded for
+// that length.
+struct DecodeShape {
+  kv_len: u32,
+  chunk: u32,
+  n_splits: u32,
+}
+fn decode_shape(newest_row: u32) -> DecodeShape {
+  if (dcp.live == 0u) { return DecodeShape(dcp.kv_len, dcp.chunk, dcp.n_splits); }
+  let kv_len = newest_row + 1u;
+  let splits = max(1u, min(dcp.max_splits, kv_len / dcp.min_chunk));
+  let chunk = (kv_len + splits - 1u) / splits;
+  return DecodeShape(kv_len, chunk, (kv_len + chunk - 1u) / chunk);
+}
+
 // Decode, step 1 (split-K, flash-decoding): grid (split block, q head, batch); one thread per
 // split runs an online softmax over its `chunk` cached keys and writes the unnormalised result:
 // part[b, h, split] = (acc[0..D), running max (base 2), running sum).
 @compute @workgroup_size(ROWS)
 fn attn_decode_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let ds = decode_shape(live_pos[0]);
   let split = wid.x * ROWS + lid;
-  if (split >= dcp.n_splits) { return; }
+  if (split >= ds.n_splits) { return; }
   let h = wid.y;
   let b = wid.z;
   let hk = h / (dcp.n_q_heads / dcp.n_kv_heads);
   let nd4 = dcp.head_dim / 4u;
   let qbase = (b * dcp.n_q_heads + h) * nd4;
   let c2 = dcp.scale * LOG2E;
-  let first = split * dcp.chunk;
-  let last = min(first + dcp.chunk, dcp.kv_len) - 1u;
+  let first = split * ds.chunk;
+  let last = min(first + ds.chunk, ds.kv_len) - 1u;
   let row_stride = dcp.n_kv_heads * nd4;
   let seq_base = (b * dcp.kv_cap * dcp.n_kv_heads + hk) * nd4;
 
@@ -298,7 +325,7 @@ fn attn_decode_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     l = l * alpha + pj;
     for (var c = 0u; c < nd4; c++) { acc[c] = acc[c] * alpha + pj * v_in[r + c]; }
   }
-  let base = ((b * dcp.n_q_heads + h) * dcp.n_splits + split) * (nd4 + 1u);
+  let base = ((b * dcp.n_q_heads + h) * ds.n_splits + split) * (nd4 + 1u);
   for (var c = 0u; c < nd4; c++) { part_out[base + c] = acc[c]; }
   part_out[base + nd4] = vec4<f32>(m, l, 0.0, 0.0);
 }
@@ -307,17 +334,18 @@ fn attn_decode_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
 // splits' partial softmaxes.
 @compute @workgroup_size(ROWS)
 fn attn_decode_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let n_splits = decode_shape(live_pos_c[0]).n_splits;
   let h = wid.x;
   let b = wid.y;
   let nd4 = dcp.head_dim / 4u;
   let stride = nd4 + 1u;
-  let base0 = (b * dcp.n_q_heads + h) * dcp.n_splits * stride;
+  let base0 = (b * dcp.n_q_heads + h) * n_splits * stride;
   var m = NEG;
-  for (var s = 0u; s < dcp.n_splits; s++) { m = max(m, part_in[base0 + s * stride + nd4].x); }
+  for (var s = 0u; s < n_splits; s++) { m = max(m, part_in[base0 + s * stride + nd4].x); }
   for (var c = lid; c < nd4; c += ROWS) {
     var den = 0.0;
     var num = vec4<f32>(0.0);
-    for (var s = 0u; s < dcp.n_splits; s++) {
+    for (var s = 0u; s < n_splits; s++) {
       let o = base0 + s * stride;
       let ml = part_in[o + nd4];
       let w = exp2(ml.x - m);
@@ -328,14 +356,16 @@ fn attn_decode_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
   }
 }
 
-// Copies new k/v rows [B, new_rows, Hkv, D] into caches [B, kv_cap, Hkv, D] at row `pos`.
+// Copies new k/v rows [B, new_rows, Hkv, D] into caches [B, kv_cap, Hkv, D] at row `pos` (live:
+// live_pos[0]).
 @compute @workgroup_size(256)
 fn attn_kv_append(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = gid.y * ap.row_stride + gid.x;
   if (i >= ap.n) { return; }
   let per_seq = ap.new_rows * ap.row_elems;
   let b = i / per_seq;
-  let dst = (b * ap.kv_cap + ap.pos) * ap.row_elems + i % per_seq;
+  let pos = select(ap.pos, live_pos[0], ap.live != 0u);
+  let dst = (b * ap.kv_cap + pos) * ap.row_elems + i % per_seq;
   k_cache[dst] = k_new[i];
   v_cache[dst] = v_new[i];
 }

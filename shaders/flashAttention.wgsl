@@ -41,6 +41,9 @@ struct DecodeParams {
   n_splits: u32,
   head_dim: u32,
   scale: f32,
+  live: u32,       // as in attention.wgsl: 1: kv_len, chunk, n_splits come from live_pos[0]
+  max_splits: u32,
+  min_chunk: u32,
 }
 
 // Bindings as in attention.wgsl. forward: p, q, k, v, out, lse
@@ -60,9 +63,10 @@ struct DecodeParams {
 @group(0) @binding(6) var<storage, read> delta_in: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dk_out: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> dv_out: array<vec4<f32>>;
-// decode partial: dcp, q, k cache, v cache, part
+// decode partial: dcp, q, k cache, v cache, part, live_pos
 @group(0) @binding(0) var<uniform> dcp: DecodeParams;
 @group(0) @binding(4) var<storage, read_write> part_out: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> live_pos: array<u32>;
 
 // Staged tiles: K and V (forward, dq) or Q and dO (dk/dv), TILE rows of D4 vec4s each.
 var<workgroup> tile_a: array<vec4<f32>, TILE * D4>;
@@ -281,17 +285,34 @@ fn flash_bwd_dkdv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
 // column per thread, and the groups' partial results merge through workgroup memory at the end.
 // Writes part[b, h, split] = (acc[0..D), max (base 2), sum), as attn_decode_partial does, so
 // attention.wgsl's attn_decode_combine finishes the job.
+// attention.wgsl's decode_shape: the same splits as attn_decode_combine reads.
+struct DecodeShape {
+  kv_len: u32,
+  chunk: u32,
+  n_splits: u32,
+}
+fn decode_shape(newest_row: u32) -> DecodeShape {
+  if (dcp.live == 0u) { return DecodeShape(dcp.kv_len, dcp.chunk, dcp.n_splits); }
+  let kv_len = newest_row + 1u;
+  let splits = max(1u, min(dcp.max_splits, kv_len / dcp.min_chunk));
+  let chunk = (kv_len + splits - 1u) / splits;
+  return DecodeShape(kv_len, chunk, (kv_len + chunk - 1u) / chunk);
+}
+
 @compute @workgroup_size(THREADS)
 fn flash_decode_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  // Live: the dispatch covers the most splits of any length; workgroups past this length's stop.
+  let ds = decode_shape(live_pos[0]);
   let split = wid.x;
+  if (split >= ds.n_splits) { return; }
   let h = wid.y;
   let b = wid.z;
   let hk = h / (dcp.n_q_heads / dcp.n_kv_heads);
   let g = lid / D4;
   let c = lid % D4;
   let in_group = g < DEC_GROUPS;
-  let first = split * dcp.chunk;
-  let last = min(first + dcp.chunk, dcp.kv_len) - 1u;
+  let first = split * ds.chunk;
+  let last = min(first + ds.chunk, ds.kv_len) - 1u;
   let row_stride = dcp.n_kv_heads * D4;
   let seq_base = (b * dcp.kv_cap * dcp.n_kv_heads + hk) * D4;
   if (lid < D4) { dec_q[lid] = q_in[(b * dcp.n_q_heads + h) * D4 + lid] * (dcp.scale * LOG2E); }
@@ -344,7 +365,7 @@ fn flash_decode_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
       den += w * ml.y;
       num += w * dec_acc[gg * D4 + lid];
     }
-    let base = ((b * dcp.n_q_heads + h) * dcp.n_splits + split) * (D4 + 1u);
+    let base = ((b * dcp.n_q_heads + h) * ds.n_splits + split) * (D4 + 1u);
     part_out[base + lid] = num;
     if (lid == 0u) { part_out[base + D4] = vec4<f32>(mm, den, 0.0, 0.0); }
   }

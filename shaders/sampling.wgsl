@@ -29,7 +29,7 @@ struct SampleParams {
   temperature: f32,   // > 0
   top_p: f32,         // >= 1: off
   full_z: u32,        // 1: top-p probabilities over the whole vocabulary (top-k off)
-  _pad: u32,
+  rand_in_buffer: u32, // 1: row r's number is rand_buf[r] (written per token), not rand
   rand: array<vec4<f32>, 16>, // uniform [0, 1) numbers, one per row of this dispatch
 }
 
@@ -43,6 +43,9 @@ struct PenaltyParams {
 @group(0) @binding(0) var<uniform> p: SampleParams;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out_ids: array<u32>;
+// sample_topk, sample_full: f32 [rows] uniform numbers, read only with rand_in_buffer (else any
+// buffer is bound).
+@group(0) @binding(3) var<storage, read> rand_buf: array<f32>;
 
 @group(0) @binding(0) var<uniform> pp: PenaltyParams;
 @group(0) @binding(1) var<storage, read> seen_ids: array<u32>;
@@ -74,6 +77,7 @@ fn order_key(x: f32) -> u32 {
 }
 
 fn row_uniform(local_row: u32) -> f32 {
+  if (p.rand_in_buffer != 0u) { return rand_buf[p.row_offset + local_row]; }
   return p.rand[local_row / 4u][local_row % 4u];
 }
 

@@ -11,6 +11,7 @@
  * the binding cache was cleared (a lost device): `valid` says so.
  */
 import type { Gpu } from './device';
+import type { Recorder } from './recorder';
 
 export type Command =
   | { kind: 'dispatch'; pipeline: GPUComputePipeline; group: GPUBindGroup; x: number; y: number; z: number }
@@ -143,8 +144,35 @@ export class ReplayCache {
     }
   }
 
+  /**
+   * Starts a step: replays the list recorded for `key` (returns null), or returns a recorder that
+   * captures the step (submitting every SUBMIT_EVERY dispatches) to hand to end() after its last
+   * submit. A null key records without keeping (a step that cannot be replayed).
+   */
+  begin(gpu: Gpu, key: string | null, label: string): Recorder | null {
+    const hit = key !== null && gpu.replay ? this.get(key) : null;
+    if (hit) {
+      hit.submit();
+      return null;
+    }
+    const rec = gpu.recorder(label, { submitEvery: true, capture: key !== null });
+    if (key !== null) this.pending.set(rec, key);
+    return rec;
+  }
+
+  /** Keeps what `rec` (from begin(), submitted) recorded, for the next step of its key. */
+  end(rec: Recorder): void {
+    const key = this.pending.get(rec);
+    this.pending.delete(rec);
+    const recorded = rec.recorded();
+    if (key !== undefined && recorded) this.set(key, recorded);
+  }
+
   clear(): void {
     for (const l of this.lists.values()) l.release();
     this.lists.clear();
+    this.pending.clear();
   }
+
+  private readonly pending = new Map<Recorder, string>();
 }

@@ -14,7 +14,10 @@
  * Decode: one new token per sequence, q [B, 1, Hq, D], over caches [B, capacity, Hkv, D] whose
  * rows 0 .. kvLen-1 are valid (append the new token's k/v first with `appendKv`, then decode
  * with kvLen = its position + 1). Keys are split over workgroups (flash-decoding) and merged by
- * a second kernel through a caller-owned workspace (`attentionDecodeWorkspaceBytes`).
+ * a second kernel through a caller-owned workspace (`attentionDecodeWorkspaceBytes`). With a
+ * `LivePosition` instead of a number, the position comes from a buffer at run time, so one
+ * recorded step serves every token: the dispatch covers the most splits of any length up to the
+ * capacity, and the kernels derive this length's splits with the same rule (the same results).
  *
  * Tensors must each fit one storage binding (maxStorageBufferBindingSize): split big batches.
  *
@@ -84,6 +87,14 @@ export interface AttentionBackwardArgs extends AttentionDims {
   kvCapacity?: number;
 }
 
+/**
+ * A position read at run time: entry 0 of a u32 buffer (the decoded token's cache row, the same
+ * for every sequence), written before the recorded step is submitted.
+ */
+export interface LivePosition {
+  buffer: BufferBinding;
+}
+
 export interface AttentionDecodeArgs {
   /** [B, 1, Hq, D] */
   q: BufferBinding;
@@ -99,8 +110,8 @@ export interface AttentionDecodeArgs {
   Hkv: number;
   D: number;
   capacity: number;
-  /** Valid cache rows, >= 1. */
-  kvLen: number;
+  /** Valid cache rows, >= 1; live: the buffer's position + 1. */
+  kvLen: number | LivePosition;
   scale?: number;
   /** Keys per split; chosen from the problem size when absent. */
   chunk?: number;
@@ -121,7 +132,7 @@ export interface AppendKvArgs {
   D: number;
   capacity: number;
   /** First cache row written (every sequence of the batch is at the same length). */
-  pos: number;
+  pos: number | LivePosition;
 }
 
 function spec(entryPoint: string, bindings: KernelSpec['bindings']): KernelSpec {
@@ -132,9 +143,9 @@ function spec(entryPoint: string, bindings: KernelSpec['bindings']): KernelSpec 
 const FWD = spec('attn_fwd', ['uniform', 'read', 'read', 'read', 'write', 'write']);
 const BWD_DQ = spec('attn_bwd_dq', ['uniform', 'read', 'read', 'read', 'read', 'read', 'read', 'write', 'write']);
 const BWD_DKDV = spec('attn_bwd_dkdv', ['uniform', 'read', 'read', 'read', 'read', 'read', 'read', 'write', 'write']);
-const DECODE_PARTIAL = spec('attn_decode_partial', ['uniform', 'read', 'read', 'read', 'write']);
-const DECODE_COMBINE = spec('attn_decode_combine', ['uniform', 'read', 'write']);
-const KV_APPEND = spec('attn_kv_append', ['uniform', 'read', 'read', 'write', 'write']);
+const DECODE_PARTIAL = spec('attn_decode_partial', ['uniform', 'read', 'read', 'read', 'write', 'read']);
+const DECODE_COMBINE = spec('attn_decode_combine', ['uniform', 'read', 'write', 'read']);
+const KV_APPEND = spec('attn_kv_append', ['uniform', 'read', 'read', 'write', 'write', 'read']);
 
 /** The flash kernels when the plan is 'gpu' and they take head dim D, else null ('cpu' kernels). */
 function flashFor(gpu: Gpu, plan: KernelPlan | undefined, D: number): FlashSpecs | null {
@@ -234,6 +245,16 @@ export function attentionBackward(gpu: Gpu, rec: Recorder, a: AttentionBackwardA
   });
 }
 
+/**
+ * Enough splits to keep ~DECODE_TARGET_THREADS threads ('cpu') or the target workgroups ('gpu')
+ * busy, none shorter than the minimum chunk: the merge costs grow with the splits. The decode
+ * kernels apply the same rule to a live length.
+ */
+function decodeSplitRule(d: { B: number; Hq: number }, plan: KernelPlan): { maxSplits: number; minChunk: number } {
+  const [target, minChunk] = plan === 'gpu' ? [FLASH_DECODE_TARGET_WORKGROUPS, FLASH_DECODE_MIN_CHUNK] : [DECODE_TARGET_THREADS, DECODE_MIN_CHUNK];
+  return { maxSplits: Math.max(1, Math.ceil(target / (d.B * d.Hq))), minChunk };
+}
+
 /** How decode splits the key range of a cache with `kvLen` valid rows, for a kernel plan. */
 export function attentionDecodeSplits(
   d: { B: number; Hq: number; kvLen: number; chunk?: number },
@@ -244,11 +265,7 @@ export function attentionDecodeSplits(
 } {
   let chunk = d.chunk;
   if (chunk === undefined) {
-    // Enough splits to keep ~DECODE_TARGET_THREADS threads ('cpu') or the target workgroups
-    // ('gpu') busy, none shorter than the minimum chunk: the merge costs grow with the splits.
-    const [target, minChunk] =
-      plan === 'gpu' ? [FLASH_DECODE_TARGET_WORKGROUPS, FLASH_DECODE_MIN_CHUNK] : [DECODE_TARGET_THREADS, DECODE_MIN_CHUNK];
-    const maxSplits = Math.max(1, Math.ceil(target / (d.B * d.Hq)));
+    const { maxSplits, minChunk } = decodeSplitRule(d, plan);
     const splits = Math.max(1, Math.min(maxSplits, Math.floor(d.kvLen / minChunk)));
     chunk = Math.ceil(d.kvLen / splits);
   }
@@ -270,36 +287,49 @@ export function attentionDecodeWorkspaceBytes(d: { B: number; Hq: number; D: num
 /** Records single-token attention over a KV cache: split-K partial softmaxes, then their merge. */
 export function attentionDecode(gpu: Gpu, rec: Recorder, a: AttentionDecodeArgs): void {
   checkDims({ ...a, T: 1 });
-  const { B, Hq, Hkv, D, capacity, kvLen } = a;
+  const { B, Hq, Hkv, D, capacity } = a;
+  const live = typeof a.kvLen === 'number' ? null : a.kvLen;
+  if (live && a.chunk !== undefined) throw new Error('attention decode: a live length takes no explicit chunk');
+  const kvLen = live ? capacity : (a.kvLen as number);
   if (!Number.isInteger(kvLen) || kvLen < 1 || kvLen > capacity) {
     throw new Error(`attention decode: kvLen ${kvLen} outside 1..capacity ${capacity}`);
   }
+  // Live: the caller keeps the position below the capacity (a KvCache checks each step).
   needFloats('q', a.q, B * Hq * D);
   needFloats('out', a.out, B * Hq * D);
   needFloats('kCache', a.kCache, B * capacity * Hkv * D);
   needFloats('vCache', a.vCache, B * capacity * Hkv * D);
   const flash = flashFor(gpu, a.kernels, D);
-  const { chunk, nSplits } = attentionDecodeSplits(a, flash ? 'gpu' : 'cpu');
+  const plan = flash ? 'gpu' : 'cpu';
+  const rule = decodeSplitRule(a, plan);
+  // Live: sized for the most splits the rule makes for any length up to the capacity.
+  const { chunk, nSplits } = live
+    ? { chunk: 0, nSplits: Math.max(1, Math.min(rule.maxSplits, Math.floor(capacity / rule.minChunk))) }
+    : attentionDecodeSplits({ B, Hq, kvLen, ...(a.chunk === undefined ? {} : { chunk: a.chunk }) }, plan);
   needFloats('workspace', a.workspace, B * Hq * nSplits * (D + 4));
   const params = new Params()
     .u32(B)
     .u32(Hq)
     .u32(Hkv)
     .u32(capacity)
-    .u32(kvLen)
+    .u32(live ? 0 : kvLen)
     .u32(chunk)
-    .u32(nSplits)
+    .u32(live ? 0 : nSplits)
     .u32(D)
     .f32(a.scale ?? 1 / Math.sqrt(D))
+    .u32(live ? 1 : 0)
+    .u32(rule.maxSplits)
+    .u32(rule.minChunk)
     .bytes();
   rec.dispatch(flash ? flash.decodePartial : DECODE_PARTIAL, {
-    buffers: [a.q, a.kCache, a.vCache, a.workspace],
+    // Without a live position the kernels ignore that binding's entry 0; q stands in.
+    buffers: [a.q, a.kCache, a.vCache, a.workspace, live?.buffer ?? a.q],
     params,
     // 'gpu': a workgroup per split; 'cpu': a thread per split.
     workgroups: [flash ? nSplits : Math.ceil(nSplits / ROWS), Hq, B],
   });
   rec.dispatch(DECODE_COMBINE, {
-    buffers: [a.workspace, a.out],
+    buffers: [a.workspace, a.out, live?.buffer ?? a.workspace],
     params,
     workgroups: [Hq, B],
   });
@@ -310,7 +340,10 @@ export function attentionDecode(gpu: Gpu, rec: Recorder, a: AttentionDecodeArgs)
  * `pos` (one small kernel for both tensors and all sequences, instead of 2*B buffer copies).
  */
 export function appendKv(gpu: Gpu, rec: Recorder, a: AppendKvArgs): void {
-  const { B, rows, Hkv, D, capacity, pos } = a;
+  const { B, rows, Hkv, D, capacity } = a;
+  const live = typeof a.pos === 'number' ? null : a.pos;
+  const pos = live ? 0 : (a.pos as number);
+  // Live: the caller keeps the position below capacity - rows + 1 (a KvCache checks each step).
   if (pos < 0 || pos + rows > capacity) throw new Error(`appendKv: rows ${pos}..${pos + rows} past capacity ${capacity}`);
   const n = B * rows * Hkv * D;
   needFloats('kNew', a.kNew, n);
@@ -319,8 +352,8 @@ export function appendKv(gpu: Gpu, rec: Recorder, a: AppendKvArgs): void {
   needFloats('vCache', a.vCache, B * capacity * Hkv * D);
   const g = grid1d(n, 256, gpu.limits.maxComputeWorkgroupsPerDimension);
   rec.dispatch(KV_APPEND, {
-    buffers: [a.kNew, a.vNew, a.kCache, a.vCache],
-    params: new Params().u32(n).u32(g.rowStride).u32(rows).u32(Hkv * D).u32(capacity).u32(pos).bytes(),
+    buffers: [a.kNew, a.vNew, a.kCache, a.vCache, live?.buffer ?? a.kNew],
+    params: new Params().u32(n).u32(g.rowStride).u32(rows).u32(Hkv * D).u32(capacity).u32(pos).u32(live ? 1 : 0).bytes(),
     workgroups: g.workgroups,
   });
 }

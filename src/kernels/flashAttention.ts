@@ -69,7 +69,7 @@ export function flashSpecs(D: number): FlashSpecs {
     forward: spec('flash_fwd', ['uniform', 'read', 'read', 'read', 'write', 'write']),
     dq: spec('flash_bwd_dq', bwd),
     dkdv: spec('flash_bwd_dkdv', bwd),
-    decodePartial: spec('flash_decode_partial', ['uniform', 'read', 'read', 'read', 'write']),
+    decodePartial: spec('flash_decode_partial', ['uniform', 'read', 'read', 'read', 'write', 'read']),
   };
   cache.set(D, specs);
   return specs;

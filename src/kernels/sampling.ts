@@ -4,8 +4,8 @@ import { Params, type BufferBinding, type Gpu, type Recorder } from '../gpu';
 import { kernelSpec } from './kernelSpec';
 
 const ARGMAX = kernelSpec(code, 'sampling.argmax_rows', 'argmax_rows', ['uniform', 'read', 'write']);
-const SAMPLE_TOPK = kernelSpec(code, 'sampling.sample_topk', 'sample_topk', ['uniform', 'read', 'write']);
-const SAMPLE_FULL = kernelSpec(code, 'sampling.sample_full', 'sample_full', ['uniform', 'read', 'write']);
+const SAMPLE_TOPK = kernelSpec(code, 'sampling.sample_topk', 'sample_topk', ['uniform', 'read', 'write', 'read']);
+const SAMPLE_FULL = kernelSpec(code, 'sampling.sample_full', 'sample_full', ['uniform', 'read', 'write', 'read']);
 const PENALTY = kernelSpec(code, 'sampling.repetition_penalty', 'repetition_penalty', ['uniform', 'read', 'write']);
 
 /**
@@ -32,8 +32,9 @@ function sampleParams(
   temperature: number,
   topP: number,
   fullZ: boolean,
-  random: ArrayLike<number> | null,
+  random: ArrayLike<number> | RandomBuffer | null,
 ): Uint8Array {
+  const inBuffer = random !== null && 'buffer' in random;
   const params = new Params(512)
     .u32(rows)
     .u32(rowOffset)
@@ -42,8 +43,9 @@ function sampleParams(
     .f32(temperature)
     .f32(topP)
     .u32(fullZ ? 1 : 0)
-    .u32(0);
-  for (let i = 0; i < SAMPLE_ROWS_PER_DISPATCH; i++) params.f32(random && i < rows ? random[rowOffset + i]! : 0);
+    .u32(inBuffer ? 1 : 0);
+  const values = inBuffer ? null : random;
+  for (let i = 0; i < SAMPLE_ROWS_PER_DISPATCH; i++) params.f32(values && i < rows ? values[rowOffset + i]! : 0);
   return params.bytes();
 }
 
@@ -88,6 +90,14 @@ export function applyRepetitionPenalty(
   });
 }
 
+/**
+ * The draws' uniform numbers read at run time: f32 [rows] in [0, 1), written before the recorded
+ * step is submitted (the writer checks the range), so one recording serves every token.
+ */
+export interface RandomBuffer {
+  buffer: BufferBinding;
+}
+
 export interface SamplingSettings {
   /** <= 0: greedy (argmax), as HF's do_sample=False. */
   temperature: number;
@@ -106,7 +116,7 @@ export interface SamplingSettings {
 export function sampleRows(
   gpu: Gpu,
   rec: Recorder,
-  a: LogitRows & SamplingSettings & { out: BufferBinding; random: ArrayLike<number> },
+  a: LogitRows & SamplingSettings & { out: BufferBinding; random: ArrayLike<number> | RandomBuffer },
 ): void {
   if (a.V < 1) throw new Error('sampleRows: V must be >= 1');
   if (!Number.isInteger(a.topK) || a.topK < 0 || a.topK > SAMPLE_MAX_CANDIDATES) {
@@ -117,18 +127,25 @@ export function sampleRows(
     argmaxRows(gpu, rec, a);
     return;
   }
-  if (a.random.length < a.rows) throw new Error(`sampleRows: ${a.random.length} random numbers for ${a.rows} rows`);
-  for (let i = 0; i < a.rows; i++) {
-    const u = a.random[i]!;
-    if (!(u >= 0 && u < 1)) throw new Error(`sampleRows: random[${i}] = ${u} is not in [0, 1)`);
-  }
+  const random = 'buffer' in a.random ? null : a.random;
+  if (random) checkUniforms(random, a.rows);
   const full = a.topK === 0 && a.topP >= 1;
   const k = Math.min(a.topK === 0 ? SAMPLE_MAX_CANDIDATES : a.topK, a.V);
   forEachRowBlock(a.rows, (offset, count) => {
     rec.dispatch(full ? SAMPLE_FULL : SAMPLE_TOPK, {
-      buffers: [a.logits, a.out],
+      // Without a random buffer the kernel never reads that binding; the logits stand in.
+      buffers: [a.logits, a.out, random ? a.logits : (a.random as RandomBuffer).buffer],
       params: sampleParams(offset, count, a.V, k, a.temperature, a.topP, a.topK === 0, a.random),
       workgroups: [count],
     });
   });
+}
+
+/** Throws unless `random` holds `rows` numbers in [0, 1) (the draws' inputs). */
+export function checkUniforms(random: ArrayLike<number>, rows: number): void {
+  if (random.length < rows) throw new Error(`sampleRows: ${random.length} random numbers for ${rows} rows`);
+  for (let i = 0; i < rows; i++) {
+    const u = random[i]!;
+    if (!(u >= 0 && u < 1)) throw new Error(`sampleRows: random[${i}] = ${u} is not in [0, 1)`);
+  }
 }

@@ -1,7 +1,8 @@
-import { applyRepetitionPenalty, sampleRows } from '../kernels/sampling';
+import type { Recorder } from '../gpu';
+import { applyRepetitionPenalty, checkUniforms, sampleRows } from '../kernels/sampling';
 import { Rng } from '../util/random';
 import type { LoraAdapter } from './lora';
-import { KvCache } from './kvCache';
+import { KvCache, type StepTail } from './kvCache';
 import type { CausalLM } from './transformer';
 
 export interface GenerateOptions {
@@ -40,7 +41,9 @@ export interface GenerateResult {
 
 /**
  * Autoregressive generation with a KV cache: one prefill over the prompts, then one token per
- * sequence per step, sampled on the GPU so only B ids come back each step. Prompts of a batch
+ * sequence per step, sampled on the GPU so only B ids come back each step. A step (the token's
+ * forward pass and its sampling) is recorded once and replayed: what changes per token (the fed
+ * ids, the position, the draws' numbers, the penalised ids) is written to buffers. Prompts of a batch
  * must have the same length. The adapter, when given, is applied unmerged, so base and
  * fine-tuned generation share one copy of the base weights.
  */
@@ -58,34 +61,44 @@ export async function generate(model: CausalLM, prompts: readonly (readonly numb
   const penalty = options.repetitionPenalty ?? 1;
   const settings = { temperature: options.temperature ?? 0, topK: options.topK ?? 0, topP: options.topP ?? 1 };
 
-  const kv = new KvCache(gpu, model.config, B, T0 + Math.max(maxNew, 1));
+  const capacity = T0 + Math.max(maxNew, 1);
+  const kv = new KvCache(gpu, model.config, B, capacity);
   const logits = gpu.createBuffer(B * V * 4, 'gen-logits');
   const chosen = gpu.createBuffer(B * 4, 'gen-ids');
+  const random = gpu.createBuffer(B * 4, 'gen-random');
+  // Each row's ids so far, padded to the capacity with ids the penalty skips (>= V).
+  const seen = penalty !== 1 ? gpu.createBuffer(B * capacity * 4, 'gen-seen') : null;
   const history = prompts.map((p) => [...p]);
   const tokens: number[][] = prompts.map(() => []);
   const finish: GenerateResult['finish'] = prompts.map(() => (maxNew < options.maxNewTokens ? 'context' : 'length'));
   const running = prompts.map(() => true);
-  let seen: GPUBuffer | null = null;
+  const sample: StepTail = {
+    key: `sample|${penalty}|${settings.temperature}|${settings.topK}|${settings.topP}`,
+    record: (rec: Recorder) => {
+      if (seen) applyRepetitionPenalty(gpu, rec, { logits, rows: B, V, ids: seen, idsPerRow: capacity, penalty });
+      sampleRows(gpu, rec, { logits, rows: B, V, ...settings, out: chosen, random: { buffer: random } });
+    },
+  };
+  // The step's per-token inputs of the sampling (the model's step writes its own).
+  const writeSamplingInputs = () => {
+    if (seen) {
+      const packed = new Uint32Array(B * capacity).fill(0xffffffff);
+      history.forEach((h, b) => packed.set(h, b * capacity));
+      gpu.write(seen, packed);
+    }
+    const draws = Array.from({ length: B }, () => rng.next());
+    checkUniforms(draws, B);
+    gpu.write(random, Float32Array.from(draws));
+  };
   try {
     const t0 = performance.now();
-    model.forwardCached(Uint32Array.from(prompts.flat()), T0, kv, adapter, logits);
+    writeSamplingInputs();
+    model.forwardCached(Uint32Array.from(prompts.flat()), T0, kv, adapter, logits, sample);
     let tDecode = performance.now();
     let prefillMs = 0;
     let generated = 0;
     for (let step = 0; step < maxNew; step++) {
       if (options.signal?.aborted) break;
-      const rec = gpu.recorder('sample');
-      if (penalty !== 1) {
-        const L = history[0]!.length;
-        const packed = new Uint32Array(B * L);
-        history.forEach((h, b) => packed.set(h, b * L));
-        if (seen) gpu.release(seen);
-        seen = gpu.upload(packed, 'gen-seen');
-        applyRepetitionPenalty(gpu, rec, { logits, rows: B, V, ids: seen, idsPerRow: L, penalty });
-      }
-      const random = Array.from({ length: B }, () => rng.next());
-      sampleRows(gpu, rec, { logits, rows: B, V, ...settings, out: chosen, random });
-      rec.submit();
       const ids = await gpu.readU32(chosen, B);
       if (step === 0) {
         prefillMs = performance.now() - t0;
@@ -114,7 +127,8 @@ export async function generate(model: CausalLM, prompts: readonly (readonly numb
         break;
       }
       if (!running.some(Boolean) || step === maxNew - 1) break;
-      model.forwardCached(Uint32Array.from(ids), 1, kv, adapter, logits);
+      writeSamplingInputs();
+      model.forwardCached(Uint32Array.from(ids), 1, kv, adapter, logits, sample);
     }
     if (options.signal?.aborted) for (let b = 0; b < B; b++) if (running[b]) finish[b] = 'stopped';
     const decodeMs = performance.now() - tDecode;
@@ -123,6 +137,7 @@ export async function generate(model: CausalLM, prompts: readonly (readonly numb
     kv.destroy();
     gpu.release(logits);
     gpu.release(chosen);
+    gpu.release(random);
     if (seen) gpu.release(seen);
   }
 }

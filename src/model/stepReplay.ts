@@ -28,22 +28,12 @@ export class TrainingReplays {
     this.gpu.write(this.stepValues, Float32Array.of(opts.gradScale, 0, 0, 0));
     const seeded = adapter !== null && adapter.config.dropout > 0 && opts.dropoutSeed !== undefined;
     const key = opts.full || seeded ? null : `${this.cache.idOf(workspace)}|${adapter ? this.cache.idOf(adapter) : 0}|${plan}|${opts.accumulate}`;
-    const hit = key !== null && this.gpu.replay ? this.cache.get(key) : null;
-    if (hit) {
-      hit.submit();
-      return null;
-    }
-    const rec = this.gpu.recorder('train-step', { submitEvery: true, capture: key !== null });
-    this.pending.set(rec, key);
-    return rec;
+    return this.cache.begin(this.gpu, key, 'train-step');
   }
 
   /** Keeps what `rec` (from begin(), submitted) recorded for the next pass of its plan. */
   end(rec: Recorder): void {
-    const key = this.pending.get(rec);
-    this.pending.delete(rec);
-    const recorded = rec.recorded();
-    if (key && recorded) this.cache.set(key, recorded);
+    this.cache.end(rec);
   }
 
   /** Drops every recorded pass (the buffers they bind are about to be freed). */
@@ -55,6 +45,4 @@ export class TrainingReplays {
     this.cache.clear();
     this.gpu.release(this.stepValues);
   }
-
-  private readonly pending = new Map<Recorder, string | null>();
 }

@@ -26,7 +26,7 @@ import { ropeQK } from '../kernels/rope';
 
 import { ropeInverseFrequencies, type ModelConfig } from './config';
 import type { BaseGradients } from './fullParameters';
-import type { KvCache } from './kvCache';
+import type { KvCache, StepTail } from './kvCache';
 import { DEFAULT_MEMORY_BUDGET_BYTES, estimateLoraJobMemory, type RecomputePolicy } from './memoryEstimate';
 import { TrainingReplays } from './stepReplay';
 import { linearGroupBackward, linearGroupForward, loraGroupBranch, maskSeed } from './linearGroup';
@@ -37,7 +37,7 @@ import type { LossTotals, StepOptions, TokenBatch } from './trainingPass';
 import { Workspace, type BufferView, type LayerActivations } from './workspace';
 
 export { defaultLoraLinearPath, type LoraLinearPath } from './linearLayer';
-export { KvCache } from './kvCache';
+export { KvCache, type StepTail } from './kvCache';
 export type { LossTotals, StepOptions, TokenBatch } from './trainingPass';
 
 /** Largest number of vocabulary columns per logits chunk. */
@@ -200,7 +200,8 @@ export class CausalLM {
     return { module, u: ws.activations(l).u.get(lin.role)!, scale: adapter.scale, dropout };
   }
 
-  private embed(rec: Recorder, ws: Workspace, positionStart = 0): void {
+  /** Positions: the first token's (a number) or, decoding, a buffer of each token's (see KvCache.positions). */
+  private embed(rec: Recorder, ws: Workspace, position: number | GPUBuffer = 0): void {
     const w = this.weights;
     embedding(this.gpu, rec, {
       ids: ws.ids,
@@ -209,7 +210,7 @@ export class CausalLM {
       shards: w.embed,
       dtype: w.dtype,
       out: ws.xs[0]!,
-      ...(w.positions ? { positionTable: w.positions, positionDtype: 'f32' as const, positionStart, seqLen: ws.T } : {}),
+      ...(w.positions ? { positionTable: w.positions, positionDtype: 'f32' as const, ...positionArgs(position), seqLen: ws.T } : {}),
     });
   }
 
@@ -224,9 +225,9 @@ export class CausalLM {
   }
 
   /** Rotates q and k (backward: dq and dk) in place, in one dispatch. */
-  private rope(rec: Recorder, ws: Workspace, q: BufferBinding, k: BufferBinding, backward: boolean, positionStart = 0): void {
+  private rope(rec: Recorder, ws: Workspace, q: BufferBinding, k: BufferBinding, backward: boolean, position: number | GPUBuffer = 0): void {
     const { heads, kvHeads, headDim } = this.config;
-    ropeQK(this.gpu, rec, { invFreq: this.invFreq!, tokens: ws.N, q, qHeads: heads, k, kHeads: kvHeads, headDim, positionStart, seqLen: ws.T, backward });
+    ropeQK(this.gpu, rec, { invFreq: this.invFreq!, tokens: ws.N, q, qHeads: heads, k, kHeads: kvHeads, headDim, ...positionArgs(position), seqLen: ws.T, backward });
   }
 
 
@@ -251,7 +252,8 @@ export class CausalLM {
    * backward, which never reads the output), the last linear layer computes only its LoRA u.
    */
   private layerForward(rec: Recorder, ws: Workspace, l: number, input: GPUBuffer | { x: GPUBuffer; add: GPUBuffer; sum: GPUBuffer }, mlpOut: GPUBuffer | null, adapter: LoraAdapter | null, dropoutSeed: number | undefined, kv?: KvCache): void {
-    const pos = kv?.length ?? 0;
+    // Decoding reads the position from a buffer, so its recorded step serves every token.
+    const pos = kv ? (ws.T === 1 ? kv.positions : kv.length) : 0;
     const cfg = this.config;
     const layer = this.weights.layers[l]!;
     const C = cfg.hidden;
@@ -350,21 +352,23 @@ export class CausalLM {
   /** Appends this pass's keys/values to the cache and attends over everything cached so far. */
   private cachedAttention(rec: Recorder, ws: Workspace, a: LayerActivations, kv: KvCache, l: number): void {
     const { heads: Hq, kvHeads: Hkv, headDim: D } = this.config;
-    const pos = kv.length;
+    const pos = ws.T === 1 ? { buffer: kv.positions } : kv.length;
     appendKv(this.gpu, rec, { kNew: a.k, vNew: a.v, kCache: kv.k[l]!, vCache: kv.v[l]!, B: ws.B, rows: ws.T, Hkv, D, capacity: kv.capacity, pos });
     if (ws.T === 1) {
-      attentionDecode(this.gpu, rec, { q: a.q, kCache: kv.k[l]!, vCache: kv.v[l]!, out: a.attn, workspace: kv.scratch, B: ws.B, Hq, Hkv, D, capacity: kv.capacity, kvLen: pos + 1 });
+      attentionDecode(this.gpu, rec, { q: a.q, kCache: kv.k[l]!, vCache: kv.v[l]!, out: a.attn, workspace: kv.scratch, B: ws.B, Hq, Hkv, D, capacity: kv.capacity, kvLen: { buffer: kv.positions } });
     } else {
-      attentionForward(this.gpu, rec, { ...this.attnDims(ws), q: a.q, k: kv.k[l]!, v: kv.v[l]!, out: a.attn, lse: a.lse, pastLen: pos, kvCapacity: kv.capacity });
+      attentionForward(this.gpu, rec, { ...this.attnDims(ws), q: a.q, k: kv.k[l]!, v: kv.v[l]!, out: a.attn, lse: a.lse, pastLen: kv.length, kvCapacity: kv.capacity });
     }
   }
 
   /**
    * Feeds `tokens` [B, T] on top of the cache (a prompt when the cache is empty, one token per
    * sequence when decoding) and records the logits of each sequence's last position into
-   * `logitsOut` [B, vocab]. Submits; the cache then holds T more positions.
+   * `logitsOut` [B, vocab], then `tail` (sampling), if any. Submits; the cache then holds T more
+   * positions. A decode step (T = 1) is recorded once and replayed for every later token of the
+   * same cache, adapter, output, plan and tail (see KvCache.positions).
    */
-  forwardCached(tokens: Uint32Array, T: number, kv: KvCache, adapter: LoraAdapter | null, logitsOut: GPUBuffer): void {
+  forwardCached(tokens: Uint32Array, T: number, kv: KvCache, adapter: LoraAdapter | null, logitsOut: GPUBuffer, tail?: StepTail): void {
     const { B } = kv;
     const cfg = this.config;
     if (tokens.length !== B * T) throw new Error(`forwardCached: ${tokens.length} tokens for ${B} x ${T}`);
@@ -372,8 +376,12 @@ export class CausalLM {
     for (const id of tokens) if (id >= cfg.vocabSize) throw new Error(`token id ${id} is outside the vocabulary (${cfg.vocabSize})`);
     const ws = this.ws(B, T, adapter, false);
     this.gpu.write(ws.ids, tokens);
-    const rec = this.gpu.recorder(T === 1 ? 'decode' : 'prefill');
-    this.embed(rec, ws, kv.length);
+    const rec = T === 1 ? kv.beginStep([ws, adapter, logitsOut], `${this.loraLinearPath}|${tail?.key ?? ''}`) : this.gpu.recorder('prefill');
+    if (!rec) {
+      kv.length += T; // a recorded step was replayed
+      return;
+    }
+    this.embed(rec, ws, T === 1 ? kv.positions : kv.length);
     const last = this.layersForward(rec, ws, adapter, undefined, kv);
     axpby(this.gpu, rec, last.add, last.x, ws.N * cfg.hidden, 1, 1);
     // Only the last position of each sequence needs logits.
@@ -396,7 +404,9 @@ export class CausalLM {
         label: 'lm_head',
       });
     }
+    tail?.record(rec);
     rec.submit();
+    if (T === 1) kv.endStep(rec);
     kv.length += T;
   }
 
@@ -572,6 +582,10 @@ export class CausalLM {
     this.replays.end(rec);
     return readLoss ? this.readTotals(ws) : null;
   }
+}
+
+function positionArgs(position: number | GPUBuffer): { positionStart: number } | { positions: GPUBuffer } {
+  return typeof position === 'number' ? { positionStart: position } : { positions: position };
 }
 
 function actKind(cfg: ModelConfig): 'gelu_tanh' | 'gelu_erf' | 'silu' {

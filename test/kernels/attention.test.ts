@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import type { Gpu, KernelPlan } from '../../src/gpu';
+import type { Gpu, KernelPlan, RecordedCommands, Recorder } from '../../src/gpu';
 import {
   appendKv,
   attentionBackward,
@@ -336,6 +336,63 @@ describe.each(plans)('attentionDecode and appendKv, %s kernels', (kernels) => {
       for (const buf of Object.values(b)) gpu.release(buf);
     });
   }
+
+  // Generation records a decode step once and replays it for every token, the position in a
+  // buffer: at each length the replay must give the bits of a step recorded with that length.
+  it('reads the position from a buffer: one recorded step equals, at every length, a step recorded for it', async () => {
+    const gpu = await getTestGpu();
+    const c = { B: 2, Hq: 4, Hkv: 2, D: 32, capacity: 200 };
+    const rng = new Rng(31);
+    const kvRow = c.Hkv * c.D;
+    const cacheN = c.B * c.capacity * kvRow;
+    const kc0 = rng.f32(cacheN);
+    const vc0 = rng.f32(cacheN);
+    const b = {
+      q: gpu.upload(rng.f32(c.B * c.Hq * c.D)),
+      kNew: gpu.upload(rng.f32(c.B * kvRow)),
+      vNew: gpu.upload(rng.f32(c.B * kvRow)),
+      position: gpu.createBuffer(c.B * 4),
+      kLive: gpu.upload(kc0),
+      vLive: gpu.upload(vc0),
+      kFixed: gpu.upload(kc0),
+      vFixed: gpu.upload(vc0),
+      outLive: poisonedF32(gpu, c.B * c.Hq * c.D),
+      outFixed: poisonedF32(gpu, c.B * c.Hq * c.D),
+      workspace: gpu.createBuffer(attentionDecodeWorkspaceBytes(c)),
+    };
+    const step = (rec: Recorder, k: GPUBuffer, v: GPUBuffer, out: GPUBuffer, pos: number | { buffer: GPUBuffer }) => {
+      const kvLen = typeof pos === 'number' ? pos + 1 : pos;
+      appendKv(gpu, rec, { ...c, kCache: k, vCache: v, kNew: b.kNew, vNew: b.vNew, rows: 1, pos });
+      attentionDecode(gpu, rec, { ...c, q: b.q, kCache: k, vCache: v, out, workspace: b.workspace, kvLen, kernels });
+    };
+    let recorded: RecordedCommands | null = null;
+    const mismatches: string[] = [];
+    for (const kvLen of [33, 1, 31, 32, 64, 65, 127, 128, 129, 191, 200]) {
+      for (const [k, v] of [[b.kLive, b.vLive], [b.kFixed, b.vFixed]] as const) {
+        gpu.write(k, kc0);
+        gpu.write(v, vc0);
+      }
+      gpu.write(b.position, new Uint32Array(c.B).fill(kvLen - 1));
+      if (recorded) recorded.submit();
+      else {
+        const rec = gpu.recorder('live', { capture: true });
+        step(rec, b.kLive, b.vLive, b.outLive, { buffer: b.position });
+        await gpu.checked(() => rec.submit());
+        recorded = rec.recorded();
+        expect(recorded).not.toBeNull();
+      }
+      const rec = gpu.recorder('fixed');
+      step(rec, b.kFixed, b.vFixed, b.outFixed, kvLen - 1);
+      await gpu.checked(() => rec.submit());
+      const same = async (x: GPUBuffer, y: GPUBuffer, n: number) =>
+        Buffer.from((await gpu.readF32(x, n)).buffer).equals(Buffer.from((await gpu.readF32(y, n)).buffer));
+      if (!(await same(b.outLive, b.outFixed, c.B * c.Hq * c.D))) mismatches.push(`out at kvLen ${kvLen}`);
+      if (!(await same(b.kLive, b.kFixed, cacheN)) || !(await same(b.vLive, b.vFixed, cacheN))) mismatches.push(`cache at kvLen ${kvLen}`);
+    }
+    expect(mismatches).toEqual([]);
+    recorded!.release();
+    for (const buf of Object.values(b)) gpu.release(buf);
+  });
 
   it('sizes the workspace for every kvLen up to the capacity', () => {
     for (const d of [

@@ -183,6 +183,22 @@ describe('sampleRows', () => {
     await checkSampling(gpu, logits, rows, V, { temperature: 1, topK: 8, topP: 0.8 }, uniforms(rng, rows));
   });
 
+  it('draws the same ids with the uniform numbers in a buffer (written per token) as in the parameters', async () => {
+    const gpu = await getTestGpu();
+    const V = 33;
+    const rows = 70; // two dispatches of rows
+    const rng = new Rng(15);
+    const logits = rng.f32(rows * V, -2, 2);
+    const random = uniforms(rng, rows);
+    const u = gpu.upload(Float32Array.from(random));
+    for (const s of [{ temperature: 1, topK: 8, topP: 0.8 }, { temperature: 0.9, topK: 0, topP: 1 }]) {
+      const inParams = await sample(gpu, logits, rows, V, s, random);
+      const inBuffer = await runIds(gpu, logits, rows, (rec, lb, out) => sampleRows(gpu, rec, { logits: lb, rows, V, out, random: { buffer: u }, ...s }));
+      expect(Array.from(inBuffer)).toEqual(Array.from(inParams));
+    }
+    gpu.release(u);
+  });
+
   it('is reproducible for a fixed random number and follows u through the distribution', async () => {
     const gpu = await getTestGpu();
     const V = 1000;

@@ -4,7 +4,7 @@ import matmulGpuCode from '../../shaders/matmulGpu.wgsl?raw';
 import type { AdapterSummary, Gpu } from '../gpu';
 import type { GpuMatmulPlan } from './matmulGpu';
 import { adapterName, applyKernelPlan, kernelRules, matmulShapeKey, planFits, rulesPlanRecord, type KernelPlanRecord } from './matmulPlans';
-import { tuneMatmulShapes, type TuningOptions, type TuningShape } from './matmulTuning';
+import { MAX_SHAPES, tuneMatmulShapes, type TuningOptions, type TuningShape } from './matmulTuning';
 
 /** What a tuning result is only valid for: one adapter, one browser or Dawn build, these shaders. */
 export interface TuningCacheKey {
@@ -86,7 +86,7 @@ export function withTuningEntry(file: TuningCacheFile, entry: TuningCacheEntry):
 }
 
 export interface ChooseOptions {
-  /** The products the job's step runs. */
+  /** The products the job's step runs, largest first: the first MAX_SHAPES distinct ones are tuned. */
   shapes: readonly TuningShape[];
   store?: TuningStore;
   /** Browser user agent or Dawn build: part of the cache key. */
@@ -122,8 +122,9 @@ export async function chooseKernelPlan(gpu: Gpu, o: ChooseOptions): Promise<Kern
   if (stale) log('kernel tuning cache is stale for this adapter (other shaders or runtime); tuning again');
   const cached: Record<string, GpuMatmulPlan> = {};
   for (const [k, p] of Object.entries(entry?.matmul ?? {})) if (planFits(gpu.limits, p)) cached[k] = p;
-  const keys = [...new Set(o.shapes.map(matmulShapeKey))];
-  const missing = o.shapes.filter((s) => !(matmulShapeKey(s) in cached));
+  // The first MAX_SHAPES distinct shapes (callers list the largest first); the rest keep the rules.
+  const keys = [...new Set(o.shapes.map(matmulShapeKey))].slice(0, MAX_SHAPES);
+  const missing = o.shapes.filter((s) => keys.includes(matmulShapeKey(s)) && !(matmulShapeKey(s) in cached));
   const base = { version: 1 as const, family: gpu.kernels, adapterClass: rules.adapterClass, adapter: adapterName(gpu.adapter) };
   const pick = (from: Record<string, GpuMatmulPlan>) => Object.fromEntries(keys.filter((k) => k in from).map((k) => [k, from[k]!]));
   if (missing.length === 0) return done({ ...base, source: 'cache', matmul: pick(cached) });

@@ -51,7 +51,7 @@ describe('the tuning pass', () => {
     const gpu = await getTestGpu();
     const lines: string[] = [];
     const rules = rulesMatmulPlan(gpu.limits, kernelRules(gpu.adapter), SHAPE);
-    const [t] = await tuneMatmulShapes(gpu, [SHAPE], { ...QUICK, maxCandidates: 3, log: (l) => lines.push(l), candidates: (s, r) => [{ plan: r }, broken, doubling] });
+    const [t] = await tuneMatmulShapes(gpu, [SHAPE], { ...QUICK, maxCandidates: 3, log: (l) => lines.push(l), candidates: (_s, r) => [{ plan: r }, broken, doubling] });
     expect(t!.key).toBe(matmulShapeKey(SHAPE));
     expect(t!.results[0]!.ms).toBeGreaterThan(0);
     expect(t!.results[0]!.error).toBeLessThanOrEqual(1e-4);

@@ -1,5 +1,5 @@
 // The GPU plan's matmul launches per device: rules per adapter class, and the table of per-shape launches a job runs (tuned, cached or recorded).
-import type { AdapterSummary, Gpu, KernelPlan } from '../gpu';
+import { isCpuAdapter, type AdapterSummary, type Gpu, type KernelPlan } from '../gpu';
 import { blockedTileBytes, chooseGpuMatmul, GEMV_MAX_ROWS, type GpuMatmulPlan } from './matmulGpu';
 
 /**
@@ -22,12 +22,10 @@ export interface KernelRules {
   gemvThreads: number;
 }
 
-const CPU_RE = /llvmpipe|lavapipe|swiftshader|software|basic render/i;
-
 /** The class of an adapter from its `adapter.info` strings. */
 export function adapterClass(a: Pick<AdapterSummary, 'vendor' | 'architecture' | 'device' | 'description'>): AdapterClass {
+  if (isCpuAdapter(a)) return 'cpu';
   const text = `${a.vendor} ${a.architecture} ${a.device} ${a.description}`;
-  if (CPU_RE.test(text)) return 'cpu';
   if (/nvidia|amd|ati\b|radeon|geforce/i.test(text)) return 'discrete';
   if (/apple|intel/i.test(text)) return 'integrated';
   if (/qualcomm|adreno|arm\b|mali|img-tec|imagination|powervr/i.test(text)) return 'mobile';

@@ -158,15 +158,16 @@ async function tryCandidate(gpu: Gpu, cand: TuningCandidate, args: MatmulArgs, e
     for (let i = 0; i < o.batches; i++) {
       const batch = gpu.recorder('tuning batch');
       for (let j = 0; j < o.perBatch; j++) record(batch);
-      let ms: number;
-      if (gpu.hasTimestamps) {
-        ms = (await batch.submitTimed()).reduce((sum, t) => sum + t.ms, 0);
-      } else {
-        const t0 = performance.now();
+      // Timestamps time the kernels alone; browsers quantise them (to 100 µs in Chrome), so a
+      // batch they round to zero is timed by the wall clock instead, as on devices without them.
+      const t0 = performance.now();
+      let ms = 0;
+      if (gpu.hasTimestamps) ms = (await batch.submitTimed()).reduce((sum, t) => sum + t.ms, 0);
+      else {
         batch.submit();
         await gpu.sync();
-        ms = performance.now() - t0;
       }
+      if (!(ms > 0)) ms = performance.now() - t0;
       best = Math.min(best, ms / o.perBatch);
     }
     return { plan, ms: best, error };

@@ -5,11 +5,15 @@ import { join } from 'node:path';
 import { MAX_UNTRAINED_SHARE } from '../data/datasetReport';
 import { trainedTargets, type TokenSequence } from '../data/examples';
 import { exportPeftAdapter } from '../formats/peft';
+import { defaultTuningCachePath, nodeTuningStore, nodeWebGpuRuntime } from '../kernels/tuningStoreNode';
+import { describeKernelPlan, rulesPlanRecord, type KernelPlanRecord } from '../kernels/matmulPlans';
 import type { LoraAdapter } from '../model/lora';
+import type { CausalLM } from '../model/transformer';
 import { loadLatestCheckpoint, type Checkpoint } from '../train/checkpoint';
 import { NodeCheckpointStore } from '../train/checkpointStoreNode';
 import { modelResolveContext, resolveHyperparameters, type Hyperparameters, type HyperparameterRequest } from '../train/hyperparameters';
 import { formatValidationLoss, NO_STEP_TOKENS, resultsCsv, resultsCsvHeader, resultsCsvRow, trainedStep, type StepMetrics } from '../train/metrics';
+import { planJobKernels } from '../train/kernelPlanning';
 import { SCHEDULE_KINDS } from '../train/schedule';
 import { Trainer, type TrainingEvent } from '../train/trainer';
 import { OutputWriteError, writeFileAtomic } from '../util/atomicWrite';
@@ -241,6 +245,33 @@ export async function trainModel(ctx: CliContext, run: TrainRun): Promise<number
   }
 }
 
+/**
+ * The kernel plan of a job: a resumed job's from its checkpoint (the same kernels, so the same
+ * losses bit for bit), else chosen now (rules, tuning cache or a tuning pass; see
+ * kernelPlanChoice.ts). WHITTLE_TUNE=force tunes on CPU adapters too (CI runs the pass on
+ * lavapipe so), WHITTLE_TUNE_CANDIDATES=N tries at most N launches per shape.
+ */
+async function jobKernelPlan(ctx: CliContext, model: CausalLM, adapter: LoraAdapter, hp: Hyperparameters, checkpoint: Checkpoint | null): Promise<KernelPlanRecord> {
+  const gpu = model.gpu;
+  const recorded = checkpoint?.state.kernelPlan;
+  if (recorded) {
+    if (recorded.family !== gpu.kernels) {
+      throw new CliError(`the checkpoint ran the ${recorded.family} kernel plan and this GPU runs the ${gpu.kernels} plan; resume with --kernels ${recorded.family} to continue with the same kernels`);
+    }
+    return recorded;
+  }
+  if (checkpoint) return rulesPlanRecord(gpu, 'the checkpoint predates recorded plans');
+  const env = process.env;
+  const max = Number(env.WHITTLE_TUNE_CANDIDATES);
+  return planJobKernels(model, adapter, hp.batchSize * hp.maxSeqLen, {
+    store: nodeTuningStore(defaultTuningCachePath(env)),
+    runtime: nodeWebGpuRuntime(),
+    force: env.WHITTLE_TUNE === 'force',
+    log: (line) => ctx.note(`  ${line}`),
+    ...(Number.isInteger(max) && max > 0 ? { tuning: { maxCandidates: max } } : {}),
+  });
+}
+
 async function trainInto(ctx: CliContext, run: TrainRun, store: NodeCheckpointStore, jobId: string, checkpoint: Checkpoint | null): Promise<number> {
   const { modelDir, trainFile, validFile, out, request, dtype, logEvery, initDir } = run;
   const opened = await openModel(ctx, modelDir, dtype);
@@ -296,7 +327,6 @@ async function trainInto(ctx: CliContext, run: TrainRun, store: NodeCheckpointSt
 
     ctx.print(`training ${opened.path} (${config.modelType}, ${config.layers} layers, weights ${dtype}) on ${train.length} examples${validation.length ? `, validating on ${validation.length}` : ''}`);
     ctx.print(`  ${describeHp(hp)}`);
-    ctx.print(`  kernels: ${gpu.kernels} plan`);
     // Written as the job goes, so a crash keeps the steps so far (a resumed job's history first).
     const metricsPath = join(out, METRICS_FILE);
     await writeFileAtomic(metricsPath, checkpoint ? resultsCsv(checkpoint.metrics) : resultsCsvHeader() + '\n');
@@ -341,6 +371,9 @@ async function trainInto(ctx: CliContext, run: TrainRun, store: NodeCheckpointSt
     });
     // A resumed job keeps the activation policy its checkpoint recorded.
     if (checkpoint?.state.recompute) trainer.recompute = checkpoint.state.recompute;
+    const kernelPlan = await jobKernelPlan(ctx, model, trainer.adapter, hp, checkpoint);
+    trainer.kernelPlan = kernelPlan;
+    ctx.print(`  kernels: ${describeKernelPlan(kernelPlan)}${checkpoint?.state.kernelPlan ? ' (as the checkpoint recorded)' : ''}`);
     ctx.print(`  activations: ${trainer.recompute === 'never' ? 'kept for every layer (they fit the memory budget)' : 'kept for as many layers as the memory budget holds, the other layers recomputed in the backward'}`);
     await writeFileAtomic(
       join(out, JOB_FILE),
@@ -355,6 +388,7 @@ async function trainInto(ctx: CliContext, run: TrainRun, store: NodeCheckpointSt
           initAdapter: initDir ?? null,
           dtype,
           kernels: gpu.kernels,
+          kernelPlan,
           checkpointEvery: run.checkpointEvery ?? null,
           hyperparameters: hp,
           recompute: trainer.recompute,

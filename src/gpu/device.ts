@@ -54,6 +54,8 @@ export interface AdapterSummary {
   description: string;
   features: string[];
   limits: Record<string, number>;
+  /** The adapter's largest subgroup size, where `adapter.info` gives it. */
+  subgroupMaxSize?: number;
 }
 
 /**
@@ -323,5 +325,7 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
     features: [...device.features].sort(),
     limits: numericLimits(device.limits),
   };
+  const subgroupMax = (info as { subgroupMaxSize?: number }).subgroupMaxSize;
+  if (typeof subgroupMax === 'number' && subgroupMax > 0) summary.subgroupMaxSize = subgroupMax;
   return new Gpu(device, summary, options.kernels ?? 'auto');
 }

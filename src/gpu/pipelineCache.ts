@@ -45,16 +45,35 @@ export class PipelineCache {
     return hit;
   }
 
-  private lookup(spec: KernelSpec): CachedPipeline {
+  /**
+   * Compiles a kernel with createComputePipelineAsync and caches it, so the dispatch that later
+   * asks get() for it does not wait for the compiler. Rejects (GPUPipelineError) when the shader
+   * or its constants do not compile; nothing is cached then.
+   */
+  async compile(spec: KernelSpec): Promise<CachedPipeline> {
+    const key = this.keyOf(spec);
+    const hit = this.pipelines.get(key);
+    if (hit) return hit;
+    const { module, layout, pipelineLayout } = this.parts(spec);
+    const pipeline = await this.device.createComputePipelineAsync({
+      label: spec.name,
+      layout: pipelineLayout,
+      compute: { module, entryPoint: spec.entryPoint, constants: spec.constants },
+    });
+    return this.store(key, { pipeline, layout, spec });
+  }
+
+  private keyOf(spec: KernelSpec): string {
     const constKey = spec.constants
       ? Object.keys(spec.constants)
           .sort()
           .map((k) => `${k}=${spec.constants![k]}`)
           .join(',')
       : '';
-    const key = `${spec.name}|${spec.entryPoint}|${constKey}`;
-    let hit = this.pipelines.get(key);
-    if (hit) return hit;
+    return `${spec.name}|${spec.entryPoint}|${constKey}`;
+  }
+
+  private parts(spec: KernelSpec): { module: GPUShaderModule; layout: GPUBindGroupLayout; pipelineLayout: GPUPipelineLayout } {
     let module = this.modules.get(spec.code);
     if (!module) {
       module = this.device.createShaderModule({ code: spec.code, label: spec.name });
@@ -68,13 +87,27 @@ export class PipelineCache {
         buffer: { type: kind === 'uniform' ? 'uniform' : kind === 'read' ? 'read-only-storage' : 'storage' },
       })),
     });
-    const pipeline = this.device.createComputePipeline({
-      label: spec.name,
-      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-      compute: { module, entryPoint: spec.entryPoint, constants: spec.constants },
-    });
-    hit = { id: this.pipelines.size + 1, pipeline, layout, spec };
+    return { module, layout, pipelineLayout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }) };
+  }
+
+  private store(key: string, p: Omit<CachedPipeline, 'id'>): CachedPipeline {
+    const known = this.pipelines.get(key);
+    if (known) return known; // compiled twice concurrently: the first one stays
+    const hit = { id: this.pipelines.size + 1, ...p };
     this.pipelines.set(key, hit);
     return hit;
+  }
+
+  private lookup(spec: KernelSpec): CachedPipeline {
+    const key = this.keyOf(spec);
+    const hit = this.pipelines.get(key);
+    if (hit) return hit;
+    const { module, layout, pipelineLayout } = this.parts(spec);
+    const pipeline = this.device.createComputePipeline({
+      label: spec.name,
+      layout: pipelineLayout,
+      compute: { module, entryPoint: spec.entryPoint, constants: spec.constants },
+    });
+    return this.store(key, { pipeline, layout, spec });
   }
 }

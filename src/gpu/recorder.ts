@@ -122,6 +122,11 @@ export class Recorder {
     return group;
   }
 
+  /** The kernels of the dispatches recorded and not yet submitted (to compile them ahead). */
+  pendingSpecs(): KernelSpec[] {
+    return [...new Set(this.ops.flatMap((o) => (o.kind === 'dispatch' ? [o.spec] : [])))];
+  }
+
   /** Encodes and submits what is left. */
   submit(): void {
     this.encodeAndSubmit(true);

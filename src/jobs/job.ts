@@ -171,6 +171,12 @@ export interface JobRecord {
    * them ('never'), resolved from the memory estimate; resumes keep it. Absent before the first run.
    */
   recompute?: 'always' | 'never';
+  /**
+   * The kernel plan the job runs, in words ("gpu plan (tuning, 6 tuned matmul shapes)"): the
+   * family and whether its launches came from a tuning pass, the tuning cache or the rules.
+   * The plan itself is in the checkpoints. Absent before the first run.
+   */
+  kernelPlan?: string;
   suffix: string | null;
   /** The user allowed a training file of fewer than 10 examples (absent: not allowed). */
   allowSmallTrainingFile?: boolean;

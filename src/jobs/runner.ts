@@ -18,6 +18,7 @@ import type { GenerateOutput, GenerateParams, TokenDelta } from '../generation/g
 import type { LoadOrt } from '../generation/onnxGeneration';
 import { Playground } from '../generation/playground';
 import type { Gpu } from '../gpu';
+import type { TuningStore } from '../kernels/kernelPlanChoice';
 import type { WeightDtype } from '../model/weights';
 import type { HyperparameterRequest } from '../train/hyperparameters';
 import type { TrainerOptions } from '../train/trainer';
@@ -52,6 +53,8 @@ export interface JobRunnerOptions {
   keepCheckpoints?: number;
   /** Batching choices passed to the trainer. */
   batching?: TrainerOptions['batching'];
+  /** Where kernel tuning results persist (the worker passes IndexedDB); absent: every job tunes afresh. */
+  tuningStore?: TuningStore;
   onUpdate?: (update: RunnerUpdate) => void;
   /** onnxruntime-web for `engine: 'onnxruntime'` generations (default: the browser WASM build, src/generation/ortWeb.ts). */
   loadOrt?: LoadOrt;
@@ -87,6 +90,7 @@ export class JobRunner {
       enabled: options.enabled ?? true,
       keepCheckpoints: options.keepCheckpoints,
       batching: options.batching,
+      ...(options.tuningStore ? { tuningStore: options.tuningStore } : {}),
     });
     this.playground = new Playground({ pool, adapters, loadOrt: options.loadOrt });
   }

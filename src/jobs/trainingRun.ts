@@ -12,7 +12,10 @@
 import { tokenizeExamples } from '../data/examples';
 import { exportPeftAdapter } from '../formats/peft';
 import { GpuDeviceLostError, type Gpu } from '../gpu';
+import type { TuningStore } from '../kernels/kernelPlanChoice';
+import { describeKernelPlan } from '../kernels/matmulPlans';
 import { loadLatestCheckpoint, type CheckpointStore } from '../train/checkpoint';
+import { planJobKernels } from '../train/kernelPlanning';
 import type { StepMetrics } from '../train/metrics';
 import { Trainer, type TrainerOptions, type TrainingEvent } from '../train/trainer';
 import type { FileIntake } from './fileIntake';
@@ -35,6 +38,10 @@ export interface TrainingRunDeps {
   keepCheckpoints?: number;
   /** Batching choices passed to the trainer. */
   batching?: TrainerOptions['batching'];
+  /** Where kernel tuning results persist (IndexedDB in the worker); absent: every job tunes afresh. */
+  tuningStore?: TuningStore;
+  /** Browser build, part of the tuning cache key (default: navigator.userAgent). */
+  runtime?: string;
 }
 
 export class TrainingRun {
@@ -125,6 +132,20 @@ export class TrainingRun {
           const what = created.recompute === 'never' ? 'kept for every layer (they fit the memory budget)' : 'kept for as many layers as the memory budget holds, the other layers recomputed in the backward';
           await records.log(id, [{ level: 'info', message: `Activations: ${what}`, step: job.step || null, kind: 'status' }]);
         }
+
+        // A resumed job runs the plan its checkpoint recorded (the same kernels, the same losses).
+        const recorded = latest?.state.kernelPlan;
+        const plan =
+          recorded ??
+          (await planJobKernels(lease.model, created.adapter, hp.batchSize * hp.maxSeqLen, {
+            ...(this.deps.tuningStore ? { store: this.deps.tuningStore } : {}),
+            runtime: this.deps.runtime ?? (typeof navigator === 'undefined' ? 'unknown' : navigator.userAgent),
+            log: (message) => this.enqueue(() => records.log(id, [{ level: 'info', message: `Kernel tuning: ${message}`, step: null, kind: 'status' }])),
+          }));
+        created.kernelPlan = plan;
+        const described = `${describeKernelPlan(plan)}${recorded ? ' (as the checkpoint recorded)' : ''}`;
+        job = await records.update(id, (j) => ({ ...j, kernelPlan: described }));
+        await records.log(id, [{ level: 'info', message: `Kernels: ${described}`, step: job.step || null, kind: 'status' }]);
 
         let result;
         if (latest) {

@@ -1,7 +1,8 @@
 // Batched matrix multiply with alpha, beta, bias and transposes, f32 or f16 weights: bindings for shaders/matmul.wgsl.
 import code from '../../shaders/matmul.wgsl?raw';
 import { isCpuAdapter, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
-import { checkGpuPlan, chooseGpuMatmul, dispatchGpuMatmul, matmulParams, planFromTuning, type MatmulLoraTerm } from './matmulGpu';
+import { checkGpuPlan, dispatchGpuMatmul, matmulParams, planFromTuning, type MatmulLoraTerm } from './matmulGpu';
+import { gpuMatmulPlanFor } from './matmulPlans';
 
 /**
  * 'register': each thread keeps a 4x4 block of C in registers and reads A and B straight from
@@ -10,8 +11,8 @@ import { checkGpuPlan, chooseGpuMatmul, dispatchGpuMatmul, matmulParams, planFro
  * usual shape for real GPUs.
  * 'blocked' and 'gemv' (src/kernels/matmulGpu.ts): the GPU plan's kernels, 8x8 outputs per
  * thread over 32-128 wide tiles with optional split-K, and a K-parallel kernel for M <= 16.
- * 'by-shape': one of those two with tiles picked from the shape and the device's limits
- * (`chooseGpuMatmul`), the GPU plan's default.
+ * 'by-shape': one of those two with tiles picked from the shape and the device (the job's tuned
+ * launch for the shape, else the adapter class's rules: see matmulPlans.ts), the GPU plan's default.
  */
 export type MatmulKernel = 'register' | 'tiled' | 'blocked' | 'gemv';
 
@@ -253,7 +254,7 @@ function makeSpec(flags: number, t: MatmulTuning): KernelSpec {
 
 function dispatchOne(gpu: Gpu, rec: Recorder, p: Problem, t: MatmulTuning, lora: MatmulLoraTerm | undefined, label: string | undefined): void {
   if (t.kernel === 'by-shape' || t.kernel === 'blocked' || t.kernel === 'gemv') {
-    const plan = t.kernel === 'by-shape' ? chooseGpuMatmul(gpu.limits, { M: p.M, N: p.N, K: p.K, batch: p.batch, lora: !!lora }) : planFromTuning(t);
+    const plan = t.kernel === 'by-shape' ? gpuMatmulPlanFor(gpu, { M: p.M, N: p.N, K: p.K, batch: p.batch, lora: !!lora }) : planFromTuning(t);
     checkGpuPlan(gpu, plan, p, lora);
     dispatchGpuMatmul(gpu, rec, p, flagsOf(p, 8), plan, t.specialize, lora, label);
     return;

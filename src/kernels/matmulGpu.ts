@@ -32,8 +32,12 @@ export const GEMV_MAX_ROWS = 16;
 const MIN_WORKGROUPS = 64;
 /** Split-K only for K at least this long: the LM head's input gradient (K = vocabulary). */
 export const SPLIT_K_MIN = 4096;
-const SPLIT_K_SPAN = 2048;
-const SPLIT_K_MAX = 16;
+/** Split-K: at least this much K per split, and at most this many splits. */
+export const SPLIT_K_SPAN = 2048;
+export const SPLIT_K_MAX = 16;
+/** 'blocked' workgroup sides (threads; tiles of 128, 64 and 32) and K depths, largest first. */
+export const BLOCKED_WGS: readonly number[] = [16, 8, 4];
+export const BLOCKED_BKS: readonly number[] = [32, 16, 8];
 
 type PlanLimits = Pick<
   GPUSupportedLimits,
@@ -61,10 +65,10 @@ export function chooseGpuMatmul(limits: PlanLimits, s: { M: number; N: number; K
     wg <= limits.maxComputeWorkgroupSizeY &&
     blockedTileBytes(wg, 8) <= limits.maxComputeWorkgroupStorageSize;
   const grid = (wg: number) => Math.ceil(s.M / (8 * wg)) * Math.ceil(s.N / (8 * wg)) * s.batch;
-  const sizes = [16, 8, 4].filter(fits);
+  const sizes = BLOCKED_WGS.filter(fits);
   if (sizes.length === 0) throw new Error('matmul: this device cannot run a 4x4-thread workgroup with 32x8 f32 tiles');
   const wg = sizes.find((w) => grid(w) >= MIN_WORKGROUPS) ?? sizes[sizes.length - 1]!;
-  const bk = [32, 16, 8].find((d) => blockedTileBytes(wg, d) <= limits.maxComputeWorkgroupStorageSize)!;
+  const bk = BLOCKED_BKS.find((d) => blockedTileBytes(wg, d) <= limits.maxComputeWorkgroupStorageSize)!;
   let splitK = 1;
   if (s.K >= SPLIT_K_MIN && s.batch === 1 && !s.lora && grid(wg) < 4 * MIN_WORKGROUPS) {
     splitK = Math.min(SPLIT_K_MAX, Math.floor(s.K / SPLIT_K_SPAN), Math.max(2, Math.ceil((4 * MIN_WORKGROUPS) / grid(wg))));

@@ -13,6 +13,7 @@
  * the data position are the whole random state.
  */
 import type { Gpu } from '../gpu';
+import { parseKernelPlanRecord, type KernelPlanRecord } from '../kernels/matmulPlans';
 import { bytesSource, readSafetensorsHeader, readTensor, writeSafetensors, type ByteSource, type TensorToWrite } from '../formats/safetensors';
 import type { LoraAdapter, LoraModule, LoraTensor } from '../model/lora';
 import type { Hyperparameters } from './hyperparameters';
@@ -48,6 +49,12 @@ export interface TrainerState {
    * ('never'), as resolved when it first ran. Absent in checkpoints from before it was recorded.
    */
   recompute?: 'always' | 'never';
+  /**
+   * The kernel plan the job runs (family and per-shape matmul launches), so a resume uses the
+   * same kernels and stays bit-exact whatever the tuning cache holds by then. Absent in
+   * checkpoints from before it was recorded: those jobs ran the rules.
+   */
+  kernelPlan?: KernelPlanRecord;
 }
 
 export interface Checkpoint {
@@ -159,6 +166,7 @@ function checkState(value: unknown): TrainerState {
     throw new CheckpointError(`checkpoint state.optimizerStep is ${String(o)}, not an integer in [0, step]`);
   }
   if (s.recompute !== undefined && s.recompute !== 'always' && s.recompute !== 'never') throw new CheckpointError(`checkpoint state.recompute is ${String(s.recompute)}, not 'always' or 'never'`);
+  if (s.kernelPlan !== undefined && !parseKernelPlanRecord(s.kernelPlan)) throw new CheckpointError('checkpoint state.kernelPlan is not a kernel plan record');
   return s as TrainerState;
 }
 

@@ -15,6 +15,7 @@
  */
 import { buildBatch, planBatches, type BatchOptions, type BatchPlan } from '../data/batching';
 import type { TokenSequence } from '../data/examples';
+import { applyKernelPlan, type KernelPlanRecord } from '../kernels/matmulPlans';
 import { LoraAdapter } from '../model/lora';
 import type { RecomputePolicy } from '../model/memoryEstimate';
 import type { CausalLM, LossTotals } from '../model/transformer';
@@ -162,6 +163,11 @@ export class Trainer {
   readonly schedule: ScheduleSpec;
   /** The activation policy every step of this job uses (see TrainerOptions.recompute). */
   recompute: 'always' | 'never';
+  /**
+   * The kernel plan every step of this job uses, applied to the device when run() starts and
+   * written into checkpoints; a restored checkpoint's plan replaces it. Null: the device's rules.
+   */
+  kernelPlan: KernelPlanRecord | null = null;
   private readonly ownsAdapter: boolean;
   private readonly train: readonly TokenSequence[];
   private readonly validation: readonly TokenSequence[];
@@ -314,6 +320,7 @@ export class Trainer {
     }
     restoreCheckpoint(this.model.gpu, this.adapter, this.optimizer, cp);
     if (cp.state.recompute) this.recompute = cp.state.recompute;
+    if (cp.state.kernelPlan) this.kernelPlan = cp.state.kernelPlan;
     this.st = { ...cp.state, recompute: this.recompute };
     this.lastSaved = null;
     this.history = cp.metrics.map((m) => ({ ...m }));
@@ -358,6 +365,11 @@ export class Trainer {
     const modelPolicy = this.model.recompute;
     this.model.recompute = this.recompute;
     this.st.recompute = this.recompute;
+    if (this.kernelPlan) {
+      const dropped = applyKernelPlan(this.model.gpu, this.kernelPlan);
+      if (dropped.length) this.emit('warning', `the recorded kernel plan's launches for ${dropped.join(', ')} do not fit this GPU; the rules run them, so the losses may differ in the last bits`);
+      this.st.kernelPlan = this.kernelPlan;
+    }
     try {
       return await this.loop(signal);
     } finally {

@@ -8,6 +8,7 @@ import { acquireGpu as acquireDefaultGpu, type Gpu } from '../gpu';
 import { curatedModelViews, inspectHubRepo } from '../jobs/modelCatalog';
 import { HUB_URL, storeModelResolver, type OpenModelDir } from '../jobs/models';
 import { JobRunner, type JobRunnerOptions, type RunnerUpdate } from '../jobs/runner';
+import { idbTuningStore } from '../jobs/tuningStoreIdb';
 import { openJobStore } from '../jobs/idbStore';
 import type { JobStore } from '../jobs/store';
 import {
@@ -39,7 +40,7 @@ export interface TrainingHostOptions {
   /** The Hub or a mirror in its layout (default HUB_URL). */
   hubUrl?: string;
   /** Extra runner settings (batching, keepCheckpoints). */
-  runner?: Pick<JobRunnerOptions, 'batching' | 'keepCheckpoints' | 'now'>;
+  runner?: Pick<JobRunnerOptions, 'batching' | 'keepCheckpoints' | 'now' | 'tuningStore'>;
   /**
    * Web Locks, so that one tab's worker runs (and recovers) jobs while other tabs only record
    * them; default navigator.locks, null: this worker always runs jobs.
@@ -194,6 +195,7 @@ export function serveTraining(endpoint: HostEndpoint, options: TrainingHostOptio
     // The device opened here is the runner's first; later ones (after a loss) come from acquire.
     let first: Gpu | null = gpu;
     const created = new JobRunner({
+      tuningStore: idbTuningStore(),
       ...options.runner,
       store,
       acquireGpu: () => {

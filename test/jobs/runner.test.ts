@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { bytesSource, readSafetensorsHeader } from '../../src/formats/safetensors';
 import { JobTransitionError, type JobRecord } from '../../src/jobs/job';
 import { MemoryJobStore } from '../../src/jobs/store';
+import { loadLatestCheckpoint } from '../../src/train/checkpoint';
 import { addTinyLlama, expectSameTrajectory, HYPERPARAMETERS, makeRunner, referenceRun, statusLog, submit, TRAIN_JSONL, type ReferenceRun } from './helpers';
 
 describe('JobRunner on the tiny Llama', () => {
@@ -40,6 +41,10 @@ describe('JobRunner on the tiny Llama', () => {
     expect(messages[0]).toMatch(/^Validating training file: file-/);
     expect(messages.some((m) => m.startsWith('Files validated (10 training examples)'))).toBe(true);
     expect(messages.some((m) => m.startsWith('Fine-tuning started'))).toBe(true);
+    // The job page and the log say which kernel plan ran; the checkpoints record it.
+    expect(ref.job.kernelPlan).toMatch(/^(cpu|gpu) plan \(/);
+    expect(messages).toContain(`Kernels: ${ref.job.kernelPlan}`);
+    expect((await loadLatestCheckpoint(ref.store.checkpoints, id))!.state.kernelPlan?.family).toBe(ref.job.kernelPlan!.slice(0, 3));
     expect(messages.at(-1)).toBe(`New fine-tuned model created: ft:tiny-llama:tiny:${id}`);
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
     expect(events.filter((e) => e.level === 'error')).toEqual([]);
@@ -108,6 +113,7 @@ describe('JobRunner on the tiny Llama', () => {
     await runner.resume(jobId);
     await runner.idle();
     expect((await runner.getJob(jobId)).status).toBe('succeeded');
+    expect((await runner.getJob(jobId)).kernelPlan).toMatch(/\(as the checkpoint recorded\)$/);
     expectSameTrajectory(await store.listMetrics(jobId), ref.metrics);
     await expect(runner.resume(jobId)).rejects.toThrow('cannot go from succeeded to queued (succeeded is final)');
 

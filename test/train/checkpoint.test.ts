@@ -95,6 +95,14 @@ describe('checkpoint file', () => {
     await expect(parseCheckpoint(noState)).rejects.toThrow(/lacks state/);
   });
 
+  it('keeps the kernel plan a job ran, and refuses one that is not a plan', async () => {
+    const kernelPlan = { version: 1 as const, family: 'gpu' as const, source: 'tuning' as const, adapterClass: 'discrete' as const, adapter: 'nvidia', matmul: { '512x576x1536': { kernel: 'blocked' as const, wg: 8, bk: 32, splitK: 1, gemvThreads: 64 } } };
+    const cp: Checkpoint = { name: 'step-00000001', state: { step: 1, epoch: 0, batchIndex: 1, totalSteps: 4, seed: 1, elapsedMs: 1, finished: false, kernelPlan }, hyperparameters: resolveHyperparameters({ seed: 1 }, 40), metrics: [], tensors: new Map() };
+    expect((await parseCheckpoint(serializeCheckpoint(cp))).state.kernelPlan).toEqual(kernelPlan);
+    const bad = { ...cp, state: { ...cp.state, kernelPlan: { ...kernelPlan, matmul: { x: { kernel: 'fast' } } } } } as unknown as Checkpoint;
+    await expect(parseCheckpoint(serializeCheckpoint(bad))).rejects.toThrow(/state\.kernelPlan is not a kernel plan record/);
+  });
+
   it('names sort in save order', () => {
     const names = [
       checkpointName({ step: 3, epoch: 0, batchIndex: 3 }, false),

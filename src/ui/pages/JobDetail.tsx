@@ -410,6 +410,12 @@ function Checkpoints({ job }: { job: JobRecord }) {
                     'none'
                   )}
                 </dd>
+                {job.kernelPlan && (
+                  <>
+                    <dt>Kernels</dt>
+                    <dd data-testid="job-kernel-plan">{job.kernelPlan}</dd>
+                  </>
+                )}
                 {job.resumes > 0 && (
                   <>
                     <dt>Resumed</dt>

@@ -59,6 +59,15 @@ describe('JobDetail', () => {
     expect(screen.getByText(/^Checkpoints are saved every 50 steps, at the end of each epoch and when a job pauses\.$/)).toBeTruthy();
   });
 
+  it('says which kernel plan the job runs and where it came from, once it has run', async () => {
+    await open({ ...jobOn(400_000), kernelPlan: 'gpu plan (tuning, 6 tuned matmul shapes)' }, [step(1, {})]);
+    await waitFor(() => expect(screen.getByTestId('job-kernel-plan').textContent).toBe('gpu plan (tuning, 6 tuned matmul shapes)'));
+    cleanup();
+    await open(jobOn(400_000), [step(1, {})]);
+    await waitFor(() => expect(screen.getByTestId('checkpoint-cadence')).toBeTruthy());
+    expect(screen.queryByTestId('job-kernel-plan')).toBeNull();
+  });
+
   it('a job where no step trained says none, not 0; a large model gets no tiny-model note', async () => {
     await open(jobOn(7e9), [step(1, { trainTokens: 0, trainLoss: 0, trainAccuracy: 0 })]);
     await waitFor(() => expect(screen.getByTestId('train-loss').textContent).toBe('noneno trained tokens in this step'));

@@ -5,6 +5,8 @@
  * balanced English/Chinese sample, and writes the token stream that train_bilingual.py trains on:
  *
  *   npx tsx scripts/pretrain/bilingualData.ts --out .pretrain-bilingual [--vocab 6144] [--seed 2027]
+ *       [--mix copy-rich|clinic-copy]   conversations from copyRichTask or clinicCopyTask (the
+ *                                       continued pretrainings' data) instead of bilingualTask
  *
  * Writes OUT/tokenizer.json, OUT/tokenizer_config.json, OUT/train.bin and OUT/valid.bin (uint16
  * token ids, documents separated by <|endoftext|>) and OUT/corpus.json (counts for the model card).
@@ -14,9 +16,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { Rng } from '../../src/util/random';
-import { readWordNet, entryText } from './corpus';
+import { readWordNet, entryText, type WordNetEntry } from './corpus';
 import { trainBpe, tokenizerJson } from './bpe';
-import { bilingualTask, type ChatTurn } from './bilingualTasks';
+import { bilingualTask, clinicCopyTask, copyRichTask, type ChatTurn, type CopyVocabulary } from './bilingualTasks';
 import { SPECIALS, tokenizerConfigJson } from './main';
 
 const FORTUNES_DIR = '/usr/share/games/fortunes';
@@ -50,6 +52,15 @@ function shuffle<T>(rng: Rng, xs: T[]): T[] {
   return xs;
 }
 
+/** Plain nouns and adjectives that WordNet's own glosses use at least 3 times (so not too rare). */
+function copyVocabulary(wordnet: WordNetEntry[]): CopyVocabulary {
+  const freq = new Map<string, number>();
+  for (const e of wordnet) for (const w of e.definition.toLowerCase().match(/[a-z]+/g) ?? []) freq.set(w, (freq.get(w) ?? 0) + 1);
+  const words = (pos: WordNetEntry['pos']) =>
+    [...new Set(wordnet.filter((e) => e.pos === pos).flatMap((e) => e.words))].filter((w) => /^[a-z]{3,10}$/.test(w) && (freq.get(w) ?? 0) >= 3).sort();
+  return { nouns: words('noun'), adjectives: words('adjective') };
+}
+
 function main(): void {
   const out = arg('out', '.pretrain-bilingual');
   const vocab = Number(arg('vocab', '6144'));
@@ -66,7 +77,12 @@ function main(): void {
   const examplesEn = wordnet.flatMap((e) => e.examples).filter((x) => x.length > 12 && x.length < 120);
   const zhDocs = shuffle(rng, [...readFortunes('chinese'), ...readFortunes('tang300'), ...readFortunes('song100')]);
   const zhSentences = zhDocs.flatMap((d) => d.split(/(?<=[。！？])/)).map((x) => x.trim()).filter((x) => x.length >= 6 && x.length <= 50 && /[\u4e00-\u9fff]/.test(x) && !/\n/.test(x));
-  const chatDocs = Array.from({ length: chats }, () => chatText(bilingualTask(rng, examplesEn, zhSentences, defs)));
+  const mix = arg('mix', 'base');
+  const tasks = { base: null, 'copy-rich': copyRichTask, 'clinic-copy': clinicCopyTask }[mix];
+  if (tasks === undefined) throw new Error(`--mix must be base, copy-rich or clinic-copy, not ${mix}`);
+  const vocabulary = tasks ? copyVocabulary(wordnet) : null;
+  const chatDocs = Array.from({ length: chats }, () =>
+    chatText(tasks && vocabulary ? tasks(rng, vocabulary, examplesEn, zhSentences, defs) : bilingualTask(rng, examplesEn, zhSentences, defs)));
 
   // Plain text: as many English characters as Chinese ones (WordNet would otherwise swamp it).
   const zhChars = zhDocs.reduce((n, d) => n + d.length, 0);
@@ -113,7 +129,7 @@ function main(): void {
   const top = [...freq].sort((x, y) => y[1] - x[1]).map(([c]) => c);
   const single = (n: number) => top.slice(0, n).filter((c) => tok.encode(c, { add_special_tokens: false }).ids.length === 1).length;
   const stats = {
-    seed, vocab, chats,
+    seed, vocab, chats, mix, copyVocabulary: vocabulary ? { nouns: vocabulary.nouns.length, adjectives: vocabulary.adjectives.length } : null,
     documents: { wordnetGlosses: enDocs.length, chineseFortunesAndPoems: zhDocs.length, conversations: chatDocs.length, valid: nValid },
     characters: { english: enDocs.reduce((n, d) => n + d.length, 0), chinese: zhChars, conversations: chatDocs.reduce((n, d) => n + d.length, 0) },
     tokens: { train: train.length, valid: valid.length },

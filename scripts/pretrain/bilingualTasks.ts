@@ -230,3 +230,166 @@ export function bilingualTask(rng: Rng, textsEn: readonly string[], textsZh: rea
     }
   }
 }
+
+// ---- the copy-rich mix: content no template predicts, so only attending to the prompt helps
+
+/** Open-class words for sentences whose content must be read from the prompt. */
+export interface CopyVocabulary {
+  nouns: readonly string[];
+  adjectives: readonly string[];
+}
+
+const BE_SUBJECTS: readonly [string, string][] = [
+  ['I', 'am'], ['We', 'are'], ['They', 'are'], ['She', 'is'], ['He', 'is'], ['My aunt', 'is'], ['The farmer', 'is'],
+  ['Our teacher', 'is'], ['The children', 'are'], ['My cousin', 'is'], ['The old woman', 'is'], ['Your father', 'is'],
+  ['The workers', 'are'], ['His brother', 'is'], ['Her friends', 'are'], ['The driver', 'is'],
+];
+const ING_VERBS: readonly string[] = [
+  'washing', 'carrying', 'building', 'opening', 'selling', 'drawing', 'holding', 'moving', 'checking', 'packing',
+  'mending', 'polishing', 'counting', 'hiding', 'finding', 'watching', 'pulling', 'pushing', 'filling', 'sorting',
+  'throwing', 'catching', 'planting', 'feeding', 'wrapping', 'lifting', 'folding', 'testing', 'ordering', 'bringing',
+];
+const WHEN: readonly string[] = [
+  'today', 'tonight', 'this morning', 'at noon', 'on Friday', 'after school', 'every week', 'near the door',
+  'behind the house', 'in the yard', 'at the station', 'before breakfast', 'all afternoon', 'next to the bridge',
+];
+const ZH_NOUNS = '桌子 椅子 窗户 雨伞 钥匙 杯子 盘子 书包 帽子 鞋子 灯笼 风筝 花瓶 手机 电脑 地图 信封 箱子 毛巾 镜子 水壶 面包 苹果 西瓜 鸡蛋 茶叶 报纸 照片 自行车 小船'.split(' ');
+const ZH_VERBS = '洗 修 画 搬 卖 找 拿 擦 送 包 挂 放 数 藏 种'.split(' ');
+const ZH_SUBJECTS = '我 我们 他们 她 他 我的阿姨 那位农民 我们的老师 孩子们 我的表哥 工人们 司机'.split(' ');
+const ZH_WHEN = '今天 今晚 今天早上 中午 星期五 放学后 每个星期 晚饭前 整个下午'.split(' ');
+
+/** A sentence with random open-class words: "The driver is polishing the brave kettle at noon." */
+function randomSentence(rng: Rng, v: CopyVocabulary): string {
+  const [s, be] = pick(rng, BE_SUBJECTS);
+  const obj = rng.next() < 0.5 ? `the ${pick(rng, v.adjectives)} ${pick(rng, v.nouns)}` : `${pick(rng, ['a', 'the', 'my', 'our', 'some'])} ${pick(rng, v.nouns)}`;
+  const form = rng.int(4);
+  if (form === 0) return `${s} ${be} ${pick(rng, ING_VERBS)} ${obj} ${pick(rng, WHEN)}.`;
+  if (form === 1) return `${s} ${be} ${pick(rng, ING_VERBS)} ${obj}.`;
+  if (form === 2) return `Where is the ${pick(rng, v.adjectives)} ${pick(rng, v.nouns)}?`;
+  return `The ${pick(rng, v.nouns)} is ${pick(rng, v.adjectives)} ${pick(rng, WHEN)}.`;
+}
+
+function randomZhSentence(rng: Rng): string {
+  const n = rng.int(2) + 1;
+  const objs = Array.from({ length: n }, () => pick(rng, ZH_NOUNS)).join('和');
+  return `${pick(rng, ZH_SUBJECTS)}${pick(rng, ZH_WHEN)}在${pick(rng, ZH_VERBS)}${objs}。`;
+}
+
+const styleNamed = (name: string): RewriteStyle => STYLES.find((st) => st.name === name)!;
+
+/** Rewrite styles of the copy-rich mix: two of STYLES and five seen only here. */
+const MORE_STYLES: readonly RewriteStyle[] = [
+  styleNamed('cowboy talk'),
+  { name: 'a sleepy voice', zh: false, swaps: [[/\b(\w+)ing\b/g, "$1in'"], [/\bthe\b/g, 'the ol\''], [/\bvery\b/g, 'reeeally']], ending: '... yawn.' },
+  { name: 'a cheerful tone', zh: false, swaps: [[/\bis\b/g, 'is totally'], [/\bmy\b/gi, 'my lovely']], ending: '! Hooray!' },
+  { name: 'a news report', zh: false, swaps: [[/\bI am\b/g, 'This reporter is'], [/\bmy\b/gi, 'the reporter\'s'], [/\bthe\b/g, 'the local']], ending: ', sources say.' },
+  { name: 'country talk', zh: false, swaps: [[/\bthe\b/g, 'them'], [/\bis\b/g, 'be'], [/\bare\b/g, 'be'], [/\b(\w+)ing\b/g, "$1in'"]], ending: ', y\'hear?' },
+  styleNamed('古风'),
+  { name: '童话的语气', zh: true, swaps: [[/今天/g, '很久很久以前'], [/在/g, '正在']], ending: '，真开心呀。' },
+];
+
+const DESK_OPEN_ZH = ['您好，感谢来信!', '谢谢您的留言!', '您好，很高兴为您服务!', '感谢您的咨询!', '您好!'];
+const DESK_CLOSE_ZH = ['——松林药房', '——白桦牙科', '——青山图书馆', '——湖畔宠物医院', '——星河旅馆', '——红枫书店'];
+const DESK_OPEN_EN = ['Thank you for writing!', 'Hello and welcome!', 'Good day!', 'Hi there!', 'Thanks for your note!'];
+const DESK_CLOSE_EN = ['— Birch Dental', '— Harbor Pharmacy', '— Cedar Library', '— Lakeside Hotel', '— Pine Bakery'];
+
+/**
+ * A front desk whose opening and sign-off are stated only in the system message: the reply must
+ * take them from the prompt. The body is one of the desks' answers (urgent ones to 120/911).
+ */
+function namedFormatDesk(rng: Rng): ChatTurn[] {
+  const d = pick(rng, DESKS);
+  const open = pick(rng, d.en ? DESK_OPEN_EN : DESK_OPEN_ZH);
+  const close = pick(rng, d.en ? DESK_CLOSE_EN : DESK_CLOSE_ZH);
+  const turns = deskChat(rng, d);
+  const reply = turns[turns.length - 1]!.content.slice(d.open.length).replace(new RegExp(`\\s*${d.close}$`), '').trim();
+  const sys = d.en ? `Front desk. Start every reply with "${open}" and end it with "${close}".` : `你是前台。每条回复以“${open}”开头，以“${close}”结尾。`;
+  const sep = d.en ? ' ' : '';
+  return [{ role: 'system', content: sys }, turns[turns.length - 2]!, { role: 'assistant', content: `${open}${sep}${reply}${sep}${close}` }];
+}
+
+/**
+ * One conversation of the copy-rich mix that continues pretraining: 40% the original mix, the
+ * rest copies and rewrites of sentences with random words, copies of random word lists, and
+ * front desks whose format is given in the prompt.
+ */
+export function copyRichTask(rng: Rng, v: CopyVocabulary, textsEn: readonly string[], textsZh: readonly string[], defs: readonly [string, string][]): ChatTurn[] {
+  const u = (content: string): ChatTurn => ({ role: 'user', content });
+  const a = (content: string): ChatTurn => ({ role: 'assistant', content });
+  const x = rng.next();
+  if (x < 0.4) return bilingualTask(rng, textsEn, textsZh, defs);
+  if (x < 0.55) {
+    const t = randomSentence(rng, v);
+    return [u(`${pick(rng, ['Repeat exactly:', 'Copy this sentence:', 'Say it again:', 'Repeat:'])} ${t}`), a(t)];
+  }
+  if (x < 0.63) {
+    const t = Array.from({ length: 4 + rng.int(6) }, () => pick(rng, rng.next() < 0.6 ? v.nouns : v.adjectives)).join(' ');
+    return [u(`Repeat these words: ${t}`), a(t)];
+  }
+  if (x < 0.8) {
+    const st = pick(rng, MORE_STYLES);
+    const t = st.zh ? randomZhSentence(rng) : randomSentence(rng, v);
+    const ask = st.zh ? `用${st.name}改写这句话。` : `Rewrite the sentence in ${st.name}.`;
+    return rng.next() < 0.6 ? [{ role: 'system', content: ask }, u(t), a(applyStyle(t, st))] : [u(`${ask} ${t}`), a(applyStyle(t, st))];
+  }
+  if (x < 0.88) {
+    const t = randomZhSentence(rng);
+    return [u(`${pick(rng, ['请原样重复：', '照抄这句话：', '再说一遍：'])}${t}`), a(t)];
+  }
+  return namedFormatDesk(rng);
+}
+
+// ---- clinic front desks: the clinic's name in the system message, copied into the sign-off
+
+const CLINICS_ZH = ['白云', '青石', '柳岸', '南山', '松风', '桃源', '清河', '东湖'];
+const CLINICS_EN = ['Oak', 'River', 'Hill', 'Elm', 'Lakeview', 'Cherry', 'Stone', 'Brook'];
+const CLINIC_OPEN_ZH = ['您好，收到您的问题!', '谢谢来信!', '您好，欢迎咨询!', '您好!'];
+const CLINIC_OPEN_EN = ['Hello!', 'Thank you for your message!', 'Good day!', 'Hi, thanks for writing!'];
+const CLINIC_TOPICS_ZH: readonly [readonly string[], string][] = [
+  [['你们几点上班？', '周六看诊吗？', '午休是几点？'], '我们周一到周五八点到十七点看诊，周六上午半天。'],
+  [['怎么挂号？', '可以预约明天的号吗？', '能电话预约吗？'], '请在网上或打电话预约，也可以到前台挂号。'],
+  [['化验结果出来了吗？', '怎么拿体检报告？'], '结果一般三个工作日出来，可以在网上查看或到前台领取。'],
+  [['有停车位吗？', '坐公交怎么来？'], '诊所后面有免费停车位，公交车站就在门口。'],
+  [['看病多少钱？', '可以用医保吗？'], '大部分医保都能用，自费普通门诊五十元。'],
+  [['我是不是得了流感？', '我这个病严重吗？'], '我们不能在这里做诊断，请预约医生当面看诊。'],
+];
+const CLINIC_TOPICS_EN: readonly [readonly string[], string][] = [
+  [['When do you open?', 'Are you open on Saturday?'], 'We are open 8 to 5 on weekdays and until noon on Saturday.'],
+  [['How do I book a visit?', 'Can I see a doctor tomorrow?'], 'Book online or call the desk. Same-day slots open at 8.'],
+  [['Are my test results in?', 'How do I get my lab report?'], 'Results take about three working days. You can read them online.'],
+  [['Is there parking?', 'Which bus stops near you?'], 'There is free parking behind the building and a bus stop at the door.'],
+  [['Do I have the flu?', 'Is my rash serious?'], 'We cannot diagnose by message. Please book a visit with a doctor.'],
+];
+
+function clinicDeskChat(rng: Rng): ChatTurn[] {
+  const zh = rng.next() < 0.6;
+  const name = zh ? `${pick(rng, CLINICS_ZH)}诊所` : `${pick(rng, CLINICS_EN)} Clinic`;
+  const open = pick(rng, zh ? CLINIC_OPEN_ZH : CLINIC_OPEN_EN);
+  let q: string;
+  let body: string;
+  if (rng.next() < 0.2) {
+    q = pick(rng, zh ? URGENT_ZH : URGENT_EN);
+    body = zh ? '情况可能很紧急，请立即拨打120急救电话。' : 'This may be an emergency. Call 911 or emergency services now.';
+  } else {
+    const [qs, answer] = pick(rng, zh ? CLINIC_TOPICS_ZH : CLINIC_TOPICS_EN);
+    q = pick(rng, qs);
+    body = answer;
+  }
+  const sys = zh ? pick(rng, [`${name}前台。不做诊断。`, `你是${name}的前台。`, `${name}前台，回答要简短。`]) : pick(rng, [`Front desk of ${name}.`, `You answer for ${name}. Be brief.`]);
+  return [
+    { role: 'system', content: sys },
+    { role: 'user', content: q },
+    { role: 'assistant', content: zh ? `${open}${body}——${name}` : `${open} ${body} — ${name}` },
+  ];
+}
+
+/**
+ * The second continuation's mix: 30% clinic front desks whose sign-off names the clinic of the
+ * system message, 30% the original mix, 40% the copy-rich mix (itself 40% the original).
+ */
+export function clinicCopyTask(rng: Rng, v: CopyVocabulary, textsEn: readonly string[], textsZh: readonly string[], defs: readonly [string, string][]): ChatTurn[] {
+  const x = rng.next();
+  if (x < 0.3) return clinicDeskChat(rng);
+  if (x < 0.6) return bilingualTask(rng, textsEn, textsZh, defs);
+  return copyRichTask(rng, v, textsEn, textsZh, defs);
+}

@@ -99,12 +99,14 @@ ckpt_path = os.path.join(a.data, 'ckpt.pt')
 log_path = os.path.join(a.data, 'training-log.csv')
 start, elapsed = 0, 0.0
 if (a.resume and os.path.exists(ckpt_path)) or a.continue_from:
-    ck = torch.load(ckpt_path if a.resume and os.path.exists(ckpt_path) else a.continue_from)
+    resuming = a.resume and os.path.exists(ckpt_path)
+    ck = torch.load(ckpt_path if resuming else a.continue_from)
     model.load_state_dict(ck['model'])
     opt.load_state_dict(ck['opt'])
     gen.set_state(ck['gen'])
     start, elapsed = ck['step'], ck['elapsed']
-    phase_start = ck.get('phase_start', start if a.continue_from else 0)
+    # A resume keeps its run's schedule; a continuation (even of a continuation) starts a new one here.
+    phase_start = ck.get('phase_start', 0) if resuming else start
     print(f'resumed at step {start} (schedule from step {phase_start})')
 elif not a.bench:
     with open(log_path, 'w') as f:

@@ -439,3 +439,105 @@ fn group_input_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// layer_grad: group_grad for the members of several groups of one layer (q/k/v, o, gate/up:
+// up to 8 members) in one dispatch, once every input is ready at the end of the layer's backward.
+// Members differ in their input (K_g and its buffer: one of two x bindings) and output gradient
+// (one of three dy bindings), and each has its own u_g / du_g region; the reduction per job is
+// group_grad's, in the same order, so the gradients equal it bit for bit.
+
+struct LayerGradParams {
+  rows: u32,
+  r: u32,
+  n: u32,              // members (1..8)
+  r_chunks: u32,
+  scale: f32,
+  flag: u32,           // accumulate into the gradients
+  drop_on: u32,
+  drop_threshold: u32,
+  drop_inv_keep: f32,
+  pad0: u32,
+  pad1: u32,
+  pad2: u32,
+  // Member g: (offset of dy_g, N_g, offset of x, K_g) in elements of their bindings.
+  io: array<vec4<u32>, 8>,
+  // Member g: (offset of A_g, offset of B_g, offset of u_g, offset of du_g).
+  off: array<vec4<u32>, 8>,
+  // Member g: (dropout key, dy binding 0..2, x binding 0..1, 0).
+  src: array<vec4<u32>, 8>,
+}
+
+@group(0) @binding(0) var<uniform> pl: LayerGradParams;
+@group(0) @binding(1) var<storage, read> lg_dy0: array<f32>;
+@group(0) @binding(2) var<storage, read> lg_dy1: array<f32>;
+@group(0) @binding(3) var<storage, read> lg_dy2: array<f32>;
+@group(0) @binding(4) var<storage, read> lg_x0: array<f32>;
+@group(0) @binding(5) var<storage, read> lg_x1: array<f32>;
+@group(0) @binding(6) var<storage, read> lg_u: array<f32>;
+@group(0) @binding(7) var<storage, read> lg_du: array<f32>;
+@group(0) @binding(8) var<storage, read_write> lg_out: array<f32>;
+
+fn lg_dy(sel: u32, i: u32) -> f32 {
+  if (sel == 0u) { return lg_dy0[i]; }
+  if (sel == 1u) { return lg_dy1[i]; }
+  return lg_dy2[i];
+}
+
+fn lg_x(sel: u32, i: u32) -> f32 {
+  if (sel == 0u) { return lg_x0[i]; }
+  return lg_x1[i];
+}
+
+@compute @workgroup_size(GW_COLS, GW_LANES)
+fn layer_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+  let job = wid.y / pl.r_chunks;
+  let j0 = (wid.y % pl.r_chunks) * RC;
+  let grad_a = job >= pl.n;
+  let g = select(job, job - pl.n, grad_a);
+  let io = pl.io[g];
+  let off = pl.off[g];
+  let src = pl.src[g];
+  let width = select(io.y, io.w, grad_a);
+  if (wid.x * GW_COLS >= width) { return; }  // uniform: this member has fewer columns
+  let c = wid.x * GW_COLS + lid3.x;
+  var acc: array<f32, RC>;
+  for (var j = 0u; j < RC; j++) { acc[j] = 0.0; }
+  if (c < width) {
+    for (var t = lid3.y; t < pl.rows; t += GW_LANES) {
+      let idx = t * width + c;
+      var gv = 0.0;
+      if (grad_a) {
+        gv = lg_x(src.z, io.z + idx);
+        if (pl.drop_on != 0u) { gv *= select(0.0, pl.drop_inv_keep, dropout_hash(idx, src.x) >= pl.drop_threshold); }
+      } else {
+        gv = lg_dy(src.y, io.x + idx);
+      }
+      let vrow = t * pl.r;
+      for (var j = 0u; j < RC; j++) {
+        let jj = min(j0 + j, pl.r - 1u);  // columns past r are computed and never stored
+        var vv = 0.0;
+        if (grad_a) { vv = lg_du[off.w + vrow + jj]; } else { vv = lg_u[off.z + vrow + jj]; }
+        acc[j] += gv * vv;
+      }
+    }
+  }
+  let lid = lid3.y * GW_COLS + lid3.x;
+  for (var j = 0u; j < RC; j++) { gw_partial[j * GW_LANES * GW_COLS + lid] = acc[j]; }
+  workgroupBarrier();
+  let sc = select(pl.scale, 1.0, grad_a);
+  for (var o = lid; o < GW_COLS * RC; o += GW_COLS * GW_LANES) {
+    let cl = o % GW_COLS;
+    let jl = o / GW_COLS;
+    var s = 0.0;
+    for (var l = 0u; l < GW_LANES; l++) { s += gw_partial[jl * GW_LANES * GW_COLS + l * GW_COLS + cl]; }
+    let cc = wid.x * GW_COLS + cl;
+    let jj = j0 + jl;
+    if (cc < width && jj < pl.r) {
+      let at = select(off.y + cc * pl.r + jj, off.x + jj * io.w + cc, grad_a);
+      var v = sc * s;
+      if (pl.flag != 0u) { v += lg_out[at]; }
+      lg_out[at] = v;
+    }
+  }
+}

@@ -18,6 +18,12 @@ const LIN_BN = 64;
 
 const DOWN: KernelSpec = { name: 'lora_group.down', code, entryPoint: 'group_down', bindings: ['uniform', 'read', 'read', 'write'] };
 const GRAD: KernelSpec = { name: 'lora_group.grad', code, entryPoint: 'group_grad', bindings: ['uniform', 'read', 'read', 'read', 'read', 'write'] };
+const LAYER_GRAD: KernelSpec = {
+  name: 'lora_group.layer_grad',
+  code,
+  entryPoint: 'layer_grad',
+  bindings: ['uniform', 'read', 'read', 'read', 'read', 'read', 'read', 'read', 'write'],
+};
 const DX: KernelSpec = { name: 'lora_group.dx', code, entryPoint: 'group_dx', bindings: ['uniform', 'read', 'read', 'write'] };
 const linearSpecs = new Map<string, KernelSpec>();
 
@@ -208,6 +214,11 @@ export interface GroupBackwardArgs extends GroupShape {
   scale: number;
   /** Add into the gradients (gradient accumulation) instead of overwriting them. */
   accumulate: boolean;
+  /**
+   * Leave out the weight gradients (dA, dB): the caller computes them later with layerGrad, from
+   * this call's dy, u, x and du (which must then stay untouched until it does).
+   */
+  deferGrad?: boolean;
 }
 
 /**
@@ -236,7 +247,7 @@ export function groupBackward(gpu: Gpu, rec: Recorder, a: GroupBackwardArgs): vo
     label: 'lora_group.du',
   });
   const widest = Math.max(K, ...members.map((m) => m.outFeatures));
-  rec.dispatch(GRAD, {
+  if (!a.deferGrad) rec.dispatch(GRAD, {
     buffers: [a.dy, a.u, a.x, a.du, a.grads],
     params: params(a, a.scale, a.accumulate ? 1 : 0, true),
     workgroups: [Math.ceil(widest / GW_COLS), 2 * n * rChunks],
@@ -262,5 +273,93 @@ export function groupBackward(gpu: Gpu, rec: Recorder, a: GroupBackwardArgs): vo
     params: params(a, 1, a.accumulateDx ? 1 : 0, true),
     workgroups: [Math.ceil(K / LIN_BN), Math.ceil(T / (16 * tm))],
     label: 'lora_group.input_grad',
+  });
+}
+
+/** Most members layerGrad takes in one dispatch. */
+export const MAX_LAYER_GRAD_MEMBERS = 8;
+/** Bindings layerGrad has for output gradients and for inputs. */
+export const LAYER_GRAD_DY_BINDINGS = 3;
+export const LAYER_GRAD_X_BINDINGS = 2;
+
+/** A member of any group of a layer, with each of its tensors located in layerGrad's bindings. Offsets in elements. */
+export interface LayerGradMember {
+  outFeatures: number;
+  inFeatures: number;
+  /** A_g [r, K_g] and B_g [N_g, r] in the flat gradient buffer. */
+  aOffset: number;
+  bOffset: number;
+  /** dy_g [T, N_g]: which dy binding, and where in it. */
+  dy: number;
+  dyOffset: number;
+  /** x_g [T, K_g] (raw: the dropout mask is regenerated): which x binding, and where in it. */
+  x: number;
+  xOffset: number;
+  /** u_g and du_g [T, r] in the u and du bindings. */
+  uOffset: number;
+  duOffset: number;
+  dropoutSeed?: number;
+}
+
+export interface LayerGradArgs {
+  T: number;
+  r: number;
+  members: readonly LayerGradMember[];
+  /** 1..3 buffers holding the members' dy. */
+  dy: readonly BufferBinding[];
+  /** 1..2 buffers holding the members' inputs. */
+  x: readonly BufferBinding[];
+  u: BufferBinding;
+  du: BufferBinding;
+  grads: BufferBinding;
+  scale: number;
+  dropoutP?: number;
+  accumulate: boolean;
+}
+
+/**
+ * dB_g (+)= scale · dy_gᵀ u_g and dA_g (+)= du_gᵀ x_dg for members of several groups in one
+ * dispatch (groupBackward's weight-gradient kernel, with per-member inputs): what a layer's
+ * groups left out with `deferGrad`. Equal to groupBackward's gradients bit for bit.
+ */
+export function layerGrad(gpu: Gpu, rec: Recorder, a: LayerGradArgs): void {
+  const { T, r, members } = a;
+  const what = 'layerGrad';
+  if (members.length < 1 || members.length > MAX_LAYER_GRAD_MEMBERS) throw new Error(`${what}: ${members.length} members (1..${MAX_LAYER_GRAD_MEMBERS})`);
+  if (a.dy.length < 1 || a.dy.length > LAYER_GRAD_DY_BINDINGS) throw new Error(`${what}: ${a.dy.length} dy buffers (1..${LAYER_GRAD_DY_BINDINGS})`);
+  if (a.x.length < 1 || a.x.length > LAYER_GRAD_X_BINDINGS) throw new Error(`${what}: ${a.x.length} x buffers (1..${LAYER_GRAD_X_BINDINGS})`);
+  if (!Number.isInteger(T) || T < 0 || !Number.isInteger(r) || r < 1) throw new Error(`${what}: T must be >= 0 and r >= 1, got T=${T} r=${r}`);
+  const p = a.dropoutP ?? 0;
+  if (p > 0 && members.some((m) => m.dropoutSeed === undefined)) throw new Error(`${what}: dropout needs every member's seed`);
+  for (const [g, m] of members.entries()) {
+    if (m.dy < 0 || m.dy >= a.dy.length || m.x < 0 || m.x >= a.x.length) throw new Error(`${what}: member ${g} names a missing binding`);
+    need(what, `dy[${m.dy}]`, a.dy[m.dy]!, m.dyOffset + T * m.outFeatures);
+    need(what, `x[${m.x}]`, a.x[m.x]!, m.xOffset + T * m.inFeatures);
+    need(what, 'u', a.u, m.uOffset + T * r);
+    need(what, 'du', a.du, m.duOffset + T * r);
+    need(what, 'grads', a.grads, Math.max(m.aOffset + r * m.inFeatures, m.bOffset + m.outFeatures * r));
+  }
+  const dy = [...a.dy];
+  while (dy.length < LAYER_GRAD_DY_BINDINGS) dy.push(dy.at(-1)!);
+  const x = [...a.x];
+  while (x.length < LAYER_GRAD_X_BINDINGS) x.push(x.at(-1)!);
+  bindable(gpu, what, { ...Object.fromEntries(dy.map((b, i) => [`dy[${i}]`, b])), ...Object.fromEntries(x.map((b, i) => [`x[${i}]`, b])), u: a.u, du: a.du, grads: a.grads });
+  const rChunks = Math.ceil(r / RC);
+  const keys = members.map((m) => (p > 0 ? dropoutKey({ seed: m.dropoutSeed!, p }) : null));
+  const k0 = keys[0];
+  const out = new Params(512).u32(T).u32(r).u32(members.length).u32(rChunks).f32(a.scale).u32(a.accumulate ? 1 : 0);
+  out.u32(k0 ? 1 : 0).u32(k0?.threshold ?? 0).f32(k0?.invKeep ?? 1).u32(0).u32(0).u32(0);
+  const slot = (f: (m: LayerGradMember, g: number) => number[]) => {
+    for (let g = 0; g < MAX_LAYER_GRAD_MEMBERS; g++) for (const v of members[g] ? f(members[g]!, g) : [0, 0, 0, 0]) out.u32(v);
+  };
+  slot((m) => [m.dyOffset, m.outFeatures, m.xOffset, m.inFeatures]);
+  slot((m) => [m.aOffset, m.bOffset, m.uOffset, m.duOffset]);
+  slot((m, g) => [keys[g]?.key ?? 0, m.dy, m.x, 0]);
+  const widest = Math.max(...members.map((m) => Math.max(m.inFeatures, m.outFeatures)));
+  rec.dispatch(LAYER_GRAD, {
+    buffers: [...dy, ...x, a.u, a.du, a.grads],
+    params: out.bytes(),
+    workgroups: [Math.ceil(widest / GW_COLS), 2 * members.length * rChunks],
+    label: 'lora_group.layer_grad',
   });
 }

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu';
 import { groupBackward, groupDown, groupLinear, groupRegion, layerGrad, type GroupMember, type LayerGradMember } from '../../src/kernels/loraGroup';
+import { swigluBackward } from '../../src/kernels/activation';
+import { swigluBackwardRef } from '../../src/kernels/reference/activation';
 import { loraBackwardRef, loraDownRef, loraLinearRef, loraScale } from '../../src/kernels/reference/lora';
 import { fromF16Array, toF16Array } from '../../src/util/f16';
 import { expectClose } from '../helpers/compare';
@@ -286,6 +288,71 @@ describe('layerGrad (the weight gradients of a layer\'s groups in one dispatch)'
   for (const [i, c] of LAYER_CASES.entries()) {
     it(`equals groupBackward's gradients and the reference: T ${c.T}, r ${c.r}, ${c.groups.length} groups, p ${c.dropoutP}${c.accumulate ? ', accumulating' : ''}`, async () => {
       await runLayerCase(await getTestGpu(), c, 71 + i);
+    });
+  }
+});
+
+// The SwiGLU epilogue of the down projection's input gradient: dL/dgate and dL/dup from the
+// dL/d(act) the kernel computes, checked against the f64 reference (TOL, which the swiglu
+// factors, each below 1.2 in size, keep) and against groupBackward + swigluBackward bit for bit.
+describe('groupBackward with the SwiGLU epilogue', () => {
+  for (const [i, c] of [
+    { T: 21, K: 70, N: 33, r: 8, f16: true, dropoutP: 0 },
+    { T: 6, K: 130, N: 17, r: 16, f16: false, dropoutP: 0.2 },
+  ].entries()) {
+    it(`writes the gate and up gradients: T ${c.T}, K ${c.K}, N ${c.N}, r ${c.r}${c.f16 ? ', f16 W' : ''}, p ${c.dropoutP}`, async () => {
+      const gpu = await getTestGpu();
+      const { T, K, N, r } = c;
+      const rng = new Rng(91 + i);
+      const region = groupRegion(T, r);
+      const members: GroupMember[] = [{ outFeatures: N, aOffset: 0, bOffset: r * K + 64, yOffset: 0, dropoutSeed: 9 }];
+      const flat = rng.f32(r * K + 64 + N * r);
+      const x = rng.f32(T * K);
+      const w32 = rng.f32(N * K);
+      const wRef = c.f16 ? fromF16Array(toF16Array(w32)) : w32;
+      const dy = rng.f32(T * N);
+      const u = rng.f32(T * r);
+      // gate|up and dgate|dup as regions of one buffer each, at offsets of 64 floats.
+      const span = Math.ceil((T * K) / 64) * 64;
+      const gateUp = rng.f32(2 * span);
+      const made: GPUBuffer[] = [];
+      const up = (d: Float32Array | Uint16Array) => {
+        const b = gpu.upload(d);
+        made.push(b);
+        return b;
+      };
+      const poison = (n: number) => {
+        const b = poisonedF32(gpu, n);
+        made.push(b);
+        return b;
+      };
+      const shape = { T, K, r, members, region, dropoutP: c.dropoutP };
+      const common = { ...shape, x: up(x), dy: up(dy), u: up(u), params: up(flat), scale: loraScale(16, r), accumulate: false, w: [up(c.f16 ? toF16Array(w32) : w32)], wF16: c.f16 };
+      const gu = up(gateUp);
+      const dFused = poison(2 * span);
+      const dAct = poison(T * K);
+      const dSplit = poison(2 * span);
+      const rec = gpu.recorder();
+      const epilogue = { gateUp: gu, gateOffset: 0, upOffset: span, dGateUp: dFused, dGateOffset: 0, dUpOffset: span };
+      groupBackward(gpu, rec, { ...common, du: poison(region), grads: poison(flat.length), dx: poison(T * K), swiglu: epilogue });
+      groupBackward(gpu, rec, { ...common, du: poison(region), grads: poison(flat.length), dx: dAct });
+      swigluBackward(gpu, rec, { gate: { buffer: gu, offset: 0, size: T * K * 4 }, up: { buffer: gu, offset: span * 4, size: T * K * 4 }, dOut: dAct, dGate: dSplit, dUp: dSplit, dGateOffset: 0, dUpOffset: span, rows: T, width: K });
+      rec.submit();
+      const [fused, split] = await Promise.all([gpu.readF32(dFused, 2 * span), gpu.readF32(dSplit, 2 * span)]);
+      for (const b of made) gpu.release(b);
+      const dropout = c.dropoutP > 0 ? { seed: 9, p: c.dropoutP } : null;
+      const ref = loraBackwardRef({ x, dy, u, a: flat.subarray(0, r * K), b: flat.subarray(r * K + 64), T, K, N, r, scale: loraScale(16, r), dropout });
+      const dActRef = ref.dx.map((v, j) => {
+        const [t, k] = [Math.floor(j / K), j % K];
+        let s = v;
+        for (let o = 0; o < N; o++) s += dy[t * N + o]! * wRef[o * K + k]!;
+        return s;
+      });
+      const want = swigluBackwardRef(gateUp.subarray(0, T * K), gateUp.subarray(span, span + T * K), dActRef);
+      expectClose(fused.subarray(0, T * K), want.dGate, TOL, 'dgate');
+      expectClose(fused.subarray(span, span + T * K), want.dUp, TOL, 'dup');
+      expect(Array.from(fused.subarray(0, T * K))).toEqual(Array.from(split.subarray(0, T * K)));
+      expect(Array.from(fused.subarray(span, span + T * K))).toEqual(Array.from(split.subarray(span, span + T * K)));
     });
   }
 });

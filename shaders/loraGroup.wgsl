@@ -433,9 +433,143 @@ fn group_input_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
       if (m < pg.rows && k < pg.k) {
         let at = m * pg.k + k;
         var v = row[jj];
-        if (pg.flag != 0u) { v += gl_y[at]; }
-        gl_y[at] = v;
+        if (SWIGLU) {
+          swiglu_epilogue(at, v);
+        } else {
+          if (pg.flag != 0u) { v += gl_y[at]; }
+          gl_y[at] = v;
+        }
       }
+    }
+  }
+}
+
+// With SWIGLU (a one-member group: the MLP's down projection), the input gradient dL/d(act) of
+// act = silu(gate) * up is not stored: the epilogue writes dL/dgate and dL/dup instead, as
+// activation.wgsl's swiglu_bwd does from a stored dL/d(act) (the same f32 value, the same
+// arithmetic, so the same bits). gate|up is read through gl_w1 (unused by one member), the two
+// gradients go to gl_y; their element offsets are in mem2[3] (gate, up, dgate, dup), a member
+// slot no group uses.
+override SWIGLU: bool = false;
+
+fn swiglu_sigmoid(x: f32) -> f32 {
+  if (x >= 0.0) {
+    return 1.0 / (1.0 + exp(-x));
+  }
+  let e = exp(x);
+  return e / (1.0 + e);
+}
+
+fn swiglu_epilogue(at: u32, dh: f32) {
+  let o = pg.mem2[3];
+  let g = bitcast<f32>(gl_w1[o.x + at]);
+  let u = bitcast<f32>(gl_w1[o.y + at]);
+  let s = swiglu_sigmoid(g);
+  gl_y[o.z + at] = dh * u * s * (1.0 + g * (1.0 - s));
+  gl_y[o.w + at] = dh * g * s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// layer_grad: group_grad for the members of several groups of one layer (q/k/v, o, gate/up:
+// up to 6 members) in one dispatch, once every input is ready at the end of the layer's backward.
+// Members differ in their input (K_g and its buffer: one of two x bindings) and output gradient
+// (one of three dy bindings), and each has its own u_g / du_g region; the reduction per job is
+// group_grad's, in the same order, so the gradients equal it bit for bit. The parameters fit one
+// 256-byte uniform slot.
+
+struct LayerGradParams {
+  rows: u32,
+  r: u32,
+  n: u32,              // members (1..6)
+  r_chunks: u32,
+  scale: f32,
+  flag: u32,           // accumulate into the gradients
+  drop_on: u32,
+  drop_threshold: u32,
+  drop_inv_keep: f32,
+  region: u32,         // elements between u (and du) regions
+  pad0: u32,
+  pad1: u32,
+  // Member g: (offset of dy_g, N_g, offset of x, K_g) in elements of their bindings.
+  io: array<vec4<u32>, 6>,
+  // Member g: (offset of A_g, offset of B_g, dropout key, packed): packed holds the u_g region
+  // (bits 0-7, in regions), the du_g region (8-15), the dy binding (16-23) and the x binding (24-31).
+  off: array<vec4<u32>, 6>,
+}
+
+@group(0) @binding(0) var<uniform> pl: LayerGradParams;
+@group(0) @binding(1) var<storage, read> lg_dy0: array<f32>;
+@group(0) @binding(2) var<storage, read> lg_dy1: array<f32>;
+@group(0) @binding(3) var<storage, read> lg_dy2: array<f32>;
+@group(0) @binding(4) var<storage, read> lg_x0: array<f32>;
+@group(0) @binding(5) var<storage, read> lg_x1: array<f32>;
+@group(0) @binding(6) var<storage, read> lg_u: array<f32>;
+@group(0) @binding(7) var<storage, read> lg_du: array<f32>;
+@group(0) @binding(8) var<storage, read_write> lg_out: array<f32>;
+
+fn lg_dy(sel: u32, i: u32) -> f32 {
+  if (sel == 0u) { return lg_dy0[i]; }
+  if (sel == 1u) { return lg_dy1[i]; }
+  return lg_dy2[i];
+}
+
+fn lg_x(sel: u32, i: u32) -> f32 {
+  if (sel == 0u) { return lg_x0[i]; }
+  return lg_x1[i];
+}
+
+@compute @workgroup_size(GW_COLS, GW_LANES)
+fn layer_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+  let job = wid.y / pl.r_chunks;
+  let j0 = (wid.y % pl.r_chunks) * RC;
+  let grad_a = job >= pl.n;
+  let g = select(job, job - pl.n, grad_a);
+  let io = pl.io[g];
+  let off = pl.off[g];
+  let u_off = (off.w & 0xffu) * pl.region;
+  let du_off = ((off.w >> 8u) & 0xffu) * pl.region;
+  let dy_sel = (off.w >> 16u) & 0xffu;
+  let x_sel = off.w >> 24u;
+  let width = select(io.y, io.w, grad_a);
+  if (wid.x * GW_COLS >= width) { return; }  // uniform: this member has fewer columns
+  let c = wid.x * GW_COLS + lid3.x;
+  var acc: array<f32, RC>;
+  for (var j = 0u; j < RC; j++) { acc[j] = 0.0; }
+  if (c < width) {
+    for (var t = lid3.y; t < pl.rows; t += GW_LANES) {
+      let idx = t * width + c;
+      var gv = 0.0;
+      if (grad_a) {
+        gv = lg_x(x_sel, io.z + idx);
+        if (pl.drop_on != 0u) { gv *= select(0.0, pl.drop_inv_keep, dropout_hash(idx, off.z) >= pl.drop_threshold); }
+      } else {
+        gv = lg_dy(dy_sel, io.x + idx);
+      }
+      let vrow = t * pl.r;
+      for (var j = 0u; j < RC; j++) {
+        let jj = min(j0 + j, pl.r - 1u);  // columns past r are computed and never stored
+        var vv = 0.0;
+        if (grad_a) { vv = lg_du[du_off + vrow + jj]; } else { vv = lg_u[u_off + vrow + jj]; }
+        acc[j] += gv * vv;
+      }
+    }
+  }
+  let lid = lid3.y * GW_COLS + lid3.x;
+  for (var j = 0u; j < RC; j++) { gw_partial[j * GW_LANES * GW_COLS + lid] = acc[j]; }
+  workgroupBarrier();
+  let sc = select(pl.scale, 1.0, grad_a);
+  for (var o = lid; o < GW_COLS * RC; o += GW_COLS * GW_LANES) {
+    let cl = o % GW_COLS;
+    let jl = o / GW_COLS;
+    var s = 0.0;
+    for (var l = 0u; l < GW_LANES; l++) { s += gw_partial[jl * GW_LANES * GW_COLS + l * GW_COLS + cl]; }
+    let cc = wid.x * GW_COLS + cl;
+    let jj = j0 + jl;
+    if (cc < width && jj < pl.r) {
+      let at = select(off.y + cc * pl.r + jj, off.x + jj * io.w + cc, grad_a);
+      var v = sc * s;
+      if (pl.flag != 0u) { v += lg_out[at]; }
+      lg_out[at] = v;
     }
   }
 }

@@ -18,20 +18,26 @@ const LIN_BN = 64;
 
 const DOWN: KernelSpec = { name: 'lora_group.down', code, entryPoint: 'group_down', bindings: ['uniform', 'read', 'read', 'write'] };
 const GRAD: KernelSpec = { name: 'lora_group.grad', code, entryPoint: 'group_grad', bindings: ['uniform', 'read', 'read', 'read', 'read', 'write'] };
+const LAYER_GRAD: KernelSpec = {
+  name: 'lora_group.layer_grad',
+  code,
+  entryPoint: 'layer_grad',
+  bindings: ['uniform', 'read', 'read', 'read', 'read', 'read', 'read', 'read', 'write'],
+};
 const DX: KernelSpec = { name: 'lora_group.dx', code, entryPoint: 'group_dx', bindings: ['uniform', 'read', 'read', 'write'] };
 const linearSpecs = new Map<string, KernelSpec>();
 
 /** group_linear, or group_input_grad (same bindings and tiles). */
-function linearSpec(tm: number, wF16: boolean, entryPoint: 'group_linear' | 'group_input_grad' = 'group_linear'): KernelSpec {
-  const key = `${entryPoint}:${tm}:${wF16}`;
+function linearSpec(tm: number, wF16: boolean, entryPoint: 'group_linear' | 'group_input_grad' = 'group_linear', swiglu = false): KernelSpec {
+  const key = `${entryPoint}:${tm}:${wF16}:${swiglu}`;
   let spec = linearSpecs.get(key);
   if (!spec) {
     spec = {
-      name: entryPoint === 'group_linear' ? 'lora_group.linear' : 'lora_group.input_grad',
+      name: entryPoint === 'group_linear' ? 'lora_group.linear' : swiglu ? 'lora_group.input_grad_swiglu' : 'lora_group.input_grad',
       code,
       entryPoint,
       bindings: ['uniform', 'read', 'read', 'read', 'read', 'read', 'read', 'write'],
-      constants: { LIN_TM: tm, W_F16: wF16 ? 1 : 0 },
+      constants: { LIN_TM: tm, W_F16: wF16 ? 1 : 0, ...(swiglu ? { SWIGLU: 1 } : {}) },
     };
     linearSpecs.set(key, spec);
   }
@@ -97,7 +103,19 @@ function check(what: string, s: GroupShape): void {
   if (p > 0 && members.some((m) => m.dropoutSeed === undefined)) throw new Error(`${what}: dropout needs every member's seed`);
 }
 
-function params(s: GroupShape, scale: number, flag: number, dropout: boolean): Uint8Array {
+/** Where the SwiGLU epilogue of groupBackward's input gradient reads gate/up and writes their gradients (element offsets). */
+export interface SwigluEpilogue {
+  /** gate [T, K] and up [T, K] (K = the down projection's input width), regions of one buffer. */
+  gateUp: BufferBinding;
+  gateOffset: number;
+  upOffset: number;
+  /** Output: dL/dgate and dL/dup [T, K], regions of one buffer. */
+  dGateUp: BufferBinding;
+  dGateOffset: number;
+  dUpOffset: number;
+}
+
+function params(s: GroupShape, scale: number, flag: number, dropout: boolean, swiglu?: SwigluEpilogue): Uint8Array {
   const { T, K, r, members } = s;
   const p = dropout ? (s.dropoutP ?? 0) : 0;
   const keys = members.map((m) => (p > 0 ? dropoutKey({ seed: m.dropoutSeed!, p }) : null));
@@ -111,7 +129,9 @@ function params(s: GroupShape, scale: number, flag: number, dropout: boolean): U
     out.u32(m ? start : 0).u32(m?.outFeatures ?? 0).u32(m?.yOffset ?? 0).u32(m?.aOffset ?? 0);
     start += m?.outFeatures ?? 0;
   }
-  for (let g = 0; g < 4; g++) out.u32(members[g]?.bOffset ?? 0).u32(keys[g]?.key ?? 0).u32(0).u32(0);
+  for (let g = 0; g < 3; g++) out.u32(members[g]?.bOffset ?? 0).u32(keys[g]?.key ?? 0).u32(0).u32(0);
+  // Slot 3 (no group has a fourth member) holds the SwiGLU epilogue's offsets.
+  out.u32(swiglu?.gateOffset ?? 0).u32(swiglu?.upOffset ?? 0).u32(swiglu?.dGateOffset ?? 0).u32(swiglu?.dUpOffset ?? 0);
   return out.bytes();
 }
 
@@ -205,9 +225,19 @@ export interface GroupBackwardArgs extends GroupShape {
   wF16?: boolean;
   /** With `w`: add into dx instead of overwriting it. */
   accumulateDx?: boolean;
+  /**
+   * With `w` and one member (the MLP's down projection): dx is dL/d(silu(gate) * up), and instead
+   * of storing it the kernel writes dL/dgate and dL/dup (`dx` is then left alone).
+   */
+  swiglu?: SwigluEpilogue;
   scale: number;
   /** Add into the gradients (gradient accumulation) instead of overwriting them. */
   accumulate: boolean;
+  /**
+   * Leave out the weight gradients (dA, dB): the caller computes them later with layerGrad, from
+   * this call's dy, u, x and du (which must then stay untouched until it does).
+   */
+  deferGrad?: boolean;
 }
 
 /**
@@ -236,7 +266,7 @@ export function groupBackward(gpu: Gpu, rec: Recorder, a: GroupBackwardArgs): vo
     label: 'lora_group.du',
   });
   const widest = Math.max(K, ...members.map((m) => m.outFeatures));
-  rec.dispatch(GRAD, {
+  if (!a.deferGrad) rec.dispatch(GRAD, {
     buffers: [a.dy, a.u, a.x, a.du, a.grads],
     params: params(a, a.scale, a.accumulate ? 1 : 0, true),
     workgroups: [Math.ceil(widest / GW_COLS), 2 * n * rChunks],
@@ -256,11 +286,112 @@ export function groupBackward(gpu: Gpu, rec: Recorder, a: GroupBackwardArgs): vo
   for (const [g, m] of members.entries()) need('groupBackward', `w[${g}]`, a.w[g]!, wF16 ? Math.ceil((m.outFeatures * K) / 2) : m.outFeatures * K);
   const tm = T <= 16 ? 1 : 4;
   const w = [...a.w];
+  const sw = a.swiglu;
+  if (sw) {
+    if (n !== 1 || a.accumulateDx) throw new Error('groupBackward: the SwiGLU epilogue takes one member and no accumulateDx');
+    need('groupBackward', 'gateUp', sw.gateUp, Math.max(sw.gateOffset, sw.upOffset) + T * K);
+    need('groupBackward', 'dGateUp', sw.dGateUp, Math.max(sw.dGateOffset, sw.dUpOffset) + T * K);
+    bindable(gpu, 'groupBackward', { gateUp: sw.gateUp, dGateUp: sw.dGateUp });
+    w.push(sw.gateUp); // read as gl_w1
+  }
   while (w.length < 3) w.push(w.at(-1)!);
-  rec.dispatch(linearSpec(tm, wF16, 'group_input_grad'), {
-    buffers: [a.dy, ...w, a.du, a.params, a.dx],
-    params: params(a, 1, a.accumulateDx ? 1 : 0, true),
+  rec.dispatch(linearSpec(tm, wF16, 'group_input_grad', !!sw), {
+    buffers: [a.dy, ...w, a.du, a.params, sw ? sw.dGateUp : a.dx],
+    params: params(a, 1, a.accumulateDx ? 1 : 0, true, sw),
     workgroups: [Math.ceil(K / LIN_BN), Math.ceil(T / (16 * tm))],
-    label: 'lora_group.input_grad',
+    label: sw ? 'lora_group.input_grad_swiglu' : 'lora_group.input_grad',
+  });
+}
+
+/** Most members layerGrad takes in one dispatch. */
+export const MAX_LAYER_GRAD_MEMBERS = 6;
+/** Bindings layerGrad has for output gradients and for inputs. */
+export const LAYER_GRAD_DY_BINDINGS = 3;
+export const LAYER_GRAD_X_BINDINGS = 2;
+
+/** A member of any group of a layer, with each of its tensors located in layerGrad's bindings. Offsets in elements. */
+export interface LayerGradMember {
+  outFeatures: number;
+  inFeatures: number;
+  /** A_g [r, K_g] and B_g [N_g, r] in the flat gradient buffer. */
+  aOffset: number;
+  bOffset: number;
+  /** dy_g [T, N_g]: which dy binding, and where in it. */
+  dy: number;
+  dyOffset: number;
+  /** x_g [T, K_g] (raw: the dropout mask is regenerated): which x binding, and where in it. */
+  x: number;
+  xOffset: number;
+  /** u_g and du_g [T, r] in the u and du bindings: multiples of groupRegion(T, r) (at most 255 of them). */
+  uOffset: number;
+  duOffset: number;
+  dropoutSeed?: number;
+}
+
+export interface LayerGradArgs {
+  T: number;
+  r: number;
+  members: readonly LayerGradMember[];
+  /** 1..3 buffers holding the members' dy. */
+  dy: readonly BufferBinding[];
+  /** 1..2 buffers holding the members' inputs. */
+  x: readonly BufferBinding[];
+  u: BufferBinding;
+  du: BufferBinding;
+  grads: BufferBinding;
+  scale: number;
+  dropoutP?: number;
+  accumulate: boolean;
+}
+
+/**
+ * dB_g (+)= scale · dy_gᵀ u_g and dA_g (+)= du_gᵀ x_dg for members of several groups in one
+ * dispatch (groupBackward's weight-gradient kernel, with per-member inputs): what a layer's
+ * groups left out with `deferGrad`. Equal to groupBackward's gradients bit for bit.
+ */
+export function layerGrad(gpu: Gpu, rec: Recorder, a: LayerGradArgs): void {
+  const { T, r, members } = a;
+  const what = 'layerGrad';
+  if (members.length < 1 || members.length > MAX_LAYER_GRAD_MEMBERS) throw new Error(`${what}: ${members.length} members (1..${MAX_LAYER_GRAD_MEMBERS})`);
+  if (a.dy.length < 1 || a.dy.length > LAYER_GRAD_DY_BINDINGS) throw new Error(`${what}: ${a.dy.length} dy buffers (1..${LAYER_GRAD_DY_BINDINGS})`);
+  if (a.x.length < 1 || a.x.length > LAYER_GRAD_X_BINDINGS) throw new Error(`${what}: ${a.x.length} x buffers (1..${LAYER_GRAD_X_BINDINGS})`);
+  if (!Number.isInteger(T) || T < 0 || !Number.isInteger(r) || r < 1) throw new Error(`${what}: T must be >= 0 and r >= 1, got T=${T} r=${r}`);
+  const p = a.dropoutP ?? 0;
+  if (p > 0 && members.some((m) => m.dropoutSeed === undefined)) throw new Error(`${what}: dropout needs every member's seed`);
+  for (const [g, m] of members.entries()) {
+    if (m.dy < 0 || m.dy >= a.dy.length || m.x < 0 || m.x >= a.x.length) throw new Error(`${what}: member ${g} names a missing binding`);
+    need(what, `dy[${m.dy}]`, a.dy[m.dy]!, m.dyOffset + T * m.outFeatures);
+    need(what, `x[${m.x}]`, a.x[m.x]!, m.xOffset + T * m.inFeatures);
+    need(what, 'u', a.u, m.uOffset + T * r);
+    need(what, 'du', a.du, m.duOffset + T * r);
+    need(what, 'grads', a.grads, Math.max(m.aOffset + r * m.inFeatures, m.bOffset + m.outFeatures * r));
+  }
+  const dy = [...a.dy];
+  while (dy.length < LAYER_GRAD_DY_BINDINGS) dy.push(dy.at(-1)!);
+  const x = [...a.x];
+  while (x.length < LAYER_GRAD_X_BINDINGS) x.push(x.at(-1)!);
+  bindable(gpu, what, { ...Object.fromEntries(dy.map((b, i) => [`dy[${i}]`, b])), ...Object.fromEntries(x.map((b, i) => [`x[${i}]`, b])), u: a.u, du: a.du, grads: a.grads });
+  const rChunks = Math.ceil(r / RC);
+  const keys = members.map((m) => (p > 0 ? dropoutKey({ seed: m.dropoutSeed!, p }) : null));
+  const k0 = keys[0];
+  const region = groupRegion(T, r);
+  const regionOf = (what: string, offset: number) => {
+    const i = offset / region;
+    if (!Number.isInteger(i) || i > 255) throw new Error(`layerGrad: ${what} offset ${offset} is not a multiple (up to 255) of the region ${region}`);
+    return i;
+  };
+  const out = new Params(256).u32(T).u32(r).u32(members.length).u32(rChunks).f32(a.scale).u32(a.accumulate ? 1 : 0);
+  out.u32(k0 ? 1 : 0).u32(k0?.threshold ?? 0).f32(k0?.invKeep ?? 1).u32(region).u32(0).u32(0);
+  const slot = (f: (m: LayerGradMember, g: number) => number[]) => {
+    for (let g = 0; g < MAX_LAYER_GRAD_MEMBERS; g++) for (const v of members[g] ? f(members[g]!, g) : [0, 0, 0, 0]) out.u32(v);
+  };
+  slot((m) => [m.dyOffset, m.outFeatures, m.xOffset, m.inFeatures]);
+  slot((m, g) => [m.aOffset, m.bOffset, keys[g]?.key ?? 0, regionOf('u', m.uOffset) | (regionOf('du', m.duOffset) << 8) | (m.dy << 16) | (m.x << 24)]);
+  const widest = Math.max(...members.map((m) => Math.max(m.inFeatures, m.outFeatures)));
+  rec.dispatch(LAYER_GRAD, {
+    buffers: [...dy, ...x, a.u, a.du, a.grads],
+    params: out.bytes(),
+    workgroups: [Math.ceil(widest / GW_COLS), 2 * members.length * rChunks],
+    label: 'lora_group.layer_grad',
   });
 }

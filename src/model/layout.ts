@@ -21,6 +21,8 @@ export type LinearRole = 'q' | 'k' | 'v' | 'qkv' | 'o' | 'gate' | 'up' | 'fc' | 
  * is, c_fc where gate_proj is), so masks do not change when code around them moves.
  */
 export const ROLE_SEED_INDEX: Readonly<Record<LinearRole, number>> = { q: 0, k: 1, v: 2, qkv: 0, o: 3, gate: 4, up: 5, fc: 4, down: 6 };
+/** Regions of a layer's dL/du scratch: one per role, at its ROLE_SEED_INDEX (a group's members follow its first). */
+export const LORA_DU_REGIONS = 7;
 
 /**
  * Llama-family linear layers that read the same input: when every member is adapted, their LoRA

@@ -10,7 +10,7 @@ import { groupBackward, groupDown, groupLinear, groupRegion, MAX_GROUP_MEMBERS, 
 import { matmul } from '../kernels/matmul';
 
 import { ROLE_SEED_INDEX, type LinearRole } from './layout';
-import { baseLinear, baseLinearBackward, fusedInputGrad, type LinearBackwardTargets, type LoraLinearPath } from './linearLayer';
+import { baseLinear, baseLinearBackward, duRegion, fusedInputGrad, type LinearBackwardTargets, type LoraLinearPath } from './linearLayer';
 import type { LoraAdapter, LoraModule } from './lora';
 import type { LinearWeight } from './weights';
 import type { BufferView } from './workspace';
@@ -109,24 +109,29 @@ export function linearGroupForward(gpu: Gpu, rec: Recorder, path: LoraLinearPath
 /**
  * dx (+)= Σ dy_i W_i (one matmul per member; on the fused path inside the last group kernel), the
  * base-weight gradients when training them, and every member's LoRA gradients and low-rank part
- * of dx: three dispatches for the whole group.
+ * of dx: three dispatches for the whole group (two when `t.deferred` takes the weight gradients).
  */
 export function linearGroupBackward(gpu: Gpu, rec: Recorder, lins: readonly LinearWeight[], x: BufferBinding, dys: readonly BufferView[], dx: BufferBinding, rows: number, accumulateDx: boolean, g: LoraGroupBranch, t: LinearBackwardTargets): void {
   // On the fused path the group kernel computes dx's base part too (one tiled kernel, no matmuls).
   const withBase = fusedInputGrad(t) && lins.every((l) => l.f16 === lins[0]!.f16);
   if (!withBase) for (const [i, lin] of lins.entries()) baseLinearBackward(gpu, rec, lin, x, dys[i]!, dx, rows, accumulateDx || i > 0, t.ones, t.full);
   const s = shape(lins, dys, rows, g);
-  groupBackward(gpu, rec, {
-    ...s,
+  const tensors = {
     x,
     dy: common(dys, 'output gradients'),
     u: { buffer: g.u.buffer, offset: g.u.offset },
-    du: t.du,
-    params: g.modules[0]!.a.buffer,
+    du: duRegion(t, lins[0]!.role, rows, s.r),
     grads: g.modules[0]!.gradA.buffer,
-    dx,
     scale: g.scale,
     accumulate: t.accumulate,
+  };
+  groupBackward(gpu, rec, {
+    ...s,
+    ...tensors,
+    params: g.modules[0]!.a.buffer,
+    dx,
     ...(withBase ? { w: lins.map((l) => l.w), wF16: lins[0]!.f16, accumulateDx } : {}),
+    ...(t.deferred ? { deferGrad: true } : {}),
   });
+  t.deferred?.add({ ...s, dropoutP: s.dropoutP ?? 0, ...tensors });
 }

@@ -4,11 +4,13 @@
  */
 import type { BufferBinding, Gpu, Recorder } from '../gpu';
 import { loraBackward, loraDown, loraLinear } from '../kernels/lora';
-import { groupBackward, groupRegion } from '../kernels/loraGroup';
+import { groupBackward, groupRegion, type SwigluEpilogue } from '../kernels/loraGroup';
 import { matmul } from '../kernels/matmul';
 import type { MatmulLoraTerm } from '../kernels/matmulGpu';
 
+import type { DeferredLoraGrads } from './deferredLoraGrads';
 import type { BaseGradients } from './fullParameters';
+import { ROLE_SEED_INDEX, type LinearRole } from './layout';
 import type { LoraModule } from './lora';
 import type { LinearWeight } from './weights';
 
@@ -103,7 +105,7 @@ export function baseLinearBackward(gpu: Gpu, rec: Recorder, lin: LinearWeight, x
 
 /** What the backward of one linear layer writes besides dx. */
 export interface LinearBackwardTargets {
-  /** Scratch [rows, r] for dL/du. */
+  /** Scratch for dL/du: LORA_DU_REGIONS regions [rows, r], `groupRegion(rows, r)` apart, one per role (`duRegion`). */
   du: GPUBuffer;
   /** N ones, for bias gradients (onesᵀ dy). */
   ones: GPUBuffer;
@@ -116,6 +118,16 @@ export interface LinearBackwardTargets {
    * from matmul plus the low-rank kernel (default 'unfused', the CPU adapters' choice).
    */
   path?: LoraLinearPath;
+  /**
+   * Where grouped adapters leave their weight gradients for one dispatch per layer (the caller
+   * flushes it); absent: each group computes its own.
+   */
+  deferred?: DeferredLoraGrads;
+}
+
+/** The region of `LinearBackwardTargets.du` of a linear layer of this role (a group's: of its first member). */
+export function duRegion(t: LinearBackwardTargets, role: LinearRole, rows: number, r: number): BufferBinding {
+  return { buffer: t.du, offset: ROLE_SEED_INDEX[role] * groupRegion(rows, r) * 4 };
 }
 
 /** Whether dx's base part may come from the LoRA group kernel: the fused path, no base gradients. */
@@ -123,36 +135,47 @@ export function fusedInputGrad(t: LinearBackwardTargets): boolean {
   return t.path === 'fused' && !t.full;
 }
 
-/** dx (+)= dy W, the base-weight gradients when training them, and the LoRA gradients when adapted. */
-export function linearBackward(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: BufferBinding, dy: BufferBinding, dx: BufferBinding, rows: number, accumulateDx: boolean, lora: LoraBranch | null, t: LinearBackwardTargets): void {
+/**
+ * dx (+)= dy W, the base-weight gradients when training them, and the LoRA gradients when adapted.
+ * With `swiglu` (x = silu(gate) * up), where the fused input gradient can, dx is not stored and
+ * the SwiGLU backward is done in its epilogue instead: returns whether it was (else the caller runs it).
+ */
+export function linearBackward(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: BufferBinding, dy: BufferBinding, dx: BufferBinding, rows: number, accumulateDx: boolean, lora: LoraBranch | null, t: LinearBackwardTargets, swiglu?: SwigluEpilogue): boolean {
   const grouped = lora !== null && lora.module.a.buffer === lora.module.b.buffer;
   const withBase = grouped && fusedInputGrad(t);
   if (!withBase) baseLinearBackward(gpu, rec, lin, x, dy, dx, rows, accumulateDx, t.ones, t.full);
-  if (!lora) return;
+  if (!lora) return false;
+  const epilogue = withBase && swiglu && !accumulateDx ? { swiglu } : {};
   const { module } = lora;
   if (grouped) {
     // The group kernels with one member: three dispatches where loraBackward takes four.
     const dyAt = 'buffer' in dy ? { buffer: dy.buffer, offset: dy.offset ?? 0 } : { buffer: dy, offset: 0 };
     const member = { outFeatures: lin.outFeatures, aOffset: module.a.offset / 4, bOffset: module.b.offset / 4, yOffset: dyAt.offset / 4 };
-    groupBackward(gpu, rec, {
+    const shape = {
       T: rows,
       K: lin.inFeatures,
       r: module.r,
       members: [lora.dropout ? { ...member, dropoutSeed: lora.dropout.seed } : member],
-      region: groupRegion(rows, module.r),
       dropoutP: lora.dropout?.p ?? 0,
       x,
       dy: dyAt.buffer,
       u: lora.u,
-      du: t.du,
-      params: module.a.buffer,
+      du: duRegion(t, lin.role, rows, module.r),
       grads: module.gradA.buffer,
-      dx,
       scale: lora.scale,
       accumulate: t.accumulate,
+    };
+    groupBackward(gpu, rec, {
+      ...shape,
+      region: groupRegion(rows, module.r),
+      params: module.a.buffer,
+      dx,
       ...(withBase ? { w: [lin.w], wF16: lin.f16, accumulateDx } : {}),
+      ...epilogue,
+      ...(t.deferred ? { deferGrad: true } : {}),
     });
-    return;
+    t.deferred?.add(shape);
+    return 'swiglu' in epilogue;
   }
   loraBackward(gpu, rec, {
     x,
@@ -173,4 +196,5 @@ export function linearBackward(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: Bu
     accumulateDx: true,
     dropout: lora.dropout,
   });
+  return false;
 }

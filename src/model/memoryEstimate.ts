@@ -10,7 +10,7 @@ import { planEmbeddingShards } from '../kernels/embedding';
 import { groupRegion } from '../kernels/loraGroup';
 import { gradNormLayout } from '../kernels/reduce';
 import { expectedWeights, type ModelConfig } from './config';
-import { layerLinears, modelLayout, SHARED_INPUT_GROUPS, type LinearRole } from './layout';
+import { layerLinears, LORA_DU_REGIONS, modelLayout, type LinearRole } from './layout';
 import type { WeightDtype } from './weights';
 
 export interface MemoryEstimateOptions {
@@ -87,11 +87,9 @@ const f32 = (n: number) => bucketSize(Math.max(1, n) * 4);
 /** One buffer of tensors each starting at a multiple of 64 floats (the Workspace's `regions`). */
 const regionsF32 = (sizes: readonly number[]) => f32(sizes.reduce((s, n) => s + Math.ceil(Math.max(1, n) / 64) * 64, 0));
 
-/** LoRA u buffers of one layer: fully adapted SHARED_INPUT_GROUPS share one, the other roles one each. */
+/** LoRA u buffers of one layer: one, a region per adapted role (none without an adapter). */
 function loraUBuffers(roles: readonly LinearRole[], n: number): number[] {
-  const grouped = SHARED_INPUT_GROUPS.filter((m) => m.every((role) => roles.includes(role)));
-  const inGroup = new Set(grouped.flat());
-  return [...grouped.map((m) => regionsF32(m.map(() => n))), ...roles.filter((r) => !inGroup.has(r)).map(() => f32(n))];
+  return roles.length ? [regionsF32(roles.map(() => n))] : [];
 }
 
 /** Linear layers of one block with their shapes: [kind, out, in] (as model/weights.ts loads them). */
@@ -153,7 +151,7 @@ export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions):
   const logits = [f32(N * vocabChunk), f32(N * CE_STATE_STRIDE), f32(N), f32(N), f32(4)];
   // One layer's activations (the Workspace's LayerActivations).
   const activations = [
-    f32(N * C), f32(N * C), // h1, h2
+    regionsF32([N * C, N * C]), // h1|h2
     f32(2 * N), f32(2 * N), // norm stats
     regionsF32([N * H * D, N * Hkv * D, N * Hkv * D]), f32(N * H * D), f32(B * H * T), // q|k|v attn lse
     f32(N * C), // xmid
@@ -169,7 +167,7 @@ export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions):
     // backward
     f32(N * C), f32(N * C), f32(N * I), regionsF32([N * I, llama ? N * I : 1]), // dres dh dAct dGate|dUp
     f32(N * H * D), regionsF32([N * H * D, N * Hkv * D, N * Hkv * D]), f32(llama ? 1 : N * 3 * C), f32(B * H * T), // dAttn dq|dk|dv dqkv delta
-    f32(Math.max(...SHARED_INPUT_GROUPS.map((m) => m.length)) * groupRegion(N, Math.max(o.rank, 1))), // du
+    f32(LORA_DU_REGIONS * groupRegion(N, Math.max(o.rank, 1))), // du
     ...activations,
   ];
   const optimizer = tensorSizes.length ? [f32(gradNormLayout(tensorSizes).slots), f32(2)] : [];

@@ -20,6 +20,7 @@ import { appendKv, attentionBackward, attentionDecode, attentionForward } from '
 import { crossEntropyChunkGrad, crossEntropyChunkStats, crossEntropyFinalize } from '../kernels/crossentropy';
 import { axpby, copyColumns } from '../kernels/elementwise';
 import { embedding, embeddingBackward, embeddingGradIndex, packEmbeddingGradIndex } from '../kernels/embedding';
+import type { SwigluEpilogue } from '../kernels/loraGroup';
 import { matmul } from '../kernels/matmul';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from '../kernels/norm';
 import { ropeQK } from '../kernels/rope';
@@ -30,7 +31,8 @@ import type { KvCache, StepTail } from './kvCache';
 import { DEFAULT_MEMORY_BUDGET_BYTES, estimateLoraJobMemory, type RecomputePolicy } from './memoryEstimate';
 import { TrainingReplays } from './stepReplay';
 import { linearGroupBackward, linearGroupForward, loraGroupBranch, maskSeed } from './linearGroup';
-import { defaultLoraLinearPath, linearBackward, linearForward, loraInput, type LoraBranch, type LoraLinearPath } from './linearLayer';
+import { DeferredLoraGrads } from './deferredLoraGrads';
+import { defaultLoraLinearPath, linearBackward, linearForward, loraInput, type LinearBackwardTargets, type LoraBranch, type LoraLinearPath } from './linearLayer';
 import type { LoraAdapter } from './lora';
 import type { LinearWeight, ModelWeights, NormWeight } from './weights';
 import type { LossTotals, StepOptions, TokenBatch } from './trainingPass';
@@ -174,7 +176,7 @@ export class CausalLM {
 
   // ------------------------------------------------------------------ building blocks
 
-  private norm(rec: Recorder, ws: Workspace, w: NormWeight, x: GPUBuffer, out: GPUBuffer, stats: GPUBuffer, residual?: { add: GPUBuffer; sum: GPUBuffer }): void {
+  private norm(rec: Recorder, ws: Workspace, w: NormWeight, x: GPUBuffer, out: BufferBinding, stats: GPUBuffer, residual?: { add: GPUBuffer; sum: GPUBuffer }): void {
     const { N } = ws;
     const cols = this.config.hidden;
     const eps = this.config.normEps;
@@ -260,9 +262,9 @@ export class CausalLM {
     const N = ws.N;
     const a = ws.activations(l);
     const xin = 'sum' in input ? input.sum : input;
-    const lin = (w: LinearWeight, x: GPUBuffer, y: BufferBinding) => linearForward(this.gpu, rec, this.loraLinearPath, w, x, y, N, this.loraBranch(ws, adapter, w, l, dropoutSeed));
+    const lin = (w: LinearWeight, x: BufferBinding, y: BufferBinding) => linearForward(this.gpu, rec, this.loraLinearPath, w, x, y, N, this.loraBranch(ws, adapter, w, l, dropoutSeed));
     // Layers sharing an input run as one group when all are adapted, else one by one.
-    const shared = (lins: readonly LinearWeight[], x: GPUBuffer, ys: BufferBinding[], g = loraGroupBranch(adapter, a.u, lins, l, dropoutSeed)) =>
+    const shared = (lins: readonly LinearWeight[], x: BufferBinding, ys: BufferBinding[], g = loraGroupBranch(adapter, a.u, lins, l, dropoutSeed)) =>
       g ? linearGroupForward(this.gpu, rec, this.loraLinearPath, lins, x, ys as BufferView[], N, g) : lins.forEach((w, i) => lin(w, x, ys[i]!));
     if ('sum' in input) this.norm(rec, ws, layer.norm1, input.x, a.h1, a.stats1, { add: input.add, sum: input.sum });
     else this.norm(rec, ws, layer.norm1, xin, a.h1, a.stats1);
@@ -313,22 +315,30 @@ export class CausalLM {
     // set), and the forward pass has just ended: they are all still there.
     if (!ws.keeps(l) && l !== cfg.layers - 1) this.layerForward(rec, ws, l, xin, null, adapter, opts.dropoutSeed);
     const a = ws.activations(l);
-    const targets = { du: ws.du, ones: ws.ones, accumulate: opts.accumulate, path: this.loraLinearPath, ...(opts.full ? { full: opts.full } : {}) };
-    const back = (w: LinearWeight, x: GPUBuffer, dy: BufferBinding, dx: GPUBuffer, accumulateDx: boolean) =>
-      linearBackward(this.gpu, rec, w, x, dy, dx, N, accumulateDx, this.loraBranch(ws, adapter, w, l, opts.dropoutSeed), targets);
+    const now = { du: ws.du, ones: ws.ones, accumulate: opts.accumulate, path: this.loraLinearPath, ...(opts.full ? { full: opts.full } : {}) };
+    // The weight gradients of every adapter but mlpOut's (whose dy, ws.dres, norm2's backward
+    // changes) wait for one dispatch just before norm1's backward, when all their inputs exist.
+    const deferred = new DeferredLoraGrads();
+    const later = { ...now, deferred };
+    const back = (w: LinearWeight, x: BufferBinding, dy: BufferBinding, dx: GPUBuffer, accumulateDx: boolean, targets: LinearBackwardTargets = later, swiglu?: SwigluEpilogue) =>
+      linearBackward(this.gpu, rec, w, x, dy, dx, N, accumulateDx, this.loraBranch(ws, adapter, w, l, opts.dropoutSeed), targets, swiglu);
     // dx = the sum over layers sharing input x (written by the first, added by the rest).
-    const sharedBack = (lins: readonly LinearWeight[], x: GPUBuffer, dys: BufferBinding[], dx: GPUBuffer, g = loraGroupBranch(adapter, a.u, lins, l, opts.dropoutSeed)) =>
-      g ? linearGroupBackward(this.gpu, rec, lins, x, dys as BufferView[], dx, N, false, g, targets) : lins.forEach((w, i) => back(w, x, dys[i]!, dx, i > 0));
+    const sharedBack = (lins: readonly LinearWeight[], x: BufferBinding, dys: BufferBinding[], dx: GPUBuffer, g = loraGroupBranch(adapter, a.u, lins, l, opts.dropoutSeed)) =>
+      g ? linearGroupBackward(this.gpu, rec, lins, x, dys as BufferView[], dx, N, false, g, later) : lins.forEach((w, i) => back(w, x, dys[i]!, dx, i > 0));
 
     // MLP: output = xmid + mlpOut(act(mlpIn(h2)))
-    back(layer.mlpOut, a.act, ws.dres, ws.dAct, false);
     if (cfg.family === 'llama') {
-      // dGate and dUp are regions of one buffer: bound once, addressed by offsets.
-      const [dGate, dUp] = [ws.dGate as BufferView, ws.dUp as BufferView];
+      // dGate and dUp are regions of one buffer: bound once, addressed by offsets. The fused
+      // path does the SwiGLU backward in mlpOut's input-gradient kernel (dAct is never stored).
+      const [dGate, dUp, gate, up] = [ws.dGate as BufferView, ws.dUp as BufferView, a.gate as BufferView, a.up as BufferView];
       const dBoth = { dGate: dGate.buffer, dUp: dGate.buffer, dGateOffset: dGate.offset / 4, dUpOffset: dUp.offset / 4 };
-      swigluBackward(this.gpu, rec, { gate: a.gate, up: a.up, dOut: ws.dAct, ...dBoth, rows: N, width: cfg.intermediate });
+      const epilogue = { gateUp: gate.buffer, gateOffset: gate.offset / 4, upOffset: up.offset / 4, dGateUp: dGate.buffer, dGateOffset: dGate.offset / 4, dUpOffset: dUp.offset / 4 };
+      if (!back(layer.mlpOut, a.act, ws.dres, ws.dAct, false, now, epilogue)) {
+        swigluBackward(this.gpu, rec, { gate: a.gate, up: a.up, dOut: ws.dAct, ...dBoth, rows: N, width: cfg.intermediate });
+      }
       sharedBack(layer.mlpIn, a.h2, [ws.dGate, ws.dUp], ws.dh);
     } else {
+      back(layer.mlpOut, a.act, ws.dres, ws.dAct, false, now);
       activationBackward(this.gpu, rec, { kind: actKind(cfg), x: a.gate, dOut: ws.dAct, dx: ws.dGate, n: N * cfg.intermediate });
       back(layer.mlpIn[0]!, a.h2, ws.dGate, ws.dh, false);
     }
@@ -346,6 +356,7 @@ export class CausalLM {
       }
       back(layer.attnIn[0]!, a.h1, ws.dqkv, ws.dh, false);
     }
+    deferred.flush(this.gpu, rec);
     this.normBackward(rec, ws, layer.norm1, xin, a.stats1, ws.dh, ws.dres, true, opts.full);
   }
 

@@ -3,7 +3,7 @@ import { CE_STATE_STRIDE } from '../kernels/crossentropy';
 import { groupRegion } from '../kernels/loraGroup';
 
 import type { ModelConfig } from './config';
-import { SHARED_INPUT_GROUPS, type LinearRole } from './layout';
+import { LORA_DU_REGIONS, SHARED_INPUT_GROUPS, type LinearRole } from './layout';
 
 /** A view of part of a buffer, as the group kernels need it: the whole buffer and element offsets. */
 export type BufferView = { buffer: GPUBuffer; offset: number; size: number };
@@ -64,7 +64,10 @@ export class Workspace {
   /** dL/d(c_attn output), GPT-2: [N, 3C]. */
   readonly dqkv: GPUBuffer;
   readonly delta: GPUBuffer;
-  /** dL/du of one linear layer, or of every member of a group (regions `groupRegion(N, r)` apart). */
+  /**
+   * dL/du of every adapted linear layer of a layer, each in its own region (`groupRegion(N, r)`
+   * apart, at `ROLE_SEED_INDEX`): a layer's weight gradients may be taken after all of them are made.
+   */
   readonly du: GPUBuffer;
   /** N ones: bias gradients are column sums, onesᵀ dy. */
   readonly ones: GPUBuffer;
@@ -120,7 +123,7 @@ export class Workspace {
     [this.dq, this.dk, this.dv] = triple(regions(f, [b * N * H * D, b * N * Hkv * D, b * N * Hkv * D], 'dq|dk|dv'));
     this.dqkv = cfg.family === 'gpt2' ? g(N * 3 * C, 'dqkv') : g(1, 'dqkv-unused');
     this.delta = g(B * H * T, 'delta');
-    this.du = g(Math.max(...SHARED_INPUT_GROUPS.map((m) => m.length)) * groupRegion(N, Math.max(loraRank, 1)), 'du');
+    this.du = g(LORA_DU_REGIONS * groupRegion(N, Math.max(loraRank, 1)), 'du');
     this.ones = f(N, 'ones');
     gpu.write(this.ones, new Float32Array(N).fill(1));
     this.embedIndex = g(3 * N + 1, 'embed-grad-index');
@@ -152,9 +155,9 @@ export class Workspace {
 
 /** The internals of one layer's forward that its backward needs. */
 export class LayerActivations {
-  /** norm1(x) and norm2(xmid): the inputs of the attention and MLP linear layers. */
-  readonly h1: GPUBuffer;
-  readonly h2: GPUBuffer;
+  /** norm1(x) and norm2(xmid): the inputs of the attention and MLP linear layers, regions of one buffer. */
+  readonly h1: BufferView;
+  readonly h2: BufferView;
   readonly stats1: GPUBuffer;
   readonly stats2: GPUBuffer;
   /** Queries and keys after RoPE, values: regions of one buffer. */
@@ -171,17 +174,16 @@ export class LayerActivations {
   readonly act: GPUBuffer;
   /**
    * LoRA u = x Aᵀ per adapted role of a layer, [N, r]. By role, not by module name: GPT-2 has
-   * two c_proj (attention output and MLP output). The members of a fully adapted group
-   * (SHARED_INPUT_GROUPS) get regions of one buffer, `groupRegion(N, r)` apart.
+   * two c_proj (attention output and MLP output). All are regions of one buffer, `groupRegion(N,
+   * r)` apart, the members of a fully adapted group (SHARED_INPUT_GROUPS) next to each other.
    */
-  readonly u = new Map<LinearRole, BufferBinding>();
+  readonly u = new Map<LinearRole, BufferView>();
 
   constructor(f: (n: number, label: string) => GPUBuffer, cfg: ModelConfig, B: number, T: number, loraRank: number, loraRoles: readonly LinearRole[], layer: number) {
     const N = B * T;
     const { hidden: C, intermediate: I, heads: H, kvHeads: Hkv, headDim: D } = cfg;
     const name = (what: string) => `${what}.${layer}`;
-    this.h1 = f(N * C, name('h1'));
-    this.h2 = f(N * C, name('h2'));
+    [this.h1, this.h2] = pair(regions(f, [N * C, N * C], name('h1|h2')));
     this.stats1 = f(N * 2, name('stats1'));
     this.stats2 = f(N * 2, name('stats2'));
     [this.q, this.k, this.v] = triple(regions(f, [N * H * D, N * Hkv * D, N * Hkv * D], name('q|k|v')));
@@ -190,11 +192,16 @@ export class LayerActivations {
     this.xmid = f(N * C, name('xmid'));
     [this.gate, this.up] = pair(regions(f, [N * I, cfg.family === 'llama' ? N * I : 1], name('gate|up')));
     this.act = f(N * I, name('act'));
-    const grouped = SHARED_INPUT_GROUPS.filter((m) => m.every((role) => loraRoles.includes(role)));
-    for (const members of grouped) {
-      const views = regions(f, members.map(() => N * loraRank), name(`u.${members.join('|')}`));
-      for (const [i, role] of members.entries()) this.u.set(role, views[i]!);
+    const order = loraUOrder(loraRoles);
+    if (order.length) {
+      const views = regions(f, order.map(() => N * loraRank), name(`u.${order.join('|')}`));
+      for (const [i, role] of order.entries()) this.u.set(role, views[i]!);
     }
-    for (const role of loraRoles) if (!this.u.has(role)) this.u.set(role, f(N * loraRank, name(`u.${role}`)));
   }
+}
+
+/** The adapted roles in the order of their u regions: fully adapted groups' members next to each other, then the rest. */
+export function loraUOrder(roles: readonly LinearRole[]): LinearRole[] {
+  const grouped = SHARED_INPUT_GROUPS.filter((m) => m.every((role) => roles.includes(role))).flat();
+  return [...grouped, ...roles.filter((r) => !grouped.includes(r))];
 }

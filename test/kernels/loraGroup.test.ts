@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu';
-import { groupBackward, groupDown, groupLinear, groupRegion, type GroupMember } from '../../src/kernels/loraGroup';
+import { groupBackward, groupDown, groupLinear, groupRegion, layerGrad, type GroupMember, type LayerGradMember } from '../../src/kernels/loraGroup';
+import { swigluBackward } from '../../src/kernels/activation';
+import { swigluBackwardRef } from '../../src/kernels/reference/activation';
 import { loraBackwardRef, loraDownRef, loraLinearRef, loraScale } from '../../src/kernels/reference/lora';
 import { fromF16Array, toF16Array } from '../../src/util/f16';
 import { expectClose } from '../helpers/compare';
@@ -155,4 +157,202 @@ describe('LoRA group kernels (q/k/v, gate/up in one dispatch each)', () => {
     for (let i = 0; i < T * r; i++) diff = Math.max(diff, Math.abs(u[i]! - u[region + i]!));
     expect(diff).toBeGreaterThan(1e-3);
   });
+});
+
+// layerGrad takes the weight gradients of several groups (each with its own input and output
+// gradient buffers) in one dispatch. Checked against the f64 reference (TOL) and against
+// groupBackward's own gradients, which it must equal bit for bit.
+interface LayerCase {
+  T: number;
+  r: number;
+  /** Per group: member widths, input width, which dy / x binding it reads. */
+  groups: { outs: number[]; K: number; dy: number; x: number }[];
+  dropoutP: number;
+  accumulate: boolean;
+}
+
+const LAYER_CASES: LayerCase[] = [
+  {
+    T: 19,
+    r: 8,
+    groups: [
+      { outs: [40, 16, 16], K: 33, dy: 0, x: 0 },
+      { outs: [33], K: 40, dy: 1, x: 1 },
+      { outs: [70, 70], K: 33, dy: 2, x: 0 },
+    ],
+    dropoutP: 0,
+    accumulate: false,
+  },
+  {
+    T: 9,
+    r: 20,
+    groups: [
+      { outs: [12, 5], K: 50, dy: 0, x: 1 },
+      { outs: [65], K: 17, dy: 0, x: 0 },
+      { outs: [7, 9, 3], K: 50, dy: 2, x: 1 },
+    ],
+    dropoutP: 0.25,
+    accumulate: true,
+  },
+];
+
+async function runLayerCase(gpu: Gpu, c: LayerCase, seed: number) {
+  const { T, r, dropoutP } = c;
+  const rng = new Rng(seed);
+  const region = groupRegion(T, r);
+  const scale = loraScale(16, r);
+  let at = 32;
+  let uAt = 0;
+  const dyAt = [5, 3, 11];
+  // x is bound at each group's offset by groupBackward: offsets of 64 floats (256 bytes).
+  const xAt = [64, 128];
+  const members: LayerGradMember[] = [];
+  const groups: { members: GroupMember[]; K: number; dy: number; x: number; xOffset: number; uBase: number; first: number }[] = [];
+  for (const [gi, grp] of c.groups.entries()) {
+    const xOffset = xAt[grp.x]!;
+    xAt[grp.x]! += Math.ceil((T * grp.K + 3) / 64) * 64;
+    const gm: GroupMember[] = [];
+    const uBase = uAt;
+    for (const [i, N] of grp.outs.entries()) {
+      const aOffset = at;
+      at += r * grp.K + 7;
+      const bOffset = at;
+      at += N * r + 5;
+      const yOffset = dyAt[grp.dy]!;
+      dyAt[grp.dy]! += T * N + 1;
+      const seedOf = 40 + 3 * members.length;
+      gm.push({ outFeatures: N, aOffset, bOffset, yOffset, dropoutSeed: seedOf });
+      members.push({ outFeatures: N, inFeatures: grp.K, aOffset, bOffset, dy: grp.dy, dyOffset: yOffset, x: grp.x, xOffset, uOffset: uBase + i * region, duOffset: uBase + i * region, dropoutSeed: seedOf });
+      uAt += region;
+    }
+    groups.push({ members: gm, K: grp.K, dy: grp.dy, x: grp.x, xOffset, uBase, first: gi });
+  }
+  const flat = rng.f32(at);
+  const oldGrads = rng.f32(at);
+  const dys = dyAt.map((n) => rng.f32(n));
+  const xs = xAt.map((n) => rng.f32(n));
+  const u = rng.f32(uAt);
+  const made: GPUBuffer[] = [];
+  const up = (d: Float32Array) => {
+    const b = gpu.upload(d);
+    made.push(b);
+    return b;
+  };
+  const dyB = dys.map(up);
+  const xB = xs.map(up);
+  const uB = up(u);
+  const du = poisonedF32(gpu, uAt);
+  made.push(du);
+  const params = up(flat);
+  const [grads1, grads2, grads3] = [up(oldGrads), up(oldGrads), up(oldGrads)];
+  const rec = gpu.recorder();
+  for (const g of groups) {
+    const shape = { T, K: g.K, r, members: g.members, region, dropoutP };
+    const common = { ...shape, x: { buffer: xB[g.x]!, offset: g.xOffset * 4, size: T * g.K * 4 }, dy: dyB[g.dy]!, u: { buffer: uB, offset: g.uBase * 4 }, params, scale, accumulate: c.accumulate };
+    // With deferGrad the gradients are left alone; without, they are group_grad's (the du regions are the same).
+    groupBackward(gpu, rec, { ...common, du: { buffer: du, offset: g.uBase * 4 }, grads: grads3, dx: up(new Float32Array(T * g.K)), deferGrad: true });
+    groupBackward(gpu, rec, { ...common, du: { buffer: du, offset: g.uBase * 4 }, grads: grads1, dx: up(new Float32Array(T * g.K)) });
+  }
+  layerGrad(gpu, rec, { T, r, members, dy: dyB, x: xB, u: uB, du, grads: grads2, scale, dropoutP, accumulate: c.accumulate });
+  rec.submit();
+  const [g1, g2, g3] = await Promise.all([gpu.readF32(grads1, at), gpu.readF32(grads2, at), gpu.readF32(grads3, at)]);
+  for (const b of made) gpu.release(b);
+  expect(Array.from(g3)).toEqual(Array.from(oldGrads));
+  expect(Array.from(g2)).toEqual(Array.from(g1));
+  const touched = new Uint8Array(at);
+  for (const [i, m] of members.entries()) {
+    const { outFeatures: N, inFeatures: K } = m;
+    const ref = loraBackwardRef({
+      x: xs[m.x]!.subarray(m.xOffset, m.xOffset + T * K),
+      dy: dys[m.dy]!.subarray(m.dyOffset, m.dyOffset + T * N),
+      u: u.subarray(m.uOffset, m.uOffset + T * r),
+      a: flat.subarray(m.aOffset, m.aOffset + r * K),
+      b: flat.subarray(m.bOffset, m.bOffset + N * r),
+      T,
+      K,
+      N,
+      r,
+      scale,
+      dropout: dropoutP > 0 ? { seed: m.dropoutSeed!, p: dropoutP } : null,
+    });
+    const acc = (old: Float32Array, v: Float64Array) => v.map((e, j) => e + (c.accumulate ? old[j]! : 0));
+    expectClose(g2.subarray(m.aOffset, m.aOffset + r * K), acc(oldGrads.subarray(m.aOffset), ref.gradA), TOL, `dA[${i}]`);
+    expectClose(g2.subarray(m.bOffset, m.bOffset + N * r), acc(oldGrads.subarray(m.bOffset), ref.gradB), TOL, `dB[${i}]`);
+    touched.fill(1, m.aOffset, m.aOffset + r * K);
+    touched.fill(1, m.bOffset, m.bOffset + N * r);
+  }
+  for (let i = 0; i < at; i++) if (!touched[i]) expect(g2[i]).toBe(oldGrads[i]);
+}
+
+describe('layerGrad (the weight gradients of a layer\'s groups in one dispatch)', () => {
+  for (const [i, c] of LAYER_CASES.entries()) {
+    it(`equals groupBackward's gradients and the reference: T ${c.T}, r ${c.r}, ${c.groups.length} groups, p ${c.dropoutP}${c.accumulate ? ', accumulating' : ''}`, async () => {
+      await runLayerCase(await getTestGpu(), c, 71 + i);
+    });
+  }
+});
+
+// The SwiGLU epilogue of the down projection's input gradient: dL/dgate and dL/dup from the
+// dL/d(act) the kernel computes, checked against the f64 reference (TOL, which the swiglu
+// factors, each below 1.2 in size, keep) and against groupBackward + swigluBackward bit for bit.
+describe('groupBackward with the SwiGLU epilogue', () => {
+  for (const [i, c] of [
+    { T: 21, K: 70, N: 33, r: 8, f16: true, dropoutP: 0 },
+    { T: 6, K: 130, N: 17, r: 16, f16: false, dropoutP: 0.2 },
+  ].entries()) {
+    it(`writes the gate and up gradients: T ${c.T}, K ${c.K}, N ${c.N}, r ${c.r}${c.f16 ? ', f16 W' : ''}, p ${c.dropoutP}`, async () => {
+      const gpu = await getTestGpu();
+      const { T, K, N, r } = c;
+      const rng = new Rng(91 + i);
+      const region = groupRegion(T, r);
+      const members: GroupMember[] = [{ outFeatures: N, aOffset: 0, bOffset: r * K + 64, yOffset: 0, dropoutSeed: 9 }];
+      const flat = rng.f32(r * K + 64 + N * r);
+      const x = rng.f32(T * K);
+      const w32 = rng.f32(N * K);
+      const wRef = c.f16 ? fromF16Array(toF16Array(w32)) : w32;
+      const dy = rng.f32(T * N);
+      const u = rng.f32(T * r);
+      // gate|up and dgate|dup as regions of one buffer each, at offsets of 64 floats.
+      const span = Math.ceil((T * K) / 64) * 64;
+      const gateUp = rng.f32(2 * span);
+      const made: GPUBuffer[] = [];
+      const up = (d: Float32Array | Uint16Array) => {
+        const b = gpu.upload(d);
+        made.push(b);
+        return b;
+      };
+      const poison = (n: number) => {
+        const b = poisonedF32(gpu, n);
+        made.push(b);
+        return b;
+      };
+      const shape = { T, K, r, members, region, dropoutP: c.dropoutP };
+      const common = { ...shape, x: up(x), dy: up(dy), u: up(u), params: up(flat), scale: loraScale(16, r), accumulate: false, w: [up(c.f16 ? toF16Array(w32) : w32)], wF16: c.f16 };
+      const gu = up(gateUp);
+      const dFused = poison(2 * span);
+      const dAct = poison(T * K);
+      const dSplit = poison(2 * span);
+      const rec = gpu.recorder();
+      const epilogue = { gateUp: gu, gateOffset: 0, upOffset: span, dGateUp: dFused, dGateOffset: 0, dUpOffset: span };
+      groupBackward(gpu, rec, { ...common, du: poison(region), grads: poison(flat.length), dx: poison(T * K), swiglu: epilogue });
+      groupBackward(gpu, rec, { ...common, du: poison(region), grads: poison(flat.length), dx: dAct });
+      swigluBackward(gpu, rec, { gate: { buffer: gu, offset: 0, size: T * K * 4 }, up: { buffer: gu, offset: span * 4, size: T * K * 4 }, dOut: dAct, dGate: dSplit, dUp: dSplit, dGateOffset: 0, dUpOffset: span, rows: T, width: K });
+      rec.submit();
+      const [fused, split] = await Promise.all([gpu.readF32(dFused, 2 * span), gpu.readF32(dSplit, 2 * span)]);
+      for (const b of made) gpu.release(b);
+      const dropout = c.dropoutP > 0 ? { seed: 9, p: c.dropoutP } : null;
+      const ref = loraBackwardRef({ x, dy, u, a: flat.subarray(0, r * K), b: flat.subarray(r * K + 64), T, K, N, r, scale: loraScale(16, r), dropout });
+      const dActRef = ref.dx.map((v, j) => {
+        const [t, k] = [Math.floor(j / K), j % K];
+        let s = v;
+        for (let o = 0; o < N; o++) s += dy[t * N + o]! * wRef[o * K + k]!;
+        return s;
+      });
+      const want = swigluBackwardRef(gateUp.subarray(0, T * K), gateUp.subarray(span, span + T * K), dActRef);
+      expectClose(fused.subarray(0, T * K), want.dGate, TOL, 'dgate');
+      expectClose(fused.subarray(span, span + T * K), want.dUp, TOL, 'dup');
+      expect(Array.from(fused.subarray(0, T * K))).toEqual(Array.from(split.subarray(0, T * K)));
+      expect(Array.from(fused.subarray(span, span + T * K))).toEqual(Array.from(split.subarray(span, span + T * K)));
+    });
+  }
 });

@@ -15,7 +15,7 @@ import { modelResolveContext, resolveHyperparameters, type Hyperparameters, type
 import { formatValidationLoss, NO_STEP_TOKENS, resultsCsv, resultsCsvHeader, resultsCsvRow, trainedStep, type StepMetrics } from '../train/metrics';
 import { planJobKernels } from '../train/kernelPlanning';
 import { SCHEDULE_KINDS } from '../train/schedule';
-import { Trainer, type TrainingEvent } from '../train/trainer';
+import { describeKeptLayers, keptLayersOf, Trainer, type TrainingEvent } from '../train/trainer';
 import { OutputWriteError, writeFileAtomic } from '../util/atomicWrite';
 import { autoNumberOption, choiceOption, flag, KERNELS_OPTION, kernelsOption, listOption, numberOption, parseCommand, requiredString, stringOption, type CommandSpec, type OptionValues, WEIGHT_DTYPE_OPTION, weightDtypeOption, LOG_EVERY_OPTION, logEveryOption } from './args';
 import { loadDataset } from './dataset';
@@ -369,12 +369,13 @@ async function trainInto(ctx: CliContext, run: TrainRun, store: NodeCheckpointSt
         else ctx.note(`${e.level}: ${e.message}`);
       },
     });
-    // A resumed job keeps the activation policy its checkpoint recorded.
-    if (checkpoint?.state.recompute) trainer.recompute = checkpoint.state.recompute;
+    // A resumed job keeps the activation choice its checkpoint recorded.
+    const recordedKept = checkpoint ? keptLayersOf(checkpoint.state, model.config.layers) : null;
+    if (recordedKept !== null) trainer.keptLayers = recordedKept;
     const kernelPlan = await jobKernelPlan(ctx, model, trainer.adapter, hp, checkpoint);
     trainer.kernelPlan = kernelPlan;
     ctx.print(`  kernels: ${describeKernelPlan(kernelPlan)}${checkpoint?.state.kernelPlan ? ' (as the checkpoint recorded)' : ''}`);
-    ctx.print(`  activations: ${trainer.recompute === 'never' ? 'kept for every layer (they fit the memory budget)' : 'kept for as many layers as the memory budget holds, the other layers recomputed in the backward'}`);
+    ctx.print(`  activations: ${describeKeptLayers(trainer.keptLayers, model.config.layers)}`);
     await writeFileAtomic(
       join(out, JOB_FILE),
       JSON.stringify(
@@ -392,6 +393,7 @@ async function trainInto(ctx: CliContext, run: TrainRun, store: NodeCheckpointSt
           checkpointEvery: run.checkpointEvery ?? null,
           hyperparameters: hp,
           recompute: trainer.recompute,
+          keptLayers: trainer.keptLayers,
         },
         null,
         2,

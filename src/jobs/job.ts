@@ -171,6 +171,8 @@ export interface JobRecord {
    * them ('never'), resolved from the memory estimate; resumes keep it. Absent before the first run.
    */
   recompute?: 'always' | 'never';
+  /** How many layers the first run keeps the activations of (the others are recomputed); resumes keep it. */
+  keptLayers?: number;
   /**
    * The kernel plan the job runs, in words ("gpu plan (tuning, 6 tuned matmul shapes)"): the
    * family and whether its launches came from a tuning pass, the tuning cache or the rules.

@@ -17,7 +17,7 @@ import { describeKernelPlan } from '../kernels/matmulPlans';
 import { loadLatestCheckpoint, type CheckpointStore } from '../train/checkpoint';
 import { planJobKernels } from '../train/kernelPlanning';
 import type { StepMetrics } from '../train/metrics';
-import { Trainer, type TrainerOptions, type TrainingEvent } from '../train/trainer';
+import { describeKeptLayers, Trainer, type TrainerOptions, type TrainingEvent } from '../train/trainer';
 import type { FileIntake } from './fileIntake';
 import type { InsightsRuns } from './insightsRuns';
 import { fineTunedModelName, isTerminal, JobTransitionError, transition, type CheckpointInfo, type JobRecord } from './job';
@@ -110,6 +110,7 @@ export class TrainingRun {
           padId: padTokenId(text),
           batching: this.deps.batching,
           ...(job.recompute ? { recompute: job.recompute } : {}),
+          ...(job.keptLayers !== undefined ? { keptLayers: job.keptLayers } : {}),
           store: checkpoints,
           jobId: id,
           keepCheckpoints: this.deps.keepCheckpoints,
@@ -127,9 +128,9 @@ export class TrainingRun {
           },
         });
         trainer = created;
-        if (job.recompute !== created.recompute) {
-          job = await records.update(id, (j) => ({ ...j, recompute: created.recompute }));
-          const what = created.recompute === 'never' ? 'kept for every layer (they fit the memory budget)' : 'kept for as many layers as the memory budget holds, the other layers recomputed in the backward';
+        if (job.recompute !== created.recompute || job.keptLayers !== created.keptLayers) {
+          job = await records.update(id, (j) => ({ ...j, recompute: created.recompute, keptLayers: created.keptLayers }));
+          const what = describeKeptLayers(created.keptLayers, lease.model.config.layers);
           await records.log(id, [{ level: 'info', message: `Activations: ${what}`, step: job.step || null, kind: 'status' }]);
         }
 

@@ -61,6 +61,8 @@ export class CausalLM {
   loraLinearPath: LoraLinearPath;
   /** Read when a training workspace is made (see `keepsActivations`); may be switched between steps. */
   recompute: RecomputePolicy;
+  /** Set by a running trainer: this many layers keep their activations, whatever `recompute` says. */
+  pinnedKeptLayers: number | null = null;
   memoryBudgetBytes: number;
   /** Workspaces by batch shape, most recently used last (training, evaluation and decoding alternate). */
   private readonly workspaces = new Map<string, Workspace>();
@@ -142,6 +144,7 @@ export class CausalLM {
    * 'auto' keeps as many as the memory budget holds); the others are recomputed.
    */
   keptLayers(B: number, T: number, adapter: LoraAdapter | null): number {
+    if (this.pinnedKeptLayers !== null) return Math.min(this.pinnedKeptLayers, this.config.layers);
     if (this.recompute !== 'auto') return this.recompute === 'never' ? this.config.layers : 0;
     const estimate = estimateLoraJobMemory(this.config, {
       batch: B,

@@ -49,6 +49,8 @@ export interface TrainerState {
    * ('never'), as resolved when it first ran. Absent in checkpoints from before it was recorded.
    */
   recompute?: 'always' | 'never';
+  /** How many layers keep their activations (the others are recomputed); absent in older checkpoints. */
+  keptLayers?: number;
   /**
    * The kernel plan the job runs (family and per-shape matmul launches), so a resume uses the
    * same kernels and stays bit-exact whatever the tuning cache holds by then. Absent in
@@ -166,6 +168,8 @@ function checkState(value: unknown): TrainerState {
     throw new CheckpointError(`checkpoint state.optimizerStep is ${String(o)}, not an integer in [0, step]`);
   }
   if (s.recompute !== undefined && s.recompute !== 'always' && s.recompute !== 'never') throw new CheckpointError(`checkpoint state.recompute is ${String(s.recompute)}, not 'always' or 'never'`);
+  const kept = s.keptLayers;
+  if (kept !== undefined && (typeof kept !== 'number' || !Number.isInteger(kept) || kept < 0)) throw new CheckpointError(`checkpoint state.keptLayers is ${String(kept)}, not a non-negative integer`);
   if (s.kernelPlan !== undefined && !parseKernelPlanRecord(s.kernelPlan)) throw new CheckpointError('checkpoint state.kernelPlan is not a kernel plan record');
   return s as TrainerState;
 }

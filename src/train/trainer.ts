@@ -106,6 +106,8 @@ export interface TrainerOptions {
    * A restored checkpoint's choice wins, so a resumed job computes what it did before.
    */
   recompute?: RecomputePolicy;
+  /** How many layers keep their activations, as a job's first run resolved it; wins over `recompute`. */
+  keptLayers?: number;
 }
 
 export interface TrainResult {
@@ -161,8 +163,11 @@ export class Trainer {
   readonly stepsPerEpoch: number[];
   readonly totalSteps: number;
   readonly schedule: ScheduleSpec;
-  /** The activation policy every step of this job uses (see TrainerOptions.recompute). */
-  recompute: 'always' | 'never';
+  /**
+   * How many layers keep their activations for the backward in every step of this job (the others
+   * are recomputed), resolved once from the memory estimate (see TrainerOptions.recompute).
+   */
+  keptLayers: number;
   /**
    * The kernel plan every step of this job uses, applied to the device when run() starts and
    * written into checkpoints; a restored checkpoint's plan replaces it. Null: the device's rules.
@@ -225,15 +230,26 @@ export class Trainer {
     }
     this.optimizer = new LoraOptimizer(this.model.gpu, this.adapter);
     this.adapter.resetOptimizer();
+    const layers = this.model.config.layers;
     const policy = options.recompute ?? 'auto';
-    if (policy !== 'auto') this.recompute = policy;
+    if (options.keptLayers !== undefined) this.keptLayers = Math.min(options.keptLayers, layers);
+    else if (policy !== 'auto') this.keptLayers = policy === 'never' ? layers : 0;
     else {
       const modelPolicy = this.model.recompute;
       this.model.recompute = 'auto';
-      this.recompute = this.model.keepsActivations(hp.batchSize, hp.maxSeqLen, this.adapter) ? 'never' : 'always';
+      this.keptLayers = this.model.keptLayers(hp.batchSize, hp.maxSeqLen, this.adapter);
       this.model.recompute = modelPolicy;
     }
-    this.st = { step: 0, epoch: 0, batchIndex: 0, totalSteps: this.totalSteps, seed: hp.seed, elapsedMs: 0, finished: false, recompute: this.recompute };
+    this.st = { step: 0, epoch: 0, batchIndex: 0, totalSteps: this.totalSteps, seed: hp.seed, elapsedMs: 0, finished: false, ...this.activationState() };
+  }
+
+  /** 'never' when every layer keeps its activations, else 'always' (some or all are recomputed). */
+  get recompute(): 'always' | 'never' {
+    return this.keptLayers >= this.model.config.layers ? 'never' : 'always';
+  }
+
+  private activationState(): Pick<TrainerState, 'recompute' | 'keptLayers'> {
+    return { recompute: this.recompute, keptLayers: this.keptLayers };
   }
 
   /** A copy of the current position. */
@@ -319,9 +335,10 @@ export class Trainer {
       throw new CheckpointError(`checkpoint ${cp.name} is of a ${cp.state.totalSteps}-step job, this one has ${this.totalSteps} steps (different training data?)`);
     }
     restoreCheckpoint(this.model.gpu, this.adapter, this.optimizer, cp);
-    if (cp.state.recompute) this.recompute = cp.state.recompute;
+    const kept = keptLayersOf(cp.state, this.model.config.layers);
+    if (kept !== null) this.keptLayers = kept;
     if (cp.state.kernelPlan) this.kernelPlan = cp.state.kernelPlan;
-    this.st = { ...cp.state, recompute: this.recompute };
+    this.st = { ...cp.state, ...this.activationState() };
     this.lastSaved = null;
     this.history = cp.metrics.map((m) => ({ ...m }));
     let run = 0;
@@ -362,9 +379,9 @@ export class Trainer {
   async run(signal?: AbortSignal): Promise<TrainResult> {
     if (this.running) throw new Error('this trainer is already running');
     this.running = true;
-    const modelPolicy = this.model.recompute;
-    this.model.recompute = this.recompute;
-    this.st.recompute = this.recompute;
+    const modelKept = this.model.pinnedKeptLayers;
+    this.model.pinnedKeptLayers = this.keptLayers;
+    Object.assign(this.st, this.activationState());
     if (this.kernelPlan) {
       const dropped = applyKernelPlan(this.model.gpu, this.kernelPlan);
       if (dropped.length) this.emit('warning', `the recorded kernel plan's launches for ${dropped.join(', ')} do not fit this GPU; the rules run them, so the losses may differ in the last bits`);
@@ -373,7 +390,7 @@ export class Trainer {
     try {
       return await this.loop(signal);
     } finally {
-      this.model.recompute = modelPolicy;
+      this.model.pinnedKeptLayers = modelKept;
       // A step applied ahead of one that threw (a lost device): its verdict is dropped.
       while (this.optimizer.pending > 0) await this.optimizer.readVerdict().catch(() => null);
       this.running = false;
@@ -584,4 +601,21 @@ export class Trainer {
     this.optimizer.destroy();
     if (this.ownsAdapter) this.adapter.destroy();
   }
+}
+
+/**
+ * The kept-layer count a checkpoint's state records; checkpoints from before it was recorded
+ * give it by their policy ('never': every layer, 'always': none); null when neither is there.
+ */
+export function keptLayersOf(state: Pick<TrainerState, 'recompute' | 'keptLayers'>, layers: number): number | null {
+  if (state.keptLayers !== undefined) return Math.min(state.keptLayers, layers);
+  if (state.recompute) return state.recompute === 'never' ? layers : 0;
+  return null;
+}
+
+/** The activation line `train` prints and the job log shows. */
+export function describeKeptLayers(kept: number, layers: number): string {
+  if (kept >= layers) return 'kept for every layer (they fit the memory budget)';
+  if (kept === 0) return 'recomputed in the backward for every layer (the memory budget holds none)';
+  return `kept for ${kept} of ${layers} layers (what the memory budget holds), the other ${layers - kept} recomputed in the backward`;
 }

@@ -6,7 +6,10 @@ import { LoraAdapter, defaultLoraConfig } from '../../src/model/lora';
 import { estimateLoraJobMemory } from '../../src/model/memoryEstimate';
 import { buildRandomModel, randomBatch } from '../../src/model/randomModel';
 import { CausalLM } from '../../src/model/transformer';
+import { resolveHyperparameters } from '../../src/train/hyperparameters';
+import { describeKeptLayers, keptLayersOf, Trainer } from '../../src/train/trainer';
 import { getTestGpu } from '../helpers/gpu';
+import { patternExamples } from '../helpers/model';
 
 // tiny-llama's shapes with 5 layers, so that a budget can hold some layers' activations but not all.
 const raw = JSON.parse(readFileSync(join(__dirname, '../fixtures/models/tiny-llama/config.json'), 'utf8')) as Record<string, unknown>;
@@ -45,5 +48,49 @@ describe("recompute 'auto' under a budget that holds some layers' activations", 
       expect(Array.from(grads.get('always')!.get(key)!), key).toEqual(Array.from(g));
     }
     adapter.destroy();
+  });
+});
+
+describe('a trainer under a budget that holds some layers', () => {
+  it('keeps that many layers in every step, records the count, and restores it from a checkpoint', async () => {
+    const gpu = await getTestGpu();
+    const model = new CausalLM(gpu, config, await buildRandomModel(gpu, config, { dtype: 'f32', seed: 3 }));
+    made.push(model);
+    const train = patternExamples(4, 23, config.vocabSize);
+    const hp = resolveHyperparameters({ seed: 7, warmupSteps: 0, loraDropout: 0, maxSeqLen: 24, epochs: 1, batchSize: 2, loraR: 4 }, train.length, { model: config });
+    const shape = { batch: 2, seq: 24, rank: 4, dtype: 'f32' as const, targetModules: hp.lora.targetModules, maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize };
+    model.memoryBudgetBytes = estimateLoraJobMemory(config, { ...shape, recompute: 'never' }).totalBytes - 1;
+    const trainer = new Trainer({ model, hyperparameters: hp, train });
+    expect(trainer.keptLayers).toBe(3);
+    expect(trainer.recompute).toBe('always');
+    const keptInSteps: number[] = [];
+    const done = await new Trainer({
+      model,
+      hyperparameters: hp,
+      train,
+      onStep: () => keptInSteps.push(model.keptLayers(2, 24, null)),
+    }).run();
+    expect(keptInSteps.length).toBeGreaterThan(0);
+    expect(new Set(keptInSteps)).toEqual(new Set([3]));
+    expect(done.state.keptLayers).toBe(3);
+    expect(model.pinnedKeptLayers).toBe(null); // the model's own choice is back after the run
+    // A restored checkpoint's count wins over what this trainer resolved.
+    model.memoryBudgetBytes = Number.MAX_SAFE_INTEGER;
+    const resumed = new Trainer({ model, hyperparameters: hp, train });
+    expect(resumed.keptLayers).toBe(5);
+    await resumed.restore(done.checkpoint.bytes);
+    expect(resumed.keptLayers).toBe(3);
+    trainer.destroy();
+    resumed.destroy();
+  });
+
+  it('reads checkpoints from before the count was recorded by their policy, and says what it keeps', () => {
+    expect(keptLayersOf({ keptLayers: 3, recompute: 'always' }, 5)).toBe(3);
+    expect(keptLayersOf({ recompute: 'never' }, 5)).toBe(5);
+    expect(keptLayersOf({ recompute: 'always' }, 5)).toBe(0);
+    expect(keptLayersOf({}, 5)).toBe(null);
+    expect(describeKeptLayers(5, 5)).toBe('kept for every layer (they fit the memory budget)');
+    expect(describeKeptLayers(3, 5)).toBe('kept for 3 of 5 layers (what the memory budget holds), the other 2 recomputed in the backward');
+    expect(describeKeptLayers(0, 5)).toBe('recomputed in the backward for every layer (the memory budget holds none)');
   });
 });

@@ -7,12 +7,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import type { WeightDtype } from '../src/model/weights';
 import { randomBatch } from '../src/model/randomModel';
 import { markdownTable, type BenchRow } from '../src/bench/table';
 import { generatePrompt, generateRowNames } from './generate';
 import { namedModel } from './synthetic';
-import { LORA_ALPHA, parseModelSpec, parseShape, trainCaseName, type ModelSpec } from './train';
+import { DEFAULT_MODELS, layersOption, modelList, positiveInt as positive, SUITE_OPTIONS, weightDtype } from './options';
+import { LORA_ALPHA, parseShape, trainCaseName } from './train';
 import { DEFAULT_OPTIMIZER } from '../src/train/optimizer';
 
 /** Input of bench/peers/peft_peer.py. */
@@ -35,12 +35,6 @@ export interface PeftPeerOutput {
   rows: PeftPeerRow[];
 }
 
-const positive = (name: string, v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got '${v}'`);
-  return n;
-};
-
 /**
  * The peer's cases for the train and generate flags a bench run got (the same flags and
  * defaults as `npm run bench -- train generate`), so the peer's rows name ours.
@@ -49,34 +43,22 @@ export function peftPeerCases(argv: string[]): PeftPeerCases {
   const { values } = parseArgs({
     args: argv,
     options: {
-      models: { type: 'string' },
+      ...SUITE_OPTIONS,
+      // One suite's models, in place of --models.
       'train-models': { type: 'string' },
       'generate-models': { type: 'string' },
-      layers: { type: 'string' },
-      shapes: { type: 'string', default: '1x128' },
-      dtype: { type: 'string', default: 'f16' },
-      rank: { type: 'string', default: '16' },
-      steps: { type: 'string', default: '3' },
-      prompt: { type: 'string', default: '64' },
-      'new-tokens': { type: 'string', default: '32' },
-      reps: { type: 'string', default: '3' },
     },
   });
-  const dtype = values.dtype as WeightDtype;
-  if (dtype !== 'f16' && dtype !== 'f32') throw new Error(`--dtype must be f16 or f32, got '${dtype}'`);
-  const layers = values.layers === undefined ? undefined : positive('layers', values.layers);
-  const models = (list: string): ModelSpec[] =>
-    list.split(',').map((s) => {
-      const spec = parseModelSpec(s.trim());
-      return layers === undefined ? spec : { ...spec, layers };
-    });
+  const dtype = weightDtype(values.dtype);
+  const layers = layersOption(values.layers);
+  const models = (list: string) => modelList(list, layers);
   const rank = positive('rank', values.rank);
   const steps = positive('steps', values.steps);
   const prompt = positive('prompt', values.prompt);
   const newTokens = positive('new-tokens', values['new-tokens']);
   const reps = positive('reps', values.reps);
   const cases: PeftPeerCases = { train: [], generate: [] };
-  for (const spec of models(values['train-models'] ?? values.models ?? 'tiny,smollm2-135m:2')) {
+  for (const spec of models(values['train-models'] ?? values.models ?? DEFAULT_MODELS.train)) {
     const named = namedModel(spec.name, spec.layers);
     for (const [B, T] of values.shapes.split(',').map(parseShape)) {
       if (T > named.config.maxPositions) continue; // the train suite skips it too
@@ -96,7 +78,7 @@ export function peftPeerCases(argv: string[]): PeftPeerCases {
       });
     }
   }
-  for (const spec of models(values['generate-models'] ?? values.models ?? 'tiny,smollm2-135m')) {
+  for (const spec of models(values['generate-models'] ?? values.models ?? DEFAULT_MODELS.generate)) {
     const named = namedModel(spec.name, spec.layers);
     const names = generateRowNames(named.label, prompt, newTokens, dtype);
     cases.generate.push({ config: named.json, prompt: generatePrompt(named.config.vocabSize, prompt), newTokens, reps, prefillName: names.prefill, decodeName: names.decode });

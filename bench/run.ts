@@ -19,7 +19,8 @@ import { benchResultDocument, kernelShapes, KERNEL_PRESETS, runKernelSuite, type
 import { benchMemory } from './memory';
 import { runPeer, torchUnavailable, type PeerOutput } from './peer';
 import { markdownTable, peerBlasCell, type BenchRow, type PeerEnvironment } from '../src/bench/table';
-import { benchTrain, parseModelSpec, parseShape, type ModelSpec } from './train';
+import { DEFAULT_MODELS, layersOption, modelList, positiveInt as int, SUITE_OPTIONS, weightDtype } from './options';
+import { benchTrain, parseModelSpec, parseShape } from './train';
 
 const SUITES = ['kernels', 'train', 'generate', 'memory'] as const;
 type Suite = (typeof SUITES)[number];
@@ -66,15 +67,7 @@ async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {
-      models: { type: 'string' },
-      layers: { type: 'string' },
-      shapes: { type: 'string' },
-      dtype: { type: 'string', default: 'f16' },
-      rank: { type: 'string', default: '16' },
-      steps: { type: 'string', default: '3' },
-      prompt: { type: 'string', default: '64' },
-      'new-tokens': { type: 'string', default: '32' },
-      reps: { type: 'string', default: '3' },
+      ...SUITE_OPTIONS,
       'memory-model': { type: 'string', default: 'qwen2.5-0.5b' },
       'memory-shape': { type: 'string', default: '4x512' },
       'no-peer': { type: 'boolean', default: false },
@@ -95,19 +88,9 @@ async function main(): Promise<void> {
   }
   const suites: Suite[] = positionals.includes('all') ? [...SUITES] : (positionals as Suite[]);
   for (const s of suites) if (!SUITES.includes(s)) throw new Error(`unknown suite '${s}' (known: ${SUITES.join(', ')}, all)`);
-  const int = (name: string, v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got '${v}'`);
-    return n;
-  };
-  const dtype = values.dtype;
-  if (dtype !== 'f16' && dtype !== 'f32') throw new Error(`--dtype must be f16 or f32, got '${dtype}'`);
-  const layers = values.layers === undefined ? undefined : int('layers', values.layers);
-  const models = (fallback: string): ModelSpec[] =>
-    (values.models ?? fallback).split(',').map((s) => {
-      const spec = parseModelSpec(s.trim());
-      return layers === undefined ? spec : { ...spec, layers };
-    });
+  const dtype = weightDtype(values.dtype);
+  const layers = layersOption(values.layers);
+  const models = (suite: keyof typeof DEFAULT_MODELS) => modelList(values.models ?? DEFAULT_MODELS[suite], layers);
   const peer = !values['no-peer'];
   const rank = int('rank', values.rank);
 
@@ -128,8 +111,8 @@ async function main(): Promise<void> {
       ({ rows, peerEnvironment } = await benchKernels(gpu, { peer, shapes: kernelShapes(preset, lmHead), log }));
     } else if (suite === 'train') {
       const opts = {
-        models: models('tiny,smollm2-135m:2'),
-        shapes: (values.shapes ?? '1x128').split(',').map(parseShape),
+        models: models('train'),
+        shapes: values.shapes.split(',').map(parseShape),
         dtype,
         rank,
         steps: int('steps', values.steps),
@@ -152,7 +135,7 @@ async function main(): Promise<void> {
       rows = await benchTrain(gpu, opts);
     } else if (suite === 'generate') {
       const opts = {
-        models: models('tiny,smollm2-135m'),
+        models: models('generate'),
         dtype,
         prompt: int('prompt', values.prompt),
         newTokens: int('new-tokens', values['new-tokens']),

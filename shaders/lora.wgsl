@@ -8,31 +8,11 @@
 // counter-based hash of (element index, seed), so x_d never has to be stored for the backward.
 //
 // Entry points share this module; each declares its own bindings, and two variables share a
-// binding number only when no entry point uses both.
+// binding number only when no entry point uses both. The module is compiled after
+// loraCommon.wgsl (dropout_factor, the tile sizes, the reduction and tile steps).
 
 // ---------------------------------------------------------------------------------------------
-// Dropout mask: keep element i of a [rows, cols] tensor iff hash(i, key) >= threshold.
-
-fn fmix32(v: u32) -> u32 {
-  var h = v;
-  h ^= h >> 16u;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13u;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16u;
-  return h;
-}
-
-fn dropout_hash(i: u32, key: u32) -> u32 {
-  // Two rounds: one fmix32 of (i ^ key) alone leaves nearby keys correlated.
-  return fmix32(fmix32(i ^ key) + key);
-}
-
-// Factor that multiplies x[i]: 0 if dropped, 1/(1-p) if kept, 1 when dropout is off.
-fn dropout_factor(i: u32, on: u32, key: u32, threshold: u32, inv_keep: f32) -> f32 {
-  if (on == 0u) { return 1.0; }
-  return select(0.0, inv_keep, dropout_hash(i, key) >= threshold);
-}
+// Dropout mask of x, written out (for callers that keep x_d).
 
 struct DropoutParams {
   n: u32,
@@ -56,15 +36,8 @@ fn dropout_mask(@builtin(global_invocation_id) gid: vec3<u32>) {
 // ---------------------------------------------------------------------------------------------
 // Skinny product: out[t, j] = scale * sum_k drop(x)[t, k] * A(j, k), for t < rows, j < r.
 // A(j, k) = a[j * K + k] (A [r, K], for u = x A^T) or a[k * r + j] (B [N, r], for du = dy B).
-// One workgroup: DOWN_ROWS rows x RC outputs; its 64 threads stride over K (coalesced reads of x)
-// and their partial sums meet in workgroup memory. r <= 16 costs one pass over x.
-// RC is fixed rather than an override per r: every variant is a pipeline to compile, and a
-// software adapter (lavapipe, SwiftShader) takes seconds per pipeline; r < 16 wastes only FMAs
-// in kernels bound by reading x.
-
-const RC: u32 = 16u;  // columns of the output per workgroup; grid y covers r
-const DOWN_WG: u32 = 64u;
-const DOWN_ROWS: u32 = 4u;
+// One workgroup: DOWN_ROWS rows x RC outputs (grid y covers r); its 64 threads stride over K
+// (coalesced reads of x). r <= 16 costs one pass over x.
 
 struct DownParams {
   rows: u32,
@@ -83,15 +56,13 @@ struct DownParams {
 @group(0) @binding(2) var<storage, read> down_a: array<f32>;
 @group(0) @binding(3) var<storage, read_write> down_out: array<f32>;
 
-// [output][lane ^ output]: the XOR swizzle keeps both the write (by lane) and the sum (by output)
-// free of bank conflicts without padding, which would pass the 16 KiB default workgroup limit.
-var<workgroup> down_partial: array<f32, DOWN_ROWS * RC * DOWN_WG>;
+var<workgroup> down_partial: DownPartial;
 
 @compute @workgroup_size(DOWN_WG)
 fn lora_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row0 = wid.x * DOWN_ROWS;
   let j0 = wid.y * RC;
-  var acc: array<f32, DOWN_ROWS * RC>;
+  var acc: DownAcc;
   for (var o = 0u; o < DOWN_ROWS * RC; o++) { acc[o] = 0.0; }
   for (var k = lid; k < pd.k; k += DOWN_WG) {
     var xv: array<f32, DOWN_ROWS>;
@@ -112,30 +83,19 @@ fn lora_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
       for (var i = 0u; i < DOWN_ROWS; i++) { acc[i * RC + j] += xv[i] * av; }
     }
   }
-  let outs = DOWN_ROWS * RC;
-  for (var o = 0u; o < outs; o++) { down_partial[o * DOWN_WG + (lid ^ (o & (DOWN_WG - 1u)))] = acc[o]; }
-  workgroupBarrier();
-  for (var o = lid; o < outs; o += DOWN_WG) {
-    var s = 0.0;
-    for (var l = 0u; l < DOWN_WG; l++) { s += down_partial[o * DOWN_WG + (l ^ (o & (DOWN_WG - 1u)))]; }
+  down_share(&down_partial, &acc, lid);
+  for (var o = lid; o < DOWN_ROWS * RC; o += DOWN_WG) {
     let t = row0 + o / RC;
     let jj = j0 + o % RC;
-    if (t < pd.rows && jj < pd.r) { down_out[t * pd.r + jj] = pd.scale * s; }
+    if (t < pd.rows && jj < pd.r) { down_out[t * pd.r + jj] = pd.scale * down_sum(&down_partial, o); }
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Fused forward: y = x W^T + bias + scale * u B^T, one register-blocked tile per workgroup.
-// 16x16 threads; each owns LIN_TM rows x 4 columns, strided by 16 (conflict-free tile reads,
-// coalesced stores). One loop walks the K chunks of x/W and then the r chunks of scale*u/B into
-// the same accumulators, so y is written once and the multiply code exists once (llvmpipe's
-// compile time grows with every copy of it). Tiles: BM = 16 * LIN_TM rows, BN = 64, BK = 16.
-
-override LIN_TM: u32 = 4u;  // 1 or 4: few tokens use short tiles
-override W_F16: bool = false;
-const LIN_BK: u32 = 16u;
-const LIN_BN: u32 = 64u;
-const LIN_MAX_BM: u32 = 64u;
+// One loop walks the K chunks of x/W and then the r chunks of scale*u/B into the same
+// accumulators, so y is written once and the multiply code exists once (llvmpipe's compile time
+// grows with every copy of it).
 
 struct LinearParams {
   t: u32,
@@ -154,25 +114,13 @@ struct LinearParams {
 @group(0) @binding(5) var<storage, read> lin_b: array<f32>;
 @group(0) @binding(6) var<storage, read_write> lin_y: array<f32>;
 
-var<workgroup> tile_a: array<f32, LIN_BK * LIN_MAX_BM>;  // [kk][m]
-var<workgroup> tile_b: array<f32, LIN_BK * LIN_BN>;      // [kk][n]
-
-fn load_w(idx: u32) -> f32 {
-  if (W_F16) {
-    return unpack2x16float(lin_w[idx >> 1u])[idx & 1u];
-  }
-  return bitcast<f32>(lin_w[idx]);
-}
+var<workgroup> tile_a: TileA;
+var<workgroup> tile_b: TileB;
 
 @compute @workgroup_size(16, 16)
 fn lora_linear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
-  let tx = lid3.x;
-  let ty = lid3.y;
-  let lid = ty * 16u + tx;
-  let bm = 16u * LIN_TM;
-  let m0 = wid.y * bm;
-  let n0 = wid.x * LIN_BN;
-  var acc: array<vec4<f32>, 4>;  // acc[i][j]: row ty + 16 i, column tx + 16 j
+  let th = tile_thread(wid, lid3);
+  var acc: TileAcc;
   for (var i = 0u; i < 4u; i++) { acc[i] = vec4<f32>(0.0); }
   let k_chunks = (pl.k + LIN_BK - 1u) / LIN_BK;
   let chunks = k_chunks + (pl.r + LIN_BK - 1u) / LIN_BK;
@@ -180,46 +128,40 @@ fn lora_linear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     let base = c < k_chunks;  // uniform: base path first, then the low-rank path
     let c0 = select((c - k_chunks) * LIN_BK, c * LIN_BK, base);
     let width = select(pl.r, pl.k, base);
-    // 16 consecutive threads read 16 consecutive k of one row.
     for (var e = 0u; e < LIN_TM; e++) {
-      let idx = lid + 256u * e;
-      let row = idx / LIN_BK;
-      let kk = idx % LIN_BK;
-      let m = m0 + row;
-      let k = c0 + kk;
+      let slot = tile_slot(th, e);  // (row, kk)
+      let m = th.m0 + slot.x;
+      let k = c0 + slot.y;
       var v = 0.0;
       if (m < pl.t && k < width) {
         if (base) { v = lin_x[m * pl.k + k]; } else { v = pl.scale * lin_u[m * pl.r + k]; }
       }
-      tile_a[kk * bm + row] = v;
+      tile_a[slot.y * th.bm + slot.x] = v;
     }
     for (var e = 0u; e < 4u; e++) {
-      let idx = lid + 256u * e;
-      let col = idx / LIN_BK;
-      let kk = idx % LIN_BK;
-      let n = n0 + col;
-      let k = c0 + kk;
+      let slot = tile_slot(th, e);  // (column, kk)
+      let n = th.n0 + slot.x;
+      let k = c0 + slot.y;
       var v = 0.0;
       if (n < pl.n && k < width) {
-        if (base) { v = load_w(n * pl.k + k); } else { v = lin_b[n * pl.r + k]; }
+        if (base) {
+          let idx = n * pl.k + k;
+          v = w_value(lin_w[w_word(idx)], idx);
+        } else {
+          v = lin_b[n * pl.r + k];
+        }
       }
-      tile_b[kk * LIN_BN + col] = v;
+      tile_b[slot.y * LIN_BN + slot.x] = v;
     }
-    workgroupBarrier();
-    for (var kk = 0u; kk < LIN_BK; kk++) {
-      let o = kk * LIN_BN + tx;
-      let bv = vec4<f32>(tile_b[o], tile_b[o + 16u], tile_b[o + 32u], tile_b[o + 48u]);
-      for (var i = 0u; i < LIN_TM; i++) { acc[i] += tile_a[kk * bm + ty + 16u * i] * bv; }
-    }
-    workgroupBarrier();
+    tile_multiply(&acc, &tile_a, &tile_b, th);
   }
 
   // Constant-bound loops without early exits: they unroll, so acc stays in registers.
   for (var i = 0u; i < LIN_TM; i++) {
-    let m = m0 + ty + 16u * i;
+    let m = th.m0 + th.ty + 16u * i;
     let row = acc[i];
     for (var j = 0u; j < 4u; j++) {
-      let n = n0 + tx + 16u * j;
+      let n = th.n0 + th.tx + 16u * j;
       if (m < pl.t && n < pl.n) {
         var v = row[j];
         if (pl.has_bias != 0u) { v += lin_bias[n]; }
@@ -234,10 +176,7 @@ fn lora_linear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 //   out(c, j) (+)= scale * sum_t drop(g)[t, c] * v[t, j],   g [T, C], v [T, r].
 // gradB = s dy^T u: g = dy, v = u, out [N, r] (out[c * r + j]).
 // gradA = du^T x_d: g = x (dropout inline), v = du, out [r, K] (out[j * C + c], out_rmajor).
-// Workgroup 32 columns x 8 token lanes; lanes meet in workgroup memory.
-
-const GW_COLS: u32 = 32u;
-const GW_LANES: u32 = 8u;
+// Workgroup GW_COLS columns x GW_LANES token lanes.
 
 struct GradParams {
   t: u32,
@@ -257,7 +196,7 @@ struct GradParams {
 @group(0) @binding(2) var<storage, read> gw_v: array<f32>;
 @group(0) @binding(3) var<storage, read_write> gw_out: array<f32>;
 
-var<workgroup> gw_partial: array<f32, RC * GW_LANES * GW_COLS>;  // [j][thread]
+var<workgroup> gw_partial: GradPartial;
 
 @compute @workgroup_size(GW_COLS, GW_LANES)
 fn lora_grad_w(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
@@ -276,19 +215,13 @@ fn lora_grad_w(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     }
   }
   let lid = lid3.y * GW_COLS + lid3.x;
-  for (var j = 0u; j < RC; j++) { gw_partial[j * GW_LANES * GW_COLS + lid] = acc[j]; }
-  workgroupBarrier();
-  // o = jl * GW_COLS + cl: neighbouring threads own neighbouring columns.
+  gw_share(&gw_partial, &acc, lid);
   for (var o = lid; o < GW_COLS * RC; o += GW_COLS * GW_LANES) {
-    let cl = o % GW_COLS;
-    let jl = o / GW_COLS;
-    var s = 0.0;
-    for (var l = 0u; l < GW_LANES; l++) { s += gw_partial[jl * GW_LANES * GW_COLS + l * GW_COLS + cl]; }
-    let cc = wid.x * GW_COLS + cl;
-    let jj = j0 + jl;
+    let cc = wid.x * GW_COLS + o % GW_COLS;
+    let jj = j0 + o / GW_COLS;
     if (cc < pg.c && jj < pg.r) {
       let at = select(cc * pg.r + jj, jj * pg.c + cc, pg.out_rmajor != 0u);
-      var v = pg.scale * s;
+      var v = pg.scale * gw_sum(&gw_partial, o);
       if (pg.accumulate != 0u) { v += gw_out[at]; }
       gw_out[at] = v;
     }
@@ -297,11 +230,7 @@ fn lora_grad_w(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 
 // ---------------------------------------------------------------------------------------------
 // Input gradient of the low-rank path: dx[t, k] (+)= drop_factor(t, k) * sum_j du[t, j] A[j, k].
-// Each thread owns one k for DX_ROWS rows, so each A element is read once per DX_ROWS rows.
-
-const DX_COLS: u32 = 64u;
-const DX_LANES: u32 = 4u;
-const DX_ROWS: u32 = 4u;
+// One k per thread for DX_ROWS rows.
 
 struct DxParams {
   t: u32,

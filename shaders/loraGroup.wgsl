@@ -4,24 +4,9 @@
 // A_g, B_g (and their gradients) are read at element offsets of the adapter's flat buffer, so
 // the per-module parameter layout stays as it is. Per-member activations (u_g, du_g, y_g, dy_g)
 // live in regions of one buffer. Each member keeps its own dropout mask (own key, same p), the
-// same mask the single-module kernels in lora.wgsl draw for it.
-
-fn fmix32(v: u32) -> u32 {
-  var h = v;
-  h ^= h >> 16u;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13u;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16u;
-  return h;
-}
-
-// Must match dropout_hash in lora.wgsl (and dropoutHash in the reference).
-fn dropout_hash(i: u32, key: u32) -> u32 {
-  return fmix32(fmix32(i ^ key) + key);
-}
-
-const RC: u32 = 16u;  // columns of u (or of a gradient) per workgroup; grid y covers members x r
+// same mask the single-module kernels in lora.wgsl draw for it. The module is compiled after
+// loraCommon.wgsl (dropout_factor, the tile sizes, the reduction and tile steps), so each kernel
+// rounds as its single-module counterpart does. Grid y covers members x r in chunks of RC.
 
 struct GroupParams {
   rows: u32,           // T
@@ -45,8 +30,7 @@ struct GroupParams {
 @group(0) @binding(0) var<uniform> pg: GroupParams;
 
 fn drop_factor(i: u32, g: u32) -> f32 {
-  if (pg.drop_on == 0u) { return 1.0; }
-  return select(0.0, pg.drop_inv_keep, dropout_hash(i, pg.mem2[g].y) >= pg.drop_threshold);
+  return dropout_factor(i, pg.drop_on, pg.mem2[g].y, pg.drop_threshold, pg.drop_inv_keep);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -55,14 +39,11 @@ fn drop_factor(i: u32, g: u32) -> f32 {
 // Output: out[g * region + t * r + j]. The reduction is lora.wgsl's lora_down (4 rows x 16
 // columns per workgroup of 64 threads striding over K); a workgroup's columns lie in one member.
 
-const DOWN_WG: u32 = 64u;
-const DOWN_ROWS: u32 = 4u;
-
 @group(0) @binding(1) var<storage, read> gd_x: array<f32>;
 @group(0) @binding(2) var<storage, read> gd_p: array<f32>;
 @group(0) @binding(3) var<storage, read_write> gd_out: array<f32>;
 
-var<workgroup> down_partial: array<f32, DOWN_ROWS * RC * DOWN_WG>;
+var<workgroup> down_partial: DownPartial;
 
 @compute @workgroup_size(DOWN_WG)
 fn group_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -74,7 +55,7 @@ fn group_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
   // Reduction width and where row t of the input starts.
   let width = select(pg.k, m.y, back);
   let x_off = select(0u, m.z, back);
-  var acc: array<f32, DOWN_ROWS * RC>;
+  var acc: DownAcc;
   for (var o = 0u; o < DOWN_ROWS * RC; o++) { acc[o] = 0.0; }
   for (var k = lid; k < width; k += DOWN_WG) {
     var xv: array<f32, DOWN_ROWS>;
@@ -96,16 +77,12 @@ fn group_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
       for (var i = 0u; i < DOWN_ROWS; i++) { acc[i * RC + j] += xv[i] * av; }
     }
   }
-  let outs = DOWN_ROWS * RC;
-  for (var o = 0u; o < outs; o++) { down_partial[o * DOWN_WG + (lid ^ (o & (DOWN_WG - 1u)))] = acc[o]; }
-  workgroupBarrier();
+  down_share(&down_partial, &acc, lid);
   let sc = select(1.0, pg.scale, back);
-  for (var o = lid; o < outs; o += DOWN_WG) {
-    var s = 0.0;
-    for (var l = 0u; l < DOWN_WG; l++) { s += down_partial[o * DOWN_WG + (l ^ (o & (DOWN_WG - 1u)))]; }
+  for (var o = lid; o < DOWN_ROWS * RC; o += DOWN_WG) {
     let t = row0 + o / RC;
     let jj = j0 + o % RC;
-    if (t < pg.rows && jj < pg.r) { gd_out[g * pg.region + t * pg.r + jj] = sc * s; }
+    if (t < pg.rows && jj < pg.r) { gd_out[g * pg.region + t * pg.r + jj] = sc * down_sum(&down_partial, o); }
   }
 }
 
@@ -117,12 +94,6 @@ fn group_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
 // bindings (members past the third are not supported; two-member groups bind W_1 twice).
 // No bias: biased groups run member by member.
 
-override LIN_TM: u32 = 4u;
-override W_F16: bool = false;
-const LIN_BK: u32 = 16u;
-const LIN_BN: u32 = 64u;
-const LIN_MAX_BM: u32 = 64u;
-
 @group(0) @binding(1) var<storage, read> gl_x: array<f32>;
 @group(0) @binding(2) var<storage, read> gl_w0: array<u32>;
 @group(0) @binding(3) var<storage, read> gl_w1: array<u32>;
@@ -131,8 +102,8 @@ const LIN_MAX_BM: u32 = 64u;
 @group(0) @binding(6) var<storage, read> gl_p: array<f32>;
 @group(0) @binding(7) var<storage, read_write> gl_y: array<f32>;
 
-var<workgroup> tile_a: array<f32, LIN_BK * LIN_MAX_BM>;  // [kk][m]
-var<workgroup> tile_b: array<f32, LIN_BK * LIN_BN>;      // [kk][n]
+var<workgroup> tile_a: TileA;
+var<workgroup> tile_b: TileB;
 
 fn word(g: u32, i: u32) -> u32 {
   if (g == 0u) { return gl_w0[i]; }
@@ -141,10 +112,7 @@ fn word(g: u32, i: u32) -> u32 {
 }
 
 fn load_w(g: u32, idx: u32) -> f32 {
-  if (W_F16) {
-    return unpack2x16float(word(g, idx >> 1u))[idx & 1u];
-  }
-  return bitcast<f32>(word(g, idx));
+  return w_value(word(g, w_word(idx)), idx);
 }
 
 // The member whose columns hold concatenated column n.
@@ -158,13 +126,8 @@ fn member_of(n: u32) -> u32 {
 
 @compute @workgroup_size(16, 16)
 fn group_linear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
-  let tx = lid3.x;
-  let ty = lid3.y;
-  let lid = ty * 16u + tx;
-  let bm = 16u * LIN_TM;
-  let m0 = wid.y * bm;
-  let n0 = wid.x * LIN_BN;
-  var acc: array<vec4<f32>, 4>;
+  let th = tile_thread(wid, lid3);
+  var acc: TileAcc;
   for (var i = 0u; i < 4u; i++) { acc[i] = vec4<f32>(0.0); }
   let low = pg.n * pg.r;
   let k_chunks = (pg.k + LIN_BK - 1u) / LIN_BK;
@@ -174,23 +137,19 @@ fn group_linear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let c0 = select((c - k_chunks) * LIN_BK, c * LIN_BK, base);
     let width = select(low, pg.k, base);
     for (var e = 0u; e < LIN_TM; e++) {
-      let idx = lid + 256u * e;
-      let row = idx / LIN_BK;
-      let kk = idx % LIN_BK;
-      let m = m0 + row;
-      let k = c0 + kk;
+      let slot = tile_slot(th, e);  // (row, kk)
+      let m = th.m0 + slot.x;
+      let k = c0 + slot.y;
       var v = 0.0;
       if (m < pg.rows && k < width) {
         if (base) { v = gl_x[m * pg.k + k]; } else { v = pg.scale * gl_u[(k / pg.r) * pg.region + m * pg.r + k % pg.r]; }
       }
-      tile_a[kk * bm + row] = v;
+      tile_a[slot.y * th.bm + slot.x] = v;
     }
     for (var e = 0u; e < 4u; e++) {
-      let idx = lid + 256u * e;
-      let col = idx / LIN_BK;
-      let kk = idx % LIN_BK;
-      let n = n0 + col;
-      let k = c0 + kk;
+      let slot = tile_slot(th, e);  // (column, kk)
+      let n = th.n0 + slot.x;
+      let k = c0 + slot.y;
       var v = 0.0;
       if (n < pg.total && k < width) {
         let g = member_of(n);
@@ -201,21 +160,15 @@ fn group_linear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
           v = gl_p[pg.mem2[g].x + nl * pg.r + k % pg.r];
         }
       }
-      tile_b[kk * LIN_BN + col] = v;
+      tile_b[slot.y * LIN_BN + slot.x] = v;
     }
-    workgroupBarrier();
-    for (var kk = 0u; kk < LIN_BK; kk++) {
-      let o = kk * LIN_BN + tx;
-      let bv = vec4<f32>(tile_b[o], tile_b[o + 16u], tile_b[o + 32u], tile_b[o + 48u]);
-      for (var i = 0u; i < LIN_TM; i++) { acc[i] += tile_a[kk * bm + ty + 16u * i] * bv; }
-    }
-    workgroupBarrier();
+    tile_multiply(&acc, &tile_a, &tile_b, th);
   }
   for (var i = 0u; i < LIN_TM; i++) {
-    let m = m0 + ty + 16u * i;
+    let m = th.m0 + th.ty + 16u * i;
     let row = acc[i];
     for (var j = 0u; j < 4u; j++) {
-      let n = n0 + tx + 16u * j;
+      let n = th.n0 + th.tx + 16u * j;
       if (m < pg.rows && n < pg.total) {
         let g = member_of(n);
         let mg = pg.mem[g];
@@ -229,10 +182,7 @@ fn group_linear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 // group_grad: both LoRA weight gradients of every member, 2n jobs in one dispatch:
 //   job g < n:   dB_g[c, j] (+)= scale * sum_t dy_g[t, c] u_g[t, j]            (c < N_g)
 //   job n + g:   dA_g[j, c] (+)= sum_t drop_g(x)[t, c] du_g[t, j]              (c < K)
-// lora.wgsl's lora_grad_w reduction: 32 columns x 8 token lanes per workgroup.
-
-const GW_COLS: u32 = 32u;
-const GW_LANES: u32 = 8u;
+// lora.wgsl's lora_grad_w reduction: GW_COLS columns x GW_LANES token lanes per workgroup.
 
 @group(0) @binding(1) var<storage, read> gg_dy: array<f32>;
 @group(0) @binding(2) var<storage, read> gg_u: array<f32>;
@@ -240,7 +190,7 @@ const GW_LANES: u32 = 8u;
 @group(0) @binding(4) var<storage, read> gg_du: array<f32>;
 @group(0) @binding(5) var<storage, read_write> gg_out: array<f32>;
 
-var<workgroup> gw_partial: array<f32, RC * GW_LANES * GW_COLS>;
+var<workgroup> gw_partial: GradPartial;
 
 @compute @workgroup_size(GW_COLS, GW_LANES)
 fn group_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
@@ -269,19 +219,14 @@ fn group_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     }
   }
   let lid = lid3.y * GW_COLS + lid3.x;
-  for (var j = 0u; j < RC; j++) { gw_partial[j * GW_LANES * GW_COLS + lid] = acc[j]; }
-  workgroupBarrier();
+  gw_share(&gw_partial, &acc, lid);
   let sc = select(pg.scale, 1.0, grad_a);
   for (var o = lid; o < GW_COLS * RC; o += GW_COLS * GW_LANES) {
-    let cl = o % GW_COLS;
-    let jl = o / GW_COLS;
-    var s = 0.0;
-    for (var l = 0u; l < GW_LANES; l++) { s += gw_partial[jl * GW_LANES * GW_COLS + l * GW_COLS + cl]; }
-    let cc = wid.x * GW_COLS + cl;
-    let jj = j0 + jl;
+    let cc = wid.x * GW_COLS + o % GW_COLS;
+    let jj = j0 + o / GW_COLS;
     if (cc < width && jj < pg.r) {
       let at = select(pg.mem2[g].x + cc * pg.r + jj, m.w + jj * pg.k + cc, grad_a);
-      var v = sc * s;
+      var v = sc * gw_sum(&gw_partial, o);
       if (pg.flag != 0u) { v += gg_out[at]; }
       gg_out[at] = v;
     }
@@ -292,10 +237,6 @@ fn group_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
 // group_dx: dx[t, k] (+)= sum_g drop_g(t, k) * sum_j du_g[t, j] A_g[j, k], the low-rank part of
 // the shared input's gradient (the base part, dy_g W_g, comes from matmul). lora.wgsl's lora_dx:
 // one k per thread for DX_ROWS rows.
-
-const DX_COLS: u32 = 64u;
-const DX_LANES: u32 = 4u;
-const DX_ROWS: u32 = 4u;
 
 @group(0) @binding(1) var<storage, read> dx_du: array<f32>;
 @group(0) @binding(2) var<storage, read> dx_p: array<f32>;
@@ -346,14 +287,9 @@ fn group_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
 
 @compute @workgroup_size(16, 16)
 fn group_input_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
-  let tx = lid3.x;
-  let ty = lid3.y;
-  let lid = ty * 16u + tx;
-  let bm = 16u * LIN_TM;
-  let m0 = wid.y * bm;
-  let n0 = wid.x * LIN_BN;  // first column k of dx in this tile
-  var acc: array<vec4<f32>, 4>;
-  var low: array<vec4<f32>, 4>;
+  let th = tile_thread(wid, lid3);  // th.n0: first column k of dx in this tile
+  var acc: TileAcc;
+  var low: TileAcc;
   for (var i = 0u; i < 4u; i++) {
     acc[i] = vec4<f32>(0.0);
     low[i] = vec4<f32>(0.0);
@@ -369,11 +305,9 @@ fn group_input_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
       c0 = (c % pg.r_chunks) * LIN_BK;
     }
     for (var e = 0u; e < LIN_TM; e++) {
-      let idx = lid + 256u * e;
-      let row = idx / LIN_BK;
-      let kk = idx % LIN_BK;
-      let m = m0 + row;
-      let j = c0 + kk;
+      let slot = tile_slot(th, e);  // (row, kk)
+      let m = th.m0 + slot.x;
+      let j = c0 + slot.y;
       var v = 0.0;
       if (m < pg.rows) {
         if (base) {
@@ -385,13 +319,13 @@ fn group_input_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
           v = gl_u[g * pg.region + m * pg.r + j];
         }
       }
-      tile_a[kk * bm + row] = v;
+      tile_a[slot.y * th.bm + slot.x] = v;
     }
     for (var e = 0u; e < 4u; e++) {
-      let idx = lid + 256u * e;
+      let idx = th.lid + 256u * e;
       let col = idx % LIN_BN;  // consecutive threads read consecutive k of one row
       let kk = idx / LIN_BN;
-      let k = n0 + col;
+      let k = th.n0 + col;
       let j = c0 + kk;
       var v = 0.0;
       if (k < pg.k) {
@@ -406,19 +340,13 @@ fn group_input_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
       }
       tile_b[kk * LIN_BN + col] = v;
     }
-    workgroupBarrier();
-    for (var kk = 0u; kk < LIN_BK; kk++) {
-      let o = kk * LIN_BN + tx;
-      let bv = vec4<f32>(tile_b[o], tile_b[o + 16u], tile_b[o + 32u], tile_b[o + 48u]);
-      for (var i = 0u; i < LIN_TM; i++) { acc[i] += tile_a[kk * bm + ty + 16u * i] * bv; }
-    }
-    workgroupBarrier();
+    tile_multiply(&acc, &tile_a, &tile_b, th);
     if (!base && c % pg.r_chunks == pg.r_chunks - 1u) {
       // The member's last chunk: its low-rank part, masked, moves to `low`.
       for (var i = 0u; i < LIN_TM; i++) {
-        let m = min(m0 + ty + 16u * i, pg.rows - 1u);
+        let m = min(th.m0 + th.ty + 16u * i, pg.rows - 1u);
         for (var jj = 0u; jj < 4u; jj++) {
-          let k = min(n0 + tx + 16u * jj, pg.k - 1u);
+          let k = min(th.n0 + th.tx + 16u * jj, pg.k - 1u);
           low[i][jj] += acc[i][jj] * drop_factor(m * pg.k + k, g);
         }
         acc[i] = vec4<f32>(0.0);
@@ -426,10 +354,10 @@ fn group_input_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     }
   }
   for (var i = 0u; i < LIN_TM; i++) {
-    let m = m0 + ty + 16u * i;
+    let m = th.m0 + th.ty + 16u * i;
     let row = acc[i] + low[i];
     for (var jj = 0u; jj < 4u; jj++) {
-      let k = n0 + tx + 16u * jj;
+      let k = th.n0 + th.tx + 16u * jj;
       if (m < pg.rows && k < pg.k) {
         let at = m * pg.k + k;
         var v = row[jj];

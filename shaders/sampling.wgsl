@@ -81,6 +81,41 @@ fn row_uniform(local_row: u32) -> f32 {
   return p.rand[local_row / 4u][local_row % 4u];
 }
 
+// The contiguous block of a row's indices that thread t owns when WG threads split the row:
+// [x, y). Counting over blocks in thread order keeps the work in index order.
+fn thread_block(t: u32) -> vec2<u32> {
+  let per = (p.v + WG - 1u) / WG;
+  let start = min(t * per, p.v);
+  return vec2<u32>(start, min(start + per, p.v));
+}
+
+// An inverse-CDF draw: weights w_i are added in order (zeros skipped) until the running sum c
+// passes goal = u * total; i is the draw. Rounding can leave the goal at the very end of the
+// sum: then the draw is the last item with any weight.
+struct Draw {
+  goal: f32,
+  c: f32,
+  chosen: u32,
+  last_positive: u32,
+}
+
+// Adds item i of weight w; true once the draw has landed (the caller stops).
+fn draw_step(d: ptr<function, Draw>, i: u32, w: f32) -> bool {
+  if (w > 0.0) {
+    (*d).last_positive = i;
+    (*d).c = (*d).c + w;
+    if ((*d).c > (*d).goal) {
+      (*d).chosen = i;
+      return true;
+    }
+  }
+  return false;
+}
+
+fn draw_result(d: Draw) -> u32 {
+  return select(d.chosen, d.last_positive, d.chosen == NONE);
+}
+
 @compute @workgroup_size(WG)
 fn argmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let local_row = wid.x;
@@ -173,9 +208,9 @@ fn sample_topk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 
   // 2. Gather the k candidates deterministically: each thread owns a contiguous block of
   //    indices, and exclusive prefix sums of the block counts give its write positions.
-  let per = (p.v + WG - 1u) / WG;
-  let start = min(lid * per, p.v);
-  let end = min(start + per, p.v);
+  let block = thread_block(lid);
+  let start = block.x;
+  let end = block.y;
   var n_gt = 0u;
   var n_eq = 0u;
   for (var i = start; i < end; i = i + 1u) {
@@ -269,23 +304,11 @@ fn sample_topk(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     for (var i = 0u; i < keep; i = i + 1u) {
       total = total + cand_w[i];
     }
-    let goal = row_uniform(local_row) * total;
-    var chosen = NONE;
-    var last_positive = 0u;
-    var c = 0.0;
+    var draw = Draw(row_uniform(local_row) * total, 0.0, NONE, 0u);
     for (var i = 0u; i < keep; i = i + 1u) {
-      let w = cand_w[i];
-      if (w > 0.0) {
-        last_positive = i;
-        c = c + w;
-        if (c > goal) {
-          chosen = i;
-          break;
-        }
-      }
+      if (draw_step(&draw, i, cand_w[i])) { break; }
     }
-    if (chosen == NONE) { chosen = last_positive; } // u * total rounded up to total
-    out_ids[row] = sorted_idx[chosen];
+    out_ids[row] = sorted_idx[draw_result(draw)];
   }
 }
 
@@ -298,9 +321,9 @@ fn sample_full(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
   let t = p.temperature;
 
   // The row's maximum, then the mass of each thread's contiguous block of indices.
-  let per = (p.v + WG - 1u) / WG;
-  let start = min(lid * per, p.v);
-  let end = min(start + per, p.v);
+  let block = thread_block(lid);
+  let start = block.x;
+  let end = block.y;
   var m = NEG_BIG;
   for (var i = start; i < end; i = i + 1u) {
     m = max(m, logits[base + i]);
@@ -339,22 +362,11 @@ fn sample_full(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     }
     // Rounding can leave u * total at the very end: then the last block with any mass.
     if (owner == NONE) { owner = last; }
-    let b0 = min(owner * per, p.v);
-    let b1 = min(b0 + per, p.v);
-    var c = before;
-    var chosen = NONE;
-    var last_positive = b0;
-    for (var i = b0; i < b1; i = i + 1u) {
-      let w = exp(logits[base + i] / t - x0);
-      if (w > 0.0) {
-        last_positive = i;
-        c = c + w;
-        if (c > goal) {
-          chosen = i;
-          break;
-        }
-      }
+    let owned = thread_block(owner);
+    var draw = Draw(goal, before, NONE, owned.x);
+    for (var i = owned.x; i < owned.y; i = i + 1u) {
+      if (draw_step(&draw, i, exp(logits[base + i] / t - x0))) { break; }
     }
-    out_ids[row] = select(chosen, last_positive, chosen == NONE);
+    out_ids[row] = draw_result(draw);
   }
 }

@@ -2,7 +2,7 @@ import { makeBatches } from '../data/batching';
 import type { TokenSequence } from '../data/examples';
 import type { LoraAdapter } from '../model/lora';
 import type { CausalLM } from '../model/transformer';
-import { flag, KERNELS_OPTION, kernelsOption, numberOption, parseCommand, stringOption, type CommandSpec, WEIGHT_DTYPE_OPTION, weightDtypeOption } from './args';
+import { flag, KERNELS_OPTION, kernelsOption, numberOption, stringOption, type CommandSpec, type ParsedCommand, WEIGHT_DTYPE_OPTION, weightDtypeOption } from './args';
 import { loadDataset } from './dataset';
 import { CliError, type CliContext } from './io';
 import { loadAdapterFolder, openModel, padTokenId } from './model';
@@ -52,11 +52,8 @@ export async function evaluateExamples(
   return { loss: tokens > 0 ? lossSum / tokens : NaN, accuracy: tokens > 0 ? correct / tokens : NaN, tokens };
 }
 
-export async function runEval(ctx: CliContext, argv: readonly string[]): Promise<number> {
-  const args = parseCommand(evalSpec, argv, ctx.io.stdout);
-  if (!args) return 0;
-  const { values } = args;
-  const [modelDir, file] = args.positionals as [string, string];
+export async function runEval(ctx: CliContext, { values, positionals }: ParsedCommand): Promise<number> {
+  const [modelDir, file] = positionals as [string, string];
   const maxSeqLenWanted = numberOption(values, 'max-seq-len', 512, { integer: true, min: 2 });
   const batchSize = numberOption(values, 'batch-size', 4, { integer: true, min: 1 });
   const dtype = weightDtypeOption(values);

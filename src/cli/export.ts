@@ -25,7 +25,7 @@ import { loadCausalLM } from '../model/load';
 import type { LoraConfig } from '../model/lora';
 import { HyperparameterError, modelResolveContext, resolveHyperparameters, type Hyperparameters } from '../train/hyperparameters';
 import { nodeWriteFs, writeFileAtomic, type WriteFs } from '../util/atomicWrite';
-import { choiceOption, flag, numberOption, parseCommand, requiredString, stringOption, type CommandSpec, type OptionSpec, type OptionValues } from './args';
+import { choiceOption, flag, numberOption, requiredString, stringOption, type CommandSpec, type ParsedCommand, type OptionSpec, type OptionValues } from './args';
 import { loadDataset } from './dataset';
 import { CliError, formatBytes, type CliContext } from './io';
 import { openDir, textTools } from './model';
@@ -436,11 +436,8 @@ async function readModelFolderFiles(path: string): Promise<HfModelFiles> {
 
 // ---------------------------------------------------------------------------------------------
 
-export async function runExport(ctx: CliContext, argv: readonly string[]): Promise<number> {
-  const args = parseCommand(exportSpec, argv, ctx.io.stdout);
-  if (!args) return 0;
-  const { values } = args;
-  const modelDir = args.positionals[0]!;
+export async function runExport(ctx: CliContext, { values, positionals }: ParsedCommand): Promise<number> {
+  const modelDir = positionals[0]!;
   const out = requiredString(exportSpec, values, 'out', '--out DIR');
   const formatText = stringOption(values, 'format');
   if (formatText === undefined) throw new CliError(`--format is required: one of ${EXPORT_FORMATS.join(', ')}`);

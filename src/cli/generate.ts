@@ -3,7 +3,7 @@ import { textUsesBos } from '../data/examples';
 import type { TextTokenizer } from '../data/tokenizer';
 import { generate } from '../model/generate';
 import type { LoraAdapter } from '../model/lora';
-import { flag, KERNELS_OPTION, kernelsOption, listOption, numberOption, parseCommand, requiredString, stringOption, type CommandSpec, WEIGHT_DTYPE_OPTION, weightDtypeOption } from './args';
+import { flag, KERNELS_OPTION, kernelsOption, listOption, numberOption, requiredString, stringOption, type CommandSpec, type ParsedCommand, WEIGHT_DTYPE_OPTION, weightDtypeOption } from './args';
 import { CliError, type CliContext } from './io';
 import { loadAdapterFolder, openModel } from './model';
 
@@ -93,10 +93,7 @@ export class TextStream {
   }
 }
 
-export async function runGenerate(ctx: CliContext, argv: readonly string[]): Promise<number> {
-  const args = parseCommand(generateSpec, argv, ctx.io.stdout);
-  if (!args) return 0;
-  const { values } = args;
+export async function runGenerate(ctx: CliContext, { values, positionals }: ParsedCommand): Promise<number> {
   const prompt = requiredString(generateSpec, values, 'prompt');
   const chat = flag(values, 'chat');
   const system = stringOption(values, 'system');
@@ -114,7 +111,7 @@ export async function runGenerate(ctx: CliContext, argv: readonly string[]): Pro
   const dtype = weightDtypeOption(values);
   ctx.useKernels(kernelsOption(values));
 
-  const opened = await openModel(ctx, args.positionals[0]!, dtype);
+  const opened = await openModel(ctx, positionals[0]!, dtype);
   const { model, config, tokenizer, template } = opened;
   let adapter: LoraAdapter | null = null;
   try {

@@ -4,7 +4,7 @@ import { estimateLoraJobMemory, type MemoryEstimate } from '../model/memoryEstim
 import type { WeightDtype } from '../model/weights';
 import { Rng } from '../util/random';
 import { DEFAULT_OPTIMIZER, LoraOptimizer } from '../train/optimizer';
-import { flag, listOption, numberOption, parseCommand, type CommandSpec, WEIGHT_DTYPE_OPTION, weightDtypeOption } from './args';
+import { flag, listOption, numberOption, type CommandSpec, type ParsedCommand, WEIGHT_DTYPE_OPTION, weightDtypeOption } from './args';
 import { CliError, formatBytes, type CliContext } from './io';
 import { openModel, readModelFolder } from './model';
 
@@ -53,11 +53,8 @@ function splitList(values: string[]): string[] {
   return values.flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
 }
 
-export async function runInfo(ctx: CliContext, argv: readonly string[]): Promise<number> {
-  const args = parseCommand(infoSpec, argv, ctx.io.stdout);
-  if (!args) return 0;
-  const { values } = args;
-  const path = args.positionals[0]!;
+export async function runInfo(ctx: CliContext, { values, positionals }: ParsedCommand): Promise<number> {
+  const path = positionals[0]!;
   const batch = numberOption(values, 'batch', 4, { integer: true, min: 1 });
   const seqWanted = numberOption(values, 'seq', 512, { integer: true, min: 1 });
   const rank = numberOption(values, 'rank', 16, { integer: true, min: 1 });

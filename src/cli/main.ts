@@ -6,6 +6,7 @@
 import { pathToFileURL } from 'node:url';
 
 import { acquireGpu, WebGpuUnavailableError, type Gpu, type KernelChoice } from '../gpu';
+import { parseCommand, type CommandSpec, type ParsedCommand } from './args';
 import { runEval, evalSpec } from './eval';
 import { exportSpec, runExport } from './export';
 import { generateSpec, runGenerate } from './generate';
@@ -15,16 +16,15 @@ import { runTrain, trainSpec } from './train';
 import { runTry, trySpec } from './try';
 import { runValidate, validateSpec } from './validate';
 
-type Runner = (ctx: CliContext, argv: readonly string[]) => Promise<number>;
-
-const COMMANDS: Record<string, { run: Runner; summary: string }> = {
-  info: { run: runInfo, summary: infoSpec.summary },
-  validate: { run: runValidate, summary: validateSpec.summary },
-  generate: { run: runGenerate, summary: generateSpec.summary },
-  eval: { run: runEval, summary: evalSpec.summary },
-  train: { run: runTrain, summary: trainSpec.summary },
-  try: { run: runTry, summary: trySpec.summary },
-  export: { run: runExport, summary: exportSpec.summary },
+/** A command's options and its run, which gets them parsed (--help is answered here, from the spec). */
+const COMMANDS: Record<string, { spec: CommandSpec; run: (ctx: CliContext, args: ParsedCommand) => Promise<number> }> = {
+  info: { spec: infoSpec, run: runInfo },
+  validate: { spec: validateSpec, run: runValidate },
+  generate: { spec: generateSpec, run: runGenerate },
+  eval: { spec: evalSpec, run: runEval },
+  train: { spec: trainSpec, run: runTrain },
+  try: { spec: trySpec, run: runTry },
+  export: { spec: exportSpec, run: runExport },
 };
 
 function usage(): string {
@@ -35,7 +35,7 @@ function usage(): string {
     'Fine-tune language models with LoRA on WebGPU (Node: Dawn; without a GPU: Mesa lavapipe).',
     '',
     'commands:',
-    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}${c.summary}`),
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}${c.spec.summary}`),
     '',
     'whittle <command> --help shows the options of a command.',
     '',
@@ -75,7 +75,8 @@ export async function main(argv: readonly string[], io: CliIo = nodeIo()): Promi
     note: (line = '') => io.stderr(line + '\n'),
   };
   try {
-    return await entry.run(ctx, rest);
+    const args = parseCommand(entry.spec, rest, io.stdout);
+    return args ? await entry.run(ctx, args) : 0;
   } catch (e) {
     if (e instanceof WebGpuUnavailableError) {
       io.stderr(`whittle ${command}: no WebGPU: ${e.message}\n${NO_GPU_HELP}\n`);

@@ -17,7 +17,7 @@ import { planJobKernels } from '../train/kernelPlanning';
 import { SCHEDULE_KINDS } from '../train/schedule';
 import { describeKeptLayers, keptLayersOf, Trainer, type TrainingEvent } from '../train/trainer';
 import { OutputWriteError, writeFileAtomic } from '../util/atomicWrite';
-import { autoNumberOption, choiceOption, flag, KERNELS_OPTION, kernelsOption, listOption, numberOption, parseCommand, requiredString, stringOption, type CommandSpec, type OptionValues, WEIGHT_DTYPE_OPTION, weightDtypeOption, LOG_EVERY_OPTION, logEveryOption } from './args';
+import { autoNumberOption, choiceOption, flag, KERNELS_OPTION, kernelsOption, listOption, numberOption, requiredString, stringOption, type CommandSpec, type ParsedCommand, type OptionValues, WEIGHT_DTYPE_OPTION, weightDtypeOption, LOG_EVERY_OPTION, logEveryOption } from './args';
 import { loadDataset } from './dataset';
 import { CliError, formatBytes, type CliContext } from './io';
 import { baseModelName, loadAdapterFolder, openModel, padTokenId, writeAdapterFolder } from './model';
@@ -188,11 +188,8 @@ async function saveSoFar(ctx: CliContext, trainer: Trainer, out: string, modelDi
   }
 }
 
-export async function runTrain(ctx: CliContext, argv: readonly string[]): Promise<number> {
-  const args = parseCommand(trainSpec, argv, ctx.io.stdout);
-  if (!args) return 0;
-  const { values } = args;
-  const [modelDir, trainFile] = args.positionals as [string, string];
+export async function runTrain(ctx: CliContext, { values, positionals }: ParsedCommand): Promise<number> {
+  const [modelDir, trainFile] = positionals as [string, string];
   const out = requiredString(trainSpec, values, 'out', '--out DIR');
   const validFile = stringOption(values, 'validation');
   const initDir = stringOption(values, 'init-adapter');

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { EMBEDDED_MODEL_NAME, firstExamplesFileName, firstJsonlLines, parseSampleIndex, tryItExamples, tryItHyperparameters, type TryItLength } from '../jobs/samples';
-import { flag, parseCommand, requiredString, stringOption, type CommandSpec, WEIGHT_DTYPE_OPTION, weightDtypeOption, LOG_EVERY_OPTION, logEveryOption } from './args';
+import { flag, requiredString, stringOption, type CommandSpec, type ParsedCommand, WEIGHT_DTYPE_OPTION, weightDtypeOption, LOG_EVERY_OPTION, logEveryOption } from './args';
 import { CliError, type CliContext } from './io';
 import { trainModel } from './train';
 
@@ -29,11 +29,8 @@ export const trySpec: CommandSpec = {
   notes: ['Every hyperparameter the card leaves to auto is resolved by the same rules as the job form (the model\'s whittle_finetune.json first).'],
 };
 
-export async function runTry(ctx: CliContext, argv: readonly string[]): Promise<number> {
-  const args = parseCommand(trySpec, argv, ctx.io.stdout);
-  if (!args) return 0;
-  const { values } = args;
-  const id = args.positionals[0]!;
+export async function runTry(ctx: CliContext, { values, positionals }: ParsedCommand): Promise<number> {
+  const id = positionals[0]!;
   const out = requiredString(trySpec, values, 'out', '--out DIR');
   const samplesDir = stringOption(values, 'samples') ?? join(PUBLIC_DIR, 'samples');
   const modelDir = stringOption(values, 'model') ?? join(PUBLIC_DIR, 'models', EMBEDDED_MODEL_NAME);

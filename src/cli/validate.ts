@@ -1,7 +1,7 @@
 import { createTokenCounter } from '../data/examples';
 import { formatIssue, MAX_UNTRAINED_SHARE, untrainedExamples, type DatasetReportOptions } from '../data/datasetReport';
 import { FORMAT_LABELS, type DatasetReport } from '../data/datasetTypes';
-import { autoNumberOption, flag, numberOption, parseCommand, stringOption, type CommandSpec } from './args';
+import { autoNumberOption, flag, numberOption, stringOption, type CommandSpec, type ParsedCommand } from './args';
 import { AUTO_MAX_SEQ_LEN } from '../train/hyperparameters';
 import { reportFile } from './dataset';
 import { CliError, type CliContext } from './io';
@@ -22,11 +22,8 @@ export const validateSpec: CommandSpec = {
   notes: ['Exit code 1 when the file has errors, no valid example, or fewer than 10 without --allow-small.'],
 };
 
-export async function runValidate(ctx: CliContext, argv: readonly string[]): Promise<number> {
-  const args = parseCommand(validateSpec, argv, ctx.io.stdout);
-  if (!args) return 0;
-  const { values } = args;
-  const file = args.positionals[0]!;
+export async function runValidate(ctx: CliContext, { values, positionals }: ParsedCommand): Promise<number> {
+  const file = positionals[0]!;
   const maxSeqLen = stringOption(values, 'max-seq-len') === undefined ? undefined : numberOption(values, 'max-seq-len', 0, { integer: true, min: 2 });
   const epochs = autoNumberOption(values, 'epochs', { integer: true, min: 1 });
   const options: DatasetReportOptions = { epochs, maxListedErrors: numberOption(values, 'max-errors', 100, { integer: true, min: 1 }), tooFewIsError: !flag(values, 'allow-small') };

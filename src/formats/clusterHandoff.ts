@@ -133,7 +133,11 @@ export function axolotlConfig(job: ClusterJob): Record<string, unknown> {
   return cfg;
 }
 
-/** The settings the TRL script reads (embedded in it as JSON). */
+/**
+ * The settings the TRL script reads (embedded in it as JSON): the data, and the arguments of
+ * PEFT's LoraConfig and TRL's SFTConfig under their own names, so the script passes them on as
+ * they are and the job's settings are translated here once.
+ */
 export function trlSettings(job: ClusterJob): Record<string, unknown> {
   checkJob(job);
   const h = job.hyperparameters;
@@ -143,27 +147,31 @@ export function trlSettings(job: ClusterJob): Record<string, unknown> {
     validation_file: job.validationFileName ?? null,
     dataset_format: job.datasetFormat ?? 'chat',
     chat_template: job.chatTemplate ?? null,
-    output_dir: job.outputDir ?? './whittle-lora-out',
-    max_length: h.maxSeqLen,
-    lora_r: h.lora.r,
-    lora_alpha: h.lora.alpha,
-    lora_dropout: h.lora.dropout,
-    target_modules: [...h.lora.targetModules],
-    use_rslora: h.lora.useRslora,
-    micro_batch_size: h.batchSize,
-    gradient_accumulation_steps: h.gradientAccumulation,
-    num_epochs: h.epochs,
-    learning_rate: h.learningRate,
-    lr_scheduler: hfSchedulerName(h),
-    warmup_steps: h.warmupSteps,
-    warmup_ratio: h.warmupRatio,
-    weight_decay: h.weightDecay,
-    max_grad_norm: h.maxGradNorm,
-    adam_beta1: h.beta1,
-    adam_beta2: h.beta2,
-    adam_epsilon: h.eps,
-    seed: h.seed,
-    eval_steps: h.evalEvery,
+    lora: {
+      r: h.lora.r,
+      lora_alpha: h.lora.alpha,
+      lora_dropout: h.lora.dropout,
+      target_modules: [...h.lora.targetModules],
+      use_rslora: h.lora.useRslora,
+    },
+    trainer: {
+      output_dir: job.outputDir ?? './whittle-lora-out',
+      max_length: h.maxSeqLen,
+      num_train_epochs: h.epochs,
+      per_device_train_batch_size: h.batchSize,
+      per_device_eval_batch_size: h.batchSize,
+      gradient_accumulation_steps: h.gradientAccumulation,
+      learning_rate: h.learningRate,
+      lr_scheduler_type: hfSchedulerName(h),
+      ...(h.warmupRatio !== null ? { warmup_ratio: h.warmupRatio } : { warmup_steps: h.warmupSteps }),
+      weight_decay: h.weightDecay,
+      max_grad_norm: h.maxGradNorm,
+      adam_beta1: h.beta1,
+      adam_beta2: h.beta2,
+      adam_epsilon: h.eps,
+      seed: h.seed,
+      ...(job.validationFileName ? { eval_strategy: 'steps', eval_steps: h.evalEvery } : { eval_strategy: 'no' }),
+    },
   };
 }
 

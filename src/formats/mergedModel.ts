@@ -89,35 +89,35 @@ export function mergeTargets(config: ModelConfig, tensorNames: Iterable<string>,
  * Conv1D, which PEFT merges as W += scale·(B·A)ᵀ). A is [r, in], B is [out, r].
  */
 export function mergeLoraInto(w: Float32Array, a: Float32Array, b: Float32Array, outF: number, inF: number, r: number, scale: number, conv1d: boolean): void {
-  // Each row of the update is summed over the rank in f64 and added to W once, so W' is
-  // W + scale·(B·A) rounded to f32 once, as PEFT's merge gives.
   if (!conv1d) {
-    const delta = new Float64Array(inF);
-    for (let o = 0; o < outF; o++) {
-      delta.fill(0);
-      for (let k = 0; k < r; k++) {
-        const coef = b[o * r + k]!;
-        const ak = k * inF;
-        for (let i = 0; i < inF; i++) delta[i]! += coef * a[ak + i]!;
-      }
-      const row = o * inF;
-      for (let i = 0; i < inF; i++) w[row + i]! += scale * delta[i]!;
-    }
+    addRowUpdates(w, outF, inF, r, scale, b, a);
     return;
   }
-  // Bᵀ [r, out] so the inner loop runs along W's contiguous [in, out] rows.
+  // W's rows are inputs here: coefficients Aᵀ [in, r], vectors Bᵀ [r, out], so the inner loop
+  // runs along W's contiguous [in, out] rows.
+  const at = new Float32Array(inF * r);
+  for (let k = 0; k < r; k++) for (let i = 0; i < inF; i++) at[i * r + k] = a[k * inF + i]!;
   const bt = new Float32Array(r * outF);
   for (let o = 0; o < outF; o++) for (let k = 0; k < r; k++) bt[k * outF + o] = b[o * r + k]!;
-  const delta = new Float64Array(outF);
-  for (let i = 0; i < inF; i++) {
+  addRowUpdates(w, inF, outF, r, scale, at, bt);
+}
+
+/**
+ * w[row, :] += scale · Σ_k coef[row, k] · vecs[k, :] for w [rows, cols], coef [rows, r] and
+ * vecs [r, cols]. Each row of the update is summed over the rank in f64 and added to W once, so
+ * W' is W + scale·(B·A) rounded to f32 once, as PEFT's merge gives.
+ */
+function addRowUpdates(w: Float32Array, rows: number, cols: number, r: number, scale: number, coef: Float32Array, vecs: Float32Array): void {
+  const delta = new Float64Array(cols);
+  for (let row = 0; row < rows; row++) {
     delta.fill(0);
     for (let k = 0; k < r; k++) {
-      const coef = a[k * inF + i]!;
-      const bk = k * outF;
-      for (let o = 0; o < outF; o++) delta[o]! += coef * bt[bk + o]!;
+      const c = coef[row * r + k]!;
+      const vk = k * cols;
+      for (let i = 0; i < cols; i++) delta[i]! += c * vecs[vk + i]!;
     }
-    const row = i * outF;
-    for (let o = 0; o < outF; o++) w[row + o]! += scale * delta[o]!;
+    const at = row * cols;
+    for (let i = 0; i < cols; i++) w[at + i]! += scale * delta[i]!;
   }
 }
 

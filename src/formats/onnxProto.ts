@@ -84,13 +84,8 @@ export class ProtoWriter {
   packedVarints(field: number, values: readonly number[]): this {
     const inner = new ProtoWriter();
     for (const v of values) inner.rawVarint(v);
-    inner.flushScratch();
-    this.tag(field, WIRE_LEN);
-    this.rawVarint(inner.length);
-    this.flushScratch();
-    for (const c of inner.chunks) this.chunks.push(c);
-    this.length += inner.length;
-    return this;
+    // The same bytes as an embedded message: a length-delimited field.
+    return this.message(field, inner);
   }
 
   /** Packed repeated float. */
@@ -205,22 +200,17 @@ function tensorProto(t: OnnxTensor): ProtoWriter {
   return w;
 }
 
-/** AttributeProto.AttributeType values. */
-const ATTR_FLOAT = 1;
-const ATTR_INT = 2;
-const ATTR_STRING = 3;
-const ATTR_TENSOR = 4;
-const ATTR_FLOATS = 6;
-const ATTR_INTS = 7;
+/** AttributeProto.AttributeType, the values this writer uses. */
+const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;
 
 function attributeProto(name: string, a: OnnxAttribute): ProtoWriter {
   const w = new ProtoWriter().string(1, name);
-  if ('f' in a) w.varint(20, ATTR_FLOAT).float(2, a.f);
-  else if ('i' in a) w.varint(20, ATTR_INT).varint(3, a.i);
-  else if ('s' in a) w.varint(20, ATTR_STRING).string(4, a.s);
-  else if ('t' in a) w.varint(20, ATTR_TENSOR).message(5, tensorProto(a.t));
-  else if ('floats' in a) w.varint(20, ATTR_FLOATS).packedFloats(7, a.floats);
-  else w.varint(20, ATTR_INTS).packedVarints(8, a.ints);
+  if ('f' in a) w.varint(20, AttributeType.FLOAT).float(2, a.f);
+  else if ('i' in a) w.varint(20, AttributeType.INT).varint(3, a.i);
+  else if ('s' in a) w.varint(20, AttributeType.STRING).string(4, a.s);
+  else if ('t' in a) w.varint(20, AttributeType.TENSOR).message(5, tensorProto(a.t));
+  else if ('floats' in a) w.varint(20, AttributeType.FLOATS).packedFloats(7, a.floats);
+  else w.varint(20, AttributeType.INTS).packedVarints(8, a.ints);
   return w;
 }
 

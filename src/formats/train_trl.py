@@ -7,7 +7,10 @@ end-of-turn marker; messages with "weight": 0 are not trained); text examples tr
 The loss of an optimizer step is the mean over all its trained tokens.
 
     pip install "trl>=0.20" "peft>=0.13" transformers datasets accelerate
-    python train_trl.py            # writes a PEFT adapter to SETTINGS["output_dir"]
+    python train_trl.py            # writes a PEFT adapter to SETTINGS["trainer"]["output_dir"]
+
+SETTINGS["lora"] and SETTINGS["trainer"] are PEFT's LoraConfig and TRL's SFTConfig arguments by
+their own names; what the script adds to them is fixed by how Whittle trains.
 """
 import json
 
@@ -79,7 +82,7 @@ def main():
             pieces = [(example["text"], True)]
         else:
             pieces = assistant_pieces(render, example["messages"])
-        ids, mask = tokenize_pieces(encode, pieces, s["max_length"])
+        ids, mask = tokenize_pieces(encode, pieces, s["trainer"]["max_length"])
         # SFTTrainer's collator sets the labels of tokens whose assistant_masks is 0 to -100.
         return {"input_ids": ids, "assistant_masks": mask}
 
@@ -92,41 +95,16 @@ def main():
 
     bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     model = AutoModelForCausalLM.from_pretrained(s["base_model"], torch_dtype=torch.bfloat16 if bf16 else torch.float32)
-    lora = LoraConfig(
-        r=s["lora_r"],
-        lora_alpha=s["lora_alpha"],
-        lora_dropout=s["lora_dropout"],
-        target_modules=s["target_modules"],
-        use_rslora=s["use_rslora"],
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-    warmup = {"warmup_ratio": s["warmup_ratio"]} if s["warmup_ratio"] is not None else {"warmup_steps": s["warmup_steps"]}
-    evaluation = {"eval_strategy": "steps", "eval_steps": s["eval_steps"]} if s["validation_file"] else {"eval_strategy": "no"}
+    lora = LoraConfig(**s["lora"], bias="none", task_type="CAUSAL_LM")
     args = SFTConfig(
-        output_dir=s["output_dir"],
-        num_train_epochs=s["num_epochs"],
-        per_device_train_batch_size=s["micro_batch_size"],
-        per_device_eval_batch_size=s["micro_batch_size"],
-        gradient_accumulation_steps=s["gradient_accumulation_steps"],
-        learning_rate=s["learning_rate"],
-        lr_scheduler_type=s["lr_scheduler"],
-        weight_decay=s["weight_decay"],
-        max_grad_norm=s["max_grad_norm"],
-        adam_beta1=s["adam_beta1"],
-        adam_beta2=s["adam_beta2"],
-        adam_epsilon=s["adam_epsilon"],
+        **s["trainer"],
         optim="adamw_torch",
-        seed=s["seed"],
-        max_length=s["max_length"],
         packing=False,
         bf16=bf16,
         gradient_checkpointing=True,
         logging_steps=1,
         save_strategy="epoch",
         report_to="none",
-        **warmup,
-        **evaluation,
     )
     trainer = SFTTrainer(
         model=model,
@@ -137,7 +115,7 @@ def main():
         peft_config=lora,
     )
     trainer.train()
-    trainer.save_model(s["output_dir"])
+    trainer.save_model(s["trainer"]["output_dir"])
 
 
 if __name__ == "__main__":

@@ -34,44 +34,37 @@ export interface CuratedModel {
 
 const MB = 1_000_000;
 
+const APACHE_2 = { licence: 'Apache-2.0', licenceUrl: 'https://www.apache.org/licenses/LICENSE-2.0' };
+
+/** The entry's own fields; an entry is open (not gated) and Apache-2.0 licensed unless it says otherwise. */
+type CuratedEntry = Omit<CuratedModel, 'repo' | 'name' | 'licence' | 'licenceUrl' | 'gated'> & Partial<Pick<CuratedModel, 'licence' | 'licenceUrl' | 'gated'>>;
+
+function curated(repo: string, name: string, entry: CuratedEntry): CuratedModel {
+  return { repo, name, ...APACHE_2, gated: false, ...entry };
+}
+
+/** The config.json fields the two SmolLM2 Instruct sizes share; each adds its own widths and depth. */
+const SMOLLM2_CONFIG = {
+  model_type: 'llama', vocab_size: 49152, max_position_embeddings: 8192, rms_norm_eps: 1e-5, rope_theta: 100000, tie_word_embeddings: true,
+  bos_token_id: 1, eos_token_id: 2, pad_token_id: 2, torch_dtype: 'bfloat16',
+};
+
 export const CURATED_MODELS: readonly CuratedModel[] = [
-  {
-    repo: 'HuggingFaceTB/SmolLM2-135M-Instruct',
-    name: 'SmolLM2 135M Instruct',
-    licence: 'Apache-2.0',
-    licenceUrl: 'https://www.apache.org/licenses/LICENSE-2.0',
+  curated('HuggingFaceTB/SmolLM2-135M-Instruct', 'SmolLM2 135M Instruct', {
     languages: ['English'],
-    gated: false,
-    config: {
-      model_type: 'llama', vocab_size: 49152, hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30, num_attention_heads: 9,
-      num_key_value_heads: 3, max_position_embeddings: 8192, rms_norm_eps: 1e-5, rope_theta: 100000, tie_word_embeddings: true,
-      bos_token_id: 1, eos_token_id: 2, pad_token_id: 2, torch_dtype: 'bfloat16',
-    },
+    config: { ...SMOLLM2_CONFIG, hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30, num_attention_heads: 9, num_key_value_heads: 3 },
     tokenizerBytes: 2.1 * MB,
     note: 'The smallest: quick experiments, fits almost any GPU.',
-  },
-  {
-    repo: 'HuggingFaceTB/SmolLM2-360M-Instruct',
-    name: 'SmolLM2 360M Instruct',
-    licence: 'Apache-2.0',
-    licenceUrl: 'https://www.apache.org/licenses/LICENSE-2.0',
+  }),
+  curated('HuggingFaceTB/SmolLM2-360M-Instruct', 'SmolLM2 360M Instruct', {
     languages: ['English'],
-    gated: false,
-    config: {
-      model_type: 'llama', vocab_size: 49152, hidden_size: 960, intermediate_size: 2560, num_hidden_layers: 32, num_attention_heads: 15,
-      num_key_value_heads: 5, max_position_embeddings: 8192, rms_norm_eps: 1e-5, rope_theta: 100000, tie_word_embeddings: true,
-      bos_token_id: 1, eos_token_id: 2, pad_token_id: 2, torch_dtype: 'bfloat16',
-    },
+    config: { ...SMOLLM2_CONFIG, hidden_size: 960, intermediate_size: 2560, num_hidden_layers: 32, num_attention_heads: 15, num_key_value_heads: 5 },
     tokenizerBytes: 2.1 * MB,
     note: 'Better English answers at three times the size.',
-  },
-  {
-    repo: 'Qwen/Qwen2.5-0.5B-Instruct',
-    name: 'Qwen2.5 0.5B Instruct',
-    licence: 'Apache-2.0',
+  }),
+  curated('Qwen/Qwen2.5-0.5B-Instruct', 'Qwen2.5 0.5B Instruct', {
     licenceUrl: 'https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct/blob/main/LICENSE',
     languages: ['Chinese', 'English', 'French', 'Spanish', 'Portuguese', 'German', 'Italian', 'Russian', 'Japanese', 'Korean', 'Vietnamese', 'Thai', 'Arabic', '16 more'],
-    gated: false,
     config: {
       model_type: 'qwen2', vocab_size: 151936, hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14,
       num_key_value_heads: 2, max_position_embeddings: 32768, max_window_layers: 21, sliding_window: 32768, use_sliding_window: false,
@@ -79,14 +72,10 @@ export const CURATED_MODELS: readonly CuratedModel[] = [
     },
     tokenizerBytes: 7.0 * MB,
     note: 'The pick for Chinese (and 28 other languages).',
-  },
-  {
-    repo: 'Qwen/Qwen3-0.6B',
-    name: 'Qwen3 0.6B',
-    licence: 'Apache-2.0',
+  }),
+  curated('Qwen/Qwen3-0.6B', 'Qwen3 0.6B', {
     licenceUrl: 'https://huggingface.co/Qwen/Qwen3-0.6B/blob/main/LICENSE',
     languages: ['Chinese', 'English', '117 more'],
-    gated: false,
     config: {
       model_type: 'qwen3', vocab_size: 151936, hidden_size: 1024, intermediate_size: 3072, num_hidden_layers: 28, num_attention_heads: 16,
       num_key_value_heads: 8, head_dim: 128, max_position_embeddings: 40960, rms_norm_eps: 1e-6, rope_theta: 1000000, tie_word_embeddings: true,
@@ -96,10 +85,8 @@ export const CURATED_MODELS: readonly CuratedModel[] = [
     weightsBytes: 1503 * MB,
     tokenizerBytes: 11.4 * MB,
     note: 'Newer Qwen with a thinking mode.',
-  },
-  {
-    repo: 'meta-llama/Llama-3.2-1B-Instruct',
-    name: 'Llama 3.2 1B Instruct',
+  }),
+  curated('meta-llama/Llama-3.2-1B-Instruct', 'Llama 3.2 1B Instruct', {
     licence: 'Llama 3.2 Community License',
     licenceUrl: 'https://huggingface.co/meta-llama/Llama-3.2-1B-Instruct/blob/main/LICENSE.txt',
     languages: ['English', 'German', 'French', 'Italian', 'Portuguese', 'Hindi', 'Spanish', 'Thai'],
@@ -112,14 +99,9 @@ export const CURATED_MODELS: readonly CuratedModel[] = [
     },
     tokenizerBytes: 9.1 * MB,
     note: 'Gated: accept Meta\u2019s licence on huggingface.co, then give an access token.',
-  },
-  {
-    repo: 'TinyLlama/TinyLlama-1.1B-Chat-v1.0',
-    name: 'TinyLlama 1.1B Chat',
-    licence: 'Apache-2.0',
-    licenceUrl: 'https://www.apache.org/licenses/LICENSE-2.0',
+  }),
+  curated('TinyLlama/TinyLlama-1.1B-Chat-v1.0', 'TinyLlama 1.1B Chat', {
     languages: ['English'],
-    gated: false,
     config: {
       model_type: 'llama', vocab_size: 32000, hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 22, num_attention_heads: 32,
       num_key_value_heads: 4, max_position_embeddings: 2048, rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: false,
@@ -127,7 +109,7 @@ export const CURATED_MODELS: readonly CuratedModel[] = [
     },
     tokenizerBytes: 1.8 * MB,
     note: 'The largest here; a 2048-token context.',
-  },
+  }),
 ];
 
 /** A curated model with what follows from its config: whether the engine runs it, and its sizes. */

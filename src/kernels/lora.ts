@@ -1,7 +1,9 @@
 // LoRA linear layer (frozen W plus scaled A/B path) forward and backward, and its dropout mask: bindings for shaders/lora.wgsl.
-import code from '../../shaders/lora.wgsl?raw';
+import common from '../../shaders/loraCommon.wgsl?raw';
+import own from '../../shaders/lora.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 import { grid1d } from './grid';
+import { LORA_TILES } from './loraCommon';
 import { dropoutKey, type DropoutKey, type DropoutSpec } from './reference/lora';
 
 export { loraScale, type DropoutSpec } from './reference/lora';
@@ -9,18 +11,11 @@ export { loraScale, type DropoutSpec } from './reference/lora';
 // Layouts (Hugging Face / PEFT): x [T, K], W [N, K], A [r, K], B [N, r], u [T, r], y [T, N].
 // Every tensor is row-major f32, except W, which may be packed f16 (`wF16`).
 
-/** Row tile of lora_down: must match DOWN_ROWS in the shader. */
-const DOWN_ROWS = 4;
-const GW_COLS = 32;
-const DX_COLS = 64;
-const DX_ROWS_PER_GROUP = 16; // DX_LANES * DX_ROWS
-const LIN_BN = 64;
+const code = common + own;
+const { RC, DOWN_ROWS, GW_COLS, DX_COLS, DX_ROWS_PER_GROUP, LIN_BN } = LORA_TILES;
 
 const DROPOUT_MASK: KernelSpec = { name: 'lora_dropout_mask', code, entryPoint: 'dropout_mask', bindings: ['uniform', 'read', 'write'] };
 const DX: KernelSpec = { name: 'lora_dx', code, entryPoint: 'lora_dx', bindings: ['uniform', 'read', 'read', 'write'] };
-
-/** Columns of u (or of a weight gradient) per workgroup in the skinny kernels: RC in the shader. */
-const RC = 16;
 
 const DOWN: KernelSpec = { name: 'lora_down', code, entryPoint: 'lora_down', bindings: ['uniform', 'read', 'read', 'write'] };
 const GRAD_W: KernelSpec = { name: 'lora_grad_w', code, entryPoint: 'lora_grad_w', bindings: ['uniform', 'read', 'read', 'write'] };

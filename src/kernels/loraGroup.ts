@@ -1,6 +1,8 @@
 // LoRA of linear layers that share an input (q/k/v; gate/up), every member in one dispatch: bindings for shaders/loraGroup.wgsl.
-import code from '../../shaders/loraGroup.wgsl?raw';
+import common from '../../shaders/loraCommon.wgsl?raw';
+import own from '../../shaders/loraGroup.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
+import { LORA_TILES } from './loraCommon';
 import { dropoutKey } from './reference/lora';
 
 // Layouts as in lora.ts (x [T, K], W_g [N_g, K], A_g [r, K], B_g [N_g, r]). A group's per-member
@@ -9,12 +11,8 @@ import { dropoutKey } from './reference/lora';
 
 /** Most members a group may have (q, k, v). */
 export const MAX_GROUP_MEMBERS = 3;
-const RC = 16;
-const DOWN_ROWS = 4;
-const GW_COLS = 32;
-const DX_COLS = 64;
-const DX_ROWS_PER_GROUP = 16;
-const LIN_BN = 64;
+const code = common + own;
+const { RC, DOWN_ROWS, GW_COLS, DX_COLS, DX_ROWS_PER_GROUP, LIN_BN } = LORA_TILES;
 
 const DOWN: KernelSpec = { name: 'lora_group.down', code, entryPoint: 'group_down', bindings: ['uniform', 'read', 'read', 'write'] };
 const GRAD: KernelSpec = { name: 'lora_group.grad', code, entryPoint: 'group_grad', bindings: ['uniform', 'read', 'read', 'read', 'read', 'write'] };

@@ -85,7 +85,8 @@ export function sum(gpu: Gpu, rec: Recorder, a: SumArgs): void {
 /**
  * First stage of a global gradient norm: writes the sums of squares of x's blocks to
  * partials[slot .. slot + partialSlots(n)) and returns how many slots it used. Call it once per
- * gradient tensor with consecutive slots, then `gradNormClipCoef` over all the slots.
+ * gradient tensor with consecutive slots, then `gradNormClipStep` over all the slots (or let
+ * `clipGradNorm` do both).
  */
 export function sumSquaresPartials(
   gpu: Gpu,
@@ -115,25 +116,17 @@ export function gradNormLayout(sizes: readonly number[]): { offsets: number[]; s
 }
 
 /**
- * out[0] = total 2-norm = sqrt(sum of partials[0..slots)); out[1] = min(1, maxNorm / (norm + 1e-6)),
- * the factor torch.nn.utils.clip_grad_norm_ multiplies every gradient by. Both stay on the GPU.
+ * One workgroup over partials[0..slots): NORM_COEF writes out[0] = the total 2-norm (sqrt of the
+ * sum) and out[1] = min(1, maxNorm / (norm + 1e-6)), the factor torch.nn.utils.clip_grad_norm_
+ * multiplies every gradient by; NORM_CLIP_STEP writes gradNormClipStep's state. Both stay on the GPU.
  */
-export function gradNormClipCoef(
-  _gpu: Gpu,
-  rec: Recorder,
-  a: { partials: BufferBinding; slots: number; maxNorm: number; out: BufferBinding },
-): void {
-  dispatchNorm(rec, NORM_COEF, a.partials, a.slots, a.maxNorm, a.out);
-}
-
-/** One workgroup over the partial sums: the norm kernels' shared dispatch. */
 function dispatchNorm(rec: Recorder, spec: KernelSpec, partials: BufferBinding, slots: number, maxNorm: number, out: BufferBinding): void {
   rec.dispatch(spec, { buffers: [partials, out], params: new Params().u32(slots).f32(maxNorm).u32(0).u32(0).bytes(), workgroups: [1] });
 }
 
 /**
  * An optimizer step's verdict, on the GPU: state[0] = norm of partials[0..slots), state[1] = its
- * clip coefficient (as gradNormClipCoef), state[2] = 1 if the norm is NaN or infinite (skip the
+ * clip coefficient (as NORM_COEF's out[1]), state[2] = 1 if the norm is NaN or infinite (skip the
  * update) else 0, state[3] += 1 unless skipped (AdamW's step count). `state` holds 4 floats.
  */
 export function gradNormClipStep(
@@ -181,7 +174,7 @@ export interface ClipGradNormArgs {
 export function clipGradNorm(gpu: Gpu, rec: Recorder, a: ClipGradNormArgs): void {
   let slot = 0;
   for (const g of a.grads) slot += sumSquaresPartials(gpu, rec, { x: g.buffer, n: g.n, partials: a.partials, slot });
-  gradNormClipCoef(gpu, rec, { partials: a.partials, slots: slot, maxNorm: a.maxNorm, out: a.normOut });
+  dispatchNorm(rec, NORM_COEF, a.partials, slot, a.maxNorm, a.normOut);
   if (a.applyScale ?? true) {
     for (const g of a.grads) scaleByBuffer(gpu, rec, { y: g.buffer, n: g.n, coef: a.normOut, coefIndex: 1 });
   }

@@ -1,6 +1,7 @@
 // The create-job form opened from the first screen's "Try it" card: the chosen shipped sample's
 // files (fetched from this origin, as if the user had picked them) and the card's settings.
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useState } from 'react';
+import { useLatest } from './useLatest';
 import { errorText } from './engine';
 import type { SampleDataset } from '../jobs/samples';
 import { fetchSampleFiles, fetchSampleIndex } from './samples';
@@ -14,10 +15,7 @@ export interface SamplePrefill {
 /** Calls `apply` once per sample id with its files; returns an error message if it could not. */
 export function useSamplePrefill(sampleId: string | null, apply: (p: SamplePrefill) => void): string | null {
   const [error, setError] = useState<string | null>(null);
-  const applyRef = useRef(apply);
-  useEffect(() => {
-    applyRef.current = apply;
-  });
+  const applyRef = useLatest(apply);
   useEffect(() => {
     if (!sampleId) return;
     let live = true;
@@ -33,6 +31,6 @@ export function useSamplePrefill(sampleId: string | null, apply: (p: SamplePrefi
     return () => {
       live = false;
     };
-  }, [sampleId]);
+  }, [sampleId, applyRef]);
   return error;
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { strFromU8, unzipSync } from 'fflate';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildAndServe, collectPageErrors, DOCS_SCREENSHOTS_DIR as DOCS, launchChromium, RESULTS_DIR as RESULTS, ROOT, type ServedApp, settleForScreenshot } from './harness';
+import { buildAndServe, collectPageErrors, DOCS_SCREENSHOTS_DIR as DOCS, launchChromium, RESULTS_DIR as RESULTS, ROOT, type ServedApp, settleForScreenshot, tabTo } from './harness';
 
 const TINY_LLAMA = join(ROOT, 'test/fixtures/models/tiny-llama');
 /** The system message every training example has: the playground asks the fine-tuned model with it. */
@@ -100,13 +100,8 @@ describe('dashboard in Chromium (WebGPU on SwiftShader)', () => {
       (document.activeElement as HTMLElement | null)?.blur?.();
     });
     const about = nav.getByRole('link', { name: 'GPU / About' });
-    let focused = false;
     // Focus may start inside the page (the Models page's model list has many stops), so allow a full cycle.
-    for (let i = 0; i < 60 && !focused; i++) {
-      await page.keyboard.press('Tab');
-      focused = await about.evaluate((el) => el === document.activeElement);
-    }
-    expect(focused, 'Tab never reached the "GPU / About" link').toBe(true);
+    expect(await tabTo(page, about, 60), 'Tab never reached the "GPU / About" link').toBe(true);
     await page.keyboard.press('Enter');
     const outcome = page.locator('[data-testid="adapter"], [data-testid="no-webgpu"]').first();
     await outcome.waitFor({ timeout: 30_000 });

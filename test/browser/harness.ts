@@ -2,11 +2,11 @@
 // server, and Debian's Chromium with WebGPU on SwiftShader (the CPU). Missing Chromium fails: a
 // browser test that skips itself tests nothing.
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { build, preview, type PreviewServer } from 'vite';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -117,4 +117,57 @@ export async function settleForScreenshot(page: Page): Promise<void> {
     window.scrollTo(0, 0);
   });
   await page.mouse.move(1, 899);
+}
+
+/** A screenshot of the settled page in RESULTS_DIR; the README's copies are made by copyShotsToDocs once the test passes. */
+export async function shot(page: Page, name: string, fullPage = true): Promise<void> {
+  await settleForScreenshot(page);
+  await mkdir(RESULTS_DIR, { recursive: true });
+  await page.screenshot({ path: join(RESULTS_DIR, name), fullPage });
+}
+
+/** Copies screenshots from RESULTS_DIR next to the README: call it last, so only a passing run's pictures go there. */
+export async function copyShotsToDocs(names: readonly string[]): Promise<void> {
+  await mkdir(DOCS_SCREENSHOTS_DIR, { recursive: true });
+  for (const name of names) await copyFile(join(RESULTS_DIR, name), join(DOCS_SCREENSHOTS_DIR, name));
+}
+
+/** A progress logger for a long test: each line says what happened and the seconds since the logger was made. */
+export function lapLogger(label: string): (what: string) => void {
+  const started = Date.now();
+  return (what) => console.log(`${label}: ${what} at ${((Date.now() - started) / 1000).toFixed(0)} s`);
+}
+
+/**
+ * Waits until the job on the job page (`detail`) has ended (succeeded, failed or cancelled),
+ * logging its status and step count every pollMs, so a slow SwiftShader step is easy to spot.
+ * Past timeoutMs it saves the screenshot `timeoutShot` and throws with the events log.
+ */
+export async function waitForJobEnd(
+  page: Page,
+  detail: Locator,
+  o: { timeoutMs: number; pollMs: number; timeoutShot: string; lap: (what: string) => void; diagnostics: () => string },
+): Promise<void> {
+  const deadline = Date.now() + o.timeoutMs;
+  const steps = (fallback: string) => page.getByTestId('step-count').innerText().catch(() => fallback);
+  for (;;) {
+    const status = (await detail.getAttribute('data-status')) ?? '';
+    if (['succeeded', 'failed', 'cancelled'].includes(status)) return;
+    if (Date.now() > deadline) {
+      await shot(page, o.timeoutShot);
+      const events = await page.getByTestId('events-log').innerText();
+      throw new Error(`the job did not end in ${o.timeoutMs / 1000} s: ${status}, ${await steps('?')}\n${events}${o.diagnostics()}`);
+    }
+    o.lap(`${status}, ${await steps('no step count yet')}`);
+    await page.waitForTimeout(o.pollMs);
+  }
+}
+
+/** Presses Tab until `target` has the focus, at most maxPresses times; false if it never did. */
+export async function tabTo(page: Page, target: Locator, maxPresses: number): Promise<boolean> {
+  for (let i = 0; i < maxPresses; i++) {
+    await page.keyboard.press('Tab');
+    if (await target.evaluate((el) => el === document.activeElement)) return true;
+  }
+  return false;
 }

@@ -1,11 +1,9 @@
 // The offline promise, end to end: after one online visit, with the network off and every request
 // to a host other than this machine refused, the first screen's "Try it" card trains a job on
 // the embedded model and a shipped sample to the end, in Chromium's WebGPU on SwiftShader.
-import { copyFile, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildAndServe, collectPageErrors, DOCS_SCREENSHOTS_DIR, launchChromium, RESULTS_DIR, type ServedApp, settleForScreenshot, waitForServiceWorker } from './harness';
+import { buildAndServe, collectPageErrors, copyShotsToDocs, lapLogger, launchChromium, type ServedApp, shot, waitForJobEnd, waitForServiceWorker } from './harness';
 
 const SAMPLE = 'pirate-style';
 const SW_READY_TIMEOUT_MS = 60_000;
@@ -17,13 +15,6 @@ const LOCAL_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 let app: ServedApp | null = null;
 let browser: Browser | null = null;
-
-/** A full-page screenshot in RESULTS_DIR (git-ignored); the README's copies are made once the test passes. */
-async function shot(page: Page, name: string): Promise<void> {
-  await settleForScreenshot(page);
-  await mkdir(RESULTS_DIR, { recursive: true });
-  await page.screenshot({ path: join(RESULTS_DIR, name), fullPage: true });
-}
 
 /** Refuses, and records, every http(s) request of the context to a host that is not this machine. */
 async function refuseRemoteHosts(context: BrowserContext): Promise<string[]> {
@@ -50,8 +41,7 @@ describe('offline "Try it" job (WebGPU on SwiftShader)', () => {
   });
 
   it('trains the embedded model on a shipped sample with the network off', { timeout: JOB_END_TIMEOUT_MS + 240_000 }, async () => {
-    const started = Date.now();
-    const lap = (what: string) => console.log(`offline job: ${what} at ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    const lap = lapLogger('offline job');
     app = await buildAndServe('offline-job');
     browser = await launchChromium('offline job test');
     lap('built and served');
@@ -99,18 +89,7 @@ describe('offline "Try it" job (WebGPU on SwiftShader)', () => {
     await detail.waitFor({ timeout: 60_000 });
     expect(await detail.locator('h2').first().innerText()).toBe(`${SAMPLE} · quick check`);
     lap('job created');
-    // Progress in the log every 20 s, so a slow SwiftShader step is easy to spot.
-    const deadline = Date.now() + JOB_END_TIMEOUT_MS;
-    for (;;) {
-      const status = (await detail.getAttribute('data-status')) ?? '';
-      if (['succeeded', 'failed', 'cancelled'].includes(status)) break;
-      if (Date.now() > deadline) {
-        await shot(page, 'offline-job-timeout.png');
-        throw new Error(`the job did not end in ${JOB_END_TIMEOUT_MS / 1000} s: ${status}, ${await page.getByTestId('step-count').innerText().catch(() => '?')}\n${await page.getByTestId('events-log').innerText()}${diagnostics()}`);
-      }
-      lap(`${status}, ${await page.getByTestId('step-count').innerText().catch(() => 'no step count yet')}`);
-      await page.waitForTimeout(20_000);
-    }
+    await waitForJobEnd(page, detail, { timeoutMs: JOB_END_TIMEOUT_MS, pollMs: 20_000, timeoutShot: 'offline-job-timeout.png', lap, diagnostics });
     await shot(page, 'offline-job.png');
     const events = await page.getByTestId('events-log').innerText();
     console.log(`offline job events:\n  ${events.replace(/\n/g, '\n  ')}`);
@@ -139,8 +118,6 @@ describe('offline "Try it" job (WebGPU on SwiftShader)', () => {
     expect(await page.evaluate(() => navigator.onLine), 'the page stayed offline').toBe(false);
     expect(refused, 'requests to hosts other than this machine').toEqual([]);
     expect(errors, 'errors in the page').toEqual([]);
-    // Only a passing run's pictures go next to the README.
-    await mkdir(DOCS_SCREENSHOTS_DIR, { recursive: true });
-    for (const name of ['try-it.png', 'offline-job.png']) await copyFile(join(RESULTS_DIR, name), join(DOCS_SCREENSHOTS_DIR, name));
+    await copyShotsToDocs(['try-it.png', 'offline-job.png']);
   });
 });

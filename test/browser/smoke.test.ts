@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { allSelfTestCases } from '../../src/selftest';
-import { buildAndServe, collectPageErrors, CHROMIUM, CHROMIUM_ARGS, DOCS_SCREENSHOTS_DIR, launchChromium, RESULTS_DIR, type ServedApp } from './harness';
+import { buildAndServe, collectPageErrors, CHROMIUM, CHROMIUM_ARGS, DOCS_SCREENSHOTS_DIR, launchChromium, RESULTS_DIR, type ServedApp, tabTo } from './harness';
 
 const SCREENSHOT = join(RESULTS_DIR, 'capability.png');
 const README_SCREENSHOT = join(DOCS_SCREENSHOTS_DIR, 'capability.png');
@@ -67,12 +67,7 @@ describe('app in Chromium (WebGPU on SwiftShader)', () => {
     const p = await pageWithAdapter();
     const button = p.getByRole('button', { name: 'Run kernel self-test' });
     // Reach the button with Tab alone: the page must be usable without a mouse.
-    let focused = false;
-    for (let i = 0; i < 20 && !focused; i++) {
-      await p.keyboard.press('Tab');
-      focused = await button.evaluate((el) => el === document.activeElement);
-    }
-    expect(focused, 'Tab never reached the "Run kernel self-test" button').toBe(true);
+    expect(await tabTo(p, button, 20), 'Tab never reached the "Run kernel self-test" button').toBe(true);
     await p.keyboard.press('Enter');
 
     const summary = p.getByTestId('selftest-summary');

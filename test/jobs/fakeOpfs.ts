@@ -39,23 +39,22 @@ export class FakeDirectoryHandle {
   constructor(readonly name = '') {}
 
   getDirectoryHandle(name: string, options: { create?: boolean } = {}): Promise<FakeDirectoryHandle> {
-    const hit = this.children.get(name);
-    if (hit instanceof FakeDirectoryHandle) return Promise.resolve(hit);
-    if (hit) return Promise.reject(domError('TypeMismatchError', `${name} is a file`));
-    if (!options.create) return Promise.reject(domError('NotFoundError', `no folder ${name}`));
-    const dir = new FakeDirectoryHandle(name);
-    this.children.set(name, dir);
-    return Promise.resolve(dir);
+    return this.child(name, FakeDirectoryHandle, 'folder', options.create ?? false);
   }
 
   getFileHandle(name: string, options: { create?: boolean } = {}): Promise<FakeFileHandle> {
+    return this.child(name, FakeFileHandle, 'file', options.create ?? false);
+  }
+
+  /** The child `name` of this kind, made when `create` is set; none, or one of the other kind, is an error, as in OPFS. */
+  private child<T extends FakeDirectoryHandle | FakeFileHandle>(name: string, kind: new (name: string) => T, noun: 'file' | 'folder', create: boolean): Promise<T> {
     const hit = this.children.get(name);
-    if (hit instanceof FakeFileHandle) return Promise.resolve(hit);
-    if (hit) return Promise.reject(domError('TypeMismatchError', `${name} is a folder`));
-    if (!options.create) return Promise.reject(domError('NotFoundError', `no file ${name}`));
-    const file = new FakeFileHandle(name);
-    this.children.set(name, file);
-    return Promise.resolve(file);
+    if (hit instanceof kind) return Promise.resolve(hit);
+    if (hit) return Promise.reject(domError('TypeMismatchError', `${name} is a ${noun === 'file' ? 'folder' : 'file'}`));
+    if (!create) return Promise.reject(domError('NotFoundError', `no ${noun} ${name}`));
+    const made = new kind(name);
+    this.children.set(name, made);
+    return Promise.resolve(made);
   }
 
   removeEntry(name: string, options: { recursive?: boolean } = {}): Promise<void> {

@@ -16,7 +16,7 @@ import {
   type AttentionRefDims,
 } from '../../src/kernels/reference/attention';
 import { selfTestCases } from '../../src/selftest/attention';
-import { expectClose, maxRelError } from '../helpers/compare';
+import { expectClose, maxRelError, numericGrad } from '../helpers/compare';
 import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
 
@@ -132,23 +132,12 @@ describe('attention references', () => {
         return out.reduce((s, o, i) => s + o * dout[i]!, 0);
       };
       const analytic = attentionBackwardRef(dout, q, k, v, dims);
-      const h = 1e-5;
       for (const [name, x, g] of [
         ['q', q, analytic.dq],
         ['k', k, analytic.dk],
         ['v', v, analytic.dv],
       ] as const) {
-        const numeric = new Float64Array(x.length);
-        for (let i = 0; i < x.length; i++) {
-          const x0 = x[i]!;
-          x[i] = x0 + h;
-          const up = loss();
-          x[i] = x0 - h;
-          const down = loss();
-          x[i] = x0;
-          numeric[i] = (up - down) / (2 * h);
-        }
-        expect(maxRelError(g, numeric), `d${name}`).toBeLessThan(1e-7);
+        expect(maxRelError(g, numericGrad(x, loss)), `d${name}`).toBeLessThan(1e-7);
       }
     }
   });

@@ -9,7 +9,7 @@ import {
 } from '../../src/kernels/embedding';
 import { embeddingBackwardRef, embeddingRef } from '../../src/kernels/reference/embedding';
 import { scatterEmbeddingGrad, selfTestCases } from '../../src/selftest/embedding';
-import { expectClose, maxRelError } from '../helpers/compare';
+import { expectClose, maxRelError, numericGrad } from '../helpers/compare';
 import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
 import { withBuffers } from '../../src/selftest/buffers';
@@ -268,16 +268,7 @@ describe('embedding reference: backward = finite differences of forward', () => 
     const pos = { table: rng.f32(tokens * cols), positions: Uint32Array.from({ length: tokens }, (_, i) => i) };
     const G = rng.f32(tokens * cols);
     const loss = () => embeddingRef(table, ids, cols, pos).reduce((s, v, i) => s + v * G[i]!, 0);
-    const h = 1e-5;
-    const fd = Float64Array.from(table, (_, i) => {
-      const keep = table[i]!;
-      table[i] = keep + h;
-      const up = loss();
-      table[i] = keep - h;
-      const down = loss();
-      table[i] = keep;
-      return (up - down) / (2 * h);
-    });
+    const fd = numericGrad(table, loss);
     expect(maxRelError(embeddingBackwardRef(G, ids, vocab, cols), fd)).toBeLessThan(1e-9);
   });
 });

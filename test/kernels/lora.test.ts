@@ -10,7 +10,7 @@ import {
   type DropoutSpec,
 } from '../../src/kernels/reference/lora';
 import { selfTestCases } from '../../src/selftest/lora';
-import { expectClose } from '../helpers/compare';
+import { expectClose, numericGrad } from '../helpers/compare';
 import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
 
@@ -158,17 +158,7 @@ describe('reference backward vs finite differences of the reference forward', ()
         for (let i = 0; i < y.length; i++) s += y[i]! * g[i]!;
         return s;
       };
-      const fd = (p: Float64Array) =>
-        Float64Array.from(p, (_, i) => {
-          const keep = p[i]!;
-          const h = 1e-4;
-          p[i] = keep + h;
-          const up = loss();
-          p[i] = keep - h;
-          const down = loss();
-          p[i] = keep;
-          return (up - down) / (2 * h);
-        });
+      const fd = (p: Float64Array) => numericGrad(p, loss, 1e-4);
       const u = loraDownRef(x, a, T, K, r, dropout);
       const ref = loraBackwardRef({ x, dy: g, u, a, b, T, K, N, r, scale, dropout });
       // The reference's dx is the low-rank part only; add the base path's g W.

@@ -7,7 +7,7 @@ import {
   rmsNormRef,
 } from '../../src/kernels/reference/norm';
 import { selfTestCases } from '../../src/selftest/norm';
-import { expectClose, maxRelError } from '../helpers/compare';
+import { expectClose, maxRelError, numericGrad } from '../helpers/compare';
 import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
 import { withBuffers } from '../../src/selftest/buffers';
@@ -258,20 +258,6 @@ describe('norm backward', () => {
   });
 });
 
-/** Central differences of sum(G * f(params)) with respect to every entry of `v` (f64). */
-function numericGrad(v: Float64Array, loss: () => number, h = 1e-5): Float64Array {
-  const g = new Float64Array(v.length);
-  for (let i = 0; i < v.length; i++) {
-    const keep = v[i]!;
-    v[i] = keep + h;
-    const up = loss();
-    v[i] = keep - h;
-    const down = loss();
-    v[i] = keep;
-    g[i] = (up - down) / (2 * h);
-  }
-  return g;
-}
 
 const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
   let s = 0;

@@ -2,6 +2,7 @@
 // component creates it when the series set, scale or theme changes and otherwise only feeds it
 // new data, so a streaming job redraws without layout work.
 import { useEffect, useMemo, useRef } from 'react';
+import { useLatest } from '../useLatest';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { useTheme } from '../theme';
@@ -84,10 +85,7 @@ export function MetricChart({ title, x, series, logScale = false, height = 220, 
   // Rebuild only when what the options depend on changes, not on every data update.
   const shapeKey = series.map((s) => `${s.label}|${s.color}|${s.style}|${s.show ?? true}`).join(';');
   const data = useMemo<uPlot.AlignedData>(() => plotColumns(x, series, logScale) as uPlot.AlignedData, [x, series, logScale]);
-  const dataRef = useRef(data);
-  useEffect(() => {
-    dataRef.current = data;
-  });
+  const dataRef = useLatest(data);
 
   useEffect(() => {
     const el = frame.current;

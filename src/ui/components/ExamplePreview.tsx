@@ -2,7 +2,8 @@
 // split into tokens, the tokens the loss counts highlighted, the rest dimmed, and the cut at the
 // maximum sequence length marked. The worker renders and tokenizes (the page never tokenizes);
 // without a model, the messages are shown as they are in the file.
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useState } from 'react';
+import { useLatest } from '../useLatest';
 import type { ExamplesPreview, ExampleTokensPreview, ModelSource, PreviewToken } from '../../worker/trainingProtocol';
 import { errorText, useClient } from '../engine';
 import { formatCount } from '../format';
@@ -166,10 +167,7 @@ export function ExamplePreview({ file, model, maxSeqLen }: { file: Blob; model?:
   // The answer is kept with the inputs it is for; a new model keeps the old tokens on screen
   // until the new ones come (no layout jump).
   const [tokens, setTokens] = useState<{ file: Blob; key: string; preview: ExamplesPreview | null; error: string | null } | null>(null);
-  const modelRef = useRef(model);
-  useEffect(() => {
-    modelRef.current = model;
-  });
+  const modelRef = useLatest(model);
 
   useEffect(() => {
     let live = true;
@@ -196,7 +194,7 @@ export function ExamplePreview({ file, model, maxSeqLen }: { file: Blob; model?:
       live = false;
       clearTimeout(timer);
     };
-  }, [client, file, key, maxSeqLen]);
+  }, [client, file, key, maxSeqLen, modelRef]);
 
   const shown = tokens && tokens.file === file ? tokens : null;
   const current = shown !== null && shown.key === key;

@@ -2,6 +2,7 @@
 // defaults, suffix, and an estimate. Create stays disabled, with the reasons listed, until the
 // job would start.
 import { useEffect, useId, useMemo, useRef, useState, type ReactNode } from 'react';
+import { useLatest } from '../useLatest';
 import { MAX_UNTRAINED_SHARE, untrainedExamples } from '../../data/datasetReport';
 import type { DatasetReport } from '../../data/datasetTypes';
 import { checkSuffix } from '../../jobs/job';
@@ -45,10 +46,7 @@ function useValidation(source: DataSource | null, model: ModelInfo | null, maxSe
   const [result, setResult] = useState<{ file: File; modelKey: string | null; maxSeqLen: number | undefined; tooFewIsError: boolean; report: DatasetReport | null; error: string | null } | null>(null);
   // How much of the file the running validation has read, with the file it is for.
   const [progress, setProgress] = useState<{ file: File; percent: number } | null>(null);
-  const modelRef = useRef(model);
-  useEffect(() => {
-    modelRef.current = model;
-  });
+  const modelRef = useLatest(model);
   useEffect(() => {
     if (!file) return;
     let live = true;
@@ -64,7 +62,7 @@ function useValidation(source: DataSource | null, model: ModelInfo | null, maxSe
       live = false;
       clearTimeout(timer);
     };
-  }, [client, file, modelKey, maxSeqLen, tooFewIsError]);
+  }, [client, file, modelKey, maxSeqLen, tooFewIsError, modelRef]);
   if (!file) return IDLE;
   if (!result || result.file !== file || result.modelKey !== modelKey || result.maxSeqLen !== maxSeqLen || result.tooFewIsError !== tooFewIsError) {
     // A new model keeps the old report on screen while the new one comes (no layout jump).

@@ -10,6 +10,7 @@ import { useEngine, useEngineStore } from '../engine';
 import { formatCompact, formatDateTime, formatRelativeTime } from '../format';
 import { hrefFor, navigate } from '../router';
 import { JobDetail, jobTitle, queueReason } from './JobDetail';
+import { ScrollTable } from '../components/ScrollTable';
 
 const CONTROLS_KEY = 'whittle.chartControls';
 
@@ -119,72 +120,70 @@ function Compare({ ids, controls, onControls }: { ids: string[]; controls: Chart
       </section>
       <section className="card" aria-labelledby="compare-hp">
         <h3 id="compare-hp">Hyperparameters</h3>
-        <div className="table-scroll">
-          <table className="table compare-table" data-testid="compare-table">
-            <thead>
-              <tr>
-                <th scope="col">Setting</th>
-                {jobs.map((j, k) => (
-                  <th scope="col" key={j.id}>
-                    <span className={`swatch swatch-${k % 8}`} aria-hidden="true" />
-                    <a href={hrefFor({ page: 'jobs', jobId: j.id, compare: [] })}>{jobTitle(j)}</a>
+        <ScrollTable className="compare-table" testId="compare-table">
+          <thead>
+            <tr>
+              <th scope="col">Setting</th>
+              {jobs.map((j, k) => (
+                <th scope="col" key={j.id}>
+                  <span className={`swatch swatch-${k % 8}`} aria-hidden="true" />
+                  <a href={hrefFor({ page: 'jobs', jobId: j.id, compare: [] })}>{jobTitle(j)}</a>
+                </th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            <tr>
+              <th scope="row">Status</th>
+              {jobs.map((j) => (
+                <td key={j.id}>
+                  <StatusBadge status={j.status} />
+                </td>
+              ))}
+            </tr>
+            <tr className={new Set(jobs.map((j) => j.baseModel.source.name)).size > 1 ? 'differs' : ''}>
+              <th scope="row">Base model</th>
+              {jobs.map((j) => (
+                <td key={j.id}>{j.baseModel.source.name}</td>
+              ))}
+            </tr>
+            <tr className={new Set(jobs.map((j) => j.trainingFile.id)).size > 1 ? 'differs' : ''}>
+              <th scope="row">Training file</th>
+              {jobs.map((j) => (
+                <td key={j.id}>{j.trainingFile.name}</td>
+              ))}
+            </tr>
+            {HP_ROWS.map((row) => {
+              const cells = jobs.map((j) => hpCell(row, j));
+              const differs = new Set(cells.map((c) => c.text)).size > 1;
+              return (
+                <tr key={row.key} className={differs ? 'differs' : ''}>
+                  <th scope="row">
+                    {row.label}
+                    {differs && <span className="visually-hidden"> (differs)</span>}
                   </th>
-                ))}
-              </tr>
-            </thead>
-            <tbody>
-              <tr>
-                <th scope="row">Status</th>
-                {jobs.map((j) => (
-                  <td key={j.id}>
-                    <StatusBadge status={j.status} />
-                  </td>
-                ))}
-              </tr>
-              <tr className={new Set(jobs.map((j) => j.baseModel.source.name)).size > 1 ? 'differs' : ''}>
-                <th scope="row">Base model</th>
-                {jobs.map((j) => (
-                  <td key={j.id}>{j.baseModel.source.name}</td>
-                ))}
-              </tr>
-              <tr className={new Set(jobs.map((j) => j.trainingFile.id)).size > 1 ? 'differs' : ''}>
-                <th scope="row">Training file</th>
-                {jobs.map((j) => (
-                  <td key={j.id}>{j.trainingFile.name}</td>
-                ))}
-              </tr>
-              {HP_ROWS.map((row) => {
-                const cells = jobs.map((j) => hpCell(row, j));
-                const differs = new Set(cells.map((c) => c.text)).size > 1;
+                  {cells.map((c, i) => (
+                    <td key={jobs[i]!.id} className="mono">
+                      {c.text}
+                      {c.auto && <span className="tag">auto</span>}
+                    </td>
+                  ))}
+                </tr>
+              );
+            })}
+            <tr>
+              <th scope="row">Final train loss</th>
+              {jobs.map((j) => {
+                const last = snap.traces[j.id]?.metrics.findLast((m) => trainedStep(m) !== null);
                 return (
-                  <tr key={row.key} className={differs ? 'differs' : ''}>
-                    <th scope="row">
-                      {row.label}
-                      {differs && <span className="visually-hidden"> (differs)</span>}
-                    </th>
-                    {cells.map((c, i) => (
-                      <td key={jobs[i]!.id} className="mono">
-                        {c.text}
-                        {c.auto && <span className="tag">auto</span>}
-                      </td>
-                    ))}
-                  </tr>
+                  <td key={j.id} className="mono">
+                    {last ? last.trainLoss.toFixed(4) : '–'}
+                  </td>
                 );
               })}
-              <tr>
-                <th scope="row">Final train loss</th>
-                {jobs.map((j) => {
-                  const last = snap.traces[j.id]?.metrics.findLast((m) => trainedStep(m) !== null);
-                  return (
-                    <td key={j.id} className="mono">
-                      {last ? last.trainLoss.toFixed(4) : '–'}
-                    </td>
-                  );
-                })}
-              </tr>
-            </tbody>
-          </table>
-        </div>
+            </tr>
+          </tbody>
+        </ScrollTable>
       </section>
     </article>
   );

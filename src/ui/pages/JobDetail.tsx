@@ -15,6 +15,7 @@ import { formatBytes, formatClock, formatCompact, formatCount, formatDateTime, f
 import { hrefFor, navigate } from '../router';
 import { isSmallModel, TINY_MODEL_EXPECTATION } from '../tinyModel';
 import { ACTIONS, TableHead } from '../components/TableHead';
+import { ScrollTable } from '../components/ScrollTable';
 
 /**
  * A job's name as lists show it: its training file (or sample) without the .jsonl, then the
@@ -56,10 +57,46 @@ function useAction(): { busy: string | null; error: string | null; run: (name: s
   return { busy, error, run };
 }
 
+type Action = ReturnType<typeof useAction>;
+
+/**
+ * A button that runs one action: disabled while any action runs, showing busyLabel while it is
+ * its own; with confirmText, only once the user confirms.
+ */
+function ActionButton(props: {
+  action: Action;
+  name: string;
+  label: string;
+  busyLabel?: string;
+  className?: string;
+  testId?: string;
+  ariaLabel?: string;
+  confirmText?: string;
+  onRun: () => Promise<unknown>;
+}) {
+  const { busy, run } = props.action;
+  return (
+    <button
+      type="button"
+      className={props.className ?? 'button'}
+      disabled={busy !== null}
+      onClick={() => {
+        if (props.confirmText !== undefined && !confirm(props.confirmText)) return;
+        run(props.name, props.onRun);
+      }}
+      aria-label={props.ariaLabel}
+      data-testid={props.testId}
+    >
+      {busy === props.name && props.busyLabel !== undefined ? props.busyLabel : props.label}
+    </button>
+  );
+}
+
 function Actions({ job }: { job: JobRecord }) {
   const client = useClient();
   const store = useEngineStore();
-  const { busy, error, run } = useAction();
+  const action = useAction();
+  const { error } = action;
   const s = job.status;
   const canPause = s === 'running' || s === 'queued';
   const canResume = s === 'paused';
@@ -68,28 +105,19 @@ function Actions({ job }: { job: JobRecord }) {
   return (
     <div className="job-actions">
       <div className="button-row" role="group" aria-label="Job actions">
-        {canPause && (
-          <button type="button" className="button" disabled={busy !== null} onClick={() => run('pause', () => client.pause(job.id))} data-testid="pause">
-            {busy === 'pause' ? 'Pausing…' : 'Pause'}
-          </button>
-        )}
-        {canResume && (
-          <button type="button" className="button primary" disabled={busy !== null} onClick={() => run('resume', () => client.resume(job.id))} data-testid="resume">
-            {busy === 'resume' ? 'Resuming…' : 'Resume'}
-          </button>
-        )}
+        {canPause && <ActionButton action={action} name="pause" label="Pause" busyLabel="Pausing…" testId="pause" onRun={() => client.pause(job.id)} />}
+        {canResume && <ActionButton action={action} name="resume" className="button primary" label="Resume" busyLabel="Resuming…" testId="resume" onRun={() => client.resume(job.id)} />}
         {canCancel && (
-          <button
-            type="button"
+          <ActionButton
+            action={action}
+            name="cancel"
             className="button danger"
-            disabled={busy !== null}
-            onClick={() => {
-              if (confirm(`Cancel job ${jobTitle(job)}? It cannot be resumed afterwards.`)) run('cancel', () => client.cancel(job.id));
-            }}
-            data-testid="cancel"
-          >
-            {busy === 'cancel' ? 'Cancelling…' : 'Cancel'}
-          </button>
+            label="Cancel"
+            busyLabel="Cancelling…"
+            testId="cancel"
+            confirmText={`Cancel job ${jobTitle(job)}? It cannot be resumed afterwards.`}
+            onRun={() => client.cancel(job.id)}
+          />
         )}
         <a className="button" href={hrefFor({ page: 'new-job', from: job.id })} data-testid="rerun">
           Rerun with these settings
@@ -100,32 +128,28 @@ function Actions({ job }: { job: JobRecord }) {
           </a>
         )}
         {job.adapterKey && (
-          <button
-            type="button"
-            className="button"
-            disabled={busy !== null}
-            onClick={() => run('adapter', async () => saveBlob(peftZip(await client.getAdapter(job.id)), `${jobTitle(job)}-adapter.zip`))}
-            data-testid="download-adapter"
-          >
-            {busy === 'adapter' ? 'Preparing…' : 'Download adapter'}
-          </button>
+          <ActionButton
+            action={action}
+            name="adapter"
+            label="Download adapter"
+            busyLabel="Preparing…"
+            testId="download-adapter"
+            onRun={async () => saveBlob(peftZip(await client.getAdapter(job.id)), `${jobTitle(job)}-adapter.zip`)}
+          />
         )}
         {terminal && (
-          <button
-            type="button"
+          <ActionButton
+            action={action}
+            name="delete"
             className="button ghost danger-text"
-            disabled={busy !== null}
-            onClick={() => {
-              if (!confirm(`Delete job ${jobTitle(job)} with its checkpoints, metrics and adapter?`)) return;
-              run('delete', async () => {
-                await client.deleteJob(job.id);
-                store.removeJob(job.id);
-                navigate({ page: 'jobs', jobId: null, compare: [] });
-              });
+            label="Delete"
+            confirmText={`Delete job ${jobTitle(job)} with its checkpoints, metrics and adapter?`}
+            onRun={async () => {
+              await client.deleteJob(job.id);
+              store.removeJob(job.id);
+              navigate({ page: 'jobs', jobId: null, compare: [] });
             }}
-          >
-            Delete
-          </button>
+          />
         )}
       </div>
       <FormError message={error} />
@@ -244,48 +268,47 @@ function EventsLog({ events }: { events: readonly JobEvent[] }) {
 
 function Checkpoints({ job }: { job: JobRecord }) {
   const client = useClient();
-  const { busy, error, run } = useAction();
+  const action = useAction();
+  const { error } = action;
   if (job.checkpoints.length === 0) {
     const every = job.checkpointEvery ? `every ${formatCount(job.checkpointEvery)} steps, ` : '';
     return <p className="muted">Checkpoints are saved {every}at the end of each epoch and when a job pauses.</p>;
   }
   return (
     <>
-      <div className="table-scroll">
-        <table className="table" data-testid="checkpoints">
-          <TableHead columns={['Checkpoint', { num: 'Epoch' }, { num: 'Step' }, { num: 'Train loss' }, { num: 'Size' }, ACTIONS]} />
-          <tbody>
-            {[...job.checkpoints].reverse().map((c) => (
-              <tr key={c.name}>
-                <th scope="row" className="mono small nowrap">
-                  {c.name}
-                  <span className="hint">{formatDateTime(c.createdAt)}</span>
-                </th>
-                <td className="num">{c.epoch}</td>
-                <td className="num">{formatCount(c.step)}</td>
-                <td className="num mono">{c.trainLoss === null ? '–' : c.trainLoss.toFixed(4)}</td>
-                <td className="num">{formatBytes(c.bytes)}</td>
-                <td>
-                  <div className="row-actions">
-                    <a className="button small" href={hrefFor({ page: 'playground', job: job.id, checkpoint: c.name })} aria-label={`Open checkpoint ${c.name} in the playground`}>
-                      Playground
-                    </a>
-                    <button
-                      type="button"
-                      className="button small"
-                      disabled={busy !== null}
-                      onClick={() => run(c.name, async () => saveBlob(peftZip(await client.getAdapter(job.id, c.name)), `${jobTitle(job)}-${c.name}-adapter.zip`))}
-                      aria-label={`Download the adapter of checkpoint ${c.name} (PEFT zip)`}
-                    >
-                      {busy === c.name ? 'Preparing…' : 'Download adapter'}
-                    </button>
-                  </div>
+      <ScrollTable testId="checkpoints">
+        <TableHead columns={['Checkpoint', { num: 'Epoch' }, { num: 'Step' }, { num: 'Train loss' }, { num: 'Size' }, ACTIONS]} />
+        <tbody>
+          {[...job.checkpoints].reverse().map((c) => (
+            <tr key={c.name}>
+              <th scope="row" className="mono small nowrap">
+                {c.name}
+                <span className="hint">{formatDateTime(c.createdAt)}</span>
+              </th>
+              <td className="num">{c.epoch}</td>
+              <td className="num">{formatCount(c.step)}</td>
+              <td className="num mono">{c.trainLoss === null ? '–' : c.trainLoss.toFixed(4)}</td>
+              <td className="num">{formatBytes(c.bytes)}</td>
+              <td>
+                <div className="row-actions">
+                  <a className="button small" href={hrefFor({ page: 'playground', job: job.id, checkpoint: c.name })} aria-label={`Open checkpoint ${c.name} in the playground`}>
+                    Playground
+                  </a>
+                  <ActionButton
+                    action={action}
+                    name={c.name}
+                    className="button small"
+                    label="Download adapter"
+                    busyLabel="Preparing…"
+                    ariaLabel={`Download the adapter of checkpoint ${c.name} (PEFT zip)`}
+                    onRun={async () => saveBlob(peftZip(await client.getAdapter(job.id, c.name)), `${jobTitle(job)}-${c.name}-adapter.zip`)}
+                  />
+                </div>
   </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+              </tr>
+            ))}
+          </tbody>
+      </ScrollTable>
         <FormError message={error} />
       </>
     );

@@ -11,6 +11,7 @@ import { forgetModel, modelId, useKnownModels } from '../modelRegistry';
 import { hrefFor } from '../router';
 import './ModelsPage.css';
 import { ACTIONS, TableHead } from '../components/TableHead';
+import { ScrollTable } from '../components/ScrollTable';
 
 function useStorageEstimate(refresh: unknown): { usage: number; quota: number } | null {
   const [est, setEst] = useState<{ usage: number; quota: number } | null>(null);
@@ -177,73 +178,71 @@ export function ModelsPage() {
         ) : (
           cached &&
           cached.length > 0 && (
-            <div className="table-scroll">
-              <table className="table models-table" data-testid="models-table">
-                <TableHead columns={['Model', 'Source', 'Architecture', { num: 'Parameters' }, { num: 'Size' }, 'Files', { num: 'Jobs' }, ACTIONS]} />
-                <tbody>
-                  {cached.map((m) => {
-                    const info = m.source ? infoOf.get(modelId(m.source)) : undefined;
-                    const id = rowId(m);
-                    const reasonId = `remove-reason-${id.replace(/[^A-Za-z0-9_-]/g, '_')}`;
-                    return (
-                      <tr key={id} data-testid="cached-model" data-kind={m.kind}>
-                        <th scope="row">
-                          {m.name}
-                          {m.addedAt !== null && <span className="hint">added {formatRelativeTime(m.addedAt)}</span>}
-                        </th>
-                        <td>{sourceLabel(m)}</td>
-                        <td>
-                          {info ? (
-                            <>
-                              {info.summary.architecture}
-                              <span className="hint">
-                                {info.summary.layers} layers · {formatCount(info.summary.maxPositions)} context
-                              </span>
-                            </>
-                          ) : (
-                            '–'
-                          )}
-                        </td>
-                        <td className="num">{info ? formatCompact(info.summary.parameters) : '–'}</td>
-                        <td className="num" data-testid="model-bytes">
-                          {formatBytes(m.bytes)}
-                        </td>
-                        <td>
-                          <FilesList model={m} />
-                        </td>
-                        <td className="num">{m.jobs.length}</td>
-                        <td>
-                          <div className="row-actions">
-                            {m.source && m.missingFiles.length === 0 && (
-                              <a className="button small" href={hrefFor({ page: 'new-job', from: null })}>
-                                Fine-tune
-                              </a>
-                            )}
-                            {m.key !== null && (
-                              <button
-                                type="button"
-                                className="button ghost small"
-                                disabled={m.cannotRemove !== null || removing !== null}
-                                aria-describedby={m.cannotRemove ? reasonId : undefined}
-                                onClick={() => void remove(m)}
-                                data-testid="remove-model"
-                              >
-                                {removing === id ? 'Removing…' : 'Remove'}
-                              </button>
-                            )}
-                          </div>
-                          {m.cannotRemove && (
-                            <span className="hint model-remove-reason" id={reasonId}>
-                              {m.cannotRemove}
+            <ScrollTable className="models-table" testId="models-table">
+              <TableHead columns={['Model', 'Source', 'Architecture', { num: 'Parameters' }, { num: 'Size' }, 'Files', { num: 'Jobs' }, ACTIONS]} />
+              <tbody>
+                {cached.map((m) => {
+                  const info = m.source ? infoOf.get(modelId(m.source)) : undefined;
+                  const id = rowId(m);
+                  const reasonId = `remove-reason-${id.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+                  return (
+                    <tr key={id} data-testid="cached-model" data-kind={m.kind}>
+                      <th scope="row">
+                        {m.name}
+                        {m.addedAt !== null && <span className="hint">added {formatRelativeTime(m.addedAt)}</span>}
+                      </th>
+                      <td>{sourceLabel(m)}</td>
+                      <td>
+                        {info ? (
+                          <>
+                            {info.summary.architecture}
+                            <span className="hint">
+                              {info.summary.layers} layers · {formatCount(info.summary.maxPositions)} context
                             </span>
+                          </>
+                        ) : (
+                          '–'
+                        )}
+                      </td>
+                      <td className="num">{info ? formatCompact(info.summary.parameters) : '–'}</td>
+                      <td className="num" data-testid="model-bytes">
+                        {formatBytes(m.bytes)}
+                      </td>
+                      <td>
+                        <FilesList model={m} />
+                      </td>
+                      <td className="num">{m.jobs.length}</td>
+                      <td>
+                        <div className="row-actions">
+                          {m.source && m.missingFiles.length === 0 && (
+                            <a className="button small" href={hrefFor({ page: 'new-job', from: null })}>
+                              Fine-tune
+                            </a>
                           )}
-                        </td>
-                      </tr>
-                    );
-                  })}
-                </tbody>
-              </table>
-            </div>
+                          {m.key !== null && (
+                            <button
+                              type="button"
+                              className="button ghost small"
+                              disabled={m.cannotRemove !== null || removing !== null}
+                              aria-describedby={m.cannotRemove ? reasonId : undefined}
+                              onClick={() => void remove(m)}
+                              data-testid="remove-model"
+                            >
+                              {removing === id ? 'Removing…' : 'Remove'}
+                            </button>
+                          )}
+                        </div>
+                        {m.cannotRemove && (
+                          <span className="hint model-remove-reason" id={reasonId}>
+                            {m.cannotRemove}
+                          </span>
+                        )}
+                      </td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </ScrollTable>
           )
         )}
       </section>

@@ -5,6 +5,7 @@ import type { BenchEvent, BenchRequest, BenchRow, KernelPreset } from '../../../
 import { saveBlob } from '../../download';
 import { TableHead } from '../../components/TableHead';
 import { savedKernelChoice } from '../../kernelPlan';
+import { ScrollTable } from '../../components/ScrollTable';
 
 /** The part of a Worker the panel uses, so tests can hand in a fake. */
 export interface BenchWorkerLike {
@@ -122,25 +123,23 @@ export function BenchPanel({ createWorker = defaultWorker }: { createWorker?: ()
         </div>
       </div>
       {state.status === 'done' && (
-        <div className="table-scroll">
-          <table className="table results" data-testid="bench-table">
-            <caption className="visually-hidden">Kernel benchmark results: median GPU time per case</caption>
-            <TableHead columns={['Case', { num: 'ms' }, { num: 'GFLOP/s' }, { num: 'of FMA peak', title: "GFLOP/s over the FMA probe's: the share of this device's peak f32 arithmetic a kernel uses" }, 'Note']} />
-            <tbody>
-              {state.rows.map((r) => (
-                <tr key={r.name} data-testid="bench-row">
-                  <th scope="row" className="case-name">
-                    {r.name}
-                  </th>
-                  <td className="num mono">{fmt(r.ms, 3)}</td>
-                  <td className="num mono">{fmt(r.gflops, 2)}</td>
-                  <td className="num mono">{r.peakShare === undefined ? '' : `${(100 * r.peakShare).toFixed(1)}%`}</td>
-                  <td className="muted">{r.note ?? ''}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <ScrollTable className="results" testId="bench-table">
+          <caption className="visually-hidden">Kernel benchmark results: median GPU time per case</caption>
+          <TableHead columns={['Case', { num: 'ms' }, { num: 'GFLOP/s' }, { num: 'of FMA peak', title: "GFLOP/s over the FMA probe's: the share of this device's peak f32 arithmetic a kernel uses" }, 'Note']} />
+          <tbody>
+            {state.rows.map((r) => (
+              <tr key={r.name} data-testid="bench-row">
+                <th scope="row" className="case-name">
+                  {r.name}
+                </th>
+                <td className="num mono">{fmt(r.ms, 3)}</td>
+                <td className="num mono">{fmt(r.gflops, 2)}</td>
+                <td className="num mono">{r.peakShare === undefined ? '' : `${(100 * r.peakShare).toFixed(1)}%`}</td>
+                <td className="muted">{r.note ?? ''}</td>
+              </tr>
+            ))}
+          </tbody>
+        </ScrollTable>
       )}
     </section>
   );

@@ -1,6 +1,7 @@
 import type { SelfTestState } from '../../useGpuWorker';
 import { formatBound, formatError, formatMs, formatSeconds } from '../../format';
 import { TableHead } from '../../components/TableHead';
+import { ScrollTable } from '../../components/ScrollTable';
 
 interface Props {
   state: SelfTestState;
@@ -55,35 +56,33 @@ export function SelfTestPanel({ state, canRun, onRun }: Props) {
           >
             <div className={`progress-bar ${outcome}`} style={{ width: `${(100 * finished) / state.cases.length}%` }} />
           </div>
-          <div className="table-scroll">
-            <table className="table results" data-testid="selftest-table">
-              <caption className="visually-hidden">Self-test results per kernel case</caption>
-              <TableHead columns={['Family', 'Case', { num: 'Max rel. error' }, { num: 'Bound' }, 'Result', { num: 'ms' }]} />
-              <tbody>
-                {state.cases.map((c, i) => {
-                  const r = state.results[i];
-                  const status = r ? (r.passed ? 'pass' : 'fail') : state.current === i && running ? 'running' : 'queued';
-                  return (
-                    <tr key={`${c.family}/${c.name}`} data-testid="selftest-row" data-status={status}>
-                      <td className="family">{c.family}</td>
-                      <th scope="row" className="case-name">
-                        {c.name}
-                        {r?.message && <span className="hint error-text">{r.message}</span>}
-                      </th>
-                      <td className={r && !r.passed ? 'num mono error-text' : 'num mono'}>{r ? formatError(r.error) : ''}</td>
-                      <td className="num mono muted">{formatBound(c.tol)}</td>
-                      <td>
-                        <span className={`status ${status}`}>
-                          {status === 'pass' ? 'Pass' : status === 'fail' ? 'Fail' : status === 'running' ? 'Running' : 'Queued'}
-                        </span>
-                      </td>
-                      <td className="num mono">{r ? formatMs(r.ms) : ''}</td>
-                    </tr>
-                  );
-                })}
-              </tbody>
-            </table>
-          </div>
+          <ScrollTable className="results" testId="selftest-table">
+            <caption className="visually-hidden">Self-test results per kernel case</caption>
+            <TableHead columns={['Family', 'Case', { num: 'Max rel. error' }, { num: 'Bound' }, 'Result', { num: 'ms' }]} />
+            <tbody>
+              {state.cases.map((c, i) => {
+                const r = state.results[i];
+                const status = r ? (r.passed ? 'pass' : 'fail') : state.current === i && running ? 'running' : 'queued';
+                return (
+                  <tr key={`${c.family}/${c.name}`} data-testid="selftest-row" data-status={status}>
+                    <td className="family">{c.family}</td>
+                    <th scope="row" className="case-name">
+                      {c.name}
+                      {r?.message && <span className="hint error-text">{r.message}</span>}
+                    </th>
+                    <td className={r && !r.passed ? 'num mono error-text' : 'num mono'}>{r ? formatError(r.error) : ''}</td>
+                    <td className="num mono muted">{formatBound(c.tol)}</td>
+                    <td>
+                      <span className={`status ${status}`}>
+                        {status === 'pass' ? 'Pass' : status === 'fail' ? 'Fail' : status === 'running' ? 'Running' : 'Queued'}
+                      </span>
+                    </td>
+                    <td className="num mono">{r ? formatMs(r.ms) : ''}</td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </ScrollTable>
         </>
       )}
     </section>

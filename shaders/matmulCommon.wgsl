@@ -1,6 +1,7 @@
 // What matmul.wgsl (the CPU plan's kernels) and matmulGpu.wgsl (the GPU plan's) share; their
-// binding modules prepend it. Both declare the bindings these helpers read (`p`, `a`, `b`):
-// uniform Params, A as array<vec4<f32>>, B as array<vec4<u32>> (f32 bits or pairs of f16).
+// binding modules prepend it. Both declare the bindings these helpers use: `p` (uniform Params),
+// `a` (array<vec4<f32>>), `b` (array<vec4<u32>>: f32 bits or pairs of f16), `bias` and `c`
+// (array<f32>).
 //   C = alpha * op(A) op(B) + beta * C + bias        op(A): [M, K], op(B): [K, N], C: [M, N]
 
 struct Params {
@@ -71,4 +72,32 @@ fn b_one(i: u32) -> f32 {
     return unpack2x16float(u)[i & 1u];
   }
   return bitcast<f32>(u);
+}
+
+// acc[i][j] is op(A)op(B) at (r0+i, c0+j). beta == 0 never reads C, so NaN there is
+// overwritten, as in BLAS. The loops have run-time bounds so that they stay loops, with one
+// load and one store site each: on lavapipe every site, branch and indexed matrix element
+// costs compile time, and this epilogue was once most of it.
+fn store_block(acc: mat4x4<f32>, r0: u32, c0: u32, batch: u32) {
+  let base = p.off_c + batch * p.stride_c;
+  let rows = min(4u, p.m - r0);
+  let cols = min(4u, p.n - c0);
+  let use_c = p.beta != 0.0;
+  var bv = vec4<f32>();
+  if (has(HAS_BIAS)) {
+    for (var j = 0u; j < cols; j++) {
+      bv[j] = bias[p.off_bias + c0 + j];
+    }
+  }
+  for (var i = 0u; i < rows; i++) {
+    let v = p.alpha * acc[i] + bv;
+    for (var j = 0u; j < cols; j++) {
+      let idx = base + (r0 + i) * p.ldc + c0 + j;
+      var old = 0.0;
+      if (use_c) {
+        old = p.beta * c[idx];
+      }
+      c[idx] = v[j] + old;
+    }
+  }
 }

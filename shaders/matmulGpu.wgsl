@@ -91,9 +91,9 @@ fn store_quad(acc: mat4x4<f32>, r0: u32, c0: u32, batch: u32, partial: bool, spl
   if (r0 >= p.m || c0 >= p.n) {
     return;
   }
-  let rows = min(4u, p.m - r0);
-  let cols = min(4u, p.n - c0);
   if (partial) {
+    let rows = min(4u, p.m - r0);
+    let cols = min(4u, p.n - c0);
     let base = split * p.m * p.n;
     for (var i = 0u; i < rows; i++) {
       for (var j = 0u; j < cols; j++) {
@@ -102,25 +102,7 @@ fn store_quad(acc: mat4x4<f32>, r0: u32, c0: u32, batch: u32, partial: bool, spl
     }
     return;
   }
-  let base = p.off_c + batch * p.stride_c;
-  let use_c = p.beta != 0.0;
-  var bv = vec4<f32>();
-  if (has(HAS_BIAS)) {
-    for (var j = 0u; j < cols; j++) {
-      bv[j] = bias[p.off_bias + c0 + j];
-    }
-  }
-  for (var i = 0u; i < rows; i++) {
-    let v = p.alpha * acc[i] + bv;
-    for (var j = 0u; j < cols; j++) {
-      let idx = base + (r0 + i) * p.ldc + c0 + j;
-      var old = 0.0;
-      if (use_c) {
-        old = p.beta * c[idx];
-      }
-      c[idx] = v[j] + old;
-    }
-  }
+  store_block(acc, r0, c0, batch);
 }
 
 // ---- matmul_blocked --------------------------------------------------------------------------

@@ -1,56 +1,26 @@
-// Matrix multiply family, row-major, batched:
+// Matrix multiply family for the CPU plan, row-major, batched (prefixed with matmulCommon.wgsl):
 //   C = alpha * op(A) op(B) + beta * C + bias        op(A): [M, K], op(B): [K, N], C: [M, N]
 // A is stored [M, K] (or [K, M] when TRANS_A), B is stored [K, N] (or [N, K] when TRANS_B, the
 // Hugging Face [out, in] weight layout). Every view has its own leading dimension and element
 // offset, so callers can address a column block of C or a row range of B bound as a range.
 //
-// Two kernels, one thread per 4x4 block of C in both:
-// - matmul_reg keeps the block in registers and reads A and B straight from storage (no
-//   workgroup memory, no barriers): the fast shape on CPU adapters (lavapipe, SwiftShader).
+// Three kernels, each thread computing 4-column strips of C in registers:
+// - matmul_rows: a workgroup of WG_X threads owns 8 rows, a thread 4 columns of them,
+//   reading A and B straight from storage (no workgroup memory, no barriers). Every A element is
+//   the same for the whole workgroup: the CPU plan's kernel (see below).
+// - matmul_reg: a 4x4 block per thread, A and B both read per thread: the CPU plan's kernel
+//   before matmul_rows, kept as a tuning choice.
 // - matmul_tiled stages a (4*WG_Y) x BK slice of A and a BK x (4*WG_X) slice of B in workgroup
-//   memory: the usual shape for real GPUs.
+//   memory, 4x4 per thread: the usual shape for GPUs before matmulGpu.wgsl.
 //
-// Options (transposes, alignment, bias, f16 B) are bits of `flags`. The FLAGS override either
-// fixes them, so a GPU compiler specialises each variant, or (all ones) leaves them to the
-// uniform at run time: lavapipe compiles every pipeline with LLVM at first dispatch, seconds
-// each, so there one pipeline serves every variant. For the same reason the code keeps the
+// Options (transposes, alignment, bias, f16 B) are bits of `flags` (matmulCommon.wgsl). Under
+// run-time flags one pipeline serves every variant; for the same reason the code keeps the
 // number of storage-access sites small: on lavapipe each one costs compile time.
 //
 // B is bound as array<vec4<u32>> whatever its dtype: f32 elements are bitcast, f16 elements
 // are widened with unpack2x16float, which needs no shader-f16, so f16 weights also work on
 // devices without it (SwiftShader) and one binding type serves both.
 
-struct Params {
-  m: u32,
-  n: u32,
-  k: u32,
-  lda: u32,        // elements between rows of A as stored
-  ldb: u32,        // elements between rows of B as stored
-  ldc: u32,        // elements between rows of C
-  off_a: u32,      // element offsets into the bound ranges
-  off_b: u32,
-  off_c: u32,
-  off_bias: u32,
-  stride_a: u32,   // elements between batch items; 0 broadcasts one matrix to every item
-  stride_b: u32,
-  stride_c: u32,
-  alpha: f32,
-  beta: f32,
-  flags: u32,
-}
-
-const TRANS_A = 1u;
-const TRANS_B = 2u;
-// VEC_A / VEC_B: every run of 4 along the operand's contiguous dimension that the kernels read
-// starts at a multiple of 4 elements (leading dimension, offset and batch stride are), so a
-// run is one aligned vector load.
-const VEC_A = 4u;
-const VEC_B = 8u;
-const HAS_BIAS = 16u;
-const B_F16 = 32u;
-const RUNTIME_FLAGS = 0xffffffffu;
-
-override FLAGS: u32 = RUNTIME_FLAGS;
 override WG_X: u32 = 8;   // threads along N; each covers 4 columns
 override WG_Y: u32 = 8;   // threads along M; each covers 4 rows
 override BK: u32 = 16;    // matmul_tiled: K depth of a workgroup tile, a multiple of 4
@@ -61,40 +31,9 @@ override BK: u32 = 16;    // matmul_tiled: K depth of a workgroup tile, a multip
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
-fn has(f: u32) -> bool {
-  if (FLAGS == RUNTIME_FLAGS) {
-    return (p.flags & f) != 0u;
-  }
-  return (FLAGS & f) != 0u;
-}
-
-// n, as a bound the compiler cannot fold when the flags come at run time: lavapipe unrolls
-// constant-count loops before LLVM sees them, which multiplies compile time, while a
-// specialised pipeline keeps the constant and unrolls as GPU compilers like.
-fn rolled(n: u32) -> u32 {
-  if (FLAGS == RUNTIME_FLAGS) {
-    return min(n, p.k + n);
-  }
-  return n;
-}
-
-fn a_one(i: u32) -> f32 {
-  return a[i >> 2u][i & 3u];
-}
-
 // Elements i..i+3 of A; i % 4 == 0.
 fn a_vec(i: u32) -> vec4<f32> {
   return a[i >> 2u];
-}
-
-fn b_one(i: u32) -> f32 {
-  let half = has(B_F16);
-  let w = select(i, i >> 1u, half);   // u32 word holding element i
-  let u = b[w >> 2u][w & 3u];
-  if (half) {
-    return unpack2x16float(u)[i & 1u];
-  }
-  return bitcast<f32>(u);
 }
 
 // Elements i..i+3 of B; i % 4 == 0.
@@ -116,34 +55,6 @@ fn a_at(base: u32, row: u32, k: u32) -> f32 {
 
 fn b_at(base: u32, k: u32, col: u32) -> f32 {
   return b_one(base + select(k * p.ldb + col, col * p.ldb + k, has(TRANS_B)));
-}
-
-// acc[i][j] is op(A)op(B) at (r0+i, c0+j). beta == 0 never reads C, so NaN there is
-// overwritten, as in BLAS. The loops have run-time bounds so that they stay loops, with one
-// load and one store site each: on lavapipe every site, branch and indexed matrix element
-// costs compile time, and this epilogue was once most of it.
-fn store_block(acc: mat4x4<f32>, r0: u32, c0: u32, batch: u32) {
-  let base = p.off_c + batch * p.stride_c;
-  let rows = min(4u, p.m - r0);
-  let cols = min(4u, p.n - c0);
-  let use_c = p.beta != 0.0;
-  var bv = vec4<f32>();
-  if (has(HAS_BIAS)) {
-    for (var j = 0u; j < cols; j++) {
-      bv[j] = bias[p.off_bias + c0 + j];
-    }
-  }
-  for (var i = 0u; i < rows; i++) {
-    let v = p.alpha * acc[i] + bv;
-    for (var j = 0u; j < cols; j++) {
-      let idx = base + (r0 + i) * p.ldc + c0 + j;
-      var old = 0.0;
-      if (use_c) {
-        old = p.beta * c[idx];
-      }
-      c[idx] = v[j] + old;
-    }
-  }
 }
 
 // ---- matmul_reg ------------------------------------------------------------------------------
@@ -321,5 +232,83 @@ fn matmul_tiled(
   let c0 = col0 + 4u * lid.x;
   if (r0 < p.m && c0 < p.n) {
     store_block(acc, r0, c0, wid.z);
+  }
+}
+
+// ---- matmul_rows -----------------------------------------------------------------------------
+
+// A workgroup of WG_X threads owns 8 rows of C (two blocks of 4, acc0 and acc1), a thread a
+// 4-column strip of them. Every A element a thread reads is then the same for the whole
+// workgroup (its address comes from the workgroup id and k only), so a SIMD compiler such as
+// lavapipe's loads it once and broadcasts it to the lanes; only B is loaded per lane, and each
+// B element feeds 8 multiply-adds (4 in matmul_reg, where A is loaded per lane too). The two
+// blocks are named variables, not an array: lavapipe keeps those in registers.
+
+// bt[o] = op(B)(k0 + o, c0..c0+3), from the 4 runs at sb + off: B(k0+o, c0..c0+3) as stored,
+// or B(k0..k0+3, col o) when B is stored transposed.
+fn strip_b(sb: vec4<u32>, off: u32, tb: bool) -> mat4x4<f32> {
+  let lb = mat4x4<f32>(b_vec(sb.x + off), b_vec(sb.y + off), b_vec(sb.z + off), b_vec(sb.w + off));
+  let lbt = transpose(lb);
+  return mat4x4<f32>(select(lb[0], lbt[0], tb), select(lb[1], lbt[1], tb), select(lb[2], lbt[2], tb), select(lb[3], lbt[3], tb));
+}
+
+// at[i] = op(A)(r + i, k0..k0+3), from A(r+i, k0..k0+3) as stored or, when A is stored
+// transposed, A(k0+o, r..r+3). Rows past M repeat the last one (or the last whole run of 4).
+fn block_a(base_a: u32, r: u32, k0: u32, ta: bool) -> mat4x4<f32> {
+  let lane = vec4<u32>(0u, 1u, 2u, 3u);
+  let last = p.m - 1u;
+  let rows = min(vec4<u32>(r) + lane, vec4<u32>(last));
+  let sa = select(vec4<u32>(base_a + k0) + rows * p.lda, vec4<u32>(base_a + min(r, last & ~3u)) + (vec4<u32>(k0) + lane) * p.lda, ta);
+  let la = mat4x4<f32>(a_vec(sa.x), a_vec(sa.y), a_vec(sa.z), a_vec(sa.w));
+  let lat = transpose(la);
+  return mat4x4<f32>(select(la[0], lat[0], ta), select(la[1], lat[1], ta), select(la[2], lat[2], ta), select(la[3], lat[3], ta));
+}
+
+// acc[i] += op(A)(r + i, k) * bv: one k of the scalar path.
+fn tail_block(acc: mat4x4<f32>, base_a: u32, r: u32, k: u32, bv: vec4<f32>) -> mat4x4<f32> {
+  let last = p.m - 1u;
+  return acc + mat4x4<f32>(a_at(base_a, min(r, last), k) * bv, a_at(base_a, min(r + 1u, last), k) * bv,
+                           a_at(base_a, min(r + 2u, last), k) * bv, a_at(base_a, min(r + 3u, last), k) * bv);
+}
+
+@compute @workgroup_size(WG_X, 1, 1)
+fn matmul_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let r0 = wid.y * 8u;
+  let c0 = (wid.x * WG_X + lid.x) * 4u;
+  let base_a = p.off_a + wid.z * p.stride_a;
+  let base_b = p.off_b + wid.z * p.stride_b;
+  let lane = vec4<u32>(0u, 1u, 2u, 3u);
+  // Threads past N repeat the last column (or the last whole run of 4 along N); results dropped.
+  let cols = min(vec4<u32>(c0) + lane, vec4<u32>(p.n - 1u));
+  let c0_run = min(c0, (p.n - 1u) & ~3u);
+  var acc0 = mat4x4<f32>();
+  var acc1 = mat4x4<f32>();
+  var k_done = 0u;
+  if (has(VEC_A) && has(VEC_B)) {
+    let ta = has(TRANS_A);
+    let tb = has(TRANS_B);
+    let sb = select(vec4<u32>(base_b + c0_run) + lane * p.ldb, vec4<u32>(base_b) + cols * p.ldb, tb);
+    let step_b = select(4u * p.ldb, 4u, tb);
+    k_done = p.k & ~3u;
+    for (var k0 = 0u; k0 < k_done; k0 += 4u) {
+      let bt = strip_b(sb, (k0 / 4u) * step_b, tb);
+      acc0 += bt * block_a(base_a, r0, k0, ta);
+      acc1 += bt * block_a(base_a, r0 + 4u, k0, ta);
+    }
+  }
+  // The K tail, or all of K for unaligned operands: one k at a time, scalar loads.
+  for (var k = k_done; k < p.k; k++) {
+    var bv: vec4<f32>;
+    for (var o = 0u; o < rolled(4u); o++) {
+      bv[o] = b_at(base_b, k, cols[o]);
+    }
+    acc0 = tail_block(acc0, base_a, r0, k, bv);
+    acc1 = tail_block(acc1, base_a, r0 + 4u, k, bv);
+  }
+  if (c0 < p.n) {
+    store_block(acc0, r0, c0, wid.z);
+    if (r0 + 4u < p.m) {
+      store_block(acc1, r0 + 4u, c0, wid.z);
+    }
   }
 }

@@ -15,41 +15,10 @@
 // - matmul_gemv: M <= 16 (decode). A workgroup owns a 4x4 block of C and its GEMV_WG threads
 //   share K, 8 at a time, then add their partial blocks in a fixed tree order.
 //
-// Flags, views and bindings are those of matmul.wgsl (see there), except that VEC_B for f16 B
-// means runs of 8 start at multiples of 8 elements.
+// Prefixed with matmulCommon.wgsl (parameters, option flags, element reads); flags, views and
+// bindings are those of matmul.wgsl, except that VEC_B for f16 B means runs of 8 start at
+// multiples of 8 elements.
 
-struct Params {
-  m: u32,
-  n: u32,
-  k: u32,
-  lda: u32,
-  ldb: u32,
-  ldc: u32,
-  off_a: u32,
-  off_b: u32,
-  off_c: u32,
-  off_bias: u32,
-  stride_a: u32,
-  stride_b: u32,
-  stride_c: u32,
-  alpha: f32,
-  beta: f32,
-  flags: u32,
-  k_chunk: u32,     // K range of one split (a multiple of BK), or K
-  splits: u32,      // 1: write C; more: write partials [splits][M][N] into C
-  lora_r: u32,      // extra K columns: s·u [M, r] times lora_b [N, r]ᵀ (0: none)
-  lora_scale: f32,
-}
-
-const TRANS_A = 1u;
-const TRANS_B = 2u;
-const VEC_A = 4u;
-const VEC_B = 8u;
-const HAS_BIAS = 16u;
-const B_F16 = 32u;
-const RUNTIME_FLAGS = 0xffffffffu;
-
-override FLAGS: u32 = RUNTIME_FLAGS;
 override WG_X: u32 = 16;     // matmul_blocked: threads along N, 8 columns each (4, 8 or 16)
 override WG_Y: u32 = 16;     // matmul_blocked: threads along M, 8 rows each (4, 8 or 16)
 override BK: u32 = 16;       // matmul_blocked: K depth of a tile, a multiple of 8
@@ -62,34 +31,6 @@ override GEMV_WG: u32 = 64;  // matmul_gemv: threads sharing K, a power of 2
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 @group(0) @binding(5) var<storage, read> lora_u: array<f32>;
 @group(0) @binding(6) var<storage, read> lora_b: array<f32>;
-
-fn has(f: u32) -> bool {
-  if (FLAGS == RUNTIME_FLAGS) {
-    return (p.flags & f) != 0u;
-  }
-  return (FLAGS & f) != 0u;
-}
-
-// n, as a bound the compiler cannot fold when the flags come at run time (see matmul.wgsl:
-// lavapipe unrolls constant-count loops, which multiplies its compile time), n otherwise.
-fn rolled(n: u32) -> u32 {
-  if (FLAGS == RUNTIME_FLAGS) {
-    return min(n, p.m + n);
-  }
-  return n;
-}
-
-fn a_one(i: u32) -> f32 {
-  return a[i >> 2u][i & 3u];
-}
-
-fn b_one(i: u32) -> f32 {
-  if (has(B_F16)) {
-    let w = i >> 1u;
-    return unpack2x16float(b[w >> 2u][w & 3u])[i & 1u];
-  }
-  return bitcast<f32>(b[i >> 2u][i & 3u]);
-}
 
 // Elements i..i+3 of A as stored, `count` of them real (the rest zero).
 fn a_run(i: u32, count: u32, vec: bool) -> vec4<f32> {
@@ -150,9 +91,9 @@ fn store_quad(acc: mat4x4<f32>, r0: u32, c0: u32, batch: u32, partial: bool, spl
   if (r0 >= p.m || c0 >= p.n) {
     return;
   }
-  let rows = min(4u, p.m - r0);
-  let cols = min(4u, p.n - c0);
   if (partial) {
+    let rows = min(4u, p.m - r0);
+    let cols = min(4u, p.n - c0);
     let base = split * p.m * p.n;
     for (var i = 0u; i < rows; i++) {
       for (var j = 0u; j < cols; j++) {
@@ -161,25 +102,7 @@ fn store_quad(acc: mat4x4<f32>, r0: u32, c0: u32, batch: u32, partial: bool, spl
     }
     return;
   }
-  let base = p.off_c + batch * p.stride_c;
-  let use_c = p.beta != 0.0;
-  var bv = vec4<f32>();
-  if (has(HAS_BIAS)) {
-    for (var j = 0u; j < cols; j++) {
-      bv[j] = bias[p.off_bias + c0 + j];
-    }
-  }
-  for (var i = 0u; i < rows; i++) {
-    let v = p.alpha * acc[i] + bv;
-    for (var j = 0u; j < cols; j++) {
-      let idx = base + (r0 + i) * p.ldc + c0 + j;
-      var old = 0.0;
-      if (use_c) {
-        old = p.beta * c[idx];
-      }
-      c[idx] = v[j] + old;
-    }
-  }
+  store_block(acc, r0, c0, batch);
 }
 
 // ---- matmul_blocked --------------------------------------------------------------------------

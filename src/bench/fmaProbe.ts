@@ -8,7 +8,8 @@
 import type { Gpu } from '../gpu';
 import { fmaProbe, fmaProbeFlops } from '../kernels/fmaprobe';
 import { fmaProbeRef } from '../kernels/reference/fmaprobe';
-import { timeRecording } from './timing';
+import { median } from './table';
+import { processCpuMs, timeRecording } from './timing';
 
 export interface FmaPeak {
   /** GFLOP/s of the fastest timed dispatch (2 FLOPs per FMA): a peak, and load only slows it. */
@@ -17,6 +18,8 @@ export interface FmaPeak {
   ms: number;
   threads: number;
   iters: number;
+  /** CPU ms the process used over the timed dispatches, median (Node only: see `processCpuMs`). */
+  processCpuMs?: number;
 }
 
 export interface FmaPeakOptions {
@@ -49,13 +52,21 @@ export async function measureFmaPeak(gpu: Gpu, options: FmaPeakOptions = {}): Pr
       iters = Math.ceil(iters * rest);
     }
     const times: number[] = [];
-    for (let i = 0; i < reps; i++) times.push(await time());
+    const cpu: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      const cpu0 = processCpuMs();
+      times.push(await time());
+      const cpu1 = processCpuMs();
+      if (cpu0 !== undefined && cpu1 !== undefined) cpu.push(cpu1 - cpu0);
+    }
     const got = await gpu.readF32(out, threads);
     const want = fmaProbeRef(threads, iters, M, C);
     const bad = got.findIndex((v, i) => v !== want[i]);
     if (bad >= 0) throw new Error(`FMA probe: thread ${bad} wrote ${got[bad]}, the closed form gives ${want[bad]} (${threads} threads x ${iters} trips)`);
     const ms = Math.min(...times);
-    return { gflops: fmaProbeFlops(threads, iters) / ms / 1e6, ms, threads, iters };
+    const peak: FmaPeak = { gflops: fmaProbeFlops(threads, iters) / ms / 1e6, ms, threads, iters };
+    if (cpu.length > 0) peak.processCpuMs = median(cpu);
+    return peak;
   } finally {
     gpu.release(out);
   }

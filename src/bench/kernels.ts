@@ -5,13 +5,16 @@
  */
 import { toF16Array, type Gpu, type Recorder } from '../gpu';
 import { loraDown, loraLinear } from '../kernels/lora';
-import { matmul } from '../kernels/matmul';
+import { matmul, type MatmulTuning } from '../kernels/matmul';
 import { maxRelError, Rng } from '../selftest/compare';
 import { benchAttention } from './attention';
 import { measureFmaPeak } from './fmaProbe';
 import { benchMatmul, SMOLLM2_SHAPES } from './matmul';
 import { median, type BenchRow } from './table';
 import { timeRecording } from './timing';
+
+/** The CPU plan's matmul before the 'rows' kernel, which the suite times beside it on CPU adapters. */
+const PREVIOUS_CPU_MATMUL: Partial<MatmulTuning> = { kernel: 'register', wgX: 8, wgY: 8 };
 
 /** Shape sets: 'full' is SmolLM2-135M at 512 tokens; the others fit slow (software) adapters. */
 export const KERNEL_PRESETS = ['tiny', 'small', 'full'] as const;
@@ -162,15 +165,25 @@ export async function runKernelSuite(gpu: Gpu, shapes: KernelSuiteShapes, log: (
     name: `FMA probe: peak f32 FMA rate (${peak.threads} threads x ${peak.iters * 32} FMAs)`,
     ms: peak.ms,
     gflops: peak.gflops,
+    processCpuMs: peak.processCpuMs,
     peakShare: 1,
     note: 'the peakShare denominator; output checked against its closed form',
   });
   log(`kernels: matmul ${shapes.matmul.map((s) => s.join('x')).join(', ')}`);
   for (const m of await benchMatmul(gpu, { shapes: shapes.matmul, maxReps: shapes.reps })) {
-    const row: BenchRow = { suite: 'kernels', name: `${m.name} ${m.dtype}`, ms: m.ms, gflops: m.gflops };
+    const row: BenchRow = { suite: 'kernels', name: `${m.name} ${m.dtype}`, ms: m.ms, gflops: m.gflops, processCpuMs: m.processCpuMs };
     if (m.dtype === 'f16-weight') row.note = 'peer computes in f32';
     rows.push(row);
     peers.set(row, { kind: 'matmul', name: `matmul ${m.M}x${m.K}x${m.N}`, M: m.M, N: m.N, K: m.K });
+  }
+  if (gpu.kernels === 'cpu') {
+    // The CPU plan's kernel before 'rows', timed in the same run so the two compare under the same load.
+    log('kernels: matmul, the previous CPU kernel (register 8x8) for comparison');
+    for (const m of await benchMatmul(gpu, { shapes: shapes.matmul, dtypes: ['f32'], maxReps: shapes.reps, tuning: PREVIOUS_CPU_MATMUL })) {
+      const row: BenchRow = { suite: 'kernels', name: `${m.name} ${m.dtype}`, ms: m.ms, gflops: m.gflops, processCpuMs: m.processCpuMs, note: "the CPU plan's kernel before 'rows'" };
+      rows.push(row);
+      peers.set(row, { kind: 'matmul', name: `matmul ${m.M}x${m.K}x${m.N}`, M: m.M, N: m.N, K: m.K });
+    }
   }
   log(`kernels: attention T = ${shapes.attentionSeqs.join(', ')}`);
   for (const at of await benchAttention(gpu, { seqs: shapes.attentionSeqs, ...shapes.heads, reps: shapes.reps })) {

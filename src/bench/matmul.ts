@@ -13,7 +13,7 @@ import { defaultMatmulTuning, matmul, matmulFlops, type MatmulArgs, type MatmulT
 import { chooseGpuMatmul } from '../kernels/matmulGpu';
 import { Rng } from '../selftest/compare';
 import { median } from './table';
-import { timeRecording } from './timing';
+import { processCpuMs, timeRecording } from './timing';
 
 export interface MatmulBenchRow {
   name: string;
@@ -23,6 +23,8 @@ export interface MatmulBenchRow {
   dtype: 'f32' | 'f16-weight';
   ms: number;
   gflops: number;
+  /** CPU ms the process used per run, median (Node only: see `processCpuMs`). */
+  processCpuMs?: number;
 }
 
 export interface MatmulBenchOptions {
@@ -79,14 +81,20 @@ export async function benchMatmul(gpu: Gpu, options: MatmulBenchOptions = {}): P
       const y = gpu.createBuffer(M * N * 4);
       const args: MatmulArgs = { a: x, b: w, c: y, M, N, K, transB: true, bF16, tuning };
       const times: number[] = [];
+      const cpu: number[] = [];
       let spent = 0;
       while (times.length < Math.max(1, maxReps) && (times.length === 0 || spent < budgetMs)) {
+        const cpu0 = processCpuMs();
         const ms = await timeRecording(gpu, (rec) => matmul(gpu, rec, args), 'bench matmul');
+        const cpu1 = processCpuMs();
+        if (cpu0 !== undefined && cpu1 !== undefined) cpu.push(cpu1 - cpu0);
         times.push(ms);
         spent += ms;
       }
       const ms = median(times);
-      rows.push({ name: `linear x·Wᵀ ${M}x${K}x${N} (${kernelOf(M, N, K)})`, M, N, K, dtype, ms, gflops: matmulFlops(M, N, K) / ms / 1e6 });
+      const row: MatmulBenchRow = { name: `linear x·Wᵀ ${M}x${K}x${N} (${kernelOf(M, N, K)})`, M, N, K, dtype, ms, gflops: matmulFlops(M, N, K) / ms / 1e6 };
+      if (cpu.length > 0) row.processCpuMs = median(cpu);
+      rows.push(row);
       gpu.pool.destroy(w);
       gpu.release(x);
       gpu.release(y);

@@ -11,6 +11,12 @@ export interface BenchRow {
   gflops?: number;
   /** Kernels: gflops over the device's peak f32 FMA rate measured by the FMA probe (0..1). */
   peakShare?: number;
+  /**
+   * Kernels (matmul rows, Node only): CPU milliseconds the whole process used per run, median.
+   * On a CPU adapter that is the kernel's own work, which other load on the machine does not
+   * stretch the way it stretches the wall-clock and timestamp times.
+   */
+  processCpuMs?: number;
   tokensPerSecond?: number;
   peakBytes?: number;
   /** GPU bytes of one component (memory suite: weights, adapter, workspace). */

@@ -2,6 +2,13 @@
 // adapter has them, else by wall clock around submit + sync.
 import type { Gpu, Recorder } from '../gpu';
 
+/** CPU milliseconds this process has used so far, all threads (Node); undefined in a browser. */
+export function processCpuMs(): number | undefined {
+  if (typeof process === 'undefined' || typeof process.cpuUsage !== 'function') return undefined;
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
 /** Milliseconds of one recording; `label` names its command encoder in GPU debuggers. */
 export async function timeRecording(gpu: Gpu, record: (rec: Recorder) => void, label = 'bench'): Promise<number> {
   const rec = gpu.recorder(label);

@@ -1,12 +1,19 @@
 // Batched matrix multiply with alpha, beta, bias and transposes, f32 or f16 weights: bindings for shaders/matmul.wgsl.
-import code from '../../shaders/matmul.wgsl?raw';
+import common from '../../shaders/matmulCommon.wgsl?raw';
+import own from '../../shaders/matmul.wgsl?raw';
 import { isCpuAdapter, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 import { checkGpuPlan, dispatchGpuMatmul, matmulParams, planFromTuning, type MatmulLoraTerm } from './matmulGpu';
 import { gpuMatmulPlanFor } from './matmulPlans';
 
+// The family's shared parameters, option flags and element reads, then this file's kernels.
+const code = common + own;
+
 /**
+ * 'rows': a workgroup owns 8 rows of C and each of its wgX threads a 4-column strip of them,
+ * so every A element is the same for the whole workgroup (one load, broadcast to the SIMD lanes
+ * on lavapipe) and each B element feeds 8 multiply-adds: the CPU plan's kernel.
  * 'register': each thread keeps a 4x4 block of C in registers and reads A and B straight from
- * storage (no workgroup memory, no barriers): fastest on CPU adapters (lavapipe, SwiftShader).
+ * storage (no workgroup memory, no barriers): the CPU plan's kernel before 'rows'.
  * 'tiled': a workgroup stages (4*wgY) x bk of A and bk x (4*wgX) of B in workgroup memory: the
  * usual shape for real GPUs.
  * 'blocked' and 'gemv' (src/kernels/matmulGpu.ts): the GPU plan's kernels, 8x8 outputs per
@@ -14,13 +21,13 @@ import { gpuMatmulPlanFor } from './matmulPlans';
  * 'by-shape': one of those two with tiles picked from the shape and the device (the job's tuned
  * launch for the shape, else the adapter class's rules: see matmulPlans.ts), the GPU plan's default.
  */
-export type MatmulKernel = 'register' | 'tiled' | 'blocked' | 'gemv';
+export type MatmulKernel = 'rows' | 'register' | 'tiled' | 'blocked' | 'gemv';
 
 export interface MatmulTuning {
   kernel: MatmulKernel | 'by-shape';
   /** Threads along N (each computes 4 columns; 'blocked': 8, and wgY must equal wgX; 'gemv': threads along K). */
   wgX: number;
-  /** Threads along M (each computes 4 rows; 'blocked': 8). */
+  /** Threads along M (each computes 4 rows; 'blocked': 8; 'rows': unused, a workgroup is one row of threads). */
   wgY: number;
   /** 'tiled' and 'blocked': depth of a K step, a multiple of 4 ('blocked': of 8). */
   bk: number;
@@ -82,14 +89,17 @@ export interface MatmulArgs extends MatmulLayout {
   maxBindingBytes?: number;
   /**
    * A LoRA term folded into the product as r extra K columns, (x | s·u)·(W | B)ᵀ, for x·Wᵀ
-   * (transB, unbatched). Only the GPU plan's 'blocked' kernel has it: with it, the 'register'
-   * and 'tiled' kernels give way to the shape's 'blocked' launch.
+   * (transB, unbatched). Only the GPU plan's 'blocked' kernel has it: with it, the 'rows',
+   * 'register' and 'tiled' kernels give way to the shape's 'blocked' launch.
    */
   lora?: MatmulLoraTerm;
   label?: string;
 }
 
 const BINDINGS = ['uniform', 'read', 'read', 'read', 'write'] as const;
+
+/** Rows of C per workgroup of matmul_rows (fixed in shaders/matmul.wgsl). */
+const ROWS_PER_WORKGROUP = 8;
 
 /**
  * The kernel and tile shape `matmul` uses on this device unless told otherwise. The GPU plan
@@ -98,7 +108,7 @@ const BINDINGS = ['uniform', 'read', 'read', 'read', 'write'] as const;
  */
 export function defaultMatmulTuning(gpu: Gpu): MatmulTuning {
   return gpu.kernels === 'cpu'
-    ? { kernel: 'register', wgX: 8, wgY: 8, bk: 16, specialize: false }
+    ? { kernel: 'rows', wgX: 16, wgY: 1, bk: 16, specialize: false }
     : { kernel: 'by-shape', wgX: 16, wgY: 16, bk: 16, specialize: !isCpuAdapter(gpu.adapter) };
 }
 
@@ -237,18 +247,18 @@ function flagsOf(p: Problem, f16Run = 4): number {
 const specs = new Map<string, KernelSpec>();
 
 function specFor(flags: number, t: MatmulTuning): KernelSpec {
-  const key = `${flags}:${t.kernel}:${t.wgX}:${t.wgY}:${t.specialize}:${t.bk}`;
+  const key = `${flags}:${t.kernel}:${t.wgX}:${t.kernel === 'rows' ? 1 : t.wgY}:${t.specialize}:${t.bk}`;
   let spec = specs.get(key);
   if (!spec) specs.set(key, (spec = makeSpec(flags, t)));
   return spec;
 }
 
 function makeSpec(flags: number, t: MatmulTuning): KernelSpec {
-  const constants: Record<string, number> = { WG_X: t.wgX, WG_Y: t.wgY };
+  const constants: Record<string, number> = t.kernel === 'rows' ? { WG_X: t.wgX } : { WG_X: t.wgX, WG_Y: t.wgY };
   // 0xffffffff (the shader's default) leaves the flags to the uniform.
   if (t.specialize) constants.FLAGS = flags;
   if (t.kernel === 'tiled') constants.BK = t.bk;
-  const entryPoint = t.kernel === 'tiled' ? 'matmul_tiled' : 'matmul_reg';
+  const entryPoint = t.kernel === 'tiled' ? 'matmul_tiled' : t.kernel === 'rows' ? 'matmul_rows' : 'matmul_reg';
   return { name: entryPoint, code, entryPoint, bindings: BINDINGS, constants };
 }
 
@@ -260,13 +270,14 @@ function dispatchOne(gpu: Gpu, rec: Recorder, p: Problem, t: MatmulTuning, lora:
     return;
   }
   const flags = flagsOf(p);
-  const params = matmulParams(p, flags).bytes();
+  // The uniform's GPU-plan fields (matmulCommon.wgsl): all of K in one split, no LoRA columns.
+  const params = matmulParams(p, flags).u32(p.K).u32(1).u32(0).f32(0).bytes();
   // Without a bias the slot still needs a buffer: A again (read-only bindings may alias).
   const bias = p.bias ?? p.a;
   rec.dispatch(specFor(flags, t), {
     buffers: [p.a, p.b, bias, p.c],
     params,
-    workgroups: [Math.ceil(p.N / (4 * t.wgX)), Math.ceil(p.M / (4 * t.wgY)), p.batch],
+    workgroups: [Math.ceil(p.N / (4 * t.wgX)), Math.ceil(p.M / (t.kernel === 'rows' ? ROWS_PER_WORKGROUP : 4 * t.wgY)), p.batch],
     label,
   });
 }
@@ -374,8 +385,12 @@ function splitAndDispatch(gpu: Gpu, rec: Recorder, p: Problem, t: MatmulTuning, 
 }
 
 function checkTuning(gpu: Gpu, t: MatmulTuning): void {
-  if (t.kernel !== 'register' && t.kernel !== 'tiled') return; // matmulGpu checks its own plans
+  if (t.kernel !== 'rows' && t.kernel !== 'register' && t.kernel !== 'tiled') return; // matmulGpu checks its own plans
   const l = gpu.limits;
+  if (t.kernel === 'rows') {
+    if (t.wgX > l.maxComputeInvocationsPerWorkgroup || t.wgX > l.maxComputeWorkgroupSizeX) throw new Error(`matmul: a workgroup of ${t.wgX} threads exceeds this device's limits`);
+    return;
+  }
   if (t.wgX * t.wgY > l.maxComputeInvocationsPerWorkgroup || t.wgX > l.maxComputeWorkgroupSizeX || t.wgY > l.maxComputeWorkgroupSizeY) {
     throw new Error(`matmul: a ${t.wgX}x${t.wgY} workgroup exceeds this device's limits`);
   }
@@ -397,7 +412,7 @@ export function matmul(gpu: Gpu, rec: Recorder, args: MatmulArgs): void {
   const p = resolve(args);
   if (p.M === 0 || p.N === 0 || p.batch === 0) return;
   const tuning: MatmulTuning = { ...defaultMatmulTuning(gpu), ...args.tuning };
-  if (args.lora && (tuning.kernel === 'register' || tuning.kernel === 'tiled')) tuning.kernel = 'by-shape';
+  if (args.lora && (tuning.kernel === 'rows' || tuning.kernel === 'register' || tuning.kernel === 'tiled')) tuning.kernel = 'by-shape';
   checkTuning(gpu, tuning);
   const limit = args.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize;
   const fits = [p.a, p.b, p.c, p.bias].every((r) => r === null || r.size <= limit);

@@ -1,7 +1,11 @@
 // Matrix multiply for real GPUs (8x8 outputs per thread, split-K, GEMV, a folded LoRA term): bindings for shaders/matmulGpu.wgsl.
-import code from '../../shaders/matmulGpu.wgsl?raw';
+import common from '../../shaders/matmulCommon.wgsl?raw';
+import own from '../../shaders/matmulGpu.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 import type { MatmulTuning, Problem } from './matmul';
+
+// The family's shared parameters, option flags and element reads, then this file's kernels.
+const code = common + own;
 
 /** The folded LoRA term of a linear layer: y += scale · u · bᵀ, as r extra K columns of the product. */
 export interface MatmulLoraTerm {

@@ -90,7 +90,8 @@ describe('matmulRef', () => {
 const TILED: Partial<MatmulTuning> = { kernel: 'tiled', wgX: 4, wgY: 4, bk: 8 };
 
 for (const [label, tuning] of [
-  ['register kernel', { kernel: 'register' }],
+  ['rows kernel', { kernel: 'rows', wgX: 4 }],
+  ['register kernel', { kernel: 'register', wgX: 8, wgY: 8 }],
   ['tiled kernel', TILED],
 ] as Array<[string, Partial<MatmulTuning>]>) {
   describe(`matmul, ${label}`, () => {

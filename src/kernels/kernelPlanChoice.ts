@@ -1,5 +1,6 @@
 // Picks a job's kernel plan at its start: the class rules, the tuning cache, or a tuning pass, and applies it to the device.
 import matmulCpuCode from '../../shaders/matmul.wgsl?raw';
+import matmulCommonCode from '../../shaders/matmulCommon.wgsl?raw';
 import matmulGpuCode from '../../shaders/matmulGpu.wgsl?raw';
 import type { AdapterSummary, Gpu } from '../gpu';
 import type { GpuMatmulPlan } from './matmulGpu';
@@ -49,7 +50,7 @@ function fnv1a64(text: string): string {
 }
 
 /** Hash of the shaders a tuned launch depends on: a changed kernel makes old timings meaningless. */
-export const MATMUL_SHADER_HASH = fnv1a64(matmulGpuCode + '\0' + matmulCpuCode);
+export const MATMUL_SHADER_HASH = fnv1a64(matmulCommonCode + '\0' + matmulGpuCode + '\0' + matmulCpuCode);
 
 export function tuningCacheKey(adapter: Pick<AdapterSummary, 'vendor' | 'architecture' | 'device' | 'description'>, runtime: string, shaderHash = MATMUL_SHADER_HASH): TuningCacheKey {
   const { vendor, architecture, device, description } = adapter;

@@ -1,11 +1,11 @@
 // Tokenized examples packed end to end into shared typed arrays, so a data set costs its tokens
-// (4 bytes an id, 1 a trained flag) and 12 bytes an example, instead of a JS object and two typed
+// (4 bytes an id, or 2 for a vocabulary of up to 65,536 ids; 1 a trained flag) and 12 bytes an example, instead of a JS object and two typed
 // arrays of its own per example: a 150,000-example file trains in flat memory.
 //
 // Tokens go into fixed-size chunks, never copied once written: an example goes whole into the
 // current chunk, or starts the next one when it does not fit (wasting less than a quarter chunk);
 // a long example gets a chunk of its own size. Examples are read back as TokenSequence views into
-// the chunks (nothing copied). A view cut to maxLen ids is exactly what tokenizeExample returns
+// the chunks (2-byte ids are copied into a Uint32Array on each read). A view cut to maxLen ids is exactly what tokenizeExample returns
 // with that maxSeqLen (truncation 'end'): the first maxLen ids and flags, trained[0] being 0 for
 // every tokenized example.
 
@@ -18,8 +18,15 @@ const TOKEN_CHUNK = 1 << 16;
 /** Examples at least this long get a chunk of their own. */
 const OWN_CHUNK = TOKEN_CHUNK / 4;
 
+export interface PackedExamplesOptions {
+  /** Largest id pushed (the tokenizer's vocabSize - 1): up to 65,535, ids are stored in 2 bytes, not 4. */
+  maxId?: number;
+}
+
 export class PackedExamples {
-  private readonly idChunks: Uint32Array[] = [];
+  /** Ids in 2 bytes each (read back as Uint32Array copies) instead of 4. */
+  private readonly narrow: boolean;
+  private readonly idChunks: (Uint32Array | Uint16Array)[] = [];
   private readonly trainedChunks: Uint8Array[] = [];
   /** Tokens used of the last shared chunk (shared: sharedChunk >= 0). */
   private used = 0;
@@ -35,13 +42,17 @@ export class PackedExamples {
   /** Examples cut to the maxSeqLen they were tokenized with. */
   truncatedCount = 0;
 
+  constructor(options: PackedExamplesOptions = {}) {
+    this.narrow = options.maxId !== undefined && options.maxId <= 0xffff;
+  }
+
   /** Examples held. */
   get count(): number {
     return this.lengthOf.length;
   }
 
   private newChunk(size: number): number {
-    this.idChunks.push(new Uint32Array(size));
+    this.idChunks.push(this.narrow ? new Uint16Array(size) : new Uint32Array(size));
     this.trainedChunks.push(new Uint8Array(size));
     return this.idChunks.length - 1;
   }
@@ -49,6 +60,7 @@ export class PackedExamples {
   push(example: TokenizedExample): void {
     const n = example.ids.length;
     if (example.trained.length !== n) throw new RangeError(`trained has ${example.trained.length} entries for ${n} ids`);
+    if (this.narrow) for (const id of example.ids) if (id > 0xffff) throw new RangeError(`token id ${id} is above the ${0xffff} this store was made for`);
     let chunk: number;
     let start = 0;
     if (n >= OWN_CHUNK) {
@@ -78,7 +90,8 @@ export class PackedExamples {
     const chunk = this.chunkOf.get(i);
     const start = this.startOf.get(i);
     const end = start + Math.min(this.lengthOf.get(i), maxLen);
-    return { ids: this.idChunks[chunk]!.subarray(start, end), trained: this.trainedChunks[chunk]!.subarray(start, end) };
+    const ids = this.idChunks[chunk]!.subarray(start, end);
+    return { ids: ids instanceof Uint32Array ? ids : Uint32Array.from(ids), trained: this.trainedChunks[chunk]!.subarray(start, end) };
   }
 
   /**

@@ -41,7 +41,7 @@ export function packingPass(tokenizer: TextTokenizer, template: ChatTemplate | n
         const options = maxSeqLen === undefined ? { endOfTurn: endOfTurn ?? null } : { maxSeqLen, endOfTurn: endOfTurn ?? null };
         const tokenized = tokenizeExample(example, tokenizer, template, options);
         let store = stores.get(format);
-        if (store === undefined) stores.set(format, (store = new PackedExamples()));
+        if (store === undefined) stores.set(format, (store = new PackedExamples({ maxId: tokenizer.vocabSize - 1 })));
         store.push(tokenized);
       } catch (e) {
         failures.set(format, `line ${line}: ${(e as Error).message}`);

@@ -30,8 +30,8 @@ function examples(n: number): ChatExample[] {
   }));
 }
 
-function pack(list: TokenizedExample[]): PackedExamples {
-  const packed = new PackedExamples();
+function pack(list: TokenizedExample[], maxId?: number): PackedExamples {
+  const packed = new PackedExamples(maxId === undefined ? {} : { maxId });
   for (const e of list) packed.push(e);
   return packed;
 }
@@ -92,5 +92,19 @@ describe('PackedExamples', () => {
     expect(packed.tokens).toBe(pushed.reduce((s, e) => s + e.ids.length, 0));
     expect(packed.tokens).toBeGreaterThan(4 * (1 << 16));
     pushed.forEach((e, i) => expect(plain(packed.get(i))).toEqual(plain(e)));
+  });
+
+  it('keeps ids in 2 bytes for a vocabulary of up to 65,536 ids and gives them back as Uint32Array', () => {
+    const narrow = pack(uncut, tokenizer.vocabSize - 1);
+    expect(tokenizer.vocabSize).toBeLessThanOrEqual(65_536);
+    uncut.forEach((e, i) => {
+      expect(narrow.get(i).ids).toBeInstanceOf(Uint32Array);
+      expect(plain(narrow.get(i, 9))).toEqual(plain(pack([e]).get(0, 9)));
+    });
+    const options = { batchSize: 4, maxSeqLen: 24, seed: 3, epoch: 1, padId: 0 };
+    expect(makeBatches(narrow.list(24), options)).toEqual(makeBatches(pack(uncut).list(24), options));
+    const big = { ids: Uint32Array.of(1, 70_000), trained: Uint8Array.of(0, 1), truncated: false, fullLength: 2, fullTrained: 1 };
+    expect(() => pack([big], 0xffff)).toThrow(/70000/);
+    expect(plain(pack([big], 70_000).get(0)).ids).toEqual([1, 70_000]);
   });
 });

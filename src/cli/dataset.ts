@@ -4,10 +4,9 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 
 import { formatIssue, validateJsonl, type DatasetReportOptions } from '../data/datasetReport';
-import { detectEndOfTurn } from '../data/chatTemplate';
-import { tokenizeExample } from '../data/examples';
-import type { ChatExample, DatasetFormat, DatasetReport } from '../data/datasetTypes';
-import { PackedExamples } from '../data/packedExamples';
+import type { DatasetReport } from '../data/datasetTypes';
+import type { PackedExamples } from '../data/packedExamples';
+import { packingPass } from '../data/packingPass';
 import { CliError } from './io';
 import type { TextTools } from './model';
 
@@ -48,25 +47,8 @@ export async function loadDataset(
   what: string,
   options: { tooFewIsError?: boolean } = {},
 ): Promise<LoadedDataset> {
-  const { tokenizer, template } = tools;
-  // A line is valid in one format only; the file's format is known at the end, so each format
-  // it could be gets its own store (a valid file fills just one).
-  const stores = new Map<DatasetFormat, PackedExamples>();
-  let endOfTurn: string | null | undefined;
-  const failures = new Map<DatasetFormat, string>();
-  const onValidExample = (example: ChatExample, line: number, format: DatasetFormat) => {
-    if (failures.has(format)) return;
-    try {
-      if (endOfTurn === undefined && example.kind === 'chat' && template !== null) endOfTurn = detectEndOfTurn(template, tokenizer);
-      const tokenized = tokenizeExample(example, tokenizer, template, maxSeqLen === undefined ? { endOfTurn: endOfTurn ?? null } : { maxSeqLen, endOfTurn: endOfTurn ?? null });
-      let store = stores.get(format);
-      if (store === undefined) stores.set(format, (store = new PackedExamples()));
-      store.push(tokenized);
-    } catch (e) {
-      failures.set(format, `line ${line}: ${(e as Error).message}`);
-    }
-  };
-  const report = await reportFile(path, { onValidExample, tooFewIsError: options.tooFewIsError === true, ...(maxSeqLen === undefined ? {} : { maxSeqLen }) });
+  const packing = packingPass(tools.tokenizer, tools.template, maxSeqLen);
+  const report = await reportFile(path, { onValidExample: packing.onValidExample, tooFewIsError: options.tooFewIsError === true, ...(maxSeqLen === undefined ? {} : { maxSeqLen }) });
   if (!report.ok) {
     const shown = report.errors.slice(0, 5).map((e) => `  ${formatIssue(e)}`);
     const more = report.errorCount > shown.length ? [`  ... ${report.errorCount - shown.length} more`] : [];
@@ -79,7 +61,7 @@ export async function loadDataset(
           : `has ${few?.message ?? 'too few examples'} (--allow-small to train anyway)`;
     throw new CliError([`${what} ${path} ${why}:`, ...shown, ...more, `(whittle validate ${path} shows the full report)`].join('\n'));
   }
-  const failed = failures.get(report.format);
-  if (failed !== undefined) throw new CliError(`${what} ${path} ${failed}`);
-  return { report, examples: stores.get(report.format) ?? new PackedExamples(), endOfTurn: endOfTurn ?? null };
+  const { examples, endOfTurn, failure } = packing.result(report.format);
+  if (failure !== null) throw new CliError(`${what} ${path} ${failure}`);
+  return { report, examples, endOfTurn };
 }

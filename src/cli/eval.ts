@@ -1,4 +1,5 @@
 import { makeBatches } from '../data/batching';
+import type { ExampleList } from '../data/exampleList';
 import type { TokenSequence } from '../data/examples';
 import type { LoraAdapter } from '../model/lora';
 import type { CausalLM } from '../model/transformer';
@@ -35,7 +36,7 @@ export interface EvalTotals {
 export async function evaluateExamples(
   model: CausalLM,
   adapter: LoraAdapter | null,
-  examples: readonly TokenSequence[],
+  examples: ExampleList<TokenSequence>,
   options: { batchSize: number; maxSeqLen: number; padId: number },
 ): Promise<EvalTotals> {
   let lossSum = 0;

@@ -19,6 +19,7 @@
 import type { TokenBatch } from '../model/transformer';
 import { fmix32, Rng } from '../util/random';
 
+import { exampleAt, type ExampleList } from './exampleList';
 import type { TokenSequence } from './examples';
 
 export type BatchStrategy = 'bucket' | 'pad' | 'pack';
@@ -67,11 +68,12 @@ export function epochRng(seed: number, epoch: number): Rng {
   return new Rng(fmix32((seed >>> 0) ^ fmix32((epoch + 0x9e3779b9) >>> 0)));
 }
 
-export function shuffleInPlace<T>(items: T[], rng: Rng): T[] {
+/** Fisher-Yates over an array or a typed array (the same draws either way). */
+export function shuffleInPlace<A extends { length: number; [index: number]: unknown }>(items: A, rng: Rng): A {
   for (let i = items.length - 1; i > 0; i--) {
     const j = rng.int(i + 1);
-    const t = items[i]!;
-    items[i] = items[j]!;
+    const t = items[i];
+    items[i] = items[j];
     items[j] = t;
   }
   return items;
@@ -87,7 +89,7 @@ function positionsOf(example: TokenSequence): number {
  * arrays from this; call it alone to count an epoch's batches (e.g. for a learning-rate schedule:
  * with tokensPerBatch the count can differ between epochs).
  */
-export function planBatches(examples: readonly TokenSequence[], options: BatchOptions): BatchPlan[] {
+export function planBatches(examples: ExampleList<TokenSequence>, options: BatchOptions): BatchPlan[] {
   const batchSize = positiveInt('batchSize', options.batchSize);
   const maxSeqLen = positiveInt('maxSeqLen', options.maxSeqLen);
   const padMultiple = positiveInt('padMultiple', options.padMultiple ?? 8);
@@ -105,7 +107,9 @@ export function planBatches(examples: readonly TokenSequence[], options: BatchOp
 
   // T of a batch whose longest example has p positions.
   const paddedT = (p: number) => Math.min(maxSeqLen, Math.ceil(Math.max(1, p) / padMultiple) * padMultiple);
-  const positions = examples.map((example, i) => {
+  const positions = new Uint32Array(examples.length);
+  for (let i = 0; i < examples.length; i++) {
+    const example = exampleAt(examples, i);
     if (example.trained.length !== example.ids.length) {
       throw new RangeError(`example ${i}: trained has ${example.trained.length} entries for ${example.ids.length} ids`);
     }
@@ -116,11 +120,11 @@ export function planBatches(examples: readonly TokenSequence[], options: BatchOp
     if (paddedT(p) > budget) {
       throw new RangeError(`example ${i} needs T = ${paddedT(p)}, more than tokensPerBatch ${budget} allows for one row`);
     }
-    return p;
-  });
+    positions[i] = p;
+  }
 
   // Greedy cut of an ordered list: a batch closes when full or when one more row would break the budget.
-  const cut = (order: readonly number[], into: BatchPlan[]) => {
+  const cut = (order: Iterable<number>, into: BatchPlan[]) => {
     let rows: number[] = [];
     let longest = 0;
     for (const i of order) {
@@ -138,7 +142,7 @@ export function planBatches(examples: readonly TokenSequence[], options: BatchOp
 
   const rng = epochRng(options.seed, options.epoch);
   const order = shuffleInPlace(
-    Array.from({ length: examples.length }, (_, i) => i),
+    Uint32Array.from({ length: examples.length }, (_, i) => i),
     rng,
   );
   const plans: BatchPlan[] = [];
@@ -150,14 +154,14 @@ export function planBatches(examples: readonly TokenSequence[], options: BatchOp
   const window = bucketWindow * batchSize;
   for (let start = 0; start < order.length; start += window) {
     // Array.prototype.sort is stable, so equal keys keep the shuffled order.
-    const slice = order.slice(start, start + window).sort((a, b) => key(a) - key(b));
+    const slice = Array.from(order.subarray(start, start + window)).sort((a, b) => key(a) - key(b));
     cut(slice, plans);
   }
   return shuffleInPlace(plans, rng);
 }
 
 /** Builds one batch's arrays: row r = example plan.examples[r], shifted, then padded with mask 0. */
-export function buildBatch(examples: readonly TokenSequence[], plan: BatchPlan, padId: number): Batch {
+export function buildBatch(examples: ExampleList<TokenSequence>, plan: BatchPlan, padId: number): Batch {
   if (!Number.isInteger(padId) || padId < 0) throw new RangeError(`padId must be a non-negative integer, got ${padId}`);
   const B = plan.examples.length;
   const T = plan.T;
@@ -166,7 +170,7 @@ export function buildBatch(examples: readonly TokenSequence[], plan: BatchPlan, 
   const mask = new Float32Array(B * T);
   let trainedTokens = 0;
   plan.examples.forEach((index, row) => {
-    const example = examples[index]!;
+    const example = exampleAt(examples, index);
     const p = positionsOf(example);
     if (p > T) throw new RangeError(`example ${index} has ${p} positions, more than the batch's T = ${T}`);
     const at = row * T;
@@ -182,6 +186,6 @@ export function buildBatch(examples: readonly TokenSequence[], plan: BatchPlan, 
 }
 
 /** One epoch of batches; same (examples, options) -> same batches. */
-export function makeBatches(examples: readonly TokenSequence[], options: BatchOptions): Batch[] {
+export function makeBatches(examples: ExampleList<TokenSequence>, options: BatchOptions): Batch[] {
   return planBatches(examples, options).map((plan) => buildBatch(examples, plan, options.padId));
 }

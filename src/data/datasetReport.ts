@@ -23,7 +23,9 @@ import {
   type TokenStats,
 } from './datasetTypes';
 import { autoEpochs } from '../train/autoRules';
+import { ChunkedUint32 } from './chunkedArray';
 import { parseJsonl, type JsonlSource, type ParseJsonlOptions } from './jsonl';
+import { KeyIndex, textKey } from './keyIndex';
 import { detectLineFormat, isPlainObject, mixedFormatIssue, notObjectIssue, validateExample } from './validate';
 
 export interface DatasetReportOptions {
@@ -80,37 +82,11 @@ export function formatIssue(issue: DatasetIssue): string {
   return `line ${issue.line}: ${issue.message}`;
 }
 
-/**
- * 128-bit string hash: two independent cyrb53-style lanes in one pass, returned as 8 UTF-16 code
- * units (only ever a Map key). Duplicates are found by this key rather than by the text itself so
- * memory does not grow with the dataset's size; an accidental collision is out of reach.
- */
-function hash128(text: string): string {
-  let a1 = 0xdeadbeef;
-  let a2 = 0x41c6ce57;
-  let b1 = 0x9e3779b9;
-  let b2 = 0x85ebca6b;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    a1 = Math.imul(a1 ^ c, 2654435761);
-    a2 = Math.imul(a2 ^ c, 1597334677);
-    b1 = Math.imul(b1 ^ c, 2246822519);
-    b2 = Math.imul(b2 ^ c, 3266489917);
-  }
-  const ax = Math.imul(a1 ^ (a1 >>> 16), 2246822507) ^ Math.imul(a2 ^ (a2 >>> 13), 3266489909);
-  const ay = Math.imul(a2 ^ (a2 >>> 16), 2246822507) ^ Math.imul(ax ^ (ax >>> 13), 3266489909);
-  const bx = Math.imul(b1 ^ (b1 >>> 16), 2246822507) ^ Math.imul(b2 ^ (b2 >>> 13), 3266489909);
-  const by = Math.imul(b2 ^ (b2 >>> 16), 2246822507) ^ Math.imul(bx ^ (bx >>> 13), 3266489909);
-  // String.fromCharCode keeps the low 16 bits of each argument.
-  return String.fromCharCode(ax, ax >>> 16, ay, ay >>> 16, bx, bx >>> 16, by, by >>> 16);
-}
-
-/** Identity of a normalised example: an explicit weight 1 is the same as none. */
-export function exampleKey(example: ChatExample): string {
+/** Identity of a normalised example (a KeyIndex key): an explicit weight 1 is the same as none. */
+export function exampleKey(example: ChatExample): Uint32Array {
   const parts: unknown[] = [example.kind];
   for (const m of example.messages) parts.push(m.role, m.content, m.weight ?? 1, m.name ?? null);
-  const canonical = JSON.stringify(parts);
-  return `${hash128(canonical)}${canonical.length}`;
+  return textKey(JSON.stringify(parts));
 }
 
 /** Issues in line order: the first `cap` kept, all counted per code. */
@@ -151,10 +127,11 @@ class FormatBucket {
   readonly detectedLines: number[] = [];
   readonly issues: IssueLog;
   valid = 0;
-  readonly tokens: number[] = [];
-  readonly trained: number[] = [];
-  readonly trainedKept: number[] = [];
-  readonly firstSeen = new Map<string, number>();
+  /** Per valid example (with a token counter): its tokens. Sums are kept, not the other counts. */
+  readonly tokens = new ChunkedUint32();
+  trainedTokens = 0;
+  trainedKeptTokens = 0;
+  readonly firstSeen = new KeyIndex();
   readonly duplicates: DuplicatePair[] = [];
   duplicateCount = 0;
   readonly missingSystem: LineSample;
@@ -183,11 +160,8 @@ class FormatBucket {
   addValid(line: number, example: ChatExample, counts: { tokens: number; trained: number; kept: number } | null, maxSeqLen: number | undefined, keep: boolean): void {
     this.valid++;
     if (keep) this.examples.push({ line, example });
-    const key = exampleKey(example);
-    const first = this.firstSeen.get(key);
-    if (first === undefined) {
-      this.firstSeen.set(key, line);
-    } else {
+    const first = this.firstSeen.firstOrAdd(exampleKey(example), line);
+    if (first !== undefined) {
       this.duplicateCount++;
       if (this.duplicates.length < this.options.maxListedDuplicates) this.duplicates.push({ line, duplicateOf: first });
     }
@@ -203,8 +177,8 @@ class FormatBucket {
     }
     if (counts) {
       this.tokens.push(counts.tokens);
-      this.trained.push(counts.trained);
-      this.trainedKept.push(counts.kept);
+      this.trainedTokens += counts.trained;
+      this.trainedKeptTokens += counts.kept;
       if (maxSeqLen !== undefined && counts.tokens > maxSeqLen) {
         this.tooLong.add(line);
         if (counts.trained > 0 && counts.kept === 0) this.nothingKept.add(line);
@@ -232,7 +206,7 @@ function agree(n: number, singular: string, pluralForm: string): string {
 }
 
 /** Equal-width integer buckets over [min, max]; at most `maxBuckets`. */
-export function tokenHistogram(values: readonly number[], maxBuckets: number): HistogramBucket[] {
+export function tokenHistogram(values: ArrayLike<number> & Iterable<number>, maxBuckets: number): HistogramBucket[] {
   if (values.length === 0) return [];
   let min = Infinity;
   let max = -Infinity;
@@ -248,7 +222,7 @@ export function tokenHistogram(values: readonly number[], maxBuckets: number): H
   return buckets;
 }
 
-function percentile(sorted: Float64Array, q: number): number {
+function percentile(sorted: Uint32Array, q: number): number {
   // Nearest rank: an actual example length, not an interpolation.
   const rank = Math.max(1, Math.ceil(q * sorted.length));
   return sorted[rank - 1]!;
@@ -257,30 +231,27 @@ function percentile(sorted: Float64Array, q: number): number {
 function tokenStats(bucket: FormatBucket, maxSeqLen: number | undefined, histogramBuckets: number): TokenStats | null {
   const n = bucket.tokens.length;
   if (n === 0) return null;
+  const sorted = bucket.tokens.toUint32Array();
   let totalTokens = 0;
-  let trainedTokens = 0;
   let processedTokens = 0;
-  let trainedTokensAfterTruncation = 0;
-  for (let i = 0; i < n; i++) {
-    const tokens = bucket.tokens[i]!;
+  for (const tokens of sorted) {
     totalTokens += tokens;
-    trainedTokens += bucket.trained[i]!;
     processedTokens += maxSeqLen === undefined ? tokens : Math.min(tokens, maxSeqLen);
-    trainedTokensAfterTruncation += bucket.trainedKept[i]!;
   }
-  const sorted = Float64Array.from(bucket.tokens).sort();
+  const histogram = tokenHistogram(sorted, histogramBuckets);
+  sorted.sort();
   return {
     examples: n,
     totalTokens,
-    trainedTokens,
+    trainedTokens: bucket.trainedTokens,
     processedTokens,
-    trainedTokensAfterTruncation,
+    trainedTokensAfterTruncation: bucket.trainedKeptTokens,
     min: sorted[0]!,
     mean: totalTokens / n,
     median: percentile(sorted, 0.5),
     p95: percentile(sorted, 0.95),
     max: sorted[n - 1]!,
-    histogram: tokenHistogram(bucket.tokens, histogramBuckets),
+    histogram,
   };
 }
 

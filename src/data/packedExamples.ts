@@ -1,81 +1,85 @@
 // Tokenized examples packed end to end into shared typed arrays, so a data set costs its tokens
-// (4 bytes an id, 1 a trained flag) and a few numbers an example, instead of a JS object and two
-// typed arrays of its own per example: a 150,000-example file trains in flat memory.
+// (4 bytes an id, or 2 for a vocabulary of up to 65,536 ids; 1 a trained flag) and 12 bytes an example, instead of a JS object and two typed
+// arrays of its own per example: a 150,000-example file trains in flat memory.
 //
-// Examples are read back as TokenSequence views into the packed arrays (nothing copied). A view
-// cut to maxLen ids is exactly what tokenizeExample returns with that maxSeqLen (truncation
-// 'end'): the first maxLen ids and flags, trained[0] being 0 for every tokenized example.
+// Tokens go into fixed-size chunks, never copied once written: an example goes whole into the
+// current chunk, or starts the next one when it does not fit (wasting less than a quarter chunk);
+// a long example gets a chunk of its own size. Examples are read back as TokenSequence views into
+// the chunks (2-byte ids are copied into a Uint32Array on each read). A view cut to maxLen ids is exactly what tokenizeExample returns
+// with that maxSeqLen (truncation 'end'): the first maxLen ids and flags, trained[0] being 0 for
+// every tokenized example.
 
+import { ChunkedUint32 } from './chunkedArray';
+import type { ExampleList } from './exampleList';
 import type { TokenizedExample, TokenSequence } from './examples';
 
-const INITIAL_TOKENS = 1 << 12;
-const INITIAL_EXAMPLES = 1 << 8;
+/** Tokens of a shared chunk. */
+const TOKEN_CHUNK = 1 << 16;
+/** Examples at least this long get a chunk of their own. */
+const OWN_CHUNK = TOKEN_CHUNK / 4;
 
-function grown<T extends Uint32Array | Uint8Array | Float64Array>(array: T, needed: number): T {
-  if (needed <= array.length) return array;
-  let size = array.length;
-  while (size < needed) size *= 2;
-  const next = new (array.constructor as new (n: number) => T)(size);
-  next.set(array);
-  return next;
-}
-
-/** A read-only array whose element i is at(i), made on each read (a Proxy: nothing per element is held). */
-export function lazyList<T>(length: number, at: (i: number) => T): readonly T[] {
-  const index = (key: string | symbol): number | null => {
-    if (typeof key !== 'string') return null;
-    const i = Number(key);
-    return Number.isInteger(i) && i >= 0 && String(i) === key ? i : null;
-  };
-  const refuse = () => {
-    throw new TypeError('the example list is read-only');
-  };
-  return new Proxy([] as T[], {
-    get(target, key, receiver) {
-      if (key === 'length') return length;
-      const i = index(key);
-      if (i !== null) return i < length ? at(i) : undefined;
-      return Reflect.get(target, key, receiver) as unknown;
-    },
-    has(target, key) {
-      const i = index(key);
-      return i !== null ? i < length : key === 'length' || Reflect.has(target, key);
-    },
-    set: refuse,
-    defineProperty: refuse,
-    deleteProperty: refuse,
-  });
+export interface PackedExamplesOptions {
+  /** Largest id pushed (the tokenizer's vocabSize - 1): up to 65,535, ids are stored in 2 bytes, not 4. */
+  maxId?: number;
 }
 
 export class PackedExamples {
-  private ids = new Uint32Array(INITIAL_TOKENS);
-  private trained = new Uint8Array(INITIAL_TOKENS);
-  /** starts[i]..starts[i + 1]: example i's tokens. */
-  private starts = new Float64Array(INITIAL_EXAMPLES + 1);
-  /** Examples held. */
-  count = 0;
+  /** Ids in 2 bytes each (read back as Uint32Array copies) instead of 4. */
+  private readonly narrow: boolean;
+  private readonly idChunks: (Uint32Array | Uint16Array)[] = [];
+  private readonly trainedChunks: Uint8Array[] = [];
+  /** Tokens used of the last shared chunk (shared: sharedChunk >= 0). */
+  private used = 0;
+  private sharedChunk = -1;
+  /** Example i: its chunk, its first token in that chunk and its token count. */
+  private readonly chunkOf = new ChunkedUint32();
+  private readonly startOf = new ChunkedUint32();
+  private readonly lengthOf = new ChunkedUint32();
+  /** Tokens held, all examples together. */
+  tokens = 0;
   /** Tokens of the longest example before truncation (0 for none). */
   longest = 0;
   /** Examples cut to the maxSeqLen they were tokenized with. */
   truncatedCount = 0;
 
-  /** Tokens held, all examples together. */
-  get tokens(): number {
-    return this.starts[this.count]!;
+  constructor(options: PackedExamplesOptions = {}) {
+    this.narrow = options.maxId !== undefined && options.maxId <= 0xffff;
+  }
+
+  /** Examples held. */
+  get count(): number {
+    return this.lengthOf.length;
+  }
+
+  private newChunk(size: number): number {
+    this.idChunks.push(this.narrow ? new Uint16Array(size) : new Uint32Array(size));
+    this.trainedChunks.push(new Uint8Array(size));
+    return this.idChunks.length - 1;
   }
 
   push(example: TokenizedExample): void {
     const n = example.ids.length;
     if (example.trained.length !== n) throw new RangeError(`trained has ${example.trained.length} entries for ${n} ids`);
-    const at = this.tokens;
-    this.ids = grown(this.ids, at + n);
-    this.trained = grown(this.trained, at + n);
-    this.ids.set(example.ids, at);
-    this.trained.set(example.trained, at);
-    const i = this.count;
-    this.starts = grown(this.starts, i + 2);
-    this.starts[i + 1] = at + n;
-    this.count = i + 1;
+    if (this.narrow) for (const id of example.ids) if (id > 0xffff) throw new RangeError(`token id ${id} is above the ${0xffff} this store was made for`);
+    let chunk: number;
+    let start = 0;
+    if (n >= OWN_CHUNK) {
+      chunk = this.newChunk(n);
+    } else {
+      if (this.sharedChunk < 0 || this.used + n > TOKEN_CHUNK) {
+        this.sharedChunk = this.newChunk(TOKEN_CHUNK);
+        this.used = 0;
+      }
+      chunk = this.sharedChunk;
+      start = this.used;
+      this.used += n;
+    }
+    this.idChunks[chunk]!.set(example.ids, start);
+    this.trainedChunks[chunk]!.set(example.trained, start);
+    this.chunkOf.push(chunk);
+    this.startOf.push(start);
+    this.lengthOf.push(n);
+    this.tokens += n;
     if (example.fullLength > this.longest) this.longest = example.fullLength;
     if (example.truncated) this.truncatedCount++;
   }
@@ -83,21 +87,27 @@ export class PackedExamples {
   /** Example i as views into the packed arrays, cut to its first maxLen ids when given. */
   get(i: number, maxLen = Infinity): TokenSequence {
     if (!Number.isInteger(i) || i < 0 || i >= this.count) throw new RangeError(`example ${i} is not among the ${this.count} held`);
-    const start = this.starts[i]!;
-    const end = Math.min(this.starts[i + 1]!, start + maxLen);
-    return { ids: this.ids.subarray(start, end), trained: this.trained.subarray(start, end) };
+    const chunk = this.chunkOf.get(i);
+    const start = this.startOf.get(i);
+    const end = start + Math.min(this.lengthOf.get(i), maxLen);
+    const ids = this.idChunks[chunk]!.subarray(start, end);
+    return { ids: ids instanceof Uint32Array ? ids : Uint32Array.from(ids), trained: this.trainedChunks[chunk]!.subarray(start, end) };
   }
 
   /**
    * The examples (each cut to maxLen ids when given) as a read-only list for batching, keeping
    * only those `keep` accepts; an index of the kept examples is all it holds.
    */
-  list(maxLen = Infinity, keep?: (example: TokenSequence) => boolean): readonly TokenSequence[] {
-    if (keep === undefined) return lazyList(this.count, (i) => this.get(i, maxLen));
+  list(maxLen = Infinity, keep?: (example: TokenSequence) => boolean): ExampleList<TokenSequence> {
+    const inRange = (j: number, n: number) => Number.isInteger(j) && j >= 0 && j < n;
+    if (keep === undefined) {
+      const n = this.count;
+      return { length: n, at: (j) => (inRange(j, n) ? this.get(j, maxLen) : undefined) };
+    }
     const kept = new Uint32Array(this.count);
     let n = 0;
     for (let i = 0; i < this.count; i++) if (keep(this.get(i, maxLen))) kept[n++] = i;
     const index = kept.slice(0, n);
-    return lazyList(n, (j) => this.get(index[j]!, maxLen));
+    return { length: n, at: (j) => (inRange(j, n) ? this.get(index[j]!, maxLen) : undefined) };
   }
 }

@@ -2,9 +2,13 @@
  * Files coming in: JSONL validated (with token statistics when a model is named) and stored
  * with the format and example count the report found; stored files read back as examples.
  */
+import type { ChatTemplate } from '../data/chatTemplate';
 import { createTokenCounter } from '../data/examples';
 import type { ChatExample, DatasetReport } from '../data/datasetTypes';
 import { validateJsonl, type DatasetReportOptions } from '../data/datasetReport';
+import type { PackedExamples } from '../data/packedExamples';
+import { packingPass } from '../data/packingPass';
+import type { TextTokenizer } from '../data/tokenizer';
 import { AUTO_MAX_SEQ_LEN } from '../train/hyperparameters';
 import { newFileId, type FileRecord, type ModelSource } from './job';
 import { JobRunnerError } from './jobRecords';
@@ -66,6 +70,19 @@ export class FileIntake {
     const report = await this.validateStored(fileId, { keepExamples: true });
     if (!report.ok) throw new JobRunnerError(`file ${fileId} no longer validates (${report.errorCount} errors)`);
     return report.validExamples!.map((l) => l.example);
+  }
+
+  /**
+   * A stored file's examples tokenized (cut to maxSeqLen) as the file streams, packed; it must
+   * still validate. No example object is kept, so a large file trains in flat memory.
+   */
+  async packedExamples(fileId: string, tokenizer: TextTokenizer, template: ChatTemplate | null, maxSeqLen: number): Promise<PackedExamples> {
+    const packing = packingPass(tokenizer, template, maxSeqLen);
+    const report = await this.validateStored(fileId, { onValidExample: packing.onValidExample });
+    if (!report.ok) throw new JobRunnerError(`file ${fileId} no longer validates (${report.errorCount} errors)`);
+    const { examples, failure } = packing.result(report.format);
+    if (failure !== null) throw new JobRunnerError(`file ${fileId}: ${failure}`);
+    return examples;
   }
 
   async fileBlob(fileId: string): Promise<Blob> {

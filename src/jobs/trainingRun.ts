@@ -9,7 +9,6 @@
  * - Pause and cancel (the signal's reason) stop the trainer between optimizer steps; it saves a
  *   checkpoint there.
  */
-import { tokenizeExamples } from '../data/examples';
 import { exportPeftAdapter } from '../formats/peft';
 import { GpuDeviceLostError, type Gpu } from '../gpu';
 import type { TuningStore } from '../kernels/kernelPlanChoice';
@@ -89,7 +88,7 @@ export class TrainingRun {
         await records.log(id, [{ level: 'info', message: `Loading ${job.baseModel.source.name} (${dtype} weights)`, step: job.step || null, kind: 'status' }]);
         lease = await pool.lease(gpu, job.baseModel.source, dtype, true);
         const text = lease.text;
-        const tokenize = async (fileId: string) => tokenizeExamples(await this.deps.intake.examples(fileId), text.tokenizer, text.template, { maxSeqLen: hp.maxSeqLen });
+        const tokenize = async (fileId: string) => (await this.deps.intake.packedExamples(fileId, text.tokenizer, text.template, hp.maxSeqLen)).list();
         const train = await tokenize(job.trainingFile.id);
         const validation = job.validationFile ? await tokenize(job.validationFile.id) : undefined;
         const latest = await loadLatestCheckpoint(store.checkpoints, id);

@@ -1,5 +1,6 @@
 // A training step's micro-batches and their dropout seeds, as the trainer runs them.
 import { buildBatch, type Batch, type BatchPlan } from '../data/batching';
+import type { ExampleList } from '../data/exampleList';
 import type { TokenSequence } from '../data/examples';
 import { fmix32 } from '../util/random';
 
@@ -29,7 +30,7 @@ function padRows(batch: Batch, rows: number, padId: number): Batch {
  * compiled dispatch sizes (and one recorded pass to replay). A short last micro-batch is filled
  * with empty rows (mask 0). Rows: batchSize, fewer when tokensPerBatch caps them.
  */
-export function microBatches(train: readonly TokenSequence[], plan: BatchPlan, o: { batchSize: number; tokensPerBatch: number | undefined; padId: number }): Batch[] {
+export function microBatches(train: ExampleList<TokenSequence>, plan: BatchPlan, o: { batchSize: number; tokensPerBatch: number | undefined; padId: number }): Batch[] {
   const budget = o.tokensPerBatch;
   const rows = Math.max(1, Math.min(o.batchSize, budget === undefined ? Infinity : Math.floor(budget / plan.T)));
   if (plan.examples.length <= rows) return [buildBatch(train, plan, o.padId)];

@@ -14,6 +14,7 @@
  * step number, so a resumed job replays the same computation as an uninterrupted one.
  */
 import { buildBatch, planBatches, type BatchOptions, type BatchPlan } from '../data/batching';
+import { exampleAt, type ExampleList } from '../data/exampleList';
 import type { TokenSequence } from '../data/examples';
 import { applyKernelPlan, type KernelPlanRecord } from '../kernels/matmulPlans';
 import { LoraAdapter } from '../model/lora';
@@ -76,9 +77,9 @@ export interface TrainerOptions {
   /** Resolved hyperparameters (resolveHyperparameters). */
   hyperparameters: Hyperparameters;
   /** Tokenized training examples, each at most hyperparameters.maxSeqLen ids. */
-  train: readonly TokenSequence[];
+  train: ExampleList<TokenSequence>;
   /** Tokenized validation examples (none: no validation metrics). */
-  validation?: readonly TokenSequence[];
+  validation?: ExampleList<TokenSequence>;
   /** Token id of padded positions. Default 0 (masked anyway). */
   padId?: number;
   /** Batching choices besides size and length (strategy, padMultiple, tokensPerBatch, bucketWindow). */
@@ -174,8 +175,8 @@ export class Trainer {
    */
   kernelPlan: KernelPlanRecord | null = null;
   private readonly ownsAdapter: boolean;
-  private readonly train: readonly TokenSequence[];
-  private readonly validation: readonly TokenSequence[];
+  private readonly train: ExampleList<TokenSequence>;
+  private readonly validation: ExampleList<TokenSequence>;
   private readonly validationPlans: BatchPlan[];
   private readonly padId: number;
   private readonly settings: OptimizerSettings;
@@ -462,7 +463,7 @@ export class Trainer {
     const batches = microBatches(this.train, plan, { batchSize: this.hp.batchSize, tokensPerBatch: this.options.batching?.tokensPerBatch, padId: this.padId });
     const trained = batches.reduce((s, b) => s + b.trainedTokens, 0);
     let processed = 0;
-    for (const i of plan.examples) processed += this.train[i]!.ids.length;
+    for (const i of plan.examples) processed += exampleAt(this.train, i).ids.length;
 
     // All micro-batches share 1 / (trained tokens of the step): the step's gradient is the
     // token-weighted mean over its examples, whatever the split. Every micro-batch and the

@@ -439,8 +439,8 @@ describe('builder inputs', () => {
     const sameWithWeight: ChatExample = { kind: 'chat', messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b', weight: 1 }] };
     const asText: ChatExample = { kind: 'text', messages: [{ role: 'assistant', content: 'b' }] };
     const shifted: ChatExample = { kind: 'chat', messages: [{ role: 'user', content: 'ab' }, { role: 'assistant', content: '' }] };
-    expect(exampleKey(sameWithWeight)).toBe(exampleKey(a));
-    expect(exampleKey(asText)).not.toBe(exampleKey(a));
-    expect(exampleKey(shifted)).not.toBe(exampleKey(a));
+    expect(exampleKey(sameWithWeight)).toEqual(exampleKey(a));
+    expect(exampleKey(asText)).not.toEqual(exampleKey(a));
+    expect(exampleKey(shifted)).not.toEqual(exampleKey(a));
   });
 });

@@ -6,7 +6,8 @@ import { makeBatches, planBatches } from '../../src/data/batching';
 import { ChatTemplate } from '../../src/data/chatTemplate';
 import type { ChatExample } from '../../src/data/datasetTypes';
 import { tokenizeExample, trainedTargets, type TokenizedExample, type TokenSequence } from '../../src/data/examples';
-import { lazyList, PackedExamples } from '../../src/data/packedExamples';
+import type { ExampleList } from '../../src/data/exampleList';
+import { PackedExamples } from '../../src/data/packedExamples';
 import { TextTokenizer } from '../../src/data/tokenizer';
 import { Rng } from '../../src/util/random';
 
@@ -29,13 +30,14 @@ function examples(n: number): ChatExample[] {
   }));
 }
 
-function pack(list: TokenizedExample[]): PackedExamples {
-  const packed = new PackedExamples();
+function pack(list: TokenizedExample[], maxId?: number): PackedExamples {
+  const packed = new PackedExamples(maxId === undefined ? {} : { maxId });
   for (const e of list) packed.push(e);
   return packed;
 }
 
 const plain = (s: TokenSequence) => ({ ids: Array.from(s.ids), trained: Array.from(s.trained) });
+const toArray = <T>(list: ExampleList<T>): T[] => Array.from({ length: list.length }, (_, i) => list.at(i)!);
 
 describe('PackedExamples', () => {
   const chats = examples(60);
@@ -68,37 +70,41 @@ describe('PackedExamples', () => {
     expect(cut.length).toBeLessThan(60);
     const list = packed.list(24, keep);
     expect(list.length).toBe(cut.length);
-    expect(list.map(plain)).toEqual(cut.map(plain));
-    expect([...list].length).toBe(cut.length);
-    expect(0 in list && !(cut.length in list)).toBe(true);
+    expect(toArray(list).map(plain)).toEqual(cut.map(plain));
+    expect(list.at(cut.length)).toBeUndefined();
+    expect(list.at(-1)).toBeUndefined();
+    expect(toArray(packed.list(24)).map(plain)).toEqual(chats.map((e) => plain(tokenizeExample(e, tokenizer, template, { maxSeqLen: 24 }))));
     const options = { batchSize: 4, maxSeqLen: 24, seed: 3, epoch: 1, padId: 0 };
     expect(planBatches(list, options)).toEqual(planBatches(cut, options));
     expect(makeBatches(list, options)).toEqual(makeBatches(cut, options));
   });
 
-  it('grows past its first allocation', () => {
-    const long = { ids: new Uint32Array(5000).fill(3), trained: new Uint8Array(5000).fill(1), truncated: false, fullLength: 5000, fullTrained: 5000 };
-    long.trained[0] = 0;
-    const packed = new PackedExamples();
-    for (let i = 0; i < 300; i++) packed.push(i % 100 === 0 ? long : uncut[i % 60]!);
-    expect(packed.count).toBe(300);
-    expect(plain(packed.get(200))).toEqual(plain(long));
-    expect(plain(packed.get(299))).toEqual(plain(uncut[299 % 60]!));
+  it('fills chunk after chunk and gives a long example a chunk of its own, copying nothing back', () => {
+    const long = (n: number) => {
+      const e = { ids: Uint32Array.from({ length: n }, (_, i) => (i * 7) % 97), trained: new Uint8Array(n).fill(1), truncated: false, fullLength: n, fullTrained: n - 1 };
+      e.trained[0] = 0;
+      return e;
+    };
+    const pushed: TokenizedExample[] = [];
+    for (let i = 0; i < 4000; i++) pushed.push(i % 1000 === 17 ? long(20_000 + i) : i % 500 === 3 ? long(9_000) : uncut[i % 60]!);
+    const packed = pack(pushed);
+    expect(packed.count).toBe(4000);
+    expect(packed.tokens).toBe(pushed.reduce((s, e) => s + e.ids.length, 0));
+    expect(packed.tokens).toBeGreaterThan(4 * (1 << 16));
+    pushed.forEach((e, i) => expect(plain(packed.get(i))).toEqual(plain(e)));
   });
-});
 
-describe('lazyList', () => {
-  it('reads elements on demand and refuses writes', () => {
-    const list = lazyList(3, (i) => i * 10) as number[];
-    expect(Array.isArray(list)).toBe(true);
-    expect(list.length).toBe(3);
-    expect(list[2]).toBe(20);
-    expect(list[3]).toBeUndefined();
-    expect(list.map((x) => x + 1)).toEqual([1, 11, 21]);
-    expect(list.slice(1)).toEqual([10, 20]);
-    expect(() => {
-      list[0] = 5;
-    }).toThrow(TypeError);
-    expect(() => list.push(1)).toThrow(TypeError);
+  it('keeps ids in 2 bytes for a vocabulary of up to 65,536 ids and gives them back as Uint32Array', () => {
+    const narrow = pack(uncut, tokenizer.vocabSize - 1);
+    expect(tokenizer.vocabSize).toBeLessThanOrEqual(65_536);
+    uncut.forEach((e, i) => {
+      expect(narrow.get(i).ids).toBeInstanceOf(Uint32Array);
+      expect(plain(narrow.get(i, 9))).toEqual(plain(pack([e]).get(0, 9)));
+    });
+    const options = { batchSize: 4, maxSeqLen: 24, seed: 3, epoch: 1, padId: 0 };
+    expect(makeBatches(narrow.list(24), options)).toEqual(makeBatches(pack(uncut).list(24), options));
+    const big = { ids: Uint32Array.of(1, 70_000), trained: Uint8Array.of(0, 1), truncated: false, fullLength: 2, fullTrained: 1 };
+    expect(() => pack([big], 0xffff)).toThrow(/70000/);
+    expect(plain(pack([big], 70_000).get(0)).ids).toEqual([1, 70_000]);
   });
 });

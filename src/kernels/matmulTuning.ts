@@ -1,6 +1,6 @@
 // A short tuning pass over GPU-plan matmul launches: a few candidates per shape, each compiled ahead, checked against the reference kernel and timed.
 import { f32ToF16Bits, GpuDeviceLostError, type Gpu, type Recorder } from '../gpu';
-import { maxRelError } from '../selftest/compare';
+import { maxRelError } from '../util/relativeError';
 import { Rng } from '../util/random';
 import { matmul, type MatmulArgs, type MatmulTuning } from './matmul';
 import { BLOCKED_BKS, BLOCKED_WGS, blockedTileBytes, SPLIT_K_MAX, SPLIT_K_MIN, SPLIT_K_SPAN, type GpuMatmulPlan } from './matmulGpu';

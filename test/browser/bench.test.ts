@@ -34,9 +34,9 @@ describe('Benchmarks panel in Chromium', () => {
     );
     expect(await summary.getAttribute('data-state'), `${await summary.innerText()}${diagnostics()}`).toBe('done');
     // The FMA probe, 2 matmul shapes x (f32, f16 weights), attention forward + backward, LoRA
-    // fused/unfused x 2.
+    // fused/unfused x 2, and (SwiftShader runs the CPU plan) the previous CPU matmul at the 2 shapes.
     const rows = page.getByTestId('bench-row');
-    expect(await rows.count()).toBe(11);
+    expect(await rows.count()).toBe(13);
     expect(await rows.first().innerText()).toMatch(/^FMA probe[^]*100\.0%/);
     expect((await page.getByTestId('bench-table').locator('thead').innerText()).toLowerCase()).toContain('of fma peak');
     await page.screenshot({ path: join(RESULTS_DIR, 'bench.png'), fullPage: true });
@@ -54,7 +54,7 @@ describe('Benchmarks panel in Chromium', () => {
     expect(doc.flags.kernelShapes).toBe('tiny');
     expect(doc.machine.runtime).toBe('browser');
     expect(doc.adapter.architecture.toLowerCase()).toContain('swiftshader');
-    expect(doc.rows).toHaveLength(11);
+    expect(doc.rows).toHaveLength(13);
     for (const r of doc.rows) expect(r.ms, r.name).toBeGreaterThan(0);
     const probe = doc.rows[0]!;
     for (const r of doc.rows.slice(1)) expect(r.peakShare, r.name).toBeCloseTo(r.gflops! / probe.gflops!, 9);

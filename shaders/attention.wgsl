@@ -28,23 +28,6 @@ override ROWS: u32 = 64u;
 const MAX_D4: u32 = 32u; // head dim <= 128, a multiple of 4
 const LANE = vec4<u32>(0u, 1u, 2u, 3u);
 
-struct DecodeParams {
-  batch: u32,
-  n_q_heads: u32,
-  n_kv_heads: u32,
-  kv_cap: u32,
-  kv_len: u32,   // valid cached positions: keys 0 .. kv_len-1
-  chunk: u32,    // keys per split
-  n_splits: u32,
-  head_dim: u32,
-  scale: f32,
-  // 1: the cache's newest row is live_pos[0] (written per token, so one recorded step serves every
-  // token): kv_len = live_pos[0] + 1, and chunk / n_splits follow attentionDecodeSplits' rule from
-  // max_splits and min_chunk, which the fields above then do not hold.
-  live: u32,
-  max_splits: u32,
-  min_chunk: u32,
-}
 
 struct AppendParams {
   n: u32,          // B * rows * Hkv * D elements to copy
@@ -255,28 +238,13 @@ fn attn_bwd_dkdv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
   }
 }
 
-// The keys a decode step attends and how they split: from the parameters, or (live) from the
-// newest cache row, with attentionDecodeSplits' rule so the splits match a step recorded for
-// that length.
-struct DecodeShape {
-  kv_len: u32,
-  chunk: u32,
-  n_splits: u32,
-}
-fn decode_shape(newest_row: u32) -> DecodeShape {
-  if (dcp.live == 0u) { return DecodeShape(dcp.kv_len, dcp.chunk, dcp.n_splits); }
-  let kv_len = newest_row + 1u;
-  let splits = max(1u, min(dcp.max_splits, kv_len / dcp.min_chunk));
-  let chunk = (kv_len + splits - 1u) / splits;
-  return DecodeShape(kv_len, chunk, (kv_len + chunk - 1u) / chunk);
-}
 
 // Decode, step 1 (split-K, flash-decoding): grid (split block, q head, batch); one thread per
 // split runs an online softmax over its `chunk` cached keys and writes the unnormalised result:
 // part[b, h, split] = (acc[0..D), running max (base 2), running sum).
 @compute @workgroup_size(ROWS)
 fn attn_decode_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let ds = decode_shape(live_pos[0]);
+  let ds = decode_shape(dcp, live_pos[0]);
   let split = wid.x * ROWS + lid;
   if (split >= ds.n_splits) { return; }
   let h = wid.y;
@@ -320,7 +288,7 @@ fn attn_decode_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
 // splits' partial softmaxes.
 @compute @workgroup_size(ROWS)
 fn attn_decode_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let n_splits = decode_shape(live_pos_c[0]).n_splits;
+  let n_splits = decode_shape(dcp, live_pos_c[0]).n_splits;
   let h = wid.x;
   let b = wid.y;
   let nd4 = dcp.head_dim / 4u;

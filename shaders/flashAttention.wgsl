@@ -20,20 +20,6 @@ const THREADS: u32 = 64u;
 const DL: u32 = D4 / LANES; // vec4 columns per lane
 const DEC_GROUPS: u32 = THREADS / D4; // decode: key groups, each D4 threads wide
 
-struct DecodeParams {
-  batch: u32,
-  n_q_heads: u32,
-  n_kv_heads: u32,
-  kv_cap: u32,
-  kv_len: u32,
-  chunk: u32,
-  n_splits: u32,
-  head_dim: u32,
-  scale: f32,
-  live: u32,       // as in attention.wgsl: 1: kv_len, chunk, n_splits come from live_pos[0]
-  max_splits: u32,
-  min_chunk: u32,
-}
 
 // Bindings as in attention.wgsl. forward: p, q, k, v, out, lse
 @group(0) @binding(0) var<uniform> p: AttnParams;
@@ -309,24 +295,11 @@ fn flash_bwd_dkdv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
 // column per thread, and the groups' partial results merge through workgroup memory at the end.
 // Writes part[b, h, split] = (acc[0..D), max (base 2), sum), as attn_decode_partial does, so
 // attention.wgsl's attn_decode_combine finishes the job.
-// attention.wgsl's decode_shape: the same splits as attn_decode_combine reads.
-struct DecodeShape {
-  kv_len: u32,
-  chunk: u32,
-  n_splits: u32,
-}
-fn decode_shape(newest_row: u32) -> DecodeShape {
-  if (dcp.live == 0u) { return DecodeShape(dcp.kv_len, dcp.chunk, dcp.n_splits); }
-  let kv_len = newest_row + 1u;
-  let splits = max(1u, min(dcp.max_splits, kv_len / dcp.min_chunk));
-  let chunk = (kv_len + splits - 1u) / splits;
-  return DecodeShape(kv_len, chunk, (kv_len + chunk - 1u) / chunk);
-}
 
 @compute @workgroup_size(THREADS)
 fn flash_decode_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   // Live: the dispatch covers the most splits of any length; workgroups past this length's stop.
-  let ds = decode_shape(live_pos[0]);
+  let ds = decode_shape(dcp, live_pos[0]);
   let split = wid.x;
   if (split >= ds.n_splits) { return; }
   let h = wid.y;

@@ -20,45 +20,14 @@
 // takes four keys per step and the backward and decode kernels one (smaller shaders; the
 // forward's extra speed is worth its compile time, theirs was not).
 // Trade-off on real GPUs: arrays indexed by a runtime bound live in local memory, not registers.
+// The binding module prepends attentionCommon.wgsl (AttnParams, NEG, LOG2E, LN2).
 
 // Threads per workgroup.
 override ROWS: u32 = 64u;
 
 const MAX_D4: u32 = 32u; // head dim <= 128, a multiple of 4
-// A finite "minus infinity": exp2(NEG - m) is exactly 0 and NEG - NEG is not NaN.
-const NEG: f32 = -1.0e30;
-const LOG2E: f32 = 1.4426950408889634;
-const LN2: f32 = 0.6931471805599453;
 const LANE = vec4<u32>(0u, 1u, 2u, 3u);
 
-struct AttnParams {
-  batch: u32,
-  seq: u32,       // T: query rows per sequence
-  n_q_heads: u32,
-  n_kv_heads: u32,
-  kv_cap: u32,    // row capacity of the k/v buffers (>= past_len + seq)
-  past_len: u32,  // keys before the first query (prefill over a cache); 0 in training
-  head_dim: u32,
-  scale: f32,
-}
-
-struct DecodeParams {
-  batch: u32,
-  n_q_heads: u32,
-  n_kv_heads: u32,
-  kv_cap: u32,
-  kv_len: u32,   // valid cached positions: keys 0 .. kv_len-1
-  chunk: u32,    // keys per split
-  n_splits: u32,
-  head_dim: u32,
-  scale: f32,
-  // 1: the cache's newest row is live_pos[0] (written per token, so one recorded step serves every
-  // token): kv_len = live_pos[0] + 1, and chunk / n_splits follow attentionDecodeSplits' rule from
-  // max_splits and min_chunk, which the fields above then do not hold.
-  live: u32,
-  max_splits: u32,
-  min_chunk: u32,
-}
 
 struct AppendParams {
   n: u32,          // B * rows * Hkv * D elements to copy
@@ -117,56 +86,65 @@ fn hsum(x: vec4<f32>) -> f32 {
   return (x.x + x.y) + (x.z + x.w);
 }
 
-// Grid (query block, q head, batch); one thread per query row, four keys per step.
-@compute @workgroup_size(ROWS)
-fn attn_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+// A thread's query row in the forward and dq grids (query block, q head, batch).
+struct QueryRow {
+  t: u32,          // query row; threads past the last one return
+  b: u32,
+  h: u32,
+  hk: u32,         // kv head
+  nd4: u32,        // vec4s per head row
+  last: u32,       // the last key this row sees
+  block_last: u32, // the last key any row of the workgroup sees
+  qbase: u32,      // vec4 index of the row in q, out, dout and dq
+}
+
+fn query_row(wid: vec3<u32>, lid: u32) -> QueryRow {
   let t = wid.x * ROWS + lid;
-  if (t >= p.seq) { return; }
-  let b = wid.z;
   let h = wid.y;
-  let hk = h / (p.n_q_heads / p.n_kv_heads);
-  let nd4 = p.head_dim / 4u;
-  let last = p.past_len + t; // the last key this row sees
   // The workgroup walks keys up to its last row's last key, all threads in lockstep: the row
   // index is then workgroup-uniform, loads are broadcasts, and no thread diverges.
   let block_last = p.past_len + min(wid.x * ROWS + ROWS, p.seq) - 1u;
-  let qbase = q_row(b, t, h);
-  let c2 = p.scale * LOG2E;
+  let hk = h / (p.n_q_heads / p.n_kv_heads);
+  return QueryRow(t, wid.z, h, hk, p.head_dim / 4u, p.past_len + t, block_last, q_row(wid.z, t, h));
+}
 
+// Grid (query block, q head, batch); one thread per query row, four keys per step.
+@compute @workgroup_size(ROWS)
+fn attn_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = query_row(wid, lid);
+  if (row.t >= p.seq) { return; }
+  let c2 = p.scale * LOG2E;
   var qr: array<vec4<f32>, MAX_D4>;
   var acc: array<vec4<f32>, MAX_D4>;
-  for (var c = 0u; c < nd4; c++) {
-    qr[c] = q_in[qbase + c] * c2;
-    acc[c] = vec4<f32>(0.0);
-  }
+  for (var c = 0u; c < row.nd4; c++) { qr[c] = q_in[row.qbase + c] * c2; }
   var m = NEG;
   var l = 0.0;
-  for (var k0 = 0u; k0 <= block_last; k0 += 4u) {
+  for (var k0 = 0u; k0 <= row.block_last; k0 += 4u) {
     // Keys past `last` are masked out of the softmax (past block_last they re-read a valid row).
-    let r0 = kv_row(b, k0, hk);
-    let r1 = kv_row(b, min(k0 + 1u, block_last), hk);
-    let r2 = kv_row(b, min(k0 + 2u, block_last), hk);
-    let r3 = kv_row(b, min(k0 + 3u, block_last), hk);
+    let r0 = kv_row(row.b, k0, row.hk);
+    let r1 = kv_row(row.b, min(k0 + 1u, row.block_last), row.hk);
+    let r2 = kv_row(row.b, min(k0 + 2u, row.block_last), row.hk);
+    let r3 = kv_row(row.b, min(k0 + 3u, row.block_last), row.hk);
     var s = vec4<f32>(0.0);
-    for (var c = 0u; c < nd4; c++) {
+    for (var c = 0u; c < row.nd4; c++) {
       let qc = qr[c];
       s += vec4<f32>(dot(qc, k_in[r0 + c]), dot(qc, k_in[r1 + c]), dot(qc, k_in[r2 + c]), dot(qc, k_in[r3 + c]));
     }
-    s = select(vec4<f32>(NEG), s, vec4<u32>(k0) + LANE <= vec4<u32>(last));
+    s = select(vec4<f32>(NEG), s, vec4<u32>(k0) + LANE <= vec4<u32>(row.last));
     // Key 0 is in the first step and every row sees it, so m is a real score from then on.
     let m_new = max(m, hmax(s));
     let alpha = exp2(m - m_new);
     let pr = exp2(s - vec4<f32>(m_new));
     m = m_new;
     l = l * alpha + hsum(pr);
-    for (var c = 0u; c < nd4; c++) {
+    for (var c = 0u; c < row.nd4; c++) {
       acc[c] = acc[c] * alpha + pr.x * v_in[r0 + c] + pr.y * v_in[r1 + c] + pr.z * v_in[r2 + c] +
         pr.w * v_in[r3 + c];
     }
   }
   let inv = 1.0 / l; // l >= 1: the row maximum contributes exp2(0)
-  for (var c = 0u; c < nd4; c++) { o_out[qbase + c] = acc[c] * inv; }
-  lse_out[(b * p.n_q_heads + h) * p.seq + t] = (m + log2(l)) * LN2;
+  for (var c = 0u; c < row.nd4; c++) { o_out[row.qbase + c] = acc[c] * inv; }
+  lse_out[(row.b * p.n_q_heads + row.h) * p.seq + row.t] = (m + log2(l)) * LN2;
 }
 
 // dq: grid (query block, q head, batch), one thread per query row. P is recomputed from lse,
@@ -174,43 +152,34 @@ fn attn_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
 // computed here and also stored for the dk/dv kernel that runs next.
 @compute @workgroup_size(ROWS)
 fn attn_bwd_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = wid.x * ROWS + lid;
-  if (t >= p.seq) { return; }
-  let b = wid.z;
-  let h = wid.y;
-  let hk = h / (p.n_q_heads / p.n_kv_heads);
-  let nd4 = p.head_dim / 4u;
-  let last = p.past_len + t;
-  let block_last = p.past_len + min(wid.x * ROWS + ROWS, p.seq) - 1u; // uniform, as in attn_fwd
-  let qbase = q_row(b, t, h);
-  let row = (b * p.n_q_heads + h) * p.seq + t;
-  let l2 = lse_in[row] * LOG2E;
+  let row = query_row(wid, lid);
+  if (row.t >= p.seq) { return; }
+  let stat = (row.b * p.n_q_heads + row.h) * p.seq + row.t;
+  let l2 = lse_in[stat] * LOG2E;
   let c2 = p.scale * LOG2E;
-
   var qr: array<vec4<f32>, MAX_D4>;
   var dor: array<vec4<f32>, MAX_D4>;
   var acc: array<vec4<f32>, MAX_D4>;
   var delta = 0.0;
-  for (var c = 0u; c < nd4; c++) {
-    qr[c] = q_in[qbase + c] * c2;
-    dor[c] = do_in[qbase + c];
-    delta += dot(dor[c], o_in[qbase + c]);
-    acc[c] = vec4<f32>(0.0);
+  for (var c = 0u; c < row.nd4; c++) {
+    qr[c] = q_in[row.qbase + c] * c2;
+    dor[c] = do_in[row.qbase + c];
+    delta += dot(dor[c], o_in[row.qbase + c]);
   }
-  delta_out[row] = delta;
-  for (var kj = 0u; kj <= block_last; kj++) {
-    let r = kv_row(b, kj, hk);
+  delta_out[stat] = delta;
+  for (var kj = 0u; kj <= row.block_last; kj++) {
+    let r = kv_row(row.b, kj, row.hk);
     var sj = 0.0;
     var dpj = 0.0;
-    for (var c = 0u; c < nd4; c++) {
+    for (var c = 0u; c < row.nd4; c++) {
       sj += dot(qr[c], k_in[r + c]);
       dpj += dot(dor[c], v_in[r + c]);
     }
-    let pj = select(0.0, exp2(sj - l2), kj <= last);
+    let pj = select(0.0, exp2(sj - l2), kj <= row.last);
     let ds = pj * (dpj - delta);
-    for (var c = 0u; c < nd4; c++) { acc[c] += ds * k_in[r + c]; }
+    for (var c = 0u; c < row.nd4; c++) { acc[c] += ds * k_in[r + c]; }
   }
-  for (var c = 0u; c < nd4; c++) { dq_out[qbase + c] = acc[c] * p.scale; }
+  for (var c = 0u; c < row.nd4; c++) { dq_out[row.qbase + c] = acc[c] * p.scale; }
 }
 
 // dk, dv: grid (key block, kv head, batch), one thread per key row. Each thread loops over every
@@ -269,28 +238,13 @@ fn attn_bwd_dkdv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
   }
 }
 
-// The keys a decode step attends and how they split: from the parameters, or (live) from the
-// newest cache row, with attentionDecodeSplits' rule so the splits match a step recorded for
-// that length.
-struct DecodeShape {
-  kv_len: u32,
-  chunk: u32,
-  n_splits: u32,
-}
-fn decode_shape(newest_row: u32) -> DecodeShape {
-  if (dcp.live == 0u) { return DecodeShape(dcp.kv_len, dcp.chunk, dcp.n_splits); }
-  let kv_len = newest_row + 1u;
-  let splits = max(1u, min(dcp.max_splits, kv_len / dcp.min_chunk));
-  let chunk = (kv_len + splits - 1u) / splits;
-  return DecodeShape(kv_len, chunk, (kv_len + chunk - 1u) / chunk);
-}
 
 // Decode, step 1 (split-K, flash-decoding): grid (split block, q head, batch); one thread per
 // split runs an online softmax over its `chunk` cached keys and writes the unnormalised result:
 // part[b, h, split] = (acc[0..D), running max (base 2), running sum).
 @compute @workgroup_size(ROWS)
 fn attn_decode_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let ds = decode_shape(live_pos[0]);
+  let ds = decode_shape(dcp, live_pos[0]);
   let split = wid.x * ROWS + lid;
   if (split >= ds.n_splits) { return; }
   let h = wid.y;
@@ -334,7 +288,7 @@ fn attn_decode_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
 // splits' partial softmaxes.
 @compute @workgroup_size(ROWS)
 fn attn_decode_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let n_splits = decode_shape(live_pos_c[0]).n_splits;
+  let n_splits = decode_shape(dcp, live_pos_c[0]).n_splits;
   let h = wid.x;
   let b = wid.y;
   let nd4 = dcp.head_dim / 4u;

@@ -2,49 +2,24 @@
 // K/V (or Q/dO) tiles staged in workgroup memory, several lanes per row, online softmax.
 // Same layouts, parameters and results as attention.wgsl (read its header): q/out/dout/dq
 // [B, T, Hq, D], k/v/dk/dv [B, kv_cap, Hkv, D], lse/delta [B, Hq, T], scores in base 2.
-//
-// The binding module prepends the shape constants, fixed per head dim so that every per-row
-// array has a constant size and lives in registers:
+// The binding module prepends attentionCommon.wgsl (params, constants) and the shape constants,
+// fixed per head dim so that every per-row array has a constant size and lives in registers:
 //   D4     vec4s per head row (head dim / 4)
-//   LANES  threads per row; lane x owns the vec4 columns x, x + LANES, ... of its accumulators
+//   LANES  threads per row; lane x owns the vec4 columns x, x + LANES, ... of the row
 //   ROWS   rows per workgroup (64 / LANES)
 //   TILE   keys (forward, dq) or queries (dk/dv) staged per step
-// Every workgroup has 64 threads; thread i works on row i / LANES as lane i % LANES. Rows past
-// the end still run (clamped to a valid row) so that every thread reaches every barrier; they
-// write nothing. All sums run in a fixed order: results are deterministic, no atomics.
+// Every workgroup has 64 threads; thread i works on row i / LANES as lane i % LANES. The head
+// dim is split over the lanes: a lane holds only its columns of the row's q (or k, v) and of the
+// accumulators (D / LANES floats each, 32 at head dim 128), and a score is the sum of the lanes'
+// partial dot products, exchanged through workgroup memory and added in lane order by every lane
+// alike. Rows past the end still run (clamped to a valid row) so that every thread reaches every
+// barrier; they write nothing. All sums run in a fixed order: results are deterministic, no
+// atomics.
 
 const THREADS: u32 = 64u;
-const DL: u32 = D4 / LANES; // accumulator vec4s per lane
-const NEG: f32 = -1.0e30; // a finite "minus infinity", as in attention.wgsl
-const LOG2E: f32 = 1.4426950408889634;
-const LN2: f32 = 0.6931471805599453;
+const DL: u32 = D4 / LANES; // vec4 columns per lane
 const DEC_GROUPS: u32 = THREADS / D4; // decode: key groups, each D4 threads wide
 
-struct AttnParams {
-  batch: u32,
-  seq: u32,
-  n_q_heads: u32,
-  n_kv_heads: u32,
-  kv_cap: u32,
-  past_len: u32,
-  head_dim: u32,
-  scale: f32,
-}
-
-struct DecodeParams {
-  batch: u32,
-  n_q_heads: u32,
-  n_kv_heads: u32,
-  kv_cap: u32,
-  kv_len: u32,
-  chunk: u32,
-  n_splits: u32,
-  head_dim: u32,
-  scale: f32,
-  live: u32,       // as in attention.wgsl: 1: kv_len, chunk, n_splits come from live_pos[0]
-  max_splits: u32,
-  min_chunk: u32,
-}
 
 // Bindings as in attention.wgsl. forward: p, q, k, v, out, lse
 @group(0) @binding(0) var<uniform> p: AttnParams;
@@ -71,9 +46,10 @@ struct DecodeParams {
 // Staged tiles: K and V (forward, dq) or Q and dO (dk/dv), TILE rows of D4 vec4s each.
 var<workgroup> tile_a: array<vec4<f32>, TILE * D4>;
 var<workgroup> tile_b: array<vec4<f32>, TILE * D4>;
-// Per (row, staged row): scores (forward), dS (dq), P and dS (dk/dv).
-var<workgroup> row_x: array<f32, ROWS * TILE>;
-var<workgroup> row_y: array<f32, ROWS * TILE>;
+// The lanes' partial dot products, at ((row * TILE) + staged row) * LANES + lane: q.k and dO.v
+// (forward: q.k only), or k.q and v.dO (dk/dv).
+var<workgroup> part_x: array<f32, THREADS * TILE>;
+var<workgroup> part_y: array<f32, THREADS * TILE>;
 // dk/dv: the staged queries' lse (base 2) and delta.
 var<workgroup> stat_a: array<f32, TILE>;
 var<workgroup> stat_b: array<f32, TILE>;
@@ -90,8 +66,33 @@ fn kv_row(b: u32, j: u32, hk: u32) -> u32 {
   return ((b * p.kv_cap + j) * p.n_kv_heads + hk) * D4;
 }
 
-// Stages keys k0 .. k0+TILE-1 of (b, hk) (clamped to `last_key`; the extra rows are masked).
-fn stage_kv(b: u32, hk: u32, k0: u32, last_key: u32, lid: u32) {
+// A thread's query row in the forward and dq grids (query block of ROWS, q head, batch).
+struct QueryRow {
+  r: u32,      // row within the workgroup
+  lane: u32,
+  t: u32,      // query row, clamped to the last one
+  valid: bool, // t is this thread's own row (not a clamped copy): it writes results
+  qcol: u32,   // vec4 index of the lane's first column in q (and out, dout, dq)
+  last: u32,   // the last key t sees
+}
+
+fn query_row(wid: vec3<u32>, lid: u32) -> QueryRow {
+  let r = lid / LANES;
+  let t = min(wid.x * ROWS + r, p.seq - 1u);
+  let lane = lid % LANES;
+  return QueryRow(r, lane, t, wid.x * ROWS + r < p.seq, q_row(wid.z, t, wid.y) + lane, p.past_len + t);
+}
+
+// The last key any row of query block `block` sees: the key loops' bound, the same for the
+// whole workgroup (a separate function so that uniformity analysis sees it as uniform).
+fn block_last_key(block: u32) -> u32 {
+  return p.past_len + min(block * ROWS + ROWS, p.seq) - 1u;
+}
+
+// Stages keys k0 .. k0+TILE-1 of (b, q head h's kv head) (clamped to `last_key`; the extra rows
+// are masked).
+fn stage_kv(b: u32, h: u32, k0: u32, last_key: u32, lid: u32) {
+  let hk = h / (p.n_q_heads / p.n_kv_heads);
   for (var i = lid; i < TILE * D4; i += THREADS) {
     let src = kv_row(b, min(k0 + i / D4, last_key), hk) + i % D4;
     tile_a[i] = k_in[src];
@@ -99,116 +100,131 @@ fn stage_kv(b: u32, hk: u32, k0: u32, last_key: u32, lid: u32) {
   }
 }
 
-// Grid (query block of ROWS, q head, batch). Each lane scores TILE / LANES keys per step, then
-// every lane of a row reads the row's TILE scores back, so all lanes share one running max and
-// sum (no cross-lane reduction), and each updates its own columns of the output.
+// The lane's share (its columns) of the dot product of `v` with staged row i of tile_a / tile_b.
+fn lane_dot_a(v: array<vec4<f32>, DL>, i: u32, lane: u32) -> f32 {
+  var s = 0.0;
+  for (var x = 0u; x < DL; x++) { s += dot(v[x], tile_a[i * D4 + lane + x * LANES]); }
+  return s;
+}
+fn lane_dot_b(v: array<vec4<f32>, DL>, i: u32, lane: u32) -> f32 {
+  var s = 0.0;
+  for (var x = 0u; x < DL; x++) { s += dot(v[x], tile_b[i * D4 + lane + x * LANES]); }
+  return s;
+}
+
+// Row r's full dot product with staged row i: its lanes' partials added in lane order (every
+// lane of the row gets the same bits).
+fn row_dot_x(r: u32, i: u32) -> f32 {
+  var s = 0.0;
+  for (var ln = 0u; ln < LANES; ln++) { s += part_x[(r * TILE + i) * LANES + ln]; }
+  return s;
+}
+fn row_dot_y(r: u32, i: u32) -> f32 {
+  var s = 0.0;
+  for (var ln = 0u; ln < LANES; ln++) { s += part_y[(r * TILE + i) * LANES + ln]; }
+  return s;
+}
+
+// Grid (query block of ROWS, q head, batch). Per step each lane writes its partial scores for
+// the TILE staged keys; then every lane of a row adds them up, so all lanes share one running
+// max and sum, and each updates its own columns of the output.
 @compute @workgroup_size(THREADS)
 fn flash_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let r = lid / LANES;
-  let lane = lid % LANES;
-  let b = wid.z;
-  let h = wid.y;
-  let hk = h / (p.n_q_heads / p.n_kv_heads);
-  let row0 = wid.x * ROWS;
-  let t = min(row0 + r, p.seq - 1u);
-  let last = p.past_len + t;
-  let block_last = p.past_len + min(row0 + ROWS, p.seq) - 1u; // workgroup-uniform loop bound
-  let qbase = q_row(b, t, h);
+  let row = query_row(wid, lid);
+  let block_last = block_last_key(wid.x);
   let c2 = p.scale * LOG2E;
-  var qr: array<vec4<f32>, D4>;
-  for (var c = 0u; c < D4; c++) { qr[c] = q_in[qbase + c] * c2; }
+  var qr: array<vec4<f32>, DL>;
+  for (var x = 0u; x < DL; x++) { qr[x] = q_in[row.qcol + x * LANES] * c2; }
   var acc: array<vec4<f32>, DL>;
   var m = NEG;
   var l = 0.0;
   for (var k0 = 0u; k0 <= block_last; k0 += TILE) {
-    stage_kv(b, hk, k0, block_last, lid);
+    stage_kv(wid.z, wid.y, k0, block_last, lid);
     workgroupBarrier();
-    for (var jj = lane; jj < TILE; jj += LANES) {
-      var s = 0.0;
-      for (var c = 0u; c < D4; c++) { s += dot(qr[c], tile_a[jj * D4 + c]); }
-      row_x[r * TILE + jj] = select(NEG, s, k0 + jj <= last);
+    for (var jj = 0u; jj < TILE; jj++) {
+      part_x[(row.r * TILE + jj) * LANES + row.lane] = lane_dot_a(qr, jj, row.lane);
     }
     workgroupBarrier();
     // Key 0 is in the first tile and every row sees it, so m is a real score from then on and
     // masked keys get exp2(NEG - m) = 0.
+    var s: array<f32, TILE>;
     var mt = NEG;
-    for (var jj = 0u; jj < TILE; jj++) { mt = max(mt, row_x[r * TILE + jj]); }
+    for (var jj = 0u; jj < TILE; jj++) {
+      s[jj] = select(NEG, row_dot_x(row.r, jj), k0 + jj <= row.last);
+      mt = max(mt, s[jj]);
+    }
     let m_new = max(m, mt);
     let alpha = exp2(m - m_new);
     m = m_new;
     l *= alpha;
     for (var x = 0u; x < DL; x++) { acc[x] *= alpha; }
     for (var jj = 0u; jj < TILE; jj++) {
-      let pj = exp2(row_x[r * TILE + jj] - m_new);
+      let pj = exp2(s[jj] - m_new);
       l += pj;
-      for (var x = 0u; x < DL; x++) { acc[x] += pj * tile_b[jj * D4 + lane + x * LANES]; }
+      for (var x = 0u; x < DL; x++) { acc[x] += pj * tile_b[jj * D4 + row.lane + x * LANES]; }
     }
     workgroupBarrier();
   }
-  if (row0 + r < p.seq) {
+  if (row.valid) {
     let inv = 1.0 / l;
-    for (var x = 0u; x < DL; x++) { o_out[qbase + lane + x * LANES] = acc[x] * inv; }
-    if (lane == 0u) { lse_out[(b * p.n_q_heads + h) * p.seq + t] = (m + log2(l)) * LN2; }
+    for (var x = 0u; x < DL; x++) { o_out[row.qcol + x * LANES] = acc[x] * inv; }
+    if (row.lane == 0u) { lse_out[(wid.z * p.n_q_heads + wid.y) * p.seq + row.t] = (m + log2(l)) * LN2; }
   }
 }
 
-// dq: grid (query block, q head, batch). P is recomputed from lse; each lane computes dS for
-// TILE / LANES keys per step into workgroup memory, then accumulates its columns of dS K.
-// delta = dout . out is computed here and stored for the dk/dv kernel.
+// dq: grid (query block, q head, batch). P is recomputed from lse; per step the lanes' partial
+// q.k and dO.v give each row's dS for the TILE staged keys, and each lane accumulates its
+// columns of dS K. delta = dout . out is computed here and stored for the dk/dv kernel.
 @compute @workgroup_size(THREADS)
 fn flash_bwd_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let r = lid / LANES;
-  let lane = lid % LANES;
-  let b = wid.z;
-  let h = wid.y;
-  let hk = h / (p.n_q_heads / p.n_kv_heads);
-  let row0 = wid.x * ROWS;
-  let t = min(row0 + r, p.seq - 1u);
-  let last = p.past_len + t;
-  let block_last = p.past_len + min(row0 + ROWS, p.seq) - 1u;
-  let qbase = q_row(b, t, h);
-  let row = (b * p.n_q_heads + h) * p.seq + t;
-  let l2 = lse_in[row] * LOG2E;
+  let row = query_row(wid, lid);
+  let block_last = block_last_key(wid.x);
+  let stat = (wid.z * p.n_q_heads + wid.y) * p.seq + row.t;
+  let l2 = lse_in[stat] * LOG2E;
   let c2 = p.scale * LOG2E;
-  var qr: array<vec4<f32>, D4>;
-  var dor: array<vec4<f32>, D4>;
-  var delta = 0.0;
-  for (var c = 0u; c < D4; c++) {
-    qr[c] = q_in[qbase + c] * c2;
-    dor[c] = do_in[qbase + c];
-    delta += dot(dor[c], o_in[qbase + c]);
+  var qr: array<vec4<f32>, DL>;
+  var dor: array<vec4<f32>, DL>;
+  var delta_part = 0.0;
+  for (var x = 0u; x < DL; x++) {
+    let col = row.qcol + x * LANES;
+    qr[x] = q_in[col] * c2;
+    dor[x] = do_in[col];
+    delta_part += dot(dor[x], o_in[col]);
   }
+  // delta over the whole row: the lanes' partials (slot lid = r * LANES + lane), in lane order.
+  // The loop's first writes to part_y come after its first barrier, when every lane has read.
+  part_y[lid] = delta_part;
+  workgroupBarrier();
+  var delta = 0.0;
+  for (var ln = 0u; ln < LANES; ln++) { delta += part_y[row.r * LANES + ln]; }
   var acc: array<vec4<f32>, DL>;
   for (var k0 = 0u; k0 <= block_last; k0 += TILE) {
-    stage_kv(b, hk, k0, block_last, lid);
+    stage_kv(wid.z, wid.y, k0, block_last, lid);
     workgroupBarrier();
-    for (var jj = lane; jj < TILE; jj += LANES) {
-      var s = 0.0;
-      var dp = 0.0;
-      for (var c = 0u; c < D4; c++) {
-        s += dot(qr[c], tile_a[jj * D4 + c]);
-        dp += dot(dor[c], tile_b[jj * D4 + c]);
-      }
-      let pj = select(0.0, exp2(s - l2), k0 + jj <= last);
-      row_x[r * TILE + jj] = pj * (dp - delta);
+    for (var jj = 0u; jj < TILE; jj++) {
+      let slot = (row.r * TILE + jj) * LANES + row.lane;
+      part_x[slot] = lane_dot_a(qr, jj, row.lane);
+      part_y[slot] = lane_dot_b(dor, jj, row.lane);
     }
     workgroupBarrier();
     for (var jj = 0u; jj < TILE; jj++) {
-      let ds = row_x[r * TILE + jj];
-      for (var x = 0u; x < DL; x++) { acc[x] += ds * tile_a[jj * D4 + lane + x * LANES]; }
+      let pj = select(0.0, exp2(row_dot_x(row.r, jj) - l2), k0 + jj <= row.last);
+      let ds = pj * (row_dot_y(row.r, jj) - delta);
+      for (var x = 0u; x < DL; x++) { acc[x] += ds * tile_a[jj * D4 + row.lane + x * LANES]; }
     }
     workgroupBarrier();
   }
-  if (row0 + r < p.seq) {
-    for (var x = 0u; x < DL; x++) { dq_out[qbase + lane + x * LANES] = acc[x] * p.scale; }
-    if (lane == 0u) { delta_out[row] = delta; }
+  if (row.valid) {
+    for (var x = 0u; x < DL; x++) { dq_out[row.qcol + x * LANES] = acc[x] * p.scale; }
+    if (row.lane == 0u) { delta_out[stat] = delta; }
   }
 }
 
 // dk, dv: grid (key block, kv head, batch). The workgroup walks every query head sharing its kv
 // head and, in TILE steps, every query that sees its first key, with Q, dO, lse and delta staged.
-// Each lane computes P and dS for TILE / LANES queries, then accumulates its columns of
-// dv += P^T dO and dk += dS^T Q: the GQA sum happens in registers, in a fixed order.
+// The lanes' partial k.q and v.dO give each key row P and dS for the TILE staged queries, then
+// each lane accumulates its columns of dv += P^T dO and dk += dS^T Q: the GQA sum happens in
+// registers, in a fixed order.
 @compute @workgroup_size(THREADS)
 fn flash_bwd_dkdv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let r = lid / LANES;
@@ -219,13 +235,13 @@ fn flash_bwd_dkdv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
   let kv_len = p.past_len + p.seq;
   let j0 = wid.x * ROWS;
   let j = min(j0 + r, kv_len - 1u);
-  let kbase = kv_row(b, j, hk);
+  let kcol = kv_row(b, j, hk) + lane;
   let c2 = p.scale * LOG2E;
-  var kr: array<vec4<f32>, D4>;
-  var vr: array<vec4<f32>, D4>;
-  for (var c = 0u; c < D4; c++) {
-    kr[c] = k_in[kbase + c] * c2;
-    vr[c] = v_in[kbase + c];
+  var kr: array<vec4<f32>, DL>;
+  var vr: array<vec4<f32>, DL>;
+  for (var x = 0u; x < DL; x++) {
+    kr[x] = k_in[kcol + x * LANES] * c2;
+    vr[x] = v_in[kcol + x * LANES];
   }
   var dk: array<vec4<f32>, DL>;
   var dv: array<vec4<f32>, DL>;
@@ -246,22 +262,16 @@ fn flash_bwd_dkdv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
         stat_b[lid] = delta_in[stat + qi];
       }
       workgroupBarrier();
-      for (var ii = lane; ii < TILE; ii += LANES) {
-        var s = 0.0;
-        var dp = 0.0;
-        for (var c = 0u; c < D4; c++) {
-          s += dot(kr[c], tile_a[ii * D4 + c]);
-          dp += dot(vr[c], tile_b[ii * D4 + c]);
-        }
-        let i = i0 + ii;
-        let pij = select(0.0, exp2(s - stat_a[ii]), i < p.seq && j <= p.past_len + i);
-        row_x[r * TILE + ii] = pij;
-        row_y[r * TILE + ii] = pij * (dp - stat_b[ii]);
+      for (var ii = 0u; ii < TILE; ii++) {
+        let slot = (r * TILE + ii) * LANES + lane;
+        part_x[slot] = lane_dot_a(kr, ii, lane);
+        part_y[slot] = lane_dot_b(vr, ii, lane);
       }
       workgroupBarrier();
       for (var ii = 0u; ii < TILE; ii++) {
-        let pij = row_x[r * TILE + ii];
-        let ds = row_y[r * TILE + ii];
+        let i = i0 + ii;
+        let pij = select(0.0, exp2(row_dot_x(r, ii) - stat_a[ii]), i < p.seq && j <= p.past_len + i);
+        let ds = pij * (row_dot_y(r, ii) - stat_b[ii]);
         for (var x = 0u; x < DL; x++) {
           let col = ii * D4 + lane + x * LANES;
           dv[x] += pij * tile_b[col];
@@ -273,8 +283,8 @@ fn flash_bwd_dkdv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
   }
   if (j0 + r < kv_len) {
     for (var x = 0u; x < DL; x++) {
-      dk_out[kbase + lane + x * LANES] = dk[x] * p.scale;
-      dv_out[kbase + lane + x * LANES] = dv[x];
+      dk_out[kcol + x * LANES] = dk[x] * p.scale;
+      dv_out[kcol + x * LANES] = dv[x];
     }
   }
 }
@@ -285,24 +295,11 @@ fn flash_bwd_dkdv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
 // column per thread, and the groups' partial results merge through workgroup memory at the end.
 // Writes part[b, h, split] = (acc[0..D), max (base 2), sum), as attn_decode_partial does, so
 // attention.wgsl's attn_decode_combine finishes the job.
-// attention.wgsl's decode_shape: the same splits as attn_decode_combine reads.
-struct DecodeShape {
-  kv_len: u32,
-  chunk: u32,
-  n_splits: u32,
-}
-fn decode_shape(newest_row: u32) -> DecodeShape {
-  if (dcp.live == 0u) { return DecodeShape(dcp.kv_len, dcp.chunk, dcp.n_splits); }
-  let kv_len = newest_row + 1u;
-  let splits = max(1u, min(dcp.max_splits, kv_len / dcp.min_chunk));
-  let chunk = (kv_len + splits - 1u) / splits;
-  return DecodeShape(kv_len, chunk, (kv_len + chunk - 1u) / chunk);
-}
 
 @compute @workgroup_size(THREADS)
 fn flash_decode_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   // Live: the dispatch covers the most splits of any length; workgroups past this length's stop.
-  let ds = decode_shape(live_pos[0]);
+  let ds = decode_shape(dcp, live_pos[0]);
   let split = wid.x;
   if (split >= ds.n_splits) { return; }
   let h = wid.y;

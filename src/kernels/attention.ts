@@ -24,12 +24,13 @@
  * Two kernel families compute the same results (within the tests' bounds): the device's kernel
  * plan picks one, a caller may name one with `kernels`. 'cpu': the kernels of attention.wgsl,
  * one thread per row, no workgroup memory or barriers. 'gpu': flashAttention.wgsl's tiles in
- * workgroup memory, several lanes per row, head dim fixed per pipeline (head dims up to
- * FLASH_MAX_HEAD_DIM; larger ones run the 'cpu' kernels). Both are deterministic.
+ * workgroup memory, several lanes per row splitting the head dim, head dim fixed per pipeline
+ * (every head dim above). Both are deterministic.
  */
-import code from '../../shaders/attention.wgsl?raw';
+import common from '../../shaders/attentionCommon.wgsl?raw';
+import own from '../../shaders/attention.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelPlan, type KernelSpec, type Recorder } from '../gpu';
-import { FLASH_MAX_HEAD_DIM, FLASH_THREADS, flashSpecs, type FlashSpecs } from './flashAttention';
+import { FLASH_THREADS, flashSpecs, type FlashSpecs } from './flashAttention';
 import { grid1d } from './grid';
 
 /** Largest head dim the kernels hold in registers (MAX_D4 * 4 in the shader). */
@@ -135,6 +136,8 @@ export interface AppendKvArgs {
   pos: number | LivePosition;
 }
 
+const code = common + own;
+
 function spec(entryPoint: string, bindings: KernelSpec['bindings']): KernelSpec {
   return { name: `attention.${entryPoint}`, code, entryPoint, bindings, constants: { ROWS } };
 }
@@ -147,9 +150,9 @@ const DECODE_PARTIAL = spec('attn_decode_partial', ['uniform', 'read', 'read', '
 const DECODE_COMBINE = spec('attn_decode_combine', ['uniform', 'read', 'write', 'read']);
 const KV_APPEND = spec('attn_kv_append', ['uniform', 'read', 'read', 'write', 'write', 'read']);
 
-/** The flash kernels when the plan is 'gpu' and they take head dim D, else null ('cpu' kernels). */
+/** The flash kernels for head dim D when the plan is 'gpu', else null ('cpu' kernels). */
 function flashFor(gpu: Gpu, plan: KernelPlan | undefined, D: number): FlashSpecs | null {
-  return (plan ?? gpu.kernels) === 'gpu' && D <= FLASH_MAX_HEAD_DIM ? flashSpecs(D) : null;
+  return (plan ?? gpu.kernels) === 'gpu' ? flashSpecs(D) : null;
 }
 
 function bytesOf(b: BufferBinding): number {

@@ -1,16 +1,15 @@
 // The 'gpu' plan's attention kernels (FlashAttention-2 tiles in workgroup memory), one pipeline set per head dim; attention.ts dispatches them.
-import code from '../../shaders/flashAttention.wgsl?raw';
+import common from '../../shaders/attentionCommon.wgsl?raw';
+import own from '../../shaders/flashAttention.wgsl?raw';
 import type { KernelSpec } from '../gpu';
 
 /** Threads per workgroup in every flash kernel. */
 export const FLASH_THREADS = 64;
 /**
- * Largest head dim the flash kernels take; attention.ts runs larger ones with the 'cpu' kernels.
- * Why: at head dim 128 every dk/dv thread holds two 128-float rows in registers, and lavapipe
- * (where CI tests these kernels) needs minutes to build that pipeline (bench/NOTES.md), too slow
- * to test; the fix is to keep those rows in workgroup memory.
+ * Workgroup memory every flash kernel stays within: WebGPU's guaranteed minimum of
+ * maxComputeWorkgroupStorageSize, so the kernels run on every adapter.
  */
-export const FLASH_MAX_HEAD_DIM = 64;
+export const FLASH_WORKGROUP_BYTES = 16384;
 
 /** Shape constants of one head dim's pipelines (see the shader's header). */
 export interface FlashShape {
@@ -25,16 +24,25 @@ export interface FlashShape {
 }
 
 /**
- * Tiles are sized to keep each kernel under 16 KiB of workgroup memory (WebGPU's default
- * limit): two staged tiles of at most 1024 floats (8 KiB) and two per-row score arrays of at most
- * 512 floats (4 KiB).
+ * The workgroup memory the largest of forward, dq and dk/dv uses at head dim D and a tile:
+ * two staged tiles (tile rows of D floats), two arrays of the lanes' partial dot products
+ * (FLASH_THREADS per staged row) and two per-staged-row statistics.
+ */
+export function flashWorkgroupBytes(D: number, tile: number): number {
+  return 4 * (2 * tile * D + 2 * FLASH_THREADS * tile + 2 * tile);
+}
+
+/**
+ * The shape at head dim D: 4 lanes per row where D/4 allows it (at head dim 128 a lane then holds
+ * 32 floats of each row it keeps, as at head dim 32 with one lane), and the largest tile of at
+ * most 32 rows within FLASH_WORKGROUP_BYTES (8 rows at head dim 64 and 128, 16 at 32).
  */
 export function flashShape(D: number): FlashShape {
   const d4 = D / 4;
   const lanes = d4 % 4 === 0 ? 4 : d4 % 2 === 0 ? 2 : 1;
   const rows = FLASH_THREADS / lanes;
   let tile = 32;
-  while (tile > 8 && (tile * D > 1024 || rows * tile > 512)) tile /= 2;
+  while (tile > 1 && flashWorkgroupBytes(D, tile) > FLASH_WORKGROUP_BYTES) tile /= 2;
   return { d4, lanes, rows, tile };
 }
 
@@ -48,7 +56,7 @@ export interface FlashSpecs {
 
 const cache = new Map<number, FlashSpecs>();
 
-/** The flash kernels for head dim D (a multiple of 4, <= FLASH_MAX_HEAD_DIM), built once per D. */
+/** The flash kernels for head dim D (a multiple of 4, at most 128), built once per D. */
 export function flashSpecs(D: number): FlashSpecs {
   let specs = cache.get(D);
   if (specs) return specs;
@@ -56,7 +64,7 @@ export function flashSpecs(D: number): FlashSpecs {
   const prelude =
     `const D4: u32 = ${shape.d4}u;\nconst LANES: u32 = ${shape.lanes}u;\n` +
     `const ROWS: u32 = ${shape.rows}u;\nconst TILE: u32 = ${shape.tile}u;\n`;
-  const source = prelude + code;
+  const source = prelude + common + own;
   const spec = (entryPoint: string, bindings: KernelSpec['bindings']): KernelSpec => ({
     name: `flashAttention.${entryPoint}.d${D}`,
     code: source,

@@ -405,7 +405,7 @@ describe.each(plans)('attentionDecode and appendKv, %s kernels', (kernels) => {
 });
 
 describe('kernel plans', () => {
-  it("the 'gpu' plan runs flashAttention's kernels up to head dim 64, the 'cpu' plan attention.wgsl's", async () => {
+  it("the 'gpu' plan runs flashAttention's kernels at every head dim, the 'cpu' plan attention.wgsl's", async () => {
     const gpu = await getTestGpu();
     const buf = gpu.createBuffer(1 << 16);
     const kernelNames = (kernels: KernelPlan, D: number) => {
@@ -424,7 +424,11 @@ describe('kernel plans', () => {
       ...['fwd', 'bwd_dq', 'bwd_dkdv', 'decode_partial'].map((k) => `flashAttention.flash_${k}.d64`),
       'attention.attn_decode_combine',
     ]);
-    expect(kernelNames('gpu', 128)).toEqual(cpu);
+    expect(kernelNames('cpu', 128)).toEqual(cpu);
+    expect(kernelNames('gpu', 128)).toEqual([
+      ...['fwd', 'bwd_dq', 'bwd_dkdv', 'decode_partial'].map((k) => `flashAttention.flash_${k}.d128`),
+      'attention.attn_decode_combine',
+    ]);
     gpu.release(buf);
   });
 });

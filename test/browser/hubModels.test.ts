@@ -114,6 +114,11 @@ describe('curated models from the Hub in Chromium', () => {
       [390, 844, 'phone'],
     ] as const) {
       await page.setViewportSize({ width, height });
+      // Charts follow their box through a ResizeObserver, a frame after the resize: give the
+      // layout up to 5 s to settle before measuring (a lasting overflow still fails below).
+      await page
+        .waitForFunction(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth, null, { timeout: 5_000 })
+        .catch(() => undefined);
       // The form with a file's report and preview still fits the screen: nothing sticks out sideways.
       const overflow = await page.evaluate(() => {
         const w = document.documentElement.clientWidth;

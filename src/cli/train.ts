@@ -15,7 +15,8 @@ import { modelResolveContext, resolveHyperparameters, type Hyperparameters, type
 import { formatValidationLoss, NO_STEP_TOKENS, resultsCsv, resultsCsvHeader, resultsCsvRow, trainedStep, type StepMetrics } from '../train/metrics';
 import { planJobKernels } from '../train/kernelPlanning';
 import { SCHEDULE_KINDS } from '../train/schedule';
-import { describeKeptLayers, keptLayersOf, Trainer, type TrainingEvent } from '../train/trainer';
+import { describeKeptLayers, keptLayersOf } from '../train/keptLayers';
+import { Trainer, type TrainingEvent } from '../train/trainer';
 import { OutputWriteError, writeFileAtomic } from '../util/atomicWrite';
 import { autoNumberOption, choiceOption, flag, KERNELS_OPTION, kernelsOption, listOption, numberOption, requiredString, stringOption, type CommandSpec, type ParsedCommand, type OptionValues, WEIGHT_DTYPE_OPTION, weightDtypeOption, LOG_EVERY_OPTION, logEveryOption } from './args';
 import { loadDataset } from './dataset';

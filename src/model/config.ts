@@ -510,3 +510,10 @@ export function checkWeightsAgainstConfig(
   }
   return { expected, prefix, unused };
 }
+
+/** The activation kernel of a config's `hidden_act` (GPT-2's gelu_new is the tanh form). */
+export function activationKind(cfg: ModelConfig): 'gelu_tanh' | 'gelu_erf' | 'silu' {
+  if (cfg.hiddenAct === 'gelu_new') return 'gelu_tanh';
+  if (cfg.hiddenAct === 'gelu') return 'gelu_erf';
+  return 'silu';
+}

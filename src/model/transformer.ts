@@ -25,7 +25,7 @@ import { matmul } from '../kernels/matmul';
 import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from '../kernels/norm';
 import { ropeQK } from '../kernels/rope';
 
-import { ropeInverseFrequencies, type ModelConfig } from './config';
+import { activationKind, ropeInverseFrequencies, type ModelConfig } from './config';
 import type { BaseGradients } from './fullParameters';
 import type { KvCache, StepTail } from './kvCache';
 import { DEFAULT_MEMORY_BUDGET_BYTES, estimateLoraJobMemory, type RecomputePolicy } from './memoryEstimate';
@@ -146,17 +146,10 @@ export class CausalLM {
   keptLayers(B: number, T: number, adapter: LoraAdapter | null): number {
     if (this.pinnedKeptLayers !== null) return Math.min(this.pinnedKeptLayers, this.config.layers);
     if (this.recompute !== 'auto') return this.recompute === 'never' ? this.config.layers : 0;
-    const estimate = estimateLoraJobMemory(this.config, {
-      batch: B,
-      seq: T,
-      rank: adapter?.config.r ?? 0,
-      dtype: this.weights.dtype,
-      targetModules: adapter?.config.targetModules ?? [],
-      maxStorageBufferBindingSize: this.gpu.limits.maxStorageBufferBindingSize,
-      recompute: 'auto',
-      budgetBytes: this.memoryBudgetBytes,
-    });
-    return estimate.keptLayers;
+    const { r: rank = 0, targetModules = [] } = adapter?.config ?? {};
+    const { maxStorageBufferBindingSize } = this.gpu.limits;
+    const shape = { batch: B, seq: T, rank, dtype: this.weights.dtype, targetModules, maxStorageBufferBindingSize };
+    return estimateLoraJobMemory(this.config, { ...shape, recompute: 'auto', budgetBytes: this.memoryBudgetBytes }).keptLayers;
   }
 
   private upload(ws: Workspace, batch: TokenBatch): void {
@@ -293,7 +286,7 @@ export class CausalLM {
       swiglu(this.gpu, rec, { gate: a.gate, up: a.up, out: a.act, rows: N, width: cfg.intermediate });
     } else {
       lin(layer.mlpIn[0]!, a.h2, a.gate);
-      activation(this.gpu, rec, { kind: actKind(cfg), x: a.gate, out: a.act, n: N * cfg.intermediate });
+      activation(this.gpu, rec, { kind: activationKind(cfg), x: a.gate, out: a.act, n: N * cfg.intermediate });
     }
     if (mlpOut) {
       lin(layer.mlpOut, a.act, mlpOut);
@@ -342,7 +335,7 @@ export class CausalLM {
       sharedBack(layer.mlpIn, a.h2, [ws.dGate, ws.dUp], ws.dh);
     } else {
       back(layer.mlpOut, a.act, ws.dres, ws.dAct, false, now);
-      activationBackward(this.gpu, rec, { kind: actKind(cfg), x: a.gate, dOut: ws.dAct, dx: ws.dGate, n: N * cfg.intermediate });
+      activationBackward(this.gpu, rec, { kind: activationKind(cfg), x: a.gate, dOut: ws.dAct, dx: ws.dGate, n: N * cfg.intermediate });
       back(layer.mlpIn[0]!, a.h2, ws.dGate, ws.dh, false);
     }
     this.normBackward(rec, ws, layer.norm2, a.xmid, a.stats2, ws.dh, ws.dres, true, opts.full);
@@ -600,10 +593,4 @@ export class CausalLM {
 
 function positionArgs(position: number | GPUBuffer): { positionStart: number } | { positions: GPUBuffer } {
   return typeof position === 'number' ? { positionStart: position } : { positions: position };
-}
-
-function actKind(cfg: ModelConfig): 'gelu_tanh' | 'gelu_erf' | 'silu' {
-  if (cfg.hiddenAct === 'gelu_new') return 'gelu_tanh';
-  if (cfg.hiddenAct === 'gelu') return 'gelu_erf';
-  return 'silu';
 }

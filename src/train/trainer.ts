@@ -35,6 +35,7 @@ import {
 } from './checkpoint';
 import { divergedAdvice, DivergenceWatch } from './divergence';
 import type { Hyperparameters } from './hyperparameters';
+import { activationState, keptLayersOf, resolveKeptLayers } from './keptLayers';
 import { formatValidationLoss, NO_STEP_TOKENS, trainedStep, type StepMetrics } from './metrics';
 import { dropoutSeedOf, microBatches } from './microBatches';
 import { LoraOptimizer, type OptimizerSettings } from './optimizer';
@@ -231,26 +232,17 @@ export class Trainer {
     }
     this.optimizer = new LoraOptimizer(this.model.gpu, this.adapter);
     this.adapter.resetOptimizer();
-    const layers = this.model.config.layers;
-    const policy = options.recompute ?? 'auto';
-    if (options.keptLayers !== undefined) this.keptLayers = Math.min(options.keptLayers, layers);
-    else if (policy !== 'auto') this.keptLayers = policy === 'never' ? layers : 0;
-    else {
-      const modelPolicy = this.model.recompute;
-      this.model.recompute = 'auto';
-      this.keptLayers = this.model.keptLayers(hp.batchSize, hp.maxSeqLen, this.adapter);
-      this.model.recompute = modelPolicy;
-    }
+    this.keptLayers = resolveKeptLayers(this.model, options, hp.batchSize, hp.maxSeqLen, this.adapter);
     this.st = { step: 0, epoch: 0, batchIndex: 0, totalSteps: this.totalSteps, seed: hp.seed, elapsedMs: 0, finished: false, ...this.activationState() };
   }
 
   /** 'never' when every layer keeps its activations, else 'always' (some or all are recomputed). */
   get recompute(): 'always' | 'never' {
-    return this.keptLayers >= this.model.config.layers ? 'never' : 'always';
+    return this.activationState().recompute;
   }
 
-  private activationState(): Pick<TrainerState, 'recompute' | 'keptLayers'> {
-    return { recompute: this.recompute, keptLayers: this.keptLayers };
+  private activationState(): ReturnType<typeof activationState> {
+    return activationState(this.keptLayers, this.model.config.layers);
   }
 
   /** A copy of the current position. */
@@ -604,19 +596,3 @@ export class Trainer {
   }
 }
 
-/**
- * The kept-layer count a checkpoint's state records; checkpoints from before it was recorded
- * give it by their policy ('never': every layer, 'always': none); null when neither is there.
- */
-export function keptLayersOf(state: Pick<TrainerState, 'recompute' | 'keptLayers'>, layers: number): number | null {
-  if (state.keptLayers !== undefined) return Math.min(state.keptLayers, layers);
-  if (state.recompute) return state.recompute === 'never' ? layers : 0;
-  return null;
-}
-
-/** The activation line `train` prints and the job log shows. */
-export function describeKeptLayers(kept: number, layers: number): string {
-  if (kept >= layers) return 'kept for every layer (they fit the memory budget)';
-  if (kept === 0) return 'recomputed in the backward for every layer (the memory budget holds none)';
-  return `kept for ${kept} of ${layers} layers (what the memory budget holds), the other ${layers - kept} recomputed in the backward`;
-}

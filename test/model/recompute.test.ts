@@ -7,7 +7,8 @@ import { estimateLoraJobMemory } from '../../src/model/memoryEstimate';
 import { buildRandomModel, randomBatch } from '../../src/model/randomModel';
 import { CausalLM } from '../../src/model/transformer';
 import { resolveHyperparameters } from '../../src/train/hyperparameters';
-import { describeKeptLayers, keptLayersOf, Trainer } from '../../src/train/trainer';
+import { describeKeptLayers, keptLayersOf } from '../../src/train/keptLayers';
+import { Trainer } from '../../src/train/trainer';
 import { getTestGpu } from '../helpers/gpu';
 import { patternExamples } from '../helpers/model';
 

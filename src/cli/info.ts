@@ -175,7 +175,7 @@ function printInfo(ctx: CliContext, r: InfoResult): void {
         ? `${formatBytes(e.keptActivationsBytes)} (${e.keptLayers} of ${r.layers} layers kept; the others recomputed before their backward to fit the budget)`
         : 'none (each layer recomputed before its backward: keeping them would not fit the budget)',
   );
-  p('  logits chunk', formatBytes(e.logitsBytes));
+  p('  logits', `${formatBytes(e.logitsBytes)} (${e.keptLogits ? "every vocabulary chunk's, kept for the backward: it fits the budget" : 'one vocabulary chunk at a time'})`);
   p('  optimizer scratch', formatBytes(e.optimizerScratchBytes));
   p('  kernel parameters', `${formatBytes(e.kernelParamsBytes)} (approximate)`);
   p('  total', formatBytes(e.totalBytes));

@@ -55,8 +55,17 @@ export interface MemoryEstimate {
   recompute: 'always' | 'never';
   /** Layers whose activations are kept from the forward pass; the others are recomputed. */
   keptLayers: number;
-  /** One vocabulary chunk of logits and the cross-entropy state. */
+  /**
+   * The logits and the cross-entropy state: one vocabulary chunk, or every chunk when they are
+   * kept for the backward (`keptLogits`).
+   */
   logitsBytes: number;
+  /**
+   * Whether the backward finds every vocabulary chunk's logits from the forward pass instead of
+   * recomputing all but the last (the head's matmul once per chunk instead of twice): only when
+   * every layer's activations are kept and the job still fits the budget with them.
+   */
+  keptLogits: boolean;
   /** Gradient-norm partials and the clip coefficient. */
   optimizerScratchBytes: number;
   /**
@@ -149,6 +158,9 @@ export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions):
   const residual = Array.from({ length: L + 1 }, () => f32(N * C));
   const vocabChunk = Math.min(c.vocabSize, VOCAB_CHUNK);
   const logits = [f32(N * vocabChunk), f32(N * CE_STATE_STRIDE), f32(N), f32(N), f32(4)];
+  // Kept logits: one more chunk-sized buffer for each chunk but the last (which uses the one above).
+  const chunks = planEmbeddingShards(c.vocabSize, c.hidden, o.dtype, binding).reduce((n, s) => n + Math.ceil(s.rowCount / vocabChunk), 0);
+  const keptLogits = Array.from({ length: chunks - 1 }, () => f32(N * vocabChunk));
   // One layer's activations (the Workspace's LayerActivations).
   const activations = [
     regionsF32([N * C, N * C]), // h1|h2
@@ -184,6 +196,7 @@ export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions):
     recompute: 'never' as 'always' | 'never',
     keptLayers: L,
     logitsBytes: sum(logits),
+    keptLogits: false,
     optimizerScratchBytes: sum(optimizer),
     kernelParamsBytes: bucketSize(256 * (100 * L + 20)),
     totalBytes: 0,
@@ -203,6 +216,8 @@ export function estimateLoraJobMemory(c: ModelConfig, o: MemoryEstimateOptions):
     est.keptActivationsBytes = est.keptLayers * set;
   }
   est.recompute = keepAll ? 'never' : 'always';
+  est.keptLogits = keepAll && keptLogits.length > 0 && total(est.keptActivationsBytes) + sum(keptLogits) <= budget;
+  if (est.keptLogits) est.logitsBytes += sum(keptLogits);
   est.totalBytes = total(est.keptActivationsBytes);
   return est;
 }

@@ -28,7 +28,7 @@ import { ropeQK } from '../kernels/rope';
 import { activationKind, ropeInverseFrequencies, type ModelConfig } from './config';
 import type { BaseGradients } from './fullParameters';
 import type { KvCache, StepTail } from './kvCache';
-import { DEFAULT_MEMORY_BUDGET_BYTES, estimateLoraJobMemory, type RecomputePolicy } from './memoryEstimate';
+import { DEFAULT_MEMORY_BUDGET_BYTES, estimateLoraJobMemory, type MemoryEstimate, type RecomputePolicy } from './memoryEstimate';
 import { TrainingReplays } from './stepReplay';
 import { linearGroupBackward, linearGroupForward, loraGroupBranch, maskSeed } from './linearGroup';
 import { DeferredLoraGrads } from './deferredLoraGrads';
@@ -111,8 +111,9 @@ export class CausalLM {
     const r = adapter?.config.r ?? 0;
     const roles = adapter ? [...new Set([...adapter.modules.keys()].map((l) => l.role))].sort() : [];
     const kept = backward ? this.keptLayers(B, T, adapter) : 0;
+    const keptLogits = backward && this.keepsLogits(B, T, adapter);
     const base = `${B}x${T}:${r}:${roles.join(',')}`;
-    const key = `${base}:${backward ? `train-keep${kept}` : 'forward'}`;
+    const key = `${base}:${backward ? `train-keep${kept}${keptLogits ? '-logits' : ''}` : 'forward'}`;
     // A training workspace of the same shape also serves forward-only passes.
     const keys = backward ? [key] : [key, ...[...this.workspaces.keys()].filter((k) => k.startsWith(`${base}:train-`))];
     for (const k of keys) {
@@ -129,7 +130,8 @@ export class CausalLM {
       this.workspaces.delete(oldest);
     }
     const vocabChunk = Math.min(this.config.vocabSize, VOCAB_CHUNK);
-    const ws = new Workspace(this.gpu, this.config, B, T, vocabChunk, r, roles, backward, kept);
+    const chunks = keptLogits ? this.weights.head.reduce((n, shard) => n + Math.ceil(shard.rowCount / vocabChunk), 0) : 0;
+    const ws = new Workspace(this.gpu, this.config, B, T, vocabChunk, r, roles, backward, kept, chunks);
     this.workspaces.set(key, ws);
     return ws;
   }
@@ -146,28 +148,25 @@ export class CausalLM {
   keptLayers(B: number, T: number, adapter: LoraAdapter | null): number {
     if (this.pinnedKeptLayers !== null) return Math.min(this.pinnedKeptLayers, this.config.layers);
     if (this.recompute !== 'auto') return this.recompute === 'never' ? this.config.layers : 0;
+    return this.estimate(B, T, adapter, 'auto').keptLayers;
+  }
+
+  /** The memory estimate of a training step of B x T under `recompute` and this model's budget. */
+  private estimate(B: number, T: number, adapter: LoraAdapter | null, recompute: RecomputePolicy): MemoryEstimate {
     const { r: rank = 0, targetModules = [] } = adapter?.config ?? {};
     const { maxStorageBufferBindingSize } = this.gpu.limits;
     const shape = { batch: B, seq: T, rank, dtype: this.weights.dtype, targetModules, maxStorageBufferBindingSize };
-    return estimateLoraJobMemory(this.config, { ...shape, recompute: 'auto', budgetBytes: this.memoryBudgetBytes }).keptLayers;
+    return estimateLoraJobMemory(this.config, { ...shape, recompute, budgetBytes: this.memoryBudgetBytes });
   }
 
-  private upload(ws: Workspace, batch: TokenBatch): void {
-    const N = batch.B * batch.T;
-    if (batch.tokens.length !== N || batch.targets.length !== N || batch.mask.length !== N) {
-      throw new Error(`batch arrays must hold B*T = ${N} entries`);
-    }
-    for (const id of batch.tokens) {
-      if (id >= this.config.vocabSize) throw new Error(`token id ${id} is outside the vocabulary (${this.config.vocabSize})`);
-    }
-    this.gpu.write(ws.ids, batch.tokens);
-    // Masked rows may carry any target; give them 0 so the kernels never index past the vocabulary.
-    const targets = batch.targets.map((t, i) => (batch.mask[i]! !== 0 ? t : 0));
-    for (let i = 0; i < N; i++) {
-      if (batch.mask[i] !== 0 && targets[i]! >= this.config.vocabSize) throw new Error(`target ${targets[i]} is outside the vocabulary`);
-    }
-    this.gpu.write(ws.targets, targets);
-    this.gpu.write(ws.mask, batch.mask);
+  /**
+   * Whether a training step of B x T keeps every vocabulary chunk's logits for the backward
+   * instead of recomputing them: when every layer's activations are kept and the memory estimate
+   * with the logits still fits the budget (see MemoryEstimate.keptLogits). The gradients are the
+   * same bit for bit either way.
+   */
+  keepsLogits(B: number, T: number, adapter: LoraAdapter | null): boolean {
+    return this.keptLayers(B, T, adapter) === this.config.layers && this.estimate(B, T, adapter, 'never').keptLogits;
   }
 
   // ------------------------------------------------------------------ building blocks
@@ -227,7 +226,6 @@ export class CausalLM {
     const { heads, kvHeads, headDim } = this.config;
     ropeQK(this.gpu, rec, { invFreq: this.invFreq!, tokens: ws.N, q, qHeads: heads, k, kHeads: kvHeads, headDim, ...positionArgs(position), seqLen: ws.T, backward });
   }
-
 
   /**
    * Every layer forward. Layer l's MLP output stays in ws.xout, apart from the residual stream
@@ -418,22 +416,24 @@ export class CausalLM {
   }
 
   /** Vocabulary chunks of the head: [vStart, vc) ranges that each lie inside one head shard. */
-  private *headChunks(ws: Workspace): Generator<{ vStart: number; vc: number; shard: GPUBuffer; rowInShard: number }> {
+  private *headChunks(ws: Workspace): Generator<{ index: number; vStart: number; vc: number; shard: GPUBuffer; rowInShard: number }> {
+    let index = 0;
     for (const shard of this.weights.head) {
       for (let r = 0; r < shard.rowCount; r += ws.vocabChunk) {
         const buffer = 'buffer' in shard.buffer ? shard.buffer.buffer : shard.buffer;
-        yield { vStart: shard.rowStart + r, vc: Math.min(ws.vocabChunk, shard.rowCount - r), shard: buffer, rowInShard: r };
+        yield { index: index++, vStart: shard.rowStart + r, vc: Math.min(ws.vocabChunk, shard.rowCount - r), shard: buffer, rowInShard: r };
       }
     }
   }
 
-  private headLogits(rec: Recorder, ws: Workspace, chunk: { vc: number; shard: GPUBuffer; rowInShard: number }): void {
+  /** The logits of one vocabulary chunk into `out` ([N, vc]). */
+  private headLogits(rec: Recorder, ws: Workspace, chunk: { vc: number; shard: GPUBuffer; rowInShard: number }, out: GPUBuffer): void {
     const C = this.config.hidden;
     matmul(this.gpu, rec, {
       a: ws.hF,
       b: chunk.shard,
       offsetB: chunk.rowInShard * C,
-      c: ws.logits,
+      c: out,
       M: ws.N,
       N: chunk.vc,
       K: C,
@@ -448,8 +448,9 @@ export class CausalLM {
     this.embed(rec, ws);
     this.finalNorm(rec, ws, this.layersForward(rec, ws, adapter, dropoutSeed));
     for (const chunk of this.headChunks(ws)) {
-      this.headLogits(rec, ws, chunk);
-      crossEntropyChunkStats(this.gpu, rec, { logits: ws.logits, targets: ws.targets, mask: ws.mask, state: ws.ceState, rows: ws.N, vStart: chunk.vStart, vc: chunk.vc });
+      const logits = ws.logitsOf(chunk.index);
+      this.headLogits(rec, ws, chunk, logits);
+      crossEntropyChunkStats(this.gpu, rec, { logits, targets: ws.targets, mask: ws.mask, state: ws.ceState, rows: ws.N, vStart: chunk.vStart, vc: chunk.vc });
     }
     crossEntropyFinalize(this.gpu, rec, {
       targets: ws.targets,
@@ -484,7 +485,7 @@ export class CausalLM {
   /** Loss totals of a batch (no gradients). */
   async evaluate(batch: TokenBatch, adapter: LoraAdapter | null = null): Promise<LossTotals> {
     const ws = this.ws(batch.B, batch.T, adapter, false);
-    this.upload(ws, batch);
+    ws.upload(batch);
     const rec = this.gpu.recorder('evaluate');
     this.recordForward(rec, ws, adapter, undefined, false);
     rec.submit();
@@ -497,7 +498,7 @@ export class CausalLM {
    */
   async evaluateRows(batch: TokenBatch, adapter: LoraAdapter | null = null): Promise<LossTotals[]> {
     const ws = this.ws(batch.B, batch.T, adapter, false);
-    this.upload(ws, batch);
+    ws.upload(batch);
     const rec = this.gpu.recorder('evaluate-rows');
     this.recordForward(rec, ws, adapter, undefined, false);
     rec.submit();
@@ -519,7 +520,7 @@ export class CausalLM {
   async logits(tokens: Uint32Array, B: number, T: number, adapter: LoraAdapter | null = null): Promise<Float32Array> {
     const ws = this.ws(B, T, adapter, false);
     const N = B * T;
-    this.upload(ws, { B, T, tokens, targets: new Uint32Array(N), mask: new Float32Array(N) });
+    ws.upload({ B, T, tokens, targets: new Uint32Array(N), mask: new Float32Array(N) });
     const V = this.config.vocabSize;
     const out = new Float32Array(N * V);
     const rec = this.gpu.recorder('logits');
@@ -528,7 +529,7 @@ export class CausalLM {
     rec.submit();
     for (const chunk of this.headChunks(ws)) {
       const r = this.gpu.recorder('logits-chunk');
-      this.headLogits(r, ws, chunk);
+      this.headLogits(r, ws, chunk, ws.logits);
       r.submit();
       const part = await this.gpu.readF32(ws.logits, N * chunk.vc);
       for (let i = 0; i < N; i++) out.set(part.subarray(i * chunk.vc, (i + 1) * chunk.vc), i * V + chunk.vStart);
@@ -546,7 +547,7 @@ export class CausalLM {
     const cfg = this.config;
     if (!adapter && !opts.full) throw new Error('forwardBackward needs an adapter or full-parameter gradients');
     const ws = this.ws(batch.B, batch.T, adapter, true);
-    this.upload(ws, batch);
+    ws.upload(batch);
     const rec = this.replays.begin(ws, adapter, this.loraLinearPath, opts);
     if (!rec) return readLoss ? this.readTotals(ws) : null; // a recorded pass was replayed
     const full = opts.full;
@@ -554,17 +555,20 @@ export class CausalLM {
     this.recordForward(rec, ws, adapter, opts.dropoutSeed, opts.accumulate);
     // Loss -> final norm: dL/dhF = sum over chunks of dlogits · head[chunk]. Last chunk first:
     // the forward pass left its logits in ws.logits, so only the other chunks are recomputed
-    // (with one chunk, e.g. a vocabulary up to VOCAB_CHUNK, the head runs once per step, not twice).
+    // (with one chunk, e.g. a vocabulary up to VOCAB_CHUNK, the head runs once per step, not twice),
+    // and none when the workspace keeps every chunk's logits (see keepsLogits).
     let first = true;
-    for (const chunk of [...this.headChunks(ws)].reverse()) {
-      if (!first) this.headLogits(rec, ws, chunk);
-      crossEntropyChunkGrad(this.gpu, rec, { logits: ws.logits, targets: ws.targets, mask: ws.mask, state: ws.ceState, rows: ws.N, vStart: chunk.vStart, vc: chunk.vc, gradScale: { buffer: this.replays.stepValues } });
+    const chunks = [...this.headChunks(ws)];
+    for (const chunk of chunks.reverse()) {
+      const logits = ws.logitsOf(chunk.index);
+      if (!ws.keepsLogits(chunk.index, chunks.length)) this.headLogits(rec, ws, chunk, logits);
+      crossEntropyChunkGrad(this.gpu, rec, { logits, targets: ws.targets, mask: ws.mask, state: ws.ceState, rows: ws.N, vStart: chunk.vStart, vc: chunk.vc, gradScale: { buffer: this.replays.stepValues } });
       if (full) {
         // dHead[chunk] += dlogitsᵀ hF
-        matmul(this.gpu, rec, { a: ws.logits, b: ws.hF, c: full.grad(chunk.shard), offsetC: chunk.rowInShard * cfg.hidden, M: chunk.vc, N: cfg.hidden, K: ws.N, transA: true, beta: 1, label: 'lm_head.dW' });
+        matmul(this.gpu, rec, { a: logits, b: ws.hF, c: full.grad(chunk.shard), offsetC: chunk.rowInShard * cfg.hidden, M: chunk.vc, N: cfg.hidden, K: ws.N, transA: true, beta: 1, label: 'lm_head.dW' });
       }
       matmul(this.gpu, rec, {
-        a: ws.logits,
+        a: logits,
         b: chunk.shard,
         offsetB: chunk.rowInShard * cfg.hidden,
         c: ws.dh,

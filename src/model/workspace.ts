@@ -4,6 +4,7 @@ import { groupRegion } from '../kernels/loraGroup';
 
 import type { ModelConfig } from './config';
 import { LORA_DU_REGIONS, SHARED_INPUT_GROUPS, type LinearRole } from './layout';
+import type { TokenBatch } from './trainingPass';
 
 /** A view of part of a buffer, as the group kernels need it: the whole buffer and element offsets. */
 export type BufferView = { buffer: GPUBuffer; offset: number; size: number };
@@ -80,6 +81,12 @@ export class Workspace {
   readonly saved: LayerActivations[];
   /** Layers 0 .. keptLayers-1 keep their activations from the forward pass; the rest are recomputed. */
   readonly keptLayers: number;
+  /**
+   * With kept logits, vocabulary chunk i < chunks - 1 writes its logits here (the last chunk uses
+   * `logits`), so the backward finds every chunk's from the forward pass; empty when not kept.
+   */
+  readonly keptLogits: GPUBuffer[];
+  private readonly vocabSize: number;
 
   constructor(
     private readonly gpu: Gpu,
@@ -91,8 +98,10 @@ export class Workspace {
     loraRoles: readonly LinearRole[],
     withBackward: boolean,
     keptLayers = 0,
+    keptLogitChunks = 0,
   ) {
     const N = (this.N = B * T);
+    this.vocabSize = cfg.vocabSize;
     const { hidden: C, intermediate: I, heads: H, kvHeads: Hkv, headDim: D, layers: L } = cfg;
     const f = (n: number, label: string) => {
       const b = gpu.createBuffer(Math.max(1, n) * 4, label);
@@ -130,6 +139,36 @@ export class Workspace {
     this.keptLayers = withBackward ? Math.min(L, Math.max(0, keptLayers)) : 0;
     const sets = this.keptLayers === L ? L : this.keptLayers + 1;
     this.saved = Array.from({ length: sets }, (_, l) => new LayerActivations(f, cfg, B, T, loraRank, loraRoles, l));
+    this.keptLogits = Array.from({ length: withBackward ? Math.max(0, keptLogitChunks - 1) : 0 }, (_, i) => f(N * vocabChunk, `logits.${i}`));
+  }
+
+  /** Checks a batch of this shape against the vocabulary and writes its tokens, targets and mask. */
+  upload(batch: TokenBatch): void {
+    const N = this.N;
+    if (batch.B * batch.T !== N || batch.tokens.length !== N || batch.targets.length !== N || batch.mask.length !== N) {
+      throw new Error(`batch arrays must hold B*T = ${N} entries`);
+    }
+    for (const id of batch.tokens) {
+      if (id >= this.vocabSize) throw new Error(`token id ${id} is outside the vocabulary (${this.vocabSize})`);
+    }
+    this.gpu.write(this.ids, batch.tokens);
+    // Masked rows may carry any target; give them 0 so the kernels never index past the vocabulary.
+    const targets = batch.targets.map((t, i) => (batch.mask[i]! !== 0 ? t : 0));
+    for (let i = 0; i < N; i++) {
+      if (batch.mask[i] !== 0 && targets[i]! >= this.vocabSize) throw new Error(`target ${targets[i]} is outside the vocabulary`);
+    }
+    this.gpu.write(this.targets, targets);
+    this.gpu.write(this.mask, batch.mask);
+  }
+
+  /** The logits buffer of vocabulary chunk `i` (of the head's chunks, in order). */
+  logitsOf(i: number): GPUBuffer {
+    return this.keptLogits[i] ?? this.logits;
+  }
+
+  /** Whether chunk `i` of `chunks` still holds its forward logits when the backward reaches it. */
+  keepsLogits(i: number, chunks: number): boolean {
+    return i === chunks - 1 || i < this.keptLogits.length;
   }
 
   /** Whether layer l's activations stay from the forward pass to its backward. */

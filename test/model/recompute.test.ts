@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseModelConfig } from '../../src/model/config';
+import { parseModelConfig, type ModelConfig } from '../../src/model/config';
 import { LoraAdapter, defaultLoraConfig } from '../../src/model/lora';
-import { estimateLoraJobMemory } from '../../src/model/memoryEstimate';
+import { bucketSize } from '../../src/gpu/bufferPool';
+import { DEFAULT_MEMORY_BUDGET_BYTES, estimateLoraJobMemory } from '../../src/model/memoryEstimate';
 import { buildRandomModel, randomBatch } from '../../src/model/randomModel';
 import { CausalLM } from '../../src/model/transformer';
 import { resolveHyperparameters } from '../../src/train/hyperparameters';
@@ -18,19 +19,27 @@ const config = parseModelConfig({ ...raw, num_hidden_layers: 5 });
 const made: CausalLM[] = [];
 afterAll(() => made.forEach((m) => m.destroy()));
 
+/**
+ * A random f32 model of `cfg`, an r = 4 adapter on it with random B (B is zero after
+ * initialisation; random B makes every gradient depend on the activations), a batch of B x T, and
+ * the memory estimate's shape of that job.
+ */
+async function randomJob(cfg: ModelConfig, B: number, T: number, dropout = 0) {
+  const gpu = await getTestGpu();
+  const model = new CausalLM(gpu, cfg, await buildRandomModel(gpu, cfg, { dtype: 'f32', seed: 3 }));
+  made.push(model);
+  const loraConfig = defaultLoraConfig(cfg, { r: 4, alpha: 8, dropout });
+  const adapter = new LoraAdapter(gpu, cfg, model.weights, loraConfig);
+  adapter.initialize(7);
+  for (const m of adapter.modules.values()) adapter.write(m.b, Float32Array.from({ length: m.b.n }, (_, i) => Math.sin(i + m.b.offset)));
+  const shape = { batch: B, seq: T, rank: 4, dtype: 'f32' as const, targetModules: loraConfig.targetModules, maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize };
+  return { gpu, model, adapter, batch: randomBatch(cfg, B, T, 5), shape };
+}
+
 describe("recompute 'auto' under a budget that holds some layers' activations", () => {
   it('keeps the first layers, recomputes the rest, and gives the same gradients bit for bit', async () => {
-    const gpu = await getTestGpu();
     const [B, T] = [2, 24];
-    const model = new CausalLM(gpu, config, await buildRandomModel(gpu, config, { dtype: 'f32', seed: 3 }));
-    made.push(model);
-    const loraConfig = defaultLoraConfig(config, { r: 4, alpha: 8, dropout: 0.1 });
-    const adapter = new LoraAdapter(gpu, config, model.weights, loraConfig);
-    adapter.initialize(7);
-    // B is zero after initialisation; random B makes every gradient depend on the activations.
-    for (const m of adapter.modules.values()) adapter.write(m.b, Float32Array.from({ length: m.b.n }, (_, i) => Math.sin(i + m.b.offset)));
-    const batch = randomBatch(config, B, T, 5);
-    const shape = { batch: B, seq: T, rank: 4, dtype: 'f32' as const, targetModules: loraConfig.targetModules, maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize };
+    const { model, adapter, batch, shape } = await randomJob(config, B, T, 0.1);
     const never = estimateLoraJobMemory(config, { ...shape, recompute: 'never' });
     const grads = new Map<string, Map<string, Float32Array>>();
     for (const [label, policy, budget, kept] of [
@@ -47,6 +56,46 @@ describe("recompute 'auto' under a budget that holds some layers' activations", 
     for (const [key, g] of grads.get('never')!) {
       expect(Array.from(grads.get('partial')!.get(key)!), key).toEqual(Array.from(g));
       expect(Array.from(grads.get('always')!.get(key)!), key).toEqual(Array.from(g));
+    }
+    adapter.destroy();
+  });
+});
+
+describe('every vocabulary chunk\'s logits kept when the whole job fits the budget', () => {
+  it('skips recomputing the head in the backward and gives the same loss and gradients bit for bit', async () => {
+    // Three vocabulary chunks (8192, 8192 and 96 columns): two to recompute in the backward, or keep.
+    const wide = parseModelConfig({ ...raw, vocab_size: 2 * 8192 + 96 });
+    const [B, T] = [1, 16];
+    const { gpu, model, adapter, batch, shape } = await randomJob(wide, B, T);
+    const kept = estimateLoraJobMemory(wide, { ...shape, recompute: 'auto' });
+    const layersOnly = estimateLoraJobMemory(wide, { ...shape, recompute: 'auto', budgetBytes: kept.totalBytes - 1 });
+    expect(kept.keptLogits).toBe(true);
+    expect(layersOnly.keptLogits).toBe(false);
+    expect(layersOnly.keptLayers).toBe(wide.layers);
+    expect(kept.totalBytes - layersOnly.totalBytes).toBe(2 * bucketSize(B * T * 8192 * 4));
+    expect(estimateLoraJobMemory(wide, { ...shape, recompute: 'always' }).keptLogits).toBe(false);
+    const runs = new Map<string, { loss: number; dispatches: number; grads: Map<string, Float32Array> }>();
+    for (const [label, policy, budget, keepsLogits] of [
+      ['kept', 'auto', DEFAULT_MEMORY_BUDGET_BYTES, true],
+      ['layers only', 'auto', kept.totalBytes - 1, false],
+      ['always', 'always', DEFAULT_MEMORY_BUDGET_BYTES, false],
+    ] as const) {
+      model.recompute = policy;
+      model.memoryBudgetBytes = budget;
+      expect(model.keepsLogits(B, T, adapter), label).toBe(keepsLogits);
+      await gpu.sync();
+      gpu.resetCounters();
+      const totals = (await model.forwardBackward(batch, adapter, { gradScale: 1 / (B * T), accumulate: false }))!;
+      runs.set(label, { loss: totals.lossSum, dispatches: gpu.counters.dispatches, grads: await adapter.readGradients() });
+    }
+    const [k, l, a] = [runs.get('kept')!, runs.get('layers only')!, runs.get('always')!];
+    // The two chunks before the last are not recomputed: two head matmuls fewer.
+    expect(l.dispatches - k.dispatches).toBe(2);
+    expect(l.loss).toBe(k.loss);
+    expect(a.loss).toBe(k.loss);
+    for (const [key, g] of k.grads) {
+      expect(Array.from(l.grads.get(key)!), key).toEqual(Array.from(g));
+      expect(Array.from(a.grads.get(key)!), key).toEqual(Array.from(g));
     }
     adapter.destroy();
   });

@@ -30,6 +30,7 @@ const FITS: JobMemoryCheck = {
     recompute: 'always',
     keptLayers: 0,
     logitsBytes: 32 * MiB,
+    keptLogits: false,
     optimizerScratchBytes: 1 * MiB,
     kernelParamsBytes: 3 * MiB,
     totalBytes: 1780 * MiB,

@@ -67,6 +67,7 @@ interface StepCounts {
   blockingReadsPerStep: number;
   bindGroupsPerStep: number;
   encodeMs: number;
+  /** Process CPU time over the step (in a dry run, the encoding's). */
   encodeCpuMs: number;
 }
 
@@ -221,10 +222,10 @@ async function benchTrainCases(gpu: Gpu, opts: TrainBenchOptions, dry: boolean):
             blockingReadsPerStep: med((x) => x.blockingReadsPerStep),
             bindGroupsPerStep: med((x) => x.bindGroupsPerStep),
             encodeMs: med((x) => x.encodeMs),
-            ...(dry ? { encodeCpuMs: med((x) => x.encodeCpuMs) } : {}),
+            ...(dry ? { encodeCpuMs: med((x) => x.encodeCpuMs) } : { stepCpuMs: med((x) => x.encodeCpuMs) }),
             note:
               `${dry ? 'dry run (recorded and encoded, never submitted); ' : ''}LoRA r=${opts.rank} on all ${adapter.modules.size} linear layers (${path.path} LoRA linear, activations ${keeps(path.recompute) ? 'kept' : 'recomputed'}); median of ${opts.steps} steps` +
-              `${paths.length > 1 ? ` (paths alternated: ${times.get(path)!.map((t) => t.toFixed(0)).join(', ')} ms)` : ''}${dry ? '' : `; loss ${losses.get(path)!.toFixed(3)}`}`,
+              `${paths.length > 1 ? ` (paths alternated: ${times.get(path)!.map((t) => t.toFixed(0)).join(', ')} ms${dry ? '' : `; step CPU ${c.map((x) => x.encodeCpuMs.toFixed(0)).join(', ')} ms`})` : ''}${dry ? '' : `; loss ${losses.get(path)!.toFixed(3)}`}`,
           };
           rows.push(row);
           caseRows.push(row);

@@ -36,6 +36,12 @@ export interface BenchRow {
    * dry run, so this is the encoding's CPU cost, unlike wall time less sensitive to other load.
    */
   encodeCpuMs?: number;
+  /**
+   * Train, real runs: process CPU time (all threads) over the step. On a CPU adapter (lavapipe)
+   * the kernels run on this process's threads, so this is the step's work, far less stretched by
+   * other jobs on the machine than wall time; on a GPU it is the CPU side only.
+   */
+  stepCpuMs?: number;
   /** Generate: compute dispatches per decoded token. */
   dispatchesPerToken?: number;
   /** Generate: CPU milliseconds to record and encode one decoded token. */
@@ -109,6 +115,7 @@ const COLUMNS: Column[] = [
   { title: 'bind groups/step', cell: (r) => fmt(r.bindGroupsPerStep, 0) },
   { title: 'encode ms', cell: (r) => fmt(r.encodeMs, 1) },
   { title: 'encode CPU ms', cell: (r) => fmt(r.encodeCpuMs, 1) },
+  { title: 'step CPU ms', cell: (r) => fmt(r.stepCpuMs, 1) },
   { title: 'dispatches/token', cell: (r) => fmt(r.dispatchesPerToken, 0) },
   { title: 'encode ms/token', cell: (r) => fmt(r.encodeMsPerToken, 2) },
   { title: 'peer', cell: (r) => r.peer?.name ?? '' },

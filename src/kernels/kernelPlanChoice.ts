@@ -4,7 +4,7 @@ import matmulCommonCode from '../../shaders/matmulCommon.wgsl?raw';
 import matmulGpuCode from '../../shaders/matmulGpu.wgsl?raw';
 import type { AdapterSummary, Gpu } from '../gpu';
 import type { GpuMatmulPlan } from './matmulGpu';
-import { adapterName, applyKernelPlan, kernelRules, matmulShapeKey, planFits, rulesPlanRecord, type KernelPlanRecord } from './matmulPlans';
+import { adapterName, applyKernelPlan, kernelRules, matmulShapeKey, planFits, planReductions, rulesPlanRecord, type KernelPlanRecord } from './matmulPlans';
 import { MAX_SHAPES, tuneMatmulShapes, type TuningOptions, type TuningShape } from './matmulTuning';
 
 /** What a tuning result is only valid for: one adapter, one browser or Dawn build, these shaders. */
@@ -126,7 +126,7 @@ export async function chooseKernelPlan(gpu: Gpu, o: ChooseOptions): Promise<Kern
   // The first MAX_SHAPES distinct shapes (callers list the largest first); the rest keep the rules.
   const keys = [...new Set(o.shapes.map(matmulShapeKey))].slice(0, MAX_SHAPES);
   const missing = o.shapes.filter((s) => keys.includes(matmulShapeKey(s)) && !(matmulShapeKey(s) in cached));
-  const base = { version: 1 as const, family: gpu.kernels, adapterClass: rules.adapterClass, adapter: adapterName(gpu.adapter) };
+  const base = { version: 1 as const, family: gpu.kernels, adapterClass: rules.adapterClass, adapter: adapterName(gpu.adapter), reductions: planReductions(gpu) };
   const pick = (from: Record<string, GpuMatmulPlan>) => Object.fromEntries(keys.filter((k) => k in from).map((k) => [k, from[k]!]));
   if (missing.length === 0) return done({ ...base, source: 'cache', matmul: pick(cached) });
   let tuned: Awaited<ReturnType<typeof tuneMatmulShapes>>;

@@ -169,7 +169,7 @@ describe('whittle eval', () => {
     // 'cpu' opens a device of its own (the shared test device may run either plan).
     const run = await runCli(['eval', LLAMA, VALID, '--kernels', 'cpu']);
     expect(run.code).toBe(0);
-    expect(run.stderr).toMatch(/kernels: cpu plan\]/);
+    expect(run.stderr).toMatch(/kernels: cpu plan \(cpu adapter, rules\)\]/);
     const bad = await runCli(['eval', LLAMA, VALID, '--kernels', 'fast']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/--kernels must be one of auto, cpu, gpu, got "fast"/);

@@ -191,7 +191,7 @@ describe('whittle generate', () => {
     expect(a.code).toBe(0);
     expect(a.stdout.endsWith('\n')).toBe(true);
     expect(a.stdout.length).toBeGreaterThan(1);
-    expect(a.stderr).toMatch(/\[12 tokens in [\d.]+ s, [\d.]+ tokens\/s; prompt \d+ tokens .*finished: max tokens; kernels: (cpu|gpu) plan\]/);
+    expect(a.stderr).toMatch(/\[12 tokens in [\d.]+ s, [\d.]+ tokens\/s; prompt \d+ tokens .*finished: max tokens; kernels: (cpu|gpu) plan \([^)]*\)(; [^\]]*)?\]/);
     const b = await runCli(args);
     expect(b.stdout).toBe(a.stdout);
 

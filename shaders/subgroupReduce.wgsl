@@ -38,9 +38,19 @@ fn wg_sum(v: f32, lane: Lane) -> f32 {
   return wg_sum2(vec2<f32>(v, 0.0), lane).x;
 }
 
-// As workgroupReduce.wgsl's: the sum (here valid in every invocation, not only the first).
+var<workgroup> sgr_total: array<f32, WG>;
+
+// As workgroupReduce.wgsl's: the sum (here valid in every invocation, not only the first), once
+// per dispatch (no barrier frees its slots).
 fn wg_total(v: f32, lane: Lane) -> f32 {
-  return wg_sum2(vec2<f32>(v, 0.0), lane).x;
+  let s = subgroupAdd(v);
+  if (subgroupElect()) { sgr_total[lane.sg] = s; }
+  workgroupBarrier();
+  var total = sgr_total[0];
+  for (var k = 1u; k < lane.nsg; k = k + 1u) {
+    total = total + sgr_total[k];
+  }
+  return total;
 }
 
 struct MaxArg {
@@ -49,7 +59,8 @@ struct MaxArg {
 }
 
 // The largest m over the workgroup and its arg (the lowest arg among equal maxima); every
-// invocation gets it. Exact: a maximum and a minimum do not round.
+// invocation gets it. Exact: a maximum and a minimum do not round. Once per dispatch (no barrier
+// frees its slots).
 fn wg_max_arg(m: f32, arg: u32, lane: Lane) -> MaxArg {
   let sm = subgroupMax(m);
   let si = subgroupMin(select(0xffffffffu, arg, m == sm));
@@ -67,6 +78,5 @@ fn wg_max_arg(m: f32, arg: u32, lane: Lane) -> MaxArg {
     bm = select(bm, mb, take);
     bi = select(bi, ib, take);
   }
-  workgroupBarrier(); // the slots are reused by the next reduction
   return MaxArg(bm, bi);
 }

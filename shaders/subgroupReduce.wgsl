@@ -22,7 +22,8 @@ var<workgroup> sgr_max: array<f32, WG>;
 var<workgroup> sgr_arg: array<u32, WG>;
 
 // Sums v over the workgroup; every invocation gets the total (the same bits in every one).
-fn wg_sum2(v: vec2<f32>, lane: Lane) -> vec2<f32> {
+// No barrier after it: wg_sum2 adds the one that lets the slots be reused.
+fn wg_total2(v: vec2<f32>, lane: Lane) -> vec2<f32> {
   let s = subgroupAdd(v);
   if (subgroupElect()) { sgr_sum[lane.sg] = s; }
   workgroupBarrier();
@@ -30,6 +31,11 @@ fn wg_sum2(v: vec2<f32>, lane: Lane) -> vec2<f32> {
   for (var k = 1u; k < lane.nsg; k = k + 1u) {
     total = total + sgr_sum[k];
   }
+  return total;
+}
+
+fn wg_sum2(v: vec2<f32>, lane: Lane) -> vec2<f32> {
+  let total = wg_total2(v, lane);
   workgroupBarrier(); // sgr_sum is reused by the next reduction
   return total;
 }
@@ -38,19 +44,10 @@ fn wg_sum(v: f32, lane: Lane) -> f32 {
   return wg_sum2(vec2<f32>(v, 0.0), lane).x;
 }
 
-var<workgroup> sgr_total: array<f32, WG>;
-
 // As workgroupReduce.wgsl's: the sum (here valid in every invocation, not only the first), once
 // per dispatch (no barrier frees its slots).
 fn wg_total(v: f32, lane: Lane) -> f32 {
-  let s = subgroupAdd(v);
-  if (subgroupElect()) { sgr_total[lane.sg] = s; }
-  workgroupBarrier();
-  var total = sgr_total[0];
-  for (var k = 1u; k < lane.nsg; k = k + 1u) {
-    total = total + sgr_total[k];
-  }
-  return total;
+  return wg_total2(vec2<f32>(v, 0.0), lane).x;
 }
 
 struct MaxArg {

@@ -4,9 +4,12 @@ import { configDefaults, defineConfig } from 'vitest/config';
  * The whole-model golden tests run a second time with the GPU kernel plan forced on (see
  * test/helpers/gpu.ts), so CI checks the kernels real GPUs run against PyTorch on lavapipe too:
  * logits and LoRA gradients (blocked matmul, folded LoRA term), 10-step trajectories, and greedy
- * generation (GEMV decode). The rest of the suite runs once, on the device's own plan.
+ * generation (GEMV decode). So do the random-input tests of the kernels whose reductions the GPU
+ * plan builds on subgroups (norms, cross-entropy, sums), each of which asserts that the subgroup
+ * variant ran. The rest of the suite runs once, on the device's own plan.
  */
 const GPU_PLAN_GOLDEN = ['test/model/forward.test.ts', 'test/train/trajectory.test.ts', 'test/model/generate.test.ts'];
+const GPU_PLAN_REDUCTIONS = ['test/kernels/norm.test.ts', 'test/kernels/crossentropy.test.ts', 'test/kernels/reduce.test.ts'];
 
 /**
  * The Try-it demo end to end in Chromium: the card's full clinic run (56 steps) on SwiftShader
@@ -29,7 +32,7 @@ export default defineConfig({
     hookTimeout: 600_000,
     projects: [
       { extends: true, test: { name: 'default', include: ['test/**/*.test.ts', 'test/**/*.test.tsx'], exclude: [...configDefaults.exclude, ...DEMO_E2E] } },
-      { extends: true, test: { name: 'gpu-plan', include: GPU_PLAN_GOLDEN, env: { WHITTLE_KERNELS: 'gpu' } } },
+      { extends: true, test: { name: 'gpu-plan', include: [...GPU_PLAN_GOLDEN, ...GPU_PLAN_REDUCTIONS], env: { WHITTLE_KERNELS: 'gpu' } } },
       ...demoProject,
     ],
   },

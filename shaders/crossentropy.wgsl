@@ -11,7 +11,7 @@
 //
 // Entry points alias binding slots (each uses only its own declarations), see the comments.
 
-const WG: u32 = 256u;
+override WG: u32 = 256u;
 // A finite stand-in for -inf: WGSL does not promise IEEE infinities, and exp(NEG_BIG - x) is 0.
 const NEG_BIG: f32 = -3.0e38;
 
@@ -44,10 +44,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(5) var<storage, read_write> row_correct: array<f32>;
 
-var<workgroup> red_m: array<f32, WG>;
-var<workgroup> red_s: array<f32, WG>;
-var<workgroup> red_i: array<u32, WG>;
-
 // Argmax merge: larger value wins, equal values keep the lower column.
 fn takes_b(ma: f32, ia: u32, mb: f32, ib: u32) -> bool {
   return mb > ma || (mb == ma && ib < ia);
@@ -55,7 +51,8 @@ fn takes_b(ma: f32, ia: u32, mb: f32, ib: u32) -> bool {
 
 // One workgroup per row: an online (max, sum-exp, argmax) over the row's chunk, one pass.
 @compute @workgroup_size(WG)
-fn chunk_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn chunk_stats(@builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
+  let lid = lane.lid;
   let row = wid.y * p.groups + wid.x;
   if (row >= p.rows) { return; }
   if (mask[row] == 0.0) { return; }
@@ -73,34 +70,14 @@ fn chunk_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
       s = s + exp(x - m);
     }
   }
-  // Across threads: the max and argmax first, then every thread rescales its own sum to that
-  // max (one exp each), then the sums. The cross-thread folds are short serial loops in one
-  // thread: a fixed order (the same bits every run), and little code between few barriers,
-  // which keeps compiles fast on CPU Vulkan (lavapipe), where barrier trees cost seconds.
-  red_m[lid] = m;
-  red_i[lid] = idx;
-  workgroupBarrier();
+  // Across threads (with the prelude the binding module puts first, workgroupReduce.wgsl or
+  // subgroupReduce.wgsl): the max and argmax first, then every thread rescales its own sum to
+  // that max (one exp each), then the sums, valid in thread 0, which merges them into the state.
+  let best = wg_max_arg(m, idx, lane);
+  let cm = best.m;
+  let cs = wg_total(s * exp(m - cm), lane);
   if (lid == 0u) {
-    var bm = red_m[0];
-    var bi = red_i[0];
-    for (var j = 1u; j < WG; j = j + 1u) {
-      let mb = red_m[j];
-      let ib = red_i[j];
-      let take = mb > bm || (mb == bm && ib < bi);
-      bm = select(bm, mb, take);
-      bi = select(bi, ib, take);
-    }
-    red_m[0] = bm;
-    red_i[0] = bi;
-  }
-  workgroupBarrier();
-  let cm = red_m[0];
-  red_s[lid] = s * exp(m - cm);
-  workgroupBarrier();
-  if (lid == 0u) {
-    var cs = 0.0;
-    for (var j = 0u; j < WG; j = j + 1u) { cs = cs + red_s[j]; }
-    let ci = red_i[0] + p.v_start;
+    let ci = best.arg + p.v_start;
     let o = row * 4u;
     // The first chunk merges into an empty state.
     var om = NEG_BIG;

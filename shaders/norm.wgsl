@@ -1,6 +1,7 @@
 // Row normalisation over [rows, cols] f32: RMSNorm (Llama family) and LayerNorm (GPT-2).
-// Forward: one workgroup per row, a tree reduction in workgroup memory (fixed order, so the
-// result is deterministic), per-row statistics saved for the backward pass.
+// Forward: one workgroup per row, reduced with wg_sum from the prelude the binding module puts
+// first (workgroupReduce.wgsl or subgroupReduce.wgsl), per-row statistics saved for the backward
+// pass.
 // The *_res variants first form sum = x + residual (the new residual stream), write it out,
 // and normalise that.
 // Backward: one workgroup per row for dx (optionally added to dx already there, which is how the
@@ -22,28 +23,6 @@ struct RowParams {
 
 @group(0) @binding(0) var<uniform> p: RowParams;
 
-var<workgroup> red: array<vec2<f32>, WG>;
-
-// Sums v over the workgroup; every invocation gets the total. Two lanes so that the backward
-// pass reduces both of its sums in one sweep.
-fn wg_sum2(v: vec2<f32>, lid: u32) -> vec2<f32> {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-    if (lid < s) {
-      red[lid] = red[lid] + red[lid + s];
-    }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier(); // red is reused by the next reduction
-  return total;
-}
-
-fn wg_sum(v: f32, lid: u32) -> f32 {
-  return wg_sum2(vec2<f32>(v, 0.0), lid).x;
-}
-
 fn row_index(wid: vec3<u32>) -> u32 {
   return wid.y * p.groups_x + wid.x;
 }
@@ -56,7 +35,8 @@ fn row_index(wid: vec3<u32>) -> u32 {
 @group(0) @binding(4) var<storage, read_write> rf_rstd: array<f32>;
 
 @compute @workgroup_size(WG)
-fn rmsnorm_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn rmsnorm_fwd(@builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
+  let lid = lane.lid;
   let row = row_index(wid);
   if (row >= p.rows) { return; }
   let base = row * p.cols;
@@ -65,7 +45,7 @@ fn rmsnorm_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     let v = rf_x[base + c];
     ss += v * v;
   }
-  let r = inverseSqrt(wg_sum(ss, lid) / f32(p.cols) + p.eps);
+  let r = inverseSqrt(wg_sum(ss, lane) / f32(p.cols) + p.eps);
   for (var c = lid; c < p.cols; c += WG) {
     rf_y[base + c] = (rf_x[base + c] * r) * rf_w[c];
   }
@@ -82,7 +62,8 @@ fn rmsnorm_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 @group(0) @binding(6) var<storage, read_write> rr_rstd: array<f32>;
 
 @compute @workgroup_size(WG)
-fn rmsnorm_res_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn rmsnorm_res_fwd(@builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
+  let lid = lane.lid;
   let row = row_index(wid);
   if (row >= p.rows) { return; }
   let base = row * p.cols;
@@ -92,7 +73,7 @@ fn rmsnorm_res_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     rr_sum[base + c] = v;
     ss += v * v;
   }
-  let r = inverseSqrt(wg_sum(ss, lid) / f32(p.cols) + p.eps);
+  let r = inverseSqrt(wg_sum(ss, lane) / f32(p.cols) + p.eps);
   // Each invocation rereads only the elements it wrote itself, so no barrier is needed.
   for (var c = lid; c < p.cols; c += WG) {
     rr_y[base + c] = (rr_sum[base + c] * r) * rr_w[c];
@@ -109,20 +90,21 @@ fn rmsnorm_res_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
 @group(0) @binding(5) var<storage, read_write> lf_stats: array<f32>;
 
 @compute @workgroup_size(WG)
-fn layernorm_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn layernorm_fwd(@builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
+  let lid = lane.lid;
   let row = row_index(wid);
   if (row >= p.rows) { return; }
   let base = row * p.cols;
   var s = 0.0;
   for (var c = lid; c < p.cols; c += WG) { s += lf_x[base + c]; }
-  let mean = wg_sum(s, lid) / f32(p.cols);
+  let mean = wg_sum(s, lane) / f32(p.cols);
   // Variance from centred values (two passes) rather than E[x²]-mean², which cancels badly.
   var sq = 0.0;
   for (var c = lid; c < p.cols; c += WG) {
     let d = lf_x[base + c] - mean;
     sq += d * d;
   }
-  let r = inverseSqrt(wg_sum(sq, lid) / f32(p.cols) + p.eps);
+  let r = inverseSqrt(wg_sum(sq, lane) / f32(p.cols) + p.eps);
   for (var c = lid; c < p.cols; c += WG) {
     lf_y[base + c] = (lf_x[base + c] - mean) * r * lf_w[c] + lf_b[c];
   }
@@ -143,7 +125,8 @@ fn layernorm_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
 @group(0) @binding(7) var<storage, read_write> lr_stats: array<f32>;
 
 @compute @workgroup_size(WG)
-fn layernorm_res_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn layernorm_res_fwd(@builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
+  let lid = lane.lid;
   let row = row_index(wid);
   if (row >= p.rows) { return; }
   let base = row * p.cols;
@@ -153,13 +136,13 @@ fn layernorm_res_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
     lr_sum[base + c] = v;
     s += v;
   }
-  let mean = wg_sum(s, lid) / f32(p.cols);
+  let mean = wg_sum(s, lane) / f32(p.cols);
   var sq = 0.0;
   for (var c = lid; c < p.cols; c += WG) {
     let d = lr_sum[base + c] - mean;
     sq += d * d;
   }
-  let r = inverseSqrt(wg_sum(sq, lid) / f32(p.cols) + p.eps);
+  let r = inverseSqrt(wg_sum(sq, lane) / f32(p.cols) + p.eps);
   for (var c = lid; c < p.cols; c += WG) {
     lr_y[base + c] = (lr_sum[base + c] - mean) * r * lr_w[c] + lr_b[c];
   }
@@ -180,7 +163,8 @@ fn layernorm_res_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
 @group(0) @binding(5) var<storage, read_write> rb_dx: array<f32>;
 
 @compute @workgroup_size(WG)
-fn rmsnorm_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn rmsnorm_bwd(@builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
+  let lid = lane.lid;
   let row = row_index(wid);
   if (row >= p.rows) { return; }
   let base = row * p.cols;
@@ -189,7 +173,7 @@ fn rmsnorm_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
   for (var c = lid; c < p.cols; c += WG) {
     s += rb_dy[base + c] * rb_w[c] * rb_x[base + c];
   }
-  let k = wg_sum(s, lid) * r * r * r / f32(p.cols);
+  let k = wg_sum(s, lane) * r * r * r / f32(p.cols);
   for (var c = lid; c < p.cols; c += WG) {
     var v = r * rb_dy[base + c] * rb_w[c] - k * rb_x[base + c];
     if (p.accumulate != 0u) { v += rb_dx[base + c]; }
@@ -208,7 +192,8 @@ fn rmsnorm_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 @group(0) @binding(5) var<storage, read_write> lb_dx: array<f32>;
 
 @compute @workgroup_size(WG)
-fn layernorm_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn layernorm_bwd(@builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
+  let lid = lane.lid;
   let row = row_index(wid);
   if (row >= p.rows) { return; }
   let base = row * p.cols;
@@ -220,7 +205,7 @@ fn layernorm_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
     let xhat = (lb_x[base + c] - mean) * r;
     s += vec2<f32>(gh, gh * xhat);
   }
-  let m = wg_sum2(s, lid) / f32(p.cols);
+  let m = wg_sum2(s, lane) / f32(p.cols);
   for (var c = lid; c < p.cols; c += WG) {
     let gh = lb_dy[base + c] * lb_w[c];
     let xhat = (lb_x[base + c] - mean) * r;

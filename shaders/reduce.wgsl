@@ -1,9 +1,10 @@
 // Deterministic reductions: vector sums, sums of squares for the global gradient norm, and
 // gradient-norm clipping that reads its coefficient from a buffer (no CPU readback in a step).
-// Every sum has a fixed shape (per-thread strided loop, then a fixed tree), so results are
+// Every sum has a fixed shape (a per-thread strided loop, then wg_total from the prelude the
+// binding module puts first: workgroupReduce.wgsl or subgroupReduce.wgsl), so results are
 // bit-identical from run to run.
 
-const WG: u32 = 256u;
+override WG: u32 = 256u;
 
 struct SumParams {
   n: u32,
@@ -34,24 +35,9 @@ struct ScaleParams {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-var<workgroup> partial: array<f32, WG>;
-
-// Sums this workgroup's partial[] into partial[0] after a barrier. One thread adds the 256
-// partials in order: a fixed order, and cheap to compile on CPU Vulkan (lavapipe), where barrier
-// trees take seconds; the serial tail is short next to the strided loop before it.
-fn fold_partials(lid: u32) {
-  workgroupBarrier();
-  if (lid == 0u) {
-    var total = 0.0;
-    for (var j = 0u; j < WG; j = j + 1u) {
-      total = total + partial[j];
-    }
-    partial[0] = total;
-  }
-}
-
 @compute @workgroup_size(WG)
-fn sum_blocks(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn sum_blocks(@builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
+  let lid = lane.lid;
   let g = wid.y * sp.groups_x + wid.x;
   if (g >= sp.groups) { return; } // whole workgroup leaves: uniform
   let start = g * sp.block;
@@ -61,12 +47,11 @@ fn sum_blocks(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     let v = x[i];
     acc = acc + select(v, v * v, sp.squared != 0u);
   }
-  partial[lid] = acc;
-  fold_partials(lid);
+  let total = wg_total(acc, lane);
   if (lid == 0u) {
     let o = sp.out_offset + g;
     let prev = select(0.0, out[o], sp.accumulate != 0u);
-    out[o] = prev + partial[0];
+    out[o] = prev + total;
   }
 }
 
@@ -77,20 +62,18 @@ fn sum_blocks(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
 @group(0) @binding(2) var<storage, read_write> norm_out: array<f32>;
 
 // sqrt(sum of partials[0..np.slots)), valid in thread 0.
-fn norm_of_partials(lid: u32) -> f32 {
+fn norm_of_partials(lane: Lane) -> f32 {
   var acc = 0.0;
-  for (var i = lid; i < np.slots; i = i + WG) {
+  for (var i = lane.lid; i < np.slots; i = i + WG) {
     acc = acc + partials[i];
   }
-  partial[lid] = acc;
-  fold_partials(lid);
-  return sqrt(partial[0]);
+  return sqrt(wg_total(acc, lane));
 }
 
 @compute @workgroup_size(WG)
-fn norm_and_clip_coef(@builtin(local_invocation_index) lid: u32) {
-  let norm = norm_of_partials(lid);
-  if (lid == 0u) {
+fn norm_and_clip_coef(lane: Lane) {
+  let norm = norm_of_partials(lane);
+  if (lane.lid == 0u) {
     norm_out[0] = norm;
     norm_out[1] = min(1.0, np.max_norm / (norm + 1e-6));
   }
@@ -106,9 +89,9 @@ fn norm_and_clip_coef(@builtin(local_invocation_index) lid: u32) {
 @group(0) @binding(2) var<storage, read_write> state: array<f32>;
 
 @compute @workgroup_size(WG)
-fn norm_clip_step(@builtin(local_invocation_index) lid: u32) {
-  let norm = norm_of_partials(lid);
-  if (lid == 0u) {
+fn norm_clip_step(lane: Lane) {
+  let norm = norm_of_partials(lane);
+  if (lane.lid == 0u) {
     let skip = (bitcast<u32>(norm) & 0x7f800000u) == 0x7f800000u;
     state[0] = norm;
     state[1] = min(1.0, np.max_norm / (norm + 1e-6));

@@ -6,7 +6,8 @@ import type { CausalLM } from '../model/transformer';
 import { flag, KERNELS_OPTION, kernelsOption, numberOption, stringOption, type CommandSpec, type ParsedCommand, WEIGHT_DTYPE_OPTION, weightDtypeOption } from './args';
 import { loadDataset } from './dataset';
 import { CliError, type CliContext } from './io';
-import { loadAdapterFolder, openModel, padTokenId } from './model';
+import { describeKernelPlan } from '../kernels/matmulPlans';
+import { loadAdapterFolder, openModel, padTokenId, planCachedKernels } from './model';
 
 export const evalSpec: CommandSpec = {
   name: 'eval',
@@ -70,17 +71,19 @@ export async function runEval(ctx: CliContext, { values, positionals }: ParsedCo
     const maxSeqLen = Math.min(maxSeqLenWanted, config.maxPositions);
     const data = await loadDataset(file, opened, maxSeqLen, 'data file');
     const truncated = data.examples.truncatedCount;
+    const plan = describeKernelPlan(await planCachedKernels(ctx, model.gpu));
     const t0 = performance.now();
     const totals = await evaluateExamples(model, adapter, data.examples.list(), { batchSize, maxSeqLen, padId: padTokenId(opened, config) });
     if (totals.tokens === 0) throw new CliError(`${file} has no trained tokens to evaluate (no assistant replies with weight 1 within ${maxSeqLen} tokens)`);
     const seconds = (performance.now() - t0) / 1000;
     if (json) {
       ctx.print(JSON.stringify({ loss: totals.loss, token_accuracy: totals.accuracy, tokens: totals.tokens }));
+      ctx.note(`[kernels: ${plan}]`);
     } else {
       ctx.print(`loss            ${totals.loss.toFixed(4)} (perplexity ${Math.exp(totals.loss).toFixed(2)})`);
       ctx.print(`token accuracy  ${(totals.accuracy * 100).toFixed(2)}%`);
       ctx.print(`trained tokens  ${totals.tokens} in ${data.examples.count} examples${truncated ? ` (${truncated} truncated to ${maxSeqLen} tokens)` : ''}`);
-      ctx.note(`[${seconds.toFixed(2)} s${adapter ? `, adapter ${adapterDir}` : ''}; kernels: ${model.gpu.kernels} plan]`);
+      ctx.note(`[${seconds.toFixed(2)} s${adapter ? `, adapter ${adapterDir}` : ''}; kernels: ${plan}]`);
     }
     return 0;
   } finally {

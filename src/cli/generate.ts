@@ -5,7 +5,8 @@ import { generate } from '../model/generate';
 import type { LoraAdapter } from '../model/lora';
 import { flag, KERNELS_OPTION, kernelsOption, listOption, numberOption, requiredString, stringOption, type CommandSpec, type ParsedCommand, WEIGHT_DTYPE_OPTION, weightDtypeOption } from './args';
 import { CliError, type CliContext } from './io';
-import { loadAdapterFolder, openModel } from './model';
+import { describeKernelPlan } from '../kernels/matmulPlans';
+import { loadAdapterFolder, openModel, planCachedKernels } from './model';
 
 export const generateSpec: CommandSpec = {
   name: 'generate',
@@ -142,6 +143,7 @@ export async function runGenerate(ctx: CliContext, { values, positionals }: Pars
       throw new CliError(`the prompt is ${ids.length} tokens; the model's context is ${config.maxPositions}, leaving no room to generate`);
     }
 
+    const plan = describeKernelPlan(await planCachedKernels(ctx, model.gpu));
     const stream = new TextStream(tokenizer, stops);
     const result = await generate(model, [ids], adapter, {
       ...options,
@@ -159,7 +161,7 @@ export async function runGenerate(ctx: CliContext, { values, positionals }: Pars
     ctx.io.stdout('\n');
     const n = result.tokens[0]!.length;
     const finish = stream.stopped ? 'stop string' : result.finish[0] === 'eos' ? 'EOS' : result.finish[0] === 'length' ? 'max tokens' : result.finish[0] === 'context' ? `context full (${ids.length} prompt tokens of ${model.config.maxPositions})` : 'stopped';
-    ctx.note(`[${n} token${n === 1 ? '' : 's'} in ${(result.decodeMs / 1000).toFixed(2)} s, ${result.tokensPerSecond.toFixed(1)} tokens/s; prompt ${ids.length} tokens in ${result.prefillMs.toFixed(0)} ms; finished: ${finish}; kernels: ${model.gpu.kernels} plan]`);
+    ctx.note(`[${n} token${n === 1 ? '' : 's'} in ${(result.decodeMs / 1000).toFixed(2)} s, ${result.tokensPerSecond.toFixed(1)} tokens/s; prompt ${ids.length} tokens in ${result.prefillMs.toFixed(0)} ms; finished: ${finish}; kernels: ${plan}]`);
     return 0;
   } finally {
     adapter?.destroy();

@@ -4,6 +4,10 @@ import { mkdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import { ChatTemplate } from '../data/chatTemplate';
+import type { Gpu } from '../gpu';
+import { cachedKernelPlan } from '../kernels/kernelPlanChoice';
+import type { KernelPlanRecord } from '../kernels/matmulPlans';
+import { defaultTuningCachePath, nodeTuningStore, nodeWebGpuRuntime } from '../kernels/tuningStoreNode';
 import { TextTokenizer } from '../data/tokenizer';
 import { loadHfModelDir, type HfModelFiles } from '../formats/hfModelDir';
 import { nodeModelDir, type ClosableModelDir } from '../formats/nodeByteSource';
@@ -101,4 +105,12 @@ export function baseModelName(path: string): string {
 /** Token id for padded positions: the tokenizer's pad, else EOS, else 0 (masked anyway). */
 export function padTokenId(tools: TextTools, config: ModelConfig): number {
   return tools.tokenizer.pad?.id ?? config.padTokenId ?? tools.tokenizer.eos?.id ?? config.eosTokenIds[0] ?? 0;
+}
+
+/**
+ * The kernel plan of a command that runs no tuning pass (eval, generate), applied to `gpu`: the
+ * launches `train` tuned and cached for this device, else the rules.
+ */
+export function planCachedKernels(ctx: CliContext, gpu: Gpu): Promise<KernelPlanRecord> {
+  return cachedKernelPlan(gpu, { store: nodeTuningStore(defaultTuningCachePath()), runtime: nodeWebGpuRuntime(), log: (line) => ctx.note(`  ${line}`) });
 }

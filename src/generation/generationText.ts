@@ -48,6 +48,8 @@ export interface GenerateOutput {
   prefillMs: number;
   decodeMs: number;
   tokensPerSecond: number;
+  /** Our engine: the kernel plan it generated with, as describeKernelPlan writes it. */
+  kernelPlan?: string;
 }
 
 export class PromptError extends Error {

@@ -8,6 +8,7 @@ import { textUsesBos } from '../data/examples';
 import { loadHfModelDir } from '../formats/hfModelDir';
 import type { PeftAdapterFiles } from '../formats/peft';
 import { blobSource } from '../formats/safetensors';
+import type { Gpu } from '../gpu';
 import { generate } from '../model/generate';
 import type { LoraAdapter } from '../model/lora';
 import type { AdapterRef, JobAdapters } from '../jobs/adapters';
@@ -22,6 +23,8 @@ export interface PlaygroundOptions {
   adapters: JobAdapters;
   /** onnxruntime-web for `engine: 'onnxruntime'` generations (default: the browser WASM build, src/generation/ortWeb.ts). */
   loadOrt?: LoadOrt;
+  /** Applies the plan our engine generates with to the device and describes it (default: the device's plan as it stands). */
+  kernelPlan?: (gpu: Gpu) => Promise<string>;
 }
 
 export class Playground {
@@ -36,6 +39,7 @@ export class Playground {
     if (params.engine === 'onnxruntime') return this.generateWithOrt(params, onToken, signal);
     const { pool, adapters } = this.options;
     const gpu = await pool.gpu();
+    const kernelPlan = await this.options.kernelPlan?.(gpu);
     const lease = await pool.lease(gpu, params.model, weightDtypeFor(gpu, params.dtype), false);
     let adapter: LoraAdapter | null = null;
     try {
@@ -48,7 +52,7 @@ export class Playground {
         signal,
         onToken: (step) => (step[0] === undefined ? undefined : streamer.push(step[0])),
       });
-      return generateOutput(streamer, ids.length, result);
+      return { ...generateOutput(streamer, ids.length, result), ...(kernelPlan ? { kernelPlan } : {}) };
     } finally {
       adapter?.destroy();
       pool.release(lease);

@@ -56,6 +56,8 @@ export interface AdapterSummary {
   limits: Record<string, number>;
   /** The adapter's largest subgroup size, where `adapter.info` gives it. */
   subgroupMaxSize?: number;
+  /** The WGSL language extensions of the WebGPU implementation (`wgslLanguageFeatures`). */
+  wgslFeatures?: string[];
 }
 
 /**
@@ -327,5 +329,6 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
   };
   const subgroupMax = (info as { subgroupMaxSize?: number }).subgroupMaxSize;
   if (typeof subgroupMax === 'number' && subgroupMax > 0) summary.subgroupMaxSize = subgroupMax;
+  if (entry.wgslLanguageFeatures) summary.wgslFeatures = [...entry.wgslLanguageFeatures].sort();
   return new Gpu(device, summary, options.kernels ?? 'auto');
 }

@@ -37,6 +37,11 @@ export class PipelineCache {
     return this.pipelines.size;
   }
 
+  /** The kernel names (KernelSpec.name) compiled so far: tests check which variant a device ran. */
+  names(): string[] {
+    return [...new Set([...this.pipelines.values()].map((p) => p.spec.name))].sort();
+  }
+
   get(spec: KernelSpec): CachedPipeline {
     const known = this.bySpec.get(spec);
     if (known) return known;

@@ -74,6 +74,11 @@ export class JobQueue {
   }
 
   /** Resolves when no job runs, none will start and no background work is pending. */
+  /** The job this queue runs now, if any. */
+  get activeJobId(): string | null {
+    return this.active?.id ?? null;
+  }
+
   async idle(): Promise<void> {
     const { background } = this.options;
     while (this.loop || background.size > 0) {

@@ -18,7 +18,8 @@ import type { GenerateOutput, GenerateParams, TokenDelta } from '../generation/g
 import type { LoadOrt } from '../generation/onnxGeneration';
 import { Playground } from '../generation/playground';
 import type { Gpu } from '../gpu';
-import type { TuningStore } from '../kernels/kernelPlanChoice';
+import { cachedKernelPlan, type TuningStore } from '../kernels/kernelPlanChoice';
+import { describeKernelPlan } from '../kernels/matmulPlans';
 import type { WeightDtype } from '../model/weights';
 import type { HyperparameterRequest } from '../train/hyperparameters';
 import type { TrainerOptions } from '../train/trainer';
@@ -92,7 +93,19 @@ export class JobRunner {
       batching: options.batching,
       ...(options.tuningStore ? { tuningStore: options.tuningStore } : {}),
     });
-    this.playground = new Playground({ pool, adapters, loadOrt: options.loadOrt });
+    this.playground = new Playground({ pool, adapters, loadOrt: options.loadOrt, kernelPlan: (gpu) => this.generationKernelPlan(gpu, options.tuningStore) });
+  }
+
+  /**
+   * The kernel plan the playground generates with, as one line: a running job's, left applied
+   * (other launches would change the job's kernels mid-run); else the launches a training job
+   * tuned and cached for this device (no tuning pass here), or the rules on a miss.
+   */
+  private async generationKernelPlan(gpu: Gpu, store?: TuningStore): Promise<string> {
+    const running = this.queue.activeJobId;
+    if (running !== null) return `${(await this.records.get(running)).kernelPlan ?? `${gpu.kernels} plan`} (the running job's)`;
+    const runtime = typeof navigator === 'undefined' ? 'unknown' : navigator.userAgent;
+    return describeKernelPlan(await cachedKernelPlan(gpu, { ...(store ? { store } : {}), runtime }));
   }
 
   /** Makes a disabled runner the one that runs jobs: recovers interrupted ones and starts. */

@@ -1,14 +1,18 @@
 // Masked softmax cross-entropy over a large vocabulary, one logits chunk at a time: bindings for shaders/crossentropy.wgsl.
-import code from '../../shaders/crossentropy.wgsl?raw';
+import own from '../../shaders/crossentropy.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type Recorder } from '../gpu';
 import { kernelSpec } from './kernelSpec';
 import { grid1d } from './grid';
 import { sum } from './reduce';
+import { reducingKernel, reductionVariants } from './subgroupReduce';
+
+// chunk_stats reduces with subgroup operations in the GPU plan where the device has them.
+const code = reductionVariants(own);
 
 // Binding order of every entry point: uniform, targets, mask, then its own buffers.
-const CHUNK_STATS = kernelSpec(code, 'crossentropy.chunk_stats', 'chunk_stats', ['uniform', 'read', 'read', 'read', 'write']);
-const CHUNK_GRAD = kernelSpec(code, 'crossentropy.chunk_grad', 'chunk_grad', ['uniform', 'read', 'read', 'read', 'write', 'read']);
-const FINALIZE = kernelSpec(code, 'crossentropy.finalize', 'finalize', ['uniform', 'read', 'read', 'read', 'write', 'write']);
+const CHUNK_STATS = reducingKernel(code, 'crossentropy.chunk_stats', 'chunk_stats', ['uniform', 'read', 'read', 'read', 'write']);
+const CHUNK_GRAD = kernelSpec(code.workgroup, 'crossentropy.chunk_grad', 'chunk_grad', ['uniform', 'read', 'read', 'read', 'write', 'read']);
+const FINALIZE = kernelSpec(code.workgroup, 'crossentropy.finalize', 'finalize', ['uniform', 'read', 'read', 'read', 'write', 'write']);
 
 /** Floats of running state per row: max, sum of exp, target logit, argmax (as an exact f32). */
 export const CE_STATE_STRIDE = 4;
@@ -55,7 +59,7 @@ export function crossEntropyChunkStats(gpu: Gpu, rec: Recorder, a: CrossEntropyC
   const gx = Math.min(Math.max(a.rows, 1), max);
   const gy = Math.ceil(a.rows / gx);
   const first = a.first ?? a.vStart === 0;
-  rec.dispatch(CHUNK_STATS, {
+  rec.dispatch(CHUNK_STATS(gpu), {
     buffers: [a.targets, a.mask, a.logits, a.state],
     params: new Params()
       .u32(a.rows)

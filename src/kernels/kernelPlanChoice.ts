@@ -1,10 +1,10 @@
-// Picks a job's kernel plan at its start: the class rules, the tuning cache, or a tuning pass, and applies it to the device.
+// Picks a job's kernel plan at its start (the class rules, the tuning cache, or a tuning pass; evaluation and generation: the cache or the rules) and applies it to the device.
 import matmulCpuCode from '../../shaders/matmul.wgsl?raw';
 import matmulCommonCode from '../../shaders/matmulCommon.wgsl?raw';
 import matmulGpuCode from '../../shaders/matmulGpu.wgsl?raw';
 import type { AdapterSummary, Gpu } from '../gpu';
 import type { GpuMatmulPlan } from './matmulGpu';
-import { adapterName, applyKernelPlan, kernelRules, matmulShapeKey, planFits, rulesPlanRecord, type KernelPlanRecord } from './matmulPlans';
+import { adapterName, applyKernelPlan, kernelRules, matmulShapeKey, planFits, planReductions, rulesPlanRecord, type KernelPlanRecord } from './matmulPlans';
 import { MAX_SHAPES, tuneMatmulShapes, type TuningOptions, type TuningShape } from './matmulTuning';
 
 /** What a tuning result is only valid for: one adapter, one browser or Dawn build, these shaders. */
@@ -126,7 +126,7 @@ export async function chooseKernelPlan(gpu: Gpu, o: ChooseOptions): Promise<Kern
   // The first MAX_SHAPES distinct shapes (callers list the largest first); the rest keep the rules.
   const keys = [...new Set(o.shapes.map(matmulShapeKey))].slice(0, MAX_SHAPES);
   const missing = o.shapes.filter((s) => keys.includes(matmulShapeKey(s)) && !(matmulShapeKey(s) in cached));
-  const base = { version: 1 as const, family: gpu.kernels, adapterClass: rules.adapterClass, adapter: adapterName(gpu.adapter) };
+  const base = { version: 1 as const, family: gpu.kernels, adapterClass: rules.adapterClass, adapter: adapterName(gpu.adapter), reductions: planReductions(gpu) };
   const pick = (from: Record<string, GpuMatmulPlan>) => Object.fromEntries(keys.filter((k) => k in from).map((k) => [k, from[k]!]));
   if (missing.length === 0) return done({ ...base, source: 'cache', matmul: pick(cached) });
   let tuned: Awaited<ReturnType<typeof tuneMatmulShapes>>;
@@ -152,4 +152,26 @@ export async function chooseKernelPlan(gpu: Gpu, o: ChooseOptions): Promise<Kern
     }
   }
   return done({ ...base, source: 'tuning', matmul: pick(all) });
+}
+
+/**
+ * The plan of work that runs no tuning pass (evaluation, generation), applied to `gpu`: every
+ * cached launch for this adapter, runtime and shader hash that fits the device, where the cache
+ * holds an entry; the rules on a miss, a stale entry or an unreadable cache (said in the note).
+ */
+export async function cachedKernelPlan(gpu: Gpu, o: Pick<ChooseOptions, 'store' | 'runtime' | 'log'>): Promise<KernelPlanRecord> {
+  const done = (r: KernelPlanRecord) => (applyKernelPlan(gpu, r), r);
+  if (gpu.kernels === 'cpu' || !o.store) return done(rulesPlanRecord(gpu));
+  let file: TuningCacheFile;
+  try {
+    file = parseTuningCache(await o.store.load());
+  } catch (e) {
+    (o.log ?? (() => {}))(`kernel tuning cache unreadable (${(e as Error).message})`);
+    return done(rulesPlanRecord(gpu, 'tuning cache unreadable'));
+  }
+  const { entry, stale } = lookupTuningCache(file, tuningCacheKey(gpu.adapter, o.runtime));
+  const matmul = Object.fromEntries(Object.entries(entry?.matmul ?? {}).filter(([, p]) => planFits(gpu.limits, p)));
+  if (Object.keys(matmul).length === 0) return done(rulesPlanRecord(gpu, stale ? 'the tuning cache is stale for this device' : 'no tuned launches cached for this device'));
+  const rules = kernelRules(gpu.adapter);
+  return done({ version: 1, family: gpu.kernels, source: 'cache', adapterClass: rules.adapterClass, adapter: adapterName(gpu.adapter), reductions: planReductions(gpu), matmul });
 }

@@ -1,4 +1,4 @@
-// The GPU plan's matmul launches per device: rules per adapter class, and the table of per-shape launches a job runs (tuned, cached or recorded).
+// The GPU plan per device: rules per adapter class, the table of per-shape matmul launches a job runs (tuned, cached or recorded), and its workgroup reductions.
 import { isCpuAdapter, type AdapterSummary, type Gpu, type KernelPlan } from '../gpu';
 import { blockedTileBytes, chooseGpuMatmul, GEMV_MAX_ROWS, type GpuMatmulPlan } from './matmulGpu';
 
@@ -20,6 +20,20 @@ export interface KernelRules {
   maxWg: number;
   /** GEMV threads sharing K (a power of 2, at least the subgroup size where known). */
   gemvThreads: number;
+  /** How the GPU plan's norms, cross-entropy and sums reduce across a workgroup. */
+  reductions: ReductionKind;
+}
+
+/**
+ * 'subgroup': subgroup operations (shaders/subgroupReduce.wgsl), where the device has the
+ * 'subgroups' feature and the subgroup_id WGSL extension; 'workgroup': workgroup memory alone
+ * (shaders/workgroupReduce.wgsl), the CPU plan's kernels everywhere.
+ */
+export type ReductionKind = 'subgroup' | 'workgroup';
+
+/** True when the device can build the subgroup reductions. */
+export function hasSubgroupReductions(a: Pick<AdapterSummary, 'features' | 'wgslFeatures'>): boolean {
+  return a.features.includes('subgroups') && (a.wgslFeatures ?? []).includes('subgroup_id');
 }
 
 /** The class of an adapter from its `adapter.info` strings. */
@@ -46,7 +60,8 @@ export function kernelRules(a: AdapterSummary): KernelRules {
   const pow2Floor = (n: number) => 2 ** Math.floor(Math.log2(Math.max(1, n)));
   const gemvThreads = Math.min(pow2Floor(maxInv), Math.max(64, pow2Floor(subgroup)));
   const maxWg = cls === 'integrated' ? 8 : cls === 'mobile' ? 4 : 16;
-  return { adapterClass: cls, family: cls === 'cpu' ? 'cpu' : 'gpu', tune: cls !== 'cpu', maxWg, gemvThreads };
+  const reductions: ReductionKind = hasSubgroupReductions(a) ? 'subgroup' : 'workgroup';
+  return { adapterClass: cls, family: cls === 'cpu' ? 'cpu' : 'gpu', tune: cls !== 'cpu', maxWg, gemvThreads, reductions };
 }
 
 /** What picks a matmul launch: the product's size, batching and whether a LoRA term is folded in. */
@@ -111,7 +126,8 @@ export type PlanSource = 'rules' | 'tuning' | 'cache' | 'checkpoint';
  * The kernel plan a job runs, as written into checkpoints and job.json: the family, the class
  * rules, and the per-shape matmul launches that differ from the rules (tuned or cached). A
  * resume applies it as recorded, so every product keeps its launch (split-K changes the
- * summation order) and the losses stay bit-exact whatever the cache holds by then.
+ * summation order) and the losses stay bit-exact whatever the cache holds by then; so do the
+ * reductions (a record without them, from before subgroup reductions, ran 'workgroup').
  */
 export interface KernelPlanRecord {
   version: 1;
@@ -122,6 +138,8 @@ export interface KernelPlanRecord {
   adapter: string;
   /** Launches by `matmulShapeKey`. */
   matmul: Record<string, GpuMatmulPlan>;
+  /** The GPU plan's workgroup reductions (absent: 'workgroup'). */
+  reductions?: ReductionKind;
   /** Why tuning did not run or did not finish, when it did not. */
   note?: string;
 }
@@ -133,31 +151,42 @@ export function adapterName(a: Pick<AdapterSummary, 'vendor' | 'architecture' | 
 /** The record of a plan that uses the rules alone. */
 export function rulesPlanRecord(gpu: Gpu, note?: string): KernelPlanRecord {
   const rules = kernelRules(gpu.adapter);
-  return { version: 1, family: gpu.kernels, source: 'rules', adapterClass: rules.adapterClass, adapter: adapterName(gpu.adapter), matmul: {}, ...(note ? { note } : {}) };
+  const base = { version: 1 as const, family: gpu.kernels, source: 'rules' as const, adapterClass: rules.adapterClass, adapter: adapterName(gpu.adapter), matmul: {} };
+  return { ...base, reductions: planReductions(gpu), ...(note ? { note } : {}) };
+}
+
+/** The reductions the rules give a device's plan: the CPU plan keeps the workgroup ones. */
+export function planReductions(gpu: Gpu): ReductionKind {
+  return gpu.kernels === 'gpu' ? kernelRules(gpu.adapter).reductions : 'workgroup';
 }
 
 interface ActiveTable {
   rules: KernelRules;
   matmul: Map<string, GpuMatmulPlan>;
+  reductions: ReductionKind;
 }
 
 const active = new WeakMap<Gpu, ActiveTable>();
 
 function tableOf(gpu: Gpu): ActiveTable {
   let t = active.get(gpu);
-  if (!t) active.set(gpu, (t = { rules: kernelRules(gpu.adapter), matmul: new Map() }));
+  if (!t) active.set(gpu, (t = { rules: kernelRules(gpu.adapter), matmul: new Map(), reductions: planReductions(gpu) }));
   return t;
 }
 
 /**
  * Makes `record` this device's plan: every later GPU-plan matmul of a listed shape uses its
- * launch, others the class rules. Launches that do not fit this device (a checkpoint from
- * another GPU) are left out and returned, so the caller can say the resume is not bit-exact.
+ * launch, others the class rules; the reductions are the record's. Launches (or subgroup
+ * reductions) that this device cannot run (a checkpoint from another GPU) are left out and
+ * returned, so the caller can say the resume is not bit-exact.
  */
 export function applyKernelPlan(gpu: Gpu, record: KernelPlanRecord): string[] {
   const t = tableOf(gpu);
   t.matmul.clear();
   const dropped: string[] = [];
+  const wanted = gpu.kernels === 'gpu' ? (record.reductions ?? 'workgroup') : 'workgroup';
+  t.reductions = wanted === 'subgroup' && !hasSubgroupReductions(gpu.adapter) ? 'workgroup' : wanted;
+  if (t.reductions !== wanted) dropped.push('subgroup reductions');
   for (const [key, plan] of Object.entries(record.matmul)) {
     if (planFits(gpu.limits, plan)) t.matmul.set(key, plan);
     else dropped.push(key);
@@ -171,12 +200,18 @@ export function gpuMatmulPlanFor(gpu: Gpu, s: MatmulShape): GpuMatmulPlan {
   return t.matmul.get(matmulShapeKey(s)) ?? rulesMatmulPlan(gpu.limits, t.rules, s);
 }
 
+/** How a device's kernels reduce across a workgroup now (the applied plan's choice, else the rules'). */
+export function reductionKind(gpu: Gpu): ReductionKind {
+  return gpu.kernels === 'gpu' ? tableOf(gpu).reductions : 'workgroup';
+}
+
 /** One line for logs and the job page: which plan runs and where it came from. */
 export function describeKernelPlan(r: KernelPlanRecord): string {
   if (r.family === 'cpu') return `cpu plan (${r.adapterClass} adapter, rules)`;
   const n = Object.keys(r.matmul).length;
   const from = r.source === 'rules' ? `rules for ${r.adapterClass} adapters` : `${r.source}, ${n} tuned matmul shape${n === 1 ? '' : 's'}`;
-  return `gpu plan (${from})${r.note ? `; ${r.note}` : ''}`;
+  const reductions = r.reductions === 'subgroup' ? ', subgroup reductions' : '';
+  return `gpu plan (${from}${reductions})${r.note ? `; ${r.note}` : ''}`;
 }
 
 /** Reads a record back from JSON, or null when it is not one (an older or damaged file). */
@@ -184,6 +219,7 @@ export function parseKernelPlanRecord(v: unknown): KernelPlanRecord | null {
   if (!v || typeof v !== 'object') return null;
   const r = v as Partial<KernelPlanRecord>;
   if (r.version !== 1 || (r.family !== 'cpu' && r.family !== 'gpu') || !r.matmul || typeof r.matmul !== 'object') return null;
+  if (r.reductions !== undefined && r.reductions !== 'subgroup' && r.reductions !== 'workgroup') return null;
   for (const p of Object.values(r.matmul)) {
     if (!p || (p.kernel !== 'blocked' && p.kernel !== 'gemv') || ![p.wg, p.bk, p.splitK, p.gemvThreads].every((x) => Number.isInteger(x))) return null;
   }

@@ -1,6 +1,7 @@
 // RMSNorm and LayerNorm over rows, forward and backward: bindings for shaders/norm.wgsl.
-import code from '../../shaders/norm.wgsl?raw';
+import own from '../../shaders/norm.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
+import { reducingKernel, reductionVariants } from './subgroupReduce';
 
 /**
  * RMSNorm (Llama family) and LayerNorm (GPT-2) over rows of f32 activations, forward and backward.
@@ -10,16 +11,16 @@ import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } 
 
 type Storage = readonly ('read' | 'write')[];
 
-/** A per-row kernel with its workgroup size picked for `cols`. */
-const rowSpec =
-  (entryPoint: string, storage: Storage) =>
-  (cols: number): KernelSpec => ({
-    name: `norm.${entryPoint}`,
-    code,
-    entryPoint,
-    bindings: ['uniform', ...storage],
-    constants: { WG: rowWorkgroupSize(cols) },
-  });
+/** The row kernels reduce with subgroup operations in the GPU plan where the device has them. */
+const code = reductionVariants(own);
+
+type RowSpec = (gpu: Gpu, cols: number) => KernelSpec;
+
+/** A per-row kernel with its workgroup size picked for `cols` and its reductions for the device. */
+function rowSpec(entryPoint: string, storage: Storage): RowSpec {
+  const spec = reducingKernel(code, `norm.${entryPoint}`, entryPoint, ['uniform', ...storage]);
+  return (gpu, cols) => spec(gpu, { WG: rowWorkgroupSize(cols) });
+}
 
 /**
  * 64 threads for short rows (per-head norms of 64-256 columns), 256 for hidden sizes. Two sizes
@@ -36,9 +37,10 @@ const LN_RES_FWD = rowSpec('layernorm_res_fwd', ['read', 'read', 'read', 'read',
 const RMS_BWD = rowSpec('rmsnorm_bwd', ['read', 'read', 'read', 'read', 'write']);
 const LN_BWD = rowSpec('layernorm_bwd', ['read', 'read', 'read', 'read', 'write']);
 
+// The column kernels reduce within an invocation: they need no subgroups.
 const columnSpec = (entryPoint: string, storage: Storage): KernelSpec => ({
   name: `norm.${entryPoint}`,
-  code,
+  code: code.workgroup,
   entryPoint,
   bindings: ['uniform', ...storage],
 });
@@ -95,9 +97,9 @@ function dispatchForward(
   rec: Recorder,
   name: string,
   a: NormForwardCommon,
-  plain: (cols: number) => KernelSpec,
+  plain: RowSpec,
   plainBuffers: BufferBinding[],
-  fused: (cols: number) => KernelSpec,
+  fused: RowSpec,
   fusedBuffers: (residual: BufferBinding, sum: BufferBinding) => BufferBinding[],
 ): void {
   checkShape(name, a.rows, a.cols);
@@ -105,10 +107,10 @@ function dispatchForward(
   const params = rowParams(a.rows, a.cols, a.eps, g.groupsX, false);
   if (a.residual || a.sum) {
     if (!a.residual || !a.sum) throw new Error(`${name}: residual and sum go together`);
-    rec.dispatch(fused(a.cols), { buffers: fusedBuffers(a.residual, a.sum), params, workgroups: g.workgroups });
+    rec.dispatch(fused(gpu, a.cols), { buffers: fusedBuffers(a.residual, a.sum), params, workgroups: g.workgroups });
     return;
   }
-  rec.dispatch(plain(a.cols), { buffers: plainBuffers, params, workgroups: g.workgroups });
+  rec.dispatch(plain(gpu, a.cols), { buffers: plainBuffers, params, workgroups: g.workgroups });
 }
 
 /** out = x / sqrt(mean(x²) + eps) * weight, row by row. */
@@ -145,10 +147,10 @@ interface NormBackwardCommon {
 }
 
 /** Records dx for every row, from the row statistics the forward pass saved. */
-function dispatchRowGrad(gpu: Gpu, rec: Recorder, name: string, spec: (cols: number) => KernelSpec, a: NormBackwardCommon, saved: BufferBinding): void {
+function dispatchRowGrad(gpu: Gpu, rec: Recorder, name: string, spec: RowSpec, a: NormBackwardCommon, saved: BufferBinding): void {
   checkShape(name, a.rows, a.cols);
   const g = rowGrid(gpu, a.rows);
-  rec.dispatch(spec(a.cols), {
+  rec.dispatch(spec(gpu, a.cols), {
     buffers: [a.x, a.weight, a.dOut, saved, a.dx],
     params: rowParams(a.rows, a.cols, 0, g.groupsX, !!a.accumulate),
     workgroups: g.workgroups,

@@ -1,13 +1,17 @@
 // Deterministic sums, gradient norm and on-GPU gradient clipping: bindings for shaders/reduce.wgsl.
-import code from '../../shaders/reduce.wgsl?raw';
+import own from '../../shaders/reduce.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 import { kernelSpec } from './kernelSpec';
 import { grid1d } from './grid';
+import { reducingKernel, reductionVariants } from './subgroupReduce';
 
-const SUM_BLOCKS = kernelSpec(code, 'reduce.sum_blocks', 'sum_blocks', ['uniform', 'read', 'write']);
-const NORM_COEF = kernelSpec(code, 'reduce.norm_and_clip_coef', 'norm_and_clip_coef', ['uniform', 'read', 'write']);
-const NORM_CLIP_STEP = kernelSpec(code, 'reduce.norm_clip_step', 'norm_clip_step', ['uniform', 'read', 'write']);
-const SCALE_BY_BUFFER = kernelSpec(code, 'reduce.scale_by_buffer', 'scale_by_buffer', ['uniform', 'read', 'write']);
+// The sums reduce with subgroup operations in the GPU plan where the device has them.
+const code = reductionVariants(own);
+
+const SUM_BLOCKS = reducingKernel(code, 'reduce.sum_blocks', 'sum_blocks', ['uniform', 'read', 'write']);
+const NORM_COEF = reducingKernel(code, 'reduce.norm_and_clip_coef', 'norm_and_clip_coef', ['uniform', 'read', 'write']);
+const NORM_CLIP_STEP = reducingKernel(code, 'reduce.norm_clip_step', 'norm_clip_step', ['uniform', 'read', 'write']);
+const SCALE_BY_BUFFER = kernelSpec(code.workgroup, 'reduce.scale_by_buffer', 'scale_by_buffer', ['uniform', 'read', 'write']);
 
 /** Elements one workgroup of the first stage sums (16 per thread: short f32 chains, many groups). */
 export const REDUCE_BLOCK = 4096;
@@ -26,7 +30,7 @@ function dispatchBlocks(
   const max = gpu.limits.maxComputeWorkgroupsPerDimension;
   const gx = Math.min(groups, max);
   const gy = Math.ceil(groups / gx);
-  rec.dispatch(SUM_BLOCKS, {
+  rec.dispatch(SUM_BLOCKS(gpu), {
     buffers: [a.x, a.out],
     params: new Params()
       .u32(a.n)
@@ -130,11 +134,11 @@ function dispatchNorm(rec: Recorder, spec: KernelSpec, partials: BufferBinding, 
  * update) else 0, state[3] += 1 unless skipped (AdamW's step count). `state` holds 4 floats.
  */
 export function gradNormClipStep(
-  _gpu: Gpu,
+  gpu: Gpu,
   rec: Recorder,
   a: { partials: BufferBinding; slots: number; maxNorm: number; state: BufferBinding },
 ): void {
-  dispatchNorm(rec, NORM_CLIP_STEP, a.partials, a.slots, a.maxNorm, a.state);
+  dispatchNorm(rec, NORM_CLIP_STEP(gpu), a.partials, a.slots, a.maxNorm, a.state);
 }
 
 /** y[0..n) *= coef[coefIndex], the factor read on the GPU. */
@@ -174,7 +178,7 @@ export interface ClipGradNormArgs {
 export function clipGradNorm(gpu: Gpu, rec: Recorder, a: ClipGradNormArgs): void {
   let slot = 0;
   for (const g of a.grads) slot += sumSquaresPartials(gpu, rec, { x: g.buffer, n: g.n, partials: a.partials, slot });
-  dispatchNorm(rec, NORM_COEF, a.partials, slot, a.maxNorm, a.normOut);
+  dispatchNorm(rec, NORM_COEF(gpu), a.partials, slot, a.maxNorm, a.normOut);
   if (a.applyScale ?? true) {
     for (const g of a.grads) scaleByBuffer(gpu, rec, { y: g.buffer, n: g.n, coef: a.normOut, coefIndex: 1 });
   }

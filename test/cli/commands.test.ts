@@ -169,7 +169,7 @@ describe('whittle eval', () => {
     // 'cpu' opens a device of its own (the shared test device may run either plan).
     const run = await runCli(['eval', LLAMA, VALID, '--kernels', 'cpu']);
     expect(run.code).toBe(0);
-    expect(run.stderr).toMatch(/kernels: cpu plan\]/);
+    expect(run.stderr).toMatch(/kernels: cpu plan \(cpu adapter, rules\)\]/);
     const bad = await runCli(['eval', LLAMA, VALID, '--kernels', 'fast']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/--kernels must be one of auto, cpu, gpu, got "fast"/);
@@ -191,7 +191,7 @@ describe('whittle generate', () => {
     expect(a.code).toBe(0);
     expect(a.stdout.endsWith('\n')).toBe(true);
     expect(a.stdout.length).toBeGreaterThan(1);
-    expect(a.stderr).toMatch(/\[12 tokens in [\d.]+ s, [\d.]+ tokens\/s; prompt \d+ tokens .*finished: max tokens; kernels: (cpu|gpu) plan\]/);
+    expect(a.stderr).toMatch(/\[12 tokens in [\d.]+ s, [\d.]+ tokens\/s; prompt \d+ tokens .*finished: max tokens; kernels: (cpu|gpu) plan \([^)]*\)(; [^\]]*)?\]/);
     const b = await runCli(args);
     expect(b.stdout).toBe(a.stdout);
 

@@ -47,7 +47,7 @@ describe('train with a forced tuning pass on lavapipe', () => {
     const full = join(tmp, 'full');
     const a = await runCli(['train', LLAMA, data, '--out', full, ...common]);
     expect(a.code, a.stderr).toBe(0);
-    expect(a.stdout).toMatch(/kernels: gpu plan \(tuning, \d+ tuned matmul shapes?\)/);
+    expect(a.stdout).toMatch(/kernels: gpu plan \(tuning, \d+ tuned matmul shapes?, subgroup reductions\)/);
     expect(a.stderr).toMatch(/tuning \d+x\d+x\d+/);
     const job = JSON.parse(readFileSync(join(full, 'job.json'), 'utf8')) as { kernelPlan: { source: string; matmul: Record<string, unknown> } };
     expect(job.kernelPlan.source).toBe('tuning');
@@ -62,7 +62,7 @@ describe('train with a forced tuning pass on lavapipe', () => {
     const stop = new AbortController();
     const b = await runCli(['train', LLAMA, data, '--out', part, ...common], { signal: stop.signal, onStdout: (t) => void (/^step 2\/3/m.test(t) && stop.abort()) });
     expect(b.code).toBe(1);
-    expect(b.stdout).toMatch(/kernels: gpu plan \(cache, \d+ tuned matmul shapes?\)/);
+    expect(b.stdout).toMatch(/kernels: gpu plan \(cache, \d+ tuned matmul shapes?, subgroup reductions\)/);
     const jobB = JSON.parse(readFileSync(join(part, 'job.json'), 'utf8')) as { jobId: string; kernelPlan: { matmul: unknown } };
     const checkpoint = await loadLatestCheckpoint(new NodeCheckpointStore(join(part, 'checkpoints')), jobB.jobId);
     expect(checkpoint!.state.step).toBe(2);
@@ -77,7 +77,7 @@ describe('train with a forced tuning pass on lavapipe', () => {
     expect(wrongFamily.stderr).toMatch(/the checkpoint ran the gpu kernel plan .* resume with --kernels gpu/);
     const resumed = await runCli(['train', LLAMA, data, '--out', part, ...common, '--resume']);
     expect(resumed.code, resumed.stderr).toBe(0);
-    expect(resumed.stdout).toMatch(/kernels: gpu plan \(cache, \d+ tuned matmul shapes?\) \(as the checkpoint recorded\)/);
+    expect(resumed.stdout).toMatch(/kernels: gpu plan \(cache, \d+ tuned matmul shapes?, subgroup reductions\) \(as the checkpoint recorded\)/);
     expect(losses(part)).toEqual(losses(full));
   });
 });

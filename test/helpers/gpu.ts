@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { acquireGpu, KERNEL_CHOICES, type Gpu, type KernelChoice } from '../../src/gpu';
+import { hasSubgroupReductions } from '../../src/kernels/matmulPlans';
+import { SUBGROUP_SUFFIX } from '../../src/kernels/subgroupReduce';
 import type { SelfTestCase } from '../../src/selftest/types';
 
 let shared: Promise<Gpu> | null = null;
@@ -48,4 +50,22 @@ export function describeSelfTestCases(family: string, cases: readonly SelfTestCa
       });
     }
   });
+}
+
+/**
+ * Fails unless the kernels `names` (compiled already) ran in the variant of the device's plan:
+ * the subgroup one under the GPU plan, the workgroup one under the CPU plan. Both test adapters
+ * (lavapipe, SwiftShader) have subgroups, so a GPU-plan device without them fails here too: a
+ * subgroup variant that silently fell back would leave those kernels untested.
+ */
+export function expectReductionVariant(gpu: Gpu, names: readonly string[]): void {
+  const compiled = gpu.pipelines.names();
+  const subgroup = gpu.kernels === 'gpu';
+  if (subgroup && !hasSubgroupReductions(gpu.adapter)) {
+    expect.fail(`the test adapter lacks subgroups or subgroup_id (features: ${gpu.adapter.features.join(', ')}; WGSL: ${(gpu.adapter.wgslFeatures ?? []).join(', ')})`);
+  }
+  for (const name of names) {
+    expect(compiled, `${name} under the ${gpu.kernels} plan`).toContain(subgroup ? name + SUBGROUP_SUFFIX : name);
+    expect(compiled, `${name} under the ${gpu.kernels} plan`).not.toContain(subgroup ? name : name + SUBGROUP_SUFFIX);
+  }
 }

@@ -3,6 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { bytesSource, readSafetensorsHeader } from '../../src/formats/safetensors';
 import { JobTransitionError, type JobRecord } from '../../src/jobs/job';
 import { MemoryJobStore } from '../../src/jobs/store';
+import { acquireGpu } from '../../src/gpu';
+import { parseTuningCache, tuningCacheKey, withTuningEntry } from '../../src/kernels/kernelPlanChoice';
 import { loadLatestCheckpoint } from '../../src/train/checkpoint';
 import { addTinyLlama, expectSameTrajectory, HYPERPARAMETERS, makeRunner, referenceRun, statusLog, submit, TRAIN_JSONL, type ReferenceRun } from './helpers';
 
@@ -63,6 +65,8 @@ describe('JobRunner on the tiny Llama', () => {
     expect(tuned.tokens.length).toBeGreaterThan(0);
     expect(deltas.join('')).toBe(tuned.text);
     expect(tuned.promptTokens).toBeGreaterThan(3);
+    // No job runs now and this runner has no tuning cache: the playground runs the rules.
+    expect(tuned.kernelPlan).toMatch(/^(cpu plan \(cpu adapter, rules\)|gpu plan \(rules for cpu adapters, subgroup reductions\))$/);
     // The final checkpoint holds the same weights as the exported adapter.
     const last = await ref.runner.generate({ ...params, adapter: { kind: 'checkpoint', jobId: id, name: 'step-00000004-epoch-2' } });
     expect(last.tokens).toEqual(tuned.tokens);
@@ -84,6 +88,22 @@ describe('JobRunner on the tiny Llama', () => {
     const aborted = await ref.runner.generate({ ...params, adapter: { kind: 'base' } }, undefined, controller.signal);
     expect(aborted.finish).toBe('aborted');
     await expect(ref.runner.generate({ ...params, messages: undefined, adapter: { kind: 'base' } })).rejects.toThrow('either messages or prompt');
+  });
+
+  it('generates with the launches a job tuned and cached for the device, without tuning, and says so', async () => {
+    const gpu = await acquireGpu({ kernels: 'gpu' });
+    const launch = { kernel: 'blocked' as const, wg: 8, bk: 16, splitK: 1, gemvThreads: 64 };
+    const entry = { key: tuningCacheKey(gpu.adapter, 'unknown'), matmul: { '64x64x64': launch }, savedAt: '' };
+    let file: unknown = withTuningEntry(parseTuningCache(null), entry);
+    let saves = 0;
+    const tuningStore = { load: () => Promise.resolve(file), save: (f: unknown) => ((file = f), saves++, Promise.resolve()) };
+    const store = new MemoryJobStore();
+    const runner = makeRunner(store, { acquireGpu: () => Promise.resolve(gpu), tuningStore });
+    const source = await addTinyLlama(store.blobs);
+    const out = await runner.generate({ model: source, dtype: 'f32', prompt: 'hello', maxNewTokens: 2, temperature: 0, adapter: { kind: 'base' } });
+    expect(out.kernelPlan).toBe('gpu plan (cache, 1 tuned matmul shape, subgroup reductions)');
+    expect(saves).toBe(0);
+    gpu.destroy();
   });
 
   it('pauses between steps on request, resumes from the mid-epoch checkpoint, and cancels', async () => {

@@ -10,7 +10,7 @@ import {
 import { crossEntropyMeanRef, crossEntropyRef } from '../../src/kernels/reference/crossentropy';
 import { selfTestCases } from '../../src/selftest/crossentropy';
 import { expectClose } from '../helpers/compare';
-import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { describeSelfTestCases, expectReductionVariant, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
 
 // f32 online softmax vs f64: loss and dlogits within 1e-5 of max |ref| (measured ~1e-7..1e-6).
@@ -209,6 +209,13 @@ describe('chunked cross-entropy', () => {
     expectClose([t[0]!], [lossSum], TOL, 'accumulated loss');
     expect(t[1]).toBe(tokens);
     for (const b of bufs) gpu.release(b);
+  });
+
+  it("chunk stats run the device plan's reductions (subgroups under the GPU plan)", async () => {
+    const gpu = await getTestGpu();
+    const p = makeProblem(5, 333, 21);
+    checkAgainstRef(p, await runChunked(gpu, p, 300), 'variant');
+    expectReductionVariant(gpu, ['crossentropy.chunk_stats']);
   });
 
   it('rejects an empty chunk', async () => {

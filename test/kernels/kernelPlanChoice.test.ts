@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { acquireGpu, type Gpu } from '../../src/gpu';
-import { chooseKernelPlan, lookupTuningCache, MATMUL_SHADER_HASH, parseTuningCache, tuningCacheKey, withTuningEntry, type TuningCacheFile, type TuningStore } from '../../src/kernels/kernelPlanChoice';
+import { cachedKernelPlan, chooseKernelPlan, lookupTuningCache, MATMUL_SHADER_HASH, parseTuningCache, tuningCacheKey, withTuningEntry, type TuningCacheFile, type TuningStore } from '../../src/kernels/kernelPlanChoice';
 import { matmul } from '../../src/kernels/matmul';
 import { gpuMatmulPlanFor, matmulShapeKey, rulesMatmulPlan, kernelRules } from '../../src/kernels/matmulPlans';
 import { matmulCandidates, tuneMatmulShapes, type TuningCandidate, type TuningShape } from '../../src/kernels/matmulTuning';
@@ -159,5 +159,27 @@ describe('cache entries', () => {
     const limits = { maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxComputeWorkgroupSizeY: 256, maxComputeWorkgroupStorageSize: 32768, maxStorageBufferBindingSize: 1 << 30 };
     const rules = rulesMatmulPlan(limits, { maxWg: 16, gemvThreads: 64 }, SHAPE);
     expect(matmulCandidates(SHAPE, rules, { limits: limits as GPUSupportedLimits })[0]!.plan).toEqual(rules);
+  });
+});
+
+describe('the cached plan (evaluation, generation)', () => {
+  it('applies every cached launch that fits, saves nothing, and falls back to the rules on a miss', async () => {
+    const gpu = await gpuPlanDevice();
+    const won = { kernel: 'blocked' as const, wg: 4, bk: 8, splitK: 2, gemvThreads: 64 };
+    const unfit = { kernel: 'blocked' as const, wg: 64, bk: 8, splitK: 1, gemvThreads: 64 };
+    const key = matmulShapeKey(SHAPE);
+    const entry = { key: tuningCacheKey(gpu.adapter, 'dawn-a'), matmul: { [key]: won, '1x2x3': unfit }, savedAt: '' };
+    const store = memoryStore(withTuningEntry(parseTuningCache(null), entry));
+    const r = await cachedKernelPlan(gpu, { store, runtime: 'dawn-a' });
+    expect(r).toMatchObject({ source: 'cache', matmul: { [key]: won } });
+    expect(Object.keys(r.matmul)).toEqual([key]);
+    expect(gpuMatmulPlanFor(gpu, SHAPE)).toEqual(won);
+    expect(store.saves).toBe(0);
+
+    const miss = await cachedKernelPlan(gpu, { store, runtime: 'dawn-b' });
+    expect(miss).toMatchObject({ source: 'rules', matmul: {}, note: 'the tuning cache is stale for this device' });
+    expect(gpuMatmulPlanFor(gpu, SHAPE)).toEqual(rulesMatmulPlan(gpu.limits, kernelRules(gpu.adapter), SHAPE));
+    expect(await cachedKernelPlan(gpu, { store: memoryStore(), runtime: 'dawn-a' })).toMatchObject({ source: 'rules', note: 'no tuned launches cached for this device' });
+    expect(store.saves).toBe(0);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { AdapterSummary } from '../../src/gpu';
+import type { AdapterSummary, Gpu } from '../../src/gpu';
 import { chooseGpuMatmul } from '../../src/kernels/matmulGpu';
-import { adapterClass, describeKernelPlan, kernelRules, matmulShapeKey, parseKernelPlanRecord, planFits, rowBucket, rulesMatmulPlan, type KernelPlanRecord } from '../../src/kernels/matmulPlans';
+import { adapterClass, applyKernelPlan, describeKernelPlan, kernelRules, matmulShapeKey, parseKernelPlanRecord, planFits, reductionKind, rowBucket, rulesMatmulPlan, rulesPlanRecord, type KernelPlanRecord } from '../../src/kernels/matmulPlans';
 import { matmulCandidates, MAX_CANDIDATES } from '../../src/kernels/matmulTuning';
 
 const LIMITS = {
@@ -33,6 +33,14 @@ describe('kernel rules per adapter class', () => {
     expect(kernelRules(adapter('nvidia'))).toMatchObject({ family: 'gpu', tune: true, maxWg: 16 });
     expect(kernelRules(adapter('apple'))).toMatchObject({ family: 'gpu', tune: true, maxWg: 8 });
     expect(kernelRules(adapter('arm', 'valhall'))).toMatchObject({ maxWg: 4 });
+  });
+
+  it('reduce with subgroups where the device has the feature and the subgroup_id extension', () => {
+    const sg = { features: ['subgroups'], wgslFeatures: ['subgroup_id'] };
+    expect(kernelRules(adapter('nvidia', '', sg)).reductions).toBe('subgroup');
+    expect(kernelRules(adapter('mesa', 'llvmpipe', sg)).reductions).toBe('subgroup');
+    expect(kernelRules(adapter('nvidia', '', { ...sg, features: [] })).reductions).toBe('workgroup');
+    expect(kernelRules(adapter('nvidia', '', { ...sg, wgslFeatures: undefined })).reductions).toBe('workgroup');
   });
 
   it('GEMV groups span at least a subgroup, within the workgroup limit', () => {
@@ -114,12 +122,34 @@ describe('plan records', () => {
     expect(parseKernelPlanRecord({ ...record, family: 'fast' })).toBeNull();
     expect(parseKernelPlanRecord({ ...record, matmul: { x: { kernel: 'magic', wg: 1, bk: 1, splitK: 1, gemvThreads: 1 } } })).toBeNull();
     expect(parseKernelPlanRecord({ ...record, matmul: { x: { kernel: 'blocked', wg: 1.5, bk: 1, splitK: 1, gemvThreads: 1 } } })).toBeNull();
+    const withReductions = { ...record, reductions: 'subgroup' as const };
+    expect(parseKernelPlanRecord(JSON.parse(JSON.stringify(withReductions)))).toEqual(withReductions);
+    expect(parseKernelPlanRecord({ ...record, reductions: 'warp' })).toBeNull();
   });
 
   it('say which plan runs and where it came from', () => {
     expect(describeKernelPlan(record)).toBe('gpu plan (tuning, 1 tuned matmul shape)');
     expect(describeKernelPlan({ ...record, source: 'rules', matmul: {}, note: 'CPU adapter: rules only' })).toBe('gpu plan (rules for discrete adapters); CPU adapter: rules only');
     expect(describeKernelPlan({ ...record, family: 'cpu', adapterClass: 'cpu' })).toBe('cpu plan (cpu adapter, rules)');
+    expect(describeKernelPlan({ ...record, reductions: 'subgroup' })).toBe('gpu plan (tuning, 1 tuned matmul shape, subgroup reductions)');
+  });
+
+  it("apply the record's reductions: an older record keeps the workgroup ones, a device without subgroups drops them", () => {
+    const device = (extra: Partial<AdapterSummary>, kernels: 'cpu' | 'gpu' = 'gpu') => ({ kernels, adapter: adapter('nvidia', '', extra), limits: LIMITS }) as unknown as Gpu;
+    const sg = { features: ['subgroups'], wgslFeatures: ['subgroup_id'] };
+    const gpu = device(sg);
+    expect(reductionKind(gpu)).toBe('subgroup'); // the rules, before any plan is applied
+    expect(rulesPlanRecord(gpu).reductions).toBe('subgroup');
+    expect(applyKernelPlan(gpu, record)).toEqual([]);
+    expect(reductionKind(gpu)).toBe('workgroup');
+    expect(applyKernelPlan(gpu, { ...record, reductions: 'subgroup' })).toEqual([]);
+    expect(reductionKind(gpu)).toBe('subgroup');
+    const without = device({});
+    expect(applyKernelPlan(without, { ...record, reductions: 'subgroup' })).toEqual(['subgroup reductions']);
+    expect(reductionKind(without)).toBe('workgroup');
+    const cpuPlan = device(sg, 'cpu');
+    expect(rulesPlanRecord(cpuPlan).reductions).toBe('workgroup');
+    expect(reductionKind(cpuPlan)).toBe('workgroup');
   });
 
   it('planFits refuses launches the device cannot run', () => {

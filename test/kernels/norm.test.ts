@@ -8,7 +8,7 @@ import {
 } from '../../src/kernels/reference/norm';
 import { selfTestCases } from '../../src/selftest/norm';
 import { expectClose, maxRelError, numericGrad } from '../helpers/compare';
-import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { describeSelfTestCases, expectReductionVariant, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
 import { withBuffers } from '../../src/selftest/buffers';
 
@@ -290,6 +290,29 @@ describe('norm references: backward = finite differences of forward', () => {
     expect(maxRelError(ref.dx, numericGrad(x, loss))).toBeLessThan(FD_TOL);
     expect(maxRelError(ref.dWeight, numericGrad(w, loss))).toBeLessThan(FD_TOL);
     expect(maxRelError(ref.dBias, numericGrad(b, loss))).toBeLessThan(FD_TOL);
+  });
+});
+
+describe('reduction variant', () => {
+  it("the row kernels run the device plan's reductions (subgroups under the GPU plan)", async () => {
+    const gpu = await getTestGpu();
+    const rng = new Rng(5);
+    const [rows, cols] = [3, 301];
+    await checkRmsNorm(rng, rows, cols, 'rms', false);
+    await checkRmsNorm(rng, rows, cols, 'rms fused', true);
+    await checkLayerNorm(rng, rows, cols, 'ln', false);
+    await checkLayerNorm(rng, rows, cols, 'ln fused', true);
+    await withBuffers(gpu, async (t) => {
+      const [x, w, dy] = [t(gpu.upload(rowData(rng, rows, cols))), t(gpu.upload(rng.f32(cols))), t(gpu.upload(rng.f32(rows * cols)))];
+      const saved = t(gpu.upload(rng.f32(rows * 2, 0.5, 1)));
+      const rec = gpu.recorder();
+      rmsNormBackward(gpu, rec, { x, weight: w, rstd: saved, dOut: dy, dx: t(poisonedF32(gpu, rows * cols)), rows, cols });
+      layerNormBackward(gpu, rec, { x, weight: w, stats: saved, dOut: dy, dx: t(poisonedF32(gpu, rows * cols)), rows, cols });
+      rec.submit();
+      await gpu.sync();
+    });
+    const kernels = ['rmsnorm_fwd', 'rmsnorm_res_fwd', 'layernorm_fwd', 'layernorm_res_fwd', 'rmsnorm_bwd', 'layernorm_bwd'];
+    expectReductionVariant(gpu, kernels.map((k) => `norm.${k}`));
   });
 });
 

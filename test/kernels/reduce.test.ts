@@ -4,7 +4,7 @@ import { clipGradNorm, gradNormClipStep, gradNormLayout, partialSlots, REDUCE_BL
 import { clipGradNormRef, sumRef } from '../../src/kernels/reference/reduce';
 import { selfTestCases } from '../../src/selftest/reduce';
 import { expectClose } from '../helpers/compare';
-import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { describeSelfTestCases, expectReductionVariant, getTestGpu, poisonedF32 } from '../helpers/gpu';
 import { Rng } from '../helpers/random';
 
 // f32 sums against f64: |error| <= 2e-6 * sum|x| covers both the one-workgroup loop (up to
@@ -107,6 +107,27 @@ describe('clipGradNorm', () => {
     const r = await run(0.4, false);
     expectClose([r.coef], [r.ref.coef], 1e-5, 'coef');
     r.out.forEach((g, i) => expect(Array.from(g)).toEqual(Array.from(r.grads[i]!)));
+  });
+});
+
+describe('reduction variant', () => {
+  it("the sums and the norm run the device plan's reductions (subgroups under the GPU plan)", async () => {
+    const gpu = await getTestGpu();
+    const x = new Rng(4).f32(2 * REDUCE_BLOCK + 3);
+    expect(Math.abs((await gpuSum(gpu, x, { twoStage: true })) - sumRef(x))).toBeLessThanOrEqual(SUM_TOL * absSum(x));
+    const grads = [gpu.upload(x)];
+    const partials = poisonedF32(gpu, gradNormLayout([x.length]).slots);
+    const normOut = poisonedF32(gpu, 2);
+    const state = gpu.upload(new Float32Array(4));
+    const rec = gpu.recorder();
+    clipGradNorm(gpu, rec, { grads: [{ buffer: grads[0]!, n: x.length }], partials, maxNorm: 1, normOut, applyScale: false });
+    gradNormClipStep(gpu, rec, { partials, slots: gradNormLayout([x.length]).slots, maxNorm: 1, state });
+    rec.submit();
+    const norm = Math.sqrt(sumRef(x, x.length, true));
+    expect(Math.abs((await gpu.readF32(normOut, 1))[0]! - norm)).toBeLessThanOrEqual(SUM_TOL * norm);
+    expect(Math.abs((await gpu.readF32(state, 1))[0]! - norm)).toBeLessThanOrEqual(SUM_TOL * norm);
+    for (const b of [...grads, partials, normOut, state]) gpu.release(b);
+    expectReductionVariant(gpu, ['reduce.sum_blocks', 'reduce.norm_and_clip_coef', 'reduce.norm_clip_step']);
   });
 });
 

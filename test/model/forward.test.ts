@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { LoraAdapter, defaultLoraConfig } from '../../src/model/lora';
 import type { LoadedModel } from '../../src/model/load';
 import { expectClose } from '../helpers/compare';
-import { getTestGpu } from '../helpers/gpu';
+import { expectReductionVariant, getTestGpu } from '../helpers/gpu';
 import { openFixtureModel } from '../helpers/model';
 import { readGolden } from './golden';
 
@@ -85,5 +85,12 @@ describe.each(MODELS)('%s against the PyTorch golden file', (name) => {
     // The golden logits come from f32 (or bf16) weights: f16 rounding of every weight moves them by
     // about 2^-11 relative per weight, a few 1e-3 after two layers.
     expectClose(await loaded.model.logits(tokens, B, T), await golden.f32('base_logits'), 1e-2, `${name} f16 base logits`);
+  });
+});
+
+describe('the models above', () => {
+  it("ran the norms and the loss with the device plan's reductions (subgroups under the GPU plan)", async () => {
+    const norms = ['rmsnorm_fwd', 'rmsnorm_res_fwd', 'rmsnorm_bwd', 'layernorm_fwd', 'layernorm_res_fwd', 'layernorm_bwd'];
+    expectReductionVariant(await getTestGpu(), [...norms.map((k) => `norm.${k}`), 'crossentropy.chunk_stats']);
   });
 });

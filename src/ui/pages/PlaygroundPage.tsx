@@ -247,6 +247,11 @@ function PaneView({
           {run?.output ? finishLabel(run.output.finish) : run?.running ? 'generating…' : run?.error ? 'error' : ''}
         </span>
       </div>
+      {run?.output?.kernelPlan && (
+        <p className="muted small mono" data-testid="pane-kernels">
+          kernels: {run.output.kernelPlan}
+        </p>
+      )}
     </section>
   );
 }

@@ -110,6 +110,15 @@ describe('PlaygroundPage on a job', () => {
     expect(screen.queryByTestId('prompt-room')).toBeNull();
   });
 
+  it('shows the kernel plan each pane generated with', async () => {
+    reply = { kernelPlan: 'gpu plan (cache, 3 tuned matmul shapes, subgroup reductions)' };
+    await open(jobOn(400_000, SYSTEM));
+    const user = userEvent.setup({ delay: null });
+    await user.type(screen.getByTestId('user-message'), 'Hello');
+    await run();
+    await waitFor(() => expect(screen.getAllByTestId('pane-kernels').map((s) => s.textContent)).toEqual(Array(2).fill('kernels: gpu plan (cache, 3 tuned matmul shapes, subgroup reductions)')));
+  });
+
   it('says replies are slow while a job trains on the same GPU, naming the job, and nothing when none trains', async () => {
     const training: JobRecord = { ...jobOn(400_000, null), id: 'ftjob-2', status: 'running', adapterKey: null, suffix: null, trainingFile: { id: 'file-2', name: 'pirate-style.train.jsonl', bytes: 10 } };
     await open(jobOn(400_000, SYSTEM), [training]);

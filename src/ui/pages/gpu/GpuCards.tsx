@@ -45,7 +45,7 @@ function capabilities(r: GpuReport): Capability[] {
       feature: 'subgroups',
       label: 'Subgroups',
       on: r.hasSubgroups,
-      yes: 'Subgroup operations available.',
+      yes: 'Subgroup operations available: the GPU plan reduces norms, the loss and sums with them where WGSL has subgroup_id.',
       no: 'Reductions use workgroup memory.',
     },
   ];

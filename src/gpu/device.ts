@@ -56,6 +56,8 @@ export interface AdapterSummary {
   limits: Record<string, number>;
   /** The adapter's largest subgroup size, where `adapter.info` gives it. */
   subgroupMaxSize?: number;
+  /** Its smallest, likewise. */
+  subgroupMinSize?: number;
 }
 
 /**
@@ -327,5 +329,7 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
   };
   const subgroupMax = (info as { subgroupMaxSize?: number }).subgroupMaxSize;
   if (typeof subgroupMax === 'number' && subgroupMax > 0) summary.subgroupMaxSize = subgroupMax;
+  const subgroupMin = (info as { subgroupMinSize?: number }).subgroupMinSize;
+  if (typeof subgroupMin === 'number' && subgroupMin > 0) summary.subgroupMinSize = subgroupMin;
   return new Gpu(device, summary, options.kernels ?? 'auto');
 }

@@ -1,13 +1,15 @@
 /**
- * Scratch probe for the CPU plan's matmul on lavapipe: x·Wᵀ f32 (W stored [N, K]) with generated
- * register-tile variants (R rows of C per workgroup, all loads of A uniform; Cn columns per
- * thread; WG threads), timed by wall clock and the process's CPU time beside the FMA probe and
- * the kernel `matmul` runs today. Aligned shapes only; each variant's output is compared with
- * today's kernel. Not part of the suites:
+ * Probe for the CPU plan's matmul on lavapipe: x·Wᵀ f32 (W stored [N, K]), 'rows' (16 threads)
+ * against 'rows-shared' and against generated register-tile variants (R rows of C per
+ * workgroup, Cn columns per thread, WG threads, every thread loading its own A and B), timed by
+ * wall clock and by the process's CPU time beside the FMA probe. Aligned shapes only; every
+ * output is compared with 'rows'. Not part of the suites (bench/NOTES.md has its results):
  *
  *   VK_ICD_FILENAMES=... npx tsx --import ./scripts/register-wgsl.mjs bench/matmulShapeProbe.mts [M K N] [variants]
  *
- * variants: comma-separated R:Cn:WG[:U], U = k unroll in runs of 4 (default 1).
+ * variants: comma-separated R:Cn:WG[:U[:F]], U = k unroll in runs of 4 (default 1), F = how A is
+ * read: 0 through block_a, 1 by plain indexing, 2 and 3 the same with the loop counter passed
+ * through subgroupBroadcastFirst (which does not make lavapipe broadcast the loads).
  */
 import common from '../shaders/matmulCommon.wgsl?raw';
 import own from '../shaders/matmul.wgsl?raw';

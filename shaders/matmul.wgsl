@@ -7,7 +7,8 @@
 // Three kernels, each thread computing 4-column strips of C in registers:
 // - matmul_rows: a workgroup of WG_X threads owns 8 rows, a thread 4 columns of them,
 //   reading A and B straight from storage (no workgroup memory, no barriers). Every A element is
-//   the same for the whole workgroup: the CPU plan's kernel (see below).
+//   the same for the whole workgroup: the CPU plan's kernel where matmul_rows_shared
+//   (matmulSubgroup.wgsl: the same, with A loaded once per subgroup) cannot run.
 // - matmul_reg: a 4x4 block per thread, A and B both read per thread: the CPU plan's kernel
 //   before matmul_rows, kept as a tuning choice.
 // - matmul_tiled stages a (4*WG_Y) x BK slice of A and a BK x (4*WG_X) slice of B in workgroup
@@ -239,10 +240,10 @@ fn matmul_tiled(
 
 // A workgroup of WG_X threads owns 8 rows of C (two blocks of 4, acc0 and acc1), a thread a
 // 4-column strip of them. Every A element a thread reads is then the same for the whole
-// workgroup (its address comes from the workgroup id and k only), so a SIMD compiler such as
-// lavapipe's loads it once and broadcasts it to the lanes; only B is loaded per lane, and each
-// B element feeds 8 multiply-adds (4 in matmul_reg, where A is loaded per lane too). The two
-// blocks are named variables, not an array: lavapipe keeps those in registers.
+// workgroup (its address comes from the workgroup id and k only), and each B element feeds 8
+// multiply-adds (4 in matmul_reg). lavapipe still loads each A element once per lane: it
+// broadcasts only loads at constant offsets, which is what matmul_rows_shared works around. The
+// two blocks are named variables, not an array: lavapipe keeps those in registers.
 
 // bt[o] = op(B)(k0 + o, c0..c0+3), from the 4 runs at sb + off: B(k0+o, c0..c0+3) as stored,
 // or B(k0..k0+3, col o) when B is stored transposed.

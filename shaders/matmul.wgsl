@@ -7,7 +7,8 @@
 // Three kernels, each thread computing 4-column strips of C in registers:
 // - matmul_rows: a workgroup of WG_X threads owns 8 rows, a thread 4 columns of them,
 //   reading A and B straight from storage (no workgroup memory, no barriers). Every A element is
-//   the same for the whole workgroup: the CPU plan's kernel (see below).
+//   the same for the whole workgroup: the CPU plan's kernel where matmul_rows_shared
+//   (matmulSubgroup.wgsl: the same, with A loaded once per subgroup) cannot run.
 // - matmul_reg: a 4x4 block per thread, A and B both read per thread: the CPU plan's kernel
 //   before matmul_rows, kept as a tuning choice.
 // - matmul_tiled stages a (4*WG_Y) x BK slice of A and a BK x (4*WG_X) slice of B in workgroup
@@ -239,10 +240,10 @@ fn matmul_tiled(
 
 // A workgroup of WG_X threads owns 8 rows of C (two blocks of 4, acc0 and acc1), a thread a
 // 4-column strip of them. Every A element a thread reads is then the same for the whole
-// workgroup (its address comes from the workgroup id and k only), so a SIMD compiler such as
-// lavapipe's loads it once and broadcasts it to the lanes; only B is loaded per lane, and each
-// B element feeds 8 multiply-adds (4 in matmul_reg, where A is loaded per lane too). The two
-// blocks are named variables, not an array: lavapipe keeps those in registers.
+// workgroup (its address comes from the workgroup id and k only), and each B element feeds 8
+// multiply-adds (4 in matmul_reg). lavapipe still loads each A element once per lane: it
+// broadcasts only loads at constant offsets, which is what matmul_rows_shared works around. The
+// two blocks are named variables, not an array: lavapipe keeps those in registers.
 
 // bt[o] = op(B)(k0 + o, c0..c0+3), from the 4 runs at sb + off: B(k0+o, c0..c0+3) as stored,
 // or B(k0..k0+3, col o) when B is stored transposed.
@@ -271,32 +272,22 @@ fn tail_block(acc: mat4x4<f32>, base_a: u32, r: u32, k: u32, bv: vec4<f32>) -> m
                            a_at(base_a, min(r + 2u, last), k) * bv, a_at(base_a, min(r + 3u, last), k) * bv);
 }
 
-@compute @workgroup_size(WG_X, 1, 1)
-fn matmul_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let r0 = wid.y * 8u;
-  let c0 = (wid.x * WG_X + lid.x) * 4u;
-  let base_a = p.off_a + wid.z * p.stride_a;
-  let base_b = p.off_b + wid.z * p.stride_b;
+// The 4 runs strip_b reads at k = 0 for the strip from column c0. Threads past N repeat the
+// last column (or the last whole run of 4 along N); their results are dropped.
+fn strip_start(base_b: u32, c0: u32, tb: bool) -> vec4<u32> {
   let lane = vec4<u32>(0u, 1u, 2u, 3u);
-  // Threads past N repeat the last column (or the last whole run of 4 along N); results dropped.
   let cols = min(vec4<u32>(c0) + lane, vec4<u32>(p.n - 1u));
   let c0_run = min(c0, (p.n - 1u) & ~3u);
-  var acc0 = mat4x4<f32>();
-  var acc1 = mat4x4<f32>();
-  var k_done = 0u;
-  if (has(VEC_A) && has(VEC_B)) {
-    let ta = has(TRANS_A);
-    let tb = has(TRANS_B);
-    let sb = select(vec4<u32>(base_b + c0_run) + lane * p.ldb, vec4<u32>(base_b) + cols * p.ldb, tb);
-    let step_b = select(4u * p.ldb, 4u, tb);
-    k_done = p.k & ~3u;
-    for (var k0 = 0u; k0 < k_done; k0 += 4u) {
-      let bt = strip_b(sb, (k0 / 4u) * step_b, tb);
-      acc0 += bt * block_a(base_a, r0, k0, ta);
-      acc1 += bt * block_a(base_a, r0 + 4u, k0, ta);
-    }
-  }
-  // The K tail, or all of K for unaligned operands: one k at a time, scalar loads.
+  return select(vec4<u32>(base_b + c0_run) + lane * p.ldb, vec4<u32>(base_b) + cols * p.ldb, tb);
+}
+
+// What follows the vector loop in matmul_rows and matmul_rows_shared: the K tail from k_done (or
+// all of K for unaligned operands), one k at a time with scalar loads, then the store of both
+// blocks of 4 rows.
+fn finish_rows(acc0_in: mat4x4<f32>, acc1_in: mat4x4<f32>, k_done: u32, base_a: u32, base_b: u32, r0: u32, c0: u32, batch: u32) {
+  let cols = min(vec4<u32>(c0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u));
+  var acc0 = acc0_in;
+  var acc1 = acc1_in;
   for (var k = k_done; k < p.k; k++) {
     var bv: vec4<f32>;
     for (var o = 0u; o < rolled(4u); o++) {
@@ -306,9 +297,33 @@ fn matmul_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     acc1 = tail_block(acc1, base_a, r0 + 4u, k, bv);
   }
   if (c0 < p.n) {
-    store_block(acc0, r0, c0, wid.z);
+    store_block(acc0, r0, c0, batch);
     if (r0 + 4u < p.m) {
-      store_block(acc1, r0 + 4u, c0, wid.z);
+      store_block(acc1, r0 + 4u, c0, batch);
     }
   }
+}
+
+@compute @workgroup_size(WG_X, 1, 1)
+fn matmul_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let r0 = wid.y * 8u;
+  let c0 = (wid.x * WG_X + lid.x) * 4u;
+  let base_a = p.off_a + wid.z * p.stride_a;
+  let base_b = p.off_b + wid.z * p.stride_b;
+  var acc0 = mat4x4<f32>();
+  var acc1 = mat4x4<f32>();
+  var k_done = 0u;
+  if (has(VEC_A) && has(VEC_B)) {
+    let ta = has(TRANS_A);
+    let tb = has(TRANS_B);
+    let sb = strip_start(base_b, c0, tb);
+    let step_b = select(4u * p.ldb, 4u, tb);
+    k_done = p.k & ~3u;
+    for (var k0 = 0u; k0 < k_done; k0 += 4u) {
+      let bt = strip_b(sb, (k0 / 4u) * step_b, tb);
+      acc0 += bt * block_a(base_a, r0, k0, ta);
+      acc1 += bt * block_a(base_a, r0 + 4u, k0, ta);
+    }
+  }
+  finish_rows(acc0, acc1, k_done, base_a, base_b, r0, c0, wid.z);
 }

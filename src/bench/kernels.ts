@@ -5,7 +5,7 @@
  */
 import { toF16Array, type Gpu, type Recorder } from '../gpu';
 import { loraDown, loraLinear } from '../kernels/lora';
-import { matmul, type MatmulTuning } from '../kernels/matmul';
+import { defaultMatmulTuning, matmul, type MatmulTuning } from '../kernels/matmul';
 import { maxRelError, Rng } from '../selftest/compare';
 import { benchAttention } from './attention';
 import { measureFmaPeak } from './fmaProbe';
@@ -13,8 +13,15 @@ import { benchMatmul, SMOLLM2_SHAPES } from './matmul';
 import { median, type BenchRow } from './table';
 import { timeRecording } from './timing';
 
-/** The CPU plan's matmul before the 'rows' kernel, which the suite times beside it on CPU adapters. */
-const PREVIOUS_CPU_MATMUL: Partial<MatmulTuning> = { kernel: 'register', wgX: 8, wgY: 8 };
+/**
+ * The CPU plan's matmul before its current one, which the suite times beside it on CPU adapters:
+ * 'rows' (16 threads) before 'rows-shared', 'register' 8x8 before 'rows'.
+ */
+export function previousCpuMatmul(current: MatmulTuning['kernel']): Partial<MatmulTuning> {
+  return current === 'rows-shared' ? { kernel: 'rows', wgX: 16 } : { kernel: 'register', wgX: 8, wgY: 8 };
+}
+
+export const PREVIOUS_CPU_MATMUL_NOTE = "the CPU plan's previous matmul kernel";
 
 /** Shape sets: 'full' is SmolLM2-135M at 512 tokens; the others fit slow (software) adapters. */
 export const KERNEL_PRESETS = ['tiny', 'small', 'full'] as const;
@@ -177,10 +184,11 @@ export async function runKernelSuite(gpu: Gpu, shapes: KernelSuiteShapes, log: (
     peers.set(row, { kind: 'matmul', name: `matmul ${m.M}x${m.K}x${m.N}`, M: m.M, N: m.N, K: m.K });
   }
   if (gpu.kernels === 'cpu') {
-    // The CPU plan's kernel before 'rows', timed in the same run so the two compare under the same load.
-    log('kernels: matmul, the previous CPU kernel (register 8x8) for comparison');
-    for (const m of await benchMatmul(gpu, { shapes: shapes.matmul, dtypes: ['f32'], maxReps: shapes.reps, tuning: PREVIOUS_CPU_MATMUL })) {
-      const row: BenchRow = { suite: 'kernels', name: `${m.name} ${m.dtype}`, ms: m.ms, gflops: m.gflops, processCpuMs: m.processCpuMs, note: "the CPU plan's kernel before 'rows'" };
+    // The CPU plan's previous kernel, timed in the same run so the two compare under the same load.
+    const previous = previousCpuMatmul(defaultMatmulTuning(gpu).kernel);
+    log(`kernels: matmul, the previous CPU kernel (${previous.kernel}) for comparison`);
+    for (const m of await benchMatmul(gpu, { shapes: shapes.matmul, dtypes: ['f32'], maxReps: shapes.reps, tuning: previous })) {
+      const row: BenchRow = { suite: 'kernels', name: `${m.name} ${m.dtype}`, ms: m.ms, gflops: m.gflops, processCpuMs: m.processCpuMs, note: PREVIOUS_CPU_MATMUL_NOTE };
       rows.push(row);
       peers.set(row, { kind: 'matmul', name: `matmul ${m.M}x${m.K}x${m.N}`, M: m.M, N: m.N, K: m.K });
     }

@@ -57,6 +57,7 @@ export async function benchMatmul(gpu: Gpu, options: MatmulBenchOptions = {}): P
   const tuning: MatmulTuning = { ...defaultMatmulTuning(gpu), ...options.tuning };
   // The GPU plan picks its launch per shape: name the one each case gets.
   const kernelOf = (M: number, N: number, K: number): string => {
+    if (tuning.kernel === 'rows-shared') return 'rows-shared 8x1';
     if (tuning.kernel !== 'by-shape') return `${tuning.kernel} ${tuning.wgX}x${tuning.wgY}${tuning.kernel === 'tiled' ? ` bk${tuning.bk}` : ''}`;
     const plan = chooseGpuMatmul(gpu.limits, { M, N, K, batch: 1, lora: false });
     if (plan.kernel === 'gemv') return `gemv ${plan.gemvThreads} threads`;

@@ -58,6 +58,8 @@ export interface AdapterSummary {
   subgroupMaxSize?: number;
   /** The WGSL language extensions of the WebGPU implementation (`wgslLanguageFeatures`). */
   wgslFeatures?: string[];
+  /** Its smallest, likewise. */
+  subgroupMinSize?: number;
 }
 
 /**
@@ -330,5 +332,7 @@ export async function acquireGpu(options: AcquireOptions = {}): Promise<Gpu> {
   const subgroupMax = (info as { subgroupMaxSize?: number }).subgroupMaxSize;
   if (typeof subgroupMax === 'number' && subgroupMax > 0) summary.subgroupMaxSize = subgroupMax;
   if (entry.wgslLanguageFeatures) summary.wgslFeatures = [...entry.wgslLanguageFeatures].sort();
+  const subgroupMin = (info as { subgroupMinSize?: number }).subgroupMinSize;
+  if (typeof subgroupMin === 'number' && subgroupMin > 0) summary.subgroupMinSize = subgroupMin;
   return new Gpu(device, summary, options.kernels ?? 'auto');
 }

@@ -1,17 +1,23 @@
 // Batched matrix multiply with alpha, beta, bias and transposes, f32 or f16 weights: bindings for shaders/matmul.wgsl.
 import common from '../../shaders/matmulCommon.wgsl?raw';
 import own from '../../shaders/matmul.wgsl?raw';
+import shared from '../../shaders/matmulSubgroup.wgsl?raw';
 import { isCpuAdapter, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 import { checkGpuPlan, dispatchGpuMatmul, matmulParams, planFromTuning, type MatmulLoraTerm } from './matmulGpu';
 import { gpuMatmulPlanFor } from './matmulPlans';
 
 // The family's shared parameters, option flags and element reads, then this file's kernels.
 const code = common + own;
+/** The same plus matmul_rows_shared, which uses subgroup builtins (devices with 'subgroups' only). */
+const subgroupCode = 'enable subgroups;\n' + code + shared;
 
 /**
+ * 'rows-shared': 'rows' with 8 threads that each load one run of A and hand it to the others by
+ * subgroupBroadcast, so a thread loads 5 runs per 4 k instead of 12 (shaders/matmulSubgroup.wgsl;
+ * same outputs as 'rows'): the CPU plan's kernel on devices whose subgroups are at least 8 wide.
  * 'rows': a workgroup owns 8 rows of C and each of its wgX threads a 4-column strip of them,
- * so every A element is the same for the whole workgroup (one load, broadcast to the SIMD lanes
- * on lavapipe) and each B element feeds 8 multiply-adds: the CPU plan's kernel.
+ * so every A element is the same for the whole workgroup and each B element feeds 8
+ * multiply-adds: the CPU plan's kernel where 'rows-shared' cannot run.
  * 'register': each thread keeps a 4x4 block of C in registers and reads A and B straight from
  * storage (no workgroup memory, no barriers): the CPU plan's kernel before 'rows'.
  * 'tiled': a workgroup stages (4*wgY) x bk of A and bk x (4*wgX) of B in workgroup memory: the
@@ -21,11 +27,11 @@ const code = common + own;
  * 'by-shape': one of those two with tiles picked from the shape and the device (the job's tuned
  * launch for the shape, else the adapter class's rules: see matmulPlans.ts), the GPU plan's default.
  */
-export type MatmulKernel = 'rows' | 'register' | 'tiled' | 'blocked' | 'gemv';
+export type MatmulKernel = 'rows-shared' | 'rows' | 'register' | 'tiled' | 'blocked' | 'gemv';
 
 export interface MatmulTuning {
   kernel: MatmulKernel | 'by-shape';
-  /** Threads along N (each computes 4 columns; 'blocked': 8, and wgY must equal wgX; 'gemv': threads along K). */
+  /** Threads along N (each computes 4 columns; 'rows-shared': always 8; 'blocked': 8, and wgY must equal wgX; 'gemv': threads along K). */
   wgX: number;
   /** Threads along M (each computes 4 rows; 'blocked': 8; 'rows': unused, a workgroup is one row of threads). */
   wgY: number;
@@ -98,8 +104,18 @@ export interface MatmulArgs extends MatmulLayout {
 
 const BINDINGS = ['uniform', 'read', 'read', 'read', 'write'] as const;
 
-/** Rows of C per workgroup of matmul_rows (fixed in shaders/matmul.wgsl). */
+/** Rows of C per workgroup of matmul_rows and matmul_rows_shared (fixed in their shaders). */
 const ROWS_PER_WORKGROUP = 8;
+/** Threads of matmul_rows_shared's workgroup (fixed in shaders/matmulSubgroup.wgsl). */
+const SHARED_ROWS_THREADS = 8;
+
+/**
+ * True when the device runs 'rows-shared': subgroups, all at least 8 wide, so its workgroup of
+ * 8 threads is one subgroup.
+ */
+export function sharedRowsFit(gpu: Gpu): boolean {
+  return gpu.hasSubgroups && (gpu.adapter.subgroupMinSize ?? 0) >= 8;
+}
 
 /**
  * The kernel and tile shape `matmul` uses on this device unless told otherwise. The GPU plan
@@ -108,7 +124,7 @@ const ROWS_PER_WORKGROUP = 8;
  */
 export function defaultMatmulTuning(gpu: Gpu): MatmulTuning {
   return gpu.kernels === 'cpu'
-    ? { kernel: 'rows', wgX: 16, wgY: 1, bk: 16, specialize: false }
+    ? { kernel: sharedRowsFit(gpu) ? 'rows-shared' : 'rows', wgX: 16, wgY: 1, bk: 16, specialize: false }
     : { kernel: 'by-shape', wgX: 16, wgY: 16, bk: 16, specialize: !isCpuAdapter(gpu.adapter) };
 }
 
@@ -247,13 +263,17 @@ function flagsOf(p: Problem, f16Run = 4): number {
 const specs = new Map<string, KernelSpec>();
 
 function specFor(flags: number, t: MatmulTuning): KernelSpec {
-  const key = `${flags}:${t.kernel}:${t.wgX}:${t.kernel === 'rows' ? 1 : t.wgY}:${t.specialize}:${t.bk}`;
+  const key = t.kernel === 'rows-shared' ? `${flags}:${t.kernel}:${t.specialize}` : `${flags}:${t.kernel}:${t.wgX}:${t.kernel === 'rows' ? 1 : t.wgY}:${t.specialize}:${t.bk}`;
   let spec = specs.get(key);
   if (!spec) specs.set(key, (spec = makeSpec(flags, t)));
   return spec;
 }
 
 function makeSpec(flags: number, t: MatmulTuning): KernelSpec {
+  if (t.kernel === 'rows-shared') {
+    const entryPoint = 'matmul_rows_shared';
+    return { name: entryPoint, code: subgroupCode, entryPoint, bindings: BINDINGS, constants: t.specialize ? { FLAGS: flags } : {} };
+  }
   const constants: Record<string, number> = t.kernel === 'rows' ? { WG_X: t.wgX } : { WG_X: t.wgX, WG_Y: t.wgY };
   // 0xffffffff (the shader's default) leaves the flags to the uniform.
   if (t.specialize) constants.FLAGS = flags;
@@ -270,6 +290,8 @@ function dispatchOne(gpu: Gpu, rec: Recorder, p: Problem, t: MatmulTuning, lora:
     return;
   }
   const flags = flagsOf(p);
+  const rowsKernel = t.kernel === 'rows' || t.kernel === 'rows-shared';
+  const wgX = t.kernel === 'rows-shared' ? SHARED_ROWS_THREADS : t.wgX;
   // The uniform's GPU-plan fields (matmulCommon.wgsl): all of K in one split, no LoRA columns.
   const params = matmulParams(p, flags).u32(p.K).u32(1).u32(0).f32(0).bytes();
   // Without a bias the slot still needs a buffer: A again (read-only bindings may alias).
@@ -277,7 +299,7 @@ function dispatchOne(gpu: Gpu, rec: Recorder, p: Problem, t: MatmulTuning, lora:
   rec.dispatch(specFor(flags, t), {
     buffers: [p.a, p.b, bias, p.c],
     params,
-    workgroups: [Math.ceil(p.N / (4 * t.wgX)), Math.ceil(p.M / (t.kernel === 'rows' ? ROWS_PER_WORKGROUP : 4 * t.wgY)), p.batch],
+    workgroups: [Math.ceil(p.N / (4 * wgX)), Math.ceil(p.M / (rowsKernel ? ROWS_PER_WORKGROUP : 4 * t.wgY)), p.batch],
     label,
   });
 }
@@ -385,6 +407,10 @@ function splitAndDispatch(gpu: Gpu, rec: Recorder, p: Problem, t: MatmulTuning, 
 }
 
 function checkTuning(gpu: Gpu, t: MatmulTuning): void {
+  if (t.kernel === 'rows-shared') {
+    if (!sharedRowsFit(gpu)) throw new Error("matmul: the 'rows-shared' kernel needs subgroups at least 8 wide");
+    return;
+  }
   if (t.kernel !== 'rows' && t.kernel !== 'register' && t.kernel !== 'tiled') return; // matmulGpu checks its own plans
   const l = gpu.limits;
   if (t.kernel === 'rows') {
@@ -412,7 +438,7 @@ export function matmul(gpu: Gpu, rec: Recorder, args: MatmulArgs): void {
   const p = resolve(args);
   if (p.M === 0 || p.N === 0 || p.batch === 0) return;
   const tuning: MatmulTuning = { ...defaultMatmulTuning(gpu), ...args.tuning };
-  if (args.lora && (tuning.kernel === 'rows' || tuning.kernel === 'register' || tuning.kernel === 'tiled')) tuning.kernel = 'by-shape';
+  if (args.lora && (tuning.kernel === 'rows-shared' || tuning.kernel === 'rows' || tuning.kernel === 'register' || tuning.kernel === 'tiled')) tuning.kernel = 'by-shape';
   checkTuning(gpu, tuning);
   const limit = args.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize;
   const fits = [p.a, p.b, p.c, p.bias].every((r) => r === null || r.size <= limit);

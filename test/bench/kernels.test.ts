@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { benchResultDocument, kernelShapes, KERNEL_PRESETS, runKernelSuite } from '../../src/bench/kernels';
+import { benchResultDocument, kernelShapes, KERNEL_PRESETS, PREVIOUS_CPU_MATMUL_NOTE, runKernelSuite } from '../../src/bench/kernels';
 import { getTestGpu } from '../helpers/gpu';
 
 describe('kernels suite (src/bench/kernels.ts)', () => {
@@ -13,7 +13,7 @@ describe('kernels suite (src/bench/kernels.ts)', () => {
     // fused/unfused x 2 dtypes, and folded x 2 on the GPU kernel plan or the previous CPU matmul
     // at the 2 shapes on the CPU plan.
     expect(rows).toHaveLength(13);
-    expect(rows.filter((r) => (gpu.kernels === 'gpu' ? r.name.startsWith('lora linear folded') : r.note === "the CPU plan's kernel before 'rows'"))).toHaveLength(2);
+    expect(rows.filter((r) => (gpu.kernels === 'gpu' ? r.name.startsWith('lora linear folded') : r.note === PREVIOUS_CPU_MATMUL_NOTE))).toHaveLength(2);
     const [probe, ...kernels] = rows;
     expect(probe!.name).toMatch(/^FMA probe/);
     expect(probe!.peakShare).toBe(1);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { toF16Array } from '../../src/gpu';
-import { matmul, rowRange, type MatmulTuning } from '../../src/kernels/matmul';
+import { defaultMatmulTuning, matmul, rowRange, sharedRowsFit, type MatmulArgs, type MatmulTuning } from '../../src/kernels/matmul';
 import { matmulRef } from '../../src/kernels/reference/matmul';
 import { runMatmulCase, selfTestCases } from '../../src/selftest/matmul';
 import { expectClose } from '../helpers/compare';
@@ -90,6 +90,7 @@ describe('matmulRef', () => {
 const TILED: Partial<MatmulTuning> = { kernel: 'tiled', wgX: 4, wgY: 4, bk: 8 };
 
 for (const [label, tuning] of [
+  ['rows-shared kernel', { kernel: 'rows-shared' }],
   ['rows kernel', { kernel: 'rows', wgX: 4 }],
   ['register kernel', { kernel: 'register', wgX: 8, wgY: 8 }],
   ['tiled kernel', TILED],
@@ -145,6 +146,49 @@ for (const [label, tuning] of [
     });
   });
 }
+
+describe("matmul, 'rows-shared' against 'rows'", () => {
+  it('is the CPU plan default on this adapter (lavapipe: subgroups of 8)', async () => {
+    const gpu = await getTestGpu();
+    expect(sharedRowsFit(gpu)).toBe(true);
+    expect(defaultMatmulTuning(gpu).kernel).toBe(gpu.kernels === 'cpu' ? 'rows-shared' : 'by-shape');
+  });
+
+  // The two kernels feed the same values to the same expression, so they agree bit for bit:
+  // the goldens, written with 'rows', hold for 'rows-shared' without a new bound.
+  it('gives bit-identical outputs: odd shapes, every transpose, f16 B, batched, bias', async () => {
+    const gpu = await getTestGpu();
+    const rng = new Rng(41);
+    const cases: Array<Omit<MatmulArgs, 'a' | 'b' | 'c'>> = [
+      { M: 37, N: 70, K: 132 },
+      { M: 9, N: 33, K: 68, transA: true },
+      { M: 21, N: 45, K: 64, transB: true },
+      { M: 16, N: 36, K: 40, transA: true, transB: true },
+      { M: 13, N: 52, K: 40, transB: true, bF16: true },
+      { M: 11, N: 20, K: 19, transB: true },
+      { M: 10, N: 12, K: 16, batch: 3, transA: true, alpha: 0.5, beta: 1 },
+    ];
+    for (const [i, shape] of cases.entries()) {
+      const batch = shape.batch ?? 1;
+      const a = gpu.upload(rng.f32(shape.M * shape.K * batch));
+      const bVals = rng.f32(shape.K * shape.N * batch);
+      const b = gpu.upload(shape.bF16 ? toF16Array(bVals) : bVals);
+      const c0 = rng.f32(shape.M * shape.N * batch);
+      const bias = gpu.upload(rng.f32(shape.N));
+      const outs: Float32Array[] = [];
+      for (const kernel of ['rows', 'rows-shared'] as const) {
+        const c = gpu.upload(c0);
+        const rec = gpu.recorder('test');
+        matmul(gpu, rec, { ...shape, a, b, c, bias: i % 2 === 0 ? bias : undefined, tuning: { kernel, wgX: 16 } });
+        rec.submit();
+        outs.push(await gpu.readF32(c));
+        gpu.release(c);
+      }
+      expect(outs[1], JSON.stringify(shape)).toEqual(outs[0]);
+      for (const buf of [a, b, bias]) gpu.release(buf);
+    }
+  });
+});
 
 describe('matmul views and large operands', () => {
   it('writes a column block of a wider C through ldc/offsetC and leaves the rest alone', async () => {

@@ -50,6 +50,7 @@ suites: ${SUITES.join(', ')} (or all)
                       adapter's, see defaultLoraLinearPath); two give side-by-side rows
   --recompute a,b     train: activation policies always, never and/or auto (default: the
                       model's, auto); each gives a row, e.g. --recompute always,auto
+  --lora-dropout X    train: LoRA dropout probability (default 0), a new mask seed each step
   --dry-run           train: record and encode each step without submitting it; rows give
                       the per-step counts and encode ms only (cheap for full-size models);
                       generate: only the per-token counts and encode ms (no timed runs)
@@ -78,6 +79,7 @@ async function main(): Promise<void> {
       'kernel-shapes': { type: 'string', default: 'full' },
       'lora-path': { type: 'string' },
       recompute: { type: 'string' },
+      'lora-dropout': { type: 'string', default: '0' },
       out: { type: 'string', default: join('bench', 'results') },
       help: { type: 'boolean', default: false },
     },
@@ -118,6 +120,7 @@ async function main(): Promise<void> {
         steps: int('steps', values.steps),
         peer,
         dryRun: values['dry-run'],
+        loraDropout: dropoutOption(values['lora-dropout']),
         log,
         onPeerEnvironment: (env: PeerEnvironment) => (peerEnvironment = env),
         ...(values['lora-path'] ? { loraPaths: parseLoraPaths(values['lora-path']) } : {}),
@@ -131,6 +134,7 @@ async function main(): Promise<void> {
         loraPaths: values['lora-path'] ?? 'default',
         recompute: values.recompute ?? 'default',
         dryRun: opts.dryRun,
+        loraDropout: opts.loraDropout,
       });
       rows = await benchTrain(gpu, opts);
     } else if (suite === 'generate') {
@@ -162,6 +166,12 @@ async function main(): Promise<void> {
     console.log(`\n## ${suite}\n\n${markdownTable(rows)}\n`);
   }
   gpu.destroy();
+}
+
+function dropoutOption(v: string): number {
+  const p = Number(v);
+  if (!(p >= 0 && p < 1)) throw new Error(`--lora-dropout must be in [0, 1), got '${v}'`);
+  return p;
 }
 
 function parseLoraPaths(v: string): LoraLinearPath[] {

@@ -55,6 +55,11 @@ export interface TrainBenchOptions {
    * and encodeMs only, so full-size models are cheap to count on any machine.
    */
   dryRun?: boolean;
+  /**
+   * LoRA dropout probability (default 0). Above 0 every step draws new masks (a seed per step,
+   * as the trainer's micro-batches do), so the counts show what per-step masks cost.
+   */
+  loraDropout?: number;
   log: (msg: string) => void;
   /** Called with what the peer ran on (torch version, BLAS), for the result file. */
   onPeerEnvironment?: (environment: PeerEnvironment) => void;
@@ -124,8 +129,10 @@ async function benchTrainCases(gpu: Gpu, opts: TrainBenchOptions, dry: boolean):
     opts.log(`train: building ${named.label} (${opts.dtype})`);
     const weights = await buildRandomModel(gpu, config, { dtype: opts.dtype, seed: 1 });
     const model = new CausalLM(gpu, config, weights);
-    const adapter = new LoraAdapter(gpu, config, weights, defaultLoraConfig(config, { r: opts.rank, alpha: LORA_ALPHA }));
+    const adapter = new LoraAdapter(gpu, config, weights, defaultLoraConfig(config, { r: opts.rank, alpha: LORA_ALPHA, dropout: opts.loraDropout ?? 0 }));
     adapter.initialize(1);
+    // A new dropout seed each step (ignored without dropout).
+    let dropoutSeed = 0;
     const optimizer = new LoraOptimizer(gpu, adapter);
     try {
       for (const [B, T] of opts.shapes) {
@@ -139,7 +146,7 @@ async function benchTrainCases(gpu: Gpu, opts: TrainBenchOptions, dry: boolean):
         // AdamW with the loss totals copied into the optimizer's staging ring, then that one read.
         // (The trainer records the next step's passes before this read; one step at a time here.)
         const step = async () => {
-          await model.forwardBackward(batch, adapter, { gradScale: 1 / N, accumulate: false }, false);
+          await model.forwardBackward(batch, adapter, { gradScale: 1 / N, accumulate: false, dropoutSeed: dropoutSeed++ }, false);
           optimizer.apply(DEFAULT_OPTIMIZER, DEFAULT_OPTIMIZER.lr, model.stepTotals(B, T, adapter));
           return (await optimizer.readVerdict()).totals!;
         };
@@ -224,7 +231,7 @@ async function benchTrainCases(gpu: Gpu, opts: TrainBenchOptions, dry: boolean):
             encodeMs: med((x) => x.encodeMs),
             ...(dry ? { encodeCpuMs: med((x) => x.encodeCpuMs) } : { stepCpuMs: med((x) => x.encodeCpuMs) }),
             note:
-              `${dry ? 'dry run (recorded and encoded, never submitted); ' : ''}LoRA r=${opts.rank} on all ${adapter.modules.size} linear layers (${path.path} LoRA linear, activations ${keeps(path.recompute) ? 'kept' : 'recomputed'}); median of ${opts.steps} steps` +
+              `${dry ? 'dry run (recorded and encoded, never submitted); ' : ''}LoRA r=${opts.rank}${adapter.config.dropout > 0 ? `, dropout ${adapter.config.dropout}` : ''} on all ${adapter.modules.size} linear layers (${path.path} LoRA linear, activations ${keeps(path.recompute) ? 'kept' : 'recomputed'}); median of ${opts.steps} steps` +
               `${paths.length > 1 ? ` (paths alternated: ${times.get(path)!.map((t) => t.toFixed(0)).join(', ')} ms${dry ? '' : `; step CPU ${c.map((x) => x.encodeCpuMs.toFixed(0)).join(', ')} ms`})` : ''}${dry ? '' : `; loss ${losses.get(path)!.toFixed(3)}`}`,
           };
           rows.push(row);

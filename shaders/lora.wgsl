@@ -6,6 +6,8 @@
 //
 // Dropout on the LoRA branch is either precomputed (pass x_d as x) or regenerated inline from a
 // counter-based hash of (element index, seed), so x_d never has to be stored for the backward.
+// The kernels that regenerate it take the seed as drop_add + drop_mul * the pass's seed, read
+// from `pass_values` (see dropout_key), so their parameters stay the same from pass to pass.
 //
 // Entry points share this module; each declares its own bindings, and two variables share a
 // binding number only when no entry point uses both. The module is compiled after
@@ -46,7 +48,8 @@ struct DownParams {
   scale: f32,
   a_kmajor: u32,  // 1: A(j, k) = a[k * r + j]
   drop_on: u32,
-  drop_key: u32,
+  drop_mul: u32,
+  drop_add: u32,
   drop_threshold: u32,
   drop_inv_keep: f32,
 }
@@ -55,6 +58,8 @@ struct DownParams {
 @group(0) @binding(1) var<storage, read> down_x: array<f32>;
 @group(0) @binding(2) var<storage, read> down_a: array<f32>;
 @group(0) @binding(3) var<storage, read_write> down_out: array<f32>;
+// The pass's values (word 1: its dropout seed), shared by lora_down, lora_grad_w and lora_dx.
+@group(0) @binding(4) var<uniform> pass_values: vec4<u32>;
 
 var<workgroup> down_partial: DownPartial;
 
@@ -62,6 +67,7 @@ var<workgroup> down_partial: DownPartial;
 fn lora_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row0 = wid.x * DOWN_ROWS;
   let j0 = wid.y * RC;
+  let drop_key = dropout_key(pass_values.y, pd.drop_mul, pd.drop_add);
   var acc: DownAcc;
   for (var o = 0u; o < DOWN_ROWS * RC; o++) { acc[o] = 0.0; }
   for (var k = lid; k < pd.k; k += DOWN_WG) {
@@ -71,7 +77,7 @@ fn lora_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
       xv[i] = 0.0;
       if (t < pd.rows) {
         let idx = t * pd.k + k;
-        xv[i] = down_x[idx] * dropout_factor(idx, pd.drop_on, pd.drop_key, pd.drop_threshold, pd.drop_inv_keep);
+        xv[i] = down_x[idx] * dropout_factor(idx, pd.drop_on, drop_key, pd.drop_threshold, pd.drop_inv_keep);
       }
     }
     for (var j = 0u; j < RC; j++) {
@@ -186,7 +192,8 @@ struct GradParams {
   accumulate: u32,
   out_rmajor: u32,  // 1: out[j * C + c]
   drop_on: u32,
-  drop_key: u32,
+  drop_mul: u32,
+  drop_add: u32,
   drop_threshold: u32,
   drop_inv_keep: f32,
 }
@@ -202,12 +209,13 @@ var<workgroup> gw_partial: GradPartial;
 fn lora_grad_w(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
   let c = wid.x * GW_COLS + lid3.x;
   let j0 = wid.y * RC;
+  let drop_key = dropout_key(pass_values.y, pg.drop_mul, pg.drop_add);
   var acc: array<f32, RC>;
   for (var j = 0u; j < RC; j++) { acc[j] = 0.0; }
   if (c < pg.c) {
     for (var t = lid3.y; t < pg.t; t += GW_LANES) {
       let idx = t * pg.c + c;
-      let gv = gw_g[idx] * dropout_factor(idx, pg.drop_on, pg.drop_key, pg.drop_threshold, pg.drop_inv_keep);
+      let gv = gw_g[idx] * dropout_factor(idx, pg.drop_on, drop_key, pg.drop_threshold, pg.drop_inv_keep);
       for (var j = 0u; j < RC; j++) {
         let jj = min(j0 + j, pg.r - 1u);  // columns past r are computed and never stored
         acc[j] += gv * gw_v[t * pg.r + jj];
@@ -238,7 +246,8 @@ struct DxParams {
   r: u32,
   accumulate: u32,
   drop_on: u32,
-  drop_key: u32,
+  drop_mul: u32,
+  drop_add: u32,
   drop_threshold: u32,
   drop_inv_keep: f32,
 }
@@ -253,6 +262,7 @@ fn lora_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
   let k = wid.x * DX_COLS + lid3.x;
   if (k >= px.k) { return; }
   let row0 = (wid.y * DX_LANES + lid3.y) * DX_ROWS;
+  let drop_key = dropout_key(pass_values.y, px.drop_mul, px.drop_add);
   var acc: array<f32, DX_ROWS>;
   for (var i = 0u; i < DX_ROWS; i++) { acc[i] = 0.0; }
   for (var j = 0u; j < px.r; j++) {
@@ -266,7 +276,7 @@ fn lora_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) 
     let t = row0 + i;
     if (t >= px.t) { return; }
     let idx = t * px.k + k;
-    var v = acc[i] * dropout_factor(idx, px.drop_on, px.drop_key, px.drop_threshold, px.drop_inv_keep);
+    var v = acc[i] * dropout_factor(idx, px.drop_on, drop_key, px.drop_threshold, px.drop_inv_keep);
     if (px.accumulate != 0u) { v += dx_out[idx]; }
     dx_out[idx] = v;
   }

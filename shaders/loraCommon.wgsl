@@ -22,6 +22,14 @@ fn dropout_hash(i: u32, key: u32) -> u32 {
   return fmix32(fmix32(i ^ key) + key);
 }
 
+// The key of a mask whose seed is `add` + `mul` * the pass's seed (`add` also holds the key's
+// offset 0x9e3779b9): fmix32(seed + 0x9e3779b9), as dropoutKey in the TypeScript reference. The
+// pass's seed is u32 word 1 of a 'values' binding that the caller writes before each pass, so a
+// recorded pass replays with new masks; a fixed seed has mul = 0.
+fn dropout_key(pass_seed: u32, mul: u32, add: u32) -> u32 {
+  return fmix32(pass_seed * mul + add);
+}
+
 // Factor that multiplies x[i]: 0 if dropped, 1/(1-p) if kept, 1 when dropout is off.
 fn dropout_factor(i: u32, on: u32, key: u32, threshold: u32, inv_keep: f32) -> f32 {
   if (on == 0u) { return 1.0; }

@@ -3,8 +3,9 @@
 //   x [T, K] shared; member g: W_g [N_g, K], A_g [r, K], B_g [N_g, r], u_g = x_dg A_g^T [T, r].
 // A_g, B_g (and their gradients) are read at element offsets of the adapter's flat buffer, so
 // the per-module parameter layout stays as it is. Per-member activations (u_g, du_g, y_g, dy_g)
-// live in regions of one buffer. Each member keeps its own dropout mask (own key, same p), the
-// same mask the single-module kernels in lora.wgsl draw for it. The module is compiled after
+// live in regions of one buffer. Each member keeps its own dropout mask (own seed, same p), the
+// same mask the single-module kernels in lora.wgsl draw for it; as there, a member's seed is
+// add_g + mul * the pass's seed, which the masking kernels read from a 'values' binding. The module is compiled after
 // loraCommon.wgsl (dropout_factor, the tile sizes, the reduction and tile steps), so each kernel
 // rounds as its single-module counterpart does. Grid y covers members x r in chunks of RC.
 
@@ -23,14 +24,21 @@ struct GroupParams {
   r_chunks: u32,       // ceil(r / RC)
   // Member g: (first column in the concatenated output, N_g, offset of its region of y / dy, offset of A_g).
   mem: array<vec4<u32>, 4>,
-  // Member g: (offset of B_g, dropout key, 0, 0).
+  // Member g: (offset of B_g, dropout seed's add_g, its mul, 0).
   mem2: array<vec4<u32>, 4>,
 }
 
 @group(0) @binding(0) var<uniform> pg: GroupParams;
 
+// Every member's mask key in this pass, from load_member_keys at the start of a masking kernel.
+var<private> member_keys: array<u32, 3>;
+
+fn load_member_keys(pass_seed: u32) {
+  for (var g = 0u; g < 3u; g++) { member_keys[g] = dropout_key(pass_seed, pg.mem2[g].z, pg.mem2[g].y); }
+}
+
 fn drop_factor(i: u32, g: u32) -> f32 {
-  return dropout_factor(i, pg.drop_on, pg.mem2[g].y, pg.drop_threshold, pg.drop_inv_keep);
+  return dropout_factor(i, pg.drop_on, member_keys[g], pg.drop_threshold, pg.drop_inv_keep);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -42,6 +50,8 @@ fn drop_factor(i: u32, g: u32) -> f32 {
 @group(0) @binding(1) var<storage, read> gd_x: array<f32>;
 @group(0) @binding(2) var<storage, read> gd_p: array<f32>;
 @group(0) @binding(3) var<storage, read_write> gd_out: array<f32>;
+// The pass's values (word 1: its dropout seed), for group_down and group_dx.
+@group(0) @binding(4) var<uniform> pass_values4: vec4<u32>;
 
 var<workgroup> down_partial: DownPartial;
 
@@ -55,6 +65,7 @@ fn group_down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
   // Reduction width and where row t of the input starts.
   let width = select(pg.k, m.y, back);
   let x_off = select(0u, m.z, back);
+  load_member_keys(pass_values4.y);
   var acc: DownAcc;
   for (var o = 0u; o < DOWN_ROWS * RC; o++) { acc[o] = 0.0; }
   for (var k = lid; k < width; k += DOWN_WG) {
@@ -189,6 +200,7 @@ fn group_linear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 @group(0) @binding(3) var<storage, read> gg_x: array<f32>;
 @group(0) @binding(4) var<storage, read> gg_du: array<f32>;
 @group(0) @binding(5) var<storage, read_write> gg_out: array<f32>;
+@group(0) @binding(6) var<uniform> pass_values6: vec4<u32>;
 
 var<workgroup> gw_partial: GradPartial;
 
@@ -202,6 +214,7 @@ fn group_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
   let width = select(m.y, pg.k, grad_a);
   if (wid.x * GW_COLS >= width) { return; }  // uniform: this member has fewer columns
   let c = wid.x * GW_COLS + lid3.x;
+  load_member_keys(pass_values6.y);
   var acc: array<f32, RC>;
   for (var j = 0u; j < RC; j++) { acc[j] = 0.0; }
   if (c < width) {
@@ -247,6 +260,7 @@ fn group_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
   let k = wid.x * DX_COLS + lid3.x;
   if (k >= pg.k) { return; }
   let row0 = (wid.y * DX_LANES + lid3.y) * DX_ROWS;
+  load_member_keys(pass_values4.y);
   // Starting from dx's old contents and adding member by member keeps lora_dx's rounding order.
   var total: array<f32, DX_ROWS>;
   for (var i = 0u; i < DX_ROWS; i++) {
@@ -283,11 +297,14 @@ fn group_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
 // member's dropout mask at the member's last chunk, then the concatenated output features (dy_g
 // from their regions, rows of W_g). One accumulator serves every chunk, so the multiply code
 // exists once (llvmpipe's compile time grows with every copy). Bindings are group_linear's:
-// gl_x holds dy, gl_u du, gl_y dx.
+// gl_x holds dy, gl_u du, gl_y dx; and one more binding, the pass's values.
+
+@group(0) @binding(8) var<uniform> pass_values8: vec4<u32>;
 
 @compute @workgroup_size(16, 16)
 fn group_input_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
   let th = tile_thread(wid, lid3);  // th.n0: first column k of dx in this tile
+  load_member_keys(pass_values8.y);
   var acc: TileAcc;
   var low: TileAcc;
   for (var i = 0u; i < 4u; i++) {
@@ -416,11 +433,11 @@ struct LayerGradParams {
   drop_threshold: u32,
   drop_inv_keep: f32,
   region: u32,         // elements between u (and du) regions
-  pad0: u32,
+  drop_mul: u32,       // member g's mask seed: off[g].z + drop_mul * the pass's seed
   pad1: u32,
   // Member g: (offset of dy_g, N_g, offset of x, K_g) in elements of their bindings.
   io: array<vec4<u32>, 6>,
-  // Member g: (offset of A_g, offset of B_g, dropout key, packed): packed holds the u_g region
+  // Member g: (offset of A_g, offset of B_g, dropout seed's add_g, packed): packed holds the u_g region
   // (bits 0-7, in regions), the du_g region (8-15), the dy binding (16-23) and the x binding (24-31).
   off: array<vec4<u32>, 6>,
 }
@@ -434,6 +451,7 @@ struct LayerGradParams {
 @group(0) @binding(6) var<storage, read> lg_u: array<f32>;
 @group(0) @binding(7) var<storage, read> lg_du: array<f32>;
 @group(0) @binding(8) var<storage, read_write> lg_out: array<f32>;
+@group(0) @binding(9) var<uniform> pass_values9: vec4<u32>;
 
 fn lg_dy(sel: u32, i: u32) -> f32 {
   if (sel == 0u) { return lg_dy0[i]; }
@@ -458,6 +476,7 @@ fn layer_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
   let du_off = ((off.w >> 8u) & 0xffu) * pl.region;
   let dy_sel = (off.w >> 16u) & 0xffu;
   let x_sel = off.w >> 24u;
+  let drop_key = dropout_key(pass_values9.y, pl.drop_mul, off.z);
   let width = select(io.y, io.w, grad_a);
   if (wid.x * GW_COLS >= width) { return; }  // uniform: this member has fewer columns
   let c = wid.x * GW_COLS + lid3.x;
@@ -469,7 +488,7 @@ fn layer_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
       var gv = 0.0;
       if (grad_a) {
         gv = lg_x(x_sel, io.z + idx);
-        if (pl.drop_on != 0u) { gv *= select(0.0, pl.drop_inv_keep, dropout_hash(idx, off.z) >= pl.drop_threshold); }
+        if (pl.drop_on != 0u) { gv *= select(0.0, pl.drop_inv_keep, dropout_hash(idx, drop_key) >= pl.drop_threshold); }
       } else {
         gv = lg_dy(dy_sel, io.x + idx);
       }

@@ -3,7 +3,13 @@
  * Explicit layouts (not 'auto') let several entry points of one WGSL file share declarations
  * without the "binding not used by this entry point" trap of auto layouts.
  */
-export type BindingKind = 'uniform' | 'read' | 'write';
+/**
+ * 'uniform': the dispatch's parameter bytes (DispatchArgs.params, in the binding cache's slots);
+ * 'read' / 'write': storage buffers; 'values': a caller's buffer bound as a uniform, for values
+ * written with queue.writeBuffer between submits (a training step's seed) that recorded
+ * dispatches read without being recorded again.
+ */
+export type BindingKind = 'uniform' | 'read' | 'write' | 'values';
 
 export interface KernelSpec {
   /** Unique name of this kernel variant, used as the cache key together with `constants`. */
@@ -89,7 +95,7 @@ export class PipelineCache {
       entries: spec.bindings.map((kind, binding) => ({
         binding,
         visibility: GPUShaderStage.COMPUTE,
-        buffer: { type: kind === 'uniform' ? 'uniform' : kind === 'read' ? 'read-only-storage' : 'storage' },
+        buffer: { type: kind === 'uniform' || kind === 'values' ? 'uniform' : kind === 'read' ? 'read-only-storage' : 'storage' },
       })),
     });
     return { module, layout, pipelineLayout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }) };

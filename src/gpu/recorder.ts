@@ -6,7 +6,7 @@ import { encodeCommands, RecordedCommands, type Command, type CommandSegment } f
 export type BufferBinding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
 
 export interface DispatchArgs {
-  /** Storage buffers for the spec's non-uniform bindings, in binding order. */
+  /** Buffers for the spec's bindings other than 'uniform' (storage and 'values'), in binding order. */
   buffers: readonly BufferBinding[];
   /** Bytes for the spec's single 'uniform' binding (see `Params`). */
   params?: Uint8Array;
@@ -75,7 +75,7 @@ export class Recorder {
     if (x === 0 || y === 0 || z === 0) return this; // empty problem: nothing to do
     const storage = spec.bindings.filter((b) => b !== 'uniform').length;
     if (args.buffers.length !== storage) {
-      throw new Error(`${spec.name}: expected ${storage} storage buffers, got ${args.buffers.length}`);
+      throw new Error(`${spec.name}: expected ${storage} buffers, got ${args.buffers.length}`);
     }
     const uniforms = spec.bindings.filter((b) => b === 'uniform').length;
     if (uniforms !== (args.params ? 1 : 0)) {

@@ -3,10 +3,11 @@ import common from '../../shaders/loraCommon.wgsl?raw';
 import own from '../../shaders/lora.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
 import { grid1d } from './grid';
-import { LORA_TILES } from './loraCommon';
-import { dropoutKey, type DropoutKey, type DropoutSpec } from './reference/lora';
+import { dropoutTerms, LORA_TILES, passValues, type LoraDropout } from './loraCommon';
+import { dropoutKey } from './reference/lora';
 
 export { loraScale, type DropoutSpec } from './reference/lora';
+export type { LoraDropout, PassSeed } from './loraCommon';
 
 // Layouts (Hugging Face / PEFT): x [T, K], W [N, K], A [r, K], B [N, r], u [T, r], y [T, N].
 // Every tensor is row-major f32, except W, which may be packed f16 (`wF16`).
@@ -15,10 +16,10 @@ const code = common + own;
 const { RC, DOWN_ROWS, GW_COLS, DX_COLS, DX_ROWS_PER_GROUP, LIN_BN } = LORA_TILES;
 
 const DROPOUT_MASK: KernelSpec = { name: 'lora_dropout_mask', code, entryPoint: 'dropout_mask', bindings: ['uniform', 'read', 'write'] };
-const DX: KernelSpec = { name: 'lora_dx', code, entryPoint: 'lora_dx', bindings: ['uniform', 'read', 'read', 'write'] };
-
-const DOWN: KernelSpec = { name: 'lora_down', code, entryPoint: 'lora_down', bindings: ['uniform', 'read', 'read', 'write'] };
-const GRAD_W: KernelSpec = { name: 'lora_grad_w', code, entryPoint: 'lora_grad_w', bindings: ['uniform', 'read', 'read', 'write'] };
+// The kernels that may mask x also bind the pass's values (the pass part of the mask seed).
+const DX: KernelSpec = { name: 'lora_dx', code, entryPoint: 'lora_dx', bindings: ['uniform', 'read', 'read', 'write', 'values'] };
+const DOWN: KernelSpec = { name: 'lora_down', code, entryPoint: 'lora_down', bindings: ['uniform', 'read', 'read', 'write', 'values'] };
+const GRAD_W: KernelSpec = { name: 'lora_grad_w', code, entryPoint: 'lora_grad_w', bindings: ['uniform', 'read', 'read', 'write', 'values'] };
 
 /** One spec object per variant, so the pipeline cache finds it by identity. */
 const linearSpecs = new Map<string, KernelSpec>();
@@ -58,9 +59,10 @@ function checkSize(gpu: Gpu, what: string, name: string, b: BufferBinding, bytes
   if (bytes > max) throw new Error(`${what}: ${name} needs ${bytes} bytes, over maxStorageBufferBindingSize ${max}`);
 }
 
-/** Dropout fields of a params struct: on, key, threshold, 1/(1-p). */
-function pushDropout(p: Params, k: DropoutKey | null): Params {
-  return k ? p.u32(1).u32(k.key).u32(k.threshold).f32(k.invKeep) : p.u32(0).u32(0).u32(0).f32(1);
+/** Dropout fields of a params struct: on, mul, add (the seed is add + mul * the pass's seed), threshold, 1/(1-p). */
+function pushDropout(p: Params, d: LoraDropout | null | undefined): Params {
+  const t = dropoutTerms(d);
+  return p.u32(t.on).u32(t.mul).u32(t.add).u32(t.threshold).f32(t.invKeep);
 }
 
 export interface DropoutMaskArgs {
@@ -101,8 +103,11 @@ export interface LoraDownArgs {
   T: number;
   K: number;
   r: number;
-  /** Applies dropout to x inline (same mask as `dropoutMask` with this seed), so x_d is never stored. */
-  dropout?: DropoutSpec | null;
+  /**
+   * Applies dropout to x inline (same mask as `dropoutMask` with this seed; with `pass`, the seed
+   * it completes in each pass), so x_d is never stored.
+   */
+  dropout?: LoraDropout | null;
 }
 
 /** u = x_d A^T: [T, r]. One workgroup per 4 rows x (up to 16) columns of u, reducing over K. */
@@ -113,9 +118,9 @@ export function loraDown(gpu: Gpu, rec: Recorder, args: LoraDownArgs): void {
   checkSize(gpu, 'loraDown', 'a', a, r * K * 4);
   checkSize(gpu, 'loraDown', 'u', u, T * r * 4);
   const params = new Params().u32(T).u32(K).u32(r).f32(1).u32(0);
-  pushDropout(params, args.dropout ? dropoutKey(args.dropout) : null);
+  pushDropout(params, args.dropout);
   rec.dispatch(DOWN, {
-    buffers: [x, a, u],
+    buffers: [x, a, u, passValues(gpu, args.dropout?.pass)],
     params: params.bytes(),
     workgroups: [Math.ceil(T / DOWN_ROWS), Math.ceil(r / RC)],
     label: 'lora_down',
@@ -202,8 +207,8 @@ export interface LoraBackwardArgs {
    * because the base path's part is normally there already.
    */
   accumulateDx?: boolean;
-  /** The dropout the forward pass used (same seed and p); omit if none. */
-  dropout?: DropoutSpec | null;
+  /** The dropout the forward pass used (same seed, pass seed and p); omit if none. */
+  dropout?: LoraDropout | null;
 }
 
 /**
@@ -227,33 +232,34 @@ export function loraBackward(gpu: Gpu, rec: Recorder, args: LoraBackwardArgs): v
   checkSize(gpu, what, 'gradB', gradB, N * r * 4);
   if (args.dx) checkSize(gpu, what, 'dx', args.dx, T * K * 4);
   const acc = args.accumulate ? 1 : 0;
-  const dk = args.dropout ? dropoutKey(args.dropout) : null;
+  const d = args.dropout;
+  const values = passValues(gpu, d?.pass);
   const rChunks = Math.ceil(r / RC);
 
   // du[t, j] = scale * sum_n dy[t, n] B[n, j]: the same skinny reduction as u, with B k-major.
   rec.dispatch(DOWN, {
-    buffers: [dy, b, du],
+    buffers: [dy, b, du, values],
     params: pushDropout(new Params().u32(T).u32(N).u32(r).f32(scale).u32(1), null).bytes(),
     workgroups: [Math.ceil(T / DOWN_ROWS), rChunks],
     label: 'lora_du',
   });
   rec.dispatch(GRAD_W, {
-    buffers: [dy, u, gradB],
+    buffers: [dy, u, gradB, values],
     params: pushDropout(new Params().u32(T).u32(N).u32(r).f32(scale).u32(acc).u32(0), null).bytes(),
     workgroups: [Math.ceil(N / GW_COLS), rChunks],
     label: 'lora_grad_b',
   });
   rec.dispatch(GRAD_W, {
-    buffers: [x, du, gradA],
-    params: pushDropout(new Params().u32(T).u32(K).u32(r).f32(1).u32(acc).u32(1), dk).bytes(),
+    buffers: [x, du, gradA, values],
+    params: pushDropout(new Params().u32(T).u32(K).u32(r).f32(1).u32(acc).u32(1), d).bytes(),
     workgroups: [Math.ceil(K / GW_COLS), rChunks],
     label: 'lora_grad_a',
   });
   if (args.dx) {
     const accDx = (args.accumulateDx ?? true) ? 1 : 0;
     rec.dispatch(DX, {
-      buffers: [du, a, args.dx],
-      params: pushDropout(new Params().u32(T).u32(K).u32(r).u32(accDx), dk).bytes(),
+      buffers: [du, a, args.dx, values],
+      params: pushDropout(new Params().u32(T).u32(K).u32(r).u32(accDx), d).bytes(),
       workgroups: [Math.ceil(K / DX_COLS), Math.ceil(T / DX_ROWS_PER_GROUP)],
       label: 'lora_dx',
     });

@@ -2,8 +2,7 @@
 import common from '../../shaders/loraCommon.wgsl?raw';
 import own from '../../shaders/loraGroup.wgsl?raw';
 import { Params, type BufferBinding, type Gpu, type KernelSpec, type Recorder } from '../gpu';
-import { LORA_TILES } from './loraCommon';
-import { dropoutKey } from './reference/lora';
+import { dropoutTerms, LORA_TILES, passValues, type PassSeed } from './loraCommon';
 
 // Layouts as in lora.ts (x [T, K], W_g [N_g, K], A_g [r, K], B_g [N_g, r]). A group's per-member
 // activations (u_g, du_g [T, r]; y_g, dy_g [T, N_g]) live in regions of one buffer; A_g and B_g
@@ -14,18 +13,19 @@ export const MAX_GROUP_MEMBERS = 3;
 const code = common + own;
 const { RC, DOWN_ROWS, GW_COLS, DX_COLS, DX_ROWS_PER_GROUP, LIN_BN } = LORA_TILES;
 
-const DOWN: KernelSpec = { name: 'lora_group.down', code, entryPoint: 'group_down', bindings: ['uniform', 'read', 'read', 'write'] };
-const GRAD: KernelSpec = { name: 'lora_group.grad', code, entryPoint: 'group_grad', bindings: ['uniform', 'read', 'read', 'read', 'read', 'write'] };
+// The kernels that may mask x also bind the pass's values (the pass part of the mask seeds).
+const DOWN: KernelSpec = { name: 'lora_group.down', code, entryPoint: 'group_down', bindings: ['uniform', 'read', 'read', 'write', 'values'] };
+const GRAD: KernelSpec = { name: 'lora_group.grad', code, entryPoint: 'group_grad', bindings: ['uniform', 'read', 'read', 'read', 'read', 'write', 'values'] };
 const LAYER_GRAD: KernelSpec = {
   name: 'lora_group.layer_grad',
   code,
   entryPoint: 'layer_grad',
-  bindings: ['uniform', 'read', 'read', 'read', 'read', 'read', 'read', 'read', 'write'],
+  bindings: ['uniform', 'read', 'read', 'read', 'read', 'read', 'read', 'read', 'write', 'values'],
 };
-const DX: KernelSpec = { name: 'lora_group.dx', code, entryPoint: 'group_dx', bindings: ['uniform', 'read', 'read', 'write'] };
+const DX: KernelSpec = { name: 'lora_group.dx', code, entryPoint: 'group_dx', bindings: ['uniform', 'read', 'read', 'write', 'values'] };
 const linearSpecs = new Map<string, KernelSpec>();
 
-/** group_linear, or group_input_grad (same bindings and tiles). */
+/** group_linear, or group_input_grad (group_linear's bindings and tiles, and the pass's values). */
 function linearSpec(tm: number, wF16: boolean, entryPoint: 'group_linear' | 'group_input_grad' = 'group_linear', swiglu = false): KernelSpec {
   const key = `${entryPoint}:${tm}:${wF16}:${swiglu}`;
   let spec = linearSpecs.get(key);
@@ -34,7 +34,7 @@ function linearSpec(tm: number, wF16: boolean, entryPoint: 'group_linear' | 'gro
       name: entryPoint === 'group_linear' ? 'lora_group.linear' : swiglu ? 'lora_group.input_grad_swiglu' : 'lora_group.input_grad',
       code,
       entryPoint,
-      bindings: ['uniform', 'read', 'read', 'read', 'read', 'read', 'read', 'write'],
+      bindings: ['uniform', 'read', 'read', 'read', 'read', 'read', 'read', 'write', ...(entryPoint === 'group_input_grad' ? (['values'] as const) : [])],
       constants: { LIN_TM: tm, W_F16: wF16 ? 1 : 0, ...(swiglu ? { SWIGLU: 1 } : {}) },
     };
     linearSpecs.set(key, spec);
@@ -52,7 +52,7 @@ export interface GroupMember {
   bOffset: number;
   /** Element offset of this member's [T, N_g] region in the y / dy buffer. */
   yOffset: number;
-  /** Dropout seed of this member's mask (the same p for every member). */
+  /** Dropout seed of this member's mask (the same p for every member; with dropoutPass, completed per pass). */
   dropoutSeed?: number;
 }
 
@@ -65,6 +65,8 @@ export interface GroupShape {
   region: number;
   /** LoRA dropout probability (0 or absent: none). Members' masks differ by their seeds. */
   dropoutP?: number;
+  /** Every member's seed is completed per pass from this (see PassSeed); absent: fixed seeds. */
+  dropoutPass?: PassSeed;
 }
 
 /** Elements between members' [T, r] regions: T * r rounded up to 256 bytes, so a region is bindable alone. */
@@ -116,8 +118,8 @@ export interface SwigluEpilogue {
 function params(s: GroupShape, scale: number, flag: number, dropout: boolean, swiglu?: SwigluEpilogue): Uint8Array {
   const { T, K, r, members } = s;
   const p = dropout ? (s.dropoutP ?? 0) : 0;
-  const keys = members.map((m) => (p > 0 ? dropoutKey({ seed: m.dropoutSeed!, p }) : null));
-  const k0 = keys[0];
+  const terms = members.map((m) => (p > 0 ? dropoutTerms({ seed: m.dropoutSeed!, p, ...(s.dropoutPass ? { pass: s.dropoutPass } : {}) }) : null));
+  const k0 = terms[0];
   const total = members.reduce((n, m) => n + m.outFeatures, 0);
   const out = new Params(256).u32(T).u32(K).u32(r).u32(members.length).f32(scale).u32(flag);
   out.u32(k0 ? 1 : 0).u32(k0?.threshold ?? 0).f32(k0?.invKeep ?? 1).u32(s.region).u32(total).u32(Math.ceil(r / RC));
@@ -127,7 +129,7 @@ function params(s: GroupShape, scale: number, flag: number, dropout: boolean, sw
     out.u32(m ? start : 0).u32(m?.outFeatures ?? 0).u32(m?.yOffset ?? 0).u32(m?.aOffset ?? 0);
     start += m?.outFeatures ?? 0;
   }
-  for (let g = 0; g < 3; g++) out.u32(members[g]?.bOffset ?? 0).u32(keys[g]?.key ?? 0).u32(0).u32(0);
+  for (let g = 0; g < 3; g++) out.u32(members[g]?.bOffset ?? 0).u32(terms[g]?.add ?? 0).u32(terms[g]?.mul ?? 0).u32(0);
   // Slot 3 (no group has a fourth member) holds the SwiGLU epilogue's offsets.
   out.u32(swiglu?.gateOffset ?? 0).u32(swiglu?.upOffset ?? 0).u32(swiglu?.dGateOffset ?? 0).u32(swiglu?.dUpOffset ?? 0);
   return out.bytes();
@@ -155,7 +157,7 @@ export function groupDown(gpu: Gpu, rec: Recorder, a: GroupDownArgs): void {
   need('groupDown', 'u', a.u, (n - 1) * a.region + a.T * a.r);
   bindable(gpu, 'groupDown', { x: a.x, params: a.params, u: a.u });
   rec.dispatch(DOWN, {
-    buffers: [a.x, a.params, a.u],
+    buffers: [a.x, a.params, a.u, passValues(gpu, a.dropoutPass)],
     params: params(a, 1, 0, true),
     workgroups: [Math.ceil(a.T / DOWN_ROWS), n * Math.ceil(a.r / RC)],
     label: 'lora_group.down',
@@ -257,22 +259,23 @@ export function groupBackward(gpu: Gpu, rec: Recorder, a: GroupBackwardArgs): vo
   for (const m of members) need('groupBackward', 'dy', a.dy, m.yOffset + T * m.outFeatures);
   bindable(gpu, 'groupBackward', { x: a.x, dy: a.dy, u: a.u, du: a.du, params: a.params, grads: a.grads, dx: a.dx });
   const rChunks = Math.ceil(r / RC);
+  const values = passValues(gpu, a.dropoutPass);
   rec.dispatch(DOWN, {
-    buffers: [a.dy, a.params, a.du],
+    buffers: [a.dy, a.params, a.du, values],
     params: params(a, a.scale, 1, false),
     workgroups: [Math.ceil(T / DOWN_ROWS), n * rChunks],
     label: 'lora_group.du',
   });
   const widest = Math.max(K, ...members.map((m) => m.outFeatures));
   if (!a.deferGrad) rec.dispatch(GRAD, {
-    buffers: [a.dy, a.u, a.x, a.du, a.grads],
+    buffers: [a.dy, a.u, a.x, a.du, a.grads, values],
     params: params(a, a.scale, a.accumulate ? 1 : 0, true),
     workgroups: [Math.ceil(widest / GW_COLS), 2 * n * rChunks],
     label: 'lora_group.grad',
   });
   if (!a.w) {
     rec.dispatch(DX, {
-      buffers: [a.du, a.params, a.dx],
+      buffers: [a.du, a.params, a.dx, values],
       params: params(a, 1, 1, true),
       workgroups: [Math.ceil(K / DX_COLS), Math.ceil(T / DX_ROWS_PER_GROUP)],
       label: 'lora_group.dx',
@@ -294,7 +297,7 @@ export function groupBackward(gpu: Gpu, rec: Recorder, a: GroupBackwardArgs): vo
   }
   while (w.length < 3) w.push(w.at(-1)!);
   rec.dispatch(linearSpec(tm, wF16, 'group_input_grad', !!sw), {
-    buffers: [a.dy, ...w, a.du, a.params, sw ? sw.dGateUp : a.dx],
+    buffers: [a.dy, ...w, a.du, a.params, sw ? sw.dGateUp : a.dx, values],
     params: params(a, 1, a.accumulateDx ? 1 : 0, true, sw),
     workgroups: [Math.ceil(K / LIN_BN), Math.ceil(T / (16 * tm))],
     label: sw ? 'lora_group.input_grad_swiglu' : 'lora_group.input_grad',
@@ -339,6 +342,8 @@ export interface LayerGradArgs {
   grads: BufferBinding;
   scale: number;
   dropoutP?: number;
+  /** Every member's seed is completed per pass from this (see PassSeed); absent: fixed seeds. */
+  dropoutPass?: PassSeed;
   accumulate: boolean;
 }
 
@@ -370,8 +375,8 @@ export function layerGrad(gpu: Gpu, rec: Recorder, a: LayerGradArgs): void {
   while (x.length < LAYER_GRAD_X_BINDINGS) x.push(x.at(-1)!);
   bindable(gpu, what, { ...Object.fromEntries(dy.map((b, i) => [`dy[${i}]`, b])), ...Object.fromEntries(x.map((b, i) => [`x[${i}]`, b])), u: a.u, du: a.du, grads: a.grads });
   const rChunks = Math.ceil(r / RC);
-  const keys = members.map((m) => (p > 0 ? dropoutKey({ seed: m.dropoutSeed!, p }) : null));
-  const k0 = keys[0];
+  const terms = members.map((m) => (p > 0 ? dropoutTerms({ seed: m.dropoutSeed!, p, ...(a.dropoutPass ? { pass: a.dropoutPass } : {}) }) : null));
+  const k0 = terms[0];
   const region = groupRegion(T, r);
   const regionOf = (what: string, offset: number) => {
     const i = offset / region;
@@ -379,15 +384,15 @@ export function layerGrad(gpu: Gpu, rec: Recorder, a: LayerGradArgs): void {
     return i;
   };
   const out = new Params(256).u32(T).u32(r).u32(members.length).u32(rChunks).f32(a.scale).u32(a.accumulate ? 1 : 0);
-  out.u32(k0 ? 1 : 0).u32(k0?.threshold ?? 0).f32(k0?.invKeep ?? 1).u32(region).u32(0).u32(0);
+  out.u32(k0 ? 1 : 0).u32(k0?.threshold ?? 0).f32(k0?.invKeep ?? 1).u32(region).u32(k0?.mul ?? 0).u32(0);
   const slot = (f: (m: LayerGradMember, g: number) => number[]) => {
     for (let g = 0; g < MAX_LAYER_GRAD_MEMBERS; g++) for (const v of members[g] ? f(members[g]!, g) : [0, 0, 0, 0]) out.u32(v);
   };
   slot((m) => [m.dyOffset, m.outFeatures, m.xOffset, m.inFeatures]);
-  slot((m, g) => [m.aOffset, m.bOffset, keys[g]?.key ?? 0, regionOf('u', m.uOffset) | (regionOf('du', m.duOffset) << 8) | (m.dy << 16) | (m.x << 24)]);
+  slot((m, g) => [m.aOffset, m.bOffset, terms[g]?.add ?? 0, regionOf('u', m.uOffset) | (regionOf('du', m.duOffset) << 8) | (m.dy << 16) | (m.x << 24)]);
   const widest = Math.max(...members.map((m) => Math.max(m.inFeatures, m.outFeatures)));
   rec.dispatch(LAYER_GRAD, {
-    buffers: [...dy, ...x, a.u, a.du, a.grads],
+    buffers: [...dy, ...x, a.u, a.du, a.grads, passValues(gpu, a.dropoutPass)],
     params: out.bytes(),
     workgroups: [Math.ceil(widest / GW_COLS), 2 * members.length * rChunks],
     label: 'lora_group.layer_grad',

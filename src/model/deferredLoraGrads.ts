@@ -6,6 +6,7 @@
  * tensor (x, dy, u, du) untouched until flush().
  */
 import type { BufferBinding, Gpu, Recorder } from '../gpu';
+import type { PassSeed } from '../kernels/loraCommon';
 import { groupRegion, LAYER_GRAD_DY_BINDINGS, LAYER_GRAD_X_BINDINGS, layerGrad, MAX_LAYER_GRAD_MEMBERS, type GroupMember, type LayerGradMember } from '../kernels/loraGroup';
 
 /** A whole buffer, or a range of one, as an element offset into the whole buffer. */
@@ -22,6 +23,7 @@ export interface DeferredGroup {
   r: number;
   members: readonly GroupMember[];
   dropoutP: number;
+  dropoutPass?: PassSeed;
   scale: number;
   accumulate: boolean;
   x: BufferBinding;
@@ -38,6 +40,7 @@ interface Batch {
   r: number;
   scale: number;
   dropoutP: number;
+  dropoutPass: PassSeed | undefined;
   accumulate: boolean;
   u: GPUBuffer;
   du: GPUBuffer;
@@ -45,6 +48,10 @@ interface Batch {
   dy: GPUBuffer[];
   x: GPUBuffer[];
   members: LayerGradMember[];
+}
+
+function samePass(a: PassSeed | undefined, b: PassSeed | undefined): boolean {
+  return a === b || (a?.values === b?.values && a?.multiplier === b?.multiplier);
 }
 
 export class DeferredLoraGrads {
@@ -68,14 +75,14 @@ export class DeferredLoraGrads {
       const du = at(g.du);
       const grads = at(g.grads).buffer;
       const fits = (b: Batch) =>
-        b.T === g.T && b.r === g.r && b.scale === g.scale && b.dropoutP === g.dropoutP && b.accumulate === g.accumulate &&
+        b.T === g.T && b.r === g.r && b.scale === g.scale && b.dropoutP === g.dropoutP && samePass(b.dropoutPass, g.dropoutPass) && b.accumulate === g.accumulate &&
         b.u === u.buffer && b.du === du.buffer && b.grads === grads &&
         b.members.length + g.members.length <= MAX_LAYER_GRAD_MEMBERS &&
         new Set([...b.dy, dy.buffer]).size <= LAYER_GRAD_DY_BINDINGS &&
         new Set([...b.x, x.buffer]).size <= LAYER_GRAD_X_BINDINGS;
       let batch = batches.at(-1);
       if (!batch || !fits(batch)) {
-        batch = { T: g.T, r: g.r, scale: g.scale, dropoutP: g.dropoutP, accumulate: g.accumulate, u: u.buffer, du: du.buffer, grads, dy: [], x: [], members: [] };
+        batch = { T: g.T, r: g.r, scale: g.scale, dropoutP: g.dropoutP, dropoutPass: g.dropoutPass, accumulate: g.accumulate, u: u.buffer, du: du.buffer, grads, dy: [], x: [], members: [] };
         batches.push(batch);
       }
       if (!batch.dy.includes(dy.buffer)) batch.dy.push(dy.buffer);
@@ -99,7 +106,7 @@ export class DeferredLoraGrads {
     }
     this.groups.length = 0;
     for (const b of batches) {
-      layerGrad(gpu, rec, { T: b.T, r: b.r, members: b.members, dy: b.dy, x: b.x, u: b.u, du: b.du, grads: b.grads, scale: b.scale, dropoutP: b.dropoutP, accumulate: b.accumulate });
+      layerGrad(gpu, rec, { T: b.T, r: b.r, members: b.members, dy: b.dy, x: b.x, u: b.u, du: b.du, grads: b.grads, scale: b.scale, dropoutP: b.dropoutP, ...(b.dropoutPass ? { dropoutPass: b.dropoutPass } : {}), accumulate: b.accumulate });
     }
   }
 }

@@ -79,3 +79,8 @@ export class KvCache {
     this.v.length = 0;
   }
 }
+
+/** A kernel's position arguments: a fixed first position, or the cache's positions buffer (what a replayed decode step reads). */
+export function positionArgs(position: number | GPUBuffer): { positionStart: number } | { positions: GPUBuffer } {
+  return typeof position === 'number' ? { positionStart: position } : { positions: position };
+}

@@ -5,7 +5,7 @@
  * (`linearLayer.ts`) up to f32 rounding order.
  */
 import type { BufferBinding, Gpu, Recorder } from '../gpu';
-import { loraLinear } from '../kernels/lora';
+import { loraLinear, type LoraDropout, type PassSeed } from '../kernels/lora';
 import { groupBackward, groupDown, groupLinear, groupRegion, MAX_GROUP_MEMBERS, type GroupMember, type GroupShape } from '../kernels/loraGroup';
 import { matmul } from '../kernels/matmul';
 
@@ -22,8 +22,8 @@ export interface LoraGroupBranch {
   /** u of the first member; the others follow `groupRegion(rows, r)` floats apart in the same buffer. */
   u: BufferView;
   scale: number;
-  /** Each member's dropout seed and the shared probability (null: no dropout). */
-  dropout: { seeds: number[]; p: number } | null;
+  /** Each member's dropout seed (with `pass`, completed per pass) and the shared probability (null: no dropout). */
+  dropout: { seeds: number[]; p: number; pass?: PassSeed } | null;
 }
 
 /**
@@ -37,22 +37,32 @@ export function groupable(modules: readonly (LoraModule | undefined)[]): modules
   return modules.every((m) => m!.a.buffer === first.a.buffer && m!.b.buffer === first.a.buffer && m!.r === first.r);
 }
 
-/** Seed of a LoRA dropout mask: one per (micro-batch, layer, module), so recomputation regenerates it. */
-export function maskSeed(dropoutSeed: number, l: number, lin: LinearWeight): number {
-  return (dropoutSeed * 7919 + l * 31 + ROLE_SEED_INDEX[lin.role]) >>> 0;
+/** Multiplier of a micro-batch's dropout seed in its masks' seeds (see maskDropout). */
+export const MASK_SEED_MULTIPLIER = 7919;
+
+/**
+ * The LoRA dropout of layer l's module `lin` in a training pass (null: none). Its mask seed is
+ * (7919 s + 31 l + the role's index) mod 2^32, one per (micro-batch, layer, module) so that
+ * recomputation regenerates the mask; the kernels read the micro-batch's seed s from u32 word 1
+ * of `passValues`, written before each pass, so a recorded pass replays with new masks.
+ */
+export function maskDropout(p: number, passValues: GPUBuffer | null, l: number, lin: LinearWeight): LoraDropout | null {
+  if (!(p > 0) || !passValues) return null;
+  return { seed: l * 31 + ROLE_SEED_INDEX[lin.role], p, pass: { values: passValues, multiplier: MASK_SEED_MULTIPLIER } };
 }
 
 /**
  * The adapters of layer l's linear layers `lins`, which share an input, as one group; null when
  * they cannot run as one (not all adapted, split buffers, u not in one buffer): then they run one by one.
+ * `passValues` as for maskDropout (null: no dropout in this pass).
  */
-export function loraGroupBranch(adapter: LoraAdapter | null, u: ReadonlyMap<LinearRole, BufferBinding>, lins: readonly LinearWeight[], l: number, dropoutSeed: number | undefined): LoraGroupBranch | null {
+export function loraGroupBranch(adapter: LoraAdapter | null, u: ReadonlyMap<LinearRole, BufferBinding>, lins: readonly LinearWeight[], l: number, passValues: GPUBuffer | null): LoraGroupBranch | null {
   if (!adapter) return null;
   const modules = lins.map((lin) => adapter.modules.get(lin));
   const first = u.get(lins[0]!.role);
   if (!groupable(modules) || !first || !('offset' in first)) return null;
-  const p = adapter.config.dropout;
-  const dropout = p > 0 && dropoutSeed !== undefined ? { seeds: lins.map((lin) => maskSeed(dropoutSeed, l, lin)), p } : null;
+  const masks = lins.map((lin) => maskDropout(adapter.config.dropout, passValues, l, lin));
+  const dropout = masks[0] ? { seeds: masks.map((m) => m!.seed), p: masks[0].p, ...(masks[0].pass ? { pass: masks[0].pass } : {}) } : null;
   return { modules, u: first as BufferView, scale: adapter.scale, dropout };
 }
 
@@ -72,7 +82,8 @@ function shape(lins: readonly LinearWeight[], ys: readonly BufferView[], rows: n
     yOffset: ys[i]!.offset / 4,
     ...(g.dropout ? { dropoutSeed: g.dropout.seeds[i]! } : {}),
   }));
-  return { T: rows, K: lins[0]!.inFeatures, r, members, region: groupRegion(rows, r), dropoutP: g.dropout?.p ?? 0 };
+  const pass = g.dropout?.pass;
+  return { T: rows, K: lins[0]!.inFeatures, r, members, region: groupRegion(rows, r), dropoutP: g.dropout?.p ?? 0, ...(pass ? { dropoutPass: pass } : {}) };
 }
 
 /** Member i's u [rows, r]. */

@@ -3,7 +3,7 @@
  * and with or without full-parameter gradients: y = x Wᵀ + bias + s·(x_d Aᵀ) Bᵀ.
  */
 import type { BufferBinding, Gpu, Recorder } from '../gpu';
-import { loraBackward, loraDown, loraLinear } from '../kernels/lora';
+import { loraBackward, loraDown, loraLinear, type LoraDropout } from '../kernels/lora';
 import { groupBackward, groupRegion, type SwigluEpilogue } from '../kernels/loraGroup';
 import { matmul } from '../kernels/matmul';
 import type { MatmulLoraTerm } from '../kernels/matmulGpu';
@@ -36,8 +36,8 @@ export function defaultLoraLinearPath(gpu: Gpu): LoraLinearPath {
   return gpu.kernels === 'cpu' ? 'unfused' : 'fused';
 }
 
-/** A LoRA dropout mask's seed and drop probability (null: no dropout). */
-export type DropoutMask = { seed: number; p: number } | null;
+/** A LoRA dropout mask's seed (with `pass`, completed per pass) and drop probability (null: no dropout). */
+export type DropoutMask = LoraDropout | null;
 
 /** The adapter of one linear layer in one pass: its module, the saved u = x_d Aᵀ [rows, r], its scale and mask. */
 export interface LoraBranch {
@@ -157,6 +157,7 @@ export function linearBackward(gpu: Gpu, rec: Recorder, lin: LinearWeight, x: Bu
       r: module.r,
       members: [lora.dropout ? { ...member, dropoutSeed: lora.dropout.seed } : member],
       dropoutP: lora.dropout?.p ?? 0,
+      ...(lora.dropout?.pass ? { dropoutPass: lora.dropout.pass } : {}),
       x,
       dy: dyAt.buffer,
       u: lora.u,

@@ -27,10 +27,10 @@ import { ropeQK } from '../kernels/rope';
 
 import { activationKind, ropeInverseFrequencies, type ModelConfig } from './config';
 import type { BaseGradients } from './fullParameters';
-import type { KvCache, StepTail } from './kvCache';
+import { positionArgs, type KvCache, type StepTail } from './kvCache';
 import { DEFAULT_MEMORY_BUDGET_BYTES, estimateLoraJobMemory, type MemoryEstimate, type RecomputePolicy } from './memoryEstimate';
 import { TrainingReplays } from './stepReplay';
-import { linearGroupBackward, linearGroupForward, loraGroupBranch, maskSeed } from './linearGroup';
+import { linearGroupBackward, linearGroupForward, loraGroupBranch, maskDropout } from './linearGroup';
 import { DeferredLoraGrads } from './deferredLoraGrads';
 import { defaultLoraLinearPath, linearBackward, linearForward, loraInput, type LinearBackwardTargets, type LoraBranch, type LoraLinearPath } from './linearLayer';
 import type { LoraAdapter } from './lora';
@@ -192,10 +192,12 @@ export class CausalLM {
   private loraBranch(ws: Workspace, adapter: LoraAdapter | null, lin: LinearWeight, l: number, dropoutSeed: number | undefined): LoraBranch | null {
     const module = adapter?.modules.get(lin);
     if (!adapter || !module) return null;
-    const p = adapter.config.dropout;
-    const dropout = p > 0 && dropoutSeed !== undefined ? { seed: maskSeed(dropoutSeed, l, lin), p } : null;
+    const dropout = maskDropout(adapter.config.dropout, this.passValues(dropoutSeed), l, lin);
     return { module, u: ws.activations(l).u.get(lin.role)!, scale: adapter.scale, dropout };
   }
+
+  /** Where the kernels read a pass's dropout seed (replays.begin writes it there), or null: a pass without dropout. */
+  private passValues = (dropoutSeed: number | undefined): GPUBuffer | null => (dropoutSeed === undefined ? null : this.replays.stepValues);
 
   /** Positions: the first token's (a number) or, decoding, a buffer of each token's (see KvCache.positions). */
   private embed(rec: Recorder, ws: Workspace, position: number | GPUBuffer = 0): void {
@@ -258,7 +260,7 @@ export class CausalLM {
     const xin = 'sum' in input ? input.sum : input;
     const lin = (w: LinearWeight, x: BufferBinding, y: BufferBinding) => linearForward(this.gpu, rec, this.loraLinearPath, w, x, y, N, this.loraBranch(ws, adapter, w, l, dropoutSeed));
     // Layers sharing an input run as one group when all are adapted, else one by one.
-    const shared = (lins: readonly LinearWeight[], x: BufferBinding, ys: BufferBinding[], g = loraGroupBranch(adapter, a.u, lins, l, dropoutSeed)) =>
+    const shared = (lins: readonly LinearWeight[], x: BufferBinding, ys: BufferBinding[], g = loraGroupBranch(adapter, a.u, lins, l, this.passValues(dropoutSeed))) =>
       g ? linearGroupForward(this.gpu, rec, this.loraLinearPath, lins, x, ys as BufferView[], N, g) : lins.forEach((w, i) => lin(w, x, ys[i]!));
     if ('sum' in input) this.norm(rec, ws, layer.norm1, input.x, a.h1, a.stats1, { add: input.add, sum: input.sum });
     else this.norm(rec, ws, layer.norm1, xin, a.h1, a.stats1);
@@ -317,7 +319,7 @@ export class CausalLM {
     const back = (w: LinearWeight, x: BufferBinding, dy: BufferBinding, dx: GPUBuffer, accumulateDx: boolean, targets: LinearBackwardTargets = later, swiglu?: SwigluEpilogue) =>
       linearBackward(this.gpu, rec, w, x, dy, dx, N, accumulateDx, this.loraBranch(ws, adapter, w, l, opts.dropoutSeed), targets, swiglu);
     // dx = the sum over layers sharing input x (written by the first, added by the rest).
-    const sharedBack = (lins: readonly LinearWeight[], x: BufferBinding, dys: BufferBinding[], dx: GPUBuffer, g = loraGroupBranch(adapter, a.u, lins, l, opts.dropoutSeed)) =>
+    const sharedBack = (lins: readonly LinearWeight[], x: BufferBinding, dys: BufferBinding[], dx: GPUBuffer, g = loraGroupBranch(adapter, a.u, lins, l, this.passValues(opts.dropoutSeed))) =>
       g ? linearGroupBackward(this.gpu, rec, lins, x, dys as BufferView[], dx, N, false, g, later) : lins.forEach((w, i) => back(w, x, dys[i]!, dx, i > 0));
 
     // MLP: output = xmid + mlpOut(act(mlpIn(h2)))
@@ -593,8 +595,4 @@ export class CausalLM {
     this.replays.end(rec);
     return readLoss ? this.readTotals(ws) : null;
   }
-}
-
-function positionArgs(position: number | GPUBuffer): { positionStart: number } | { positions: GPUBuffer } {
-  return typeof position === 'number' ? { positionStart: position } : { positions: position };
 }

@@ -85,7 +85,7 @@ describe('recorder', () => {
     const spec: KernelSpec = { name: 'k', code: '', entryPoint: 'main', bindings: ['uniform', 'read', 'write'] };
     const buf = gpu.createBuffer(16);
     expect(() => gpu.recorder().dispatch(spec, { buffers: [buf], params: new Params().u32(1).bytes(), workgroups: [1] })).toThrow(
-      /expected 2 storage buffers/,
+      /expected 2 buffers/,
     );
     expect(() => gpu.recorder().dispatch(spec, { buffers: [buf, buf], params: new Params().bytes(), workgroups: [70000] })).toThrow(
       /maxComputeWorkgroupsPerDimension/,

@@ -1,17 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu';
 import { fromF16Array, toF16Array } from '../../src/util/f16';
-import { dropoutMask, loraBackward, loraDown, loraLinear, loraScale } from '../../src/kernels/lora';
+import { dropoutMask, loraBackward, loraDown, loraLinear, loraScale, type LoraDropout } from '../../src/kernels/lora';
 import {
   dropoutMaskRef,
   loraBackwardRef,
   loraDownRef,
   loraLinearRef,
+  passMaskSeed,
   type DropoutSpec,
 } from '../../src/kernels/reference/lora';
 import { selfTestCases } from '../../src/selftest/lora';
 import { expectClose, numericGrad } from '../helpers/compare';
 import { describeSelfTestCases, getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { passSeedOf, seedBeforePass } from '../helpers/passSeed';
 import { Rng } from '../helpers/random';
 
 // Bounds, relative to max |reference|. The kernels accumulate in f32 against f64 references;
@@ -183,7 +185,7 @@ describe('reference backward vs finite differences of the reference forward', ()
 async function backwardCase(
   gpu: Gpu,
   shape: Shape,
-  opts: { accumulate: boolean; dx: 'none' | 'overwrite' | 'accumulate'; dropout: DropoutSpec | null; seed: number },
+  opts: { accumulate: boolean; dx: 'none' | 'overwrite' | 'accumulate'; dropout: LoraDropout | null; seed: number },
 ) {
   const [T, K, N, r] = shape;
   const rng = new Rng(opts.seed);
@@ -357,6 +359,59 @@ describe('dropout', () => {
     // Same products in the same order: identical.
     expect(Array.from(inline)).toEqual(Array.from(material));
     expect(Math.abs(loraDownRef(x, a, T, K, r)[0]! - ref[0]!)).toBeGreaterThan(0);
+  });
+});
+
+// The training pass's form of a mask seed: seed + multiplier * S, S read by the kernels from a
+// buffer when the pass runs (so a recorded pass replays with new masks). It must draw exactly
+// the mask of the fixed seed it adds up to.
+describe('dropout seeds completed per pass', () => {
+  const bits = (v: Float32Array) => Array.from(new Uint32Array(v.buffer, v.byteOffset, v.length));
+
+  it('gives loraBackward the bits of the fixed seed they add up to, whatever the pass seed', async () => {
+    const gpu = await getTestGpu();
+    const shape: Shape = [130, 40, 70, 20];
+    const fixed = { seed: 77, p: 0.3 };
+    const want = await backwardCase(gpu, shape, { accumulate: false, dx: 'overwrite', dropout: fixed, seed: 34 });
+    expectClose(want.out.gradA, want.want.gradA, TOL_F32, 'gradA (fixed seed)');
+    for (const S of [0, 12_345, 0xfffffff1]) {
+      const pass = passSeedOf(gpu, S);
+      const got = await backwardCase(gpu, shape, { accumulate: false, dx: 'overwrite', dropout: { seed: seedBeforePass(fixed.seed, S), p: fixed.p, pass }, seed: 34 });
+      gpu.release(pass.values);
+      for (const k of ['du', 'gradA', 'gradB', 'dx'] as const) expect(bits(got.out[k]), `${k}, pass seed ${S}`).toEqual(bits(want.out[k]));
+    }
+  });
+
+  it('draws in loraDown the mask of the pass seed in the buffer when the pass runs', async () => {
+    const gpu = await getTestGpu();
+    const [T, K, r] = [33, 127, 8];
+    const rng = new Rng(44);
+    const x = rng.f32(T * K);
+    const a = rng.f32(r * K);
+    const p = 0.25;
+    const made: GPUBuffer[] = [];
+    const xb = upload(gpu, x, made);
+    const ab = upload(gpu, a, made);
+    const u = poisoned(gpu, T * r, made);
+    const pass = passSeedOf(gpu, 0);
+    made.push(pass.values);
+    const dropout = { seed: 1000, p, pass };
+    // The same dispatch (same parameters, same bind group) in two passes with different pass seeds.
+    for (const S of [3, 0x80000001]) {
+      gpu.write(pass.values, Uint32Array.of(S), 4);
+      const rec = gpu.recorder();
+      loraDown(gpu, rec, { x: xb, a: ab, u, T, K, r, dropout });
+      rec.submit();
+      const got = await gpu.readF32(u, T * r);
+      const maskSeed = passMaskSeed(1000, pass.multiplier, S);
+      expectClose(got, loraDownRef(x, a, T, K, r, { seed: maskSeed, p }), TOL_F32, `u, pass seed ${S}`);
+      const fixed = poisoned(gpu, T * r, made);
+      const rec2 = gpu.recorder();
+      loraDown(gpu, rec2, { x: xb, a: ab, u: fixed, T, K, r, dropout: { seed: maskSeed, p } });
+      rec2.submit();
+      expect(bits(got)).toEqual(bits(await gpu.readF32(fixed, T * r)));
+    }
+    release(gpu, made);
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/gpu';
+import type { PassSeed } from '../../src/kernels/loraCommon';
 import { groupBackward, groupDown, groupLinear, groupRegion, layerGrad, type GroupMember, type LayerGradMember } from '../../src/kernels/loraGroup';
 import { swigluBackward } from '../../src/kernels/activation';
 import { swigluBackwardRef } from '../../src/kernels/reference/activation';
@@ -7,6 +8,7 @@ import { loraBackwardRef, loraDownRef, loraLinearRef, loraScale } from '../../sr
 import { fromF16Array, toF16Array } from '../../src/util/f16';
 import { expectClose } from '../helpers/compare';
 import { getTestGpu, poisonedF32 } from '../helpers/gpu';
+import { passSeedOf, seedBeforePass } from '../helpers/passSeed';
 import { Rng } from '../helpers/random';
 
 // Each member is checked against the single-module references (f64): a group must compute
@@ -21,6 +23,8 @@ interface Case {
   dropoutP: number;
   f16: boolean;
   accumulate: boolean;
+  /** Give the kernels the members' seeds as completed per pass (PassSeed), with this pass seed. */
+  passSeed?: number;
 }
 
 // Widths not multiples of any tile (a 64-column tile spans members), r below, at and past 16.
@@ -29,7 +33,22 @@ const CASES: Case[] = [
   { T: 33, K: 40, r: 8, outs: [70, 30], dropoutP: 0.3, f16: true, accumulate: true },
   { T: 20, K: 65, r: 16, outs: [9, 100, 41], dropoutP: 0.1, f16: false, accumulate: false },
   { T: 5, K: 17, r: 20, outs: [13], dropoutP: 0.5, f16: true, accumulate: true },
+  { T: 33, K: 40, r: 8, outs: [70, 30], dropoutP: 0.3, f16: true, accumulate: true, passSeed: 0xdeadbeef },
+  { T: 20, K: 65, r: 16, outs: [9, 100, 41], dropoutP: 0.1, f16: false, accumulate: false, passSeed: 12_345 },
 ];
+
+/** The members as the kernels get them: with a pass seed, seeds completed per pass that add up to the members' own. */
+function kernelMembers<M extends { dropoutSeed?: number }>(members: readonly M[], passSeed: number | undefined): readonly M[] {
+  return passSeed === undefined ? members : members.map((m) => ({ ...m, dropoutSeed: seedBeforePass(m.dropoutSeed!, passSeed) }));
+}
+
+/** The kernels' dropoutPass argument for a case (none without a pass seed). */
+function passArg(gpu: Gpu, passSeed: number | undefined, made: GPUBuffer[]): { dropoutPass?: PassSeed } {
+  if (passSeed === undefined) return {};
+  const dropoutPass = passSeedOf(gpu, passSeed);
+  made.push(dropoutPass.values);
+  return { dropoutPass };
+}
 
 async function runCase(gpu: Gpu, c: Case, seed: number) {
   const { T, K, r, outs, dropoutP } = c;
@@ -75,7 +94,7 @@ async function runCase(gpu: Gpu, c: Case, seed: number) {
   const du = poison(n * region);
   const y = poison(yAt);
   const dx = up(dx0);
-  const shape = { T, K, r, members, region, dropoutP };
+  const shape = { T, K, r, members: kernelMembers(members, c.passSeed), region, dropoutP, ...passArg(gpu, c.passSeed, made) };
   const rec = gpu.recorder();
   groupDown(gpu, rec, { ...shape, x: xb, params, u });
   groupLinear(gpu, rec, { ...shape, x: xb, w: (c.f16 ? wsBits : ws32).map(up), wF16: c.f16, u, params, y, scale });
@@ -131,7 +150,7 @@ async function runCase(gpu: Gpu, c: Case, seed: number) {
 
 describe('LoRA group kernels (q/k/v, gate/up in one dispatch each)', () => {
   for (const [i, c] of CASES.entries()) {
-    it(`match the single-module references: T ${c.T}, K ${c.K}, r ${c.r}, outs ${c.outs.join('/')}, p ${c.dropoutP}${c.f16 ? ', f16 W' : ''}${c.accumulate ? ', accumulating' : ''}`, async () => {
+    it(`match the single-module references: T ${c.T}, K ${c.K}, r ${c.r}, outs ${c.outs.join('/')}, p ${c.dropoutP}${c.f16 ? ', f16 W' : ''}${c.accumulate ? ', accumulating' : ''}${c.passSeed !== undefined ? ', seeds completed per pass' : ''}`, async () => {
       await runCase(await getTestGpu(), c, 31 + i);
     });
   }
@@ -169,6 +188,7 @@ interface LayerCase {
   groups: { outs: number[]; K: number; dy: number; x: number }[];
   dropoutP: number;
   accumulate: boolean;
+  passSeed?: number;
 }
 
 const LAYER_CASES: LayerCase[] = [
@@ -195,6 +215,8 @@ const LAYER_CASES: LayerCase[] = [
     accumulate: true,
   },
 ];
+// The dropout case again, its seeds completed per pass.
+LAYER_CASES.push({ ...LAYER_CASES[1]!, passSeed: 0xfffffff1 });
 
 async function runLayerCase(gpu: Gpu, c: LayerCase, seed: number) {
   const { T, r, dropoutP } = c;
@@ -245,15 +267,16 @@ async function runLayerCase(gpu: Gpu, c: LayerCase, seed: number) {
   made.push(du);
   const params = up(flat);
   const [grads1, grads2, grads3] = [up(oldGrads), up(oldGrads), up(oldGrads)];
+  const pass = passArg(gpu, c.passSeed, made);
   const rec = gpu.recorder();
   for (const g of groups) {
-    const shape = { T, K: g.K, r, members: g.members, region, dropoutP };
+    const shape = { T, K: g.K, r, members: kernelMembers(g.members, c.passSeed), region, dropoutP, ...pass };
     const common = { ...shape, x: { buffer: xB[g.x]!, offset: g.xOffset * 4, size: T * g.K * 4 }, dy: dyB[g.dy]!, u: { buffer: uB, offset: g.uBase * 4 }, params, scale, accumulate: c.accumulate };
     // With deferGrad the gradients are left alone; without, they are group_grad's (the du regions are the same).
     groupBackward(gpu, rec, { ...common, du: { buffer: du, offset: g.uBase * 4 }, grads: grads3, dx: up(new Float32Array(T * g.K)), deferGrad: true });
     groupBackward(gpu, rec, { ...common, du: { buffer: du, offset: g.uBase * 4 }, grads: grads1, dx: up(new Float32Array(T * g.K)) });
   }
-  layerGrad(gpu, rec, { T, r, members, dy: dyB, x: xB, u: uB, du, grads: grads2, scale, dropoutP, accumulate: c.accumulate });
+  layerGrad(gpu, rec, { T, r, members: kernelMembers(members, c.passSeed), dy: dyB, x: xB, u: uB, du, grads: grads2, scale, dropoutP, accumulate: c.accumulate, ...pass });
   rec.submit();
   const [g1, g2, g3] = await Promise.all([gpu.readF32(grads1, at), gpu.readF32(grads2, at), gpu.readF32(grads3, at)]);
   for (const b of made) gpu.release(b);
@@ -286,7 +309,7 @@ async function runLayerCase(gpu: Gpu, c: LayerCase, seed: number) {
 
 describe('layerGrad (the weight gradients of a layer\'s groups in one dispatch)', () => {
   for (const [i, c] of LAYER_CASES.entries()) {
-    it(`equals groupBackward's gradients and the reference: T ${c.T}, r ${c.r}, ${c.groups.length} groups, p ${c.dropoutP}${c.accumulate ? ', accumulating' : ''}`, async () => {
+    it(`equals groupBackward's gradients and the reference: T ${c.T}, r ${c.r}, ${c.groups.length} groups, p ${c.dropoutP}${c.accumulate ? ', accumulating' : ''}${c.passSeed !== undefined ? ', seeds completed per pass' : ''}`, async () => {
       await runLayerCase(await getTestGpu(), c, 71 + i);
     });
   }

@@ -1,9 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acquireGpu, GpuDeviceLostError, type Gpu } from '../../src/gpu';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { acquireGpu, GpuDeviceLostError, Recorder, type Gpu } from '../../src/gpu';
 import type { LoadedModel } from '../../src/model/load';
 import { LoraAdapter, defaultLoraConfig } from '../../src/model/lora';
 import { buildRandomModel } from '../../src/model/randomModel';
 import { CausalLM, type LossTotals, type TokenBatch } from '../../src/model/transformer';
+import { DEFAULT_OPTIMIZER, LoraOptimizer } from '../../src/train/optimizer';
+import { dropoutSeedOf } from '../../src/train/microBatches';
 import { openFixtureModel } from '../helpers/model';
 
 const batch = (B: number, T: number, salt: number): TokenBatch => ({
@@ -70,6 +72,62 @@ describe('training passes recorded once and replayed', () => {
     expect(await step(model, stepA)).toEqual(wantA);
     expect(gpu.counters.dispatches).toBe(replayedDispatches);
     gpu.replay = true;
+  });
+
+  // With LoRA dropout each micro-batch draws its own masks; their seed is a pass value like the
+  // gradient scale, so the passes still replay. The reference is the same run with replay off,
+  // every pass recorded from scratch.
+  it('replays passes with LoRA dropout: the losses and adapter of recording every pass, nothing recorded after the first step', async () => {
+    const { model, config } = loaded;
+    const gpu = model.gpu;
+    const steps = Array.from({ length: 4 }, (_, s) => [batch(2, 16, 10 + 2 * s), batch(2, 16, 11 + 2 * s)]);
+    const recorded = vi.spyOn(Recorder.prototype, 'dispatch');
+    // Dispatches recorded into training passes (a replayed pass records none).
+    const passDispatches = () => recorded.mock.contexts.filter((r) => (r as Recorder).label === 'train-step').length;
+
+    async function run(seedOf: (step: number, micro: number) => number) {
+      const dropped = new LoraAdapter(gpu, config, model.weights, defaultLoraConfig(config, { r: 4, dropout: 0.05 }));
+      dropped.initialize(5);
+      const optimizer = new LoraOptimizer(gpu, dropped);
+      const losses: number[] = [];
+      const perStep: { recorded: number; bindGroups: number }[] = [];
+      for (const [s, micro] of steps.entries()) {
+        recorded.mockClear();
+        gpu.resetCounters();
+        const gradScale = 1 / micro.reduce((n, b) => n + trained(b), 0);
+        for (const [i, b] of micro.entries()) await model.forwardBackward(b, dropped, { gradScale, accumulate: i > 0, dropoutSeed: seedOf(s, i) }, false);
+        const last = micro.at(-1)!;
+        optimizer.apply({ ...DEFAULT_OPTIMIZER, lr: 1e-2 }, 1e-2, model.stepTotals(last.B, last.T, dropped));
+        const totals = (await optimizer.readVerdict()).totals!;
+        losses.push(totals.lossSum / totals.tokens);
+        perStep.push({ recorded: passDispatches(), bindGroups: gpu.counters.bindGroups });
+      }
+      const weights = [...(await dropped.readTensors())].map(([name, t]) => [name, Array.from(new Uint32Array(t.data.buffer))]);
+      optimizer.destroy();
+      dropped.destroy();
+      model.releaseWorkspaces();
+      return { losses, weights, perStep };
+    }
+
+    const seedOf = (s: number, i: number) => dropoutSeedOf(1234, 0, s, i);
+    gpu.replay = false;
+    const want = await run(seedOf);
+    gpu.replay = true;
+    const got = await run(seedOf);
+    recorded.mockRestore();
+    expect(got.losses).toEqual(want.losses);
+    expect(got.weights).toEqual(want.weights);
+    // Step 1 records both passes (overwrite, accumulate); later steps replay them: no dispatch
+    // recorded, no bind group made (the optimizer's dispatches find theirs cached).
+    expect(want.perStep.every((c) => c.recorded > 0)).toBe(true);
+    expect(got.perStep[0]!.recorded).toBe(want.perStep[0]!.recorded);
+    expect(got.perStep.slice(1)).toEqual([{ recorded: 0, bindGroups: 0 }, { recorded: 0, bindGroups: 0 }, { recorded: 0, bindGroups: 0 }]);
+    // The masks follow the seeds: other seeds, another trajectory (from step 2: B starts at zero,
+    // so the first step's loss does not see the masks).
+    const other = await run((s, i) => seedOf(s, i) + 1);
+    expect(other.losses[0]).toBe(want.losses[0]);
+    for (let s = 1; s < steps.length; s++) expect(other.losses[s]).not.toBe(want.losses[s]);
+    expect(other.weights).not.toEqual(want.weights);
   });
 
   it('records a pass again after the cached bindings were dropped (as a lost device drops them)', async () => {

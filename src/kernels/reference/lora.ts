@@ -26,16 +26,24 @@ export function dropoutHash(i: number, key: number): number {
   return fmix32((fmix32((i ^ key) >>> 0) + key) >>> 0);
 }
 
+/** Added to a seed before fmix32 makes its mask key. */
+export const DROPOUT_KEY_OFFSET = 0x9e3779b9;
+
 export function dropoutKey(spec: DropoutSpec): DropoutKey {
   const { seed, p } = spec;
   if (!(p >= 0 && p < 1)) throw new Error(`dropout p must be in [0, 1), got ${p}`);
   if (!Number.isInteger(seed)) throw new Error(`dropout seed must be an integer, got ${seed}`);
   return {
-    key: fmix32((seed + 0x9e3779b9) >>> 0),
+    key: fmix32((seed + DROPOUT_KEY_OFFSET) >>> 0),
     // hash >= threshold keeps; p = 0 gives threshold 0, which keeps everything.
     threshold: Math.min(Math.floor(p * 2 ** 32), 2 ** 32 - 1),
     invKeep: Math.fround(1 / (1 - p)),
   };
+}
+
+/** The seed of a mask the GPU completes per pass (see PassSeed in kernels/loraCommon.ts): seed + multiplier * passSeed, mod 2^32. */
+export function passMaskSeed(seed: number, multiplier: number, passSeed: number): number {
+  return (seed + Math.imul(multiplier, passSeed)) >>> 0;
 }
 
 /** 0 (dropped) or 1/(1-p) (kept) for flat element index i; 1 without dropout. */

@@ -5,8 +5,8 @@
  * balanced English/Chinese sample, and writes the token stream that train_bilingual.py trains on:
  *
  *   npx tsx scripts/pretrain/bilingualData.ts --out .pretrain-bilingual [--vocab 6144] [--seed 2027]
- *       [--mix copy-rich|clinic-copy]   conversations from copyRichTask or clinicCopyTask (the
- *                                       continued pretrainings' data) instead of bilingualTask
+ *       [--mix copy-rich|clinic-copy|desk-variety]   conversations from copyRichTask,
+ *           clinicCopyTask or deskVarietyTask (the continued pretrainings' data) instead of bilingualTask
  *
  * Writes OUT/tokenizer.json, OUT/tokenizer_config.json, OUT/train.bin and OUT/valid.bin (uint16
  * token ids, documents separated by <|endoftext|>) and OUT/corpus.json (counts for the model card).
@@ -19,6 +19,7 @@ import { Rng } from '../../src/util/random';
 import { readWordNet, entryText, type WordNetEntry } from './corpus';
 import { trainBpe, tokenizerJson } from './bpe';
 import { bilingualTask, clinicCopyTask, copyRichTask, type ChatTurn, type CopyVocabulary } from './bilingualTasks';
+import { deskVarietyTask } from './deskTasks';
 import { SPECIALS, tokenizerConfigJson } from './main';
 
 const FORTUNES_DIR = '/usr/share/games/fortunes';
@@ -78,8 +79,8 @@ function main(): void {
   const zhDocs = shuffle(rng, [...readFortunes('chinese'), ...readFortunes('tang300'), ...readFortunes('song100')]);
   const zhSentences = zhDocs.flatMap((d) => d.split(/(?<=[。！？])/)).map((x) => x.trim()).filter((x) => x.length >= 6 && x.length <= 50 && /[\u4e00-\u9fff]/.test(x) && !/\n/.test(x));
   const mix = arg('mix', 'base');
-  const tasks = { base: null, 'copy-rich': copyRichTask, 'clinic-copy': clinicCopyTask }[mix];
-  if (tasks === undefined) throw new Error(`--mix must be base, copy-rich or clinic-copy, not ${mix}`);
+  const tasks = { base: null, 'copy-rich': copyRichTask, 'clinic-copy': clinicCopyTask, 'desk-variety': deskVarietyTask }[mix];
+  if (tasks === undefined) throw new Error(`--mix must be base, copy-rich, clinic-copy or desk-variety, not ${mix}`);
   const vocabulary = tasks ? copyVocabulary(wordnet) : null;
   const chatDocs = Array.from({ length: chats }, () =>
     chatText(tasks && vocabulary ? tasks(rng, vocabulary, examplesEn, zhSentences, defs) : bilingualTask(rng, examplesEn, zhSentences, defs)));

@@ -361,26 +361,37 @@ const CLINIC_TOPICS_EN: readonly [readonly string[], string][] = [
   [['Do I have the flu?', 'Is my rash serious?'], 'We cannot diagnose by message. Please book a visit with a doctor.'],
 ];
 
-function clinicDeskChat(rng: Rng): ChatTurn[] {
-  const zh = rng.next() < 0.6;
-  const name = zh ? `${pick(rng, CLINICS_ZH)}诊所` : `${pick(rng, CLINICS_EN)} Clinic`;
-  const open = pick(rng, zh ? CLINIC_OPEN_ZH : CLINIC_OPEN_EN);
-  let q: string;
-  let body: string;
+/**
+ * A desk's question and reply body: one time in five an urgent question and `urgent`'s reply,
+ * else a topic's question and its answer (which may draw its own numbers).
+ */
+export function deskQuestion(rng: Rng, zh: boolean, urgent: (rng: Rng) => string, topics: readonly [readonly string[], string | ((rng: Rng) => string)][]): [string, string] {
   if (rng.next() < 0.2) {
-    q = pick(rng, zh ? URGENT_ZH : URGENT_EN);
-    body = zh ? '情况可能很紧急，请立即拨打120急救电话。' : 'This may be an emergency. Call 911 or emergency services now.';
-  } else {
-    const [qs, answer] = pick(rng, zh ? CLINIC_TOPICS_ZH : CLINIC_TOPICS_EN);
-    q = pick(rng, qs);
-    body = answer;
+    const q = pick(rng, zh ? URGENT_ZH : URGENT_EN);
+    return [q, urgent(rng)];
   }
-  const sys = zh ? pick(rng, [`${name}前台。不做诊断。`, `你是${name}的前台。`, `${name}前台，回答要简短。`]) : pick(rng, [`Front desk of ${name}.`, `You answer for ${name}. Be brief.`]);
+  const [qs, answer] = pick(rng, topics);
+  const q = pick(rng, qs);
+  return [q, typeof answer === 'string' ? answer : answer(rng)];
+}
+
+/** The chat of a desk named in the system message: opening, body, then the name as sign-off. */
+export function signedDeskChat(zh: boolean, sys: string, q: string, open: string, body: string, name: string): ChatTurn[] {
   return [
     { role: 'system', content: sys },
     { role: 'user', content: q },
     { role: 'assistant', content: zh ? `${open}${body}——${name}` : `${open} ${body} — ${name}` },
   ];
+}
+
+function clinicDeskChat(rng: Rng): ChatTurn[] {
+  const zh = rng.next() < 0.6;
+  const name = zh ? `${pick(rng, CLINICS_ZH)}诊所` : `${pick(rng, CLINICS_EN)} Clinic`;
+  const open = pick(rng, zh ? CLINIC_OPEN_ZH : CLINIC_OPEN_EN);
+  const urgent = () => (zh ? '情况可能很紧急，请立即拨打120急救电话。' : 'This may be an emergency. Call 911 or emergency services now.');
+  const [q, body] = deskQuestion(rng, zh, urgent, zh ? CLINIC_TOPICS_ZH : CLINIC_TOPICS_EN);
+  const sys = zh ? pick(rng, [`${name}前台。不做诊断。`, `你是${name}的前台。`, `${name}前台，回答要简短。`]) : pick(rng, [`Front desk of ${name}.`, `You answer for ${name}. Be brief.`]);
+  return signedDeskChat(zh, sys, q, open, body, name);
 }
 
 /**

@@ -1,8 +1,10 @@
 """Searches LoRA fine-tuning settings for the embedded model in PyTorch (fast on the CPU), with
 the trainer's semantics: LoRA on every linear layer (PEFT init: A Kaiming-uniform, B zero, scale
-alpha/r, no dropout), AdamW (0.9, 0.999, eps 1e-8, no weight decay), gradient clip 1, linear decay
-after 3% warmup, loss on the reply tokens only, batches of padded examples. The settings it finds
-are confirmed on Whittle's own engine by test/train/demoFinetune.test.ts.
+alpha/r, dropout on the LoRA input while training, 0.05 as the trainer's auto), AdamW (0.9, 0.999,
+eps 1e-8, no weight decay), gradient clip 1, linear decay after 3% warmup, loss on the reply tokens
+only, batches of padded examples, greedy replies of at most 64 tokens. Its random numbers are not
+the engine's, so the settings it finds are confirmed on Whittle's own engine by
+test/train/demoFinetune.test.ts.
 
     npx tsx scripts/pretrain/dumpFinetuneData.ts public/models/whittle-bilingual-small .pretrain-bilingual/finetune-data.json
     /usr/bin/python3 scripts/pretrain/finetune_probe.py --model public/models/whittle-bilingual-small \
@@ -31,6 +33,7 @@ p.add_argument('--r', type=int, default=16)
 p.add_argument('--alpha', type=float, default=32)
 p.add_argument('--epochs', type=int, default=4)
 p.add_argument('--batch', type=int, default=8)
+p.add_argument('--dropout', type=float, default=0.05, help='LoRA dropout (the trainer\'s auto value)')
 p.add_argument('--examples', type=int, default=0, help='first N training examples (0: all)')
 p.add_argument('--seed', type=int, default=1)
 p.add_argument('--targets', default='q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj', help='LoRA target modules')
@@ -46,20 +49,20 @@ for w in model.parameters():
 
 
 class LoRA(torch.nn.Module):
-    def __init__(self, base, r, alpha):
+    def __init__(self, base, r, alpha, dropout):
         super().__init__()
-        self.base, self.scale = base, alpha / r
+        self.base, self.scale, self.dropout = base, alpha / r, dropout
         bound = 1 / math.sqrt(base.in_features)
         self.A = torch.nn.Parameter(torch.empty(r, base.in_features).uniform_(-bound, bound))
         self.B = torch.nn.Parameter(torch.zeros(base.out_features, r))
 
     def forward(self, x):
-        return self.base(x) + (x @ self.A.t() @ self.B.t()) * self.scale
+        return self.base(x) + (F.dropout(x, self.dropout, self.training) @ self.A.t() @ self.B.t()) * self.scale
 
 
 for layer in model.layers:
     for n in a.targets.split(','):
-        setattr(layer, n, LoRA(getattr(layer, n), a.r, a.alpha))
+        setattr(layer, n, LoRA(getattr(layer, n), a.r, a.alpha, a.dropout))
 lora = [w for w in model.parameters() if w.requires_grad]
 
 tok = json.load(open(os.path.join(a.model, 'tokenizer.json')))
@@ -99,11 +102,15 @@ def loss_of(batch):
 
 @torch.no_grad()
 def valid_loss():
-    return loss_of(data['valid']).item()
+    model.eval()
+    loss = loss_of(data['valid']).item()
+    model.train()
+    return loss
 
 
 @torch.no_grad()
-def greedy(ids, n=60):
+def greedy(ids, n=64):
+    model.eval()
     ids = list(ids)
     out = []
     for _ in range(n):
@@ -112,6 +119,7 @@ def greedy(ids, n=60):
             break
         ids.append(nxt)
         out.append(nxt)
+    model.train()
     return decode(out)
 
 

@@ -31,7 +31,7 @@ describe('whittle try', () => {
     const job = readJson(join(out, 'job.json')) as { model: string; hyperparameters: Hyperparameters };
     const expected = resolveHyperparameters(tryItHyperparameters(sample, 'quick'), 32, { model, longestExample: job.hyperparameters.maxSeqLen });
     expect(job.hyperparameters).toEqual(expected);
-    expect([job.hyperparameters.learningRate, job.hyperparameters.batchSize, job.hyperparameters.lora.r, job.hyperparameters.seed]).toEqual([0.005, 8, 16, 1]);
+    expect([job.hyperparameters.learningRate, job.hyperparameters.batchSize, job.hyperparameters.lora.r, job.hyperparameters.seed]).toEqual([0.008, 8, 16, 1]);
 
     // The training file is the first 32 lines of the sample, as the page uploads it.
     const cut = readFileSync(join(out, 'pirate-style.train.first-32.jsonl'), 'utf8').trimEnd().split('\n');

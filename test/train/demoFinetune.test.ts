@@ -17,6 +17,7 @@ import { modelResolveContext, resolveHyperparameters } from '../../src/train/hyp
 import { Trainer } from '../../src/train/trainer';
 import { parseSampleIndex, tryItHyperparameters, type SampleDataset } from '../../src/jobs/samples';
 import { openChatModel, readChatJsonl } from '../helpers/model';
+import { scorePirateRewrite } from '../../scripts/pirateCriterion';
 
 const ROOT = join(__dirname, '../..');
 const MODEL_DIR = join(ROOT, 'public/models/whittle-bilingual-small');
@@ -110,6 +111,19 @@ describe('a first fine-tune of the embedded model visibly works', () => {
       const format = (r: string) => r.startsWith('感谢您的提问!') && r.endsWith('——枫林诊所');
       expect(run.tuned.filter(format).length).toBeGreaterThanOrEqual(4);
       expect(run.base.filter(format)).toEqual([]);
+    },
+    FINETUNE_TIMEOUT_MS,
+  );
+
+  it(
+    'pirate-style: on new sentences keeps at least half the content words and applies two of the sample\'s rules',
+    async () => {
+      const { sentences } = HELDOUT['pirate-style'] as { sentences: string[] };
+      const run = await fineTune('pirate-style', sentences);
+      const scores = sentences.map((s, i) => scorePirateRewrite(s, run.tuned[i]!));
+      scores.forEach((sc, i) => console.log(`pirate ${sc.pass ? 'pass' : 'fail'}: kept ${sc.kept}/${sc.contentWords} content words, rules [${sc.rules.join(', ')}]: ${run.tuned[i]}`));
+      expect(scores.filter((sc) => sc.pass).length).toBeGreaterThanOrEqual(3);
+      expect(run.lossAfter).toBeLessThan(run.lossBefore);
     },
     FINETUNE_TIMEOUT_MS,
   );

@@ -40,12 +40,20 @@ def blas_kind(paths):
 def peer_environment(device):
     """The peer's torch version, BLAS backend, thread count and OpenBLAS settings."""
     paths = loaded_blas()
-    kind = blas_kind(paths)
     config = torch.__config__.show()
     build = re.search(r'BLAS_INFO=([^,\s]+)', config)
+    built = build.group(1).lower() if build else None
+    # A torch built against a named BLAS (PyPI's wheels link MKL statically) calls that one, even
+    # when the process maps another (numpy's bundled OpenBLAS); only a 'generic' build (Debian's)
+    # calls whatever libblas.so.3 is mapped.
+    if built in ('mkl', 'openblas', 'blis'):
+        kind = built
+        paths = [p for p in paths if built in p.lower()]
+    else:
+        kind = blas_kind(paths)
     label = {
         'openblas': 'OpenBLAS',
-        'mkl': 'MKL',
+        'mkl': 'MKL' if paths else 'MKL (linked into torch)',
         'blis': 'BLIS',
         'atlas': 'ATLAS',
         'reference': 'REFERENCE BLAS (netlib, unoptimised)',

@@ -9,7 +9,7 @@ import {
 import { selfTestCases } from '../../src/selftest/norm';
 import { expectClose, maxRelError, numericGrad } from '../helpers/compare';
 import { describeSelfTestCases, expectReductionVariant, getTestGpu, poisonedF32 } from '../helpers/gpu';
-import { Rng } from '../helpers/random';
+import { Rng, rowData } from '../helpers/random';
 import { withBuffers } from '../../src/selftest/buffers';
 
 // Tolerances (maxRelError, relative to the largest |reference|), f32 kernels against f64 references:
@@ -20,17 +20,6 @@ const FD_TOL = 1e-7; // f64 reference gradient vs central differences (h = 1e-5)
 const ROWS = [1, 7, 33];
 const COLS = [1, 7, 33, 127, 1000];
 const EPS = 1e-5;
-
-/** Row data with a per-row offset and scale, so that the mean and variance actually matter. */
-function rowData(rng: Rng, rows: number, cols: number): Float32Array {
-  const x = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    const shift = rng.uniform(-2, 2);
-    const scale = rng.uniform(0.3, 3);
-    for (let c = 0; c < cols; c++) x[r * cols + c] = shift + scale * rng.uniform();
-  }
-  return x;
-}
 
 /**
  * dx error relative to max(|ref|, max |dy * w * rstd|): with few columns dx is a difference of

@@ -12,7 +12,7 @@ import { reductionVariants, SUBGROUP_SUFFIX } from '../../src/kernels/subgroupRe
 import { withBuffers } from '../../src/selftest/buffers';
 import { expectClose } from '../helpers/compare';
 import { poisonedF32 } from '../helpers/gpu';
-import { Rng } from '../helpers/random';
+import { Rng, rowData } from '../helpers/random';
 
 // The subgroup reductions at workgroup sizes the binding modules never pick (37: prime, 100:
 // a multiple of 4 but not of 8), so that subgroups are not full (lavapipe runs 8 lanes,
@@ -40,16 +40,6 @@ function subgroupSpec(code: string, family: string, entryPoint: string, bindings
 }
 
 const rowParams = (rows: number, cols: number) => new Params().u32(rows).u32(cols).f32(EPS).u32(rows).u32(0).bytes();
-
-function rowData(rng: Rng, rows: number, cols: number): Float32Array {
-  const x = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    const shift = rng.uniform(-2, 2);
-    const scale = rng.uniform(0.3, 3);
-    for (let c = 0; c < cols; c++) x[r * cols + c] = shift + scale * rng.uniform();
-  }
-  return x;
-}
 
 describe('subgroup reductions', () => {
   it('are what the GPU plan picks on the test adapter, and the CPU plan never', async () => {
